@@ -1,0 +1,194 @@
+//! The header: what every reader needs before the first packet.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest serialized header accepted.
+pub const MAX_HEADER_LEN: u32 = 65_536;
+/// Largest width or height accepted.
+pub const MAX_DIMENSION: u32 = 16_384;
+/// Largest frame area accepted (8K UHD).
+pub const MAX_PIXELS: u64 = 8192 * 4320;
+/// Largest frame count accepted.
+pub const MAX_FRAMES: u32 = 10_000_000;
+/// Largest model file a header may announce.
+pub const MAX_MODEL_BYTES: u64 = 1 << 30;
+/// Largest numerator or denominator of a rational.
+pub const MAX_RATIONAL_TERM: u32 = 1_000_000;
+
+/// An exact ratio of two positive integers (frame rates, time bases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rational {
+    pub num: u32,
+    pub den: u32,
+}
+
+impl Rational {
+    pub const fn new(num: u32, den: u32) -> Self {
+        Self { num, den }
+    }
+
+    pub fn as_f64(self) -> f64 {
+        f64::from(self.num) / f64::from(self.den)
+    }
+
+    fn check(self, what: &str) -> Result<(), String> {
+        let ok = |t: u32| (1..=MAX_RATIONAL_TERM).contains(&t);
+        if ok(self.num) && ok(self.den) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} {}/{} has a term outside 1..={MAX_RATIONAL_TERM}",
+                self.num, self.den
+            ))
+        }
+    }
+}
+
+impl std::fmt::Display for Rational {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.num, self.den)
+    }
+}
+
+/// How samples are to be interpreted. Stored as one byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "u8", try_from = "u8")]
+pub enum ColorSpace {
+    /// 8-bit sRGB, full range, packed R, G, B.
+    Srgb8,
+}
+
+impl From<ColorSpace> for u8 {
+    fn from(c: ColorSpace) -> u8 {
+        match c {
+            ColorSpace::Srgb8 => 0,
+        }
+    }
+}
+
+impl TryFrom<u8> for ColorSpace {
+    type Error = String;
+
+    fn try_from(b: u8) -> Result<Self, String> {
+        match b {
+            0 => Ok(ColorSpace::Srgb8),
+            _ => Err(format!("unknown colour space {b}")),
+        }
+    }
+}
+
+/// The coding tool a file was written with, and its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum CodingParams {
+    /// Uniformly quantized pixels, left-neighbour DPCM, one fitted table per frame.
+    Pixel { step: u8 },
+    /// Block PCA: `block`×`block` RGB patches, `components` kept, quantizer `step`.
+    Pca { block: u8, components: u16, step: f32 },
+    /// A learned autoencoder; `quality` is informational, the model file is authoritative.
+    Learned { quality: u8 },
+}
+
+impl CodingParams {
+    fn check(&self) -> Result<(), String> {
+        match *self {
+            CodingParams::Pixel { step } if !(1..=64).contains(&step) => {
+                Err(format!("pixel step {step} outside 1..=64"))
+            }
+            CodingParams::Pca { block, components, step } => {
+                if !matches!(block, 4 | 8 | 16 | 32) {
+                    return Err(format!("PCA block {block} is not 4, 8, 16 or 32"));
+                }
+                let dims = 3 * u32::from(block) * u32::from(block);
+                if components == 0 || u32::from(components) > dims {
+                    return Err(format!("PCA keeps {components} components of {dims}"));
+                }
+                if !(step.is_finite() && step > 0.0) {
+                    return Err(format!("PCA step {step} is not a positive number"));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The padding stride the coder needs.
+    pub fn stride(&self) -> u32 {
+        match *self {
+            CodingParams::Pixel { .. } => 1,
+            CodingParams::Pca { block, .. } => u32::from(block),
+            CodingParams::Learned { .. } => 16,
+        }
+    }
+}
+
+/// Everything a reader needs before the first packet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub width: u32,
+    pub height: u32,
+    pub coded_width: u32,
+    pub coded_height: u32,
+    pub frame_rate: Rational,
+    pub time_base: Rational,
+    pub frame_count: u32,
+    pub color: ColorSpace,
+    pub model_id: [u8; 32],
+    pub model_bytes: u64,
+    pub coding: CodingParams,
+}
+
+impl Header {
+    /// Checks every field against the limits in docs/FORMAT.md; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [("width", self.width), ("height", self.height)] {
+            if !(1..=MAX_DIMENSION).contains(&v) {
+                return Err(format!("{name} {v} outside 1..={MAX_DIMENSION}"));
+            }
+        }
+        let pixels = u64::from(self.width) * u64::from(self.height);
+        if pixels > MAX_PIXELS {
+            return Err(format!("{}x{} is more than {MAX_PIXELS} pixels", self.width, self.height));
+        }
+        for (name, coded, shown) in [
+            ("coded_width", self.coded_width, self.width),
+            ("coded_height", self.coded_height, self.height),
+        ] {
+            if coded < shown || coded - shown > 255 {
+                return Err(format!("{name} {coded} not within 0..=255 above {shown}"));
+            }
+        }
+        let stride = self.coding.stride();
+        if self.coded_width % stride != 0 || self.coded_height % stride != 0 {
+            return Err(format!(
+                "coded size {}x{} is not a multiple of the coder's stride {stride}",
+                self.coded_width, self.coded_height
+            ));
+        }
+        self.frame_rate.check("frame_rate")?;
+        if self.frame_rate.num / self.frame_rate.den > 1000 {
+            return Err(format!("frame_rate {} is above 1000 fps", self.frame_rate));
+        }
+        self.time_base.check("time_base")?;
+        if self.frame_count > MAX_FRAMES {
+            return Err(format!("frame_count {} above {MAX_FRAMES}", self.frame_count));
+        }
+        if self.model_bytes > MAX_MODEL_BYTES {
+            return Err(format!("model_bytes {} above {MAX_MODEL_BYTES}", self.model_bytes));
+        }
+        self.coding.check()
+    }
+
+    /// The largest payload a packet of this stream may carry.
+    pub fn max_payload_len(&self) -> u64 {
+        3 * u64::from(self.coded_width) * u64::from(self.coded_height) + 65_536
+    }
+
+    /// Duration of the stream in seconds.
+    pub fn duration_s(&self) -> f64 {
+        f64::from(self.frame_count) / self.frame_rate.as_f64()
+    }
+
+    pub fn model_id_hex(&self) -> String {
+        hex::encode(self.model_id)
+    }
+}

@@ -1,0 +1,151 @@
+//! The `.aez` container: a preamble and header, one packet per frame, an index and a footer.
+//! The byte layout is specified in docs/FORMAT.md; this module is its only implementation.
+
+mod header;
+mod index;
+mod reader;
+mod writer;
+
+pub use header::{
+    CodingParams, ColorSpace, Header, Rational, MAX_DIMENSION, MAX_FRAMES, MAX_HEADER_LEN,
+    MAX_PIXELS,
+};
+pub use index::{Footer, IndexEntry, FOOTER_LEN, INDEX_ENTRY_LEN};
+pub use reader::{ContainerReader, SeekableReader};
+pub use writer::ContainerWriter;
+
+/// First four bytes of every `.aez` file.
+pub const MAGIC: [u8; 4] = *b"AEZV";
+/// The container version this build reads and writes.
+pub const VERSION: u16 = 1;
+/// Bytes before the header: magic, version, header length, header CRC.
+pub const PREAMBLE_LEN: u64 = 14;
+/// Bytes before each payload.
+pub const PACKET_HEAD_LEN: u64 = 18;
+/// Bytes before the index entries: marker, length, CRC.
+pub const INDEX_HEAD_LEN: u64 = 9;
+
+const PACKET_MARKER: u8 = b'P';
+const INDEX_MARKER: u8 = b'I';
+
+/// Whether a frame can be decoded alone. Stored as one byte (0 intra, 1 predicted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "u8", try_from = "u8")]
+pub enum FrameType {
+    /// Decodable on its own; playback and seeking can start here.
+    Intra,
+    /// Needs the previously decoded frame.
+    Predicted,
+}
+
+impl From<FrameType> for u8 {
+    fn from(t: FrameType) -> u8 {
+        t.to_byte()
+    }
+}
+
+impl TryFrom<u8> for FrameType {
+    type Error = String;
+
+    fn try_from(b: u8) -> Result<Self, String> {
+        FrameType::from_byte(b).ok_or_else(|| format!("unknown frame type {b}"))
+    }
+}
+
+impl FrameType {
+    fn to_byte(self) -> u8 {
+        match self {
+            FrameType::Intra => 0,
+            FrameType::Predicted => 1,
+        }
+    }
+
+    fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            0 => Some(FrameType::Intra),
+            1 => Some(FrameType::Predicted),
+            _ => None,
+        }
+    }
+}
+
+/// One coded frame as stored in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    pub frame_type: FrameType,
+    pub pts: i64,
+    pub payload: Vec<u8>,
+    /// Byte offset of the packet's first byte in the file.
+    pub offset: u64,
+}
+
+impl Packet {
+    /// Bytes the packet occupies in the file, head included.
+    pub fn stored_len(&self) -> u64 {
+        PACKET_HEAD_LEN + self.payload.len() as u64
+    }
+}
+
+/// What is wrong with an `.aez` file, and where.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not an .aez file: the first bytes are {0:02x?}, expected \"AEZV\"")]
+    BadMagic(Vec<u8>),
+    #[error("unsupported .aez version {0}; this build reads version {VERSION}")]
+    UnsupportedVersion(u16),
+    #[error("file ends inside the header (it needs {needed} bytes from offset 0)")]
+    TruncatedHeader { needed: u64 },
+    #[error("invalid header: {0}")]
+    BadHeader(String),
+    #[error("packet {frame} at byte {offset}: {what}")]
+    BadPacket { frame: u64, offset: u64, what: String },
+    #[error("packet {frame} at byte {offset}: payload CRC-32 mismatch (stored {stored:08x}, computed {computed:08x})")]
+    PayloadCrc { frame: u64, offset: u64, stored: u32, computed: u32 },
+    #[error("file truncated at byte {offset}, inside packet {frame}; the {frame} frames before it are complete")]
+    Truncated { frame: u64, offset: u64 },
+    #[error("invalid index at byte {offset}: {what}")]
+    BadIndex { offset: u64, what: String },
+    #[error("invalid footer: {0}")]
+    BadFooter(String),
+    #[error("frame {0} is not in this file")]
+    NoSuchFrame(u64),
+}
+
+impl ContainerError {
+    /// True when the file simply ends early: every packet before the damage was valid.
+    pub fn is_truncation(&self) -> bool {
+        matches!(self, ContainerError::Truncated { .. } | ContainerError::TruncatedHeader { .. })
+    }
+}
+
+pub type Result<T, E = ContainerError> = std::result::Result<T, E>;
+
+/// bincode settings for every structured part, with the given size limit.
+fn bincode_config<const LIMIT: usize>() -> impl bincode::config::Config {
+    bincode::config::legacy().with_limit::<LIMIT>()
+}
+
+/// Serializes `value` with the container's bincode settings.
+fn encode_struct<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Serializing owned, plain structs into a Vec cannot fail.
+    bincode::serde::encode_to_vec(value, bincode::config::legacy())
+        .expect("bincode serialization of a plain struct")
+}
+
+/// Deserializes exactly `bytes` (trailing bytes are an error) with a size limit.
+fn decode_struct<T: serde::de::DeserializeOwned, const LIMIT: usize>(
+    bytes: &[u8],
+) -> std::result::Result<T, String> {
+    let (value, used) = bincode::serde::decode_from_slice(bytes, bincode_config::<LIMIT>())
+        .map_err(|e| e.to_string())?;
+    if used != bytes.len() {
+        return Err(format!("{} trailing bytes", bytes.len() - used));
+    }
+    Ok(value)
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}

@@ -1,0 +1,324 @@
+//! Entropy coding shared by every coder: integer probability tables and an ANS coder
+//! (`constriction`).
+//!
+//! Tables are 12-bit fixed point and built with integer arithmetic only, so an encoder and a
+//! decoder on any machine agree on them bit for bit. Decoding uses constriction's lookup-table
+//! models, the fast path.
+
+use constriction::stream::model::{
+    SmallContiguousCategoricalEntropyModel, SmallContiguousLookupDecoderModel,
+};
+use constriction::stream::stack::DefaultAnsCoder;
+use constriction::stream::{Decode, Encode};
+
+use crate::varint;
+
+/// Bits of probability precision: every table sums to `1 << PRECISION`.
+pub const PRECISION: usize = 12;
+/// Largest alphabet a table may have (each symbol needs a nonzero probability).
+pub const MAX_SYMBOLS: usize = 1 << PRECISION;
+
+/// Why a table or a coded stream is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntropyError {
+    #[error("a table needs 1..={MAX_SYMBOLS} symbols, got {0}")]
+    AlphabetSize(usize),
+    #[error("table probabilities are invalid (zero, or not summing to {MAX_SYMBOLS})")]
+    BadProbabilities,
+    #[error("symbol {symbol} is outside the table's range {min}..={max}")]
+    SymbolOutOfRange { symbol: i32, min: i32, max: i32 },
+    #[error("table data: {0}")]
+    TableData(#[from] varint::VarintError),
+    #[error("table minimum symbol {0} is out of range")]
+    BadMinSymbol(i64),
+    #[error("coded data is not a whole number of 32-bit words")]
+    RaggedWords,
+    #[error("coded data ends with a zero word, which an encoder never writes")]
+    TrailingZeroWord,
+    #[error("coded data holds more than the symbols it should")]
+    LeftoverData,
+}
+
+/// A categorical distribution over the integers `min_symbol ..= min_symbol + len - 1`, as
+/// 12-bit fixed-point probabilities (each at least 1, summing to 4096).
+#[derive(Clone)]
+pub struct CategoricalTable {
+    min_symbol: i32,
+    probabilities: Vec<u16>,
+    encoder: SmallContiguousCategoricalEntropyModel,
+    decoder: SmallContiguousLookupDecoderModel,
+}
+
+impl std::fmt::Debug for CategoricalTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CategoricalTable")
+            .field("min_symbol", &self.min_symbol)
+            .field("probabilities", &self.probabilities)
+            .finish()
+    }
+}
+
+impl PartialEq for CategoricalTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.min_symbol == other.min_symbol && self.probabilities == other.probabilities
+    }
+}
+
+impl Eq for CategoricalTable {}
+
+impl CategoricalTable {
+    /// Builds a table from fixed-point probabilities, checking them.
+    pub fn new(min_symbol: i32, probabilities: Vec<u16>) -> Result<Self, EntropyError> {
+        if probabilities.is_empty() || probabilities.len() > MAX_SYMBOLS {
+            return Err(EntropyError::AlphabetSize(probabilities.len()));
+        }
+        let sum: u32 = probabilities.iter().map(|&p| u32::from(p)).sum();
+        if sum != MAX_SYMBOLS as u32 || probabilities.contains(&0) {
+            return Err(EntropyError::BadProbabilities);
+        }
+        if i64::from(min_symbol) + probabilities.len() as i64 > i64::from(i32::MAX) {
+            return Err(EntropyError::BadMinSymbol(min_symbol.into()));
+        }
+        let encoder =
+            SmallContiguousCategoricalEntropyModel::from_nonzero_fixed_point_probabilities(
+                &probabilities,
+                false,
+            )
+            .map_err(|()| EntropyError::BadProbabilities)?;
+        let decoder = SmallContiguousLookupDecoderModel::from_nonzero_fixed_point_probabilities(
+            &probabilities,
+            false,
+        )
+        .map_err(|()| EntropyError::BadProbabilities)?;
+        Ok(Self { min_symbol, probabilities, encoder, decoder })
+    }
+
+    /// Quantizes counts over `min_symbol ..` to a table, in integer arithmetic: every symbol
+    /// keeps probability ≥ 1, the rest is shared in proportion to the counts, and rounding
+    /// leftovers go to the largest fractional parts (ties to the smaller symbol).
+    pub fn from_counts(min_symbol: i32, counts: &[u64]) -> Result<Self, EntropyError> {
+        let n = counts.len();
+        if n == 0 || n > MAX_SYMBOLS {
+            return Err(EntropyError::AlphabetSize(n));
+        }
+        let free = (MAX_SYMBOLS - n) as u128;
+        let total: u128 = counts.iter().map(|&c| u128::from(c)).sum::<u128>().max(1);
+        let mut probabilities = Vec::with_capacity(n);
+        let mut remainders = Vec::with_capacity(n);
+        for (i, &c) in counts.iter().enumerate() {
+            let share = u128::from(c) * free;
+            probabilities.push(1 + (share / total) as u16);
+            remainders.push((share % total, i));
+        }
+        let assigned: usize = probabilities.iter().map(|&p| usize::from(p)).sum();
+        remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        for &(_, i) in remainders.iter().take(MAX_SYMBOLS - assigned) {
+            probabilities[i] += 1;
+        }
+        Self::new(min_symbol, probabilities)
+    }
+
+    /// Fits a table to the symbols it will code (covering exactly their range).
+    pub fn fit(symbols: &[i32]) -> Result<Self, EntropyError> {
+        let (Some(&min), Some(&max)) = (symbols.iter().min(), symbols.iter().max()) else {
+            return Self::new(0, vec![MAX_SYMBOLS as u16]);
+        };
+        let span = (i64::from(max) - i64::from(min) + 1) as usize;
+        if span > MAX_SYMBOLS {
+            return Err(EntropyError::AlphabetSize(span));
+        }
+        let mut counts = vec![0u64; span];
+        for &s in symbols {
+            counts[(s - min) as usize] += 1;
+        }
+        Self::from_counts(min, &counts)
+    }
+
+    pub fn min_symbol(&self) -> i32 {
+        self.min_symbol
+    }
+
+    pub fn max_symbol(&self) -> i32 {
+        self.min_symbol + self.probabilities.len() as i32 - 1
+    }
+
+    /// Ideal cost of a symbol in bits under this table.
+    pub fn bits(&self, symbol: i32) -> f64 {
+        let p = self.probabilities[(symbol - self.min_symbol) as usize];
+        PRECISION as f64 - f64::from(p).log2()
+    }
+
+    /// Appends the table: zigzag varint minimum, varint count, varint probabilities.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        varint::write_i64(out, self.min_symbol.into());
+        varint::write_u64(out, self.probabilities.len() as u64);
+        for &p in &self.probabilities {
+            varint::write_u64(out, p.into());
+        }
+    }
+
+    /// Reads a table written by [`write`](Self::write), advancing `input`.
+    pub fn read(input: &mut &[u8]) -> Result<Self, EntropyError> {
+        let min = varint::read_i64(input)?;
+        let min_symbol = i32::try_from(min).map_err(|_| EntropyError::BadMinSymbol(min))?;
+        let n = varint::read_u64(input)?;
+        if n == 0 || n > MAX_SYMBOLS as u64 {
+            return Err(EntropyError::AlphabetSize(n.min(usize::MAX as u64) as usize));
+        }
+        let mut probabilities = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let p = varint::read_u64(input)?;
+            probabilities.push(u16::try_from(p).map_err(|_| EntropyError::BadProbabilities)?);
+        }
+        Self::new(min_symbol, probabilities)
+    }
+
+    fn index_of(&self, symbol: i32) -> Result<usize, EntropyError> {
+        let i = i64::from(symbol) - i64::from(self.min_symbol);
+        if (0..self.probabilities.len() as i64).contains(&i) {
+            Ok(i as usize)
+        } else {
+            Err(EntropyError::SymbolOutOfRange {
+                symbol,
+                min: self.min_symbol,
+                max: self.max_symbol(),
+            })
+        }
+    }
+}
+
+/// Encodes `(table, symbol)` pairs into ANS words, to be decoded in the same order.
+pub fn encode<'t>(
+    items: impl DoubleEndedIterator<Item = (&'t CategoricalTable, i32)>,
+) -> Result<Vec<u32>, EntropyError> {
+    let mut coder = DefaultAnsCoder::new();
+    // ANS is a stack: encoding back to front lets the decoder read front to back.
+    for (table, symbol) in items.rev() {
+        let index = table.index_of(symbol)?;
+        coder
+            .encode_symbol(index, table.encoder.as_view())
+            .expect("symbol index inside a nonzero-probability table");
+    }
+    Ok(coder.into_compressed().unwrap_or_else(|never| match never {}))
+}
+
+/// Encodes `symbols`, all with one table.
+pub fn encode_iid(table: &CategoricalTable, symbols: &[i32]) -> Result<Vec<u32>, EntropyError> {
+    encode(symbols.iter().map(|&s| (table, s)))
+}
+
+/// Appends ANS words as little-endian bytes.
+pub fn write_words(out: &mut Vec<u8>, words: &[u32]) {
+    out.reserve(4 * words.len());
+    for w in words {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+}
+
+/// Decodes symbols, one at a time, from words an [`encode`] call wrote.
+pub struct SymbolDecoder {
+    coder: DefaultAnsCoder,
+}
+
+impl SymbolDecoder {
+    /// Starts decoding from the little-endian bytes of the ANS words.
+    pub fn new(bytes: &[u8]) -> Result<Self, EntropyError> {
+        if bytes.len() % 4 != 0 {
+            return Err(EntropyError::RaggedWords);
+        }
+        let words: Vec<u32> =
+            bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+        let coder =
+            DefaultAnsCoder::from_compressed(words).map_err(|_| EntropyError::TrailingZeroWord)?;
+        Ok(Self { coder })
+    }
+
+    /// The next symbol under `table`.
+    #[inline]
+    pub fn decode(&mut self, table: &CategoricalTable) -> i32 {
+        let index = self
+            .coder
+            .decode_symbol(table.decoder.as_view())
+            .unwrap_or_else(|e| match e {});
+        table.min_symbol + index as i32
+    }
+
+    /// Decodes `out.len()` symbols with one table.
+    pub fn decode_iid(&mut self, table: &CategoricalTable, out: &mut [i32]) {
+        let view = table.decoder.as_view();
+        let n = out.len();
+        for (slot, index) in out.iter_mut().zip(self.coder.decode_iid_symbols(n, view)) {
+            *slot = table.min_symbol + index.unwrap_or_else(|e| match e {}) as i32;
+        }
+    }
+
+    /// Checks that every word was consumed: data left over means the stream is corrupt.
+    pub fn finish(self) -> Result<(), EntropyError> {
+        if self.coder.is_empty() {
+            Ok(())
+        } else {
+            Err(EntropyError::LeftoverData)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_counts_is_exact_and_keeps_every_symbol() {
+        let t = CategoricalTable::from_counts(-3, &[0, 1000, 5, 0, 7]).unwrap();
+        assert_eq!(t.probabilities.iter().map(|&p| u32::from(p)).sum::<u32>(), 4096);
+        assert!(t.probabilities.iter().all(|&p| p >= 1));
+        assert_eq!((t.min_symbol(), t.max_symbol()), (-3, 1));
+    }
+
+    #[test]
+    fn round_trip_with_mixed_tables_and_size_near_ideal() {
+        let symbols: Vec<i32> = (0..20_000).map(|i| ((i * 7919) % 13) as i32 - 6 + (i % 3) as i32).collect();
+        let table = CategoricalTable::fit(&symbols).unwrap();
+        let other = CategoricalTable::fit(&[5, 6, 7, 7, 7]).unwrap();
+        let items: Vec<(&CategoricalTable, i32)> = symbols
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| if i % 100 == 0 { (&other, 7) } else { (&table, s) })
+            .collect();
+        let words = encode(items.iter().copied()).unwrap();
+        let mut bytes = Vec::new();
+        write_words(&mut bytes, &words);
+        let mut dec = SymbolDecoder::new(&bytes).unwrap();
+        for &(t, s) in &items {
+            assert_eq!(dec.decode(t), s);
+        }
+        dec.finish().unwrap();
+        let ideal: f64 = items.iter().map(|&(t, s)| t.bits(s)).sum();
+        let actual = 32.0 * words.len() as f64;
+        assert!(actual <= ideal * 1.01 + 64.0, "{actual} bits vs ideal {ideal}");
+    }
+
+    #[test]
+    fn table_serialization_round_trips_and_rejects_garbage() {
+        let t = CategoricalTable::fit(&[-300, 0, 0, 0, 200]).unwrap();
+        let mut buf = Vec::new();
+        t.write(&mut buf);
+        let mut slice = buf.as_slice();
+        assert_eq!(CategoricalTable::read(&mut slice).unwrap(), t);
+        assert!(slice.is_empty());
+        let mut truncated = &buf[..buf.len() - 1];
+        assert!(CategoricalTable::read(&mut truncated).is_err());
+        // Probabilities that do not sum to 4096.
+        let mut bad = Vec::new();
+        varint::write_i64(&mut bad, 0);
+        varint::write_u64(&mut bad, 2);
+        varint::write_u64(&mut bad, 1);
+        varint::write_u64(&mut bad, 1);
+        assert_eq!(CategoricalTable::read(&mut bad.as_slice()), Err(EntropyError::BadProbabilities));
+    }
+
+    #[test]
+    fn out_of_range_symbol_is_an_error() {
+        let t = CategoricalTable::fit(&[0, 1]).unwrap();
+        assert!(matches!(encode_iid(&t, &[2]), Err(EntropyError::SymbolOutOfRange { .. })));
+    }
+}

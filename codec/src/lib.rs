@@ -1,0 +1,24 @@
+//! aecodec: a learned video codec.
+//!
+//! A frame travels through these stages, one module each:
+//!
+//! * [`video`]: any video FFmpeg reads becomes [`RgbFrame`]s; decoded frames are written back
+//!   as y4m, lossless FFV1 `.mkv` or x264 `.mp4`.
+//! * [`frame`]: the RGB frame type and padding to the coder's stride.
+//! * [`coders`]: one frame coder per coding tool (pixel DPCM, block PCA, ...), each turning a
+//!   frame into a payload and back; [`entropy`] holds the entropy coding they share.
+//! * [`container`]: the `.aez` file (docs/FORMAT.md): header, one packet per frame, index.
+//! * [`pipeline`]: encode a video to `.aez` and decode it back, frame by frame.
+//! * [`metrics`]: PSNR and friends, computed on RGB frames.
+
+pub mod coders;
+pub mod container;
+pub mod entropy;
+pub mod frame;
+pub mod metrics;
+pub mod output;
+pub mod pipeline;
+pub mod varint;
+pub mod video;
+
+pub use frame::RgbFrame;

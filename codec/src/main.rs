@@ -1,0 +1,271 @@
+//! `aecodec`: encode any video to `.aez`, decode it back, and inspect files.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use aecodec::coders::CoderSpec;
+use aecodec::container::{ContainerReader, ContainerWriter, Header, SeekableReader};
+use aecodec::output::{check_output, AtomicFile};
+use aecodec::pipeline::{FrameDecoder, FrameEncoder};
+use aecodec::video::{create_writer, FrameSink, OutputFormat, VideoReader, Y4mWriter};
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(name = "aecodec", version, about = "A learned video codec: encode videos to .aez, decode them, inspect them")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Encode a video (anything FFmpeg reads) to an .aez file.
+    Encode {
+        /// Input video: mp4, mkv, mov, avi, y4m, ...
+        input: PathBuf,
+        /// Output .aez file (written atomically: it appears only when complete).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Quantizer step of the built-in pixel coder: 1 is lossless, larger is smaller.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=64))]
+        step: u8,
+        /// Encode at most this many frames.
+        #[arg(long)]
+        frames: Option<u64>,
+        /// Replace the output if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Decode an .aez file to video: .y4m, .mkv (lossless FFV1), .mp4 (x264), or - for y4m on stdout.
+    Decode {
+        /// Input .aez file.
+        input: PathBuf,
+        /// Output video; the extension picks the format. `-` writes y4m to stdout.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Replace the output if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Exit non-zero when the file is damaged or truncated (frames before the damage are
+        /// still written).
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Show an .aez file's header, frame count, sizes and bitrate.
+    Info {
+        /// The .aez file.
+        input: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Encode { input, output, step, frames, force } => {
+            encode(&input, &output, &CoderSpec::Pixel { step }, frames, force).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Decode { input, output, force, strict } => decode(&input, &output, force, strict),
+        Command::Info { input, json } => info(&input, json).map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn progress_bar(len: Option<u64>, what: &str) -> ProgressBar {
+    let bar = match len {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::no_length(),
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} frames ({per_sec}, eta {eta})")
+            .expect("valid template"),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn encode(input: &Path, output: &Path, spec: &CoderSpec, max_frames: Option<u64>, force: bool) -> Result<()> {
+    check_output(output, &[input], force)?;
+    let mut reader = VideoReader::open(input)?;
+    let info = *reader.info();
+    let mut encoder = FrameEncoder::new(spec, info.width, info.height, info.frame_rate);
+    let mut file = AtomicFile::create(output)?;
+    let mut writer = ContainerWriter::new(BufWriter::new(file.file()), encoder.header().clone())?;
+    let total = match (info.frame_count_hint, max_frames) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let bar = progress_bar(total, "encoding");
+    let start = Instant::now();
+    let mut frames = 0u64;
+    while max_frames.is_none_or(|m| frames < m) {
+        let Some(frame) = reader.next_frame()? else { break };
+        let coded = encoder.encode(&frame).with_context(|| format!("encoding frame {frames}"))?;
+        writer.write_packet(coded.frame_type, frames as i64, &coded.payload)?;
+        frames += 1;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if frames == 0 {
+        bail!("{} has no frames to encode", input.display());
+    }
+    let (_, header) = writer.finish()?;
+    file.commit()?;
+    let secs = start.elapsed().as_secs_f64();
+    let bytes = std::fs::metadata(output)?.len();
+    let bpp = bytes as f64 * 8.0 / (frames as f64 * f64::from(header.width * header.height));
+    eprintln!(
+        "encoded {frames} frames of {}x{} in {secs:.1} s ({:.1} fps): {bytes} bytes, {bpp:.3} bits/pixel, {:.0} kbit/s",
+        header.width,
+        header.height,
+        frames as f64 / secs,
+        bytes as f64 * 8.0 / header.duration_s() / 1000.0
+    );
+    println!("{}", output.display());
+    Ok(())
+}
+
+fn decode(input: &Path, output: &Path, force: bool, strict: bool) -> Result<ExitCode> {
+    let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+    let mut reader = ContainerReader::new(BufReader::new(file)).with_context(|| format!("reading {}", input.display()))?;
+    let header = reader.header().clone();
+    let mut decoder = FrameDecoder::new(&header)?;
+    let format = OutputFormat::from_path(output)?;
+    let to_stdout = output.as_os_str() == "-";
+    let mut atomic = None;
+    let mut sink: Box<dyn FrameSink> = if to_stdout {
+        Box::new(Y4mWriter::new(BufWriter::new(std::io::stdout().lock()), header.width, header.height, header.frame_rate))
+    } else {
+        check_output(output, &[input], force)?;
+        let file = atomic.insert(AtomicFile::create(output)?);
+        create_writer(format, file.temp_path(), header.width, header.height, header.frame_rate)?
+    };
+    let bar = progress_bar(Some(u64::from(header.frame_count)), "decoding");
+    let start = Instant::now();
+    let mut frames = 0u64;
+    let mut damage = None;
+    loop {
+        match reader.next_packet() {
+            Ok(Some(packet)) => {
+                let frame = decoder.decode(&packet).with_context(|| format!("decoding frame {frames}"))?;
+                sink.write_frame(&frame)?;
+                frames += 1;
+                bar.inc(1);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                damage = Some(e);
+                break;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    sink.finish()?;
+    if let Some(file) = atomic {
+        file.commit()?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!("decoded {frames} frames in {secs:.1} s ({:.1} fps)", frames as f64 / secs);
+    if let Some(e) = damage {
+        eprintln!("warning: {}: {e}; stopped after {frames} good frames", input.display());
+        if strict {
+            return Ok(ExitCode::from(2));
+        }
+    }
+    if !to_stdout {
+        println!("{}", output.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `aecodec info` reports.
+#[derive(Serialize)]
+struct InfoReport {
+    file: String,
+    file_bytes: u64,
+    width: u32,
+    height: u32,
+    coded_width: u32,
+    coded_height: u32,
+    frame_rate: String,
+    frame_rate_fps: f64,
+    frame_count: u32,
+    intra_frames: usize,
+    duration_s: f64,
+    color: String,
+    coding: String,
+    model_id: String,
+    model_bytes: u64,
+    latent_bytes: u64,
+    container_bytes: u64,
+    bytes_per_frame_mean: f64,
+    bytes_per_frame_min: u64,
+    bytes_per_frame_max: u64,
+    bitrate_kbps: f64,
+    bits_per_pixel: f64,
+}
+
+fn info_report(input: &Path) -> Result<InfoReport> {
+    let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+    let file_bytes = file.metadata()?.len();
+    let reader = SeekableReader::new(BufReader::new(file)).with_context(|| format!("reading {}", input.display()))?;
+    let h: &Header = reader.header();
+    let payloads: Vec<u64> = reader.index().iter().map(|e| u64::from(e.size) - aecodec::container::PACKET_HEAD_LEN).collect();
+    let latent_bytes: u64 = payloads.iter().sum();
+    let n = payloads.len().max(1) as f64;
+    Ok(InfoReport {
+        file: input.display().to_string(),
+        file_bytes,
+        width: h.width,
+        height: h.height,
+        coded_width: h.coded_width,
+        coded_height: h.coded_height,
+        frame_rate: h.frame_rate.to_string(),
+        frame_rate_fps: h.frame_rate.as_f64(),
+        frame_count: h.frame_count,
+        intra_frames: reader.index().iter().filter(|e| e.frame_type == aecodec::container::FrameType::Intra).count(),
+        duration_s: h.duration_s(),
+        color: format!("{:?}", h.color),
+        coding: format!("{:?}", h.coding),
+        model_id: h.model_id_hex(),
+        model_bytes: h.model_bytes,
+        latent_bytes,
+        container_bytes: file_bytes - latent_bytes,
+        bytes_per_frame_mean: latent_bytes as f64 / n,
+        bytes_per_frame_min: payloads.iter().copied().min().unwrap_or(0),
+        bytes_per_frame_max: payloads.iter().copied().max().unwrap_or(0),
+        bitrate_kbps: file_bytes as f64 * 8.0 / h.duration_s().max(1e-9) / 1000.0,
+        bits_per_pixel: file_bytes as f64 * 8.0 / (n * f64::from(h.width) * f64::from(h.height)),
+    })
+}
+
+fn info(input: &Path, json: bool) -> Result<()> {
+    let r = info_report(input)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &r)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "file         {} ({} bytes)", r.file, r.file_bytes)?;
+    writeln!(out, "size         {}x{} (coded {}x{})", r.width, r.height, r.coded_width, r.coded_height)?;
+    writeln!(out, "frames       {} at {} fps ({:.3} fps), {:.2} s, {} intra", r.frame_count, r.frame_rate, r.frame_rate_fps, r.duration_s, r.intra_frames)?;
+    writeln!(out, "color        {}", r.color)?;
+    writeln!(out, "coding       {}", r.coding)?;
+    writeln!(out, "model        {} ({} bytes, fetched once)", r.model_id, r.model_bytes)?;
+    writeln!(out, "latents      {} bytes; container overhead {} bytes", r.latent_bytes, r.container_bytes)?;
+    writeln!(out, "per frame    mean {:.0} bytes, min {}, max {}", r.bytes_per_frame_mean, r.bytes_per_frame_min, r.bytes_per_frame_max)?;
+    writeln!(out, "bitrate      {:.1} kbit/s, {:.4} bits/pixel", r.bitrate_kbps, r.bits_per_pixel)?;
+    Ok(())
+}

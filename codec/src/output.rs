@@ -1,0 +1,132 @@
+//! Output files that appear whole or not at all: written under a temporary name beside the
+//! destination and renamed into place only when complete. A failure or interruption leaves
+//! nothing under the final name, and an input is never overwritten.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// Why an output cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("{0} already exists (use --force to replace it)")]
+    Exists(PathBuf),
+    #[error("output {0} is the input file; choose another name")]
+    SameAsInput(PathBuf),
+    #[error("cannot create a temporary file in {dir}: {source}")]
+    Temp { dir: PathBuf, source: std::io::Error },
+    #[error("cannot move the finished output to {path}: {source}")]
+    Persist { path: PathBuf, source: std::io::Error },
+}
+
+/// Best-effort absolute form of a path that may not exist yet.
+fn resolved(path: &Path) -> PathBuf {
+    if let Ok(p) = path.canonicalize() {
+        return p;
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match (parent.canonicalize(), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Refuses an output that is one of the inputs, or that exists (unless `force`).
+pub fn check_output(output: &Path, inputs: &[&Path], force: bool) -> Result<(), OutputError> {
+    let out = resolved(output);
+    if inputs.iter().any(|i| resolved(i) == out) {
+        return Err(OutputError::SameAsInput(output.to_path_buf()));
+    }
+    if !force && output.exists() {
+        return Err(OutputError::Exists(output.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// A file being written under a temporary name next to its destination.
+pub struct AtomicFile {
+    temp: tempfile::NamedTempFile,
+    destination: PathBuf,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file in the destination's directory (so the rename is atomic).
+    pub fn create(destination: &Path) -> Result<Self, OutputError> {
+        let dir = destination
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let name = destination.file_name().map(|n| n.to_string_lossy().into_owned());
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{}.", name.unwrap_or_default()))
+            .suffix(".partial")
+            .tempfile_in(&dir)
+            .map_err(|source| OutputError::Temp { dir, source })?;
+        Ok(Self { temp, destination: destination.to_path_buf() })
+    }
+
+    /// The temporary path, for writers that open files by name.
+    pub fn temp_path(&self) -> &Path {
+        self.temp.path()
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        self.temp.as_file_mut()
+    }
+
+    pub fn destination(&self) -> &Path {
+        &self.destination
+    }
+
+    /// Flushes to disk and renames into place, readable by others like any new file.
+    pub fn commit(self) -> Result<(), OutputError> {
+        let path = self.destination.clone();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let perms = std::fs::Permissions::from_mode(0o644);
+            std::fs::set_permissions(self.temp.path(), perms)
+                .map_err(|source| OutputError::Persist { path: path.clone(), source })?;
+        }
+        self.temp.as_file().sync_all().map_err(|source| OutputError::Persist { path: path.clone(), source })?;
+        self.temp
+            .persist(&self.destination)
+            .map(drop)
+            .map_err(|e| OutputError::Persist { path, source: e.error })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn nothing_appears_until_commit_and_drop_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.bin");
+        {
+            let mut f = AtomicFile::create(&dest).unwrap();
+            f.file().write_all(b"partial").unwrap();
+            assert!(!dest.exists());
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "temp file left behind");
+        let mut f = AtomicFile::create(&dest).unwrap();
+        f.file().write_all(b"whole").unwrap();
+        f.commit().unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"whole");
+    }
+
+    #[test]
+    fn refuses_input_as_output_and_existing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.mp4");
+        std::fs::write(&input, b"x").unwrap();
+        let sneaky = dir.path().join(".").join("in.mp4");
+        assert!(matches!(check_output(&sneaky, &[&input], true), Err(OutputError::SameAsInput(_))));
+        let other = dir.path().join("other.aez");
+        std::fs::write(&other, b"y").unwrap();
+        assert!(matches!(check_output(&other, &[&input], false), Err(OutputError::Exists(_))));
+        assert!(check_output(&other, &[&input], true).is_ok());
+    }
+}

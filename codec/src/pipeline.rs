@@ -1,0 +1,76 @@
+//! The coding pipeline: frames in, packets out, and back.
+//!
+//! [`FrameEncoder`] pads each frame to the coder's stride and codes it; [`FrameDecoder`]
+//! decodes a packet and crops it back. Binaries and the player drive these with their own I/O.
+
+use crate::coders::{CoderError, CoderSpec, EncodedFrame, FrameCoder};
+use crate::container::{ColorSpace, Header, Packet, Rational};
+use crate::frame::round_up;
+use crate::RgbFrame;
+
+/// Encodes frames of one stream.
+pub struct FrameEncoder {
+    coder: Box<dyn FrameCoder>,
+    header: Header,
+}
+
+impl FrameEncoder {
+    /// Sets up coding for `width`×`height` frames at `frame_rate`; also returns the header
+    /// the container should start with.
+    pub fn new(spec: &CoderSpec, width: u32, height: u32, frame_rate: Rational) -> Self {
+        let stride = spec.stride();
+        let (coded_width, coded_height) = (round_up(width, stride), round_up(height, stride));
+        let header = Header {
+            width,
+            height,
+            coded_width,
+            coded_height,
+            frame_rate,
+            // One tick per frame.
+            time_base: Rational::new(frame_rate.den, frame_rate.num),
+            frame_count: 0,
+            color: ColorSpace::Srgb8,
+            model_id: spec.model_id(),
+            model_bytes: spec.model_bytes(),
+            coding: spec.params(),
+        };
+        Self { coder: spec.build(coded_width, coded_height), header }
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Codes one frame of the stream's display size.
+    pub fn encode(&mut self, frame: &RgbFrame) -> Result<EncodedFrame, CoderError> {
+        if (frame.width, frame.height) != (self.header.width, self.header.height) {
+            return Err(CoderError::FrameSize {
+                got_w: frame.width,
+                got_h: frame.height,
+                want_w: self.header.width,
+                want_h: self.header.height,
+            });
+        }
+        let padded = frame.padded(self.header.coded_width, self.header.coded_height);
+        self.coder.encode(&padded)
+    }
+}
+
+/// Decodes the packets of one stream to display-size frames.
+pub struct FrameDecoder {
+    coder: Box<dyn FrameCoder>,
+    header: Header,
+}
+
+impl FrameDecoder {
+    /// A decoder for the stream `header` describes; fails if its model is not available.
+    pub fn new(header: &Header) -> Result<Self, CoderError> {
+        let spec = CoderSpec::for_header(header)?;
+        Ok(Self { coder: spec.build(header.coded_width, header.coded_height), header: header.clone() })
+    }
+
+    pub fn decode(&mut self, packet: &Packet) -> Result<RgbFrame, CoderError> {
+        let coded = self.coder.decode(packet.frame_type, &packet.payload)?;
+        Ok(coded.cropped(self.header.width, self.header.height))
+    }
+}

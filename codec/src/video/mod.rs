@@ -1,0 +1,40 @@
+//! Video in and out through FFmpeg: any input FFmpeg reads becomes [`RgbFrame`]s; decoded
+//! frames go out as y4m, lossless FFV1 `.mkv` or x264 `.mp4`, chosen by the file extension.
+//!
+//! [`RgbFrame`]: crate::RgbFrame
+
+mod reader;
+mod writer;
+
+pub use reader::{VideoInfo, VideoReader};
+pub use writer::{create_writer, FrameSink, OutputFormat, Y4mWriter};
+
+use std::sync::Once;
+
+/// What went wrong reading or writing video.
+#[derive(Debug, thiserror::Error)]
+pub enum VideoError {
+    #[error("cannot open {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("{path} has no video stream")]
+    NoVideoStream { path: String },
+    #[error("decoding {path} failed: {reason}")]
+    Decode { path: String, reason: String },
+    #[error("writing {path} failed: {reason}")]
+    Encode { path: String, reason: String },
+    #[error("unknown output type for {0}: use .y4m, .mkv (lossless FFV1), .mp4 (x264) or - (y4m on stdout)")]
+    UnknownOutput(String),
+    #[error("frame is {got_w}x{got_h}, the output was opened for {want_w}x{want_h}")]
+    FrameSize { got_w: u32, got_h: u32, want_w: u32, want_h: u32 },
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Initializes FFmpeg once and keeps its logging to real errors.
+pub(crate) fn init_ffmpeg() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        ffmpeg_next::init().expect("FFmpeg libraries failed to initialize");
+        ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Error);
+    });
+}

@@ -1,0 +1,157 @@
+//! Reading any video FFmpeg understands as RGB frames.
+
+use std::path::Path;
+
+use ffmpeg_next as ff;
+use ff::format::Pixel;
+use ff::software::scaling;
+
+use super::{init_ffmpeg, VideoError};
+use crate::container::Rational;
+use crate::RgbFrame;
+
+/// What the reader knows about the stream before decoding it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VideoInfo {
+    pub width: u32,
+    pub height: u32,
+    /// Constant frame rate the stream is treated as.
+    pub frame_rate: Rational,
+    /// Frame count from the container, when it states one.
+    pub frame_count_hint: Option<u64>,
+}
+
+/// Decodes the best video stream of a file to RGB frames, one at a time.
+pub struct VideoReader {
+    path: String,
+    input: ff::format::context::Input,
+    decoder: ff::decoder::Video,
+    stream_index: usize,
+    info: VideoInfo,
+    scaler: Option<(scaling::Context, Pixel, u32, u32)>,
+    decoded: ff::frame::Video,
+    rgb: ff::frame::Video,
+    draining: bool,
+}
+
+/// A rational with terms the container accepts (≤ 1,000,000), as close as possible.
+fn container_rational(r: ff::Rational) -> Option<Rational> {
+    let (mut num, mut den) = (i64::from(r.numerator()), i64::from(r.denominator()));
+    if num <= 0 || den <= 0 {
+        return None;
+    }
+    while num > 1_000_000 || den > 1_000_000 {
+        num = (num + 1) / 2;
+        den = (den + 1) / 2;
+    }
+    Some(Rational::new(num as u32, den as u32))
+}
+
+impl VideoReader {
+    /// Opens `path`; the error carries FFmpeg's reason when it cannot be read.
+    pub fn open(path: &Path) -> Result<Self, VideoError> {
+        init_ffmpeg();
+        let shown = path.display().to_string();
+        let open_err = |e: ff::Error| VideoError::Open { path: shown.clone(), reason: e.to_string() };
+        let input = ff::format::input(&path).map_err(open_err)?;
+        let stream = input
+            .streams()
+            .best(ff::media::Type::Video)
+            .ok_or_else(|| VideoError::NoVideoStream { path: shown.clone() })?;
+        let stream_index = stream.index();
+        let frame_rate = container_rational(stream.avg_frame_rate())
+            .or_else(|| container_rational(stream.rate()))
+            .filter(|r| r.as_f64() <= 1000.0)
+            .unwrap_or(Rational::new(25, 1));
+        let frame_count_hint = u64::try_from(stream.frames()).ok().filter(|&n| n > 0);
+        let context = ff::codec::context::Context::from_parameters(stream.parameters())
+            .map_err(open_err)?;
+        let decoder = context.decoder().video().map_err(open_err)?;
+        let (width, height) = (decoder.width(), decoder.height());
+        if width == 0 || height == 0 {
+            return Err(VideoError::Open { path: shown, reason: "video stream has no size".into() });
+        }
+        Ok(Self {
+            path: shown,
+            input,
+            decoder,
+            stream_index,
+            info: VideoInfo { width, height, frame_rate, frame_count_hint },
+            scaler: None,
+            decoded: ff::frame::Video::empty(),
+            rgb: ff::frame::Video::empty(),
+            draining: false,
+        })
+    }
+
+    pub fn info(&self) -> &VideoInfo {
+        &self.info
+    }
+
+    fn decode_err(&self, e: ff::Error) -> VideoError {
+        VideoError::Decode { path: self.path.clone(), reason: e.to_string() }
+    }
+
+    /// The next frame, or `None` at the end of the stream.
+    pub fn next_frame(&mut self) -> Result<Option<RgbFrame>, VideoError> {
+        loop {
+            match self.decoder.receive_frame(&mut self.decoded) {
+                Ok(()) => return self.convert().map(Some),
+                Err(ff::Error::Eof) => return Ok(None),
+                Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {}
+                Err(e) => return Err(self.decode_err(e)),
+            }
+            if self.draining {
+                return Ok(None);
+            }
+            let mut packet = ff::Packet::empty();
+            match packet.read(&mut self.input) {
+                Ok(()) if packet.stream() == self.stream_index => {
+                    if let Err(e) = self.decoder.send_packet(&packet) {
+                        return Err(self.decode_err(e));
+                    }
+                }
+                Ok(()) => {}
+                Err(ff::Error::Eof) => {
+                    self.draining = true;
+                    self.decoder.send_eof().map_err(|e| self.decode_err(e))?;
+                }
+                Err(e) => return Err(self.decode_err(e)),
+            }
+        }
+    }
+
+    /// Converts the decoded frame to packed RGB at the stream's size (a stream whose size
+    /// changes midway is scaled back to its first size).
+    fn convert(&mut self) -> Result<RgbFrame, VideoError> {
+        let (fmt, w, h) = (self.decoded.format(), self.decoded.width(), self.decoded.height());
+        let stale = !matches!(&self.scaler, Some((_, f, sw, sh)) if (*f, *sw, *sh) == (fmt, w, h));
+        if stale {
+            let flags = scaling::Flags::BILINEAR
+                | scaling::Flags::ACCURATE_RND
+                | scaling::Flags::FULL_CHR_H_INT;
+            let ctx = scaling::Context::get(fmt, w, h, Pixel::RGB24, self.info.width, self.info.height, flags)
+                .map_err(|e| self.decode_err(e))?;
+            self.scaler = Some((ctx, fmt, w, h));
+        }
+        let (scaler, ..) = self.scaler.as_mut().expect("scaler was just built");
+        scaler.run(&self.decoded, &mut self.rgb).map_err(|e| VideoError::Decode {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(frame_from_ffmpeg(&self.rgb))
+    }
+}
+
+/// Copies an RGB24 FFmpeg frame (rows may be padded) into a packed [`RgbFrame`].
+fn frame_from_ffmpeg(rgb: &ff::frame::Video) -> RgbFrame {
+    let (w, h) = (rgb.width(), rgb.height());
+    let row = 3 * w as usize;
+    let stride = rgb.stride(0);
+    let src = rgb.data(0);
+    let mut data = Vec::with_capacity(row * h as usize);
+    for y in 0..h as usize {
+        data.extend_from_slice(&src[y * stride..y * stride + row]);
+    }
+    RgbFrame { width: w, height: h, data }
+}
