@@ -157,6 +157,7 @@ impl Header {
                 return Err(format!("{name} {coded} not within 0..=255 above {shown}"));
             }
         }
+        self.coding.check()?;
         let stride = self.coding.stride();
         if self.coded_width % stride != 0 || self.coded_height % stride != 0 {
             return Err(format!(
@@ -175,7 +176,7 @@ impl Header {
         if self.model_bytes > MAX_MODEL_BYTES {
             return Err(format!("model_bytes {} above {MAX_MODEL_BYTES}", self.model_bytes));
         }
-        self.coding.check()
+        Ok(())
     }
 
     /// The largest payload a packet of this stream may carry.

@@ -1,0 +1,238 @@
+//! The `.aez` container against its specification (docs/FORMAT.md): round trips, every header
+//! rule, truncation at every byte, and corruption anywhere.
+
+use std::io::Cursor;
+
+use aecodec::container::{
+    CodingParams, ColorSpace, ContainerError, ContainerReader, ContainerWriter, FrameType, Header,
+    Packet, Rational, SeekableReader, PREAMBLE_LEN,
+};
+
+fn header() -> Header {
+    Header {
+        width: 30,
+        height: 20,
+        coded_width: 32,
+        coded_height: 32,
+        frame_rate: Rational::new(30000, 1001),
+        time_base: Rational::new(1001, 30000),
+        frame_count: 0,
+        color: ColorSpace::Srgb8,
+        model_id: [7; 32],
+        model_bytes: 1234,
+        coding: CodingParams::Pca { block: 8, components: 12, step: 0.5 },
+    }
+}
+
+fn payloads() -> Vec<(FrameType, i64, Vec<u8>)> {
+    (0..6)
+        .map(|i| {
+            let t = if i % 3 == 0 { FrameType::Intra } else { FrameType::Predicted };
+            let payload = (0..(i * 37 % 90)).map(|b| (b * 13 + i) as u8).collect();
+            (t, 10 * i as i64, payload)
+        })
+        .collect()
+}
+
+fn write_file(h: &Header) -> Vec<u8> {
+    let mut w = ContainerWriter::new(Cursor::new(Vec::new()), h.clone()).unwrap();
+    for (t, pts, p) in payloads() {
+        w.write_packet(t, pts, &p).unwrap();
+    }
+    let (out, header) = w.finish().unwrap();
+    assert_eq!(header.frame_count, payloads().len() as u32);
+    out.into_inner()
+}
+
+/// Reads a whole stream front to back: the packets before the first error, and the error.
+fn read_stream(bytes: &[u8]) -> (Vec<Packet>, Option<ContainerError>) {
+    let mut reader = match ContainerReader::new(bytes) {
+        Ok(r) => r,
+        Err(e) => return (Vec::new(), Some(e)),
+    };
+    let mut packets = Vec::new();
+    loop {
+        match reader.next_packet() {
+            Ok(Some(p)) => packets.push(p),
+            Ok(None) => return (packets, None),
+            Err(e) => return (packets, Some(e)),
+        }
+    }
+}
+
+#[test]
+fn round_trip_streaming_and_seeking() {
+    let bytes = write_file(&header());
+    let (packets, err) = read_stream(&bytes);
+    assert!(err.is_none(), "{err:?}");
+    let expected = payloads();
+    assert_eq!(packets.len(), expected.len());
+    for (p, (t, pts, payload)) in packets.iter().zip(&expected) {
+        assert_eq!((p.frame_type, p.pts, &p.payload), (*t, *pts, payload));
+    }
+    let mut seekable = SeekableReader::new(Cursor::new(&bytes)).unwrap();
+    let mut h = header();
+    h.frame_count = expected.len() as u32;
+    assert_eq!(seekable.header(), &h);
+    for i in (0..expected.len()).rev() {
+        assert_eq!(seekable.read_packet(i as u64).unwrap(), packets[i]);
+    }
+    assert!(matches!(seekable.read_packet(99), Err(ContainerError::NoSuchFrame(99))));
+}
+
+/// Writes a file whose header bypasses the writer's validation.
+fn file_with_raw_header(h: &Header) -> Vec<u8> {
+    let body = bincode::serde::encode_to_vec(h, bincode::config::legacy()).unwrap();
+    let mut out = b"AEZV".to_vec();
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+#[test]
+fn every_header_field_is_rejected_out_of_range() {
+    type Mutation = (&'static str, fn(&mut Header));
+    let cases: &[Mutation] = &[
+        ("width", |h| h.width = 0),
+        ("width", |h| h.width = 16_385),
+        ("height", |h| h.height = 0),
+        ("height", |h| h.height = 100_000),
+        ("pixels", |h| {
+            h.width = 16_384;
+            h.height = 16_384;
+            h.coded_width = 16_384;
+            h.coded_height = 16_384;
+        }),
+        ("coded_width", |h| h.coded_width = 29),
+        ("coded_width", |h| h.coded_width = 30 + 256 + 8),
+        ("coded_height", |h| h.coded_height = 8),
+        ("stride", |h| h.coded_width = 36),
+        ("frame_rate", |h| h.frame_rate = Rational::new(0, 1)),
+        ("frame_rate", |h| h.frame_rate = Rational::new(1, 0)),
+        ("frame_rate", |h| h.frame_rate = Rational::new(2_000_000, 1)),
+        ("frame_rate", |h| h.frame_rate = Rational::new(5000, 1)),
+        ("time_base", |h| h.time_base = Rational::new(0, 25)),
+        ("frame_count", |h| h.frame_count = 10_000_001),
+        ("model_bytes", |h| h.model_bytes = 1 << 40),
+        ("PCA block", |h| h.coding = CodingParams::Pca { block: 7, components: 1, step: 1.0 }),
+        ("components", |h| h.coding = CodingParams::Pca { block: 8, components: 0, step: 1.0 }),
+        ("components", |h| h.coding = CodingParams::Pca { block: 8, components: 193, step: 1.0 }),
+        ("PCA step", |h| h.coding = CodingParams::Pca { block: 8, components: 4, step: f32::NAN }),
+        ("PCA step", |h| h.coding = CodingParams::Pca { block: 8, components: 4, step: -1.0 }),
+        ("pixel step", |h| h.coding = CodingParams::Pixel { step: 0 }),
+    ];
+    for (field, mutate) in cases {
+        let mut h = header();
+        mutate(&mut h);
+        let err = ContainerReader::new(file_with_raw_header(&h).as_slice()).err();
+        let msg = err.as_ref().map(ToString::to_string).unwrap_or_default();
+        let keyword = field.split(' ').next_back().unwrap();
+        assert!(
+            matches!(err, Some(ContainerError::BadHeader(_))) && msg.contains(keyword),
+            "{field}: {msg:?}"
+        );
+        // The writer refuses the same header (it sets frame_count itself).
+        if *field != "frame_count" {
+            assert!(ContainerWriter::new(Cursor::new(Vec::new()), h).is_err(), "{field}");
+        }
+    }
+    // An unmutated raw header is fine, so each case above fails for its own field.
+    assert!(ContainerReader::new(file_with_raw_header(&header()).as_slice()).is_ok());
+}
+
+#[test]
+fn bad_magic_version_and_header_bytes_are_named() {
+    let good = write_file(&header());
+    let mut bad = good.clone();
+    bad[0] = b'X';
+    assert!(matches!(read_stream(&bad).1, Some(ContainerError::BadMagic(_))));
+    let mut bad = good.clone();
+    bad[4] = 2;
+    assert!(matches!(read_stream(&bad).1, Some(ContainerError::UnsupportedVersion(2))));
+    let mut bad = good.clone();
+    bad[6..10].copy_from_slice(&1_000_000u32.to_le_bytes());
+    assert!(matches!(read_stream(&bad).1, Some(ContainerError::BadHeader(m)) if m.contains("length")));
+    let mut bad = good;
+    bad[PREAMBLE_LEN as usize + 2] ^= 1;
+    assert!(matches!(read_stream(&bad).1, Some(ContainerError::BadHeader(m)) if m.contains("CRC")));
+}
+
+#[test]
+fn truncation_at_every_byte_keeps_every_complete_packet() {
+    let bytes = write_file(&header());
+    let (all, _) = read_stream(&bytes);
+    let ends: Vec<u64> = all.iter().map(|p| p.offset + p.stored_len()).collect();
+    for cut in 0..bytes.len() {
+        let (packets, err) = read_stream(&bytes[..cut]);
+        let complete = ends.iter().filter(|&&e| e <= cut as u64).count();
+        assert_eq!(packets.len(), complete, "cut at {cut}");
+        assert_eq!(packets, all[..complete], "cut at {cut}");
+        let err = err.unwrap_or_else(|| panic!("cut at {cut} read as a whole file"));
+        if complete < all.len() {
+            assert!(err.is_truncation(), "cut at {cut}: {err}");
+            if let ContainerError::Truncated { frame, offset } = err {
+                assert_eq!(frame, complete as u64);
+                assert!(offset <= cut as u64);
+            }
+        }
+        assert!(SeekableReader::new(Cursor::new(&bytes[..cut])).is_err(), "seekable, cut at {cut}");
+    }
+}
+
+#[test]
+fn a_flipped_bit_anywhere_is_detected() {
+    let bytes = write_file(&header());
+    let (all, _) = read_stream(&bytes);
+    for pos in 0..bytes.len() {
+        let mut bad = bytes.clone();
+        bad[pos] ^= 0x10;
+        let (packets, err) = read_stream(&bad);
+        assert!(err.is_some(), "flip at byte {pos} went unnoticed");
+        // Whatever was returned before the error is what was written.
+        for p in &packets {
+            assert!(all.iter().any(|q| q.payload == p.payload), "flip at {pos} changed a payload");
+        }
+    }
+}
+
+#[test]
+fn payload_flip_is_a_crc_error_naming_the_frame() {
+    let bytes = write_file(&header());
+    let (all, _) = read_stream(&bytes);
+    let target = &all[4];
+    let mut bad = bytes.clone();
+    bad[(target.offset + 18 + 3) as usize] ^= 0xff;
+    let (packets, err) = read_stream(&bad);
+    assert_eq!(packets.len(), 4);
+    match err {
+        Some(ContainerError::PayloadCrc { frame: 4, offset, .. }) => assert_eq!(offset, target.offset),
+        other => panic!("expected a CRC error in frame 4, got {other:?}"),
+    }
+}
+
+#[test]
+fn hostile_payload_length_is_refused_before_reading() {
+    let bytes = write_file(&header());
+    let (all, _) = read_stream(&bytes);
+    let mut bad = bytes[..(all[1].offset as usize)].to_vec();
+    bad.push(b'P');
+    bad.push(0);
+    bad.extend_from_slice(&999i64.to_le_bytes());
+    bad.extend_from_slice(&u32::MAX.to_le_bytes());
+    bad.extend_from_slice(&0u32.to_le_bytes());
+    let (packets, err) = read_stream(&bad);
+    assert_eq!(packets.len(), 1);
+    assert!(
+        matches!(err, Some(ContainerError::BadPacket { frame: 1, ref what, .. }) if what.contains("above the limit")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn writer_refuses_out_of_order_timestamps() {
+    let mut w = ContainerWriter::new(Cursor::new(Vec::new()), header()).unwrap();
+    w.write_packet(FrameType::Intra, 5, b"a").unwrap();
+    assert!(w.write_packet(FrameType::Intra, 5, b"b").is_err());
+}
