@@ -27,7 +27,7 @@ pub enum EntropyError {
     BadProbabilities,
     #[error("symbol {symbol} is outside the table's range {min}..={max}")]
     SymbolOutOfRange { symbol: i32, min: i32, max: i32 },
-    #[error("table data: {0}")]
+    #[error(transparent)]
     TableData(#[from] varint::VarintError),
     #[error("table minimum symbol {0} is out of range")]
     BadMinSymbol(i64),

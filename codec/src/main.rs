@@ -77,6 +77,10 @@ fn main() -> ExitCode {
         Command::Info { input, json } => info(&input, json).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
+        // The reader of our standard output went away (`| head`): nothing to report.
+        if aecodec::output::is_broken_pipe(&e) {
+            return ExitCode::SUCCESS;
+        }
         eprintln!("error: {e:#}");
         ExitCode::FAILURE
     })

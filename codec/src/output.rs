@@ -12,10 +12,19 @@ pub enum OutputError {
     Exists(PathBuf),
     #[error("output {0} is the input file; choose another name")]
     SameAsInput(PathBuf),
-    #[error("cannot create a temporary file in {dir}: {source}")]
-    Temp { dir: PathBuf, source: std::io::Error },
-    #[error("cannot move the finished output to {path}: {source}")]
-    Persist { path: PathBuf, source: std::io::Error },
+    #[error("cannot create a temporary file in {dir}: {cause}")]
+    Temp { dir: PathBuf, cause: std::io::Error },
+    #[error("cannot move the finished output to {path}: {cause}")]
+    Persist { path: PathBuf, cause: std::io::Error },
+}
+
+/// True when an error comes from writing to a pipe whose reader has gone (`| head`).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    let broken = |io: &std::io::Error| io.kind() == std::io::ErrorKind::BrokenPipe;
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>().is_some_and(broken)
+            || matches!(e.downcast_ref::<crate::video::VideoError>(), Some(crate::video::VideoError::Io(io)) if broken(io))
+    })
 }
 
 /// Best-effort absolute form of a path that may not exist yet.
@@ -61,7 +70,7 @@ impl AtomicFile {
             .prefix(&format!(".{}.", name.unwrap_or_default()))
             .suffix(".partial")
             .tempfile_in(&dir)
-            .map_err(|source| OutputError::Temp { dir, source })?;
+            .map_err(|cause| OutputError::Temp { dir, cause })?;
         Ok(Self { temp, destination: destination.to_path_buf() })
     }
 
@@ -86,13 +95,13 @@ impl AtomicFile {
             use std::os::unix::fs::PermissionsExt;
             let perms = std::fs::Permissions::from_mode(0o644);
             std::fs::set_permissions(self.temp.path(), perms)
-                .map_err(|source| OutputError::Persist { path: path.clone(), source })?;
+                .map_err(|cause| OutputError::Persist { path: path.clone(), cause })?;
         }
-        self.temp.as_file().sync_all().map_err(|source| OutputError::Persist { path: path.clone(), source })?;
+        self.temp.as_file().sync_all().map_err(|cause| OutputError::Persist { path: path.clone(), cause })?;
         self.temp
             .persist(&self.destination)
             .map(drop)
-            .map_err(|e| OutputError::Persist { path, source: e.error })
+            .map_err(|e| OutputError::Persist { path, cause: e.error })
     }
 }
 

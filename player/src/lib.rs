@@ -1,1 +1,104 @@
-pub fn placeholder() {}
+//! aeplay: plays `.aez` streams.
+//!
+//! Playback is a pipeline of threads joined by bounded channels, so a slow stage slows the
+//! ones before it instead of filling memory:
+//!
+//! * [`source`]: bytes from a file become checked packets;
+//! * decoding: packets become RGB frames (the codec's [`FrameDecoder`]);
+//! * [`presenter`]: frames are paced at the video's rate (late ones dropped) and handed to an
+//!   output: a y4m file or pipe, or nothing (`--null`).
+//!
+//! [`FrameDecoder`]: aecodec::pipeline::FrameDecoder
+
+pub mod presenter;
+pub mod source;
+
+use std::time::{Duration, Instant};
+
+use aecodec::container::{Header, Packet};
+use aecodec::pipeline::FrameDecoder;
+use aecodec::RgbFrame;
+use crossbeam_channel::bounded;
+
+pub use presenter::{Output, PlaybackStats, Presenter};
+pub use source::open_source;
+
+/// Packets and frames that may wait between stages.
+const QUEUE_DEPTH: usize = 8;
+
+/// How to play.
+#[derive(Debug, Clone)]
+pub struct PlayOptions {
+    pub output: Output,
+    /// Present at the video's frame rate, dropping late frames; otherwise as fast as possible.
+    pub paced: bool,
+}
+
+/// Why playback stopped short.
+#[derive(Debug, thiserror::Error)]
+pub enum PlayError {
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+    #[error("decoding frame {frame}: {cause}")]
+    Decode { frame: u64, cause: aecodec::coders::CoderError },
+    #[error(transparent)]
+    Output(#[from] aecodec::video::VideoError),
+}
+
+/// What came out of playback: statistics, and the stream damage if the source ended early
+/// (frames before it were all played).
+pub struct PlayOutcome {
+    pub stats: PlaybackStats,
+    pub damage: Option<aecodec::container::ContainerError>,
+}
+
+/// Plays a stream from `source` to the chosen output.
+pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayError> {
+    let started = Instant::now();
+    let mut reader = open_source(source)?;
+    let header: Header = reader.header().clone();
+    let mut decoder = FrameDecoder::new(&header).map_err(|e| PlayError::Decode { frame: 0, cause: e })?;
+    let (packet_tx, packet_rx) = bounded::<Packet>(QUEUE_DEPTH);
+    let (frame_tx, frame_rx) = bounded::<Result<RgbFrame, PlayError>>(QUEUE_DEPTH);
+
+    std::thread::scope(|scope| {
+        let reading = scope.spawn(move || {
+            let mut bytes = 0u64;
+            loop {
+                match reader.next_packet() {
+                    Ok(Some(p)) => {
+                        bytes += p.stored_len();
+                        if packet_tx.send(p).is_err() {
+                            return (bytes, None);
+                        }
+                    }
+                    Ok(None) => return (bytes, None),
+                    Err(e) => return (bytes, Some(e)),
+                }
+            }
+        });
+        let decoding = scope.spawn(move || {
+            let mut busy = Duration::ZERO;
+            for (frame, packet) in packet_rx.into_iter().enumerate() {
+                let t = Instant::now();
+                let decoded = decoder
+                    .decode(&packet)
+                    .map_err(|e| PlayError::Decode { frame: frame as u64, cause: e });
+                busy += t.elapsed();
+                let failed = decoded.is_err();
+                if frame_tx.send(decoded).is_err() || failed {
+                    break;
+                }
+            }
+            busy
+        });
+        let mut presenter = Presenter::new(&header, options.output.clone(), options.paced, started)?;
+        for frame in frame_rx {
+            presenter.present(frame?)?;
+        }
+        let (bytes, damage) = reading.join().expect("reader thread panicked");
+        let decode_busy = decoding.join().expect("decoder thread panicked");
+        let stats = presenter.finish(bytes, decode_busy)?;
+        Ok(PlayOutcome { stats, damage })
+    })
+}

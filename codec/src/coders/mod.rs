@@ -14,7 +14,7 @@ use crate::RgbFrame;
 /// Why a frame could not be coded or a payload could not be decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum CoderError {
-    #[error("entropy coding: {0}")]
+    #[error(transparent)]
     Entropy(#[from] EntropyError),
     #[error("corrupt payload: {0}")]
     Payload(String),

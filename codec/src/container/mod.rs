@@ -89,7 +89,7 @@ impl Packet {
 /// What is wrong with an `.aez` file, and where.
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
-    #[error("I/O error: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("not an .aez file: the first bytes are {0:02x?}, expected \"AEZV\"")]
     BadMagic(Vec<u8>),

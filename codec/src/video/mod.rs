@@ -26,7 +26,7 @@ pub enum VideoError {
     UnknownOutput(String),
     #[error("frame is {got_w}x{got_h}, the output was opened for {want_w}x{want_h}")]
     FrameSize { got_w: u32, got_h: u32, want_w: u32, want_h: u32 },
-    #[error("I/O error: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 

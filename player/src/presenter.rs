@@ -1,0 +1,130 @@
+//! The presenter: paces frames at the video's rate, drops the ones that arrive too late,
+//! hands the rest to the output, and keeps the statistics.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aecodec::container::Header;
+use aecodec::output::AtomicFile;
+use aecodec::video::{VideoError, Y4mWriter};
+use aecodec::RgbFrame;
+use serde::Serialize;
+
+/// Where presented frames go.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Decode and pace, show nothing.
+    Null,
+    /// y4m to standard output (for `| ffplay -`).
+    Stdout,
+    /// y4m to a file, written atomically.
+    File(PathBuf),
+}
+
+/// Playback statistics, as `--stats-json` prints them.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlaybackStats {
+    pub frames: u64,
+    pub presented: u64,
+    pub dropped: u64,
+    /// Frames per second of time the decoder spent decoding (its speed, not the pace).
+    pub decode_fps: f64,
+    /// Frames per second of wall time (the video's rate when paced).
+    pub playback_fps: f64,
+    pub time_to_first_frame_ms: f64,
+    pub wall_s: f64,
+    pub bytes_fetched: u64,
+    pub bitrate_kbps: f64,
+}
+
+enum Sink {
+    Null,
+    Stdout(Y4mWriter<BufWriter<std::io::Stdout>>),
+    File(Y4mWriter<BufWriter<std::fs::File>>, AtomicFile),
+}
+
+pub struct Presenter {
+    sink: Sink,
+    paced: bool,
+    frame_interval: Duration,
+    started: Instant,
+    first_frame_at: Option<Instant>,
+    frames: u64,
+    dropped: u64,
+}
+
+impl Presenter {
+    pub fn new(header: &Header, output: Output, paced: bool, started: Instant) -> Result<Self, VideoError> {
+        let (w, h, rate) = (header.width, header.height, header.frame_rate);
+        let sink = match output {
+            Output::Null => Sink::Null,
+            Output::Stdout => Sink::Stdout(Y4mWriter::new(BufWriter::new(std::io::stdout()), w, h, rate)),
+            Output::File(path) => {
+                let mut atomic = AtomicFile::create(&path)
+                    .map_err(|e| VideoError::Io(std::io::Error::other(e.to_string())))?;
+                let file = atomic.file().try_clone()?;
+                Sink::File(Y4mWriter::new(BufWriter::new(file), w, h, rate), atomic)
+            }
+        };
+        Ok(Self {
+            sink,
+            paced,
+            frame_interval: Duration::from_secs_f64(1.0 / rate.as_f64()),
+            started,
+            first_frame_at: None,
+            frames: 0,
+            dropped: 0,
+        })
+    }
+
+    /// Shows one frame at its time, or drops it if its time has passed by a whole frame.
+    pub fn present(&mut self, frame: RgbFrame) -> Result<(), VideoError> {
+        let now = Instant::now();
+        let first = *self.first_frame_at.get_or_insert(now);
+        let index = self.frames;
+        self.frames += 1;
+        if self.paced {
+            let due = first + self.frame_interval.mul_f64(index as f64);
+            if now > due + self.frame_interval {
+                self.dropped += 1;
+                return Ok(());
+            }
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        match &mut self.sink {
+            Sink::Null => Ok(()),
+            Sink::Stdout(w) => w.write(&frame),
+            Sink::File(w, _) => w.write(&frame),
+        }
+    }
+
+    /// Completes the output and returns the statistics.
+    pub fn finish(self, bytes_fetched: u64, decode_busy: Duration) -> Result<PlaybackStats, VideoError> {
+        let wall = self.started.elapsed().as_secs_f64();
+        match self.sink {
+            Sink::Null => {}
+            Sink::Stdout(w) => {
+                w.into_inner()?.flush()?;
+            }
+            Sink::File(w, atomic) => {
+                w.into_inner()?.flush()?;
+                atomic.commit().map_err(|e| VideoError::Io(std::io::Error::other(e.to_string())))?;
+            }
+        }
+        let ttff = self.first_frame_at.map_or(0.0, |t| (t - self.started).as_secs_f64() * 1000.0);
+        Ok(PlaybackStats {
+            frames: self.frames,
+            presented: self.frames - self.dropped,
+            dropped: self.dropped,
+            decode_fps: self.frames as f64 / decode_busy.as_secs_f64().max(1e-9),
+            playback_fps: self.frames as f64 / wall.max(1e-9),
+            time_to_first_frame_ms: ttff,
+            wall_s: wall,
+            bytes_fetched,
+            bitrate_kbps: bytes_fetched as f64 * 8.0 / wall.max(1e-9) / 1000.0,
+        })
+    }
+}
