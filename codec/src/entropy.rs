@@ -90,7 +90,12 @@ impl CategoricalTable {
             false,
         )
         .map_err(|()| EntropyError::BadProbabilities)?;
-        Ok(Self { min_symbol, probabilities, encoder, decoder })
+        Ok(Self {
+            min_symbol,
+            probabilities,
+            encoder,
+            decoder,
+        })
     }
 
     /// Quantizes counts over `min_symbol ..` to a table, in integer arithmetic: every symbol
@@ -199,7 +204,9 @@ pub fn encode<'t>(
             .encode_symbol(index, table.encoder.as_view())
             .expect("symbol index inside a nonzero-probability table");
     }
-    Ok(coder.into_compressed().unwrap_or_else(|never| match never {}))
+    Ok(coder
+        .into_compressed()
+        .unwrap_or_else(|never| match never {}))
 }
 
 /// Encodes `symbols`, all with one table.
@@ -223,11 +230,13 @@ pub struct SymbolDecoder {
 impl SymbolDecoder {
     /// Starts decoding from the little-endian bytes of the ANS words.
     pub fn new(bytes: &[u8]) -> Result<Self, EntropyError> {
-        if bytes.len() % 4 != 0 {
+        if !bytes.len().is_multiple_of(4) {
             return Err(EntropyError::RaggedWords);
         }
-        let words: Vec<u32> =
-            bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+        let words: Vec<u32> = bytes
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         let coder =
             DefaultAnsCoder::from_compressed(words).map_err(|_| EntropyError::TrailingZeroWord)?;
         Ok(Self { coder })
@@ -269,20 +278,31 @@ mod tests {
     #[test]
     fn from_counts_is_exact_and_keeps_every_symbol() {
         let t = CategoricalTable::from_counts(-3, &[0, 1000, 5, 0, 7]).unwrap();
-        assert_eq!(t.probabilities.iter().map(|&p| u32::from(p)).sum::<u32>(), 4096);
+        assert_eq!(
+            t.probabilities.iter().map(|&p| u32::from(p)).sum::<u32>(),
+            4096
+        );
         assert!(t.probabilities.iter().all(|&p| p >= 1));
         assert_eq!((t.min_symbol(), t.max_symbol()), (-3, 1));
     }
 
     #[test]
     fn round_trip_with_mixed_tables_and_size_near_ideal() {
-        let symbols: Vec<i32> = (0..20_000).map(|i| ((i * 7919) % 13) as i32 - 6 + (i % 3) as i32).collect();
+        let symbols: Vec<i32> = (0..20_000)
+            .map(|i: i32| (i * 7919) % 13 - 6 + i % 3)
+            .collect();
         let table = CategoricalTable::fit(&symbols).unwrap();
         let other = CategoricalTable::fit(&[5, 6, 7, 7, 7]).unwrap();
         let items: Vec<(&CategoricalTable, i32)> = symbols
             .iter()
             .enumerate()
-            .map(|(i, &s)| if i % 100 == 0 { (&other, 7) } else { (&table, s) })
+            .map(|(i, &s)| {
+                if i % 100 == 0 {
+                    (&other, 7)
+                } else {
+                    (&table, s)
+                }
+            })
             .collect();
         let words = encode(items.iter().copied()).unwrap();
         let mut bytes = Vec::new();
@@ -294,7 +314,10 @@ mod tests {
         dec.finish().unwrap();
         let ideal: f64 = items.iter().map(|&(t, s)| t.bits(s)).sum();
         let actual = 32.0 * words.len() as f64;
-        assert!(actual <= ideal * 1.01 + 64.0, "{actual} bits vs ideal {ideal}");
+        assert!(
+            actual <= ideal * 1.01 + 64.0,
+            "{actual} bits vs ideal {ideal}"
+        );
     }
 
     #[test]
@@ -313,12 +336,18 @@ mod tests {
         varint::write_u64(&mut bad, 2);
         varint::write_u64(&mut bad, 1);
         varint::write_u64(&mut bad, 1);
-        assert_eq!(CategoricalTable::read(&mut bad.as_slice()), Err(EntropyError::BadProbabilities));
+        assert_eq!(
+            CategoricalTable::read(&mut bad.as_slice()),
+            Err(EntropyError::BadProbabilities)
+        );
     }
 
     #[test]
     fn out_of_range_symbol_is_an_error() {
         let t = CategoricalTable::fit(&[0, 1]).unwrap();
-        assert!(matches!(encode_iid(&t, &[2]), Err(EntropyError::SymbolOutOfRange { .. })));
+        assert!(matches!(
+            encode_iid(&t, &[2]),
+            Err(EntropyError::SymbolOutOfRange { .. })
+        ));
     }
 }

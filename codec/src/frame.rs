@@ -11,12 +11,20 @@ pub struct RgbFrame {
 impl RgbFrame {
     /// A black frame.
     pub fn new(width: u32, height: u32) -> Self {
-        Self { width, height, data: vec![0; 3 * width as usize * height as usize] }
+        Self {
+            width,
+            height,
+            data: vec![0; 3 * width as usize * height as usize],
+        }
     }
 
     /// Wraps packed RGB data; `None` if its length does not match the size.
     pub fn from_data(width: u32, height: u32, data: Vec<u8>) -> Option<Self> {
-        (data.len() == 3 * width as usize * height as usize).then_some(Self { width, height, data })
+        (data.len() == 3 * width as usize * height as usize).then_some(Self {
+            width,
+            height,
+            data,
+        })
     }
 
     pub fn pixels(&self) -> usize {
@@ -25,7 +33,10 @@ impl RgbFrame {
 
     /// The frame padded to `width`×`height` by repeating its last column and row.
     pub fn padded(&self, width: u32, height: u32) -> RgbFrame {
-        assert!(width >= self.width && height >= self.height, "padding cannot shrink a frame");
+        assert!(
+            width >= self.width && height >= self.height,
+            "padding cannot shrink a frame"
+        );
         if width == self.width && height == self.height {
             return self.clone();
         }
@@ -45,7 +56,10 @@ impl RgbFrame {
 
     /// The top-left `width`×`height` part of the frame.
     pub fn cropped(&self, width: u32, height: u32) -> RgbFrame {
-        assert!(width <= self.width && height <= self.height, "cropping cannot grow a frame");
+        assert!(
+            width <= self.width && height <= self.height,
+            "cropping cannot grow a frame"
+        );
         if width == self.width && height == self.height {
             return self.clone();
         }
@@ -54,7 +68,11 @@ impl RgbFrame {
         for row in self.data.chunks_exact(sw).take(height as usize) {
             data.extend_from_slice(&row[..dw]);
         }
-        RgbFrame { width, height, data }
+        RgbFrame {
+            width,
+            height,
+            data,
+        }
     }
 }
 

@@ -17,7 +17,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 #[derive(Parser)]
-#[command(name = "aecodec", version, about = "A learned video codec: encode videos to .aez, decode them, inspect them")]
+#[command(
+    name = "aecodec",
+    version,
+    about = "A learned video codec: encode videos to .aez, decode them, inspect them"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -70,10 +74,20 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Encode { input, output, step, frames, force } => {
-            encode(&input, &output, &CoderSpec::Pixel { step }, frames, force).map(|()| ExitCode::SUCCESS)
-        }
-        Command::Decode { input, output, force, strict } => decode(&input, &output, force, strict),
+        Command::Encode {
+            input,
+            output,
+            step,
+            frames,
+            force,
+        } => encode(&input, &output, &CoderSpec::Pixel { step }, frames, force)
+            .map(|()| ExitCode::SUCCESS),
+        Command::Decode {
+            input,
+            output,
+            force,
+            strict,
+        } => decode(&input, &output, force, strict),
         Command::Info { input, json } => info(&input, json).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
@@ -92,14 +106,22 @@ fn progress_bar(len: Option<u64>, what: &str) -> ProgressBar {
         None => ProgressBar::no_length(),
     };
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} frames ({per_sec}, eta {eta})")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} frames ({per_sec}, eta {eta})",
+        )
+        .expect("valid template"),
     );
     bar.set_message(what.to_string());
     bar
 }
 
-fn encode(input: &Path, output: &Path, spec: &CoderSpec, max_frames: Option<u64>, force: bool) -> Result<()> {
+fn encode(
+    input: &Path,
+    output: &Path,
+    spec: &CoderSpec,
+    max_frames: Option<u64>,
+    force: bool,
+) -> Result<()> {
     check_output(output, &[input], force)?;
     let mut reader = VideoReader::open(input)?;
     let info = *reader.info();
@@ -114,8 +136,12 @@ fn encode(input: &Path, output: &Path, spec: &CoderSpec, max_frames: Option<u64>
     let start = Instant::now();
     let mut frames = 0u64;
     while max_frames.is_none_or(|m| frames < m) {
-        let Some(frame) = reader.next_frame()? else { break };
-        let coded = encoder.encode(&frame).with_context(|| format!("encoding frame {frames}"))?;
+        let Some(frame) = reader.next_frame()? else {
+            break;
+        };
+        let coded = encoder
+            .encode(&frame)
+            .with_context(|| format!("encoding frame {frames}"))?;
         writer.write_packet(coded.frame_type, frames as i64, &coded.payload)?;
         frames += 1;
         bar.inc(1);
@@ -142,18 +168,30 @@ fn encode(input: &Path, output: &Path, spec: &CoderSpec, max_frames: Option<u64>
 
 fn decode(input: &Path, output: &Path, force: bool, strict: bool) -> Result<ExitCode> {
     let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
-    let mut reader = ContainerReader::new(BufReader::new(file)).with_context(|| format!("reading {}", input.display()))?;
+    let mut reader = ContainerReader::new(BufReader::new(file))
+        .with_context(|| format!("reading {}", input.display()))?;
     let header = reader.header().clone();
     let mut decoder = FrameDecoder::new(&header)?;
     let format = OutputFormat::from_path(output)?;
     let to_stdout = output.as_os_str() == "-";
     let mut atomic = None;
     let mut sink: Box<dyn FrameSink> = if to_stdout {
-        Box::new(Y4mWriter::new(BufWriter::new(std::io::stdout().lock()), header.width, header.height, header.frame_rate))
+        Box::new(Y4mWriter::new(
+            BufWriter::new(std::io::stdout().lock()),
+            header.width,
+            header.height,
+            header.frame_rate,
+        ))
     } else {
         check_output(output, &[input], force)?;
         let file = atomic.insert(AtomicFile::create(output)?);
-        create_writer(format, file.temp_path(), header.width, header.height, header.frame_rate)?
+        create_writer(
+            format,
+            file.temp_path(),
+            header.width,
+            header.height,
+            header.frame_rate,
+        )?
     };
     let bar = progress_bar(Some(u64::from(header.frame_count)), "decoding");
     let start = Instant::now();
@@ -162,7 +200,9 @@ fn decode(input: &Path, output: &Path, force: bool, strict: bool) -> Result<Exit
     loop {
         match reader.next_packet() {
             Ok(Some(packet)) => {
-                let frame = decoder.decode(&packet).with_context(|| format!("decoding frame {frames}"))?;
+                let frame = decoder
+                    .decode(&packet)
+                    .with_context(|| format!("decoding frame {frames}"))?;
                 sink.write_frame(&frame)?;
                 frames += 1;
                 bar.inc(1);
@@ -180,9 +220,15 @@ fn decode(input: &Path, output: &Path, force: bool, strict: bool) -> Result<Exit
         file.commit()?;
     }
     let secs = start.elapsed().as_secs_f64();
-    eprintln!("decoded {frames} frames in {secs:.1} s ({:.1} fps)", frames as f64 / secs);
+    eprintln!(
+        "decoded {frames} frames in {secs:.1} s ({:.1} fps)",
+        frames as f64 / secs
+    );
     if let Some(e) = damage {
-        eprintln!("warning: {}: {e}; stopped after {frames} good frames", input.display());
+        eprintln!(
+            "warning: {}: {e}; stopped after {frames} good frames",
+            input.display()
+        );
         if strict {
             return Ok(ExitCode::from(2));
         }
@@ -223,9 +269,14 @@ struct InfoReport {
 fn info_report(input: &Path) -> Result<InfoReport> {
     let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
     let file_bytes = file.metadata()?.len();
-    let reader = SeekableReader::new(BufReader::new(file)).with_context(|| format!("reading {}", input.display()))?;
+    let reader = SeekableReader::new(BufReader::new(file))
+        .with_context(|| format!("reading {}", input.display()))?;
     let h: &Header = reader.header();
-    let payloads: Vec<u64> = reader.index().iter().map(|e| u64::from(e.size) - aecodec::container::PACKET_HEAD_LEN).collect();
+    let payloads: Vec<u64> = reader
+        .index()
+        .iter()
+        .map(|e| u64::from(e.size) - aecodec::container::PACKET_HEAD_LEN)
+        .collect();
     let latent_bytes: u64 = payloads.iter().sum();
     let n = payloads.len().max(1) as f64;
     Ok(InfoReport {
@@ -238,7 +289,11 @@ fn info_report(input: &Path) -> Result<InfoReport> {
         frame_rate: h.frame_rate.to_string(),
         frame_rate_fps: h.frame_rate.as_f64(),
         frame_count: h.frame_count,
-        intra_frames: reader.index().iter().filter(|e| e.frame_type == aecodec::container::FrameType::Intra).count(),
+        intra_frames: reader
+            .index()
+            .iter()
+            .filter(|e| e.frame_type == aecodec::container::FrameType::Intra)
+            .count(),
         duration_s: h.duration_s(),
         color: format!("{:?}", h.color),
         coding: format!("{:?}", h.coding),
@@ -263,13 +318,37 @@ fn info(input: &Path, json: bool) -> Result<()> {
         return Ok(());
     }
     writeln!(out, "file         {} ({} bytes)", r.file, r.file_bytes)?;
-    writeln!(out, "size         {}x{} (coded {}x{})", r.width, r.height, r.coded_width, r.coded_height)?;
-    writeln!(out, "frames       {} at {} fps ({:.3} fps), {:.2} s, {} intra", r.frame_count, r.frame_rate, r.frame_rate_fps, r.duration_s, r.intra_frames)?;
+    writeln!(
+        out,
+        "size         {}x{} (coded {}x{})",
+        r.width, r.height, r.coded_width, r.coded_height
+    )?;
+    writeln!(
+        out,
+        "frames       {} at {} fps ({:.3} fps), {:.2} s, {} intra",
+        r.frame_count, r.frame_rate, r.frame_rate_fps, r.duration_s, r.intra_frames
+    )?;
     writeln!(out, "color        {}", r.color)?;
     writeln!(out, "coding       {}", r.coding)?;
-    writeln!(out, "model        {} ({} bytes, fetched once)", r.model_id, r.model_bytes)?;
-    writeln!(out, "latents      {} bytes; container overhead {} bytes", r.latent_bytes, r.container_bytes)?;
-    writeln!(out, "per frame    mean {:.0} bytes, min {}, max {}", r.bytes_per_frame_mean, r.bytes_per_frame_min, r.bytes_per_frame_max)?;
-    writeln!(out, "bitrate      {:.1} kbit/s, {:.4} bits/pixel", r.bitrate_kbps, r.bits_per_pixel)?;
+    writeln!(
+        out,
+        "model        {} ({} bytes, fetched once)",
+        r.model_id, r.model_bytes
+    )?;
+    writeln!(
+        out,
+        "latents      {} bytes; container overhead {} bytes",
+        r.latent_bytes, r.container_bytes
+    )?;
+    writeln!(
+        out,
+        "per frame    mean {:.0} bytes, min {}, max {}",
+        r.bytes_per_frame_mean, r.bytes_per_frame_min, r.bytes_per_frame_max
+    )?;
+    writeln!(
+        out,
+        "bitrate      {:.1} kbit/s, {:.4} bits/pixel",
+        r.bitrate_kbps, r.bits_per_pixel
+    )?;
     Ok(())
 }

@@ -4,7 +4,11 @@ use crate::RgbFrame;
 
 /// Sum of squared differences and sample count between two equally sized frames.
 pub fn squared_error(a: &RgbFrame, b: &RgbFrame) -> (u64, u64) {
-    assert_eq!((a.width, a.height), (b.width, b.height), "frames differ in size");
+    assert_eq!(
+        (a.width, a.height),
+        (b.width, b.height),
+        "frames differ in size"
+    );
     let sse = a
         .data
         .iter()

@@ -15,7 +15,10 @@ pub enum OutputError {
     #[error("cannot create a temporary file in {dir}: {cause}")]
     Temp { dir: PathBuf, cause: std::io::Error },
     #[error("cannot move the finished output to {path}: {cause}")]
-    Persist { path: PathBuf, cause: std::io::Error },
+    Persist {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
 }
 
 /// True when an error comes from writing to a pipe whose reader has gone (`| head`).
@@ -32,7 +35,10 @@ fn resolved(path: &Path) -> PathBuf {
     if let Ok(p) = path.canonicalize() {
         return p;
     }
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     match (parent.canonicalize(), path.file_name()) {
         (Ok(dir), Some(name)) => dir.join(name),
         _ => path.to_path_buf(),
@@ -65,13 +71,18 @@ impl AtomicFile {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        let name = destination.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = destination
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
         let temp = tempfile::Builder::new()
             .prefix(&format!(".{}.", name.unwrap_or_default()))
             .suffix(".partial")
             .tempfile_in(&dir)
             .map_err(|cause| OutputError::Temp { dir, cause })?;
-        Ok(Self { temp, destination: destination.to_path_buf() })
+        Ok(Self {
+            temp,
+            destination: destination.to_path_buf(),
+        })
     }
 
     /// The temporary path, for writers that open files by name.
@@ -94,14 +105,27 @@ impl AtomicFile {
         {
             use std::os::unix::fs::PermissionsExt;
             let perms = std::fs::Permissions::from_mode(0o644);
-            std::fs::set_permissions(self.temp.path(), perms)
-                .map_err(|cause| OutputError::Persist { path: path.clone(), cause })?;
+            std::fs::set_permissions(self.temp.path(), perms).map_err(|cause| {
+                OutputError::Persist {
+                    path: path.clone(),
+                    cause,
+                }
+            })?;
         }
-        self.temp.as_file().sync_all().map_err(|cause| OutputError::Persist { path: path.clone(), cause })?;
+        self.temp
+            .as_file()
+            .sync_all()
+            .map_err(|cause| OutputError::Persist {
+                path: path.clone(),
+                cause,
+            })?;
         self.temp
             .persist(&self.destination)
             .map(drop)
-            .map_err(|e| OutputError::Persist { path, cause: e.error })
+            .map_err(|e| OutputError::Persist {
+                path,
+                cause: e.error,
+            })
     }
 }
 
@@ -119,7 +143,11 @@ mod tests {
             f.file().write_all(b"partial").unwrap();
             assert!(!dest.exists());
         }
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "temp file left behind");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "temp file left behind"
+        );
         let mut f = AtomicFile::create(&dest).unwrap();
         f.file().write_all(b"whole").unwrap();
         f.commit().unwrap();
@@ -132,10 +160,16 @@ mod tests {
         let input = dir.path().join("in.mp4");
         std::fs::write(&input, b"x").unwrap();
         let sneaky = dir.path().join(".").join("in.mp4");
-        assert!(matches!(check_output(&sneaky, &[&input], true), Err(OutputError::SameAsInput(_))));
+        assert!(matches!(
+            check_output(&sneaky, &[&input], true),
+            Err(OutputError::SameAsInput(_))
+        ));
         let other = dir.path().join("other.aez");
         std::fs::write(&other, b"y").unwrap();
-        assert!(matches!(check_output(&other, &[&input], false), Err(OutputError::Exists(_))));
+        assert!(matches!(
+            check_output(&other, &[&input], false),
+            Err(OutputError::Exists(_))
+        ));
         assert!(check_output(&other, &[&input], true).is_ok());
     }
 }

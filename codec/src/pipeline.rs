@@ -34,7 +34,10 @@ impl FrameEncoder {
             model_bytes: spec.model_bytes(),
             coding: spec.params(),
         };
-        Self { coder: spec.build(coded_width, coded_height), header }
+        Self {
+            coder: spec.build(coded_width, coded_height),
+            header,
+        }
     }
 
     pub fn header(&self) -> &Header {
@@ -66,7 +69,10 @@ impl FrameDecoder {
     /// A decoder for the stream `header` describes; fails if its model is not available.
     pub fn new(header: &Header) -> Result<Self, CoderError> {
         let spec = CoderSpec::for_header(header)?;
-        Ok(Self { coder: spec.build(header.coded_width, header.coded_height), header: header.clone() })
+        Ok(Self {
+            coder: spec.build(header.coded_width, header.coded_height),
+            header: header.clone(),
+        })
     }
 
     pub fn decode(&mut self, packet: &Packet) -> Result<RgbFrame, CoderError> {

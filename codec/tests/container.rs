@@ -20,14 +20,22 @@ fn header() -> Header {
         color: ColorSpace::Srgb8,
         model_id: [7; 32],
         model_bytes: 1234,
-        coding: CodingParams::Pca { block: 8, components: 12, step: 0.5 },
+        coding: CodingParams::Pca {
+            block: 8,
+            components: 12,
+            step: 0.5,
+        },
     }
 }
 
 fn payloads() -> Vec<(FrameType, i64, Vec<u8>)> {
     (0..6)
         .map(|i| {
-            let t = if i % 3 == 0 { FrameType::Intra } else { FrameType::Predicted };
+            let t = if i % 3 == 0 {
+                FrameType::Intra
+            } else {
+                FrameType::Predicted
+            };
             let payload = (0..(i * 37 % 90)).map(|b| (b * 13 + i) as u8).collect();
             (t, 10 * i as i64, payload)
         })
@@ -77,7 +85,10 @@ fn round_trip_streaming_and_seeking() {
     for i in (0..expected.len()).rev() {
         assert_eq!(seekable.read_packet(i as u64).unwrap(), packets[i]);
     }
-    assert!(matches!(seekable.read_packet(99), Err(ContainerError::NoSuchFrame(99))));
+    assert!(matches!(
+        seekable.read_packet(99),
+        Err(ContainerError::NoSuchFrame(99))
+    ));
 }
 
 /// Writes a file whose header bypasses the writer's validation.
@@ -116,11 +127,41 @@ fn every_header_field_is_rejected_out_of_range() {
         ("time_base", |h| h.time_base = Rational::new(0, 25)),
         ("frame_count", |h| h.frame_count = 10_000_001),
         ("model_bytes", |h| h.model_bytes = 1 << 40),
-        ("PCA block", |h| h.coding = CodingParams::Pca { block: 7, components: 1, step: 1.0 }),
-        ("components", |h| h.coding = CodingParams::Pca { block: 8, components: 0, step: 1.0 }),
-        ("components", |h| h.coding = CodingParams::Pca { block: 8, components: 193, step: 1.0 }),
-        ("PCA step", |h| h.coding = CodingParams::Pca { block: 8, components: 4, step: f32::NAN }),
-        ("PCA step", |h| h.coding = CodingParams::Pca { block: 8, components: 4, step: -1.0 }),
+        ("PCA block", |h| {
+            h.coding = CodingParams::Pca {
+                block: 7,
+                components: 1,
+                step: 1.0,
+            }
+        }),
+        ("components", |h| {
+            h.coding = CodingParams::Pca {
+                block: 8,
+                components: 0,
+                step: 1.0,
+            }
+        }),
+        ("components", |h| {
+            h.coding = CodingParams::Pca {
+                block: 8,
+                components: 193,
+                step: 1.0,
+            }
+        }),
+        ("PCA step", |h| {
+            h.coding = CodingParams::Pca {
+                block: 8,
+                components: 4,
+                step: f32::NAN,
+            }
+        }),
+        ("PCA step", |h| {
+            h.coding = CodingParams::Pca {
+                block: 8,
+                components: 4,
+                step: -1.0,
+            }
+        }),
         ("pixel step", |h| h.coding = CodingParams::Pixel { step: 0 }),
     ];
     for (field, mutate) in cases {
@@ -135,7 +176,10 @@ fn every_header_field_is_rejected_out_of_range() {
         );
         // The writer refuses the same header (it sets frame_count itself).
         if *field != "frame_count" {
-            assert!(ContainerWriter::new(Cursor::new(Vec::new()), h).is_err(), "{field}");
+            assert!(
+                ContainerWriter::new(Cursor::new(Vec::new()), h).is_err(),
+                "{field}"
+            );
         }
     }
     // An unmutated raw header is fine, so each case above fails for its own field.
@@ -147,13 +191,21 @@ fn bad_magic_version_and_header_bytes_are_named() {
     let good = write_file(&header());
     let mut bad = good.clone();
     bad[0] = b'X';
-    assert!(matches!(read_stream(&bad).1, Some(ContainerError::BadMagic(_))));
+    assert!(matches!(
+        read_stream(&bad).1,
+        Some(ContainerError::BadMagic(_))
+    ));
     let mut bad = good.clone();
     bad[4] = 2;
-    assert!(matches!(read_stream(&bad).1, Some(ContainerError::UnsupportedVersion(2))));
+    assert!(matches!(
+        read_stream(&bad).1,
+        Some(ContainerError::UnsupportedVersion(2))
+    ));
     let mut bad = good.clone();
     bad[6..10].copy_from_slice(&1_000_000u32.to_le_bytes());
-    assert!(matches!(read_stream(&bad).1, Some(ContainerError::BadHeader(m)) if m.contains("length")));
+    assert!(
+        matches!(read_stream(&bad).1, Some(ContainerError::BadHeader(m)) if m.contains("length"))
+    );
     let mut bad = good;
     bad[PREAMBLE_LEN as usize + 2] ^= 1;
     assert!(matches!(read_stream(&bad).1, Some(ContainerError::BadHeader(m)) if m.contains("CRC")));
@@ -177,7 +229,10 @@ fn truncation_at_every_byte_keeps_every_complete_packet() {
                 assert!(offset <= cut as u64);
             }
         }
-        assert!(SeekableReader::new(Cursor::new(&bytes[..cut])).is_err(), "seekable, cut at {cut}");
+        assert!(
+            SeekableReader::new(Cursor::new(&bytes[..cut])).is_err(),
+            "seekable, cut at {cut}"
+        );
     }
 }
 
@@ -192,7 +247,10 @@ fn a_flipped_bit_anywhere_is_detected() {
         assert!(err.is_some(), "flip at byte {pos} went unnoticed");
         // Whatever was returned before the error is what was written.
         for p in &packets {
-            assert!(all.iter().any(|q| q.payload == p.payload), "flip at {pos} changed a payload");
+            assert!(
+                all.iter().any(|q| q.payload == p.payload),
+                "flip at {pos} changed a payload"
+            );
         }
     }
 }
@@ -207,7 +265,9 @@ fn payload_flip_is_a_crc_error_naming_the_frame() {
     let (packets, err) = read_stream(&bad);
     assert_eq!(packets.len(), 4);
     match err {
-        Some(ContainerError::PayloadCrc { frame: 4, offset, .. }) => assert_eq!(offset, target.offset),
+        Some(ContainerError::PayloadCrc {
+            frame: 4, offset, ..
+        }) => assert_eq!(offset, target.offset),
         other => panic!("expected a CRC error in frame 4, got {other:?}"),
     }
 }

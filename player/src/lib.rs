@@ -40,7 +40,10 @@ pub enum PlayError {
     #[error(transparent)]
     Source(#[from] source::SourceError),
     #[error("decoding frame {frame}: {cause}")]
-    Decode { frame: u64, cause: aecodec::coders::CoderError },
+    Decode {
+        frame: u64,
+        cause: aecodec::coders::CoderError,
+    },
     #[error(transparent)]
     Output(#[from] aecodec::video::VideoError),
 }
@@ -57,7 +60,8 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
     let started = Instant::now();
     let mut reader = open_source(source)?;
     let header: Header = reader.header().clone();
-    let mut decoder = FrameDecoder::new(&header).map_err(|e| PlayError::Decode { frame: 0, cause: e })?;
+    let mut decoder =
+        FrameDecoder::new(&header).map_err(|e| PlayError::Decode { frame: 0, cause: e })?;
     let (packet_tx, packet_rx) = bounded::<Packet>(QUEUE_DEPTH);
     let (frame_tx, frame_rx) = bounded::<Result<RgbFrame, PlayError>>(QUEUE_DEPTH);
 
@@ -81,9 +85,10 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
             let mut busy = Duration::ZERO;
             for (frame, packet) in packet_rx.into_iter().enumerate() {
                 let t = Instant::now();
-                let decoded = decoder
-                    .decode(&packet)
-                    .map_err(|e| PlayError::Decode { frame: frame as u64, cause: e });
+                let decoded = decoder.decode(&packet).map_err(|e| PlayError::Decode {
+                    frame: frame as u64,
+                    cause: e,
+                });
                 busy += t.elapsed();
                 let failed = decoded.is_err();
                 if frame_tx.send(decoded).is_err() || failed {
@@ -92,7 +97,8 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
             }
             busy
         });
-        let mut presenter = Presenter::new(&header, options.output.clone(), options.paced, started)?;
+        let mut presenter =
+            Presenter::new(&header, options.output.clone(), options.paced, started)?;
         for frame in frame_rx {
             presenter.present(frame?)?;
         }

@@ -54,7 +54,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let Command::Play { source, output, null, no_pace, force, stats_json, strict } = cli.command;
+    let Command::Play {
+        source,
+        output,
+        null,
+        no_pace,
+        force,
+        stats_json,
+        strict,
+    } = cli.command;
     let output = match output {
         None if null => Output::Null,
         None => anyhow::bail!(
@@ -68,7 +76,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
     };
     // Writing to a file is a transcode: every frame, as fast as possible.
     let paced = !no_pace && !matches!(output, Output::File(_));
-    let outcome = play(&source, &PlayOptions { output: output.clone(), paced })?;
+    let outcome = play(
+        &source,
+        &PlayOptions {
+            output: output.clone(),
+            paced,
+        },
+    )?;
     let s = &outcome.stats;
     eprintln!(
         "played {} frames ({} dropped) in {:.2} s ({:.1} fps; decoder alone {:.1} fps), first frame after {:.0} ms, {:.0} kbit/s",
@@ -87,7 +101,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         eprintln!("wrote {}", p.display());
     }
     if let Some(e) = outcome.damage {
-        eprintln!("warning: {source}: {e}; stopped after {} good frames", s.frames);
+        eprintln!(
+            "warning: {source}: {e}; stopped after {} good frames",
+            s.frames
+        );
         if strict {
             return Ok(ExitCode::from(2));
         }

@@ -55,11 +55,21 @@ pub struct Presenter {
 }
 
 impl Presenter {
-    pub fn new(header: &Header, output: Output, paced: bool, started: Instant) -> Result<Self, VideoError> {
+    pub fn new(
+        header: &Header,
+        output: Output,
+        paced: bool,
+        started: Instant,
+    ) -> Result<Self, VideoError> {
         let (w, h, rate) = (header.width, header.height, header.frame_rate);
         let sink = match output {
             Output::Null => Sink::Null,
-            Output::Stdout => Sink::Stdout(Y4mWriter::new(BufWriter::new(std::io::stdout()), w, h, rate)),
+            Output::Stdout => Sink::Stdout(Y4mWriter::new(
+                BufWriter::new(std::io::stdout()),
+                w,
+                h,
+                rate,
+            )),
             Output::File(path) => {
                 let mut atomic = AtomicFile::create(&path)
                     .map_err(|e| VideoError::Io(std::io::Error::other(e.to_string())))?;
@@ -102,7 +112,11 @@ impl Presenter {
     }
 
     /// Completes the output and returns the statistics.
-    pub fn finish(self, bytes_fetched: u64, decode_busy: Duration) -> Result<PlaybackStats, VideoError> {
+    pub fn finish(
+        self,
+        bytes_fetched: u64,
+        decode_busy: Duration,
+    ) -> Result<PlaybackStats, VideoError> {
         let wall = self.started.elapsed().as_secs_f64();
         match self.sink {
             Sink::Null => {}
@@ -111,10 +125,14 @@ impl Presenter {
             }
             Sink::File(w, atomic) => {
                 w.into_inner()?.flush()?;
-                atomic.commit().map_err(|e| VideoError::Io(std::io::Error::other(e.to_string())))?;
+                atomic
+                    .commit()
+                    .map_err(|e| VideoError::Io(std::io::Error::other(e.to_string())))?;
             }
         }
-        let ttff = self.first_frame_at.map_or(0.0, |t| (t - self.started).as_secs_f64() * 1000.0);
+        let ttff = self
+            .first_frame_at
+            .map_or(0.0, |t| (t - self.started).as_secs_f64() * 1000.0);
         Ok(PlaybackStats {
             frames: self.frames,
             presented: self.frames - self.dropped,

@@ -19,7 +19,13 @@ pub type PacketReader = ContainerReader<Box<dyn Read + Send>>;
 
 /// Opens a source (a file path) and reads its header.
 pub fn open_source(source: &str) -> Result<PacketReader, SourceError> {
-    let file = File::open(source).map_err(|e| SourceError::Open { path: source.into(), cause: e })?;
+    let file = File::open(source).map_err(|e| SourceError::Open {
+        path: source.into(),
+        cause: e,
+    })?;
     let input: Box<dyn Read + Send> = Box::new(BufReader::new(file));
-    ContainerReader::new(input).map_err(|e| SourceError::Container { path: source.into(), cause: e })
+    ContainerReader::new(input).map_err(|e| SourceError::Container {
+        path: source.into(),
+        cause: e,
+    })
 }

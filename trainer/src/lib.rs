@@ -1,1 +1,1 @@
-pub fn placeholder() {}
+//! aetrain: fits the models aecodec uses.

@@ -19,7 +19,12 @@ pub enum CoderError {
     #[error("corrupt payload: {0}")]
     Payload(String),
     #[error("frame is {got_w}x{got_h}, the coder expects {want_w}x{want_h}")]
-    FrameSize { got_w: u32, got_h: u32, want_w: u32, want_h: u32 },
+    FrameSize {
+        got_w: u32,
+        got_h: u32,
+        want_w: u32,
+        want_h: u32,
+    },
     #[error("this file needs model {needed}, but the model given is {given}")]
     WrongModel { needed: String, given: String },
     #[error("this file needs model {0}, which is not available (pass it with --model)")]

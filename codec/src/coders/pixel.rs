@@ -17,7 +17,11 @@ pub struct PixelCoder {
 
 impl PixelCoder {
     pub fn new(step: u8, width: u32, height: u32) -> Self {
-        Self { step: i32::from(step.max(1)), width, height }
+        Self {
+            step: i32::from(step.max(1)),
+            width,
+            height,
+        }
     }
 
     fn check_size(&self, frame: &RgbFrame) -> Result<(), CoderError> {
@@ -50,7 +54,11 @@ impl FrameCoder for PixelCoder {
     fn encode(&mut self, frame: &RgbFrame) -> Result<EncodedFrame, CoderError> {
         self.check_size(frame)?;
         let s = self.step;
-        let q: Vec<i32> = frame.data.iter().map(|&v| (i32::from(v) + s / 2) / s).collect();
+        let q: Vec<i32> = frame
+            .data
+            .iter()
+            .map(|&v| (i32::from(v) + s / 2) / s)
+            .collect();
         let residuals: Vec<i32> = (0..q.len())
             .map(|i| q[i] - self.predictor(i).map_or(0, |p| q[p]))
             .collect();
@@ -58,7 +66,10 @@ impl FrameCoder for PixelCoder {
         let mut payload = Vec::new();
         table.write(&mut payload);
         entropy::write_words(&mut payload, &entropy::encode_iid(&table, &residuals)?);
-        Ok(EncodedFrame { frame_type: FrameType::Intra, payload })
+        Ok(EncodedFrame {
+            frame_type: FrameType::Intra,
+            payload,
+        })
     }
 
     fn decode(&mut self, _frame_type: FrameType, payload: &[u8]) -> Result<RgbFrame, CoderError> {
@@ -76,7 +87,11 @@ impl FrameCoder for PixelCoder {
             q[i] = value.clamp(0, max_q);
         }
         let data = q.iter().map(|&v| (v * self.step).min(255) as u8).collect();
-        Ok(RgbFrame { width: self.width, height: self.height, data })
+        Ok(RgbFrame {
+            width: self.width,
+            height: self.height,
+            data,
+        })
     }
 }
 
@@ -86,7 +101,9 @@ mod tests {
 
     fn test_frame() -> RgbFrame {
         let (w, h) = (37, 11);
-        let data = (0..3 * w * h).map(|i| ((i * 31 + i / 7) % 256) as u8).collect();
+        let data = (0..3 * w * h)
+            .map(|i| ((i * 31 + i / 7) % 256) as u8)
+            .collect();
         RgbFrame::from_data(w, h, data).unwrap()
     }
 
@@ -115,7 +132,10 @@ mod tests {
         let mut c = PixelCoder::new(2, f.width, f.height);
         let e = c.encode(&f).unwrap();
         for cut in [0, 1, 5, e.payload.len() - 1] {
-            assert!(c.decode(FrameType::Intra, &e.payload[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                c.decode(FrameType::Intra, &e.payload[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
     }
 }

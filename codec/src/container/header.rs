@@ -83,7 +83,11 @@ pub enum CodingParams {
     /// Uniformly quantized pixels, left-neighbour DPCM, one fitted table per frame.
     Pixel { step: u8 },
     /// Block PCA: `block`×`block` RGB patches, `components` kept, quantizer `step`.
-    Pca { block: u8, components: u16, step: f32 },
+    Pca {
+        block: u8,
+        components: u16,
+        step: f32,
+    },
     /// A learned autoencoder; `quality` is informational, the model file is authoritative.
     Learned { quality: u8 },
 }
@@ -94,7 +98,11 @@ impl CodingParams {
             CodingParams::Pixel { step } if !(1..=64).contains(&step) => {
                 Err(format!("pixel step {step} outside 1..=64"))
             }
-            CodingParams::Pca { block, components, step } => {
+            CodingParams::Pca {
+                block,
+                components,
+                step,
+            } => {
                 if !matches!(block, 4 | 8 | 16 | 32) {
                     return Err(format!("PCA block {block} is not 4, 8, 16 or 32"));
                 }
@@ -147,7 +155,10 @@ impl Header {
         }
         let pixels = u64::from(self.width) * u64::from(self.height);
         if pixels > MAX_PIXELS {
-            return Err(format!("{}x{} is more than {MAX_PIXELS} pixels", self.width, self.height));
+            return Err(format!(
+                "{}x{} is more than {MAX_PIXELS} pixels",
+                self.width, self.height
+            ));
         }
         for (name, coded, shown) in [
             ("coded_width", self.coded_width, self.width),
@@ -159,7 +170,7 @@ impl Header {
         }
         self.coding.check()?;
         let stride = self.coding.stride();
-        if self.coded_width % stride != 0 || self.coded_height % stride != 0 {
+        if !self.coded_width.is_multiple_of(stride) || !self.coded_height.is_multiple_of(stride) {
             return Err(format!(
                 "coded size {}x{} is not a multiple of the coder's stride {stride}",
                 self.coded_width, self.coded_height
@@ -171,10 +182,16 @@ impl Header {
         }
         self.time_base.check("time_base")?;
         if self.frame_count > MAX_FRAMES {
-            return Err(format!("frame_count {} above {MAX_FRAMES}", self.frame_count));
+            return Err(format!(
+                "frame_count {} above {MAX_FRAMES}",
+                self.frame_count
+            ));
         }
         if self.model_bytes > MAX_MODEL_BYTES {
-            return Err(format!("model_bytes {} above {MAX_MODEL_BYTES}", self.model_bytes));
+            return Err(format!(
+                "model_bytes {} above {MAX_MODEL_BYTES}",
+                self.model_bytes
+            ));
         }
         Ok(())
     }

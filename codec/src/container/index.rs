@@ -81,13 +81,19 @@ pub(super) fn decode_index(
     first_packet: u64,
     index_offset: u64,
 ) -> Result<Vec<IndexEntry>> {
-    let bad = |what: String| ContainerError::BadIndex { offset: index_offset, what };
+    let bad = |what: String| ContainerError::BadIndex {
+        offset: index_offset,
+        what,
+    };
     if bytes.len() as u64 > max_index_len(header) {
-        return Err(bad(format!("{} bytes is too long for {} frames", bytes.len(), header.frame_count)));
+        return Err(bad(format!(
+            "{} bytes is too long for {} frames",
+            bytes.len(),
+            header.frame_count
+        )));
     }
     // The length check above bounds what bincode may allocate.
-    let entries: Vec<IndexEntry> =
-        super::decode_struct::<_, { 1 << 30 }>(bytes).map_err(&bad)?;
+    let entries: Vec<IndexEntry> = super::decode_struct::<_, { 1 << 30 }>(bytes).map_err(&bad)?;
     if entries.len() != header.frame_count as usize {
         return Err(bad(format!(
             "{} entries for {} frames",
@@ -99,19 +105,30 @@ pub(super) fn decode_index(
     let mut last_pts = None;
     for (i, e) in entries.iter().enumerate() {
         if e.offset != expected_offset {
-            return Err(bad(format!("entry {i} points to byte {}, expected {expected_offset}", e.offset)));
+            return Err(bad(format!(
+                "entry {i} points to byte {}, expected {expected_offset}",
+                e.offset
+            )));
         }
         if u64::from(e.size) < super::PACKET_HEAD_LEN {
-            return Err(bad(format!("entry {i} has size {} below a packet head", e.size)));
+            return Err(bad(format!(
+                "entry {i} has size {} below a packet head",
+                e.size
+            )));
         }
         if last_pts.is_some_and(|p| e.pts <= p) {
-            return Err(bad(format!("entry {i} has pts {} not after the previous", e.pts)));
+            return Err(bad(format!(
+                "entry {i} has pts {} not after the previous",
+                e.pts
+            )));
         }
         last_pts = Some(e.pts);
         expected_offset += u64::from(e.size);
     }
     if expected_offset != index_offset {
-        return Err(bad(format!("packets end at byte {expected_offset}, index starts at {index_offset}")));
+        return Err(bad(format!(
+            "packets end at byte {expected_offset}, index starts at {index_offset}"
+        )));
     }
     Ok(entries)
 }

@@ -100,9 +100,18 @@ pub enum ContainerError {
     #[error("invalid header: {0}")]
     BadHeader(String),
     #[error("packet {frame} at byte {offset}: {what}")]
-    BadPacket { frame: u64, offset: u64, what: String },
+    BadPacket {
+        frame: u64,
+        offset: u64,
+        what: String,
+    },
     #[error("packet {frame} at byte {offset}: payload CRC-32 mismatch (stored {stored:08x}, computed {computed:08x})")]
-    PayloadCrc { frame: u64, offset: u64, stored: u32, computed: u32 },
+    PayloadCrc {
+        frame: u64,
+        offset: u64,
+        stored: u32,
+        computed: u32,
+    },
     #[error("file truncated at byte {offset}, inside packet {frame}; the {frame} frames before it are complete")]
     Truncated { frame: u64, offset: u64 },
     #[error("invalid index at byte {offset}: {what}")]
@@ -116,7 +125,10 @@ pub enum ContainerError {
 impl ContainerError {
     /// True when the file simply ends early: every packet before the damage was valid.
     pub fn is_truncation(&self) -> bool {
-        matches!(self, ContainerError::Truncated { .. } | ContainerError::TruncatedHeader { .. })
+        matches!(
+            self,
+            ContainerError::Truncated { .. } | ContainerError::TruncatedHeader { .. }
+        )
     }
 }
 

@@ -38,7 +38,9 @@ fn read_header(input: &mut impl Read) -> Result<(Header, u64)> {
         return Err(ContainerError::BadMagic(pre[..got.min(4)].to_vec()));
     }
     if got < pre.len() {
-        return Err(ContainerError::TruncatedHeader { needed: PREAMBLE_LEN });
+        return Err(ContainerError::TruncatedHeader {
+            needed: PREAMBLE_LEN,
+        });
     }
     let version = u16::from_le_bytes([pre[4], pre[5]]);
     if version != VERSION {
@@ -80,12 +82,16 @@ fn parse_packet_head(
     frame: u64,
     offset: u64,
 ) -> Result<PacketHead> {
-    let bad = |what: String| ContainerError::BadPacket { frame, offset, what };
+    let bad = |what: String| ContainerError::BadPacket {
+        frame,
+        offset,
+        what,
+    };
     if head[0] != PACKET_MARKER {
         return Err(bad(format!("marker byte {:#04x} is not a packet", head[0])));
     }
-    let frame_type =
-        FrameType::from_byte(head[1]).ok_or_else(|| bad(format!("unknown frame type {}", head[1])))?;
+    let frame_type = FrameType::from_byte(head[1])
+        .ok_or_else(|| bad(format!("unknown frame type {}", head[1])))?;
     let pts = i64::from_le_bytes(head[2..10].try_into().unwrap());
     let payload_len = u64::from(u32::from_le_bytes(head[10..14].try_into().unwrap()));
     if payload_len > header.max_payload_len() {
@@ -95,13 +101,23 @@ fn parse_packet_head(
         )));
     }
     let payload_crc = u32::from_le_bytes(head[14..18].try_into().unwrap());
-    Ok(PacketHead { frame_type, pts, payload_len, payload_crc })
+    Ok(PacketHead {
+        frame_type,
+        pts,
+        payload_len,
+        payload_crc,
+    })
 }
 
 fn check_payload(payload: &[u8], head: &PacketHead, frame: u64, offset: u64) -> Result<()> {
     let computed = crc32(payload);
     if computed != head.payload_crc {
-        return Err(ContainerError::PayloadCrc { frame, offset, stored: head.payload_crc, computed });
+        return Err(ContainerError::PayloadCrc {
+            frame,
+            offset,
+            stored: head.payload_crc,
+            computed,
+        });
     }
     Ok(())
 }
@@ -125,7 +141,14 @@ impl<R: Read> ContainerReader<R> {
     /// Reads and validates the header.
     pub fn new(mut input: R) -> Result<Self> {
         let (header, offset) = read_header(&mut input)?;
-        Ok(Self { input, header, offset, first_packet: offset, seen: Vec::new(), finished: false })
+        Ok(Self {
+            input,
+            header,
+            offset,
+            first_packet: offset,
+            seen: Vec::new(),
+            finished: false,
+        })
     }
 
     pub fn header(&self) -> &Header {
@@ -163,7 +186,10 @@ impl<R: Read> ContainerReader<R> {
             return Err(ContainerError::BadPacket {
                 frame,
                 offset,
-                what: format!("more packets than the header's {} frames", self.header.frame_count),
+                what: format!(
+                    "more packets than the header's {} frames",
+                    self.header.frame_count
+                ),
             });
         }
         if read_up_to(&mut self.input, &mut head[1..])? < head.len() - 1 {
@@ -179,7 +205,12 @@ impl<R: Read> ContainerReader<R> {
         }
         let payload = read_exact_growing(&mut self.input, parsed.payload_len)?.ok_or(truncated)?;
         check_payload(&payload, &parsed, frame, offset)?;
-        let packet = Packet { frame_type: parsed.frame_type, pts: parsed.pts, payload, offset };
+        let packet = Packet {
+            frame_type: parsed.frame_type,
+            pts: parsed.pts,
+            payload,
+            offset,
+        };
         self.offset += packet.stored_len();
         self.seen.push(IndexEntry {
             pts: packet.pts,
@@ -195,8 +226,14 @@ impl<R: Read> ContainerReader<R> {
     fn read_index_and_footer(&mut self) -> Result<()> {
         let index_offset = self.offset;
         let frame = self.frames_read();
-        let truncated = ContainerError::Truncated { frame, offset: index_offset };
-        let bad = |what: String| ContainerError::BadIndex { offset: index_offset, what };
+        let truncated = ContainerError::Truncated {
+            frame,
+            offset: index_offset,
+        };
+        let bad = |what: String| ContainerError::BadIndex {
+            offset: index_offset,
+            what,
+        };
         let mut head = [0u8; INDEX_HEAD_LEN as usize - 1];
         if read_up_to(&mut self.input, &mut head)? < head.len() {
             return Err(truncated);
@@ -204,7 +241,10 @@ impl<R: Read> ContainerReader<R> {
         let index_len = u32::from_le_bytes(head[..4].try_into().unwrap());
         let index_crc = u32::from_le_bytes(head[4..].try_into().unwrap());
         if u64::from(index_len) > max_index_len(&self.header) {
-            return Err(bad(format!("length {index_len} is too long for {} frames", self.header.frame_count)));
+            return Err(bad(format!(
+                "length {index_len} is too long for {} frames",
+                self.header.frame_count
+            )));
         }
         let bytes = read_exact_growing(&mut self.input, u64::from(index_len))?.ok_or(truncated)?;
         if crc32(&bytes) != index_crc {
@@ -218,7 +258,10 @@ impl<R: Read> ContainerReader<R> {
         let got = read_up_to(&mut self.input, &mut footer)?;
         let end = index_offset + INDEX_HEAD_LEN + u64::from(index_len) + FOOTER_LEN;
         if got < footer.len() {
-            return Err(ContainerError::BadFooter(format!("file ends at byte {} inside the footer", end - FOOTER_LEN + got as u64)));
+            return Err(ContainerError::BadFooter(format!(
+                "file ends at byte {} inside the footer",
+                end - FOOTER_LEN + got as u64
+            )));
         }
         let parsed = Footer::parse(&footer, end)?;
         if parsed.index_offset != index_offset {
@@ -228,7 +271,9 @@ impl<R: Read> ContainerReader<R> {
             )));
         }
         if read_up_to(&mut self.input, &mut [0u8; 1])? != 0 {
-            return Err(ContainerError::BadFooter(format!("data after the footer at byte {end}")));
+            return Err(ContainerError::BadFooter(format!(
+                "data after the footer at byte {end}"
+            )));
         }
         self.offset = end;
         self.finished = true;
@@ -266,14 +311,20 @@ impl<R: Read + Seek> SeekableReader<R> {
         input.seek(SeekFrom::Start(0))?;
         let (header, first_packet) = read_header(&mut input)?;
         if file_len < first_packet + INDEX_HEAD_LEN + FOOTER_LEN {
-            return Err(ContainerError::BadFooter(format!("file of {file_len} bytes has no room for an index")));
+            return Err(ContainerError::BadFooter(format!(
+                "file of {file_len} bytes has no room for an index"
+            )));
         }
         input.seek(SeekFrom::Start(file_len - FOOTER_LEN))?;
         let mut footer = [0u8; FOOTER_LEN as usize];
         input.read_exact(&mut footer)?;
         let footer = Footer::parse(&footer, file_len)?;
         let index = read_index_at(&mut input, &header, first_packet, footer)?;
-        Ok(Self { input, header, index })
+        Ok(Self {
+            input,
+            header,
+            index,
+        })
     }
 
     pub fn header(&self) -> &Header {
@@ -307,7 +358,12 @@ impl<R: Read + Seek> SeekableReader<R> {
         let mut payload = vec![0u8; parsed.payload_len as usize];
         self.input.read_exact(&mut payload)?;
         check_payload(&payload, &parsed, frame, entry.offset)?;
-        Ok(Packet { frame_type: parsed.frame_type, pts: parsed.pts, payload, offset: entry.offset })
+        Ok(Packet {
+            frame_type: parsed.frame_type,
+            pts: parsed.pts,
+            payload,
+            offset: entry.offset,
+        })
     }
 }
 
@@ -318,12 +374,18 @@ fn read_index_at<R: Read + Seek>(
     first_packet: u64,
     footer: Footer,
 ) -> Result<Vec<IndexEntry>> {
-    let bad = |what: String| ContainerError::BadIndex { offset: footer.index_offset, what };
+    let bad = |what: String| ContainerError::BadIndex {
+        offset: footer.index_offset,
+        what,
+    };
     if footer.index_offset < first_packet {
         return Err(bad("index starts inside the header".into()));
     }
     if u64::from(footer.index_len) > max_index_len(header) {
-        return Err(bad(format!("length {} is too long for {} frames", footer.index_len, header.frame_count)));
+        return Err(bad(format!(
+            "length {} is too long for {} frames",
+            footer.index_len, header.frame_count
+        )));
     }
     input.seek(SeekFrom::Start(footer.index_offset))?;
     let mut head = [0u8; INDEX_HEAD_LEN as usize];

@@ -23,7 +23,10 @@ fn preamble_and_header(header: &Header) -> Result<Vec<u8>> {
     header.validate().map_err(ContainerError::BadHeader)?;
     let body = encode_struct(header);
     if body.len() as u64 > u64::from(MAX_HEADER_LEN) {
-        return Err(ContainerError::BadHeader(format!("header of {} bytes is too long", body.len())));
+        return Err(ContainerError::BadHeader(format!(
+            "header of {} bytes is too long",
+            body.len()
+        )));
     }
     let mut out = Vec::with_capacity(PREAMBLE_LEN as usize + body.len());
     out.extend_from_slice(&MAGIC);
@@ -40,7 +43,12 @@ impl<W: Write + Seek> ContainerWriter<W> {
         header.frame_count = 0;
         let bytes = preamble_and_header(&header)?;
         output.write_all(&bytes)?;
-        Ok(Self { output, header, offset: bytes.len() as u64, index: Vec::new() })
+        Ok(Self {
+            output,
+            header,
+            offset: bytes.len() as u64,
+            index: Vec::new(),
+        })
     }
 
     pub fn header(&self) -> &Header {
@@ -55,12 +63,19 @@ impl<W: Write + Seek> ContainerWriter<W> {
     /// Appends one frame's packet. `pts` must increase from packet to packet.
     pub fn write_packet(&mut self, frame_type: FrameType, pts: i64, payload: &[u8]) -> Result<()> {
         let frame = self.index.len() as u64;
-        let bad = |what: String| ContainerError::BadPacket { frame, offset: self.offset, what };
+        let bad = |what: String| ContainerError::BadPacket {
+            frame,
+            offset: self.offset,
+            what,
+        };
         if self.index.last().is_some_and(|e| pts <= e.pts) {
             return Err(bad(format!("pts {pts} is not after the previous packet's")));
         }
         if payload.len() as u64 > self.header.max_payload_len() {
-            return Err(bad(format!("payload of {} bytes is above the limit", payload.len())));
+            return Err(bad(format!(
+                "payload of {} bytes is above the limit",
+                payload.len()
+            )));
         }
         if frame >= u64::from(super::MAX_FRAMES) {
             return Err(bad("too many frames".into()));
@@ -74,7 +89,12 @@ impl<W: Write + Seek> ContainerWriter<W> {
         self.output.write_all(&head)?;
         self.output.write_all(payload)?;
         let size = PACKET_HEAD_LEN as u32 + payload.len() as u32;
-        self.index.push(IndexEntry { pts, offset: self.offset, frame_type, size });
+        self.index.push(IndexEntry {
+            pts,
+            offset: self.offset,
+            frame_type,
+            size,
+        });
         self.offset += u64::from(size);
         Ok(())
     }
@@ -89,7 +109,13 @@ impl<W: Write + Seek> ContainerWriter<W> {
         tail.extend_from_slice(&(index.len() as u32).to_le_bytes());
         tail.extend_from_slice(&crc32(&index).to_le_bytes());
         tail.extend_from_slice(&index);
-        tail.extend_from_slice(&Footer { index_offset, index_len: index.len() as u32 }.to_bytes());
+        tail.extend_from_slice(
+            &Footer {
+                index_offset,
+                index_len: index.len() as u32,
+            }
+            .to_bytes(),
+        );
         self.output.write_all(&tail)?;
 
         let old_len = preamble_and_header(&self.header)?.len();

@@ -25,7 +25,12 @@ pub enum VideoError {
     #[error("unknown output type for {0}: use .y4m, .mkv (lossless FFV1), .mp4 (x264) or - (y4m on stdout)")]
     UnknownOutput(String),
     #[error("frame is {got_w}x{got_h}, the output was opened for {want_w}x{want_h}")]
-    FrameSize { got_w: u32, got_h: u32, want_w: u32, want_h: u32 },
+    FrameSize {
+        got_w: u32,
+        got_h: u32,
+        want_w: u32,
+        want_h: u32,
+    },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use ffmpeg_next as ff;
 use ff::format::Pixel;
 use ff::software::scaling;
+use ffmpeg_next as ff;
 
 use super::{init_ffmpeg, VideoError};
 use crate::container::Rational;
@@ -52,31 +52,44 @@ impl VideoReader {
     pub fn open(path: &Path) -> Result<Self, VideoError> {
         init_ffmpeg();
         let shown = path.display().to_string();
-        let open_err = |e: ff::Error| VideoError::Open { path: shown.clone(), reason: e.to_string() };
+        let open_err = |e: ff::Error| VideoError::Open {
+            path: shown.clone(),
+            reason: e.to_string(),
+        };
         let input = ff::format::input(&path).map_err(open_err)?;
         let stream = input
             .streams()
             .best(ff::media::Type::Video)
-            .ok_or_else(|| VideoError::NoVideoStream { path: shown.clone() })?;
+            .ok_or_else(|| VideoError::NoVideoStream {
+                path: shown.clone(),
+            })?;
         let stream_index = stream.index();
         let frame_rate = container_rational(stream.avg_frame_rate())
             .or_else(|| container_rational(stream.rate()))
             .filter(|r| r.as_f64() <= 1000.0)
             .unwrap_or(Rational::new(25, 1));
         let frame_count_hint = u64::try_from(stream.frames()).ok().filter(|&n| n > 0);
-        let context = ff::codec::context::Context::from_parameters(stream.parameters())
-            .map_err(open_err)?;
+        let context =
+            ff::codec::context::Context::from_parameters(stream.parameters()).map_err(open_err)?;
         let decoder = context.decoder().video().map_err(open_err)?;
         let (width, height) = (decoder.width(), decoder.height());
         if width == 0 || height == 0 {
-            return Err(VideoError::Open { path: shown, reason: "video stream has no size".into() });
+            return Err(VideoError::Open {
+                path: shown,
+                reason: "video stream has no size".into(),
+            });
         }
         Ok(Self {
             path: shown,
             input,
             decoder,
             stream_index,
-            info: VideoInfo { width, height, frame_rate, frame_count_hint },
+            info: VideoInfo {
+                width,
+                height,
+                frame_rate,
+                frame_count_hint,
+            },
             scaler: None,
             decoded: ff::frame::Video::empty(),
             rgb: ff::frame::Video::empty(),
@@ -89,7 +102,10 @@ impl VideoReader {
     }
 
     fn decode_err(&self, e: ff::Error) -> VideoError {
-        VideoError::Decode { path: self.path.clone(), reason: e.to_string() }
+        VideoError::Decode {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
     }
 
     /// The next frame, or `None` at the end of the stream.
@@ -124,21 +140,35 @@ impl VideoReader {
     /// Converts the decoded frame to packed RGB at the stream's size (a stream whose size
     /// changes midway is scaled back to its first size).
     fn convert(&mut self) -> Result<RgbFrame, VideoError> {
-        let (fmt, w, h) = (self.decoded.format(), self.decoded.width(), self.decoded.height());
+        let (fmt, w, h) = (
+            self.decoded.format(),
+            self.decoded.width(),
+            self.decoded.height(),
+        );
         let stale = !matches!(&self.scaler, Some((_, f, sw, sh)) if (*f, *sw, *sh) == (fmt, w, h));
         if stale {
             let flags = scaling::Flags::BILINEAR
                 | scaling::Flags::ACCURATE_RND
                 | scaling::Flags::FULL_CHR_H_INT;
-            let ctx = scaling::Context::get(fmt, w, h, Pixel::RGB24, self.info.width, self.info.height, flags)
-                .map_err(|e| self.decode_err(e))?;
+            let ctx = scaling::Context::get(
+                fmt,
+                w,
+                h,
+                Pixel::RGB24,
+                self.info.width,
+                self.info.height,
+                flags,
+            )
+            .map_err(|e| self.decode_err(e))?;
             self.scaler = Some((ctx, fmt, w, h));
         }
         let (scaler, ..) = self.scaler.as_mut().expect("scaler was just built");
-        scaler.run(&self.decoded, &mut self.rgb).map_err(|e| VideoError::Decode {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
+        scaler
+            .run(&self.decoded, &mut self.rgb)
+            .map_err(|e| VideoError::Decode {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(frame_from_ffmpeg(&self.rgb))
     }
 }
@@ -153,5 +183,9 @@ fn frame_from_ffmpeg(rgb: &ff::frame::Video) -> RgbFrame {
     for y in 0..h as usize {
         data.extend_from_slice(&src[y * stride..y * stride + row]);
     }
-    RgbFrame { width: w, height: h, data }
+    RgbFrame {
+        width: w,
+        height: h,
+        data,
+    }
 }

@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use ffmpeg_next as ff;
 use ff::format::Pixel;
 use ff::software::scaling;
+use ffmpeg_next as ff;
 
 use super::{init_ffmpeg, VideoError};
 use crate::container::Rational;
@@ -28,7 +28,10 @@ impl OutputFormat {
         if path.as_os_str() == "-" {
             return Ok(OutputFormat::Y4m);
         }
-        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
         match ext.as_deref() {
             Some("y4m") => Ok(OutputFormat::Y4m),
             Some("mkv") => Ok(OutputFormat::Ffv1Mkv),
@@ -58,9 +61,9 @@ pub fn create_writer(
             let file = std::io::BufWriter::new(std::fs::File::create(path)?);
             Ok(Box::new(Y4mWriter::new(file, width, height, frame_rate)))
         }
-        OutputFormat::Ffv1Mkv | OutputFormat::X264Mp4 => {
-            Ok(Box::new(FfmpegWriter::new(format, path, width, height, frame_rate)?))
-        }
+        OutputFormat::Ffv1Mkv | OutputFormat::X264Mp4 => Ok(Box::new(FfmpegWriter::new(
+            format, path, width, height, frame_rate,
+        )?)),
     }
 }
 
@@ -88,7 +91,14 @@ pub struct Y4mWriter<W: Write> {
 
 impl<W: Write> Y4mWriter<W> {
     pub fn new(out: W, width: u32, height: u32, frame_rate: Rational) -> Self {
-        Self { out, width, height, frame_rate, wrote_header: false, planes: Vec::new() }
+        Self {
+            out,
+            width,
+            height,
+            frame_rate,
+            wrote_header: false,
+            planes: Vec::new(),
+        }
     }
 
     /// Writes one frame (the stream header before the first).
@@ -158,11 +168,14 @@ impl FfmpegWriter {
     ) -> Result<Self, VideoError> {
         init_ffmpeg();
         let shown = path.display().to_string();
-        let err = |e: ff::Error| VideoError::Encode { path: shown.clone(), reason: e.to_string() };
+        let err = |e: ff::Error| VideoError::Encode {
+            path: shown.clone(),
+            reason: e.to_string(),
+        };
         let (muxer, codec_name, pixel) = match format {
             OutputFormat::Ffv1Mkv => ("matroska", "ffv1", Pixel::BGRZ),
             // x264's 4:2:0 needs even sizes; odd sizes keep full chroma.
-            _ if width % 2 == 0 && height % 2 == 0 => ("mp4", "libx264", Pixel::YUV420P),
+            _ if width.is_multiple_of(2) && height.is_multiple_of(2) => ("mp4", "libx264", Pixel::YUV420P),
             _ => ("mp4", "libx264", Pixel::YUV444P),
         };
         let codec = ff::encoder::find_by_name(codec_name).ok_or_else(|| VideoError::Encode {
@@ -170,7 +183,10 @@ impl FfmpegWriter {
             reason: format!("FFmpeg has no {codec_name} encoder"),
         })?;
         let mut output = ff::format::output_as(&path, muxer).map_err(err)?;
-        let global_header = output.format().flags().contains(ff::format::Flags::GLOBAL_HEADER);
+        let global_header = output
+            .format()
+            .flags()
+            .contains(ff::format::Flags::GLOBAL_HEADER);
         let time_base = ff::Rational::new(frame_rate.den as i32, frame_rate.num as i32);
         let mut encoder = ff::codec::context::Context::new_with_codec(codec)
             .encoder()
@@ -180,7 +196,10 @@ impl FfmpegWriter {
         encoder.set_height(height);
         encoder.set_format(pixel);
         encoder.set_time_base(time_base);
-        encoder.set_frame_rate(Some(ff::Rational::new(frame_rate.num as i32, frame_rate.den as i32)));
+        encoder.set_frame_rate(Some(ff::Rational::new(
+            frame_rate.num as i32,
+            frame_rate.den as i32,
+        )));
         if global_header {
             encoder.set_flags(ff::codec::Flags::GLOBAL_HEADER);
         }
@@ -197,7 +216,10 @@ impl FfmpegWriter {
             stream.index()
         };
         output.write_header().map_err(err)?;
-        let stream_time_base = output.stream(stream_index).expect("stream just added").time_base();
+        let stream_time_base = output
+            .stream(stream_index)
+            .expect("stream just added")
+            .time_base();
         let scaler = scaling::Context::get(
             Pixel::RGB24,
             width,
@@ -223,7 +245,10 @@ impl FfmpegWriter {
     }
 
     fn err(&self, e: ff::Error) -> VideoError {
-        VideoError::Encode { path: self.path.clone(), reason: e.to_string() }
+        VideoError::Encode {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
     }
 
     /// Moves every packet the encoder has ready into the file.
@@ -234,7 +259,9 @@ impl FfmpegWriter {
             // One frame per tick; without a duration MP4 edit lists drop the last frame.
             packet.set_duration(1);
             packet.rescale_ts(self.encoder_time_base, self.stream_time_base);
-            packet.write_interleaved(&mut self.output).map_err(|e| self.err(e))?;
+            packet
+                .write_interleaved(&mut self.output)
+                .map_err(|e| self.err(e))?;
         }
         Ok(())
     }
@@ -249,10 +276,14 @@ impl FrameSink for FfmpegWriter {
         for (y, src) in frame.data.chunks_exact(row).enumerate() {
             dst[y * stride..y * stride + row].copy_from_slice(src);
         }
-        self.scaler.run(&self.rgb, &mut self.converted).map_err(|e| self.err(e))?;
+        self.scaler
+            .run(&self.rgb, &mut self.converted)
+            .map_err(|e| self.err(e))?;
         self.converted.set_pts(Some(self.next_pts));
         self.next_pts += 1;
-        self.encoder.send_frame(&self.converted).map_err(|e| self.err(e))?;
+        self.encoder
+            .send_frame(&self.converted)
+            .map_err(|e| self.err(e))?;
         self.drain()
     }
 

@@ -1,0 +1,311 @@
+//! End to end: the real `aecodec` and `aeplay` binaries on real clips.
+
+mod common;
+
+use common::{read_y4m, rgb_frames, run, run_ok, sample, stderr};
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn encode_info_decode_keeps_frame_count_and_size() {
+    let dir = tmp();
+    let clip = sample("carphone_pristine.mp4");
+    let aez = dir.path().join("c.aez");
+    let y4m = dir.path().join("c.y4m");
+    let printed = run_ok("aecodec", &["encode", s(&clip), "-o", s(&aez)]);
+    assert_eq!(
+        printed.trim(),
+        s(&aez),
+        "encode prints where the output went"
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&run_ok("aecodec", &["info", s(&aez), "--json"])).unwrap();
+    let input = rgb_frames(&clip, usize::MAX);
+    assert_eq!(info["frame_count"].as_u64().unwrap() as usize, input.len());
+    assert_eq!(info["width"], 176);
+    assert_eq!(info["height"], 144);
+    assert_eq!(
+        info["file_bytes"].as_u64().unwrap(),
+        std::fs::metadata(&aez).unwrap().len()
+    );
+    run_ok("aecodec", &["decode", s(&aez), "-o", s(&y4m)]);
+    let decoded = read_y4m(&std::fs::read(&y4m).unwrap());
+    assert_eq!((decoded.width, decoded.height), (176, 144));
+    assert_eq!(decoded.frames.len(), input.len());
+}
+
+#[test]
+fn lossless_step_round_trips_exactly_through_ffv1() {
+    let dir = tmp();
+    let clip = sample("bikes.mp4");
+    let aez = dir.path().join("b.aez");
+    let mkv = dir.path().join("b.mkv");
+    run_ok(
+        "aecodec",
+        &[
+            "encode",
+            s(&clip),
+            "-o",
+            s(&aez),
+            "--step",
+            "1",
+            "--frames",
+            "6",
+        ],
+    );
+    run_ok("aecodec", &["decode", s(&aez), "-o", s(&mkv)]);
+    let original = rgb_frames(&clip, 6);
+    let decoded = rgb_frames(&mkv, usize::MAX);
+    assert_eq!(decoded.len(), 6);
+    assert!(original == decoded, "step 1 through FFV1 must be exact");
+}
+
+#[test]
+fn mp4_output_has_every_frame() {
+    let dir = tmp();
+    let aez = dir.path().join("c.aez");
+    let mp4 = dir.path().join("c.mp4");
+    run_ok(
+        "aecodec",
+        &[
+            "encode",
+            s(&sample("carphone_pristine.mp4")),
+            "-o",
+            s(&aez),
+            "--frames",
+            "9",
+            "--step",
+            "8",
+        ],
+    );
+    run_ok("aecodec", &["decode", s(&aez), "-o", s(&mp4)]);
+    let frames = rgb_frames(&mp4, usize::MAX);
+    assert_eq!(frames.len(), 9);
+    assert_eq!((frames[0].width, frames[0].height), (176, 144));
+}
+
+#[test]
+fn truncated_file_decodes_every_complete_frame() {
+    let dir = tmp();
+    let aez = dir.path().join("c.aez");
+    run_ok(
+        "aecodec",
+        &[
+            "encode",
+            s(&sample("carphone_pristine.mp4")),
+            "-o",
+            s(&aez),
+            "--frames",
+            "10",
+        ],
+    );
+    let bytes = std::fs::read(&aez).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&run_ok("aecodec", &["info", s(&aez), "--json"])).unwrap();
+    // Cut in the middle of the seventh packet (payloads are similar in size).
+    let per_frame = info["bytes_per_frame_mean"].as_f64().unwrap() as usize;
+    let header_end = bytes.len() - 10 * (per_frame + 18) - 9 - 210 - 16;
+    let cut = header_end + 6 * (per_frame + 18) + per_frame / 2;
+    let truncated = dir.path().join("t.aez");
+    std::fs::write(&truncated, &bytes[..cut]).unwrap();
+    let y4m = dir.path().join("t.y4m");
+    let out = run("aecodec", &["decode", s(&truncated), "-o", s(&y4m)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("truncated"), "{}", stderr(&out));
+    let frames = read_y4m(&std::fs::read(&y4m).unwrap()).frames.len();
+    assert!((5..=7).contains(&frames), "{frames} frames before the cut");
+    let strict = run(
+        "aecodec",
+        &[
+            "decode",
+            s(&truncated),
+            "-o",
+            s(&dir.path().join("u.y4m")),
+            "--strict",
+        ],
+    );
+    assert_eq!(strict.status.code(), Some(2));
+    // The player keeps going to the damage too, and says so.
+    let played = run(
+        "aeplay",
+        &["play", s(&truncated), "--null", "--no-pace", "--stats-json"],
+    );
+    assert!(played.status.success());
+    let stats: serde_json::Value = serde_json::from_slice(&played.stdout).unwrap();
+    assert_eq!(stats["frames"].as_u64().unwrap() as usize, frames);
+}
+
+#[test]
+fn flipped_payload_byte_is_caught_by_crc() {
+    let dir = tmp();
+    let aez = dir.path().join("c.aez");
+    run_ok(
+        "aecodec",
+        &[
+            "encode",
+            s(&sample("carphone_pristine.mp4")),
+            "-o",
+            s(&aez),
+            "--frames",
+            "4",
+        ],
+    );
+    let mut bytes = std::fs::read(&aez).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x40;
+    std::fs::write(&aez, &bytes).unwrap();
+    let out = run(
+        "aecodec",
+        &[
+            "decode",
+            s(&aez),
+            "-o",
+            s(&dir.path().join("x.y4m")),
+            "--strict",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("CRC-32 mismatch"), "{}", stderr(&out));
+}
+
+#[test]
+fn unreadable_input_reports_ffmpegs_reason_and_writes_nothing() {
+    let dir = tmp();
+    let junk = dir.path().join("junk.mp4");
+    std::fs::write(&junk, b"this is not a video").unwrap();
+    let out_path = dir.path().join("j.aez");
+    let out = run("aecodec", &["encode", s(&junk), "-o", s(&out_path)]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Invalid data found"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!out_path.exists());
+    let missing = run(
+        "aecodec",
+        &["encode", "/nonexistent/clip.mp4", "-o", s(&out_path)],
+    );
+    assert!(
+        stderr(&missing).contains("No such file"),
+        "{}",
+        stderr(&missing)
+    );
+    let not_aez = run(
+        "aecodec",
+        &["decode", s(&junk), "-o", s(&dir.path().join("x.y4m"))],
+    );
+    assert!(
+        stderr(&not_aez).contains("not an .aez file"),
+        "{}",
+        stderr(&not_aez)
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "only the junk input remains"
+    );
+}
+
+#[test]
+fn outputs_never_replace_inputs_or_existing_files_without_force() {
+    let dir = tmp();
+    let clip = dir.path().join("in.mp4");
+    std::fs::copy(sample("carphone_pristine.mp4"), &clip).unwrap();
+    let before = std::fs::read(&clip).unwrap();
+    let same = run("aecodec", &["encode", s(&clip), "-o", s(&clip), "--force"]);
+    assert!(
+        stderr(&same).contains("is the input file"),
+        "{}",
+        stderr(&same)
+    );
+    let existing = dir.path().join("out.aez");
+    std::fs::write(&existing, b"keep me").unwrap();
+    let refused = run("aecodec", &["encode", s(&clip), "-o", s(&existing)]);
+    assert!(
+        stderr(&refused).contains("already exists"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+    assert_eq!(std::fs::read(&clip).unwrap(), before);
+    run_ok(
+        "aecodec",
+        &[
+            "encode",
+            s(&clip),
+            "-o",
+            s(&existing),
+            "--force",
+            "--frames",
+            "2",
+        ],
+    );
+    assert_ne!(std::fs::read(&existing).unwrap(), b"keep me");
+}
+
+#[test]
+fn player_frames_are_identical_to_the_decoder_and_stdout_pipes_y4m() {
+    let dir = tmp();
+    let aez = dir.path().join("c.aez");
+    run_ok(
+        "aecodec",
+        &[
+            "encode",
+            s(&sample("carphone_pristine.mp4")),
+            "-o",
+            s(&aez),
+            "--frames",
+            "12",
+            "--step",
+            "3",
+        ],
+    );
+    let decoded = dir.path().join("d.y4m");
+    let played = dir.path().join("p.y4m");
+    run_ok("aecodec", &["decode", s(&aez), "-o", s(&decoded)]);
+    run_ok("aeplay", &["play", s(&aez), "-o", s(&played)]);
+    assert_eq!(
+        std::fs::read(&decoded).unwrap(),
+        std::fs::read(&played).unwrap()
+    );
+    let piped = run("aecodec", &["decode", s(&aez), "-o", "-"]);
+    assert!(piped.status.success());
+    assert_eq!(piped.stdout, std::fs::read(&decoded).unwrap());
+}
+
+#[test]
+fn paced_headless_playback_reports_statistics() {
+    let dir = tmp();
+    let aez = dir.path().join("c.aez");
+    run_ok(
+        "aecodec",
+        &[
+            "encode",
+            s(&sample("carphone_pristine.mp4")),
+            "-o",
+            s(&aez),
+            "--frames",
+            "15",
+        ],
+    );
+    let stats: serde_json::Value = serde_json::from_str(&run_ok(
+        "aeplay",
+        &["play", s(&aez), "--null", "--stats-json"],
+    ))
+    .unwrap();
+    assert_eq!(stats["frames"], 15);
+    assert_eq!(
+        stats["presented"].as_u64().unwrap() + stats["dropped"].as_u64().unwrap(),
+        15
+    );
+    // Paced at 29.97 fps, 15 frames take about half a second of wall time.
+    assert!(stats["wall_s"].as_f64().unwrap() >= 14.0 / 29.97, "{stats}");
+    assert!(stats["bytes_fetched"].as_u64().unwrap() > 0);
+}

@@ -1,0 +1,121 @@
+//! Helpers for end-to-end tests: the real binaries, real clips, and a y4m reader.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Once;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A clip shipped in `samples/`.
+pub fn sample(name: &str) -> PathBuf {
+    root().join("samples").join(name)
+}
+
+/// Path to one of the workspace's binaries, built on first use with the test's profile.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(root())
+            .args(["build", "--workspace", "--bins", "--quiet"]);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "building the binaries failed");
+    });
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join(name)
+}
+
+/// Runs a binary with arguments and returns its output.
+pub fn run(name: &str, args: &[&str]) -> Output {
+    Command::new(bin(name))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+/// Runs a binary and asserts that it succeeded; returns stdout as text.
+pub fn run_ok(name: &str, args: &[&str]) -> String {
+    let out = run(name, args);
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A parsed y4m file: size and the raw frames (planes as written).
+pub struct Y4m {
+    pub width: usize,
+    pub height: usize,
+    pub frames: Vec<Vec<u8>>,
+}
+
+/// Parses a 4:4:4 y4m file, checking every frame's framing.
+pub fn read_y4m(bytes: &[u8]) -> Y4m {
+    let nl = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .expect("y4m header line");
+    let header = std::str::from_utf8(&bytes[..nl]).unwrap();
+    assert!(header.starts_with("YUV4MPEG2 "), "{header}");
+    assert!(header.contains(" C444"), "expected 4:4:4: {header}");
+    let field = |p: char| -> usize {
+        header
+            .split(' ')
+            .find_map(|t| t.strip_prefix(p))
+            .expect("size field")
+            .parse()
+            .unwrap()
+    };
+    let (width, height) = (field('W'), field('H'));
+    let frame_len = 3 * width * height;
+    let mut rest = &bytes[nl + 1..];
+    let mut frames = Vec::new();
+    while !rest.is_empty() {
+        assert!(
+            rest.starts_with(b"FRAME\n"),
+            "bad frame marker after {} frames",
+            frames.len()
+        );
+        rest = &rest[6..];
+        assert!(rest.len() >= frame_len, "short frame {}", frames.len());
+        frames.push(rest[..frame_len].to_vec());
+        rest = &rest[frame_len..];
+    }
+    Y4m {
+        width,
+        height,
+        frames,
+    }
+}
+
+/// Every frame of a video, decoded to RGB by the codec's own reader.
+pub fn rgb_frames(path: &Path, max: usize) -> Vec<aecodec::RgbFrame> {
+    let mut reader = aecodec::video::VideoReader::open(path).expect("open video");
+    let mut frames = Vec::new();
+    while frames.len() < max {
+        match reader.next_frame().expect("decode video") {
+            Some(f) => frames.push(f),
+            None => break,
+        }
+    }
+    frames
+}
