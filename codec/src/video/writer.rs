@@ -175,7 +175,9 @@ impl FfmpegWriter {
         let (muxer, codec_name, pixel) = match format {
             OutputFormat::Ffv1Mkv => ("matroska", "ffv1", Pixel::BGRZ),
             // x264's 4:2:0 needs even sizes; odd sizes keep full chroma.
-            _ if width.is_multiple_of(2) && height.is_multiple_of(2) => ("mp4", "libx264", Pixel::YUV420P),
+            _ if width.is_multiple_of(2) && height.is_multiple_of(2) => {
+                ("mp4", "libx264", Pixel::YUV420P)
+            }
             _ => ("mp4", "libx264", Pixel::YUV444P),
         };
         let codec = ff::encoder::find_by_name(codec_name).ok_or_else(|| VideoError::Encode {
