@@ -13,6 +13,10 @@ use constriction::stream::{Decode, Encode};
 
 use crate::varint;
 
+mod bank;
+
+pub use bank::{index_for_mean_abs, scale_of, ScaleBank, SCALES};
+
 /// Bits of probability precision: every table sums to `1 << PRECISION`.
 pub const PRECISION: usize = 12;
 /// Largest alphabet a table may have (each symbol needs a nonzero probability).
@@ -37,6 +41,8 @@ pub enum EntropyError {
     TrailingZeroWord,
     #[error("coded data holds more than the symbols it should")]
     LeftoverData,
+    #[error("an escaped value is too large")]
+    EscapeOverflow,
 }
 
 /// A categorical distribution over the integers `min_symbol ..= min_symbol + len - 1`, as
