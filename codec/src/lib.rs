@@ -16,6 +16,7 @@ pub mod container;
 pub mod entropy;
 pub mod frame;
 pub mod metrics;
+pub mod model_file;
 pub mod output;
 pub mod pipeline;
 pub mod varint;

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use aecodec::coders::CoderSpec;
 use aecodec::container::{ContainerReader, ContainerWriter, Header, SeekableReader};
+use aecodec::model_file::{Model, ModelStore};
 use aecodec::output::{check_output, AtomicFile};
 use aecodec::pipeline::{FrameDecoder, FrameEncoder};
 use aecodec::video::{create_writer, FrameSink, OutputFormat, VideoReader, Y4mWriter};
@@ -36,9 +37,17 @@ enum Command {
         /// Output .aez file (written atomically: it appears only when complete).
         #[arg(short, long)]
         output: PathBuf,
-        /// Quantizer step of the built-in pixel coder: 1 is lossless, larger is smaller.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=64))]
-        step: u8,
+        /// Model file to code with (a PCA model from `aetrain pca`). Without one, the built-in
+        /// pixel coder is used.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Quantizer step: larger is smaller and coarser. Pixel coder: an integer 1..=64
+        /// (1 is lossless, default 4). PCA: any positive number (default 8).
+        #[arg(long)]
+        step: Option<f32>,
+        /// PCA components to keep (default: all the model has).
+        #[arg(long)]
+        components: Option<u16>,
         /// Encode at most this many frames.
         #[arg(long)]
         frames: Option<u64>,
@@ -60,6 +69,10 @@ enum Command {
         /// still written).
         #[arg(long)]
         strict: bool,
+        /// A model file to decode with (repeatable); the model cache
+        /// ($AECODEC_MODELS or ~/.cache/aecodec/models) is searched too.
+        #[arg(long)]
+        model: Vec<PathBuf>,
     },
     /// Show an .aez file's header, frame count, sizes and bitrate.
     Info {
@@ -77,17 +90,21 @@ fn main() -> ExitCode {
         Command::Encode {
             input,
             output,
+            model,
             step,
+            components,
             frames,
             force,
-        } => encode(&input, &output, &CoderSpec::Pixel { step }, frames, force)
+        } => coder_spec(model.as_deref(), step, components)
+            .and_then(|spec| encode(&input, &output, &spec, frames, force))
             .map(|()| ExitCode::SUCCESS),
         Command::Decode {
             input,
             output,
             force,
             strict,
-        } => decode(&input, &output, force, strict),
+            model,
+        } => decode(&input, &output, &model, force, strict),
         Command::Info { input, json } => info(&input, json).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
@@ -98,6 +115,40 @@ fn main() -> ExitCode {
         eprintln!("error: {e:#}");
         ExitCode::FAILURE
     })
+}
+
+/// The coder `encode` uses: the pixel coder, or the model given.
+fn coder_spec(
+    model: Option<&Path>,
+    step: Option<f32>,
+    components: Option<u16>,
+) -> Result<CoderSpec> {
+    if let Some(s) = step {
+        if !(s.is_finite() && s > 0.0) {
+            bail!("--step must be a positive number, got {s}");
+        }
+    }
+    let Some(path) = model else {
+        let step = step.unwrap_or(4.0);
+        if step.fract() != 0.0 || !(1.0..=64.0).contains(&step) {
+            bail!("the pixel coder's --step is an integer from 1 to 64, got {step}");
+        }
+        if components.is_some() {
+            bail!("--components needs a PCA --model");
+        }
+        return Ok(CoderSpec::Pixel { step: step as u8 });
+    };
+    let model = Model::load(path).with_context(|| format!("loading model {}", path.display()))?;
+    match &model {
+        Model::Pca(m) => {
+            let params = aecodec::container::CodingParams::Pca {
+                block: m.block,
+                components: components.unwrap_or(m.components),
+                step: step.unwrap_or(8.0),
+            };
+            Ok(CoderSpec::with_model(&model, params)?)
+        }
+    }
 }
 
 fn progress_bar(len: Option<u64>, what: &str) -> ProgressBar {
@@ -166,12 +217,19 @@ fn encode(
     Ok(())
 }
 
-fn decode(input: &Path, output: &Path, force: bool, strict: bool) -> Result<ExitCode> {
+fn decode(
+    input: &Path,
+    output: &Path,
+    models: &[PathBuf],
+    force: bool,
+    strict: bool,
+) -> Result<ExitCode> {
     let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
     let mut reader = ContainerReader::new(BufReader::new(file))
         .with_context(|| format!("reading {}", input.display()))?;
     let header = reader.header().clone();
-    let mut decoder = FrameDecoder::new(&header)?;
+    let models = ModelStore::with_files(models)?;
+    let mut decoder = FrameDecoder::new(&header, &models)?;
     let format = OutputFormat::from_path(output)?;
     let to_stdout = output.as_os_str() == "-";
     let mut atomic = None;

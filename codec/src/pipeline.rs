@@ -6,6 +6,7 @@
 use crate::coders::{CoderError, CoderSpec, EncodedFrame, FrameCoder};
 use crate::container::{ColorSpace, Header, Packet, Rational};
 use crate::frame::round_up;
+use crate::model_file::ModelStore;
 use crate::RgbFrame;
 
 /// Encodes frames of one stream.
@@ -66,9 +67,9 @@ pub struct FrameDecoder {
 }
 
 impl FrameDecoder {
-    /// A decoder for the stream `header` describes; fails if its model is not available.
-    pub fn new(header: &Header) -> Result<Self, CoderError> {
-        let spec = CoderSpec::for_header(header)?;
+    /// A decoder for the stream `header` describes; fails if its model is not in `models`.
+    pub fn new(header: &Header, models: &ModelStore) -> Result<Self, CoderError> {
+        let spec = CoderSpec::for_header(header, models)?;
         Ok(Self {
             coder: spec.build(header.coded_width, header.coded_height),
             header: header.clone(),

@@ -2,6 +2,7 @@
 #![no_main]
 
 use aecodec::container::ContainerReader;
+use aecodec::model_file::ModelStore;
 use aecodec::pipeline::FrameDecoder;
 use libfuzzer_sys::fuzz_target;
 
@@ -12,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     if u64::from(h.coded_width) * u64::from(h.coded_height) > 256 * 256 {
         return;
     }
-    let Ok(mut decoder) = FrameDecoder::new(h) else { return };
+    let Ok(mut decoder) = FrameDecoder::new(h, &ModelStore::new()) else { return };
     while let Ok(Some(packet)) = reader.next_packet() {
         let _ = decoder.decode(&packet);
     }

@@ -32,6 +32,8 @@ pub struct PlayOptions {
     pub output: Output,
     /// Present at the video's frame rate, dropping late frames; otherwise as fast as possible.
     pub paced: bool,
+    /// Model files to decode with (the model cache is searched too).
+    pub models: Vec<std::path::PathBuf>,
 }
 
 /// Why playback stopped short.
@@ -60,8 +62,14 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
     let started = Instant::now();
     let mut reader = open_source(source)?;
     let header: Header = reader.header().clone();
-    let mut decoder =
-        FrameDecoder::new(&header).map_err(|e| PlayError::Decode { frame: 0, cause: e })?;
+    let models = aecodec::model_file::ModelStore::with_files(&options.models).map_err(|e| {
+        PlayError::Decode {
+            frame: 0,
+            cause: e.into(),
+        }
+    })?;
+    let mut decoder = FrameDecoder::new(&header, &models)
+        .map_err(|e| PlayError::Decode { frame: 0, cause: e })?;
     let (packet_tx, packet_rx) = bounded::<Packet>(QUEUE_DEPTH);
     let (frame_tx, frame_rx) = bounded::<Result<RgbFrame, PlayError>>(QUEUE_DEPTH);
 

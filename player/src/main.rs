@@ -39,6 +39,9 @@ enum Command {
         /// Exit non-zero when the stream is damaged or truncated.
         #[arg(long)]
         strict: bool,
+        /// A model file to decode with (repeatable); the model cache is searched too.
+        #[arg(long)]
+        model: Vec<PathBuf>,
     },
 }
 
@@ -62,6 +65,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         force,
         stats_json,
         strict,
+        model,
     } = cli.command;
     let output = match output {
         None if null => Output::Null,
@@ -81,6 +85,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         &PlayOptions {
             output: output.clone(),
             paced,
+            models: model,
         },
     )?;
     let s = &outcome.stats;

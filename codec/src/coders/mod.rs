@@ -1,14 +1,19 @@
 //! Frame coders: one per coding tool. Each turns a padded RGB frame into a packet payload and
 //! back; the container stores the payload and the header names the tool.
 
+pub mod pca;
 mod pixel;
 
+pub use pca::{PcaCoder, PcaModel};
 pub use pixel::PixelCoder;
+
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 use crate::container::{CodingParams, FrameType, Header};
 use crate::entropy::EntropyError;
+use crate::model_file::{Model, ModelError, ModelStore};
 use crate::RgbFrame;
 
 /// Why a frame could not be coded or a payload could not be decoded.
@@ -29,6 +34,10 @@ pub enum CoderError {
     WrongModel { needed: String, given: String },
     #[error("this file needs model {0}, which is not available (pass it with --model)")]
     ModelUnavailable(String),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("the {kind} model cannot code with {params}")]
+    Incompatible { kind: &'static str, params: String },
 }
 
 /// A coded frame, ready for the container.
@@ -52,10 +61,16 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// Which coder a stream uses, with everything needed to build one and fill the header.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum CoderSpec {
     /// Built into the binary: no model file.
     Pixel { step: u8 },
+    /// Block PCA with a fitted model.
+    Pca {
+        model: Arc<PcaModel>,
+        components: u16,
+        step: f32,
+    },
 }
 
 impl CoderSpec {
@@ -63,6 +78,7 @@ impl CoderSpec {
     pub fn model_id(&self) -> [u8; 32] {
         match self {
             CoderSpec::Pixel { .. } => sha256(pixel::MODEL_NAME.as_bytes()),
+            CoderSpec::Pca { model, .. } => model.id,
         }
     }
 
@@ -70,12 +86,22 @@ impl CoderSpec {
     pub fn model_bytes(&self) -> u64 {
         match self {
             CoderSpec::Pixel { .. } => 0,
+            CoderSpec::Pca { model, .. } => model.file_bytes,
         }
     }
 
     pub fn params(&self) -> CodingParams {
-        match *self {
-            CoderSpec::Pixel { step } => CodingParams::Pixel { step },
+        match self {
+            CoderSpec::Pixel { step } => CodingParams::Pixel { step: *step },
+            CoderSpec::Pca {
+                model,
+                components,
+                step,
+            } => CodingParams::Pca {
+                block: model.block,
+                components: *components,
+                step: *step,
+            },
         }
     }
 
@@ -86,17 +112,60 @@ impl CoderSpec {
 
     /// A coder for frames of the given coded size.
     pub fn build(&self, coded_width: u32, coded_height: u32) -> Box<dyn FrameCoder> {
-        match *self {
-            CoderSpec::Pixel { step } => Box::new(PixelCoder::new(step, coded_width, coded_height)),
+        match self {
+            CoderSpec::Pixel { step } => {
+                Box::new(PixelCoder::new(*step, coded_width, coded_height))
+            }
+            CoderSpec::Pca {
+                model,
+                components,
+                step,
+            } => Box::new(PcaCoder::new(
+                model.clone(),
+                *components,
+                *step,
+                coded_width,
+                coded_height,
+            )),
         }
     }
 
-    /// The spec a file's header calls for, checking the model identity.
-    pub fn for_header(header: &Header) -> Result<Self, CoderError> {
+    /// A spec for coding with `model` at these parameters, checking that they fit it.
+    pub fn with_model(model: &Model, params: CodingParams) -> Result<Self, CoderError> {
+        match (model, params) {
+            (
+                Model::Pca(m),
+                CodingParams::Pca {
+                    block,
+                    components,
+                    step,
+                },
+            ) if block == m.block && components >= 1 && components <= m.components => {
+                Ok(CoderSpec::Pca {
+                    model: m.clone(),
+                    components,
+                    step,
+                })
+            }
+            (Model::Pca(m), p) => Err(CoderError::Incompatible {
+                kind: "PCA",
+                params: format!(
+                    "{p:?} (it has {} components of {}x{} blocks)",
+                    m.components, m.block, m.block
+                ),
+            }),
+        }
+    }
+
+    /// The spec a file's header calls for, finding its model in `models` by id.
+    pub fn for_header(header: &Header, models: &ModelStore) -> Result<Self, CoderError> {
         let spec = match header.coding {
             CodingParams::Pixel { step } => CoderSpec::Pixel { step },
-            CodingParams::Pca { .. } | CodingParams::Learned { .. } => {
-                return Err(CoderError::ModelUnavailable(header.model_id_hex()))
+            params => {
+                let model = models
+                    .find(&header.model_id)?
+                    .ok_or_else(|| CoderError::ModelUnavailable(header.model_id_hex()))?;
+                Self::with_model(&model, params)?
             }
         };
         if spec.model_id() != header.model_id {

@@ -37,7 +37,7 @@ pub fn scale_of(index: usize) -> f64 {
 
 /// The table index whose scale best matches a mean absolute value.
 pub fn index_for_mean_abs(mean_abs: f64) -> u8 {
-    if !(mean_abs > 0.15) {
+    if mean_abs.is_nan() || mean_abs <= 0.15 {
         return 0;
     }
     let j = ((mean_abs / 0.15).ln() / 1.16f64.ln()).round();

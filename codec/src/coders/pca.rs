@@ -1,0 +1,430 @@
+//! Block PCA: the linear autoencoder, fitted in closed form. The honest baseline for what a
+//! nonlinear, learned transform buys.
+//!
+//! A frame is cut into `block`×`block` RGB patches (vectors of D = 3·block² samples,
+//! row-major, R G B interleaved). Each patch is centred by the mean patch and projected on the
+//! first `components` principal directions; the coefficients are uniformly quantized with
+//! `step` and coded with the scale bank: components are grouped by rank (1, 2, 4, 8, ...) and
+//! each group of a frame gets one bank index, written before the ANS words.
+//!
+//! Payload: `group index bytes (one per group)` then the ANS words.
+
+use std::sync::Arc;
+
+use super::{CoderError, EncodedFrame, FrameCoder};
+use crate::container::FrameType;
+use crate::entropy::{self, index_for_mean_abs, ScaleBank, SymbolDecoder, SCALES};
+use crate::model_file::{
+    write_model_bytes, ModelConfig, ModelError, ModelFile, NamedTensor, TrainingInfo,
+    MODEL_FORMAT_VERSION,
+};
+use crate::RgbFrame;
+
+/// A fitted block PCA.
+pub struct PcaModel {
+    pub block: u8,
+    /// Number of principal directions stored.
+    pub components: u16,
+    /// Mean patch, D values.
+    pub mean: Vec<f32>,
+    /// Principal directions as rows, `components` × D, strongest first.
+    pub basis: Vec<f32>,
+    pub training: TrainingInfo,
+    /// SHA-256 of the model file.
+    pub id: [u8; 32],
+    pub file_bytes: u64,
+}
+
+/// Sample count of one patch.
+pub fn patch_dims(block: u8) -> usize {
+    3 * usize::from(block) * usize::from(block)
+}
+
+/// Group of component `i`: 0 for the first, 1 for the next two, 2 for the next four...
+fn group_of(i: usize) -> usize {
+    (usize::BITS - (i + 1).leading_zeros() - 1) as usize
+}
+
+impl PcaModel {
+    /// Fits the PCA of `patches` (each `patch_dims(block)` long, values 0..=255) by an
+    /// eigendecomposition of their covariance, keeping every component.
+    pub fn fit(block: u8, patches: &[f32], training: TrainingInfo) -> Self {
+        let d = patch_dims(block);
+        let n = patches.len() / d;
+        assert!(n > 1, "need at least two patches");
+        let mut mean = vec![0f64; d];
+        for p in patches.chunks_exact(d) {
+            for (m, &v) in mean.iter_mut().zip(p) {
+                *m += f64::from(v);
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n as f64);
+        // Covariance = (X - mean)^T (X - mean) / n, accumulated in chunks with a GEMM.
+        let mut cov = vec![0f64; d * d];
+        let chunk = 4096;
+        let mut centred = vec![0f64; chunk * d];
+        for rows in patches.chunks(chunk * d) {
+            let r = rows.len() / d;
+            for (dst, (i, &v)) in centred.iter_mut().zip(rows.iter().enumerate()) {
+                *dst = f64::from(v) - mean[i % d];
+            }
+            // cov += C^T C where C is r × d, row-major.
+            unsafe {
+                matrixmultiply::dgemm(
+                    d,
+                    r,
+                    d,
+                    1.0,
+                    centred.as_ptr(),
+                    1,
+                    d as isize,
+                    centred.as_ptr(),
+                    d as isize,
+                    1,
+                    1.0,
+                    cov.as_mut_ptr(),
+                    d as isize,
+                    1,
+                );
+            }
+        }
+        cov.iter_mut().for_each(|c| *c /= n as f64);
+        let eig = nalgebra::SymmetricEigen::new(nalgebra::DMatrix::from_row_slice(d, d, &cov));
+        let mut order: Vec<usize> = (0..d).collect();
+        order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
+        let mut basis = Vec::with_capacity(d * d);
+        for &k in &order {
+            basis.extend(eig.eigenvectors.column(k).iter().map(|&v| v as f32));
+        }
+        Self {
+            block,
+            components: d as u16,
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            basis,
+            training,
+            id: [0; 32],
+            file_bytes: 0,
+        }
+        .with_identity()
+    }
+
+    /// Sets the id and size from the model file this model serializes to.
+    pub fn with_identity(mut self) -> Self {
+        let bytes = self.to_bytes();
+        self.id = super::sha256(&bytes);
+        self.file_bytes = bytes.len() as u64;
+        self
+    }
+
+    /// The model file.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let d = patch_dims(self.block);
+        let config = ModelConfig::Pca {
+            format_version: MODEL_FORMAT_VERSION,
+            block: self.block,
+            components: self.components,
+            training: self.training.clone(),
+        };
+        write_model_bytes(
+            &config,
+            &[
+                NamedTensor {
+                    name: "mean",
+                    shape: vec![d],
+                    values: &self.mean,
+                },
+                NamedTensor {
+                    name: "basis",
+                    shape: vec![usize::from(self.components), d],
+                    values: &self.basis,
+                },
+            ],
+        )
+    }
+
+    pub(crate) fn from_file(
+        file: &ModelFile<'_>,
+        id: [u8; 32],
+        file_bytes: u64,
+    ) -> Result<Self, ModelError> {
+        let ModelConfig::Pca {
+            block,
+            components,
+            training,
+            ..
+        } = &file.config;
+        if !matches!(block, 4 | 8 | 16 | 32) {
+            return Err(ModelError::BadConfig(format!(
+                "PCA block {block} is not 4, 8, 16 or 32"
+            )));
+        }
+        let d = patch_dims(*block);
+        if *components == 0 || usize::from(*components) > d {
+            return Err(ModelError::BadConfig(format!(
+                "{components} components of {d}-sample patches"
+            )));
+        }
+        Ok(Self {
+            block: *block,
+            components: *components,
+            mean: file.tensor("mean", &[d])?,
+            basis: file.tensor("basis", &[usize::from(*components), d])?,
+            training: training.clone(),
+            id,
+            file_bytes,
+        })
+    }
+}
+
+/// Codes frames with a [`PcaModel`].
+pub struct PcaCoder {
+    model: Arc<PcaModel>,
+    components: usize,
+    step: f32,
+    width: u32,
+    height: u32,
+}
+
+impl PcaCoder {
+    /// `components` ≤ the model's; `width` and `height` multiples of the block size.
+    pub fn new(model: Arc<PcaModel>, components: u16, step: f32, width: u32, height: u32) -> Self {
+        let components = usize::from(components.min(model.components)).max(1);
+        Self {
+            model,
+            components,
+            step,
+            width,
+            height,
+        }
+    }
+
+    fn blocks(&self) -> (usize, usize) {
+        let b = u32::from(self.model.block);
+        ((self.width / b) as usize, (self.height / b) as usize)
+    }
+
+    fn groups(&self) -> usize {
+        group_of(self.components - 1) + 1
+    }
+
+    /// Patches of a frame, each centred by the mean: (blocks × D), block-raster order.
+    fn centred_patches(&self, frame: &RgbFrame) -> Vec<f32> {
+        let d = patch_dims(self.model.block);
+        let mut out = patches(frame, self.model.block);
+        for patch in out.chunks_exact_mut(d) {
+            for (v, &m) in patch.iter_mut().zip(&self.model.mean) {
+                *v -= m;
+            }
+        }
+        out
+    }
+}
+
+/// The whole `block`×`block` patches of a frame (edges that do not fill a block are left
+/// out), in block-raster order, each `patch_dims(block)` values 0..=255.
+pub fn patches(frame: &RgbFrame, block: u8) -> Vec<f32> {
+    let b = usize::from(block);
+    let d = patch_dims(block);
+    let (bw, bh) = (frame.width as usize / b, frame.height as usize / b);
+    let row = 3 * frame.width as usize;
+    let mut out = vec![0f32; bw * bh * d];
+    for (k, patch) in out.chunks_exact_mut(d).enumerate() {
+        let (bx, by) = (k % bw, k / bw);
+        for y in 0..b {
+            let src = &frame.data[(by * b + y) * row + 3 * bx * b..][..3 * b];
+            for (o, &v) in patch[3 * b * y..3 * b * (y + 1)].iter_mut().zip(src) {
+                *o = f32::from(v);
+            }
+        }
+    }
+    out
+}
+
+impl FrameCoder for PcaCoder {
+    fn encode(&mut self, frame: &RgbFrame) -> Result<EncodedFrame, CoderError> {
+        if (frame.width, frame.height) != (self.width, self.height) {
+            return Err(CoderError::FrameSize {
+                got_w: frame.width,
+                got_h: frame.height,
+                want_w: self.width,
+                want_h: self.height,
+            });
+        }
+        let d = patch_dims(self.model.block);
+        let k = self.components;
+        let patches = self.centred_patches(frame);
+        let n = patches.len() / d;
+        // coeffs (n × k) = patches (n × d) · basis^T (d × k)
+        let mut coeffs = vec![0f32; n * k];
+        unsafe {
+            matrixmultiply::sgemm(
+                n,
+                d,
+                k,
+                1.0 / self.step,
+                patches.as_ptr(),
+                d as isize,
+                1,
+                self.model.basis.as_ptr(),
+                1,
+                d as isize,
+                0.0,
+                coeffs.as_mut_ptr(),
+                k as isize,
+                1,
+            );
+        }
+        let q: Vec<i32> = coeffs
+            .iter()
+            .map(|&c| c.round().clamp(-1e9, 1e9) as i32)
+            .collect();
+        // One bank index per group: the best of the indices near the group's mean |q|.
+        let bank = ScaleBank::get();
+        let groups = self.groups();
+        let mut indices = vec![0u8; groups];
+        for (g, index) in indices.iter_mut().enumerate() {
+            let members: Vec<i32> = q
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| group_of(i % k) == g)
+                .map(|(_, &v)| v)
+                .collect();
+            let mean_abs = members
+                .iter()
+                .map(|v| f64::from(v.unsigned_abs()))
+                .sum::<f64>()
+                / members.len().max(1) as f64;
+            let guess = index_for_mean_abs(mean_abs);
+            let cost = |i: u8| members.iter().map(|&v| bank.bits(i, v)).sum::<f64>();
+            *index = (guess.saturating_sub(2)..=(guess + 2).min(SCALES as u8 - 1))
+                .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
+                .unwrap_or(guess);
+        }
+        let mut items = Vec::with_capacity(q.len());
+        for (i, &v) in q.iter().enumerate() {
+            bank.push_symbols(indices[group_of(i % k)], v, &mut items);
+        }
+        let mut payload = indices.clone();
+        entropy::write_words(&mut payload, &entropy::encode(items.into_iter())?);
+        Ok(EncodedFrame {
+            frame_type: FrameType::Intra,
+            payload,
+        })
+    }
+
+    fn decode(&mut self, _frame_type: FrameType, payload: &[u8]) -> Result<RgbFrame, CoderError> {
+        let groups = self.groups();
+        if payload.len() < groups {
+            return Err(CoderError::Payload(format!(
+                "{} bytes cannot hold {groups} table indices",
+                payload.len()
+            )));
+        }
+        let (indices, words) = payload.split_at(groups);
+        if let Some(&bad) = indices.iter().find(|&&i| usize::from(i) >= SCALES) {
+            return Err(CoderError::Payload(format!(
+                "table index {bad} is not below {SCALES}"
+            )));
+        }
+        let d = patch_dims(self.model.block);
+        let k = self.components;
+        let (bw, bh) = self.blocks();
+        let n = bw * bh;
+        let bank = ScaleBank::get();
+        let mut decoder = SymbolDecoder::new(words)?;
+        let mut coeffs = vec![0f32; n * k];
+        for (i, c) in coeffs.iter_mut().enumerate() {
+            *c = bank.decode(indices[group_of(i % k)], &mut decoder)? as f32 * self.step;
+        }
+        decoder.finish()?;
+        // patches (n × d) = coeffs (n × k) · basis (k × d)
+        let mut patches = vec![0f32; n * d];
+        unsafe {
+            matrixmultiply::sgemm(
+                n,
+                k,
+                d,
+                1.0,
+                coeffs.as_ptr(),
+                k as isize,
+                1,
+                self.model.basis.as_ptr(),
+                d as isize,
+                1,
+                0.0,
+                patches.as_mut_ptr(),
+                d as isize,
+                1,
+            );
+        }
+        let b = usize::from(self.model.block);
+        let row = 3 * self.width as usize;
+        let mut frame = RgbFrame::new(self.width, self.height);
+        for (idx, patch) in patches.chunks_exact(d).enumerate() {
+            let (bx, by) = (idx % bw, idx / bw);
+            for y in 0..b {
+                let dst = &mut frame.data[(by * b + y) * row + 3 * bx * b..][..3 * b];
+                let src = &patch[3 * b * y..3 * b * (y + 1)];
+                let mean = &self.model.mean[3 * b * y..3 * b * (y + 1)];
+                for ((o, &v), &m) in dst.iter_mut().zip(src).zip(mean) {
+                    *o = (v + m).round().clamp(0.0, 255.0) as u8;
+                }
+            }
+        }
+        Ok(frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synthetic_frame(w: u32, h: u32) -> RgbFrame {
+        let data = (0..3 * w * h)
+            .map(|i| {
+                let (x, y, c) = ((i / 3) % w, (i / 3) / w, i % 3);
+                (128.0 + 60.0 * ((x as f32 * 0.2 + c as f32).sin() * (y as f32 * 0.15).cos())) as u8
+            })
+            .collect();
+        RgbFrame::from_data(w, h, data).unwrap()
+    }
+
+    fn patches_of(frame: &RgbFrame, block: u8) -> Vec<f32> {
+        patches(frame, block)
+    }
+
+    #[test]
+    fn fine_step_with_all_components_is_near_lossless_and_model_file_round_trips() {
+        let frame = synthetic_frame(64, 48);
+        let model = PcaModel::fit(8, &patches_of(&frame, 8), TrainingInfo::default());
+        let crate::model_file::Model::Pca(loaded) =
+            crate::model_file::Model::from_bytes(&model.to_bytes()).unwrap();
+        assert_eq!(loaded.id, model.id);
+        assert_eq!(loaded.basis, model.basis);
+        let mut coder = PcaCoder::new(loaded, 192, 0.25, 64, 48);
+        let coded = coder.encode(&frame).unwrap();
+        let decoded = coder.decode(coded.frame_type, &coded.payload).unwrap();
+        assert!(crate::metrics::psnr(&frame, &decoded) > 50.0);
+        // Coarser steps cost fewer bytes.
+        let coarse = PcaCoder::new(coder.model.clone(), 192, 16.0, 64, 48)
+            .encode(&frame)
+            .unwrap();
+        assert!(coarse.payload.len() < coded.payload.len() / 3);
+    }
+
+    #[test]
+    fn corrupt_payloads_are_errors() {
+        let frame = synthetic_frame(32, 32);
+        let model = Arc::new(PcaModel::fit(
+            8,
+            &patches_of(&frame, 8),
+            TrainingInfo::default(),
+        ));
+        let mut coder = PcaCoder::new(model, 20, 2.0, 32, 32);
+        let coded = coder.encode(&frame).unwrap();
+        assert!(coder.decode(FrameType::Intra, &coded.payload[..2]).is_err());
+        let mut bad = coded.payload.clone();
+        bad[0] = 200;
+        assert!(coder.decode(FrameType::Intra, &bad).is_err());
+    }
+}
