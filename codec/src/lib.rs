@@ -14,6 +14,7 @@
 pub mod coders;
 pub mod container;
 pub mod entropy;
+pub mod eval;
 pub mod frame;
 pub mod metrics;
 pub mod model_file;

@@ -74,6 +74,34 @@ enum Command {
         #[arg(long)]
         model: Vec<PathBuf>,
     },
+    /// Measure rate–distortion: every codec at several settings on each clip; rates are real
+    /// file sizes, quality is RGB PSNR and MS-SSIM of frames decoded from those files.
+    /// Writes results.csv, summary.md (BD-rate, bpp at 32/36/40 dB) and rd.svg.
+    Eval {
+        /// Clips to evaluate on.
+        #[arg(required = true)]
+        clips: Vec<PathBuf>,
+        /// Directory for the report (created if missing).
+        #[arg(long, default_value = "report")]
+        out: PathBuf,
+        /// Frames per clip, from the start.
+        #[arg(long, default_value_t = 30)]
+        frames: usize,
+        /// Codecs to run, comma-separated: pixel, pca8, pca16, pca8-title, jpeg, x264,
+        /// x264-intra, x265.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "pca8,pca16,pca8-title,jpeg,x264-intra,x264,x265"
+        )]
+        codecs: Vec<String>,
+        /// Generic PCA model files for pca8/pca16 (repeatable).
+        #[arg(long, default_values = ["samples/models/pca8.model", "samples/models/pca16.model"])]
+        pca_model: Vec<PathBuf>,
+        /// The codec BD-rates are measured against.
+        #[arg(long, default_value = "jpeg")]
+        reference: String,
+    },
     /// Show an .aez file's header, frame count, sizes and bitrate.
     Info {
         /// The .aez file.
@@ -106,6 +134,14 @@ fn main() -> ExitCode {
             model,
         } => decode(&input, &output, &model, force, strict),
         Command::Info { input, json } => info(&input, json).map(|()| ExitCode::SUCCESS),
+        Command::Eval {
+            clips,
+            out,
+            frames,
+            codecs,
+            pca_model,
+            reference,
+        } => eval(clips, &out, frames, codecs, pca_model, &reference).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
         // The reader of our standard output went away (`| head`): nothing to report.
@@ -295,6 +331,61 @@ fn decode(
         println!("{}", output.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn eval(
+    clips: Vec<PathBuf>,
+    out: &Path,
+    frames: usize,
+    codecs: Vec<String>,
+    pca_models: Vec<PathBuf>,
+    reference: &str,
+) -> Result<()> {
+    use aecodec::eval::{report, run, EvalConfig};
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let work = tempfile::Builder::new()
+        .prefix(".aecodec-eval-")
+        .tempdir_in(out)?;
+    // Only the models the chosen codecs need must exist.
+    let pca_models = pca_models
+        .into_iter()
+        .filter(|p| {
+            codecs
+                .iter()
+                .any(|c| c.starts_with("pca") && !c.ends_with("-title"))
+                && p.exists()
+        })
+        .collect();
+    let config = EvalConfig {
+        clips,
+        frames,
+        codecs,
+        pca_models,
+        work_dir: work.path().to_path_buf(),
+    };
+    let bar = ProgressBar::no_length();
+    bar.set_style(ProgressStyle::with_template(
+        "evaluating [{elapsed_precise}] {pos} points {msg}",
+    )?);
+    let rows = run(&config, |r| {
+        bar.set_message(format!(
+            "{} {} {}: {:.3} bpp, {:.2} dB",
+            r.clip, r.codec, r.setting, r.bpp, r.psnr_rgb
+        ));
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    report::write_csv(&rows, &out.join("results.csv"))?;
+    let summary = report::summary_markdown(&rows, reference);
+    std::fs::write(out.join("summary.md"), &summary)?;
+    report::write_plot(&rows, &out.join("rd.svg"))
+        .map_err(|e| anyhow::anyhow!("writing the plot: {e}"))?;
+    println!("{summary}");
+    eprintln!(
+        "wrote {0}/results.csv, {0}/summary.md and {0}/rd.svg",
+        out.display()
+    );
+    Ok(())
 }
 
 /// What `aecodec info` reports.

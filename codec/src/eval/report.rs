@@ -1,0 +1,178 @@
+//! Writing evaluation results: a CSV of every point, a markdown summary with BD-rates and
+//! bits per pixel at fixed PSNRs, and an R–D plot (SVG, one panel per clip).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::bdrate::{bd_rate, rate_at_psnr};
+use super::EvalRow;
+
+/// PSNRs at which the summary reports bits per pixel.
+pub const TARGET_PSNRS: [f64; 3] = [32.0, 36.0, 40.0];
+
+/// Writes `rows` as CSV.
+pub fn write_csv(rows: &[EvalRow], path: &Path) -> std::io::Result<()> {
+    let mut out = String::from(
+        "clip,codec,setting,bpp,psnr_rgb,ms_ssim,encode_s,decode_s,bytes,model_bytes\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{},{},{},{:.5},{:.3},{:.5},{:.3},{:.3},{},{}",
+            r.clip,
+            r.codec,
+            r.setting,
+            r.bpp,
+            r.psnr_rgb,
+            r.ms_ssim,
+            r.encode_s,
+            r.decode_s,
+            r.bytes,
+            r.model_bytes
+        );
+    }
+    std::fs::write(path, out)
+}
+
+/// One codec's (bpp, PSNR) points on one clip, in setting order.
+type Curve = (String, Vec<(f64, f64)>);
+
+/// Rows grouped by clip, then codec.
+fn curves(rows: &[EvalRow]) -> BTreeMap<String, Vec<Curve>> {
+    let mut by_clip: BTreeMap<String, Vec<Curve>> = BTreeMap::new();
+    for r in rows {
+        let codecs = by_clip.entry(r.clip.clone()).or_default();
+        match codecs.iter_mut().find(|(c, _)| c == &r.codec) {
+            Some((_, pts)) => pts.push((r.bpp, r.psnr_rgb)),
+            None => codecs.push((r.codec.clone(), vec![(r.bpp, r.psnr_rgb)])),
+        }
+    }
+    by_clip
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.filter(|x| x.is_finite())
+        .map_or("–".into(), |x| format!("{x:.digits$}"))
+}
+
+/// The markdown summary: per clip, each codec's BD-rate against `reference` and its bits per
+/// pixel at the target PSNRs (interpolated between measured points, never extrapolated).
+pub fn summary_markdown(rows: &[EvalRow], reference: &str) -> String {
+    let mut md = String::new();
+    for (clip, codecs) in curves(rows) {
+        let _ = writeln!(md, "### {clip}\n");
+        let _ = write!(md, "| codec | BD-rate vs {reference} |");
+        for p in TARGET_PSNRS {
+            let _ = write!(md, " bpp @ {p:.0} dB |");
+        }
+        let _ = writeln!(md, " model bytes |");
+        let _ = writeln!(md, "|---|---|{}---|", "---|".repeat(TARGET_PSNRS.len()));
+        let reference_curve = codecs
+            .iter()
+            .find(|(c, _)| c == reference)
+            .map(|(_, p)| p.clone());
+        for (codec, points) in &codecs {
+            let bd = if codec == reference {
+                "(reference)".to_string()
+            } else {
+                match reference_curve.as_ref().and_then(|r| bd_rate(r, points)) {
+                    Some(v) => format!("{v:+.1} %"),
+                    None => "n/a".to_string(),
+                }
+            };
+            let _ = write!(md, "| {codec} | {bd} |");
+            for p in TARGET_PSNRS {
+                let _ = write!(md, " {} |", fmt_opt(rate_at_psnr(points, p), 3));
+            }
+            let model = rows
+                .iter()
+                .find(|r| r.clip == clip && &r.codec == codec)
+                .map_or(0, |r| r.model_bytes);
+            let _ = writeln!(md, " {model} |");
+        }
+        let _ = writeln!(md);
+    }
+    md
+}
+
+/// Codec colours, stable across panels.
+fn colour(i: usize) -> RGBColor {
+    const PALETTE: [RGBColor; 8] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+    ];
+    PALETTE[i % PALETTE.len()]
+}
+
+/// Writes the R–D plot: bits per pixel against RGB PSNR, one panel per clip.
+pub fn write_plot(rows: &[EvalRow], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let by_clip = curves(rows);
+    let mut all_codecs: Vec<String> = Vec::new();
+    for r in rows {
+        if !all_codecs.contains(&r.codec) {
+            all_codecs.push(r.codec.clone());
+        }
+    }
+    let panels = by_clip.len().max(1);
+    let root = SVGBackend::new(path, (520 * panels as u32, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    for (area, (clip, codecs)) in root.split_evenly((1, panels)).iter().zip(&by_clip) {
+        let pts = codecs
+            .iter()
+            .flat_map(|(_, p)| p.iter())
+            .filter(|p| p.1.is_finite());
+        let (min_bpp, max_bpp, lo, hi) = pts.fold(
+            (f64::INFINITY, 0.1f64, f64::INFINITY, f64::NEG_INFINITY),
+            |(mn, mx, lo, hi), &(b, p)| (mn.min(b), mx.max(b), lo.min(p), hi.max(p)),
+        );
+        let x_max = max_bpp.min(8.0) * 1.1;
+        let x_min = min_bpp.clamp(0.001, x_max / 10.0) * 0.9;
+        let mut chart = ChartBuilder::on(area)
+            .caption(clip, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(
+                (x_min..x_max).log_scale(),
+                (lo.max(20.0) - 1.0).floor()..(hi.min(60.0) + 1.0).ceil(),
+            )?;
+        chart
+            .configure_mesh()
+            .x_desc("bits per pixel (file size, log scale)")
+            .y_desc("RGB PSNR (dB)")
+            .draw()?;
+        for (codec, points) in codecs {
+            let c = colour(all_codecs.iter().position(|n| n == codec).unwrap_or(0));
+            let mut sorted: Vec<(f64, f64)> = points
+                .iter()
+                .copied()
+                .filter(|p| p.0 >= x_min && p.0 <= x_max && p.1.is_finite())
+                .collect();
+            sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+            chart
+                .draw_series(LineSeries::new(sorted.clone(), c.stroke_width(2)))?
+                .label(codec.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
+            chart.draw_series(sorted.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
