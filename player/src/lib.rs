@@ -10,7 +10,9 @@
 //!
 //! [`FrameDecoder`]: aecodec::pipeline::FrameDecoder
 
+pub mod http;
 pub mod presenter;
+pub mod server;
 pub mod source;
 
 use std::time::{Duration, Instant};
@@ -34,6 +36,8 @@ pub struct PlayOptions {
     pub paced: bool,
     /// Model files to decode with (the model cache is searched too).
     pub models: Vec<std::path::PathBuf>,
+    /// Where fetched models are kept, by id.
+    pub model_cache: std::path::PathBuf,
 }
 
 /// Why playback stopped short.
@@ -60,14 +64,18 @@ pub struct PlayOutcome {
 /// Plays a stream from `source` to the chosen output.
 pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayError> {
     let started = Instant::now();
-    let mut reader = open_source(source)?;
-    let header: Header = reader.header().clone();
-    let models = aecodec::model_file::ModelStore::with_files(&options.models).map_err(|e| {
+    let opened = open_source(source)?;
+    let header: Header = opened.reader.header().clone();
+    let mut models = aecodec::model_file::ModelStore::with_files(&options.models).map_err(|e| {
         PlayError::Decode {
             frame: 0,
             cause: e.into(),
         }
     })?;
+    models.search_dir(options.model_cache.clone());
+    let model_fetched = source::ensure_model(&opened, &header, &mut models, &options.model_cache)?;
+    let network = (opened.fetched.clone(), opened.reconnects.clone());
+    let mut reader = opened.reader;
     let mut decoder = FrameDecoder::new(&header, &models)
         .map_err(|e| PlayError::Decode { frame: 0, cause: e })?;
     let (packet_tx, packet_rx) = bounded::<Packet>(QUEUE_DEPTH);
@@ -112,7 +120,12 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
         }
         let (bytes, damage) = reading.join().expect("reader thread panicked");
         let decode_busy = decoding.join().expect("decoder thread panicked");
-        let stats = presenter.finish(bytes, decode_busy)?;
+        let mut stats = presenter.finish(bytes, decode_busy)?;
+        stats.model_bytes_fetched = model_fetched;
+        if let (Some(fetched), Some(reconnects)) = &network {
+            stats.bytes_fetched = fetched.load(std::sync::atomic::Ordering::Relaxed);
+            stats.reconnects = reconnects.load(std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(PlayOutcome { stats, damage })
     })
 }

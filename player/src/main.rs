@@ -1,14 +1,15 @@
-//! `aeplay`: play `.aez` streams.
+//! `aeplay`: serve and play `.aez` streams.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use aeplay::{play, Output, PlayOptions};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "aeplay", version, about = "Play .aez video streams")]
+#[command(name = "aeplay", version, about = "Serve and play .aez video streams")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,10 +17,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Play an .aez file. Without a display, choose a headless output: --output FILE.y4m,
-    /// --output - (y4m on stdout, e.g. `| ffplay -`), or --null.
+    /// Play an .aez file or URL. Without a display, choose a headless output: --output
+    /// FILE.y4m, --output - (y4m on stdout, e.g. `| ffplay -`), or --null.
     Play {
-        /// The .aez file to play.
+        /// A local .aez file, or an http:// URL served by `aeplay serve`.
         source: String,
         /// Write the presented frames as y4m to this file, or `-` for stdout.
         #[arg(short, long, conflicts_with = "null")]
@@ -28,8 +29,12 @@ enum Command {
         #[arg(long)]
         null: bool,
         /// Decode as fast as possible instead of at the video's frame rate (no frame drops).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "realtime")]
         no_pace: bool,
+        /// Pace at the video's frame rate even when writing a file (every frame is still
+        /// written). Live outputs (--null, stdout) are always paced unless --no-pace.
+        #[arg(long)]
+        realtime: bool,
         /// Replace the output file if it exists.
         #[arg(long)]
         force: bool,
@@ -39,9 +44,25 @@ enum Command {
         /// Exit non-zero when the stream is damaged or truncated.
         #[arg(long)]
         strict: bool,
-        /// A model file to decode with (repeatable); the model cache is searched too.
+        /// A model file to decode with (repeatable).
         #[arg(long)]
         model: Vec<PathBuf>,
+        /// Where models fetched from a server are kept (default: $AECODEC_MODELS or
+        /// ~/.cache/aecodec/models).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
+    /// Serve the .aez and model files of a directory over HTTP: /catalog.json,
+    /// /media/<file>.aez (byte ranges, ETag), /models/<sha256>.
+    Serve {
+        /// The directory to serve; nothing outside it is served.
+        dir: PathBuf,
+        /// Address to listen on (port 0 picks a free port; the address is printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Requests served at once; more wait.
+        #[arg(long, default_value_t = 256)]
+        max_connections: usize,
     },
 }
 
@@ -57,41 +78,73 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let Command::Play {
-        source,
-        output,
-        null,
-        no_pace,
-        force,
-        stats_json,
-        strict,
-        model,
-    } = cli.command;
-    let output = match output {
-        None if null => Output::Null,
-        None => anyhow::bail!(
-            "no display output is built into this aeplay; choose --output FILE.y4m, --output - or --null"
-        ),
-        Some(p) if p.as_os_str() == "-" => Output::Stdout,
-        Some(p) => {
-            aecodec::output::check_output(&p, &[std::path::Path::new(&source)], force)?;
-            Output::File(p)
+    match cli.command {
+        Command::Serve {
+            dir,
+            addr,
+            max_connections,
+        } => {
+            aeplay::server::serve(&dir, addr, max_connections, |bound| {
+                use std::io::Write;
+                println!("listening on http://{bound}");
+                let _ = std::io::stdout().flush();
+                eprintln!(
+                    "serving {} (catalog: http://{bound}/catalog.json); Ctrl-C stops",
+                    dir.display()
+                );
+            })
+            .with_context(|| format!("serving {} on {addr}", dir.display()))?;
+            Ok(ExitCode::SUCCESS)
         }
-    };
-    // Writing to a file is a transcode: every frame, as fast as possible.
-    let paced = !no_pace && !matches!(output, Output::File(_));
-    let outcome = play(
-        &source,
-        &PlayOptions {
-            output: output.clone(),
-            paced,
-            models: model,
-        },
-    )?;
+        Command::Play {
+            source,
+            output,
+            null,
+            no_pace,
+            realtime,
+            force,
+            stats_json,
+            strict,
+            model,
+            cache,
+        } => {
+            let output = match output {
+                None if null => Output::Null,
+                None => anyhow::bail!(
+                    "no display output is built into this aeplay; choose --output FILE.y4m, --output - or --null"
+                ),
+                Some(p) if p.as_os_str() == "-" => Output::Stdout,
+                Some(p) => {
+                    aecodec::output::check_output(&p, &[std::path::Path::new(&source)], force)?;
+                    Output::File(p)
+                }
+            };
+            // Writing to a file is a transcode (every frame, as fast as possible) unless
+            // --realtime asks to consume the stream at the video's rate.
+            let paced = !no_pace && (realtime || !matches!(output, Output::File(_)));
+            let options = PlayOptions {
+                output: output.clone(),
+                paced,
+                models: model,
+                model_cache: cache.unwrap_or_else(aecodec::model_file::cache_dir),
+            };
+            let outcome = play(&source, &options)?;
+            report(&source, &output, &outcome, stats_json, strict)
+        }
+    }
+}
+
+fn report(
+    source: &str,
+    output: &Output,
+    outcome: &aeplay::PlayOutcome,
+    stats_json: bool,
+    strict: bool,
+) -> Result<ExitCode> {
     let s = &outcome.stats;
     eprintln!(
-        "played {} frames ({} dropped) in {:.2} s ({:.1} fps; decoder alone {:.1} fps), first frame after {:.0} ms, {:.0} kbit/s",
-        s.frames, s.dropped, s.wall_s, s.playback_fps, s.decode_fps, s.time_to_first_frame_ms, s.bitrate_kbps
+        "played {} frames ({} dropped) in {:.2} s ({:.1} fps; decoder alone {:.1} fps), first frame after {:.0} ms, {:.0} kbit/s, {} reconnects",
+        s.frames, s.dropped, s.wall_s, s.playback_fps, s.decode_fps, s.time_to_first_frame_ms, s.bitrate_kbps, s.reconnects
     );
     if stats_json {
         let json = serde_json::to_string_pretty(s)?;
@@ -102,10 +155,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{json}");
         }
     }
-    if let Output::File(p) = &output {
+    if let Output::File(p) = output {
         eprintln!("wrote {}", p.display());
     }
-    if let Some(e) = outcome.damage {
+    if let Some(e) = &outcome.damage {
         eprintln!(
             "warning: {source}: {e}; stopped after {} good frames",
             s.frames

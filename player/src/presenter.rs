@@ -34,8 +34,13 @@ pub struct PlaybackStats {
     pub playback_fps: f64,
     pub time_to_first_frame_ms: f64,
     pub wall_s: f64,
+    /// Stream bytes read (from the network, for URLs).
     pub bytes_fetched: u64,
     pub bitrate_kbps: f64,
+    /// Model bytes downloaded (0 when the model was cached or built in).
+    pub model_bytes_fetched: u64,
+    /// Connections reopened after a drop.
+    pub reconnects: u64,
 }
 
 enum Sink {
@@ -96,7 +101,9 @@ impl Presenter {
         self.frames += 1;
         if self.paced {
             let due = first + self.frame_interval.mul_f64(index as f64);
-            if now > due + self.frame_interval {
+            // A live output skips a frame whose moment has passed; a file keeps every frame.
+            let live = !matches!(self.sink, Sink::File(..));
+            if live && now > due + self.frame_interval {
                 self.dropped += 1;
                 return Ok(());
             }
@@ -143,6 +150,8 @@ impl Presenter {
             wall_s: wall,
             bytes_fetched,
             bitrate_kbps: bytes_fetched as f64 * 8.0 / wall.max(1e-9) / 1000.0,
+            model_bytes_fetched: 0,
+            reconnects: 0,
         })
     }
 }

@@ -1,9 +1,17 @@
-//! Where packets come from: a local `.aez` file (URLs come with the streaming client).
+//! Where packets come from: a local `.aez` file or an `http://` URL, and the model the stream
+//! needs, fetched once from the stream's server into the model cache.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Write};
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
-use aecodec::container::{ContainerError, ContainerReader};
+use aecodec::container::{ContainerError, ContainerReader, Header};
+use aecodec::model_file::{Model, ModelError, ModelStore};
+use aecodec::output::AtomicFile;
+
+use crate::http::{fetch, HttpError, HttpStream};
 
 /// Why a source could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -12,20 +20,126 @@ pub enum SourceError {
     Open { path: String, cause: std::io::Error },
     #[error("{path}: {cause}")]
     Container { path: String, cause: ContainerError },
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error("model from {url}: {cause}")]
+    Model { url: String, cause: String },
 }
 
 /// A streaming packet reader over any byte source.
 pub type PacketReader = ContainerReader<Box<dyn Read + Send>>;
 
-/// Opens a source (a file path) and reads its header.
-pub fn open_source(source: &str) -> Result<PacketReader, SourceError> {
+/// An opened source: its packet reader, and for URLs the server it came from.
+pub struct Source {
+    pub reader: PacketReader,
+    /// `scheme://host:port` of a URL source.
+    pub origin: Option<String>,
+    /// Bytes received from the network so far (URL sources).
+    pub fetched: Option<Arc<AtomicU64>>,
+    /// Connections reopened after a drop (URL sources).
+    pub reconnects: Option<Arc<AtomicU64>>,
+}
+
+pub fn is_url(source: &str) -> bool {
+    source.starts_with("http://") || source.starts_with("https://")
+}
+
+/// `scheme://authority` of a URL.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
+
+/// Opens a file path or URL and reads the stream's header.
+pub fn open_source(source: &str) -> Result<Source, SourceError> {
+    let container = |e| SourceError::Container {
+        path: source.into(),
+        cause: e,
+    };
+    if is_url(source) {
+        let stream = HttpStream::open(source, 0)?;
+        let (fetched, reconnects) = (stream.fetched_counter(), stream.reconnect_counter());
+        let input: Box<dyn Read + Send> = Box::new(BufReader::with_capacity(1 << 16, stream));
+        return Ok(Source {
+            reader: ContainerReader::new(input).map_err(container)?,
+            origin: Some(origin(source).to_string()),
+            fetched: Some(fetched),
+            reconnects: Some(reconnects),
+        });
+    }
     let file = File::open(source).map_err(|e| SourceError::Open {
         path: source.into(),
         cause: e,
     })?;
     let input: Box<dyn Read + Send> = Box::new(BufReader::new(file));
-    ContainerReader::new(input).map_err(|e| SourceError::Container {
-        path: source.into(),
-        cause: e,
+    Ok(Source {
+        reader: ContainerReader::new(input).map_err(container)?,
+        origin: None,
+        fetched: None,
+        reconnects: None,
     })
+}
+
+/// Makes sure `models` can decode `header`: a model already there (or in the cache) is used;
+/// otherwise a URL source's server is asked for `/models/<id>`, the download is checked
+/// against the id and saved in `cache` for next time. Returns the bytes downloaded.
+pub fn ensure_model(
+    source: &Source,
+    header: &Header,
+    models: &mut ModelStore,
+    cache: &Path,
+) -> Result<u64, SourceError> {
+    if header.model_bytes == 0 {
+        return Ok(0);
+    }
+    let id = header.model_id_hex();
+    let url = match &source.origin {
+        Some(origin) => format!("{origin}/models/{id}"),
+        None => return Ok(0),
+    };
+    let fail = |cause: String| SourceError::Model {
+        url: url.clone(),
+        cause,
+    };
+    if models
+        .find(&header.model_id)
+        .map_err(|e: ModelError| fail(e.to_string()))?
+        .is_some()
+    {
+        return Ok(0);
+    }
+    let bytes = fetch(&url, header.model_bytes)?;
+    let actual = aecodec::coders::sha256(&bytes);
+    if actual != header.model_id {
+        return Err(fail(format!(
+            "download has SHA-256 {}, not the id asked for",
+            hex::encode(actual)
+        )));
+    }
+    let model = Model::from_bytes(&bytes).map_err(|e| fail(e.to_string()))?;
+    std::fs::create_dir_all(cache)
+        .map_err(|e| fail(format!("cannot create cache {}: {e}", cache.display())))?;
+    let mut file =
+        AtomicFile::create(&cache.join(format!("{id}.model"))).map_err(|e| fail(e.to_string()))?;
+    file.file()
+        .write_all(&bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    file.commit().map_err(|e| fail(e.to_string()))?;
+    models.add(model);
+    Ok(bytes.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn origin_of_urls() {
+        assert_eq!(
+            super::origin("http://127.0.0.1:8080/media/a.aez"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(super::origin("https://host"), "https://host");
+    }
 }

@@ -1,0 +1,170 @@
+//! `aeplay serve`: the `.aez` files and model files of one directory over HTTP.
+//!
+//! * `GET /catalog.json`: every `.aez` in the directory with its size, duration and model.
+//! * `GET /media/<file>.aez`: the file, with byte ranges (206/416), ETag and Last-Modified
+//!   (tower-http's `ServeDir`, which refuses paths that climb out of the directory).
+//! * `GET /models/<sha256>`: a model file addressed by its hash; the directory and its
+//!   `models/` subdirectory are indexed at start.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use aecodec::container::ContainerReader;
+use axum::extract::{Path as UrlPath, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tower::ServiceExt;
+use tower_http::services::{ServeDir, ServeFile};
+
+/// One title in the catalog.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatalogEntry {
+    pub title: String,
+    pub url: String,
+    pub bytes: u64,
+    pub frames: u32,
+    pub duration_s: f64,
+    pub width: u32,
+    pub height: u32,
+    pub frame_rate: f64,
+    pub model_id: String,
+    /// Where the model is fetched from; `None` for coders built into the player.
+    pub model_url: Option<String>,
+    pub model_bytes: u64,
+}
+
+struct AppState {
+    dir: PathBuf,
+    models: HashMap<String, PathBuf>,
+}
+
+/// SHA-256 of every `.model` file in `dir` and `dir/models`.
+fn index_models(dir: &Path) -> std::io::Result<HashMap<String, PathBuf>> {
+    let mut models = HashMap::new();
+    for d in [dir.to_path_buf(), dir.join("models")] {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "model") && path.is_file() {
+                let bytes = std::fs::read(&path)?;
+                models.insert(hex::encode(aecodec::coders::sha256(&bytes)), path);
+            }
+        }
+    }
+    Ok(models)
+}
+
+/// The catalog of `dir`: each readable `.aez`, by name.
+pub fn catalog(dir: &Path) -> Vec<CatalogEntry> {
+    let mut entries = Vec::new();
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return entries;
+    };
+    for entry in listing.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "aez") || !path.is_file() {
+            continue;
+        }
+        let (Ok(file), Some(name)) = (File::open(&path), path.file_name().and_then(|n| n.to_str()))
+        else {
+            continue;
+        };
+        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let Ok(reader) = ContainerReader::new(BufReader::new(file)) else {
+            continue;
+        };
+        let h = reader.header();
+        entries.push(CatalogEntry {
+            title: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            url: format!("/media/{name}"),
+            bytes,
+            frames: h.frame_count,
+            duration_s: h.duration_s(),
+            width: h.width,
+            height: h.height,
+            frame_rate: h.frame_rate.as_f64(),
+            model_id: h.model_id_hex(),
+            model_url: (h.model_bytes > 0).then(|| format!("/models/{}", h.model_id_hex())),
+            model_bytes: h.model_bytes,
+        });
+    }
+    entries.sort_by(|a, b| a.title.cmp(&b.title));
+    entries
+}
+
+async fn catalog_handler(State(state): State<Arc<AppState>>) -> Response {
+    let dir = state.dir.clone();
+    match tokio::task::spawn_blocking(move || catalog(&dir)).await {
+        Ok(list) => Json(list).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn model_handler(
+    State(state): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+    request: Request,
+) -> Response {
+    let Some(path) = state.models.get(&id.to_ascii_lowercase()) else {
+        return (StatusCode::NOT_FOUND, format!("no model {id}\n")).into_response();
+    };
+    match ServeFile::new(path).oneshot(request).await {
+        Ok(response) => response.into_response(),
+        Err(never) => match never {},
+    }
+}
+
+/// The router for `dir`, with at most `max_connections` requests served at once.
+pub fn router(dir: &Path, max_connections: usize) -> std::io::Result<Router> {
+    let state = Arc::new(AppState {
+        dir: dir.to_path_buf(),
+        models: index_models(dir)?,
+    });
+    Ok(Router::new()
+        .route("/catalog.json", get(catalog_handler))
+        .route("/models/{id}", get(model_handler))
+        .nest_service("/media", ServeDir::new(dir))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(max_connections))
+        .with_state(state))
+}
+
+/// Serves `dir` on `addr` until interrupted; `on_ready` hears the bound address (useful when
+/// the port is 0).
+pub fn serve(
+    dir: &Path,
+    addr: SocketAddr,
+    max_connections: usize,
+    on_ready: impl FnOnce(SocketAddr),
+) -> std::io::Result<()> {
+    if !dir.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} is not a directory", dir.display()),
+        ));
+    }
+    let app = router(dir, max_connections)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        on_ready(listener.local_addr()?);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+    })
+}

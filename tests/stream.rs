@@ -1,0 +1,340 @@
+//! Streaming end to end: a real `aeplay serve` on a loopback port, real clients.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use common::{bin, run, run_ok, sample};
+
+/// A running server process, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(dir: &Path, addr: &str) -> Server {
+        let mut child = Command::new(bin("aeplay"))
+            .args(["serve", dir.to_str().unwrap(), "--addr", addr])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .expect("address line")
+            .to_string();
+        Server { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A served directory with a PCA-coded clip (and its model) and a pixel-coded clip.
+fn media_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::root().join("samples/models/pca8.model");
+    std::fs::create_dir(dir.path().join("models")).unwrap();
+    std::fs::copy(&model, dir.path().join("models/pca8.model")).unwrap();
+    let clip = sample("carphone_pristine.mp4");
+    run_ok(
+        "aecodec",
+        &[
+            "encode",
+            s(&clip),
+            "-o",
+            s(&dir.path().join("car.aez")),
+            "--model",
+            s(&model),
+            "--step",
+            "12",
+            "--frames",
+            "40",
+        ],
+    );
+    run_ok(
+        "aecodec",
+        &[
+            "encode",
+            s(&clip),
+            "-o",
+            s(&dir.path().join("small.aez")),
+            "--step",
+            "8",
+            "--frames",
+            "30",
+        ],
+    );
+    dir
+}
+
+/// Status code of a raw request line, bypassing any client-side path normalization.
+fn raw_status(addr: &str, target: &str) -> u16 {
+    let mut conn = TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    let _ = conn.read_to_end(&mut bytes);
+    let response = String::from_utf8_lossy(&bytes);
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn url_playback_matches_the_decoder_and_fetches_the_model_once() {
+    let media = media_dir();
+    let server = Server::start(media.path(), "127.0.0.1:0");
+    let out = tempfile::tempdir().unwrap();
+    let cache = out.path().join("cache");
+    let played = out.path().join("played.y4m");
+    let stats: serde_json::Value = serde_json::from_str(&run_ok(
+        "aeplay",
+        &[
+            "play",
+            &server.url("/media/car.aez"),
+            "-o",
+            s(&played),
+            "--cache",
+            s(&cache),
+            "--stats-json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(stats["frames"], 40);
+    let model_len = std::fs::metadata(media.path().join("models/pca8.model"))
+        .unwrap()
+        .len();
+    assert_eq!(stats["model_bytes_fetched"].as_u64().unwrap(), model_len);
+    assert_eq!(
+        stats["bytes_fetched"].as_u64().unwrap(),
+        std::fs::metadata(media.path().join("car.aez"))
+            .unwrap()
+            .len()
+    );
+    let decoded = out.path().join("decoded.y4m");
+    let model = common::root().join("samples/models/pca8.model");
+    run_ok(
+        "aecodec",
+        &[
+            "decode",
+            s(&media.path().join("car.aez")),
+            "-o",
+            s(&decoded),
+            "--model",
+            s(&model),
+        ],
+    );
+    assert_eq!(
+        std::fs::read(&played).unwrap(),
+        std::fs::read(&decoded).unwrap()
+    );
+    // The cached model (named by its hash) is reused: nothing fetched the second time.
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    let again: serde_json::Value = serde_json::from_str(&run_ok(
+        "aeplay",
+        &[
+            "play",
+            &server.url("/media/car.aez"),
+            "--null",
+            "--no-pace",
+            "--cache",
+            s(&cache),
+            "--stats-json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(again["model_bytes_fetched"], 0);
+    assert_eq!(again["frames"], 40);
+}
+
+#[test]
+fn catalog_ranges_and_paths_outside_the_directory() {
+    let media = media_dir();
+    let server = Server::start(media.path(), "127.0.0.1:0");
+    let catalog: serde_json::Value =
+        serde_json::from_str(&fetch_text(&server.url("/catalog.json"))).unwrap();
+    let titles: Vec<&str> = catalog
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["car", "small"]);
+    assert_eq!(catalog[0]["frames"], 40);
+    assert!(catalog[0]["model_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("/models/"));
+    assert!(catalog[1]["model_url"].is_null());
+    assert_eq!(
+        raw_status(&server.addr, catalog[0]["model_url"].as_str().unwrap()),
+        200
+    );
+    assert_eq!(
+        raw_status(&server.addr, &format!("/models/{}", "0".repeat(64))),
+        404
+    );
+    for evil in [
+        "/media/../Cargo.toml",
+        "/media/..%2f..%2fetc/passwd",
+        "/media/%2e%2e/%2e%2e/etc/passwd",
+        "/media//etc/passwd",
+        "/media/models/../../x",
+    ] {
+        let status = raw_status(&server.addr, evil);
+        assert!((400..500).contains(&status), "{evil}: {status}");
+    }
+    // Byte ranges: partial content, and unsatisfiable ranges.
+    let mut conn = TcpStream::connect(&server.addr).unwrap();
+    write!(
+        conn,
+        "GET /media/car.aez HTTP/1.1\r\nHost: x\r\nRange: bytes=0-3\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 206"), "{text}");
+    assert!(text.to_ascii_lowercase().contains("etag:"));
+    assert!(response.ends_with(b"AEZV"));
+    let mut conn = TcpStream::connect(&server.addr).unwrap();
+    write!(conn, "GET /media/car.aez HTTP/1.1\r\nHost: x\r\nRange: bytes=99999999-\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 416"), "{text}");
+}
+
+fn fetch_text(url: &str) -> String {
+    String::from_utf8(aeplay::http::fetch(url, 1 << 20).unwrap()).unwrap()
+}
+
+#[test]
+fn playback_survives_the_server_being_killed_and_restarted() {
+    let media = tempfile::tempdir().unwrap();
+    // Large enough that socket buffers cannot hold it: the kill lands mid-stream.
+    run_ok(
+        "aecodec",
+        &[
+            "encode",
+            s(&sample("bikes.mp4")),
+            "-o",
+            s(&media.path().join("bikes.aez")),
+            "--step",
+            "2",
+            "--frames",
+            "100",
+        ],
+    );
+    let first = Server::start(media.path(), "127.0.0.1:0");
+    let addr = first.addr.clone();
+    let out = tempfile::tempdir().unwrap();
+    let played = out.path().join("played.y4m");
+    let client = Command::new(bin("aeplay"))
+        .args([
+            "play",
+            &first.url("/media/bikes.aez"),
+            "-o",
+            s(&played),
+            "--realtime",
+            "--stats-json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    drop(first);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let _second = Server::start(media.path(), &addr);
+    let result = client.wait_with_output().unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let stats: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(stats["frames"], 100);
+    assert!(
+        stats["reconnects"].as_u64().unwrap() >= 1,
+        "the kill did not interrupt the stream: {stats}"
+    );
+    let decoded = out.path().join("decoded.y4m");
+    run_ok(
+        "aecodec",
+        &[
+            "decode",
+            s(&media.path().join("bikes.aez")),
+            "-o",
+            s(&decoded),
+        ],
+    );
+    assert!(
+        std::fs::read(&played).unwrap() == std::fs::read(&decoded).unwrap(),
+        "resumed stream differs"
+    );
+}
+
+#[test]
+fn fifty_concurrent_clients_stream_without_errors() {
+    let media = media_dir();
+    let server = Server::start(media.path(), "127.0.0.1:0");
+    let url = server.url("/media/small.aez");
+    let cache = tempfile::tempdir().unwrap();
+    let clients: Vec<_> = (0..50)
+        .map(|_| {
+            let url = url.clone();
+            let cache = cache.path().to_path_buf();
+            std::thread::spawn(move || {
+                let options = aeplay::PlayOptions {
+                    output: aeplay::Output::Null,
+                    paced: false,
+                    models: vec![],
+                    model_cache: cache,
+                };
+                aeplay::play(&url, &options)
+            })
+        })
+        .collect();
+    for c in clients {
+        let outcome = c.join().unwrap().expect("client completes");
+        assert_eq!(outcome.stats.frames, 30);
+        assert!(outcome.damage.is_none());
+    }
+    // And a missing title is a clear error.
+    let missing = run(
+        "aeplay",
+        &["play", &server.url("/media/nope.aez"), "--null"],
+    );
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("HTTP 404"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}
