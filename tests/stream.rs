@@ -172,6 +172,34 @@ fn url_playback_matches_the_decoder_and_fetches_the_model_once() {
     .unwrap();
     assert_eq!(again["model_bytes_fetched"], 0);
     assert_eq!(again["frames"], 40);
+    // Seeking: 1.0 s at 29.97 fps starts at frame 29, by URL and from the file alike.
+    let all = common::read_y4m(&std::fs::read(&decoded).unwrap()).frames;
+    for source in [
+        server.url("/media/car.aez"),
+        media.path().join("car.aez").display().to_string(),
+    ] {
+        let tail = out.path().join("tail.y4m");
+        run_ok(
+            "aeplay",
+            &[
+                "play",
+                &source,
+                "--start",
+                "1.0",
+                "-o",
+                s(&tail),
+                "--force",
+                "--cache",
+                s(&cache),
+            ],
+        );
+        let frames = common::read_y4m(&std::fs::read(&tail).unwrap()).frames;
+        assert_eq!(frames.len(), 11, "{source}");
+        assert!(
+            frames == all[29..],
+            "{source}: seeked frames differ from the decoder's"
+        );
+    }
 }
 
 #[test]
@@ -317,6 +345,7 @@ fn fifty_concurrent_clients_stream_without_errors() {
                     paced: false,
                     models: vec![],
                     model_cache: cache,
+                    start: None,
                 };
                 aeplay::play(&url, &options)
             })

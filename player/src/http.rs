@@ -217,3 +217,99 @@ impl Read for HttpStream {
         }
     }
 }
+
+/// A remote file with random access: every read is one range request. For reading a
+/// stream's header, footer and index before streaming from a chosen packet.
+pub struct HttpFile {
+    agent: ureq::Agent,
+    url: String,
+    position: u64,
+    len: u64,
+}
+
+impl HttpFile {
+    /// Opens the file, learning its length from a one-byte range request.
+    pub fn open(url: &str) -> Result<Self, HttpError> {
+        let agent = agent();
+        let err = |cause: String| HttpError::Request {
+            url: url.into(),
+            cause,
+        };
+        let response = agent
+            .get(url)
+            .header("Range", "bytes=0-0")
+            .call()
+            .map_err(|e| err(e.to_string()))?;
+        let status = response.status().as_u16();
+        if status != 206 {
+            return Err(HttpError::Status {
+                url: url.into(),
+                status,
+            });
+        }
+        let len = response
+            .headers()
+            .get("content-range")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|r| r.rsplit('/').next())
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| err("no Content-Range total in the answer".into()))?;
+        Ok(Self {
+            agent,
+            url: url.into(),
+            position: 0,
+            len,
+        })
+    }
+}
+
+impl Read for HttpFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() || self.position >= self.len {
+            return Ok(0);
+        }
+        let last = (self.position + buf.len() as u64).min(self.len) - 1;
+        let response = self
+            .agent
+            .get(&self.url)
+            .header("Range", format!("bytes={}-{last}", self.position))
+            .call()
+            .map_err(std::io::Error::other)?;
+        if response.status().as_u16() != 206 {
+            return Err(std::io::Error::other(format!(
+                "{}: HTTP {}",
+                self.url,
+                response.status()
+            )));
+        }
+        let want = (last + 1 - self.position) as usize;
+        let mut reader = response.into_body().into_reader();
+        let mut got = 0;
+        while got < want {
+            match reader.read(&mut buf[got..want])? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        self.position += got as u64;
+        Ok(got)
+    }
+}
+
+impl std::io::Seek for HttpFile {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        let target = match pos {
+            std::io::SeekFrom::Start(p) => p as i128,
+            std::io::SeekFrom::End(d) => self.len as i128 + d as i128,
+            std::io::SeekFrom::Current(d) => self.position as i128 + d as i128,
+        };
+        if target < 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "seek before the start",
+            ));
+        }
+        self.position = target as u64;
+        Ok(self.position)
+    }
+}

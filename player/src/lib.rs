@@ -38,6 +38,8 @@ pub struct PlayOptions {
     pub models: Vec<std::path::PathBuf>,
     /// Where fetched models are kept, by id.
     pub model_cache: std::path::PathBuf,
+    /// Start at this time (seconds): the last intra frame at or before it.
+    pub start: Option<f64>,
 }
 
 /// Why playback stopped short.
@@ -64,7 +66,7 @@ pub struct PlayOutcome {
 /// Plays a stream from `source` to the chosen output.
 pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayError> {
     let started = Instant::now();
-    let opened = open_source(source)?;
+    let opened = open_source(source, options.start)?;
     let header: Header = opened.reader.header().clone();
     let mut models = aecodec::model_file::ModelStore::with_files(&options.models).map_err(|e| {
         PlayError::Decode {

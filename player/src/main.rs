@@ -51,6 +51,9 @@ enum Command {
         /// ~/.cache/aecodec/models).
         #[arg(long)]
         cache: Option<PathBuf>,
+        /// Start at this time in seconds (from the last intra frame at or before it).
+        #[arg(long)]
+        start: Option<f64>,
     },
     /// Serve the .aez and model files of a directory over HTTP: /catalog.json,
     /// /media/<file>.aez (byte ranges, ETag), /models/<sha256>.
@@ -107,7 +110,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             strict,
             model,
             cache,
+            start,
         } => {
+            if start.is_some_and(|s| !(s.is_finite() && s >= 0.0)) {
+                anyhow::bail!("--start must be a number of seconds, 0 or more");
+            }
             let output = match output {
                 None if null => Output::Null,
                 None => anyhow::bail!(
@@ -127,6 +134,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 paced,
                 models: model,
                 model_cache: cache.unwrap_or_else(aecodec::model_file::cache_dir),
+                start,
             };
             let outcome = play(&source, &options)?;
             report(&source, &output, &outcome, stats_json, strict)

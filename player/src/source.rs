@@ -2,16 +2,16 @@
 //! needs, fetched once from the stream's server into the model cache.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use aecodec::container::{ContainerError, ContainerReader, Header};
+use aecodec::container::{ContainerError, ContainerReader, Header, IndexEntry, SeekableReader};
 use aecodec::model_file::{Model, ModelError, ModelStore};
 use aecodec::output::AtomicFile;
 
-use crate::http::{fetch, HttpError, HttpStream};
+use crate::http::{fetch, HttpError, HttpFile, HttpStream};
 
 /// Why a source could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +53,16 @@ fn origin(url: &str) -> &str {
     &url[..end]
 }
 
-/// Opens a file path or URL and reads the stream's header.
-pub fn open_source(source: &str) -> Result<Source, SourceError> {
+/// Opens a file path or URL and reads the stream's header. With `start` (seconds), playback
+/// begins at the last intra frame at or before it, found through the index.
+pub fn open_source(source: &str, start: Option<f64>) -> Result<Source, SourceError> {
     let container = |e| SourceError::Container {
         path: source.into(),
         cause: e,
     };
+    if let Some(seconds) = start {
+        return open_at(source, seconds);
+    }
     if is_url(source) {
         let stream = HttpStream::open(source, 0)?;
         let (fetched, reconnects) = (stream.fetched_counter(), stream.reconnect_counter());
@@ -81,6 +85,71 @@ pub fn open_source(source: &str) -> Result<Source, SourceError> {
         fetched: None,
         reconnects: None,
     })
+}
+
+/// Opens a source at the intra frame for `seconds`: the header, footer and index first (by
+/// range requests for URLs), then a stream from that packet on.
+fn open_at(source: &str, seconds: f64) -> Result<Source, SourceError> {
+    let container = |e| SourceError::Container {
+        path: source.into(),
+        cause: e,
+    };
+    let open_err = |e| SourceError::Open {
+        path: source.into(),
+        cause: e,
+    };
+    let (header, first_packet, earlier, offset) = if is_url(source) {
+        locate(
+            &SeekableReader::new(HttpFile::open(source)?).map_err(container)?,
+            seconds,
+        )
+    } else {
+        let file = File::open(source).map_err(open_err)?;
+        locate(
+            &SeekableReader::new(BufReader::new(file)).map_err(container)?,
+            seconds,
+        )
+    };
+    let (input, origin, fetched, reconnects): (Box<dyn Read + Send>, _, _, _) = if is_url(source) {
+        let stream = HttpStream::open(source, offset)?;
+        let (f, r) = (stream.fetched_counter(), stream.reconnect_counter());
+        let origin = Some(self::origin(source).to_string());
+        (
+            Box::new(BufReader::with_capacity(1 << 16, stream)),
+            origin,
+            Some(f),
+            Some(r),
+        )
+    } else {
+        let mut file = File::open(source).map_err(open_err)?;
+        file.seek(SeekFrom::Start(offset)).map_err(open_err)?;
+        (Box::new(BufReader::new(file)), None, None, None)
+    };
+    let reader = ContainerReader::resume_at(input, header, first_packet, earlier);
+    Ok(Source {
+        reader,
+        origin,
+        fetched,
+        reconnects,
+    })
+}
+
+/// Header, first packet offset, the index entries before the start, and the start offset.
+fn locate<R: Read + Seek>(
+    seekable: &SeekableReader<R>,
+    seconds: f64,
+) -> (Header, u64, Vec<IndexEntry>, u64) {
+    let k = seekable.seek_entry(seconds);
+    let index = seekable.index();
+    let offset = index
+        .get(k)
+        .map_or(seekable.first_packet_offset(), |e| e.offset);
+    (
+        seekable.header().clone(),
+        seekable.first_packet_offset(),
+        index[..k.min(index.len())].to_vec(),
+        offset,
+    )
 }
 
 /// Makes sure `models` can decode `header`: a model already there (or in the cache) is used;

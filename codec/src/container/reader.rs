@@ -151,6 +151,28 @@ impl<R: Read> ContainerReader<R> {
         })
     }
 
+    /// Continues a stream at a packet found through the index: `input` starts at that
+    /// packet's first byte, `first_packet` is where the file's packets begin, and `earlier`
+    /// are the index entries of the packets skipped (checked against the index at the end).
+    pub fn resume_at(
+        input: R,
+        header: Header,
+        first_packet: u64,
+        earlier: Vec<IndexEntry>,
+    ) -> Self {
+        let offset = earlier
+            .last()
+            .map_or(first_packet, |e| e.offset + u64::from(e.size));
+        Self {
+            input,
+            header,
+            offset,
+            first_packet,
+            seen: earlier,
+            finished: false,
+        }
+    }
+
     pub fn header(&self) -> &Header {
         &self.header
     }
@@ -302,6 +324,7 @@ pub struct SeekableReader<R> {
     input: R,
     header: Header,
     index: Vec<IndexEntry>,
+    first_packet: u64,
 }
 
 impl<R: Read + Seek> SeekableReader<R> {
@@ -324,6 +347,7 @@ impl<R: Read + Seek> SeekableReader<R> {
             input,
             header,
             index,
+            first_packet,
         })
     }
 
@@ -333,6 +357,25 @@ impl<R: Read + Seek> SeekableReader<R> {
 
     pub fn index(&self) -> &[IndexEntry] {
         &self.index
+    }
+
+    /// Offset of the first packet (the end of the header).
+    pub fn first_packet_offset(&self) -> u64 {
+        self.first_packet
+    }
+
+    /// The packet to start at for time `seconds`: the last intra frame at or before it.
+    pub fn seek_entry(&self, seconds: f64) -> usize {
+        let tb = self.header.time_base;
+        self.index
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.frame_type == FrameType::Intra)
+            .take_while(|(_, e)| {
+                e.pts as f64 * f64::from(tb.num) / f64::from(tb.den) <= seconds + 1e-9
+            })
+            .last()
+            .map_or(0, |(i, _)| i)
     }
 
     /// Reads and checks packet number `frame`.
