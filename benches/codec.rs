@@ -1,1 +1,120 @@
-fn main() {}
+//! Throughput of each decode stage on real content (the first frames of samples/bikes.mp4):
+//! entropy coding, the container reader, the PCA and pixel frame decoders, and the whole path
+//! from `.aez` bytes to RGB frames. Run with `cargo bench`.
+
+use std::io::Cursor;
+use std::path::PathBuf;
+
+use aecodec::coders::CoderSpec;
+use aecodec::container::{ContainerReader, ContainerWriter};
+use aecodec::entropy::{encode, write_words, ScaleBank, SymbolDecoder};
+use aecodec::model_file::{Model, ModelStore};
+use aecodec::pipeline::{FrameDecoder, FrameEncoder};
+use aecodec::video::VideoReader;
+use aecodec::RgbFrame;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn frames(n: usize) -> (Vec<RgbFrame>, aecodec::container::Rational) {
+    let mut reader = VideoReader::open(&root().join("samples/bikes.mp4")).expect("sample clip");
+    let rate = reader.info().frame_rate;
+    let frames = (0..n).map_while(|_| reader.next_frame().expect("decodes")).collect();
+    (frames, rate)
+}
+
+fn pca_spec() -> (CoderSpec, ModelStore) {
+    let model = Model::load(&root().join("samples/models/pca8.model")).expect("default model");
+    let Model::Pca(pca) = model.clone();
+    let mut store = ModelStore::new();
+    store.add(model);
+    (CoderSpec::Pca { components: pca.components, model: pca, step: 16.0 }, store)
+}
+
+/// An in-memory `.aez` of `frames` coded with `spec`.
+fn aez_bytes(spec: &CoderSpec, frames: &[RgbFrame], rate: aecodec::container::Rational) -> Vec<u8> {
+    let mut encoder = FrameEncoder::new(spec, frames[0].width, frames[0].height, rate);
+    let mut writer = ContainerWriter::new(Cursor::new(Vec::new()), encoder.header().clone()).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        let coded = encoder.encode(f).unwrap();
+        writer.write_packet(coded.frame_type, i as i64, &coded.payload).unwrap();
+    }
+    writer.finish().unwrap().0.into_inner()
+}
+
+fn entropy(c: &mut Criterion) {
+    let bank = ScaleBank::get();
+    // Laplace-like symbols with a mix of scales, as latents have.
+    let values: Vec<(u8, i32)> = (0..1_000_000u32)
+        .map(|i| {
+            let index = (i % 7 * 6) as u8;
+            let v = ((i.wrapping_mul(2654435761) >> 24) as i32 - 128) / (1 + (i % 5) as i32 * 8);
+            (index, v)
+        })
+        .collect();
+    let mut items = Vec::new();
+    for &(index, v) in &values {
+        bank.push_symbols(index, v, &mut items);
+    }
+    let mut group = c.benchmark_group("entropy");
+    group.throughput(Throughput::Elements(values.len() as u64));
+    group.bench_function("encode 1M symbols", |b| b.iter(|| encode(items.iter().copied()).unwrap()));
+    let mut bytes = Vec::new();
+    write_words(&mut bytes, &encode(items.iter().copied()).unwrap());
+    group.bench_function("decode 1M symbols", |b| {
+        b.iter(|| {
+            let mut dec = SymbolDecoder::new(&bytes).unwrap();
+            values.iter().map(|&(index, _)| bank.decode(index, &mut dec).unwrap()).sum::<i32>()
+        })
+    });
+    group.finish();
+}
+
+fn decode_stages(c: &mut Criterion) {
+    let (frames, rate) = frames(10);
+    let (pca, store) = pca_spec();
+    let pixel = CoderSpec::Pixel { step: 4 };
+    let mut group = c.benchmark_group("decode 640x272");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(frames.len() as u64));
+    for (name, spec) in [("pca8 step 16", &pca), ("pixel step 4", &pixel)] {
+        let bytes = aez_bytes(spec, &frames, rate);
+        group.bench_function(format!("container only, {name}"), |b| {
+            b.iter(|| {
+                let mut reader = ContainerReader::new(bytes.as_slice()).unwrap();
+                let mut n = 0;
+                while reader.next_packet().unwrap().is_some() {
+                    n += 1;
+                }
+                n
+            })
+        });
+        group.bench_function(format!("aez bytes to RGB, {name}"), |b| {
+            b.iter(|| {
+                let mut reader = ContainerReader::new(bytes.as_slice()).unwrap();
+                let mut decoder = FrameDecoder::new(reader.header(), &store).unwrap();
+                let mut n = 0;
+                while let Some(p) = reader.next_packet().unwrap() {
+                    n += decoder.decode(&p).unwrap().data.len();
+                }
+                n
+            })
+        });
+    }
+    group.finish();
+}
+
+fn encode_stage(c: &mut Criterion) {
+    let (frames, rate) = frames(4);
+    let (pca, _) = pca_spec();
+    let mut group = c.benchmark_group("encode 640x272");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(frames.len() as u64));
+    group.bench_function("pca8 step 16", |b| b.iter(|| aez_bytes(&pca, &frames, rate).len()));
+    group.finish();
+}
+
+criterion_group!(benches, entropy, decode_stages, encode_stage);
+criterion_main!(benches);

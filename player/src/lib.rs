@@ -81,7 +81,7 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
     let mut decoder = FrameDecoder::new(&header, &models)
         .map_err(|e| PlayError::Decode { frame: 0, cause: e })?;
     let (packet_tx, packet_rx) = bounded::<Packet>(QUEUE_DEPTH);
-    let (frame_tx, frame_rx) = bounded::<Result<RgbFrame, PlayError>>(QUEUE_DEPTH);
+    let (frame_tx, frame_rx) = bounded::<Result<(RgbFrame, u64), PlayError>>(QUEUE_DEPTH);
 
     std::thread::scope(|scope| {
         let reading = scope.spawn(move || {
@@ -103,10 +103,13 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
             let mut busy = Duration::ZERO;
             for (frame, packet) in packet_rx.into_iter().enumerate() {
                 let t = Instant::now();
-                let decoded = decoder.decode(&packet).map_err(|e| PlayError::Decode {
-                    frame: frame as u64,
-                    cause: e,
-                });
+                let decoded = decoder
+                    .decode(&packet)
+                    .map(|f| (f, packet.stored_len()))
+                    .map_err(|e| PlayError::Decode {
+                        frame: frame as u64,
+                        cause: e,
+                    });
                 busy += t.elapsed();
                 let failed = decoded.is_err();
                 if frame_tx.send(decoded).is_err() || failed {
@@ -117,8 +120,9 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
         });
         let mut presenter =
             Presenter::new(&header, options.output.clone(), options.paced, started)?;
-        for frame in frame_rx {
-            presenter.present(frame?)?;
+        while let Ok(decoded) = frame_rx.recv() {
+            let (frame, bytes) = decoded?;
+            presenter.present(frame, frame_rx.len(), bytes)?;
         }
         let (bytes, damage) = reading.join().expect("reader thread panicked");
         let decode_busy = decoding.join().expect("decoder thread panicked");

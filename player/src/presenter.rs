@@ -51,6 +51,10 @@ enum Sink {
 
 pub struct Presenter {
     sink: Sink,
+    /// Live statistics on the terminal (hidden when stderr is not one).
+    status: indicatif::ProgressBar,
+    last_status: Instant,
+    bytes_per_frame: f64,
     paced: bool,
     frame_interval: Duration,
     started: Instant,
@@ -82,8 +86,16 @@ impl Presenter {
                 Sink::File(Y4mWriter::new(BufWriter::new(file), w, h, rate), atomic)
             }
         };
+        let status = indicatif::ProgressBar::new(u64::from(header.frame_count));
+        status.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .expect("valid template"),
+        );
         Ok(Self {
             sink,
+            status,
+            last_status: started,
+            bytes_per_frame: 0.0,
             paced,
             frame_interval: Duration::from_secs_f64(1.0 / rate.as_f64()),
             started,
@@ -94,8 +106,26 @@ impl Presenter {
     }
 
     /// Shows one frame at its time, or drops it if its time has passed by a whole frame.
-    pub fn present(&mut self, frame: RgbFrame) -> Result<(), VideoError> {
+    /// `buffered` is how many decoded frames wait behind it; `packet_bytes` its coded size.
+    pub fn present(
+        &mut self,
+        frame: RgbFrame,
+        buffered: usize,
+        packet_bytes: u64,
+    ) -> Result<(), VideoError> {
         let now = Instant::now();
+        self.bytes_per_frame += packet_bytes as f64;
+        if now - self.last_status > Duration::from_millis(500) {
+            self.last_status = now;
+            let secs = (now - self.started).as_secs_f64().max(1e-9);
+            self.status.set_message(format!(
+                "{:.1} fps, {} dropped, {buffered} buffered, {:.0} kbit/s",
+                self.frames as f64 / secs,
+                self.dropped,
+                self.bytes_per_frame * 8.0 / secs / 1000.0
+            ));
+        }
+        self.status.inc(1);
         let first = *self.first_frame_at.get_or_insert(now);
         let index = self.frames;
         self.frames += 1;
@@ -124,6 +154,7 @@ impl Presenter {
         bytes_fetched: u64,
         decode_busy: Duration,
     ) -> Result<PlaybackStats, VideoError> {
+        self.status.finish_and_clear();
         let wall = self.started.elapsed().as_secs_f64();
         match self.sink {
             Sink::Null => {}
