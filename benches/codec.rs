@@ -21,7 +21,9 @@ fn root() -> PathBuf {
 fn frames(n: usize) -> (Vec<RgbFrame>, aecodec::container::Rational) {
     let mut reader = VideoReader::open(&root().join("samples/bikes.mp4")).expect("sample clip");
     let rate = reader.info().frame_rate;
-    let frames = (0..n).map_while(|_| reader.next_frame().expect("decodes")).collect();
+    let frames = (0..n)
+        .map_while(|_| reader.next_frame().expect("decodes"))
+        .collect();
     (frames, rate)
 }
 
@@ -30,16 +32,26 @@ fn pca_spec() -> (CoderSpec, ModelStore) {
     let Model::Pca(pca) = model.clone();
     let mut store = ModelStore::new();
     store.add(model);
-    (CoderSpec::Pca { components: pca.components, model: pca, step: 16.0 }, store)
+    (
+        CoderSpec::Pca {
+            components: pca.components,
+            model: pca,
+            step: 16.0,
+        },
+        store,
+    )
 }
 
 /// An in-memory `.aez` of `frames` coded with `spec`.
 fn aez_bytes(spec: &CoderSpec, frames: &[RgbFrame], rate: aecodec::container::Rational) -> Vec<u8> {
     let mut encoder = FrameEncoder::new(spec, frames[0].width, frames[0].height, rate);
-    let mut writer = ContainerWriter::new(Cursor::new(Vec::new()), encoder.header().clone()).unwrap();
+    let mut writer =
+        ContainerWriter::new(Cursor::new(Vec::new()), encoder.header().clone()).unwrap();
     for (i, f) in frames.iter().enumerate() {
         let coded = encoder.encode(f).unwrap();
-        writer.write_packet(coded.frame_type, i as i64, &coded.payload).unwrap();
+        writer
+            .write_packet(coded.frame_type, i as i64, &coded.payload)
+            .unwrap();
     }
     writer.finish().unwrap().0.into_inner()
 }
@@ -60,13 +72,18 @@ fn entropy(c: &mut Criterion) {
     }
     let mut group = c.benchmark_group("entropy");
     group.throughput(Throughput::Elements(values.len() as u64));
-    group.bench_function("encode 1M symbols", |b| b.iter(|| encode(items.iter().copied()).unwrap()));
+    group.bench_function("encode 1M symbols", |b| {
+        b.iter(|| encode(items.iter().copied()).unwrap())
+    });
     let mut bytes = Vec::new();
     write_words(&mut bytes, &encode(items.iter().copied()).unwrap());
     group.bench_function("decode 1M symbols", |b| {
         b.iter(|| {
             let mut dec = SymbolDecoder::new(&bytes).unwrap();
-            values.iter().map(|&(index, _)| bank.decode(index, &mut dec).unwrap()).sum::<i32>()
+            values
+                .iter()
+                .map(|&(index, _)| bank.decode(index, &mut dec).unwrap())
+                .sum::<i32>()
         })
     });
     group.finish();
@@ -112,7 +129,9 @@ fn encode_stage(c: &mut Criterion) {
     let mut group = c.benchmark_group("encode 640x272");
     group.sample_size(10);
     group.throughput(Throughput::Elements(frames.len() as u64));
-    group.bench_function("pca8 step 16", |b| b.iter(|| aez_bytes(&pca, &frames, rate).len()));
+    group.bench_function("pca8 step 16", |b| {
+        b.iter(|| aez_bytes(&pca, &frames, rate).len())
+    });
     group.finish();
 }
 

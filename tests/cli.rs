@@ -309,3 +309,41 @@ fn paced_headless_playback_reports_statistics() {
     assert!(stats["wall_s"].as_f64().unwrap() >= 14.0 / 29.97, "{stats}");
     assert!(stats["bytes_fetched"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn interrupted_encode_leaves_nothing_behind() {
+    let dir = tmp();
+    let out = dir.path().join("big.aez");
+    // Lossless pixel coding of the whole clip runs long enough to interrupt.
+    let mut child = std::process::Command::new(common::bin("aecodec"))
+        .args([
+            "encode",
+            s(&sample("bikes.mp4")),
+            "-o",
+            s(&out),
+            "--step",
+            "1",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("interrupted"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no output and no temporary file"
+    );
+}

@@ -152,3 +152,35 @@ fn eval_writes_csv_summary_and_plot() {
         .unwrap()
         .contains("| pca8 |"));
 }
+
+#[test]
+fn sizes_off_the_block_grid_are_padded_for_coding_and_cropped_back() {
+    // A real frame cropped to 101x77: neither a multiple of 8 nor of 16.
+    let (frames, rate) =
+        aecodec::eval::reference_frames(&sample("carphone_pristine.mp4"), 2).unwrap();
+    let odd: Vec<aecodec::RgbFrame> = frames.iter().map(|f| f.cropped(101, 77)).collect();
+    let model =
+        aecodec::model_file::Model::load(&common::root().join("samples/models/pca16.model"))
+            .unwrap();
+    let aecodec::model_file::Model::Pca(pca) = model.clone();
+    let spec = aecodec::coders::CoderSpec::Pca {
+        model: pca,
+        components: 768,
+        step: 1.0,
+    };
+    let encoder = aecodec::pipeline::FrameEncoder::new(&spec, 101, 77, rate);
+    assert_eq!(
+        (encoder.header().coded_width, encoder.header().coded_height),
+        (112, 80)
+    );
+    let mut store = aecodec::model_file::ModelStore::new();
+    store.add(model);
+    let dir = tempfile::tempdir().unwrap();
+    let (_, decoded, _, _) =
+        aecodec::eval::code_with(&spec, &odd, rate, &dir.path().join("odd.aez"), &store).unwrap();
+    assert_eq!(decoded.len(), 2);
+    for (a, b) in odd.iter().zip(&decoded) {
+        assert_eq!((b.width, b.height), (101, 77));
+        assert!(aecodec::metrics::psnr(a, b) > 45.0);
+    }
+}

@@ -229,6 +229,18 @@ fn catalog_ranges_and_paths_outside_the_directory() {
         raw_status(&server.addr, &format!("/models/{}", "0".repeat(64))),
         404
     );
+    // A symbolic link inside the directory that points outside it is not followed out.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.aez"), b"secret").unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.aez"),
+        media.path().join("link.aez"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(outside.path(), media.path().join("linkdir")).unwrap();
+    assert_eq!(raw_status(&server.addr, "/media/link.aez"), 404);
+    assert_eq!(raw_status(&server.addr, "/media/linkdir/secret.aez"), 404);
+    assert_eq!(raw_status(&server.addr, "/media/car.aez"), 200);
     for evil in [
         "/media/../Cargo.toml",
         "/media/..%2f..%2fetc/passwd",

@@ -112,8 +112,24 @@ enum Command {
     },
 }
 
+/// Set by Ctrl-C: long loops stop, and the unfinished output's temporary file is removed.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn check_interrupt() -> Result<()> {
+    if INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+        bail!("interrupted; no output was written");
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A second Ctrl-C while the first is being handled ends the process as usual.
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+    });
     let result = match cli.command {
         Command::Encode {
             input,
@@ -223,6 +239,7 @@ fn encode(
     let start = Instant::now();
     let mut frames = 0u64;
     while max_frames.is_none_or(|m| frames < m) {
+        check_interrupt()?;
         let Some(frame) = reader.next_frame()? else {
             break;
         };
@@ -294,6 +311,7 @@ fn decode(
     loop {
         match reader.next_packet() {
             Ok(Some(packet)) => {
+                check_interrupt()?;
                 let frame = decoder
                     .decode(&packet)
                     .with_context(|| format!("decoding frame {frames}"))?;

@@ -1,8 +1,9 @@
 //! `aeplay serve`: the `.aez` files and model files of one directory over HTTP.
 //!
 //! * `GET /catalog.json`: every `.aez` in the directory with its size, duration and model.
-//! * `GET /media/<file>.aez`: the file, with byte ranges (206/416), ETag and Last-Modified
-//!   (tower-http's `ServeDir`, which refuses paths that climb out of the directory).
+//! * `GET /media/<file>`: the file, with byte ranges (206/416), ETag and Last-Modified
+//!   (tower-http's `ServeFile`). The path is resolved (symbolic links included) and served only
+//!   if it lands inside the directory.
 //! * `GET /models/<sha256>`: a model file addressed by its hash; the directory and its
 //!   `models/` subdirectory are indexed at start.
 
@@ -21,7 +22,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use tower::ServiceExt;
-use tower_http::services::{ServeDir, ServeFile};
+use tower_http::services::ServeFile;
 
 /// One title in the catalog.
 #[derive(Debug, Clone, Serialize)]
@@ -41,6 +42,7 @@ pub struct CatalogEntry {
 }
 
 struct AppState {
+    /// The served directory, resolved.
     dir: PathBuf,
     models: HashMap<String, PathBuf>,
 }
@@ -112,6 +114,28 @@ async fn catalog_handler(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
+/// Serves a file under the directory, after resolving `..`, absolute paths and symbolic links:
+/// anything that ends up outside the directory, or is not a file, is 404.
+async fn media_handler(
+    State(state): State<Arc<AppState>>,
+    UrlPath(path): UrlPath<String>,
+    request: Request,
+) -> Response {
+    let inside = state
+        .dir
+        .join(path.trim_start_matches('/'))
+        .canonicalize()
+        .ok()
+        .filter(|p| p.starts_with(&state.dir) && p.is_file());
+    let Some(file) = inside else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    match ServeFile::new(file).oneshot(request).await {
+        Ok(response) => response.into_response(),
+        Err(never) => match never {},
+    }
+}
+
 async fn model_handler(
     State(state): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
@@ -128,14 +152,15 @@ async fn model_handler(
 
 /// The router for `dir`, with at most `max_connections` requests served at once.
 pub fn router(dir: &Path, max_connections: usize) -> std::io::Result<Router> {
+    let dir = dir.canonicalize()?;
     let state = Arc::new(AppState {
-        dir: dir.to_path_buf(),
-        models: index_models(dir)?,
+        models: index_models(&dir)?,
+        dir,
     });
     Ok(Router::new()
         .route("/catalog.json", get(catalog_handler))
         .route("/models/{id}", get(model_handler))
-        .nest_service("/media", ServeDir::new(dir))
+        .route("/media/{*path}", get(media_handler))
         .layer(tower::limit::ConcurrencyLimitLayer::new(max_connections))
         .with_state(state))
 }
