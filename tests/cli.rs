@@ -315,7 +315,7 @@ fn interrupted_encode_leaves_nothing_behind() {
     let dir = tmp();
     let out = dir.path().join("big.aez");
     // Lossless pixel coding of the whole clip runs long enough to interrupt.
-    let mut child = std::process::Command::new(common::bin("aecodec"))
+    let child = std::process::Command::new(common::bin("aecodec"))
         .args([
             "encode",
             s(&sample("bikes.mp4")),
