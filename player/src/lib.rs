@@ -14,6 +14,8 @@ pub mod http;
 pub mod presenter;
 pub mod server;
 pub mod source;
+#[cfg(feature = "window")]
+mod window;
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +24,7 @@ use aecodec::pipeline::FrameDecoder;
 use aecodec::RgbFrame;
 use crossbeam_channel::bounded;
 
-pub use presenter::{Output, PlaybackStats, Presenter};
+pub use presenter::{Control, Output, PlaybackStats, Presenter};
 pub use source::open_source;
 
 /// Packets and frames that may wait between stages.
@@ -76,13 +78,58 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
     })?;
     models.search_dir(options.model_cache.clone());
     let model_fetched = source::ensure_model(&opened, &header, &mut models, &options.model_cache)?;
+    let mut presenter = Presenter::new(&header, options.output.clone(), options.paced, started)?;
+    let (mut bytes, mut decode_busy, mut fetched, mut reconnects) = (0, Duration::ZERO, 0, 0);
+    let mut next = Some(opened);
+    let mut damage = None;
+    // Each segment plays from one position; a seek asked for by the viewer starts another.
+    while let Some(opened) = next.take() {
+        let segment = play_segment(opened, &header, &models, &mut presenter)?;
+        bytes += segment.bytes;
+        decode_busy += segment.decode_busy;
+        fetched += segment.fetched;
+        reconnects += segment.reconnects;
+        damage = segment.damage;
+        if let Some(seconds) = segment.seek_to {
+            presenter.restart_clock();
+            next = Some(open_source(source, Some(seconds))?);
+        }
+    }
+    let mut stats = presenter.finish(bytes, decode_busy)?;
+    stats.model_bytes_fetched = model_fetched;
+    if source::is_url(source) {
+        stats.bytes_fetched = fetched;
+        stats.reconnects = reconnects;
+    }
+    Ok(PlayOutcome { stats, damage })
+}
+
+/// What one segment of playback did.
+struct Segment {
+    bytes: u64,
+    decode_busy: Duration,
+    fetched: u64,
+    reconnects: u64,
+    damage: Option<aecodec::container::ContainerError>,
+    /// The viewer asked to continue from this time.
+    seek_to: Option<f64>,
+}
+
+/// Runs the reader → decoder → presenter pipeline over one opened source until it ends, fails,
+/// or the viewer seeks or quits.
+fn play_segment(
+    opened: source::Source,
+    header: &Header,
+    models: &aecodec::model_file::ModelStore,
+    presenter: &mut Presenter,
+) -> Result<Segment, PlayError> {
     let network = (opened.fetched.clone(), opened.reconnects.clone());
     let mut reader = opened.reader;
-    let mut decoder = FrameDecoder::new(&header, &models)
-        .map_err(|e| PlayError::Decode { frame: 0, cause: e })?;
+    let mut decoder =
+        FrameDecoder::new(header, models).map_err(|e| PlayError::Decode { frame: 0, cause: e })?;
+    let tb = header.time_base;
     let (packet_tx, packet_rx) = bounded::<Packet>(QUEUE_DEPTH);
-    let (frame_tx, frame_rx) = bounded::<Result<(RgbFrame, u64), PlayError>>(QUEUE_DEPTH);
-
+    let (frame_tx, frame_rx) = bounded::<Result<DecodedFrame, PlayError>>(QUEUE_DEPTH);
     std::thread::scope(|scope| {
         let reading = scope.spawn(move || {
             let mut bytes = 0u64;
@@ -105,7 +152,11 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
                 let t = Instant::now();
                 let decoded = decoder
                     .decode(&packet)
-                    .map(|f| (f, packet.stored_len()))
+                    .map(|rgb| DecodedFrame {
+                        rgb,
+                        bytes: packet.stored_len(),
+                        seconds: packet.pts as f64 * f64::from(tb.num) / f64::from(tb.den),
+                    })
                     .map_err(|e| PlayError::Decode {
                         frame: frame as u64,
                         cause: e,
@@ -118,20 +169,52 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
             }
             busy
         });
-        let mut presenter =
-            Presenter::new(&header, options.output.clone(), options.paced, started)?;
+        let mut seek_to = None;
+        let mut result = Ok(());
         while let Ok(decoded) = frame_rx.recv() {
-            let (frame, bytes) = decoded?;
-            presenter.present(frame, frame_rx.len(), bytes)?;
+            let control = decoded.and_then(|f| {
+                presenter
+                    .present(f.rgb, frame_rx.len(), f.bytes, f.seconds)
+                    .map_err(PlayError::from)
+            });
+            match control {
+                Ok(Control::Continue) => {}
+                Ok(Control::Seek(t)) => {
+                    seek_to = Some(t);
+                    break;
+                }
+                Ok(Control::Quit) => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
         }
+        // Closing the channel stops the decoder, which stops the reader.
+        drop(frame_rx);
         let (bytes, damage) = reading.join().expect("reader thread panicked");
         let decode_busy = decoding.join().expect("decoder thread panicked");
-        let mut stats = presenter.finish(bytes, decode_busy)?;
-        stats.model_bytes_fetched = model_fetched;
-        if let (Some(fetched), Some(reconnects)) = &network {
-            stats.bytes_fetched = fetched.load(std::sync::atomic::Ordering::Relaxed);
-            stats.reconnects = reconnects.load(std::sync::atomic::Ordering::Relaxed);
-        }
-        Ok(PlayOutcome { stats, damage })
+        result?;
+        let load = |c: &Option<std::sync::Arc<std::sync::atomic::AtomicU64>>| {
+            c.as_ref()
+                .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed))
+        };
+        Ok(Segment {
+            bytes,
+            decode_busy,
+            fetched: load(&network.0),
+            reconnects: load(&network.1),
+            damage: if seek_to.is_some() { None } else { damage },
+            seek_to,
+        })
     })
+}
+
+/// A decoded frame on its way to the presenter.
+struct DecodedFrame {
+    rgb: RgbFrame,
+    /// Size of its packet.
+    bytes: u64,
+    /// Its presentation time.
+    seconds: f64,
 }

@@ -117,8 +117,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let output = match output {
                 None if null => Output::Null,
+                #[cfg(feature = "window")]
+                None if std::env::var_os("DISPLAY").is_some() => Output::Window,
+                None if cfg!(feature = "window") => anyhow::bail!(
+                    "no display (DISPLAY is not set); choose --output FILE.y4m, --output - or --null"
+                ),
                 None => anyhow::bail!(
-                    "no display output is built into this aeplay; choose --output FILE.y4m, --output - or --null"
+                    "this aeplay has no window output (build with --features window); choose --output FILE.y4m, --output - or --null"
                 ),
                 Some(p) if p.as_os_str() == "-" => Output::Stdout,
                 Some(p) => {

@@ -18,6 +18,9 @@ pub enum Output {
     Null,
     /// y4m to standard output (for `| ffplay -`).
     Stdout,
+    /// A window (space pauses, left/right seek 5 s, Esc quits).
+    #[cfg(feature = "window")]
+    Window,
     /// y4m to a file, written atomically.
     File(PathBuf),
 }
@@ -43,10 +46,21 @@ pub struct PlaybackStats {
     pub reconnects: u64,
 }
 
+/// What the viewer wants after a frame is shown.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Control {
+    Continue,
+    /// Continue from this time (seconds).
+    Seek(f64),
+    Quit,
+}
+
 enum Sink {
     Null,
     Stdout(Y4mWriter<BufWriter<std::io::Stdout>>),
     File(Y4mWriter<BufWriter<std::fs::File>>, AtomicFile),
+    #[cfg(feature = "window")]
+    Window(crate::window::WindowSink),
 }
 
 pub struct Presenter {
@@ -59,6 +73,8 @@ pub struct Presenter {
     frame_interval: Duration,
     started: Instant,
     first_frame_at: Option<Instant>,
+    /// When the pacing clock (re)started, and frames shown since then.
+    clock: Option<(Instant, u64)>,
     frames: u64,
     dropped: u64,
 }
@@ -79,6 +95,8 @@ impl Presenter {
                 h,
                 rate,
             )),
+            #[cfg(feature = "window")]
+            Output::Window => Sink::Window(crate::window::WindowSink::open(w, h)?),
             Output::File(path) => {
                 let mut atomic = AtomicFile::create(&path)
                     .map_err(|e| VideoError::Io(std::io::Error::other(e.to_string())))?;
@@ -100,6 +118,7 @@ impl Presenter {
             frame_interval: Duration::from_secs_f64(1.0 / rate.as_f64()),
             started,
             first_frame_at: None,
+            clock: None,
             frames: 0,
             dropped: 0,
         })
@@ -107,12 +126,15 @@ impl Presenter {
 
     /// Shows one frame at its time, or drops it if its time has passed by a whole frame.
     /// `buffered` is how many decoded frames wait behind it; `packet_bytes` its coded size.
+    /// `seconds` is its presentation time (the window seeks relative to it).
+    #[cfg_attr(not(feature = "window"), allow(unused_variables))]
     pub fn present(
         &mut self,
         frame: RgbFrame,
         buffered: usize,
         packet_bytes: u64,
-    ) -> Result<(), VideoError> {
+        seconds: f64,
+    ) -> Result<Control, VideoError> {
         let now = Instant::now();
         self.bytes_per_frame += packet_bytes as f64;
         if now - self.last_status > Duration::from_millis(500) {
@@ -126,26 +148,41 @@ impl Presenter {
             ));
         }
         self.status.inc(1);
-        let first = *self.first_frame_at.get_or_insert(now);
-        let index = self.frames;
+        self.first_frame_at.get_or_insert(now);
+        let (clock_start, index) = *self.clock.get_or_insert((now, 0));
+        self.clock = Some((clock_start, index + 1));
         self.frames += 1;
         if self.paced {
-            let due = first + self.frame_interval.mul_f64(index as f64);
+            let due = clock_start + self.frame_interval.mul_f64(index as f64);
             // A live output skips a frame whose moment has passed; a file keeps every frame.
             let live = !matches!(self.sink, Sink::File(..));
             if live && now > due + self.frame_interval {
                 self.dropped += 1;
-                return Ok(());
+                return Ok(Control::Continue);
             }
             if due > now {
                 std::thread::sleep(due - now);
             }
         }
         match &mut self.sink {
-            Sink::Null => Ok(()),
-            Sink::Stdout(w) => w.write(&frame),
-            Sink::File(w, _) => w.write(&frame),
+            Sink::Null => Ok(Control::Continue),
+            Sink::Stdout(w) => w.write(&frame).map(|()| Control::Continue),
+            Sink::File(w, _) => w.write(&frame).map(|()| Control::Continue),
+            #[cfg(feature = "window")]
+            Sink::Window(window) => {
+                let (control, paused) = window.show(&frame, seconds)?;
+                // Time spent paused does not count against the frames still to come.
+                if let Some((start, shown)) = self.clock {
+                    self.clock = Some((start + paused, shown));
+                }
+                Ok(control)
+            }
         }
+    }
+
+    /// Restarts pacing (after a seek): the next frame is shown at once.
+    pub fn restart_clock(&mut self) {
+        self.clock = None;
     }
 
     /// Completes the output and returns the statistics.
@@ -161,6 +198,8 @@ impl Presenter {
             Sink::Stdout(w) => {
                 w.into_inner()?.flush()?;
             }
+            #[cfg(feature = "window")]
+            Sink::Window(_) => {}
             Sink::File(w, atomic) => {
                 w.into_inner()?.flush()?;
                 atomic
