@@ -60,7 +60,7 @@ enum Sink {
     Stdout(Y4mWriter<BufWriter<std::io::Stdout>>),
     File(Y4mWriter<BufWriter<std::fs::File>>, AtomicFile),
     #[cfg(feature = "window")]
-    Window(crate::window::WindowSink),
+    Window(Box<crate::window::WindowSink>),
 }
 
 pub struct Presenter {
@@ -96,7 +96,7 @@ impl Presenter {
                 rate,
             )),
             #[cfg(feature = "window")]
-            Output::Window => Sink::Window(crate::window::WindowSink::open(w, h)?),
+            Output::Window => Sink::Window(Box::new(crate::window::WindowSink::open(w, h)?)),
             Output::File(path) => {
                 let mut atomic = AtomicFile::create(&path)
                     .map_err(|e| VideoError::Io(std::io::Error::other(e.to_string())))?;
