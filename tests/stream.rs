@@ -17,8 +17,13 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, addr: &str) -> Server {
+        Self::start_with(dir, addr, &[])
+    }
+
+    fn start_with(dir: &Path, addr: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(bin("aeplay"))
             .args(["serve", dir.to_str().unwrap(), "--addr", addr])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -269,6 +274,81 @@ fn catalog_ranges_and_paths_outside_the_directory() {
     let mut text = String::new();
     conn.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 416"), "{text}");
+}
+
+#[test]
+fn malformed_and_overlapping_ranges_get_416_and_suffix_ranges_206() {
+    let media = media_dir();
+    let server = Server::start(media.path(), "127.0.0.1:0");
+    let len = std::fs::metadata(media.path().join("car.aez"))
+        .unwrap()
+        .len();
+    let ask = |range: &str| {
+        let mut conn = TcpStream::connect(&server.addr).unwrap();
+        write!(
+            conn,
+            "GET /media/car.aez HTTP/1.1\r\nHost: x\r\nRange: {range}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut bytes = Vec::new();
+        conn.read_to_end(&mut bytes).unwrap();
+        bytes
+    };
+    for bad in [
+        "bytes=abc",
+        "bytes=10-5",
+        "bytes=0-10,5-15",
+        "bytes=0-0,2-2",
+    ] {
+        let response = ask(bad);
+        let text = String::from_utf8_lossy(&response).to_ascii_lowercase();
+        assert!(text.starts_with("http/1.1 416"), "{bad}: {text}");
+        assert!(
+            text.contains(&format!("content-range: bytes */{len}")),
+            "{bad}: {text}"
+        );
+    }
+    let tail = ask("bytes=-16");
+    assert!(String::from_utf8_lossy(&tail).starts_with("HTTP/1.1 206"));
+    let file = std::fs::read(media.path().join("car.aez")).unwrap();
+    assert!(
+        tail.ends_with(&file[file.len() - 16..]),
+        "suffix range returns the footer"
+    );
+    // Methods other than GET/HEAD are refused.
+    let mut conn = TcpStream::connect(&server.addr).unwrap();
+    write!(conn, "POST /media/car.aez HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nxxxx").unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 405"), "{text}");
+}
+
+#[test]
+fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    let media = media_dir();
+    let server = Server::start_with(media.path(), "127.0.0.1:0", &["--max-connections", "2"]);
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(&server.addr).unwrap())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let addr = server.addr.clone();
+    let waiting = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let status = raw_status(&addr, "/catalog.json");
+        (status, start.elapsed())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(
+        !waiting.is_finished(),
+        "a third connection was served while two were held"
+    );
+    drop(held);
+    let (status, waited) = waiting.join().unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        waited >= std::time::Duration::from_millis(600),
+        "{waited:?}"
+    );
 }
 
 fn fetch_text(url: &str) -> String {

@@ -279,3 +279,90 @@ impl ModelStore {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pca_config(version: u32, components: u16) -> ModelConfig {
+        ModelConfig::Pca {
+            format_version: version,
+            block: 4,
+            components,
+            training: TrainingInfo::default(),
+        }
+    }
+
+    fn pca_bytes(version: u32, components: u16, basis_rows: usize) -> Vec<u8> {
+        let mean = vec![0.5f32; 48];
+        let basis = vec![0.1f32; basis_rows * 48];
+        write_model_bytes(
+            &pca_config(version, components),
+            &[
+                NamedTensor {
+                    name: "mean",
+                    shape: vec![48],
+                    values: &mean,
+                },
+                NamedTensor {
+                    name: "basis",
+                    shape: vec![basis_rows, 48],
+                    values: &basis,
+                },
+            ],
+        )
+    }
+
+    #[test]
+    fn a_valid_model_loads_and_its_id_is_the_file_hash() {
+        let bytes = pca_bytes(MODEL_FORMAT_VERSION, 3, 3);
+        let model = Model::from_bytes(&bytes).unwrap();
+        assert_eq!(model.id(), sha256(&bytes));
+        assert_eq!(model.file_bytes(), bytes.len() as u64);
+    }
+
+    #[test]
+    fn wrong_shapes_versions_and_garbage_are_refused() {
+        let shape = Model::from_bytes(&pca_bytes(MODEL_FORMAT_VERSION, 3, 2))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&shape, ModelError::BadTensor { name, .. } if name == "basis"),
+            "{shape}"
+        );
+        let version = Model::from_bytes(&pca_bytes(7, 3, 3)).err().unwrap();
+        assert!(
+            matches!(version, ModelError::UnsupportedVersion(7)),
+            "{version}"
+        );
+        assert!(matches!(
+            Model::from_bytes(b"not a model").err().unwrap(),
+            ModelError::NotSafetensors(_)
+        ));
+        let no_config =
+            safetensors::serialize(Vec::<(String, TensorView<'_>)>::new(), None).unwrap();
+        assert!(matches!(
+            Model::from_bytes(&no_config).err().unwrap(),
+            ModelError::MissingConfig
+        ));
+    }
+
+    #[test]
+    fn a_cached_file_whose_hash_is_not_its_name_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = pca_bytes(MODEL_FORMAT_VERSION, 3, 3);
+        let claimed = [9u8; 32];
+        std::fs::write(
+            dir.path().join(format!("{}.model", hex::encode(claimed))),
+            &real,
+        )
+        .unwrap();
+        let mut store = ModelStore::new();
+        store.search_dir(dir.path().to_path_buf());
+        assert!(matches!(
+            store.find(&claimed),
+            Err(ModelError::WrongId { .. })
+        ));
+        assert!(store.find(&[1u8; 32]).unwrap().is_none());
+    }
+}

@@ -63,7 +63,7 @@ enum Command {
         /// Address to listen on (port 0 picks a free port; the address is printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
-        /// Requests served at once; more wait.
+        /// Connections held open at once (and requests served at once); more wait.
         #[arg(long, default_value_t = 256)]
         max_connections: usize,
     },

@@ -150,6 +150,86 @@ async fn model_handler(
     }
 }
 
+/// A listener that holds at most a fixed number of connections open: further clients wait
+/// in the kernel's accept queue until one closes.
+struct LimitedListener {
+    inner: tokio::net::TcpListener,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// A connection that frees its slot when it closes.
+struct LimitedConnection {
+    stream: tokio::net::TcpStream,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl axum::serve::Listener for LimitedListener {
+    type Io = LimitedConnection;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closes");
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    return (
+                        LimitedConnection {
+                            stream,
+                            _slot: slot,
+                        },
+                        addr,
+                    )
+                }
+                // Out of file descriptors or a reset before accept: wait a moment, go on.
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+impl tokio::io::AsyncRead for LimitedConnection {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for LimitedConnection {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
 /// The router for `dir`, with at most `max_connections` requests served at once.
 pub fn router(dir: &Path, max_connections: usize) -> std::io::Result<Router> {
     let dir = dir.canonicalize()?;
@@ -184,8 +264,12 @@ pub fn serve(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        on_ready(listener.local_addr()?);
+        let inner = tokio::net::TcpListener::bind(addr).await?;
+        on_ready(inner.local_addr()?);
+        let listener = LimitedListener {
+            inner,
+            slots: Arc::new(tokio::sync::Semaphore::new(max_connections.max(1))),
+        };
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
