@@ -351,6 +351,77 @@ fn connections_beyond_the_limit_wait_for_a_free_slot() {
     );
 }
 
+/// A loopback proxy to `target` that flips one byte, `corrupt_at` bytes into the first
+/// response it relays; later connections pass through untouched.
+fn corrupting_proxy(target: String, corrupt_at: usize) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for (n, client) in listener.incoming().enumerate() {
+            let Ok(client) = client else { return };
+            let server = TcpStream::connect(&target).unwrap();
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut s_write);
+            });
+            let (mut s_read, mut c_write) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let mut relayed = 0usize;
+                while let Ok(k) = s_read.read(&mut buf) {
+                    if k == 0 {
+                        break;
+                    }
+                    if n == 0 && (relayed..relayed + k).contains(&corrupt_at) {
+                        buf[corrupt_at - relayed] ^= 0x55;
+                    }
+                    relayed += k;
+                    if c_write.write_all(&buf[..k]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn bytes_damaged_in_transit_are_fetched_again_never_shown() {
+    let media = media_dir();
+    let server = Server::start(media.path(), "127.0.0.1:0");
+    // 20 kB in: past the HTTP head and the header, inside a packet payload.
+    let proxy = corrupting_proxy(server.addr.clone(), 20_000);
+    let out = tempfile::tempdir().unwrap();
+    let played = out.path().join("played.y4m");
+    let stats: serde_json::Value = serde_json::from_str(&run_ok(
+        "aeplay",
+        &[
+            "play",
+            &format!("http://{proxy}/media/small.aez"),
+            "-o",
+            s(&played),
+            "--stats-json",
+            "--strict",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(stats["frames"], 30);
+    assert!(stats["reconnects"].as_u64().unwrap() >= 1, "{stats}");
+    let decoded = out.path().join("decoded.y4m");
+    run_ok(
+        "aecodec",
+        &[
+            "decode",
+            s(&media.path().join("small.aez")),
+            "-o",
+            s(&decoded),
+        ],
+    );
+    assert!(std::fs::read(&played).unwrap() == std::fs::read(&decoded).unwrap());
+}
+
 fn fetch_text(url: &str) -> String {
     String::from_utf8(aeplay::http::fetch(url, 1 << 20).unwrap()).unwrap()
 }

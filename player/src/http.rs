@@ -78,6 +78,16 @@ pub struct HttpStream {
 impl HttpStream {
     /// Opens the stream at `offset`.
     pub fn open(url: &str, offset: u64) -> Result<Self, HttpError> {
+        Self::open_counting(url, offset, Arc::default(), Arc::default())
+    }
+
+    /// Opens the stream at `offset`, adding to existing byte and reconnection counters.
+    pub fn open_counting(
+        url: &str,
+        offset: u64,
+        fetched: Arc<AtomicU64>,
+        reconnects: Arc<AtomicU64>,
+    ) -> Result<Self, HttpError> {
         let mut stream = Self {
             agent: agent(),
             url: url.to_string(),
@@ -85,8 +95,8 @@ impl HttpStream {
             total: None,
             etag: None,
             body: None,
-            fetched: Arc::default(),
-            reconnects: Arc::default(),
+            fetched,
+            reconnects,
         };
         stream.connect_once()?;
         Ok(stream)

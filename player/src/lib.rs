@@ -19,7 +19,7 @@ mod window;
 
 use std::time::{Duration, Instant};
 
-use aecodec::container::{Header, Packet};
+use aecodec::container::{ContainerError, Header, Packet};
 use aecodec::pipeline::FrameDecoder;
 use aecodec::RgbFrame;
 use crossbeam_channel::bounded;
@@ -29,6 +29,8 @@ pub use source::open_source;
 
 /// Packets and frames that may wait between stages.
 const QUEUE_DEPTH: usize = 8;
+/// Times one damaged packet is fetched again before playback stops at it.
+const MAX_REFETCHES: u32 = 3;
 
 /// How to play.
 #[derive(Debug, Clone)]
@@ -118,13 +120,12 @@ struct Segment {
 /// Runs the reader → decoder → presenter pipeline over one opened source until it ends, fails,
 /// or the viewer seeks or quits.
 fn play_segment(
-    opened: source::Source,
+    mut opened: source::Source,
     header: &Header,
     models: &aecodec::model_file::ModelStore,
     presenter: &mut Presenter,
 ) -> Result<Segment, PlayError> {
     let network = (opened.fetched.clone(), opened.reconnects.clone());
-    let mut reader = opened.reader;
     let mut decoder =
         FrameDecoder::new(header, models).map_err(|e| PlayError::Decode { frame: 0, cause: e })?;
     let tb = header.time_base;
@@ -133,15 +134,26 @@ fn play_segment(
     std::thread::scope(|scope| {
         let reading = scope.spawn(move || {
             let mut bytes = 0u64;
+            let mut refetches = 0;
             loop {
-                match reader.next_packet() {
+                match opened.reader.next_packet() {
                     Ok(Some(p)) => {
+                        refetches = 0;
                         bytes += p.stored_len();
                         if packet_tx.send(p).is_err() {
                             return (bytes, None);
                         }
                     }
                     Ok(None) => return (bytes, None),
+                    // Damaged on the way: fetch the packet again (a few times at most).
+                    Err(e @ ContainerError::PayloadCrc { .. }) if refetches < MAX_REFETCHES => {
+                        refetches += 1;
+                        match opened.refetch() {
+                            Ok(true) => {}
+                            Ok(false) => return (bytes, Some(e)),
+                            Err(_) => return (bytes, Some(e)),
+                        }
+                    }
                     Err(e) => return (bytes, Some(e)),
                 }
             }

@@ -38,6 +38,30 @@ pub struct Source {
     pub fetched: Option<Arc<AtomicU64>>,
     /// Connections reopened after a drop (URL sources).
     pub reconnects: Option<Arc<AtomicU64>>,
+    /// The URL, for sources that can be fetched again.
+    pub url: Option<String>,
+}
+
+impl Source {
+    /// For a URL source, drops the connection and fetches again from the first packet not yet
+    /// read (after a CRC failure: bytes damaged on the way are fetched anew, never shown).
+    /// Returns false for files, where reading again would give the same bytes.
+    pub fn refetch(&mut self) -> Result<bool, SourceError> {
+        let (Some(url), Some(fetched), Some(reconnects)) =
+            (&self.url, &self.fetched, &self.reconnects)
+        else {
+            return Ok(false);
+        };
+        let (header, first_packet, seen) = self.reader.resume_state();
+        let offset = seen
+            .last()
+            .map_or(first_packet, |e| e.offset + u64::from(e.size));
+        let stream = HttpStream::open_counting(url, offset, fetched.clone(), reconnects.clone())?;
+        reconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let input: Box<dyn Read + Send> = Box::new(BufReader::with_capacity(1 << 16, stream));
+        self.reader = ContainerReader::resume_at(input, header, first_packet, seen);
+        Ok(true)
+    }
 }
 
 pub fn is_url(source: &str) -> bool {
@@ -72,6 +96,7 @@ pub fn open_source(source: &str, start: Option<f64>) -> Result<Source, SourceErr
             origin: Some(origin(source).to_string()),
             fetched: Some(fetched),
             reconnects: Some(reconnects),
+            url: Some(source.to_string()),
         });
     }
     let file = File::open(source).map_err(|e| SourceError::Open {
@@ -84,6 +109,7 @@ pub fn open_source(source: &str, start: Option<f64>) -> Result<Source, SourceErr
         origin: None,
         fetched: None,
         reconnects: None,
+        url: None,
     })
 }
 
@@ -126,11 +152,13 @@ fn open_at(source: &str, seconds: f64) -> Result<Source, SourceError> {
         (Box::new(BufReader::new(file)), None, None, None)
     };
     let reader = ContainerReader::resume_at(input, header, first_packet, earlier);
+    let url = is_url(source).then(|| source.to_string());
     Ok(Source {
         reader,
         origin,
         fetched,
         reconnects,
+        url,
     })
 }
 

@@ -177,6 +177,12 @@ impl<R: Read> ContainerReader<R> {
         &self.header
     }
 
+    /// What [`resume_at`](Self::resume_at) needs to continue after the last good packet
+    /// from a fresh input: header, first packet offset, entries read so far.
+    pub fn resume_state(&self) -> (Header, u64, Vec<IndexEntry>) {
+        (self.header.clone(), self.first_packet, self.seen.clone())
+    }
+
     /// Bytes consumed so far.
     pub fn offset(&self) -> u64 {
         self.offset
