@@ -44,7 +44,7 @@ fn pca_spec() -> (CoderSpec, ModelStore) {
 
 /// An in-memory `.aez` of `frames` coded with `spec`.
 fn aez_bytes(spec: &CoderSpec, frames: &[RgbFrame], rate: aecodec::container::Rational) -> Vec<u8> {
-    let mut encoder = FrameEncoder::new(spec, frames[0].width, frames[0].height, rate);
+    let mut encoder = FrameEncoder::new(spec, frames[0].width, frames[0].height, rate, 1);
     let mut writer =
         ContainerWriter::new(Cursor::new(Vec::new()), encoder.header().clone()).unwrap();
     for (i, f) in frames.iter().enumerate() {

@@ -90,7 +90,7 @@ fn eval_code_with_reports_the_real_file_size() {
     store.add(model);
     let path = dir.path().join("x.aez");
     let (bytes, decoded, _, _) =
-        aecodec::eval::code_with(&spec, &frames, rate, &path, &store).unwrap();
+        aecodec::eval::code_with(&spec, &frames, rate, 1, &path, &store).unwrap();
     assert_eq!(bytes, std::fs::metadata(&path).unwrap().len());
     assert_eq!(decoded.len(), 3);
 }
@@ -168,7 +168,7 @@ fn sizes_off_the_block_grid_are_padded_for_coding_and_cropped_back() {
         components: 768,
         step: 1.0,
     };
-    let encoder = aecodec::pipeline::FrameEncoder::new(&spec, 101, 77, rate);
+    let encoder = aecodec::pipeline::FrameEncoder::new(&spec, 101, 77, rate, 1);
     assert_eq!(
         (encoder.header().coded_width, encoder.header().coded_height),
         (112, 80)
@@ -177,10 +177,93 @@ fn sizes_off_the_block_grid_are_padded_for_coding_and_cropped_back() {
     store.add(model);
     let dir = tempfile::tempdir().unwrap();
     let (_, decoded, _, _) =
-        aecodec::eval::code_with(&spec, &odd, rate, &dir.path().join("odd.aez"), &store).unwrap();
+        aecodec::eval::code_with(&spec, &odd, rate, 1, &dir.path().join("odd.aez"), &store)
+            .unwrap();
     assert_eq!(decoded.len(), 2);
     for (a, b) in odd.iter().zip(&decoded) {
         assert_eq!((b.width, b.height), (101, 77));
         assert!(aecodec::metrics::psnr(a, b) > 45.0);
     }
+}
+
+#[test]
+fn predicted_frames_cost_less_decode_identically_and_seek_to_intra_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = sample("carphone_pristine.mp4");
+    let model = common::root().join("samples/models/pca8.model");
+    let (m, c) = (model.to_str().unwrap(), clip.to_str().unwrap());
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    run_ok(
+        "aecodec",
+        &[
+            "encode",
+            c,
+            "-o",
+            &path("i.aez"),
+            "--model",
+            m,
+            "--step",
+            "16",
+            "--frames",
+            "40",
+            "--intra-only",
+        ],
+    );
+    run_ok(
+        "aecodec",
+        &[
+            "encode",
+            c,
+            "-o",
+            &path("p.aez"),
+            "--model",
+            m,
+            "--step",
+            "16",
+            "--frames",
+            "40",
+            "--gop",
+            "10",
+        ],
+    );
+    let info = |p: &str| -> serde_json::Value {
+        serde_json::from_str(&run_ok("aecodec", &["info", p, "--json"])).unwrap()
+    };
+    let (intra, predicted) = (info(&path("i.aez")), info(&path("p.aez")));
+    assert_eq!(intra["intra_frames"], 40);
+    assert_eq!(predicted["intra_frames"], 4);
+    assert!(
+        predicted["file_bytes"].as_u64().unwrap() * 10 < intra["file_bytes"].as_u64().unwrap() * 9,
+        "P-frames saved under 10 %"
+    );
+    run_ok(
+        "aecodec",
+        &["decode", &path("i.aez"), "-o", &path("i.y4m"), "--model", m],
+    );
+    run_ok(
+        "aecodec",
+        &["decode", &path("p.aez"), "-o", &path("p.y4m"), "--model", m],
+    );
+    let all = common::read_y4m(&std::fs::read(path("p.y4m")).unwrap()).frames;
+    assert!(
+        all == common::read_y4m(&std::fs::read(path("i.y4m")).unwrap()).frames,
+        "no drift: same frames as intra-only"
+    );
+    // 0.5 s is frame 14, inside the second GOP: playback starts at its intra frame, 10.
+    run_ok(
+        "aeplay",
+        &[
+            "play",
+            &path("p.aez"),
+            "--start",
+            "0.5",
+            "-o",
+            &path("tail.y4m"),
+            "--model",
+            m,
+        ],
+    );
+    let tail = common::read_y4m(&std::fs::read(path("tail.y4m")).unwrap()).frames;
+    assert_eq!(tail.len(), 30);
+    assert!(tail == all[10..]);
 }

@@ -76,6 +76,8 @@ fn media_dir() -> tempfile::TempDir {
             "12",
             "--frames",
             "40",
+            "--gop",
+            "10",
         ],
     );
     run_ok(
@@ -177,7 +179,8 @@ fn url_playback_matches_the_decoder_and_fetches_the_model_once() {
     .unwrap();
     assert_eq!(again["model_bytes_fetched"], 0);
     assert_eq!(again["frames"], 40);
-    // Seeking: 1.0 s at 29.97 fps starts at frame 29, by URL and from the file alike.
+    // Seeking: 1.0 s at 29.97 fps is frame 29; playback starts at the intra frame before it,
+    // 20 (GOP 10), by URL and from the file alike.
     let all = common::read_y4m(&std::fs::read(&decoded).unwrap()).frames;
     for source in [
         server.url("/media/car.aez"),
@@ -199,9 +202,9 @@ fn url_playback_matches_the_decoder_and_fetches_the_model_once() {
             ],
         );
         let frames = common::read_y4m(&std::fs::read(&tail).unwrap()).frames;
-        assert_eq!(frames.len(), 11, "{source}");
+        assert_eq!(frames.len(), 20, "{source}");
         assert!(
-            frames == all[29..],
+            frames == all[20..],
             "{source}: seeked frames differ from the decoder's"
         );
     }

@@ -51,6 +51,14 @@ enum Command {
         /// Encode at most this many frames.
         #[arg(long)]
         frames: Option<u64>,
+        /// An intra frame (where playback and seeking can start) at least every N frames;
+        /// frames between are predicted from the one before. Default: about 2 seconds.
+        /// The pixel coder writes intra frames only.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        gop: Option<u32>,
+        /// Code every frame as an intra frame (the same as --gop 1).
+        #[arg(long, conflicts_with = "gop")]
+        intra_only: bool,
         /// Replace the output if it exists.
         #[arg(long)]
         force: bool,
@@ -139,8 +147,19 @@ fn main() -> ExitCode {
             components,
             frames,
             force,
+            gop,
+            intra_only,
         } => coder_spec(model.as_deref(), step, components)
-            .and_then(|spec| encode(&input, &output, &spec, frames, force))
+            .and_then(|spec| {
+                encode(
+                    &input,
+                    &output,
+                    &spec,
+                    frames,
+                    force,
+                    if intra_only { Some(1) } else { gop },
+                )
+            })
             .map(|()| ExitCode::SUCCESS),
         Command::Decode {
             input,
@@ -224,11 +243,18 @@ fn encode(
     spec: &CoderSpec,
     max_frames: Option<u64>,
     force: bool,
+    gop: Option<u32>,
 ) -> Result<()> {
     check_output(output, &[input], force)?;
     let mut reader = VideoReader::open(input)?;
     let info = *reader.info();
-    let mut encoder = FrameEncoder::new(spec, info.width, info.height, info.frame_rate);
+    let mut encoder = FrameEncoder::new(
+        spec,
+        info.width,
+        info.height,
+        info.frame_rate,
+        gop.unwrap_or_else(|| aecodec::pipeline::default_gop(info.frame_rate)),
+    );
     let mut file = AtomicFile::create(output)?;
     let mut writer = ContainerWriter::new(BufWriter::new(file.file()), encoder.header().clone())?;
     let total = match (info.frame_count_hint, max_frames) {

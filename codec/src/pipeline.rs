@@ -4,21 +4,30 @@
 //! decodes a packet and crops it back. Binaries and the player drive these with their own I/O.
 
 use crate::coders::{CoderError, CoderSpec, EncodedFrame, FrameCoder};
-use crate::container::{ColorSpace, Header, Packet, Rational};
+use crate::container::{ColorSpace, FrameType, Header, Packet, Rational};
 use crate::frame::round_up;
 use crate::model_file::ModelStore;
 use crate::RgbFrame;
 
-/// Encodes frames of one stream.
+/// Encodes frames of one stream, in groups of pictures: an intra frame every `gop` frames
+/// (where the coder supports prediction), predicted frames between.
 pub struct FrameEncoder {
     coder: Box<dyn FrameCoder>,
     header: Header,
+    gop: u32,
+    frames: u64,
+}
+
+/// The default GOP: about two seconds of frames.
+pub fn default_gop(frame_rate: Rational) -> u32 {
+    (2.0 * frame_rate.as_f64()).round().clamp(1.0, 1000.0) as u32
 }
 
 impl FrameEncoder {
     /// Sets up coding for `width`×`height` frames at `frame_rate`; also returns the header
     /// the container should start with.
-    pub fn new(spec: &CoderSpec, width: u32, height: u32, frame_rate: Rational) -> Self {
+    /// `gop` 1 codes every frame intra.
+    pub fn new(spec: &CoderSpec, width: u32, height: u32, frame_rate: Rational, gop: u32) -> Self {
         let stride = spec.stride();
         let (coded_width, coded_height) = (round_up(width, stride), round_up(height, stride));
         let header = Header {
@@ -38,6 +47,8 @@ impl FrameEncoder {
         Self {
             coder: spec.build(coded_width, coded_height),
             header,
+            gop: gop.max(1),
+            frames: 0,
         }
     }
 
@@ -56,7 +67,16 @@ impl FrameEncoder {
             });
         }
         let padded = frame.padded(self.header.coded_width, self.header.coded_height);
-        self.coder.encode(&padded)
+        let intra =
+            !self.coder.supports_prediction() || self.frames.is_multiple_of(u64::from(self.gop));
+        let frame_type = if intra {
+            FrameType::Intra
+        } else {
+            FrameType::Predicted
+        };
+        let coded = self.coder.encode(&padded, frame_type)?;
+        self.frames += 1;
+        Ok(coded)
     }
 }
 

@@ -1,10 +1,21 @@
-//! Any bytes through the container reader and the frame decoder the header selects.
+//! Any bytes through the container reader and the frame decoder the header selects (the
+//! built-in pixel coder, or the shipped 8×8 PCA model, intra and predicted frames).
 #![no_main]
 
 use aecodec::container::ContainerReader;
 use aecodec::model_file::ModelStore;
 use aecodec::pipeline::FrameDecoder;
 use libfuzzer_sys::fuzz_target;
+
+fn models() -> &'static ModelStore {
+    static STORE: std::sync::OnceLock<ModelStore> = std::sync::OnceLock::new();
+    STORE.get_or_init(|| {
+        let mut store = ModelStore::new();
+        let bytes = include_bytes!("../../samples/models/pca8.model");
+        store.add(aecodec::model_file::Model::from_bytes(bytes).expect("shipped model"));
+        store
+    })
+}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(mut reader) = ContainerReader::new(data) else { return };
@@ -13,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     if u64::from(h.coded_width) * u64::from(h.coded_height) > 256 * 256 {
         return;
     }
-    let Ok(mut decoder) = FrameDecoder::new(h, &ModelStore::new()) else { return };
+    let Ok(mut decoder) = FrameDecoder::new(h, models()) else { return };
     while let Ok(Some(packet)) = reader.next_packet() {
         let _ = decoder.decode(&packet);
     }

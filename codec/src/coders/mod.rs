@@ -32,6 +32,10 @@ pub enum CoderError {
     },
     #[error("this file needs model {needed}, but the model given is {given}")]
     WrongModel { needed: String, given: String },
+    #[error(
+        "a predicted frame without the frame before it (decoding must start at an intra frame)"
+    )]
+    NoReference,
     #[error("this file needs model {0}, which is not available (pass it with --model)")]
     ModelUnavailable(String),
     #[error(transparent)]
@@ -47,10 +51,20 @@ pub struct EncodedFrame {
     pub payload: Vec<u8>,
 }
 
-/// Codes frames of one fixed (padded) size.
+/// Codes frames of one fixed (padded) size. A coder keeps what predicted frames need (the
+/// last frame it coded or decoded); intra frames reset nothing and need nothing.
 pub trait FrameCoder: Send {
-    /// Codes one frame of the coded size.
-    fn encode(&mut self, frame: &RgbFrame) -> Result<EncodedFrame, CoderError>;
+    /// Whether the coder can code [`FrameType::Predicted`] frames.
+    fn supports_prediction(&self) -> bool {
+        false
+    }
+    /// Codes one frame of the coded size as `frame_type` (intra, unless the coder supports
+    /// prediction).
+    fn encode(
+        &mut self,
+        frame: &RgbFrame,
+        frame_type: FrameType,
+    ) -> Result<EncodedFrame, CoderError>;
     /// Decodes one payload to a frame of the coded size.
     fn decode(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<RgbFrame, CoderError>;
 }

@@ -183,6 +183,8 @@ pub struct PcaCoder {
     step: f32,
     width: u32,
     height: u32,
+    /// Quantized coefficients of the last frame coded or decoded: what P-frames predict from.
+    reference: Option<Vec<i32>>,
 }
 
 impl PcaCoder {
@@ -195,6 +197,7 @@ impl PcaCoder {
             step,
             width,
             height,
+            reference: None,
         }
     }
 
@@ -240,21 +243,14 @@ pub fn patches(frame: &RgbFrame, block: u8) -> Vec<f32> {
     out
 }
 
-impl FrameCoder for PcaCoder {
-    fn encode(&mut self, frame: &RgbFrame) -> Result<EncodedFrame, CoderError> {
-        if (frame.width, frame.height) != (self.width, self.height) {
-            return Err(CoderError::FrameSize {
-                got_w: frame.width,
-                got_h: frame.height,
-                want_w: self.width,
-                want_h: self.height,
-            });
-        }
+impl PcaCoder {
+    /// Quantized coefficients of a frame: blocks × components, block-raster order.
+    fn quantize(&self, frame: &RgbFrame) -> Vec<i32> {
         let d = patch_dims(self.model.block);
         let k = self.components;
         let patches = self.centred_patches(frame);
         let n = patches.len() / d;
-        // coeffs (n × k) = patches (n × d) · basis^T (d × k)
+        // coeffs (n × k) = patches (n × d) · basis^T (d × k), scaled by 1/step
         let mut coeffs = vec![0f32; n * k];
         unsafe {
             matrixmultiply::sgemm(
@@ -274,16 +270,20 @@ impl FrameCoder for PcaCoder {
                 1,
             );
         }
-        let q: Vec<i32> = coeffs
+        coeffs
             .iter()
             .map(|&c| c.round().clamp(-1e9, 1e9) as i32)
-            .collect();
-        // One bank index per group: the best of the indices near the group's mean |q|.
+            .collect()
+    }
+
+    /// Entropy-codes values (coefficients, or their change from the reference): one bank
+    /// index per component group, the best of those near the group's mean magnitude.
+    fn code_values(&self, values: &[i32]) -> Result<Vec<u8>, CoderError> {
+        let k = self.components;
         let bank = ScaleBank::get();
-        let groups = self.groups();
-        let mut indices = vec![0u8; groups];
+        let mut indices = vec![0u8; self.groups()];
         for (g, index) in indices.iter_mut().enumerate() {
-            let members: Vec<i32> = q
+            let members: Vec<i32> = values
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| group_of(i % k) == g)
@@ -300,19 +300,17 @@ impl FrameCoder for PcaCoder {
                 .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
                 .unwrap_or(guess);
         }
-        let mut items = Vec::with_capacity(q.len());
-        for (i, &v) in q.iter().enumerate() {
+        let mut items = Vec::with_capacity(values.len());
+        for (i, &v) in values.iter().enumerate() {
             bank.push_symbols(indices[group_of(i % k)], v, &mut items);
         }
-        let mut payload = indices.clone();
+        let mut payload = indices;
         entropy::write_words(&mut payload, &entropy::encode(items.into_iter())?);
-        Ok(EncodedFrame {
-            frame_type: FrameType::Intra,
-            payload,
-        })
+        Ok(payload)
     }
 
-    fn decode(&mut self, _frame_type: FrameType, payload: &[u8]) -> Result<RgbFrame, CoderError> {
+    /// Parses what [`code_values`](Self::code_values) wrote.
+    fn parse_values(&self, payload: &[u8]) -> Result<Vec<i32>, CoderError> {
         let groups = self.groups();
         if payload.len() < groups {
             return Err(CoderError::Payload(format!(
@@ -326,17 +324,25 @@ impl FrameCoder for PcaCoder {
                 "table index {bad} is not below {SCALES}"
             )));
         }
+        let (bw, bh) = self.blocks();
+        let k = self.components;
+        let bank = ScaleBank::get();
+        let mut decoder = SymbolDecoder::new(words)?;
+        let mut values = vec![0i32; bw * bh * k];
+        for (i, v) in values.iter_mut().enumerate() {
+            *v = bank.decode(indices[group_of(i % k)], &mut decoder)?;
+        }
+        decoder.finish()?;
+        Ok(values)
+    }
+
+    /// The frame that quantized coefficients describe.
+    fn reconstruct(&self, q: &[i32]) -> RgbFrame {
         let d = patch_dims(self.model.block);
         let k = self.components;
         let (bw, bh) = self.blocks();
         let n = bw * bh;
-        let bank = ScaleBank::get();
-        let mut decoder = SymbolDecoder::new(words)?;
-        let mut coeffs = vec![0f32; n * k];
-        for (i, c) in coeffs.iter_mut().enumerate() {
-            *c = bank.decode(indices[group_of(i % k)], &mut decoder)? as f32 * self.step;
-        }
-        decoder.finish()?;
+        let coeffs: Vec<f32> = q.iter().map(|&v| v as f32 * self.step).collect();
         // patches (n × d) = coeffs (n × k) · basis (k × d)
         let mut patches = vec![0f32; n * d];
         unsafe {
@@ -371,6 +377,69 @@ impl FrameCoder for PcaCoder {
                 }
             }
         }
+        frame
+    }
+}
+
+impl FrameCoder for PcaCoder {
+    fn supports_prediction(&self) -> bool {
+        true
+    }
+
+    fn encode(
+        &mut self,
+        frame: &RgbFrame,
+        frame_type: FrameType,
+    ) -> Result<EncodedFrame, CoderError> {
+        if (frame.width, frame.height) != (self.width, self.height) {
+            return Err(CoderError::FrameSize {
+                got_w: frame.width,
+                got_h: frame.height,
+                want_w: self.width,
+                want_h: self.height,
+            });
+        }
+        let q = self.quantize(frame);
+        let payload = match (frame_type, &self.reference) {
+            (FrameType::Intra, _) => self.code_values(&q)?,
+            // A predicted frame codes the change of every quantized coefficient: integers on
+            // both sides, so the decoder lands on exactly these coefficients (no drift), and
+            // an unchanged block costs almost nothing.
+            (FrameType::Predicted, Some(reference)) => {
+                let change: Vec<i32> = q
+                    .iter()
+                    .zip(reference)
+                    .map(|(&a, &b)| a.saturating_sub(b))
+                    .collect();
+                self.code_values(&change)?
+            }
+            (FrameType::Predicted, None) => return Err(CoderError::NoReference),
+        };
+        self.reference = Some(q);
+        Ok(EncodedFrame {
+            frame_type,
+            payload,
+        })
+    }
+
+    fn decode(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<RgbFrame, CoderError> {
+        let values = self.parse_values(payload)?;
+        let q = match frame_type {
+            FrameType::Intra => values,
+            FrameType::Predicted => {
+                let reference = self.reference.as_ref().ok_or(CoderError::NoReference)?;
+                values
+                    .iter()
+                    .zip(reference)
+                    .map(|(&change, &r)| {
+                        r.checked_add(change)
+                            .ok_or_else(|| CoderError::Payload("coefficient overflow".into()))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        let frame = self.reconstruct(&q);
+        self.reference = Some(q);
         Ok(frame)
     }
 }
@@ -402,14 +471,62 @@ mod tests {
         assert_eq!(loaded.id, model.id);
         assert_eq!(loaded.basis, model.basis);
         let mut coder = PcaCoder::new(loaded, 192, 0.25, 64, 48);
-        let coded = coder.encode(&frame).unwrap();
+        let coded = coder.encode(&frame, FrameType::Intra).unwrap();
         let decoded = coder.decode(coded.frame_type, &coded.payload).unwrap();
         assert!(crate::metrics::psnr(&frame, &decoded) > 50.0);
         // Coarser steps cost fewer bytes.
         let coarse = PcaCoder::new(coder.model.clone(), 192, 16.0, 64, 48)
-            .encode(&frame)
+            .encode(&frame, FrameType::Intra)
             .unwrap();
         assert!(coarse.payload.len() < coded.payload.len() / 3);
+    }
+
+    #[test]
+    fn predicted_frames_code_changes_exactly_and_need_their_reference() {
+        let frame = synthetic_frame(64, 48);
+        let model = Arc::new(PcaModel::fit(
+            8,
+            &patches_of(&frame, 8),
+            TrainingInfo::default(),
+        ));
+        let mut moved = frame.clone();
+        moved.data[..3 * 64 * 8]
+            .iter_mut()
+            .for_each(|v| *v = v.wrapping_add(40));
+        let mut encoder = PcaCoder::new(model.clone(), 192, 4.0, 64, 48);
+        let intra = encoder.encode(&frame, FrameType::Intra).unwrap();
+        let still = encoder.encode(&frame, FrameType::Predicted).unwrap();
+        let changed = encoder.encode(&moved, FrameType::Predicted).unwrap();
+        assert!(
+            still.payload.len() * 10 < intra.payload.len(),
+            "{} vs {}",
+            still.payload.len(),
+            intra.payload.len()
+        );
+        let mut decoder = PcaCoder::new(model.clone(), 192, 4.0, 64, 48);
+        let first = decoder.decode(FrameType::Intra, &intra.payload).unwrap();
+        assert_eq!(
+            decoder
+                .decode(FrameType::Predicted, &still.payload)
+                .unwrap(),
+            first
+        );
+        // The predicted frame decodes to exactly what intra coding of it gives.
+        let via_prediction = decoder
+            .decode(FrameType::Predicted, &changed.payload)
+            .unwrap();
+        let mut alone = PcaCoder::new(model.clone(), 192, 4.0, 64, 48);
+        let direct = alone.encode(&moved, FrameType::Intra).unwrap();
+        assert_eq!(
+            via_prediction,
+            alone.decode(FrameType::Intra, &direct.payload).unwrap()
+        );
+        // Without the frame before, a predicted frame is an error, not garbage.
+        let mut fresh = PcaCoder::new(model, 192, 4.0, 64, 48);
+        assert!(matches!(
+            fresh.decode(FrameType::Predicted, &still.payload),
+            Err(CoderError::NoReference)
+        ));
     }
 
     #[test]
@@ -421,7 +538,7 @@ mod tests {
             TrainingInfo::default(),
         ));
         let mut coder = PcaCoder::new(model, 20, 2.0, 32, 32);
-        let coded = coder.encode(&frame).unwrap();
+        let coded = coder.encode(&frame, FrameType::Intra).unwrap();
         assert!(coder.decode(FrameType::Intra, &coded.payload[..2]).is_err());
         let mut bad = coded.payload.clone();
         bad[0] = 200;

@@ -51,7 +51,11 @@ impl PixelCoder {
 }
 
 impl FrameCoder for PixelCoder {
-    fn encode(&mut self, frame: &RgbFrame) -> Result<EncodedFrame, CoderError> {
+    fn encode(
+        &mut self,
+        frame: &RgbFrame,
+        _frame_type: FrameType,
+    ) -> Result<EncodedFrame, CoderError> {
         self.check_size(frame)?;
         let s = self.step;
         let q: Vec<i32> = frame
@@ -72,7 +76,12 @@ impl FrameCoder for PixelCoder {
         })
     }
 
-    fn decode(&mut self, _frame_type: FrameType, payload: &[u8]) -> Result<RgbFrame, CoderError> {
+    fn decode(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<RgbFrame, CoderError> {
+        if frame_type != FrameType::Intra {
+            return Err(CoderError::Payload(
+                "the pixel coder writes intra frames only".into(),
+            ));
+        }
         let mut rest = payload;
         let table = CategoricalTable::read(&mut rest)?;
         let mut decoder = SymbolDecoder::new(rest)?;
@@ -111,7 +120,7 @@ mod tests {
     fn step_one_is_lossless() {
         let f = test_frame();
         let mut c = PixelCoder::new(1, f.width, f.height);
-        let e = c.encode(&f).unwrap();
+        let e = c.encode(&f, FrameType::Intra).unwrap();
         assert_eq!(c.decode(e.frame_type, &e.payload).unwrap(), f);
     }
 
@@ -119,7 +128,7 @@ mod tests {
     fn coarse_step_bounds_the_error() {
         let f = test_frame();
         let mut c = PixelCoder::new(8, f.width, f.height);
-        let e = c.encode(&f).unwrap();
+        let e = c.encode(&f, FrameType::Intra).unwrap();
         let d = c.decode(e.frame_type, &e.payload).unwrap();
         for (&a, &b) in f.data.iter().zip(&d.data) {
             assert!((i32::from(a) - i32::from(b)).abs() <= 4, "{a} vs {b}");
@@ -130,7 +139,7 @@ mod tests {
     fn truncated_payload_is_an_error_not_a_panic() {
         let f = test_frame();
         let mut c = PixelCoder::new(2, f.width, f.height);
-        let e = c.encode(&f).unwrap();
+        let e = c.encode(&f, FrameType::Intra).unwrap();
         for cut in [0, 1, 5, e.payload.len() - 1] {
             assert!(
                 c.decode(FrameType::Intra, &e.payload[..cut]).is_err(),

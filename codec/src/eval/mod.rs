@@ -49,7 +49,8 @@ pub enum EvalError {
 }
 
 /// Codec names `eval` understands.
-pub const CODECS: &str = "pixel, pca8, pca16, pca8-title, jpeg, x264, x264-intra, x265";
+pub const CODECS: &str =
+    "pixel, pca8, pca16, pca8-p, pca16-p (predicted frames), pca8-title, jpeg, x264, x264-intra, x265";
 
 /// One measured point.
 #[derive(Debug, Clone, Serialize)]
@@ -83,8 +84,15 @@ pub struct EvalConfig {
 /// A codec and the settings it is run at.
 enum Codec {
     Pixel,
-    Pca { name: String, model: Arc<PcaModel> },
-    PcaTitle { block: u8 },
+    /// `gop` 1 is intra-only; larger codes predicted frames between intra frames.
+    Pca {
+        name: String,
+        model: Arc<PcaModel>,
+        gop: u32,
+    },
+    PcaTitle {
+        block: u8,
+    },
     Classic(classic::Classic),
 }
 
@@ -126,14 +134,17 @@ fn parse_codecs(config: &EvalConfig) -> Result<Vec<Codec>, EvalError> {
         .map(|name| {
             Ok(match name.as_str() {
                 "pixel" => Codec::Pixel,
-                "pca8" | "pca16" => {
-                    let block: u8 = name[3..].parse().expect("digits");
+                "pca8" | "pca16" | "pca8-p" | "pca16-p" => {
+                    let predicted = name.ends_with("-p");
+                    let block: u8 = name[3..].trim_end_matches("-p").parse().expect("digits");
                     let model = models
                         .iter()
                         .find(|m| m.block == block)
                         .ok_or_else(|| EvalError::NeedsModel(name.clone()))?;
                     Codec::Pca {
                         name: name.clone(),
+                        // Predicted: the container's default GOP (about 2 s).
+                        gop: if predicted { 0 } else { 1 },
                         model: model.clone(),
                     }
                 }
@@ -200,13 +211,14 @@ pub fn code_with(
     spec: &CoderSpec,
     frames: &[RgbFrame],
     rate: Rational,
+    gop: u32,
     path: &Path,
     models: &ModelStore,
 ) -> Result<(u64, Vec<RgbFrame>, f64, f64), String> {
     let s = |e: &dyn std::fmt::Display| e.to_string();
     let start = Instant::now();
     let (w, h) = (frames[0].width, frames[0].height);
-    let mut encoder = FrameEncoder::new(spec, w, h, rate);
+    let mut encoder = FrameEncoder::new(spec, w, h, rate, gop);
     let file = File::create(path).map_err(|e| s(&e))?;
     let mut writer =
         ContainerWriter::new(BufWriter::new(file), encoder.header().clone()).map_err(|e| s(&e))?;
@@ -311,8 +323,20 @@ pub fn run(
                             },
                             None => CoderSpec::Pixel { step: step as u8 },
                         };
-                        code_with(&spec, &frames, rate, &out.with_extension("aez"), &models)
-                            .map_err(fail)?
+                        let gop = match codec {
+                            Codec::Pca { gop: 0, .. } => crate::pipeline::default_gop(rate),
+                            Codec::Pca { gop, .. } => *gop,
+                            _ => 1,
+                        };
+                        code_with(
+                            &spec,
+                            &frames,
+                            rate,
+                            gop,
+                            &out.with_extension("aez"),
+                            &models,
+                        )
+                        .map_err(fail)?
                     }
                 };
                 let (psnr_rgb, ms_ssim) = quality(&frames, &decoded).map_err(fail)?;
