@@ -95,12 +95,13 @@ enum Command {
         /// Frames per clip, from the start.
         #[arg(long, default_value_t = 30)]
         frames: usize,
-        /// Codecs to run, comma-separated: pixel, pca8, pca16, pca8-title, jpeg, x264,
+        /// Codecs to run, comma-separated: pixel, pca8, pca16 (intra only), pca8-p, pca16-p
+        /// (with predicted frames, 2 s GOP), pca8-title (fitted on the clip), jpeg, x264,
         /// x264-intra, x265.
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "pca8,pca16,pca8-title,jpeg,x264-intra,x264,x265"
+            default_value = "pca8,pca8-p,pca16,pca16-p,pca8-title,jpeg,x264-intra,x264,x265"
         )]
         codecs: Vec<String>,
         /// Generic PCA model files for pca8/pca16 (repeatable).

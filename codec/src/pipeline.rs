@@ -58,14 +58,7 @@ impl FrameEncoder {
 
     /// Codes one frame of the stream's display size.
     pub fn encode(&mut self, frame: &RgbFrame) -> Result<EncodedFrame, CoderError> {
-        if (frame.width, frame.height) != (self.header.width, self.header.height) {
-            return Err(CoderError::FrameSize {
-                got_w: frame.width,
-                got_h: frame.height,
-                want_w: self.header.width,
-                want_h: self.header.height,
-            });
-        }
+        crate::coders::check_frame_size(frame, self.header.width, self.header.height)?;
         let padded = frame.padded(self.header.coded_width, self.header.coded_height);
         let intra =
             !self.coder.supports_prediction() || self.frames.is_multiple_of(u64::from(self.gop));

@@ -44,6 +44,19 @@ pub enum CoderError {
     Incompatible { kind: &'static str, params: String },
 }
 
+/// Refuses a frame that is not `width`×`height`.
+pub fn check_frame_size(frame: &RgbFrame, width: u32, height: u32) -> Result<(), CoderError> {
+    if (frame.width, frame.height) != (width, height) {
+        return Err(CoderError::FrameSize {
+            got_w: frame.width,
+            got_h: frame.height,
+            want_w: width,
+            want_h: height,
+        });
+    }
+    Ok(())
+}
+
 /// A coded frame, ready for the container.
 #[derive(Debug, Clone)]
 pub struct EncodedFrame {

@@ -391,14 +391,7 @@ impl FrameCoder for PcaCoder {
         frame: &RgbFrame,
         frame_type: FrameType,
     ) -> Result<EncodedFrame, CoderError> {
-        if (frame.width, frame.height) != (self.width, self.height) {
-            return Err(CoderError::FrameSize {
-                got_w: frame.width,
-                got_h: frame.height,
-                want_w: self.width,
-                want_h: self.height,
-            });
-        }
+        super::check_frame_size(frame, self.width, self.height)?;
         let q = self.quantize(frame);
         let payload = match (frame_type, &self.reference) {
             (FrameType::Intra, _) => self.code_values(&q)?,

@@ -24,18 +24,6 @@ impl PixelCoder {
         }
     }
 
-    fn check_size(&self, frame: &RgbFrame) -> Result<(), CoderError> {
-        if (frame.width, frame.height) != (self.width, self.height) {
-            return Err(CoderError::FrameSize {
-                got_w: frame.width,
-                got_h: frame.height,
-                want_w: self.width,
-                want_h: self.height,
-            });
-        }
-        Ok(())
-    }
-
     /// Index of the sample that predicts sample `i` (left, else above), if any.
     #[inline]
     fn predictor(&self, i: usize) -> Option<usize> {
@@ -56,7 +44,7 @@ impl FrameCoder for PixelCoder {
         frame: &RgbFrame,
         _frame_type: FrameType,
     ) -> Result<EncodedFrame, CoderError> {
-        self.check_size(frame)?;
+        super::check_frame_size(frame, self.width, self.height)?;
         let s = self.step;
         let q: Vec<i32> = frame
             .data
