@@ -347,3 +347,41 @@ fn interrupted_encode_leaves_nothing_behind() {
         "no output and no temporary file"
     );
 }
+
+#[test]
+fn bench_reports_every_stage_as_json() {
+    let dir = tmp();
+    let aez = dir.path().join("c.aez");
+    run_ok(
+        "aecodec",
+        &[
+            "encode",
+            s(&sample("carphone_pristine.mp4")),
+            "-o",
+            s(&aez),
+            "--frames",
+            "8",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&run_ok(
+        "aecodec",
+        &["bench", s(&aez), "--runs", "1", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(report["frames"], 8);
+    for field in [
+        "container_fps",
+        "entropy_fps",
+        "synthesis_fps",
+        "total_fps",
+        "x264_decode_fps",
+    ] {
+        assert!(report[field].as_f64().unwrap() > 0.0, "{field}: {report}");
+    }
+    // The whole path is slower than any one of its stages.
+    let total = report["total_fps"].as_f64().unwrap();
+    assert!(
+        total <= report["entropy_fps"].as_f64().unwrap()
+            && total <= report["synthesis_fps"].as_f64().unwrap()
+    );
+}

@@ -11,6 +11,7 @@
 //! * [`pipeline`]: encode a video to `.aez` and decode it back, frame by frame.
 //! * [`metrics`]: PSNR and friends, computed on RGB frames.
 
+pub mod bench;
 pub mod coders;
 pub mod container;
 pub mod entropy;

@@ -111,6 +111,21 @@ enum Command {
         #[arg(long, default_value = "jpeg")]
         reference: String,
     },
+    /// Measure decode speed: frames/s of container reading, entropy decoding and synthesis
+    /// (medians over runs), peak memory, and FFmpeg's x264 decoding the same content.
+    Bench {
+        /// The .aez file (default: samples/bikes.mp4 encoded with the default coder).
+        input: Option<PathBuf>,
+        /// A model file to decode with (repeatable).
+        #[arg(long)]
+        model: Vec<PathBuf>,
+        /// Runs to take the median of.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show an .aez file's header, frame count, sizes and bitrate.
     Info {
         /// The .aez file.
@@ -161,7 +176,10 @@ fn main() -> ExitCode {
                     if intra_only { Some(1) } else { gop },
                 )
             })
-            .map(|()| ExitCode::SUCCESS),
+            .map(|()| {
+                println!("{}", output.display());
+                ExitCode::SUCCESS
+            }),
         Command::Decode {
             input,
             output,
@@ -170,6 +188,12 @@ fn main() -> ExitCode {
             model,
         } => decode(&input, &output, &model, force, strict),
         Command::Info { input, json } => info(&input, json).map(|()| ExitCode::SUCCESS),
+        Command::Bench {
+            input,
+            model,
+            runs,
+            json,
+        } => bench(input, &model, runs, json).map(|()| ExitCode::SUCCESS),
         Command::Eval {
             clips,
             out,
@@ -293,7 +317,6 @@ fn encode(
         frames as f64 / secs,
         bytes as f64 * 8.0 / header.duration_s() / 1000.0
     );
-    println!("{}", output.display());
     Ok(())
 }
 
@@ -430,6 +453,53 @@ fn eval(
         "wrote {0}/results.csv, {0}/summary.md and {0}/rd.svg",
         out.display()
     );
+    Ok(())
+}
+
+fn bench(input: Option<PathBuf>, models: &[PathBuf], runs: usize, json: bool) -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let input = match input {
+        Some(p) => p,
+        None => {
+            let sample = Path::new("samples/bikes.mp4");
+            if !sample.exists() {
+                bail!("no file given and samples/bikes.mp4 is not here; run from the repository or pass an .aez");
+            }
+            let out = work.path().join("sample.aez");
+            encode(
+                sample,
+                &out,
+                &CoderSpec::Pixel { step: 4 },
+                None,
+                false,
+                None,
+            )?;
+            out
+        }
+    };
+    let store = ModelStore::with_files(models)?;
+    let r = aecodec::bench::bench_file(&input, &store, runs, work.path())
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    let opt =
+        |v: Option<f64>, unit: &str| v.map_or("n/a".to_string(), |v| format!("{v:.1} {unit}"));
+    println!(
+        "file            {} ({} bytes, {}x{}, {} frames)",
+        r.file, r.file_bytes, r.width, r.height, r.frames
+    );
+    println!("runs, threads   {} (median), {}", r.runs, r.threads);
+    println!("container       {:.1} frames/s", r.container_fps);
+    println!("entropy decode  {:.1} frames/s", r.entropy_fps);
+    println!("synthesis       {:.1} frames/s", r.synthesis_fps);
+    println!("total           {:.1} frames/s", r.total_fps);
+    println!(
+        "x264 (FFmpeg)   {} on the same frames",
+        opt(r.x264_decode_fps, "frames/s")
+    );
+    println!("peak memory     {}", opt(r.peak_memory_mib, "MiB"));
     Ok(())
 }
 

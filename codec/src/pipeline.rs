@@ -3,7 +3,7 @@
 //! [`FrameEncoder`] pads each frame to the coder's stride and codes it; [`FrameDecoder`]
 //! decodes a packet and crops it back. Binaries and the player drive these with their own I/O.
 
-use crate::coders::{CoderError, CoderSpec, EncodedFrame, FrameCoder};
+use crate::coders::{CoderError, CoderSpec, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::{ColorSpace, FrameType, Header, Packet, Rational};
 use crate::frame::round_up;
 use crate::model_file::ModelStore;
@@ -90,7 +90,19 @@ impl FrameDecoder {
     }
 
     pub fn decode(&mut self, packet: &Packet) -> Result<RgbFrame, CoderError> {
-        let coded = self.coder.decode(packet.frame_type, &packet.payload)?;
-        Ok(coded.cropped(self.header.width, self.header.height))
+        let latent = self.parse(packet)?;
+        Ok(self.synthesize(&latent))
+    }
+
+    /// First stage: entropy decoding of a packet to its latent. Packets must come in order.
+    pub fn parse(&mut self, packet: &Packet) -> Result<LatentFrame, CoderError> {
+        self.coder.parse(packet.frame_type, &packet.payload)
+    }
+
+    /// Second stage: synthesis of a display-size frame from a latent.
+    pub fn synthesize(&self, latent: &LatentFrame) -> RgbFrame {
+        self.coder
+            .synthesize(latent)
+            .cropped(self.header.width, self.header.height)
     }
 }

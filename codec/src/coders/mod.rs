@@ -78,8 +78,23 @@ pub trait FrameCoder: Send {
         frame: &RgbFrame,
         frame_type: FrameType,
     ) -> Result<EncodedFrame, CoderError>;
-    /// Decodes one payload to a frame of the coded size.
-    fn decode(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<RgbFrame, CoderError>;
+    /// First decoding stage, entropy decoding: a payload to the frame's integer latent
+    /// (prediction from the previous frame included). Parsing depends on integers only.
+    fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError>;
+    /// Second decoding stage, synthesis: the latent to a frame of the coded size.
+    fn synthesize(&self, latent: &LatentFrame) -> RgbFrame;
+    /// Both stages.
+    fn decode(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<RgbFrame, CoderError> {
+        let latent = self.parse(frame_type, payload)?;
+        Ok(self.synthesize(&latent))
+    }
+}
+
+/// A frame's quantized latent as the entropy decoder delivers it: the integers synthesis
+/// turns into pixels (pixel values for the pixel coder, coefficients for PCA).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatentFrame {
+    pub values: Vec<i32>,
 }
 
 /// SHA-256 of a byte string, the identity of a model file.

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use super::{CoderError, EncodedFrame, FrameCoder};
+use super::{CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::FrameType;
 use crate::entropy::{self, index_for_mean_abs, ScaleBank, SymbolDecoder, SCALES};
 use crate::model_file::{
@@ -415,7 +415,7 @@ impl FrameCoder for PcaCoder {
         })
     }
 
-    fn decode(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<RgbFrame, CoderError> {
+    fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError> {
         let values = self.parse_values(payload)?;
         let q = match frame_type {
             FrameType::Intra => values,
@@ -431,9 +431,19 @@ impl FrameCoder for PcaCoder {
                     .collect::<Result<_, _>>()?
             }
         };
-        let frame = self.reconstruct(&q);
-        self.reference = Some(q);
-        Ok(frame)
+        self.reference = Some(q.clone());
+        Ok(LatentFrame { values: q })
+    }
+
+    fn synthesize(&self, latent: &LatentFrame) -> RgbFrame {
+        let (bw, bh) = self.blocks();
+        // The GEMM below reads exactly this many values.
+        assert_eq!(
+            latent.values.len(),
+            bw * bh * self.components,
+            "latent from another coder"
+        );
+        self.reconstruct(&latent.values)
     }
 }
 

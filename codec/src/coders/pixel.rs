@@ -1,7 +1,7 @@
 //! The pixel coder: uniformly quantized samples, left-neighbour DPCM, one fitted table per
 //! frame. A simple, honest baseline that needs no model (docs/FORMAT.md, "Pixel").
 
-use super::{CoderError, EncodedFrame, FrameCoder};
+use super::{CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::FrameType;
 use crate::entropy::{self, CategoricalTable, SymbolDecoder};
 use crate::RgbFrame;
@@ -64,7 +64,7 @@ impl FrameCoder for PixelCoder {
         })
     }
 
-    fn decode(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<RgbFrame, CoderError> {
+    fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError> {
         if frame_type != FrameType::Intra {
             return Err(CoderError::Payload(
                 "the pixel coder writes intra frames only".into(),
@@ -83,12 +83,25 @@ impl FrameCoder for PixelCoder {
             // arithmetic stays bounded.
             q[i] = value.clamp(0, max_q);
         }
-        let data = q.iter().map(|&v| (v * self.step).min(255) as u8).collect();
-        Ok(RgbFrame {
+        Ok(LatentFrame { values: q })
+    }
+
+    fn synthesize(&self, latent: &LatentFrame) -> RgbFrame {
+        assert_eq!(
+            latent.values.len(),
+            3 * self.width as usize * self.height as usize,
+            "latent from another coder"
+        );
+        let data = latent
+            .values
+            .iter()
+            .map(|&v| (v * self.step).clamp(0, 255) as u8)
+            .collect();
+        RgbFrame {
             width: self.width,
             height: self.height,
             data,
-        })
+        }
     }
 }
 
