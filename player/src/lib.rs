@@ -4,7 +4,9 @@
 //! ones before it instead of filling memory:
 //!
 //! * [`source`]: bytes from a file become checked packets;
-//! * decoding: packets become RGB frames (the codec's [`FrameDecoder`]);
+//! * entropy decoding: packets become latents, and synthesis: latents become RGB frames,
+//!   each on its own thread so that frame n+1 is parsed while frame n is synthesized (the
+//!   codec's [`FrameDecoder`]);
 //! * [`presenter`]: frames are paced at the video's rate (late ones dropped) and handed to an
 //!   output: a y4m file or pipe, or nothing (`--null`).
 //!
@@ -19,6 +21,7 @@ mod window;
 
 use std::time::{Duration, Instant};
 
+use aecodec::coders::LatentFrame;
 use aecodec::container::{ContainerError, Header, Packet};
 use aecodec::pipeline::FrameDecoder;
 use aecodec::RgbFrame;
@@ -126,10 +129,14 @@ fn play_segment(
     presenter: &mut Presenter,
 ) -> Result<Segment, PlayError> {
     let network = (opened.fetched.clone(), opened.reconnects.clone());
-    let mut decoder =
-        FrameDecoder::new(header, models).map_err(|e| PlayError::Decode { frame: 0, cause: e })?;
+    // Entropy decoding keeps the state predicted frames need; synthesis needs only the model,
+    // so it gets a decoder of its own and runs beside it on the other core.
+    let new_decoder =
+        || FrameDecoder::new(header, models).map_err(|e| PlayError::Decode { frame: 0, cause: e });
+    let (mut parser, synthesizer) = (new_decoder()?, new_decoder()?);
     let tb = header.time_base;
     let (packet_tx, packet_rx) = bounded::<Packet>(QUEUE_DEPTH);
+    let (latent_tx, latent_rx) = bounded::<Result<(LatentFrame, u64, f64), PlayError>>(QUEUE_DEPTH);
     let (frame_tx, frame_rx) = bounded::<Result<DecodedFrame, PlayError>>(QUEUE_DEPTH);
     std::thread::scope(|scope| {
         let reading = scope.spawn(move || {
@@ -158,21 +165,37 @@ fn play_segment(
                 }
             }
         });
-        let decoding = scope.spawn(move || {
+        let parsing = scope.spawn(move || {
             let mut busy = Duration::ZERO;
             for (frame, packet) in packet_rx.into_iter().enumerate() {
                 let t = Instant::now();
-                let decoded = decoder
-                    .decode(&packet)
-                    .map(|rgb| DecodedFrame {
-                        rgb,
-                        bytes: packet.stored_len(),
-                        seconds: packet.pts as f64 * f64::from(tb.num) / f64::from(tb.den),
+                let parsed = parser
+                    .parse(&packet)
+                    .map(|latent| {
+                        let seconds = packet.pts as f64 * f64::from(tb.num) / f64::from(tb.den);
+                        (latent, packet.stored_len(), seconds)
                     })
                     .map_err(|e| PlayError::Decode {
                         frame: frame as u64,
                         cause: e,
                     });
+                busy += t.elapsed();
+                let failed = parsed.is_err();
+                if latent_tx.send(parsed).is_err() || failed {
+                    break;
+                }
+            }
+            busy
+        });
+        let synthesis = scope.spawn(move || {
+            let mut busy = Duration::ZERO;
+            for parsed in latent_rx {
+                let t = Instant::now();
+                let decoded = parsed.map(|(latent, bytes, seconds)| DecodedFrame {
+                    rgb: synthesizer.synthesize(&latent),
+                    bytes,
+                    seconds,
+                });
                 busy += t.elapsed();
                 let failed = decoded.is_err();
                 if frame_tx.send(decoded).is_err() || failed {
@@ -205,7 +228,9 @@ fn play_segment(
         // Closing the channel stops the decoder, which stops the reader.
         drop(frame_rx);
         let (bytes, damage) = reading.join().expect("reader thread panicked");
-        let decode_busy = decoding.join().expect("decoder thread panicked");
+        // Decoder time: the busier of the two stages bounds the rate.
+        let parse_busy = parsing.join().expect("entropy decoding thread panicked");
+        let decode_busy = parse_busy.max(synthesis.join().expect("synthesis thread panicked"));
         result?;
         let load = |c: &Option<std::sync::Arc<std::sync::atomic::AtomicU64>>| {
             c.as_ref()

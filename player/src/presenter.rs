@@ -31,7 +31,8 @@ pub struct PlaybackStats {
     pub frames: u64,
     pub presented: u64,
     pub dropped: u64,
-    /// Frames per second of time the decoder spent decoding (its speed, not the pace).
+    /// Frames per second the decoder can sustain: frames over the busy time of its slower
+    /// stage (entropy decoding and synthesis run in parallel).
     pub decode_fps: f64,
     /// Frames per second of wall time (the video's rate when paced).
     pub playback_fps: f64,
