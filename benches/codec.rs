@@ -1,13 +1,16 @@
 //! Throughput of each decode stage on real content (the first frames of samples/bikes.mp4):
-//! entropy coding, the container reader, the PCA and pixel frame decoders, and the whole path
-//! from `.aez` bytes to RGB frames. Run with `cargo bench`.
+//! entropy coding, the container reader, the learned, PCA and pixel frame decoders, the learned
+//! synthesis at 640x368 and 1280x720, and the whole path from `.aez` bytes to RGB frames.
+//! Run with `cargo bench`.
 
 use std::io::Cursor;
 use std::path::PathBuf;
 
-use aecodec::coders::CoderSpec;
+use aecodec::coders::{CoderSpec, FrameCoder};
+use aecodec::container::FrameType;
 use aecodec::container::{ContainerReader, ContainerWriter};
 use aecodec::entropy::{encode, write_words, ScaleBank, SymbolDecoder};
+use aecodec::learned::LearnedCoder;
 use aecodec::model_file::{Model, ModelStore};
 use aecodec::pipeline::{FrameDecoder, FrameEncoder};
 use aecodec::video::VideoReader;
@@ -29,7 +32,9 @@ fn frames(n: usize) -> (Vec<RgbFrame>, aecodec::container::Rational) {
 
 fn pca_spec() -> (CoderSpec, ModelStore) {
     let model = Model::load(&root().join("samples/models/pca8.model")).expect("default model");
-    let Model::Pca(pca) = model.clone();
+    let Model::Pca(pca) = model.clone() else {
+        panic!("pca8.model is a PCA model");
+    };
     let mut store = ModelStore::new();
     store.add(model);
     (
@@ -93,10 +98,15 @@ fn decode_stages(c: &mut Criterion) {
     let (frames, rate) = frames(10);
     let (pca, store) = pca_spec();
     let pixel = CoderSpec::Pixel { step: 4 };
+    let learned = learned_spec();
     let mut group = c.benchmark_group("decode 640x272");
     group.sample_size(10);
     group.throughput(Throughput::Elements(frames.len() as u64));
-    for (name, spec) in [("pca8 step 16", &pca), ("pixel step 4", &pixel)] {
+    for (name, spec) in [
+        ("learned q3", &learned),
+        ("pca8 step 16", &pca),
+        ("pixel step 4", &pixel),
+    ] {
         let bytes = aez_bytes(spec, &frames, rate);
         group.bench_function(format!("container only, {name}"), |b| {
             b.iter(|| {
@@ -132,8 +142,46 @@ fn encode_stage(c: &mut Criterion) {
     group.bench_function("pca8 step 16", |b| {
         b.iter(|| aez_bytes(&pca, &frames, rate).len())
     });
+    let learned = learned_spec();
+    group.bench_function("learned q3", |b| {
+        b.iter(|| aez_bytes(&learned, &frames, rate).len())
+    });
     group.finish();
 }
 
-criterion_group!(benches, entropy, decode_stages, encode_stage);
+fn learned_spec() -> CoderSpec {
+    CoderSpec::Learned {
+        model: aecodec::learned::defaults::model(3).expect("built-in model"),
+    }
+}
+
+/// The learned synthesis transform alone, on a latent coded from a real frame.
+fn synthesis(c: &mut Criterion) {
+    let model = aecodec::learned::defaults::model(3).expect("built-in model");
+    let (frames, _) = frames(1);
+    let mut group = c.benchmark_group("learned synthesis");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(1));
+    for (w, h) in [(640u32, 368u32), (1280, 720)] {
+        // The sample frame scaled to the size by repeating pixels: real content, real latent.
+        let f = &frames[0];
+        let mut data = Vec::with_capacity((3 * w * h) as usize);
+        for y in 0..h {
+            for x in 0..w {
+                let p = 3 * ((y * f.height / h) * f.width + x * f.width / w) as usize;
+                data.extend_from_slice(&f.data[p..p + 3]);
+            }
+        }
+        let frame = RgbFrame::from_data(w, h, data).unwrap();
+        let mut coder = LearnedCoder::new(model.clone(), w, h);
+        let coded = coder.encode(&frame, FrameType::Intra).unwrap();
+        let latent = coder.parse(FrameType::Intra, &coded.payload).unwrap();
+        group.bench_function(format!("{w}x{h}"), |b| {
+            b.iter(|| coder.synthesize(&latent).data.len())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, entropy, decode_stages, encode_stage, synthesis);
 criterion_main!(benches);

@@ -50,6 +50,7 @@ fn lossless_step_round_trips_exactly_through_ffv1() {
         "aecodec",
         &[
             "encode",
+            "--pixel",
             s(&clip),
             "-o",
             s(&aez),
@@ -75,6 +76,7 @@ fn mp4_output_has_every_frame() {
         "aecodec",
         &[
             "encode",
+            "--pixel",
             s(&sample("carphone_pristine.mp4")),
             "-o",
             s(&aez),
@@ -103,6 +105,7 @@ fn truncated_file_decodes_every_complete_frame() {
             s(&aez),
             "--frames",
             "10",
+            "--intra-only",
         ],
     );
     let bytes = std::fs::read(&aez).unwrap();
@@ -258,6 +261,7 @@ fn player_frames_are_identical_to_the_decoder_and_stdout_pipes_y4m() {
         "aecodec",
         &[
             "encode",
+            "--pixel",
             s(&sample("carphone_pristine.mp4")),
             "-o",
             s(&aez),
@@ -321,6 +325,7 @@ fn interrupted_encode_leaves_nothing_behind() {
             s(&sample("bikes.mp4")),
             "-o",
             s(&out),
+            "--pixel",
             "--step",
             "1",
         ])

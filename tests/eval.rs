@@ -80,7 +80,9 @@ fn eval_code_with_reports_the_real_file_size() {
         aecodec::eval::reference_frames(&sample("carphone_pristine.mp4"), 3).unwrap();
     let model = aecodec::model_file::Model::load(&common::root().join("samples/models/pca8.model"))
         .unwrap();
-    let aecodec::model_file::Model::Pca(pca) = model.clone();
+    let aecodec::model_file::Model::Pca(pca) = model.clone() else {
+        panic!("a PCA model");
+    };
     let spec = aecodec::coders::CoderSpec::Pca {
         model: pca,
         components: 192,
@@ -162,7 +164,9 @@ fn sizes_off_the_block_grid_are_padded_for_coding_and_cropped_back() {
     let model =
         aecodec::model_file::Model::load(&common::root().join("samples/models/pca16.model"))
             .unwrap();
-    let aecodec::model_file::Model::Pca(pca) = model.clone();
+    let aecodec::model_file::Model::Pca(pca) = model.clone() else {
+        panic!("a PCA model");
+    };
     let spec = aecodec::coders::CoderSpec::Pca {
         model: pca,
         components: 768,

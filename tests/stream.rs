@@ -84,6 +84,7 @@ fn media_dir() -> tempfile::TempDir {
         "aecodec",
         &[
             "encode",
+            "--pixel",
             s(&clip),
             "-o",
             s(&dir.path().join("small.aez")),
@@ -437,6 +438,7 @@ fn playback_survives_the_server_being_killed_and_restarted() {
         "aecodec",
         &[
             "encode",
+            "--pixel",
             s(&sample("bikes.mp4")),
             "-o",
             s(&media.path().join("bikes.aez")),

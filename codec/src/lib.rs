@@ -6,7 +6,8 @@
 //!   as y4m, lossless FFV1 `.mkv` or x264 `.mp4`.
 //! * [`frame`]: the RGB frame type and padding to the coder's stride.
 //! * [`coders`]: one frame coder per coding tool (pixel DPCM, block PCA, ...), each turning a
-//!   frame into a payload and back; [`entropy`] holds the entropy coding they share.
+//!   frame into a payload and back; [`entropy`] holds the entropy coding they share;
+//!   [`learned`] is the learned autoencoder (transforms, hyperprior, its coder).
 //! * [`container`]: the `.aez` file (docs/FORMAT.md): header, one packet per frame, index.
 //! * [`pipeline`]: encode a video to `.aez` and decode it back, frame by frame.
 //! * [`metrics`]: PSNR and friends, computed on RGB frames.
@@ -17,6 +18,7 @@ pub mod container;
 pub mod entropy;
 pub mod eval;
 pub mod frame;
+pub mod learned;
 pub mod metrics;
 pub mod model_file;
 pub mod output;

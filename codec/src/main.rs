@@ -7,6 +7,14 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use aecodec::coders::CoderSpec;
+
+/// The default learned models, lowest quality first.
+const LEARNED_DEFAULTS: [&str; 4] = [
+    "samples/models/learned-q1.model",
+    "samples/models/learned-q2.model",
+    "samples/models/learned-q3.model",
+    "samples/models/learned-q4.model",
+];
 use aecodec::container::{ContainerReader, ContainerWriter, Header, SeekableReader};
 use aecodec::model_file::{Model, ModelStore};
 use aecodec::output::{check_output, AtomicFile};
@@ -37,10 +45,17 @@ enum Command {
         /// Output .aez file (written atomically: it appears only when complete).
         #[arg(short, long)]
         output: PathBuf,
-        /// Model file to code with (a PCA model from `aetrain pca`). Without one, the built-in
-        /// pixel coder is used.
-        #[arg(long)]
+        /// Model file to code with: a learned model (`aetrain train`/`finetune`) or a PCA
+        /// model (`aetrain pca`). Without one, the built-in learned model of --quality is used.
+        #[arg(long, conflicts_with = "pixel")]
         model: Option<PathBuf>,
+        /// Quality of the built-in learned model: 1 (smallest files) to 4 (best looking).
+        #[arg(short, long, default_value_t = aecodec::learned::defaults::DEFAULT_QUALITY,
+              value_parser = clap::value_parser!(u8).range(1..=4), conflicts_with = "model")]
+        quality: u8,
+        /// Use the built-in pixel coder (quantized pixels, no model; --step 1 is lossless).
+        #[arg(long)]
+        pixel: bool,
         /// Quantizer step: larger is smaller and coarser. Pixel coder: an integer 1..=64
         /// (1 is lossless, default 4). PCA: any positive number (default 8).
         #[arg(long)]
@@ -95,18 +110,22 @@ enum Command {
         /// Frames per clip, from the start.
         #[arg(long, default_value_t = 30)]
         frames: usize,
-        /// Codecs to run, comma-separated: pixel, pca8, pca16 (intra only), pca8-p, pca16-p
-        /// (with predicted frames, 2 s GOP), pca8-title (fitted on the clip), jpeg, x264,
-        /// x264-intra, x265.
+        /// Codecs to run, comma-separated: learned (the learned models, intra only),
+        /// learned-p (with predicted frames, 2 s GOP), pixel, pca8, pca16 (intra only), pca8-p,
+        /// pca16-p (predicted frames), pca8-title (fitted on the clip), jpeg, x264, x264-intra,
+        /// x265.
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "pca8,pca8-p,pca16,pca16-p,pca8-title,jpeg,x264-intra,x264,x265"
+            default_value = "learned,learned-p,pca8,pca8-p,pca16,pca16-p,pca8-title,jpeg,x264-intra,x264,x265"
         )]
         codecs: Vec<String>,
         /// Generic PCA model files for pca8/pca16 (repeatable).
         #[arg(long, default_values = ["samples/models/pca8.model", "samples/models/pca16.model"])]
         pca_model: Vec<PathBuf>,
+        /// Learned model files for learned/learned-p, one setting each (repeatable).
+        #[arg(long, default_values = LEARNED_DEFAULTS)]
+        learned_model: Vec<PathBuf>,
         /// The codec BD-rates are measured against.
         #[arg(long, default_value = "jpeg")]
         reference: String,
@@ -114,7 +133,7 @@ enum Command {
     /// Measure decode speed: frames/s of container reading, entropy decoding and synthesis
     /// (medians over runs), peak memory, and FFmpeg's x264 decoding the same content.
     Bench {
-        /// The .aez file (default: samples/bikes.mp4 encoded with the default coder).
+        /// The .aez file (default: samples/bikes.mp4 encoded with the default learned model).
         input: Option<PathBuf>,
         /// A model file to decode with (repeatable).
         #[arg(long)]
@@ -159,13 +178,15 @@ fn main() -> ExitCode {
             input,
             output,
             model,
+            quality,
+            pixel,
             step,
             components,
             frames,
             force,
             gop,
             intra_only,
-        } => coder_spec(model.as_deref(), step, components)
+        } => coder_spec(model.as_deref(), pixel, quality, step, components)
             .and_then(|spec| {
                 encode(
                     &input,
@@ -200,8 +221,17 @@ fn main() -> ExitCode {
             frames,
             codecs,
             pca_model,
+            learned_model,
             reference,
-        } => eval(clips, &out, frames, codecs, pca_model, &reference).map(|()| ExitCode::SUCCESS),
+        } => eval(
+            clips,
+            &out,
+            frames,
+            codecs,
+            [pca_model, learned_model],
+            &reference,
+        )
+        .map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
         // The reader of our standard output went away (`| head`): nothing to report.
@@ -213,9 +243,11 @@ fn main() -> ExitCode {
     })
 }
 
-/// The coder `encode` uses: the pixel coder, or the model given.
+/// The coder `encode` uses: the model given, the pixel coder, or the built-in learned model.
 fn coder_spec(
     model: Option<&Path>,
+    pixel: bool,
+    quality: u8,
     step: Option<f32>,
     components: Option<u16>,
 ) -> Result<CoderSpec> {
@@ -223,6 +255,14 @@ fn coder_spec(
         if !(s.is_finite() && s > 0.0) {
             bail!("--step must be a positive number, got {s}");
         }
+    }
+    if model.is_none() && !pixel {
+        if step.is_some() || components.is_some() {
+            bail!("--step and --components need --pixel or a PCA --model; the built-in learned models take --quality");
+        }
+        let model =
+            aecodec::learned::defaults::model(quality).context("loading the built-in model")?;
+        return Ok(CoderSpec::Learned { model });
     }
     let Some(path) = model else {
         let step = step.unwrap_or(4.0);
@@ -243,6 +283,12 @@ fn coder_spec(
                 step: step.unwrap_or(8.0),
             };
             Ok(CoderSpec::with_model(&model, params)?)
+        }
+        Model::Learned(m) => {
+            if step.is_some() || components.is_some() {
+                bail!("--step and --components are for PCA models; a learned model's quality is fixed by its training");
+            }
+            Ok(CoderSpec::Learned { model: m.clone() })
         }
     }
 }
@@ -406,7 +452,7 @@ fn eval(
     out: &Path,
     frames: usize,
     codecs: Vec<String>,
-    pca_models: Vec<PathBuf>,
+    [pca_models, learned_models]: [Vec<PathBuf>; 2],
     reference: &str,
 ) -> Result<()> {
     use aecodec::eval::{report, run, EvalConfig};
@@ -415,20 +461,24 @@ fn eval(
         .prefix(".aecodec-eval-")
         .tempdir_in(out)?;
     // Only the models the chosen codecs need must exist.
-    let pca_models = pca_models
+    let wants_pca = codecs
+        .iter()
+        .any(|c| c.starts_with("pca") && !c.ends_with("-title"));
+    let wants_learned = codecs.iter().any(|c| c.starts_with("learned"));
+    let models = pca_models
         .into_iter()
-        .filter(|p| {
-            codecs
-                .iter()
-                .any(|c| c.starts_with("pca") && !c.ends_with("-title"))
-                && p.exists()
-        })
+        .filter(|p| wants_pca && p.exists())
+        .chain(
+            learned_models
+                .into_iter()
+                .filter(|p| wants_learned && p.exists()),
+        )
         .collect();
     let config = EvalConfig {
         clips,
         frames,
         codecs,
-        pca_models,
+        models,
         work_dir: work.path().to_path_buf(),
     };
     let bar = ProgressBar::no_length();
@@ -466,10 +516,12 @@ fn bench(input: Option<PathBuf>, models: &[PathBuf], runs: usize, json: bool) ->
                 bail!("no file given and samples/bikes.mp4 is not here; run from the repository or pass an .aez");
             }
             let out = work.path().join("sample.aez");
+            let model =
+                aecodec::learned::defaults::model(aecodec::learned::defaults::DEFAULT_QUALITY)?;
             encode(
                 sample,
                 &out,
-                &CoderSpec::Pixel { step: 4 },
+                &CoderSpec::Learned { model },
                 None,
                 false,
                 None,

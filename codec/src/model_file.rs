@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::coders::pca::PcaModel;
 use crate::coders::sha256;
+use crate::learned::{LearnedInfo, LearnedModel};
 
 /// Metadata key that holds the JSON configuration.
 const CONFIG_KEY: &str = "aecodec";
@@ -73,6 +74,21 @@ pub enum ModelConfig {
         components: u16,
         training: TrainingInfo,
     },
+    /// A learned autoencoder: tensors as [`LearnedWeights::expected_shapes`] lists them.
+    Learned {
+        format_version: u32,
+        #[serde(flatten)]
+        info: LearnedInfo,
+    },
+}
+
+impl ModelConfig {
+    fn format_version(&self) -> u32 {
+        match self {
+            ModelConfig::Pca { format_version, .. }
+            | ModelConfig::Learned { format_version, .. } => *format_version,
+        }
+    }
 }
 
 /// A tensor to store: name, shape and f32 values.
@@ -125,9 +141,8 @@ impl<'a> ModelFile<'a> {
             .ok_or(ModelError::MissingConfig)?;
         let config: ModelConfig =
             serde_json::from_str(json).map_err(|e| ModelError::BadConfig(e.to_string()))?;
-        let ModelConfig::Pca { format_version, .. } = &config;
-        if *format_version != MODEL_FORMAT_VERSION {
-            return Err(ModelError::UnsupportedVersion(*format_version));
+        if config.format_version() != MODEL_FORMAT_VERSION {
+            return Err(ModelError::UnsupportedVersion(config.format_version()));
         }
         let tensors = SafeTensors::deserialize(bytes)
             .map_err(|e| ModelError::NotSafetensors(e.to_string()))?;
@@ -166,6 +181,7 @@ impl<'a> ModelFile<'a> {
 #[derive(Clone)]
 pub enum Model {
     Pca(Arc<PcaModel>),
+    Learned(Arc<LearnedModel>),
 }
 
 impl Model {
@@ -175,6 +191,11 @@ impl Model {
         let id = sha256(bytes);
         match &file.config {
             ModelConfig::Pca { .. } => Ok(Model::Pca(Arc::new(PcaModel::from_file(
+                &file,
+                id,
+                bytes.len() as u64,
+            )?))),
+            ModelConfig::Learned { .. } => Ok(Model::Learned(Arc::new(LearnedModel::from_file(
                 &file,
                 id,
                 bytes.len() as u64,
@@ -201,6 +222,7 @@ impl Model {
     pub fn id(&self) -> [u8; 32] {
         match self {
             Model::Pca(m) => m.id,
+            Model::Learned(m) => m.id,
         }
     }
 
@@ -208,6 +230,7 @@ impl Model {
     pub fn file_bytes(&self) -> u64 {
         match self {
             Model::Pca(m) => m.file_bytes,
+            Model::Learned(m) => m.file_bytes,
         }
     }
 }
@@ -257,10 +280,14 @@ impl ModelStore {
         self.searched.push(dir);
     }
 
-    /// The model with this id: one added, or `<hex id>.model` in a searched directory.
+    /// The model with this id: one added, a default model built into the binary, or
+    /// `<hex id>.model` in a searched directory.
     pub fn find(&self, id: &[u8; 32]) -> Result<Option<Model>, ModelError> {
         if let Some(m) = self.models.iter().find(|m| &m.id() == id) {
             return Ok(Some(m.clone()));
+        }
+        if let Some(m) = crate::learned::defaults::find(id) {
+            return Ok(Some(Model::Learned(m)));
         }
         for dir in &self.searched {
             let path = dir.join(format!("{}.model", hex::encode(id)));

@@ -3,7 +3,12 @@
 use std::path::PathBuf;
 
 use aecodec::output::{check_output, AtomicFile};
+use std::sync::Arc;
+
+use aecodec::learned::{LearnedArch, LearnedModel};
+use aecodec::model_file::Model;
 use aetrain::data::FrameSampling;
+use aetrain::train::{TrainConfig, TrainEvent};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -15,8 +20,80 @@ struct Cli {
     command: Command,
 }
 
+/// Options shared by `train` and `finetune`.
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Output model file (also rewritten at every validation, as a checkpoint).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Training steps.
+    #[arg(long, default_value_t = 2000)]
+    steps: u64,
+    /// Crops per step.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Crop size in pixels (a multiple of 64).
+    #[arg(long, default_value_t = 128)]
+    crop: usize,
+    /// Adam learning rate (cut tenfold for the last tenth of the steps).
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    /// Seed for initialization, noise and crops.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Validate on held-out frames with real bitstreams (and checkpoint) every N steps.
+    #[arg(long, default_value_t = 250)]
+    validate_every: u64,
+    /// Use one frame in this many.
+    #[arg(long, default_value_t = 2)]
+    every: usize,
+    /// At most this many frames per clip.
+    #[arg(long, default_value_t = 150)]
+    max_frames: usize,
+    /// One sampled frame in this many is held out for validation.
+    #[arg(long, default_value_t = 10)]
+    holdout_every: usize,
+    /// Replace the output if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Train a learned model (autoencoder + scale hyperprior) for rate and distortion:
+    /// loss = lambda·255²·MSE + bits per pixel, on random crops of the clips' frames.
+    Train {
+        /// Video files to train on.
+        #[arg(required = true)]
+        clips: Vec<PathBuf>,
+        /// Rate–distortion trade-off: larger means higher quality and larger files
+        /// (default 0.01, or the resumed model's).
+        #[arg(long)]
+        lambda: Option<f64>,
+        /// The quality level recorded in the model, 1 = smallest files (default 1, or the
+        /// resumed model's).
+        #[arg(long)]
+        quality: Option<u8>,
+        /// Continue training this model (same lambda, steps add up).
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Start from this model's weights (for example to train another quality level).
+        #[arg(long, conflicts_with = "resume")]
+        init: Option<PathBuf>,
+        #[command(flatten)]
+        args: TrainArgs,
+    },
+    /// Adapt a learned model to one movie (per-title coding): continue training on its frames
+    /// only, at the model's own lambda.
+    Finetune {
+        /// The movie to adapt to.
+        movie: PathBuf,
+        /// The model to start from.
+        #[arg(long)]
+        from: PathBuf,
+        #[command(flatten)]
+        args: TrainArgs,
+    },
     /// Fit a block-PCA model (the linear autoencoder, in closed form) on video frames.
     /// Fit it on one movie for a per-title model.
     Pca {
@@ -52,6 +129,140 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train {
+            clips,
+            lambda,
+            quality,
+            resume,
+            init,
+            args,
+        } => {
+            let (start, resuming) = match (resume, init) {
+                (Some(p), _) => (Some(load_learned(&p)?), true),
+                (_, Some(p)) => (Some(load_learned(&p)?), false),
+                _ => (None, false),
+            };
+            let resumed = start.as_ref().filter(|_| resuming);
+            let lambda = lambda.or(resumed.map(|m| m.info.lambda)).unwrap_or(0.01);
+            let quality = quality.or(resumed.map(|m| m.info.quality)).unwrap_or(1);
+            train(clips, lambda, quality, start, resuming, args)
+        }
+        Command::Finetune { movie, from, args } => {
+            let start = load_learned(&from)?;
+            let (lambda, quality) = (start.info.lambda, start.info.quality);
+            train(vec![movie], lambda, quality, Some(start), false, args)
+        }
+        pca @ Command::Pca { .. } => fit_pca(pca),
+    }
+}
+
+fn load_learned(path: &std::path::Path) -> Result<Arc<LearnedModel>> {
+    match Model::load(path).with_context(|| format!("loading {}", path.display()))? {
+        Model::Learned(m) => Ok(m),
+        Model::Pca(_) => bail!(
+            "{} is a PCA model; training needs a learned one",
+            path.display()
+        ),
+    }
+}
+
+fn train(
+    clips: Vec<PathBuf>,
+    lambda: f64,
+    quality: u8,
+    start: Option<Arc<LearnedModel>>,
+    resume: bool,
+    a: TrainArgs,
+) -> Result<()> {
+    if a.crop == 0 || !a.crop.is_multiple_of(64) {
+        bail!("--crop must be a positive multiple of 64");
+    }
+    if a.batch == 0 || a.validate_every == 0 {
+        bail!("--batch and --validate-every must be positive");
+    }
+    if !(lambda.is_finite() && lambda > 0.0) {
+        bail!("--lambda must be a positive number");
+    }
+    let inputs: Vec<&std::path::Path> = clips.iter().map(PathBuf::as_path).collect();
+    // A resumed checkpoint may be rewritten in place; any other existing output needs --force.
+    check_output(&a.output, &inputs, a.force || resume)?;
+    let config = TrainConfig {
+        clips,
+        sampling: FrameSampling {
+            every: a.every,
+            max_frames: a.max_frames,
+        },
+        holdout_every: a.holdout_every,
+        lambda,
+        quality,
+        steps: a.steps,
+        batch: a.batch,
+        crop: a.crop,
+        learning_rate: a.lr,
+        seed: a.seed,
+        validate_every: a.validate_every,
+        arch: LearnedArch::DEFAULT,
+        start,
+        resume,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    let (enc, dec) = config.arch.macs_per_pixel();
+    eprintln!(
+        "training: lambda {lambda}, {} steps of {} {}x{} crops; encoder {:.0} MAC/px, decoder {:.0} MAC/px",
+        a.steps, a.batch, a.crop, a.crop, enc, dec
+    );
+    let bar = indicatif::ProgressBar::new(a.steps);
+    bar.set_style(indicatif::ProgressStyle::with_template(
+        "training [{elapsed_precise}] {wide_bar} {pos}/{len} steps ({per_sec}, eta {eta}) {msg}",
+    )?);
+    let output = a.output.clone();
+    let mut smooth: Option<(f64, f64, f64)> = None;
+    let mut checkpoint_error = None;
+    let bytes = aetrain::train::train(&config, |event| match event {
+        TrainEvent::Step { step, loss, bpp, psnr } => {
+            let s = smooth.get_or_insert((loss, bpp, psnr));
+            *s = (0.95 * s.0 + 0.05 * loss, 0.95 * s.1 + 0.05 * bpp, 0.95 * s.2 + 0.05 * psnr);
+            bar.set_position(step);
+            bar.set_message(format!("loss {:.3}, {:.3} bpp, {:.2} dB", s.0, s.1, s.2));
+        }
+        TrainEvent::Validation { step, bpp, psnr, model_bytes } => {
+            bar.suspend(|| {
+                eprintln!(
+                    "step {step}: held-out frames coded at {bpp:.4} bpp, {psnr:.2} dB (real bitstreams)"
+                )
+            });
+            if let Err(e) = write_model(&output, model_bytes) {
+                checkpoint_error.get_or_insert(e);
+            }
+        }
+    })
+    .context("training")?;
+    bar.finish_and_clear();
+    if let Some(e) = checkpoint_error {
+        return Err(e.context("writing a checkpoint"));
+    }
+    write_model(&output, &bytes)?;
+    let model = LearnedModel::from_bytes(&bytes)?;
+    eprintln!(
+        "trained {} steps in {:.0} s: {} bytes, id {}",
+        model.info.steps,
+        model.info.training.seconds,
+        bytes.len(),
+        hex(&model.id)
+    );
+    println!("{}", output.display());
+    Ok(())
+}
+
+fn write_model(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let mut file = AtomicFile::create(path)?;
+    file.file().write_all(bytes)?;
+    file.commit()?;
+    Ok(())
+}
+
+fn fit_pca(command: Command) -> Result<()> {
     let Command::Pca {
         clips,
         output,
@@ -59,7 +270,10 @@ fn run(cli: Cli) -> Result<()> {
         every,
         max_frames,
         force,
-    } = cli.command;
+    } = command
+    else {
+        unreachable!("called with the pca command");
+    };
     if !matches!(block, 4 | 8 | 16 | 32) {
         bail!("--block must be 4, 8, 16 or 32");
     }

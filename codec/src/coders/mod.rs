@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::container::{CodingParams, FrameType, Header};
 use crate::entropy::EntropyError;
+use crate::learned::{LearnedCoder, LearnedModel};
 use crate::model_file::{Model, ModelError, ModelStore};
 use crate::RgbFrame;
 
@@ -113,6 +114,8 @@ pub enum CoderSpec {
         components: u16,
         step: f32,
     },
+    /// A learned autoencoder with a hyperprior.
+    Learned { model: Arc<LearnedModel> },
 }
 
 impl CoderSpec {
@@ -121,6 +124,7 @@ impl CoderSpec {
         match self {
             CoderSpec::Pixel { .. } => sha256(pixel::MODEL_NAME.as_bytes()),
             CoderSpec::Pca { model, .. } => model.id,
+            CoderSpec::Learned { model } => model.id,
         }
     }
 
@@ -129,6 +133,7 @@ impl CoderSpec {
         match self {
             CoderSpec::Pixel { .. } => 0,
             CoderSpec::Pca { model, .. } => model.file_bytes,
+            CoderSpec::Learned { model } => model.file_bytes,
         }
     }
 
@@ -143,6 +148,9 @@ impl CoderSpec {
                 block: model.block,
                 components: *components,
                 step: *step,
+            },
+            CoderSpec::Learned { model } => CodingParams::Learned {
+                quality: model.info.quality,
             },
         }
     }
@@ -169,6 +177,9 @@ impl CoderSpec {
                 coded_width,
                 coded_height,
             )),
+            CoderSpec::Learned { model } => {
+                Box::new(LearnedCoder::new(model.clone(), coded_width, coded_height))
+            }
         }
     }
 
@@ -189,6 +200,13 @@ impl CoderSpec {
                     step,
                 })
             }
+            (Model::Learned(m), CodingParams::Learned { .. }) => {
+                Ok(CoderSpec::Learned { model: m.clone() })
+            }
+            (Model::Learned(_), p) => Err(CoderError::Incompatible {
+                kind: "learned",
+                params: format!("{p:?}"),
+            }),
             (Model::Pca(m), p) => Err(CoderError::Incompatible {
                 kind: "PCA",
                 params: format!(

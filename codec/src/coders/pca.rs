@@ -152,7 +152,10 @@ impl PcaModel {
             components,
             training,
             ..
-        } = &file.config;
+        } = &file.config
+        else {
+            return Err(ModelError::BadConfig("not a PCA model".into()));
+        };
         if !matches!(block, 4 | 8 | 16 | 32) {
             return Err(ModelError::BadConfig(format!(
                 "PCA block {block} is not 4, 8, 16 or 32"
@@ -470,7 +473,10 @@ mod tests {
         let frame = synthetic_frame(64, 48);
         let model = PcaModel::fit(8, &patches_of(&frame, 8), TrainingInfo::default());
         let crate::model_file::Model::Pca(loaded) =
-            crate::model_file::Model::from_bytes(&model.to_bytes()).unwrap();
+            crate::model_file::Model::from_bytes(&model.to_bytes()).unwrap()
+        else {
+            panic!("a PCA model file loads as a PCA model");
+        };
         assert_eq!(loaded.id, model.id);
         assert_eq!(loaded.basis, model.basis);
         let mut coder = PcaCoder::new(loaded, 192, 0.25, 64, 48);

@@ -23,6 +23,7 @@ use serde::Serialize;
 use crate::coders::pca::{patches, PcaModel};
 use crate::coders::CoderSpec;
 use crate::container::{ContainerReader, ContainerWriter, Rational};
+use crate::learned::LearnedModel;
 use crate::metrics::{ms_ssim, PsnrAccumulator};
 use crate::model_file::{Model, ModelStore, TrainingInfo};
 use crate::pipeline::{FrameDecoder, FrameEncoder};
@@ -34,7 +35,7 @@ use crate::RgbFrame;
 pub enum EvalError {
     #[error("unknown codec {0:?}; choose from {CODECS}")]
     UnknownCodec(String),
-    #[error("{0} needs a PCA model (--pca-model)")]
+    #[error("{0} needs a model of its kind (--model)")]
     NeedsModel(String),
     #[error("{clip}: {cause}")]
     Clip { clip: String, cause: String },
@@ -50,7 +51,8 @@ pub enum EvalError {
 
 /// Codec names `eval` understands.
 pub const CODECS: &str =
-    "pixel, pca8, pca16, pca8-p, pca16-p (predicted frames), pca8-title, jpeg, x264, x264-intra, x265";
+    "learned, learned-p (predicted frames), pixel, pca8, pca16, pca8-p, pca16-p, \
+     pca8-title, jpeg, x264, x264-intra, x265";
 
 /// One measured point.
 #[derive(Debug, Clone, Serialize)]
@@ -75,8 +77,9 @@ pub struct EvalConfig {
     /// Frames per clip (from the start).
     pub frames: usize,
     pub codecs: Vec<String>,
-    /// Generic PCA model for `pca8`/`pca16` (its block size decides which).
-    pub pca_models: Vec<PathBuf>,
+    /// Model files: PCA models for `pca8`/`pca16` (block size decides which) and learned
+    /// models for `learned` (one setting per model, by quality).
+    pub models: Vec<PathBuf>,
     /// Scratch directory for coded files.
     pub work_dir: PathBuf,
 }
@@ -93,6 +96,12 @@ enum Codec {
     PcaTitle {
         block: u8,
     },
+    /// Learned models, one per setting (ordered by quality); `gop` as for PCA.
+    Learned {
+        name: String,
+        models: Vec<Arc<LearnedModel>>,
+        gop: u32,
+    },
     Classic(classic::Classic),
 }
 
@@ -102,6 +111,7 @@ impl Codec {
             Codec::Pixel => "pixel".into(),
             Codec::Pca { name, .. } => name.clone(),
             Codec::PcaTitle { block } => format!("pca{block}-title"),
+            Codec::Learned { name, .. } => name.clone(),
             Codec::Classic(c) => c.name().into(),
         }
     }
@@ -113,6 +123,12 @@ impl Codec {
                 &["2", "4", "8", "16", "32", "64", "128", "256", "512"]
             }
             Codec::Classic(c) => c.settings(),
+            Codec::Learned { models, .. } => {
+                return models
+                    .iter()
+                    .map(|m| format!("q{}", m.info.quality))
+                    .collect()
+            }
         };
         list.iter().map(|s| s.to_string()).collect()
     }
@@ -120,14 +136,17 @@ impl Codec {
 
 fn parse_codecs(config: &EvalConfig) -> Result<Vec<Codec>, EvalError> {
     let mut models = Vec::new();
-    for p in &config.pca_models {
+    let mut learned = Vec::new();
+    for p in &config.models {
         match Model::load(p).map_err(|e| EvalError::Clip {
             clip: p.display().to_string(),
             cause: e.to_string(),
         })? {
             Model::Pca(m) => models.push(m),
+            Model::Learned(m) => learned.push(m),
         }
     }
+    learned.sort_by_key(|m| m.info.quality);
     config
         .codecs
         .iter()
@@ -149,6 +168,16 @@ fn parse_codecs(config: &EvalConfig) -> Result<Vec<Codec>, EvalError> {
                     }
                 }
                 "pca8-title" => Codec::PcaTitle { block: 8 },
+                "learned" | "learned-p" => {
+                    if learned.is_empty() {
+                        return Err(EvalError::NeedsModel(name.clone()));
+                    }
+                    Codec::Learned {
+                        name: name.clone(),
+                        models: learned.clone(),
+                        gop: if name.ends_with("-p") { 0 } else { 1 },
+                    }
+                }
                 other => Codec::Classic(
                     classic::Classic::parse(other)
                         .ok_or_else(|| EvalError::UnknownCodec(other.into()))?,
@@ -297,13 +326,22 @@ pub fn run(
                     (Some(m), bytes)
                 }
                 Codec::Pca { model, .. } => (Some(model.clone()), model.file_bytes),
+                Codec::Learned { models, .. } => (None, models[0].file_bytes),
                 _ => (None, 0),
             };
             let mut models = ModelStore::new();
             if let Some(m) = &spec_model {
                 models.add(Model::Pca(m.clone()));
             }
-            for setting in codec.settings() {
+            if let Codec::Learned {
+                models: learned, ..
+            } = codec
+            {
+                for m in learned {
+                    models.add(Model::Learned(m.clone()));
+                }
+            }
+            for (setting_index, setting) in codec.settings().into_iter().enumerate() {
                 let out = config
                     .work_dir
                     .join(format!("{clip_name}-{name}-{setting}"));
@@ -314,18 +352,24 @@ pub fn run(
                 let (bytes, decoded, encode_s, decode_s) = match codec {
                     Codec::Classic(c) => c.run(&reference_path, &setting, &out)?,
                     _ => {
-                        let step: f32 = setting.parse().expect("numeric setting");
-                        let spec = match &spec_model {
-                            Some(m) => CoderSpec::Pca {
+                        let spec = match (codec, &spec_model) {
+                            (Codec::Learned { models, .. }, _) => CoderSpec::Learned {
+                                model: models[setting_index].clone(),
+                            },
+                            (_, Some(m)) => CoderSpec::Pca {
                                 model: m.clone(),
                                 components: m.components,
-                                step,
+                                step: setting.parse().expect("numeric setting"),
                             },
-                            None => CoderSpec::Pixel { step: step as u8 },
+                            (_, None) => CoderSpec::Pixel {
+                                step: setting.parse().expect("numeric setting"),
+                            },
                         };
                         let gop = match codec {
-                            Codec::Pca { gop: 0, .. } => crate::pipeline::default_gop(rate),
-                            Codec::Pca { gop, .. } => *gop,
+                            Codec::Pca { gop: 0, .. } | Codec::Learned { gop: 0, .. } => {
+                                crate::pipeline::default_gop(rate)
+                            }
+                            Codec::Pca { gop, .. } | Codec::Learned { gop, .. } => *gop,
                             _ => 1,
                         };
                         code_with(

@@ -1,0 +1,253 @@
+//! The learned model's architecture: one definition, read by the trainer (which builds burn
+//! modules from it) and by the codec (which runs its own inference kernels on it).
+//!
+//! A frame `x` (RGB in 0..=1) goes through four transforms, as in Ballé et al. 2018:
+//!
+//! * analysis `g_a`: four 5×5 stride-2 convolutions to the latent `y` at 1/16 resolution;
+//! * hyper-analysis `h_a`: from `|y|` to the side latent `z` at 1/64 resolution;
+//! * hyper-synthesis `h_s`: from the rounded `ẑ` back to one log-scale per element of `y`,
+//!   which picks a Laplace table from the [scale bank](crate::entropy::ScaleBank);
+//! * synthesis `g_s`: from the rounded `ŷ` to the frame, with 3×3 convolutions and pixel
+//!   shuffles (cheap to decode: no transposed convolutions, few channels at full resolution).
+//!
+//! Every convolution is "same" padded (zeros) and, after upsampling, cropped to the size of
+//! the tensor it mirrors, so any coded size that is a multiple of 16 works.
+
+use serde::{Deserialize, Serialize};
+
+/// Sizes of the transforms. The tensor names and shapes follow from these alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnedArch {
+    /// Channels inside the analysis transform.
+    pub analysis_channels: u16,
+    /// Channels of the latent `y`.
+    pub latent_channels: u16,
+    /// Channels inside the synthesis transform, from the latent's resolution up:
+    /// at 1/8, 1/4 and 1/2 resolution.
+    pub synthesis_channels: [u16; 3],
+    /// Channels inside the hyper transforms.
+    pub hyper_channels: u16,
+    /// Channels of the side latent `z`.
+    pub side_channels: u16,
+}
+
+impl LearnedArch {
+    /// The architecture of the default models.
+    pub const DEFAULT: LearnedArch = LearnedArch {
+        analysis_channels: 64,
+        latent_channels: 64,
+        synthesis_channels: [64, 32, 16],
+        hyper_channels: 32,
+        side_channels: 32,
+    };
+
+    /// Refuses sizes a model file could use to make the decoder allocate without bound.
+    pub fn check(&self) -> Result<(), String> {
+        let all = [
+            self.analysis_channels,
+            self.latent_channels,
+            self.synthesis_channels[0],
+            self.synthesis_channels[1],
+            self.synthesis_channels[2],
+            self.hyper_channels,
+            self.side_channels,
+        ];
+        if all.iter().any(|&c| c == 0 || c > 512) {
+            return Err(format!("channel counts {all:?} outside 1..=512"));
+        }
+        Ok(())
+    }
+
+    /// The analysis transform's layers, input first. ReLU follows every layer but the last.
+    pub fn analysis(&self) -> Vec<ConvSpec> {
+        let n = usize::from(self.analysis_channels);
+        let m = usize::from(self.latent_channels);
+        vec![
+            ConvSpec::down("g_a.0", 3, n),
+            ConvSpec::down("g_a.1", n, n),
+            ConvSpec::down("g_a.2", n, n),
+            ConvSpec::down("g_a.3", n, m),
+        ]
+    }
+
+    /// The synthesis transform's layers. Each is a 3×3 convolution to 4× the channels, then a
+    /// pixel shuffle doubling the resolution; ReLU follows every layer but the last.
+    pub fn synthesis(&self) -> Vec<ConvSpec> {
+        let m = usize::from(self.latent_channels);
+        let [d1, d2, d3] = self.synthesis_channels.map(usize::from);
+        vec![
+            ConvSpec::up("g_s.0", m, d1),
+            ConvSpec::up("g_s.1", d1, d2),
+            ConvSpec::up("g_s.2", d2, d3),
+            ConvSpec::up("g_s.3", d3, 3),
+        ]
+    }
+
+    /// The hyper-analysis layers (input `|y|`). ReLU follows every layer but the last.
+    pub fn hyper_analysis(&self) -> Vec<ConvSpec> {
+        let m = usize::from(self.latent_channels);
+        let h = usize::from(self.hyper_channels);
+        let s = usize::from(self.side_channels);
+        vec![
+            ConvSpec::same("h_a.0", m, h, 3),
+            ConvSpec::down("h_a.1", h, h),
+            ConvSpec::down("h_a.2", h, s),
+        ]
+    }
+
+    /// The hyper-synthesis layers: two upsampling layers, then a 3×3 convolution to one
+    /// log-scale per latent channel. ReLU follows every layer but the last.
+    pub fn hyper_synthesis(&self) -> Vec<ConvSpec> {
+        let m = usize::from(self.latent_channels);
+        let h = usize::from(self.hyper_channels);
+        let s = usize::from(self.side_channels);
+        vec![
+            ConvSpec::up("h_s.0", s, h),
+            ConvSpec::up("h_s.1", h, h),
+            ConvSpec::same("h_s.2", h, m, 3),
+        ]
+    }
+
+    /// Every layer, for loading and saving weights.
+    pub fn all_layers(&self) -> Vec<ConvSpec> {
+        let mut all = self.analysis();
+        all.extend(self.synthesis());
+        all.extend(self.hyper_analysis());
+        all.extend(self.hyper_synthesis());
+        all
+    }
+
+    /// Multiply-accumulates per pixel of the frame of the encoder (analysis and
+    /// hyper-analysis) and of the decoder (hyper-synthesis and synthesis).
+    pub fn macs_per_pixel(&self) -> (f64, f64) {
+        let count = |layers: Vec<ConvSpec>, mut scale: f64| {
+            let mut macs = 0.0;
+            for l in layers {
+                // `scale` is the input's pixel count relative to the frame.
+                let out_scale = scale / (l.stride * l.stride) as f64;
+                macs += out_scale * (l.kernel * l.kernel * l.in_channels * l.conv_out()) as f64;
+                scale = out_scale * (l.upsample * l.upsample) as f64;
+            }
+            macs
+        };
+        let enc = count(self.analysis(), 1.0) + count(self.hyper_analysis(), 1.0 / 256.0);
+        let dec =
+            count(self.hyper_synthesis(), 1.0 / 4096.0) + count(self.synthesis(), 1.0 / 256.0);
+        (enc, dec)
+    }
+}
+
+/// One convolution layer: weights `{name}.weight` [conv_out, in, k, k] and `{name}.bias`
+/// [conv_out], padding `k / 2`, then an optional pixel shuffle by `upsample`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvSpec {
+    pub name: String,
+    pub in_channels: usize,
+    /// Channels after the pixel shuffle.
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    /// Pixel-shuffle factor after the convolution (1: none).
+    pub upsample: usize,
+}
+
+impl ConvSpec {
+    /// A 5×5 stride-2 convolution.
+    fn down(name: &str, in_channels: usize, out_channels: usize) -> Self {
+        Self {
+            name: name.into(),
+            in_channels,
+            out_channels,
+            kernel: 5,
+            stride: 2,
+            upsample: 1,
+        }
+    }
+
+    /// A 3×3 convolution and a pixel shuffle by 2.
+    fn up(name: &str, in_channels: usize, out_channels: usize) -> Self {
+        Self {
+            name: name.into(),
+            in_channels,
+            out_channels,
+            kernel: 3,
+            stride: 1,
+            upsample: 2,
+        }
+    }
+
+    fn same(name: &str, in_channels: usize, out_channels: usize, kernel: usize) -> Self {
+        Self {
+            name: name.into(),
+            in_channels,
+            out_channels,
+            kernel,
+            stride: 1,
+            upsample: 1,
+        }
+    }
+
+    /// Output channels of the convolution itself (before any pixel shuffle).
+    pub fn conv_out(&self) -> usize {
+        self.out_channels * self.upsample * self.upsample
+    }
+
+    pub fn padding(&self) -> usize {
+        self.kernel / 2
+    }
+
+    pub fn weight_name(&self) -> String {
+        format!("{}.weight", self.name)
+    }
+
+    pub fn bias_name(&self) -> String {
+        format!("{}.bias", self.name)
+    }
+
+    pub fn weight_shape(&self) -> Vec<usize> {
+        vec![self.conv_out(), self.in_channels, self.kernel, self.kernel]
+    }
+
+    /// Output size of the convolution (before any shuffle) for an input of `size`.
+    pub fn conv_output_size(&self, size: usize) -> usize {
+        (size + 2 * self.padding() - self.kernel) / self.stride + 1
+    }
+}
+
+/// Lowest Laplace scale the training likelihood uses (the bank's smallest is 0.15).
+pub const MIN_SCALE: f32 = 0.11;
+
+/// Fixed-point fraction bits of hyper-synthesis weights (see [`super::hyper`]).
+pub const HYPER_WEIGHT_BITS: u32 = 10;
+/// Fixed-point fraction bits of hyper-synthesis activations.
+pub const HYPER_ACTIVATION_BITS: u32 = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_decoder_fits_the_real_time_budget() {
+        let (enc, dec) = LearnedArch::DEFAULT.macs_per_pixel();
+        // About 1 GMAC per 640x360 frame or less.
+        assert!(dec * 640.0 * 360.0 < 1.0e9, "decoder {dec} MAC/px");
+        assert!(enc > dec, "encoder {enc} MAC/px");
+    }
+
+    #[test]
+    fn layer_shapes_chain() {
+        let arch = LearnedArch::DEFAULT;
+        for layers in [
+            arch.analysis(),
+            arch.synthesis(),
+            arch.hyper_analysis(),
+            arch.hyper_synthesis(),
+        ] {
+            for pair in layers.windows(2) {
+                assert_eq!(pair[0].out_channels, pair[1].in_channels);
+            }
+        }
+        assert_eq!(arch.analysis()[0].conv_output_size(368), 184);
+        assert_eq!(arch.analysis()[0].conv_output_size(23), 12);
+    }
+}

@@ -1,0 +1,396 @@
+//! The learned frame coder.
+//!
+//! Intra payload: one bank index per side-latent channel, then one ANS stream holding the
+//! side latent `ẑ` (each channel under its index) followed by the latent `ŷ`, each element
+//! under the index the exact hyper-synthesis computes from `ẑ`.
+//!
+//! Predicted payload: one byte per latent channel, then one ANS stream with the change of the
+//! rounded latent from the previous frame's. The byte is the channel's bank index, or
+//! [`SKIP`] when the channel did not change at all (nothing is coded for it). The decoder
+//! rebuilds exactly the integer latent the encoder had, so nothing drifts.
+
+use std::sync::Arc;
+
+use super::conv::FeatureMap;
+use super::LearnedModel;
+use crate::coders::{check_frame_size, CoderError, EncodedFrame, FrameCoder, LatentFrame};
+use crate::container::FrameType;
+use crate::entropy::{
+    self, index_for_mean_abs, CategoricalTable, ScaleBank, SymbolDecoder, SCALES,
+};
+use crate::RgbFrame;
+
+/// Index byte of a predicted-frame channel that is unchanged.
+pub const SKIP: u8 = 255;
+
+/// Codes frames of one size with a learned model.
+pub struct LearnedCoder {
+    model: Arc<LearnedModel>,
+    width: u32,
+    height: u32,
+    /// Latent size: channels, rows, columns.
+    latent: (usize, usize, usize),
+    /// Side latent size.
+    side: (usize, usize, usize),
+    /// The last frame's rounded latent (for predicted frames).
+    reference: Option<Vec<i32>>,
+}
+
+impl LearnedCoder {
+    /// A coder for frames of `width`×`height` (multiples of 16).
+    pub fn new(model: Arc<LearnedModel>, width: u32, height: u32) -> Self {
+        let arch = model.info.arch;
+        let (lh, lw) = (height as usize / 16, width as usize / 16);
+        let ha = arch.hyper_analysis();
+        let side_size = |n: usize| ha.iter().fold(n, |s, l| l.conv_output_size(s));
+        Self {
+            latent: (usize::from(arch.latent_channels), lh, lw),
+            side: (
+                usize::from(arch.side_channels),
+                side_size(lh),
+                side_size(lw),
+            ),
+            model,
+            width,
+            height,
+            reference: None,
+        }
+    }
+
+    fn latent_len(&self) -> usize {
+        self.latent.0 * self.latent.1 * self.latent.2
+    }
+
+    fn side_map(&self, data: Vec<i32>) -> FeatureMap<i32> {
+        FeatureMap {
+            channels: self.side.0,
+            height: self.side.1,
+            width: self.side.2,
+            data,
+        }
+    }
+
+    /// The best bank index for a group of values, near their mean magnitude.
+    fn choose_index(values: &[i32]) -> u8 {
+        let bank = ScaleBank::get();
+        let mean_abs = values
+            .iter()
+            .map(|v| f64::from(v.unsigned_abs()))
+            .sum::<f64>()
+            / values.len().max(1) as f64;
+        let guess = index_for_mean_abs(mean_abs);
+        let cost = |i: u8| values.iter().map(|&v| bank.bits(i, v)).sum::<f64>();
+        (guess.saturating_sub(2)..=(guess + 2).min(SCALES as u8 - 1))
+            .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
+            .unwrap_or(guess)
+    }
+
+    fn encode_intra(&self, y: &[i32], z: &[i32]) -> Result<Vec<u8>, CoderError> {
+        let bank = ScaleBank::get();
+        let plane = self.side.1 * self.side.2;
+        let side_indices: Vec<u8> = z.chunks(plane).map(Self::choose_index).collect();
+        let (_, lh, lw) = self.latent;
+        let indices = self.model.table_indices(&self.side_map(z.to_vec()), lh, lw);
+        let mut items: Vec<(&CategoricalTable, i32)> = Vec::with_capacity(y.len() + z.len());
+        for (i, &v) in z.iter().enumerate() {
+            bank.push_symbols(side_indices[i / plane], v, &mut items);
+        }
+        for (&v, &index) in y.iter().zip(&indices) {
+            bank.push_symbols(index, v, &mut items);
+        }
+        let mut payload = side_indices;
+        entropy::write_words(&mut payload, &entropy::encode(items.into_iter())?);
+        Ok(payload)
+    }
+
+    fn encode_predicted(&self, y: &[i32], reference: &[i32]) -> Result<Vec<u8>, CoderError> {
+        let bank = ScaleBank::get();
+        let plane = self.latent.1 * self.latent.2;
+        let delta: Vec<i32> = y.iter().zip(reference).map(|(a, b)| a - b).collect();
+        let indices: Vec<u8> = delta
+            .chunks(plane)
+            .map(|c| {
+                if c.iter().all(|&v| v == 0) {
+                    SKIP
+                } else {
+                    Self::choose_index(c)
+                }
+            })
+            .collect();
+        let mut items = Vec::with_capacity(delta.len());
+        for (c, &index) in indices.iter().enumerate() {
+            if index != SKIP {
+                for &v in &delta[c * plane..(c + 1) * plane] {
+                    bank.push_symbols(index, v, &mut items);
+                }
+            }
+        }
+        let mut payload = indices;
+        entropy::write_words(&mut payload, &entropy::encode(items.into_iter())?);
+        Ok(payload)
+    }
+
+    /// Codes a latent `y` computed elsewhere (by another backend, say): only its rounding and
+    /// entropy coding happen here. `y` must have the coder's latent size.
+    pub fn encode_analyzed(
+        &mut self,
+        y_map: &FeatureMap<f32>,
+        frame_type: FrameType,
+    ) -> Result<EncodedFrame, CoderError> {
+        let (c, h, w) = self.latent;
+        if (y_map.channels, y_map.height, y_map.width) != (c, h, w) {
+            return Err(CoderError::Payload(format!(
+                "latent is {}x{}x{}, the coder expects {c}x{h}x{w}",
+                y_map.channels, y_map.height, y_map.width
+            )));
+        }
+        let y = round_latent(y_map);
+        let (payload, frame_type) = match (frame_type, &self.reference) {
+            (FrameType::Predicted, Some(reference)) => {
+                (self.encode_predicted(&y, reference)?, FrameType::Predicted)
+            }
+            _ => {
+                let z = round_latent(&self.model.hyper_analyze(y_map));
+                (self.encode_intra(&y, &z)?, FrameType::Intra)
+            }
+        };
+        self.reference = Some(y);
+        Ok(EncodedFrame {
+            frame_type,
+            payload,
+        })
+    }
+
+    fn parse_intra(&self, payload: &[u8]) -> Result<Vec<i32>, CoderError> {
+        let (sc, sh, sw) = self.side;
+        let (side_indices, words) = split_indices(payload, sc, false)?;
+        let bank = ScaleBank::get();
+        let mut decoder = SymbolDecoder::new(words)?;
+        let mut z = Vec::with_capacity(sc * sh * sw);
+        for &index in side_indices {
+            for _ in 0..sh * sw {
+                z.push(bank.decode(index, &mut decoder)?);
+            }
+        }
+        let (_, lh, lw) = self.latent;
+        let indices = self.model.table_indices(&self.side_map(z), lh, lw);
+        let y = indices
+            .iter()
+            .map(|&index| bank.decode(index, &mut decoder))
+            .collect::<Result<Vec<_>, _>>()?;
+        decoder.finish()?;
+        Ok(y)
+    }
+
+    fn parse_predicted(&self, payload: &[u8], reference: &[i32]) -> Result<Vec<i32>, CoderError> {
+        let (channels, lh, lw) = self.latent;
+        let plane = lh * lw;
+        let (indices, words) = split_indices(payload, channels, true)?;
+        let bank = ScaleBank::get();
+        let mut decoder = SymbolDecoder::new(words)?;
+        let mut y = reference.to_vec();
+        for (c, &index) in indices.iter().enumerate() {
+            if index == SKIP {
+                continue;
+            }
+            for v in &mut y[c * plane..(c + 1) * plane] {
+                *v = v.wrapping_add(bank.decode(index, &mut decoder)?);
+            }
+        }
+        decoder.finish()?;
+        Ok(y)
+    }
+}
+
+/// Splits `count` leading index bytes from the ANS words, checking each index.
+fn split_indices(
+    payload: &[u8],
+    count: usize,
+    skip_allowed: bool,
+) -> Result<(&[u8], &[u8]), CoderError> {
+    if payload.len() < count {
+        return Err(CoderError::Payload(format!(
+            "{} bytes cannot hold {count} table indices",
+            payload.len()
+        )));
+    }
+    let (indices, words) = payload.split_at(count);
+    if let Some(&bad) = indices
+        .iter()
+        .find(|&&i| usize::from(i) >= SCALES && !(skip_allowed && i == SKIP))
+    {
+        return Err(CoderError::Payload(format!(
+            "table index {bad} is not below {SCALES}"
+        )));
+    }
+    Ok((indices, words))
+}
+
+/// Rounds a float latent to integers, clamping absurd values.
+fn round_latent(map: &FeatureMap<f32>) -> Vec<i32> {
+    map.data
+        .iter()
+        .map(|&v| v.round().clamp(-1e6, 1e6) as i32)
+        .collect()
+}
+
+impl FrameCoder for LearnedCoder {
+    fn supports_prediction(&self) -> bool {
+        true
+    }
+
+    fn encode(
+        &mut self,
+        frame: &RgbFrame,
+        frame_type: FrameType,
+    ) -> Result<EncodedFrame, CoderError> {
+        check_frame_size(frame, self.width, self.height)?;
+        let y_map = self.model.analyze(frame);
+        self.encode_analyzed(&y_map, frame_type)
+    }
+
+    fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError> {
+        let values = match frame_type {
+            FrameType::Intra => self.parse_intra(payload)?,
+            FrameType::Predicted => {
+                let reference = self.reference.as_ref().ok_or(CoderError::NoReference)?;
+                self.parse_predicted(payload, reference)?
+            }
+        };
+        debug_assert_eq!(values.len(), self.latent_len());
+        self.reference = Some(values.clone());
+        Ok(LatentFrame { values })
+    }
+
+    fn synthesize(&self, latent: &LatentFrame) -> RgbFrame {
+        let (channels, height, width) = self.latent;
+        self.model.synthesize(&FeatureMap {
+            channels,
+            height,
+            width,
+            data: latent.values.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learned::{new_info, LearnedArch, LearnedWeights};
+
+    const SMALL: LearnedArch = LearnedArch {
+        analysis_channels: 8,
+        latent_channels: 8,
+        synthesis_channels: [8, 8, 8],
+        hyper_channels: 8,
+        side_channels: 4,
+    };
+
+    /// A model with deterministic pseudo-random weights (scaled so latents are a few units).
+    fn random_model() -> Arc<LearnedModel> {
+        let mut state = 99u64;
+        let mut weights = LearnedWeights::default();
+        for (name, shape) in LearnedWeights::expected_shapes(&SMALL) {
+            let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);
+            let gain = if name.starts_with("g_a") { 6.0 } else { 2.0 };
+            let values = (0..shape.iter().product::<usize>())
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    let u = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                    u * gain / (fan_in as f32).sqrt()
+                })
+                .collect();
+            weights.insert(name, values);
+        }
+        let info = new_info(SMALL, 0.01, 1);
+        let bytes = LearnedModel::file_bytes_for(&info, &weights);
+        Arc::new(LearnedModel::from_bytes(&bytes).unwrap())
+    }
+
+    fn test_frame(w: u32, h: u32, shift: u32) -> RgbFrame {
+        let data = (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = (i % w + shift, i / w);
+                [(x * 3) as u8, (y * 5) as u8, ((x ^ y) * 7) as u8]
+            })
+            .collect();
+        RgbFrame::from_data(w, h, data).unwrap()
+    }
+
+    #[test]
+    fn the_decoder_parses_exactly_the_encoders_latent() {
+        let model = random_model();
+        let (w, h) = (96, 80);
+        let mut enc = LearnedCoder::new(model.clone(), w, h);
+        let mut dec = LearnedCoder::new(model.clone(), w, h);
+        for (i, frame_type) in [FrameType::Intra, FrameType::Predicted, FrameType::Predicted]
+            .into_iter()
+            .enumerate()
+        {
+            let frame = test_frame(w, h, i as u32 * 4);
+            let coded = enc.encode(&frame, frame_type).unwrap();
+            assert_eq!(coded.frame_type, frame_type);
+            let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
+            let expected = round_latent(&model.analyze(&frame));
+            assert_eq!(latent.values, expected, "frame {i}");
+            let decoded = dec.synthesize(&latent);
+            assert_eq!((decoded.width, decoded.height), (w, h));
+        }
+    }
+
+    #[test]
+    fn an_unchanged_frame_costs_one_byte_per_channel() {
+        let model = random_model();
+        let (w, h) = (64, 64);
+        let mut enc = LearnedCoder::new(model.clone(), w, h);
+        let frame = test_frame(w, h, 0);
+        let intra = enc.encode(&frame, FrameType::Intra).unwrap();
+        let still = enc.encode(&frame, FrameType::Predicted).unwrap();
+        assert!(still.payload.len() <= usize::from(SMALL.latent_channels) + 8);
+        assert!(still.payload.len() < intra.payload.len());
+        let mut fresh = LearnedCoder::new(model, w, h);
+        assert!(matches!(
+            fresh.parse(FrameType::Predicted, &still.payload),
+            Err(CoderError::NoReference)
+        ));
+    }
+
+    #[test]
+    fn corrupt_payloads_are_errors_not_panics() {
+        let model = random_model();
+        let (w, h) = (64, 48);
+        let mut enc = LearnedCoder::new(model.clone(), w, h);
+        let coded = enc.encode(&test_frame(w, h, 0), FrameType::Intra).unwrap();
+        let mut dec = LearnedCoder::new(model, w, h);
+        assert!(dec.parse(FrameType::Intra, &coded.payload[..2]).is_err());
+        let mut bad = coded.payload.clone();
+        bad[0] = 200;
+        assert!(dec.parse(FrameType::Intra, &bad).is_err());
+        for cut in [coded.payload.len() / 2, coded.payload.len() - 1] {
+            let _ = dec.parse(FrameType::Intra, &coded.payload[..cut]);
+        }
+        let mut flipped = coded.payload.clone();
+        let n = flipped.len();
+        flipped[n - 3] ^= 0x5a;
+        let _ = dec.parse(FrameType::Intra, &flipped);
+    }
+
+    #[test]
+    fn thread_count_does_not_change_the_bitstream() {
+        let model = random_model();
+        let (w, h) = (128, 96);
+        let frame = test_frame(w, h, 3);
+        let code = |threads: usize| {
+            crate::learned::conv::set_threads(threads);
+            let mut enc = LearnedCoder::new(model.clone(), w, h);
+            let coded = enc.encode(&frame, FrameType::Intra).unwrap();
+            let mut dec = LearnedCoder::new(model.clone(), w, h);
+            let latent = dec.parse(FrameType::Intra, &coded.payload).unwrap();
+            (coded.payload, latent)
+        };
+        let one = code(1);
+        let two = code(2);
+        crate::learned::conv::set_threads(0);
+        assert_eq!(one, two);
+    }
+}

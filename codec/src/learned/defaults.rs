@@ -1,0 +1,52 @@
+//! The default learned models, embedded in the binary so that encoding and decoding need no
+//! model file. Quality 1 makes the smallest files, [`QUALITIES`] the best-looking ones.
+//! `samples/models/README.md` says how each was trained.
+
+use std::sync::{Arc, OnceLock};
+
+use super::LearnedModel;
+use crate::coders::sha256;
+use crate::model_file::ModelError;
+
+/// Number of default quality levels.
+pub const QUALITIES: u8 = 4;
+
+/// The default quality of `aecodec encode`.
+pub const DEFAULT_QUALITY: u8 = 3;
+
+static FILES: [&[u8]; QUALITIES as usize] = [
+    include_bytes!("../../../samples/models/learned-q1.model"),
+    include_bytes!("../../../samples/models/learned-q2.model"),
+    include_bytes!("../../../samples/models/learned-q3.model"),
+    include_bytes!("../../../samples/models/learned-q4.model"),
+];
+
+/// The embedded file of a quality level (1..=[`QUALITIES`]).
+pub fn model_file(quality: u8) -> Option<&'static [u8]> {
+    FILES.get(usize::from(quality).checked_sub(1)?).copied()
+}
+
+/// The default model of a quality level, parsed once.
+pub fn model(quality: u8) -> Result<Arc<LearnedModel>, ModelError> {
+    static MODELS: [OnceLock<Arc<LearnedModel>>; QUALITIES as usize] =
+        [const { OnceLock::new() }; QUALITIES as usize];
+    let index = usize::from(quality)
+        .checked_sub(1)
+        .filter(|&i| i < FILES.len())
+        .ok_or_else(|| {
+            ModelError::BadConfig(format!("quality {quality} is not 1..={QUALITIES}"))
+        })?;
+    if let Some(m) = MODELS[index].get() {
+        return Ok(m.clone());
+    }
+    let m = Arc::new(LearnedModel::from_bytes(FILES[index])?);
+    Ok(MODELS[index].get_or_init(|| m).clone())
+}
+
+/// The default model with this id, if it is one.
+pub fn find(id: &[u8; 32]) -> Option<Arc<LearnedModel>> {
+    static IDS: OnceLock<Vec<[u8; 32]>> = OnceLock::new();
+    let ids = IDS.get_or_init(|| FILES.iter().map(|f| sha256(f)).collect());
+    let quality = ids.iter().position(|i| i == id)? as u8 + 1;
+    model(quality).ok()
+}

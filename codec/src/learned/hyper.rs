@@ -1,0 +1,110 @@
+//! The hyper-synthesis in exact integer arithmetic: it picks the table every latent element is
+//! parsed with, so its result must be the same on every machine, thread count and backend.
+//!
+//! Weights are rounded to multiples of 2^-[`HYPER_WEIGHT_BITS`], activations are kept as
+//! multiples of 2^-[`HYPER_ACTIVATION_BITS`] clamped to ±2^12, and biases to the product's
+//! grid. Every product and every partial sum is then an integer below 2^53, which `f64`
+//! holds exactly, so the GEMM's summation order (and FMA) cannot change any result; after
+//! each layer the accumulator is floored back to the activation grid.
+
+use super::arch::{HYPER_ACTIVATION_BITS, HYPER_WEIGHT_BITS};
+use super::conv::{pixel_shuffle, ConvKernel, FeatureMap};
+use crate::entropy::SCALES;
+
+/// Activations are clamped to this magnitude (in real units) to bound the sums.
+const ACTIVATION_LIMIT: f64 = 4096.0;
+/// Weights are clamped to this magnitude (in real units).
+const WEIGHT_LIMIT: f64 = 64.0;
+
+/// The hyper-synthesis layers with weights on the integer grid.
+pub struct ExactHyperSynthesis {
+    layers: Vec<ConvKernel<f64>>,
+}
+
+impl ExactHyperSynthesis {
+    /// Rounds float layers to the grid.
+    pub fn new(layers: &[ConvKernel<f32>]) -> Self {
+        let wscale = f64::from(1u32 << HYPER_WEIGHT_BITS);
+        let bscale = f64::from(1u32 << (HYPER_WEIGHT_BITS + HYPER_ACTIVATION_BITS));
+        let layers = layers
+            .iter()
+            .map(|l| ConvKernel {
+                spec: l.spec.clone(),
+                weight: l
+                    .weight
+                    .iter()
+                    .map(|&w| (f64::from(w).clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT) * wscale).round())
+                    .collect(),
+                bias: l
+                    .bias
+                    .iter()
+                    .map(|&b| {
+                        (f64::from(b).clamp(-ACTIVATION_LIMIT, ACTIVATION_LIMIT) * bscale).round()
+                    })
+                    .collect(),
+            })
+            .collect();
+        Self { layers }
+    }
+
+    /// Table indices for a latent of `height`×`width` from the rounded side latent `z`
+    /// (planar, `side_channels` × zh × zw): one index per latent element, planar.
+    pub fn table_indices(&self, z: &FeatureMap<i32>, height: usize, width: usize) -> Vec<u8> {
+        let ascale = f64::from(1u32 << HYPER_ACTIVATION_BITS);
+        let limit = ACTIVATION_LIMIT * ascale;
+        let mut x = FeatureMap {
+            channels: z.channels,
+            height: z.height,
+            width: z.width,
+            data: z
+                .data
+                .iter()
+                .map(|&v| (f64::from(v) * ascale).clamp(-limit, limit))
+                .collect(),
+        };
+        let wscale = f64::from(1u32 << HYPER_WEIGHT_BITS);
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let mut out = layer.conv(&x);
+            let floor_at = if i < last { 0.0 } else { -limit };
+            for v in &mut out.data {
+                *v = (*v / wscale).floor().clamp(floor_at, limit);
+            }
+            x = if layer.spec.upsample > 1 {
+                pixel_shuffle(&out, layer.spec.upsample)
+            } else {
+                out
+            };
+        }
+        let log_scale = x.cropped(height, width);
+        log_scale
+            .data
+            .iter()
+            .map(|&s| index_for_log_scale(s as i64))
+            .collect()
+    }
+}
+
+/// The bank index for a log-scale `s` given as a multiple of 2^-8: the nearest `j` with
+/// `0.15 · 1.16^j ≈ exp(s)`, in integers: `(s − ln 0.15·256) / (ln 1.16·256)`.
+pub fn index_for_log_scale(s_q8: i64) -> u8 {
+    // round(ln(0.15) * 256) = -486; round(2^16 / (ln(1.16) * 256)) = 1725.
+    let j = ((s_q8 + 486) * 1725 + (1 << 15)) >> 16;
+    j.clamp(0, SCALES as i64 - 1) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entropy::scale_of;
+
+    #[test]
+    fn log_scale_indices_match_the_bank_scales() {
+        for j in 0..SCALES {
+            let s = scale_of(j).ln() * 256.0;
+            assert_eq!(usize::from(index_for_log_scale(s.round() as i64)), j);
+        }
+        assert_eq!(index_for_log_scale(-100_000), 0);
+        assert_eq!(index_for_log_scale(100_000), SCALES as u8 - 1);
+    }
+}

@@ -1,0 +1,246 @@
+//! The learned codec: a convolutional autoencoder with a scale hyperprior (Ballé et al. 2018).
+//!
+//! * [`arch`]: the architecture, shared with the trainer;
+//! * [`conv`]: the inference kernels;
+//! * [`hyper`]: the exact integer hyper-synthesis that picks the entropy tables;
+//! * [`defaults`]: the default models, embedded in the binary;
+//! * [`coder`]: the [`FrameCoder`](crate::coders::FrameCoder) that puts it all together.
+
+pub mod arch;
+pub mod coder;
+pub mod conv;
+pub mod defaults;
+pub mod hyper;
+
+pub use arch::{ConvSpec, LearnedArch, MIN_SCALE};
+pub use coder::LearnedCoder;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model_file::{
+    write_model_bytes, ModelConfig, ModelError, ModelFile, NamedTensor, TrainingInfo,
+    MODEL_FORMAT_VERSION,
+};
+use crate::RgbFrame;
+use conv::{run_chain, ConvKernel, FeatureMap};
+use hyper::ExactHyperSynthesis;
+
+/// Named weight tensors (flattened, shapes as the architecture says).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LearnedWeights {
+    tensors: BTreeMap<String, Vec<f32>>,
+}
+
+impl LearnedWeights {
+    pub fn insert(&mut self, name: String, values: Vec<f32>) {
+        self.tensors.insert(name, values);
+    }
+
+    /// A tensor every loaded model has (loading checks them all).
+    pub fn get(&self, name: &str) -> &[f32] {
+        self.tensors
+            .get(name)
+            .unwrap_or_else(|| panic!("weights have no tensor {name}"))
+    }
+
+    /// Name and shape of every tensor a model of `arch` holds.
+    pub fn expected_shapes(arch: &LearnedArch) -> Vec<(String, Vec<usize>)> {
+        let mut shapes = Vec::new();
+        for spec in arch.all_layers() {
+            shapes.push((spec.weight_name(), spec.weight_shape()));
+            shapes.push((spec.bias_name(), vec![spec.conv_out()]));
+        }
+        shapes.push(("z_log_scale".into(), vec![usize::from(arch.side_channels)]));
+        shapes
+    }
+}
+
+/// What a model was trained for, stored in its file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LearnedInfo {
+    pub arch: LearnedArch,
+    /// Rate–distortion trade-off: loss = lambda · 255² · MSE + bits per pixel.
+    pub lambda: f64,
+    /// Quality level, 1 (smallest files) upwards.
+    pub quality: u8,
+    /// Training steps taken, over all runs that made this model.
+    pub steps: u64,
+    /// The model this one was fine-tuned from (hex id), if any.
+    pub parent: Option<String>,
+    pub training: TrainingInfo,
+}
+
+/// A trained model, ready to code with.
+pub struct LearnedModel {
+    pub info: LearnedInfo,
+    pub weights: LearnedWeights,
+    analysis: Vec<ConvKernel<f32>>,
+    synthesis: Vec<ConvKernel<f32>>,
+    hyper_analysis: Vec<ConvKernel<f32>>,
+    hyper_synthesis: ExactHyperSynthesis,
+    /// SHA-256 of the model file.
+    pub id: [u8; 32],
+    pub file_bytes: u64,
+}
+
+impl LearnedModel {
+    /// A model from weights (checked against the architecture).
+    pub fn new(
+        info: LearnedInfo,
+        weights: LearnedWeights,
+        id: [u8; 32],
+        file_bytes: u64,
+    ) -> Result<Self, ModelError> {
+        info.arch.check().map_err(ModelError::BadConfig)?;
+        for (name, shape) in LearnedWeights::expected_shapes(&info.arch) {
+            let len = weights.tensors.get(&name).map(Vec::len);
+            if len != Some(shape.iter().product()) {
+                return Err(ModelError::BadTensor {
+                    name,
+                    what: format!("{len:?} values, expected shape {shape:?}"),
+                });
+            }
+        }
+        let kernels = |specs: Vec<ConvSpec>| -> Vec<ConvKernel<f32>> {
+            specs
+                .into_iter()
+                .map(|spec| ConvKernel {
+                    weight: weights.get(&spec.weight_name()).to_vec(),
+                    bias: weights.get(&spec.bias_name()).to_vec(),
+                    spec,
+                })
+                .collect()
+        };
+        let arch = info.arch;
+        Ok(Self {
+            analysis: kernels(arch.analysis()),
+            synthesis: kernels(arch.synthesis()),
+            hyper_analysis: kernels(arch.hyper_analysis()),
+            hyper_synthesis: ExactHyperSynthesis::new(&kernels(arch.hyper_synthesis())),
+            info,
+            weights,
+            id,
+            file_bytes,
+        })
+    }
+
+    /// Reads a parsed model file.
+    pub fn from_file(
+        file: &ModelFile<'_>,
+        id: [u8; 32],
+        file_bytes: u64,
+    ) -> Result<Self, ModelError> {
+        let ModelConfig::Learned { info, .. } = &file.config else {
+            return Err(ModelError::BadConfig("not a learned model".into()));
+        };
+        info.arch.check().map_err(ModelError::BadConfig)?;
+        let mut weights = LearnedWeights::default();
+        for (name, shape) in LearnedWeights::expected_shapes(&info.arch) {
+            let values = file.tensor(&name, &shape)?;
+            weights.insert(name, values);
+        }
+        Self::new(info.clone(), weights, id, file_bytes)
+    }
+
+    /// Parses model file bytes; the id is their SHA-256.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
+        let file = ModelFile::parse(bytes)?;
+        Self::from_file(&file, crate::coders::sha256(bytes), bytes.len() as u64)
+    }
+
+    /// Serializes a model file (its id is the SHA-256 of these bytes).
+    pub fn file_bytes_for(info: &LearnedInfo, weights: &LearnedWeights) -> Vec<u8> {
+        let shapes = LearnedWeights::expected_shapes(&info.arch);
+        let tensors: Vec<NamedTensor<'_>> = shapes
+            .iter()
+            .map(|(name, shape)| NamedTensor {
+                name,
+                shape: shape.clone(),
+                values: weights.get(name),
+            })
+            .collect();
+        write_model_bytes(
+            &ModelConfig::Learned {
+                format_version: MODEL_FORMAT_VERSION,
+                info: info.clone(),
+            },
+            &tensors,
+        )
+    }
+
+    /// The analysis transform: a padded frame to its latent `y` (1/16 resolution).
+    pub fn analyze(&self, frame: &RgbFrame) -> FeatureMap<f32> {
+        run_chain(&self.analysis, frame_to_map(frame))
+    }
+
+    /// The hyper-analysis: `y` to the side latent `z`, unrounded.
+    pub fn hyper_analyze(&self, y: &FeatureMap<f32>) -> FeatureMap<f32> {
+        let mut abs = y.clone();
+        abs.data.iter_mut().for_each(|v| *v = v.abs());
+        run_chain(&self.hyper_analysis, abs)
+    }
+
+    /// Table indices for every element of a `height`×`width` latent, from the rounded `ẑ`.
+    pub fn table_indices(&self, z: &FeatureMap<i32>, height: usize, width: usize) -> Vec<u8> {
+        self.hyper_synthesis.table_indices(z, height, width)
+    }
+
+    /// The synthesis transform: the rounded latent to a frame.
+    pub fn synthesize(&self, y: &FeatureMap<i32>) -> RgbFrame {
+        let map = FeatureMap {
+            channels: y.channels,
+            height: y.height,
+            width: y.width,
+            data: y.data.iter().map(|&v| v as f32).collect(),
+        };
+        map_to_frame(&run_chain(&self.synthesis, map))
+    }
+
+    /// The synthesis in float, for comparing with other implementations.
+    pub fn synthesize_map(&self, y: FeatureMap<f32>) -> FeatureMap<f32> {
+        run_chain(&self.synthesis, y)
+    }
+}
+
+/// Packed RGB bytes to a planar map in 0..=1.
+pub fn frame_to_map(frame: &RgbFrame) -> FeatureMap<f32> {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let mut map = FeatureMap::zeros(3, h, w);
+    for (i, px) in frame.data.chunks_exact(3).enumerate() {
+        for (c, &v) in px.iter().enumerate() {
+            map.data[c * w * h + i] = f32::from(v) / 255.0;
+        }
+    }
+    map
+}
+
+/// A planar map in 0..=1 to packed RGB bytes, rounded and clamped.
+pub fn map_to_frame(map: &FeatureMap<f32>) -> RgbFrame {
+    let (w, h) = (map.width, map.height);
+    let mut data = vec![0u8; 3 * w * h];
+    for c in 0..3 {
+        let plane = &map.data[c * w * h..(c + 1) * w * h];
+        for (i, &v) in plane.iter().enumerate() {
+            data[3 * i + c] = (v * 255.0).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    RgbFrame {
+        width: w as u32,
+        height: h as u32,
+        data,
+    }
+}
+
+/// A fresh description for a model trained from scratch.
+pub fn new_info(arch: LearnedArch, lambda: f64, quality: u8) -> LearnedInfo {
+    LearnedInfo {
+        arch,
+        lambda,
+        quality,
+        steps: 0,
+        parent: None,
+        training: TrainingInfo::default(),
+    }
+}

@@ -1,0 +1,217 @@
+//! The learned model as burn modules, built from the codec's [`LearnedArch`] so that training
+//! and coding share one architecture definition, and the training-time rate–distortion loss.
+
+use aecodec::learned::{ConvSpec, LearnedArch, LearnedWeights, MIN_SCALE};
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{PaddingConfig2d, PixelShuffle, PixelShuffleConfig};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+
+/// One convolution of a [`ConvSpec`], with its optional pixel shuffle.
+#[derive(Module, Debug)]
+pub struct ConvLayer {
+    conv: Conv2d,
+    shuffle: Option<PixelShuffle>,
+}
+
+impl ConvLayer {
+    fn new(spec: &ConvSpec, device: &Device) -> Self {
+        let conv = Conv2dConfig::new(
+            [spec.in_channels, spec.conv_out()],
+            [spec.kernel, spec.kernel],
+        )
+        .with_stride([spec.stride, spec.stride])
+        .with_padding(PaddingConfig2d::Explicit(
+            spec.padding(),
+            spec.padding(),
+            spec.padding(),
+            spec.padding(),
+        ))
+        .init(device);
+        let shuffle = (spec.upsample > 1).then(|| PixelShuffleConfig::new(spec.upsample).init());
+        Self { conv, shuffle }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = self.conv.forward(x);
+        match &self.shuffle {
+            Some(s) => s.forward(x),
+            None => x,
+        }
+    }
+}
+
+/// A chain of layers with ReLU between them (not after the last).
+#[derive(Module, Debug)]
+pub struct Transform {
+    layers: Vec<ConvLayer>,
+}
+
+impl Transform {
+    fn new(specs: &[ConvSpec], device: &Device) -> Self {
+        Self {
+            layers: specs.iter().map(|s| ConvLayer::new(s, device)).collect(),
+        }
+    }
+
+    fn forward(&self, mut x: Tensor<4>) -> Tensor<4> {
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x);
+            if i < last {
+                x = burn::tensor::activation::relu(x);
+            }
+        }
+        x
+    }
+}
+
+/// The whole model: transforms plus the side latent's per-channel prior.
+#[derive(Module, Debug)]
+pub struct LearnedNet {
+    g_a: Transform,
+    g_s: Transform,
+    h_a: Transform,
+    h_s: Transform,
+    /// Log of the Laplace scale of each side-latent channel.
+    z_log_scale: Param<Tensor<1>>,
+}
+
+/// What one forward pass gives the loss.
+pub struct ForwardOutput {
+    /// Reconstruction, the input's shape.
+    pub x_hat: Tensor<4>,
+    /// Total bits of `y` and `z` over the batch (under the model's likelihoods).
+    pub bits: Tensor<1>,
+}
+
+impl LearnedNet {
+    pub fn new(arch: &LearnedArch, device: &Device) -> Self {
+        let z = usize::from(arch.side_channels);
+        Self {
+            g_a: Transform::new(&arch.analysis(), device),
+            g_s: Transform::new(&arch.synthesis(), device),
+            h_a: Transform::new(&arch.hyper_analysis(), device),
+            h_s: Transform::new(&arch.hyper_synthesis(), device),
+            z_log_scale: Param::from_data(TensorData::new(vec![0.0f32; z], [z]), device),
+        }
+    }
+
+    /// Training pass: uniform noise stands in for rounding in the likelihoods; the synthesis
+    /// sees rounded latents (straight-through), as the decoder will.
+    pub fn forward(&self, x: Tensor<4>) -> ForwardOutput {
+        let y = self.g_a.forward(x);
+        let z = self.h_a.forward(y.clone().abs());
+        let device = y.device();
+        let z_noisy =
+            z.clone() + Tensor::random(z.shape(), Distribution::Uniform(-0.5, 0.5), &device);
+        let z_hat = straight_through_round(z);
+        let [_, zc, _, _] = z_noisy.dims();
+        let z_scale = self
+            .z_log_scale
+            .val()
+            .exp()
+            .clamp_min(MIN_SCALE)
+            .reshape([1, zc, 1, 1]);
+        let z_bits = laplace_bits(z_noisy, z_scale);
+        let log_scale = self.h_s.forward(z_hat);
+        let [_, _, yh, yw] = y.dims();
+        let log_scale = log_scale.narrow(2, 0, yh).narrow(3, 0, yw);
+        let y_scale = log_scale.exp().clamp_min(MIN_SCALE);
+        let y_noisy =
+            y.clone() + Tensor::random(y.shape(), Distribution::Uniform(-0.5, 0.5), &device);
+        let y_bits = laplace_bits(y_noisy, y_scale);
+        let x_hat = self.g_s.forward(straight_through_round(y));
+        ForwardOutput {
+            x_hat,
+            bits: y_bits.sum() + z_bits.sum(),
+        }
+    }
+
+    /// The weights, for a model file.
+    pub fn weights(&self, arch: &LearnedArch) -> LearnedWeights {
+        let mut weights = LearnedWeights::default();
+        let groups = [
+            (arch.analysis(), &self.g_a),
+            (arch.synthesis(), &self.g_s),
+            (arch.hyper_analysis(), &self.h_a),
+            (arch.hyper_synthesis(), &self.h_s),
+        ];
+        for (specs, transform) in groups {
+            for (spec, layer) in specs.iter().zip(&transform.layers) {
+                weights.insert(spec.weight_name(), to_vec(layer.conv.weight.val()));
+                let bias = layer.conv.bias.as_ref().expect("layers have a bias");
+                weights.insert(spec.bias_name(), to_vec(bias.val()));
+            }
+        }
+        weights.insert("z_log_scale".into(), to_vec(self.z_log_scale.val()));
+        weights
+    }
+
+    /// A network holding `weights` (shapes as `arch` says; checked when they were loaded).
+    pub fn from_weights(arch: &LearnedArch, weights: &LearnedWeights, device: &Device) -> Self {
+        let mut net = Self::new(arch, device);
+        let groups = [
+            (arch.analysis(), &mut net.g_a),
+            (arch.synthesis(), &mut net.g_s),
+            (arch.hyper_analysis(), &mut net.h_a),
+            (arch.hyper_synthesis(), &mut net.h_s),
+        ];
+        for (specs, transform) in groups {
+            for (spec, layer) in specs.iter().zip(transform.layers.iter_mut()) {
+                let w = weights.get(&spec.weight_name()).to_vec();
+                let shape: [usize; 4] = spec.weight_shape().try_into().expect("4-d weight");
+                layer.conv.weight = Param::from_data(TensorData::new(w, shape), device);
+                let b = weights.get(&spec.bias_name()).to_vec();
+                let n = b.len();
+                layer.conv.bias = Some(Param::from_data(TensorData::new(b, [n]), device));
+            }
+        }
+        let z = weights.get("z_log_scale").to_vec();
+        let n = z.len();
+        net.z_log_scale = Param::from_data(TensorData::new(z, [n]), device);
+        net
+    }
+
+    /// Inference helpers for tests: the synthesis of a latent.
+    pub fn synthesize(&self, y_hat: Tensor<4>) -> Tensor<4> {
+        self.g_s.forward(y_hat)
+    }
+
+    /// The analysis of a frame.
+    pub fn analyze(&self, x: Tensor<4>) -> Tensor<4> {
+        self.g_a.forward(x)
+    }
+}
+
+/// Rounds in the forward pass, passes gradients straight through.
+fn straight_through_round(x: Tensor<4>) -> Tensor<4> {
+    x.clone() + (x.clone().round() - x).detach()
+}
+
+/// Bits of each element of `v` under a zero-mean Laplace with mean absolute value `scale`,
+/// integrated over the unit bin around it.
+fn laplace_bits(v: Tensor<4>, scale: Tensor<4>) -> Tensor<4> {
+    // Evaluate on the negative side, where the CDF is 0.5·exp(x / b) and exact.
+    let m = v.abs().neg();
+    let upper = laplace_cdf(m.clone().add_scalar(0.5), scale.clone());
+    let lower = laplace_cdf(m.sub_scalar(0.5), scale);
+    let p = (upper - lower).clamp_min(1e-9);
+    p.log().mul_scalar(-std::f32::consts::LOG2_E)
+}
+
+fn laplace_cdf(x: Tensor<4>, scale: Tensor<4>) -> Tensor<4> {
+    // 0.5 + 0.5·sign(x)·(1 − exp(−|x| / b))
+    let tail = (x.clone().abs().neg() / scale).exp();
+    (tail.neg().add_scalar(1.0) * x.sign())
+        .mul_scalar(0.5)
+        .add_scalar(0.5)
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .as_slice::<f32>()
+        .expect("f32 tensor")
+        .to_vec()
+}

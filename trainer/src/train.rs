@@ -1,0 +1,290 @@
+//! Rate–distortion training of the learned model on random crops of video frames.
+//!
+//! Loss = λ·255²·MSE + bits per pixel, with uniform noise standing in for rounding in the
+//! likelihoods and straight-through rounding for the synthesis. Adam, with the learning rate
+//! cut tenfold for the last tenth of the steps. Validation codes held-out frames into real
+//! bitstreams with the codec's own coder, so the bpp and PSNR it reports are real.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use aecodec::coders::FrameCoder;
+use aecodec::container::FrameType;
+use aecodec::learned::{LearnedArch, LearnedCoder, LearnedInfo, LearnedModel, LearnedWeights};
+use aecodec::metrics::PsnrAccumulator;
+use aecodec::model_file::TrainingInfo;
+use aecodec::RgbFrame;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::data::{sample_frames, FrameSampling};
+use crate::model::LearnedNet;
+
+/// Why training could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("reading {clip}: {cause}")]
+    Clip { clip: String, cause: String },
+    #[error("no training frames at least {0}x{0} pixels")]
+    NoFrames(usize),
+    #[error("model: {0}")]
+    Model(#[from] aecodec::model_file::ModelError),
+}
+
+/// Everything a training run needs.
+#[derive(Clone)]
+pub struct TrainConfig {
+    pub clips: Vec<PathBuf>,
+    pub sampling: FrameSampling,
+    /// Every this-many sampled frames, one is held out for validation.
+    pub holdout_every: usize,
+    pub lambda: f64,
+    pub quality: u8,
+    pub steps: u64,
+    pub batch: usize,
+    pub crop: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+    /// Validate (and checkpoint) every this many steps.
+    pub validate_every: u64,
+    pub arch: LearnedArch,
+    /// Start from these weights (resume or fine-tune).
+    pub start: Option<Arc<LearnedModel>>,
+    /// Whether `start` is the same run continued (`--resume`) or a parent (`finetune`).
+    pub resume: bool,
+    pub command: String,
+}
+
+/// Progress reports.
+pub enum TrainEvent<'a> {
+    Step {
+        step: u64,
+        loss: f64,
+        bpp: f64,
+        psnr: f64,
+    },
+    Validation {
+        step: u64,
+        bpp: f64,
+        psnr: f64,
+        /// The model as of this step, to checkpoint.
+        model_bytes: &'a [u8],
+    },
+}
+
+/// Training frames held in memory.
+struct FrameSet {
+    train: Vec<RgbFrame>,
+    holdout: Vec<RgbFrame>,
+}
+
+fn load_frames(config: &TrainConfig) -> Result<FrameSet, TrainError> {
+    let mut set = FrameSet {
+        train: Vec::new(),
+        holdout: Vec::new(),
+    };
+    let mut n = 0usize;
+    for clip in &config.clips {
+        sample_frames(clip, config.sampling, |f| {
+            if f.width as usize >= config.crop && f.height as usize >= config.crop {
+                if config.holdout_every > 0 && n % config.holdout_every == config.holdout_every - 1
+                {
+                    set.holdout.push(f.clone());
+                } else {
+                    set.train.push(f.clone());
+                }
+                n += 1;
+            }
+        })
+        .map_err(|e| TrainError::Clip {
+            clip: clip.display().to_string(),
+            cause: e.to_string(),
+        })?;
+    }
+    if set.train.is_empty() {
+        return Err(TrainError::NoFrames(config.crop));
+    }
+    Ok(set)
+}
+
+/// A small deterministic generator for crop positions (`--seed`).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// A batch of random crops (random flips too) as a [B, 3, crop, crop] tensor in 0..=1.
+fn batch(frames: &[RgbFrame], config: &TrainConfig, rng: &mut Rng, device: &Device) -> Tensor<4> {
+    let c = config.crop;
+    let mut data = vec![0f32; config.batch * 3 * c * c];
+    for b in 0..config.batch {
+        let f = &frames[rng.below(frames.len())];
+        let (w, h) = (f.width as usize, f.height as usize);
+        let (x0, y0) = (rng.below(w - c + 1), rng.below(h - c + 1));
+        let flip = rng.next() & 1 == 1;
+        for y in 0..c {
+            for x in 0..c {
+                let sx = if flip { x0 + c - 1 - x } else { x0 + x };
+                let p = 3 * ((y0 + y) * w + sx);
+                for ch in 0..3 {
+                    data[((b * 3 + ch) * c + y) * c + x] = f32::from(f.data[p + ch]) / 255.0;
+                }
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(data, [config.batch, 3, c, c]), device)
+}
+
+/// Real bitstreams for the held-out frames (cropped to a multiple of 16): bits per pixel of
+/// the payloads and RGB PSNR of the decoded frames.
+pub fn validate(model: Arc<LearnedModel>, frames: &[RgbFrame]) -> (f64, f64) {
+    let mut bits = 0u64;
+    let mut pixels = 0u64;
+    let mut acc = PsnrAccumulator::default();
+    for f in frames {
+        let (w, h) = (f.width / 16 * 16, f.height / 16 * 16);
+        let crop = crop_frame(f, w, h);
+        let mut coder = LearnedCoder::new(model.clone(), w, h);
+        let coded = coder
+            .encode(&crop, FrameType::Intra)
+            .expect("coding a frame of the coder's size");
+        let mut decoder = LearnedCoder::new(model.clone(), w, h);
+        let decoded = decoder
+            .decode(FrameType::Intra, &coded.payload)
+            .expect("decoding what was just coded");
+        bits += 8 * coded.payload.len() as u64;
+        pixels += u64::from(w) * u64::from(h);
+        acc.add(&crop, &decoded);
+    }
+    (bits as f64 / pixels.max(1) as f64, acc.psnr())
+}
+
+fn crop_frame(f: &RgbFrame, w: u32, h: u32) -> RgbFrame {
+    let mut data = Vec::with_capacity(3 * (w * h) as usize);
+    for y in 0..h as usize {
+        let start = 3 * y * f.width as usize;
+        data.extend_from_slice(&f.data[start..start + 3 * w as usize]);
+    }
+    RgbFrame::from_data(w, h, data).expect("cropped size")
+}
+
+/// The model file bytes for a network's current weights.
+fn model_bytes(net: &LearnedNet, info: &LearnedInfo) -> Vec<u8> {
+    LearnedModel::file_bytes_for(info, &net.weights(&info.arch))
+}
+
+/// Runs training; returns the final model file bytes.
+pub fn train(
+    config: &TrainConfig,
+    mut on_event: impl FnMut(TrainEvent<'_>),
+) -> Result<Vec<u8>, TrainError> {
+    let started = Instant::now();
+    let frames = load_frames(config)?;
+    let device = Device::flex().autodiff();
+    device.seed(config.seed);
+    let mut rng = Rng(config.seed ^ 0x9e37_79b9_7f4a_7c15);
+    let (arch, mut net, previous_steps, parent, previous_seconds) = match &config.start {
+        Some(m) => (
+            m.info.arch,
+            LearnedNet::from_weights(&m.info.arch, &m.weights, &device),
+            if config.resume { m.info.steps } else { 0 },
+            if config.resume {
+                m.info.parent.clone()
+            } else {
+                Some(hex::encode(m.id))
+            },
+            if config.resume {
+                m.info.training.seconds
+            } else {
+                0.0
+            },
+        ),
+        None => (
+            config.arch,
+            LearnedNet::new(&config.arch, &device),
+            0,
+            None,
+            0.0,
+        ),
+    };
+    let mut optimizer = AdamConfig::new().init();
+    let info = |steps: u64, seconds: f64| LearnedInfo {
+        arch,
+        lambda: config.lambda,
+        quality: config.quality,
+        steps,
+        parent: parent.clone(),
+        training: TrainingInfo {
+            clips: config
+                .clips
+                .iter()
+                .map(|c| c.display().to_string())
+                .collect(),
+            frames: frames.train.len() as u64,
+            command: config.command.clone(),
+            seconds,
+        },
+    };
+    let pixels = (config.batch * config.crop * config.crop) as f64;
+    let distortion_weight = config.lambda * 255.0 * 255.0;
+    for step in 1..=config.steps {
+        let x = batch(&frames.train, config, &mut rng, &device);
+        let out = net.forward(x.clone());
+        let mse = (out.x_hat - x).square().mean();
+        let bpp = out.bits.div_scalar(pixels);
+        let loss = mse.clone().mul_scalar(distortion_weight) + bpp.clone();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let lr = if step > config.steps * 9 / 10 {
+            config.learning_rate / 10.0
+        } else {
+            config.learning_rate
+        };
+        net = optimizer.step(lr, net, grads);
+        let mse: f64 = mse.into_scalar::<f32>().into();
+        on_event(TrainEvent::Step {
+            step,
+            loss: f64::from(loss.into_scalar::<f32>()),
+            bpp: f64::from(bpp.into_scalar::<f32>()),
+            psnr: 10.0 * (1.0 / mse.max(1e-10)).log10(),
+        });
+        if step % config.validate_every == 0 || step == config.steps {
+            let seconds = previous_seconds + started.elapsed().as_secs_f64();
+            let bytes = model_bytes(&net, &info(previous_steps + step, seconds));
+            let model = Arc::new(LearnedModel::from_bytes(&bytes)?);
+            let held = if frames.holdout.is_empty() {
+                &frames.train[..1]
+            } else {
+                &frames.holdout[..]
+            };
+            let (bpp, psnr) = validate(model, held);
+            on_event(TrainEvent::Validation {
+                step,
+                bpp,
+                psnr,
+                model_bytes: &bytes,
+            });
+            if step == config.steps {
+                return Ok(bytes);
+            }
+        }
+    }
+    // Zero steps: the starting point itself.
+    Ok(model_bytes(&net, &info(previous_steps, previous_seconds)))
+}
+
+/// The weights of a model, to check a trained network round-trips through its file.
+pub fn weights_of(model: &LearnedModel) -> &LearnedWeights {
+    &model.weights
+}

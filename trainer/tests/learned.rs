@@ -1,0 +1,249 @@
+//! The trainer's burn model and the codec's own inference kernels compute the same transforms,
+//! a few real training steps produce a model the codec codes with, and fine-tuning and
+//! resuming keep their lineage.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use aecodec::coders::FrameCoder;
+use aecodec::container::FrameType;
+use aecodec::learned::conv::FeatureMap;
+use aecodec::learned::{new_info, LearnedArch, LearnedCoder, LearnedModel};
+use aetrain::data::FrameSampling;
+use aetrain::model::LearnedNet;
+use aetrain::train::{train, TrainConfig, TrainEvent};
+use burn::tensor::{Device, Tensor, TensorData};
+
+fn clip() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples/carphone_pristine.mp4")
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn codec_kernels_match_burn_on_the_same_weights() {
+    let device = Device::flex();
+    device.seed(5);
+    let arch = LearnedArch::DEFAULT;
+    let net = LearnedNet::new(&arch, &device);
+    let info = new_info(arch, 0.01, 1);
+    let model = LearnedModel::from_bytes(&LearnedModel::file_bytes_for(&info, &net.weights(&arch)))
+        .unwrap();
+
+    // Synthesis of an integer latent.
+    let (c, h, w) = (usize::from(arch.latent_channels), 3, 5);
+    let latent: Vec<f32> = (0..c * h * w)
+        .map(|i| ((i * 7919) % 11) as f32 - 5.0)
+        .collect();
+    let burn_out = net.synthesize(Tensor::from_data(
+        TensorData::new(latent.clone(), [1, c, h, w]),
+        &device,
+    ));
+    let burn_out: Vec<f32> = burn_out
+        .into_data()
+        .convert::<f32>()
+        .as_slice::<f32>()
+        .unwrap()
+        .to_vec();
+    let ours = model.synthesize_map(FeatureMap {
+        channels: c,
+        height: h,
+        width: w,
+        data: latent,
+    });
+    assert_eq!((ours.channels, ours.height, ours.width), (3, 48, 80));
+    let scale = burn_out
+        .iter()
+        .map(|v| v.abs())
+        .fold(0.0, f32::max)
+        .max(1e-3);
+    let diff = max_abs_diff(&burn_out, &ours.data);
+    assert!(
+        diff <= 1e-4 * scale,
+        "synthesis differs by {diff} (scale {scale})"
+    );
+
+    // Analysis of an image.
+    let (ih, iw) = (48, 80);
+    let image: Vec<f32> = (0..3 * ih * iw)
+        .map(|i| ((i * 31) % 256) as f32 / 255.0)
+        .collect();
+    let burn_y = net.analyze(Tensor::from_data(
+        TensorData::new(image.clone(), [1, 3, ih, iw]),
+        &device,
+    ));
+    let burn_y: Vec<f32> = burn_y
+        .into_data()
+        .convert::<f32>()
+        .as_slice::<f32>()
+        .unwrap()
+        .to_vec();
+    let frame_data: Vec<u8> = (0..ih * iw)
+        .flat_map(|p| (0..3).map(move |ch| ((ch * ih * iw + p) * 31 % 256) as u8))
+        .collect();
+    let frame = aecodec::RgbFrame::from_data(iw as u32, ih as u32, frame_data).unwrap();
+    let ours = model.analyze(&frame);
+    let scale = burn_y.iter().map(|v| v.abs()).fold(0.0, f32::max).max(1e-3);
+    let diff = max_abs_diff(&burn_y, &ours.data);
+    assert!(
+        diff <= 1e-4 * scale,
+        "analysis differs by {diff} (scale {scale})"
+    );
+}
+
+fn config(steps: u64) -> TrainConfig {
+    TrainConfig {
+        clips: vec![clip()],
+        sampling: FrameSampling {
+            every: 10,
+            max_frames: 4,
+        },
+        holdout_every: 4,
+        lambda: 0.01,
+        quality: 2,
+        steps,
+        batch: 2,
+        crop: 64,
+        learning_rate: 1e-3,
+        seed: 3,
+        validate_every: steps.max(1),
+        arch: LearnedArch::DEFAULT,
+        start: None,
+        resume: false,
+        command: "test".into(),
+    }
+}
+
+#[test]
+fn a_few_training_steps_make_a_model_the_codec_codes_with() {
+    let mut losses = Vec::new();
+    let mut validated = None;
+    let bytes = train(&config(4), |e| match e {
+        TrainEvent::Step { loss, .. } => losses.push(loss),
+        TrainEvent::Validation { bpp, psnr, .. } => validated = Some((bpp, psnr)),
+    })
+    .unwrap();
+    assert_eq!(losses.len(), 4);
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    let (bpp, psnr) = validated.expect("the last step validates");
+    assert!(bpp > 0.0 && psnr.is_finite(), "{bpp} {psnr}");
+    let model = Arc::new(LearnedModel::from_bytes(&bytes).unwrap());
+    assert_eq!(model.info.steps, 4);
+    assert_eq!(model.info.quality, 2);
+    assert!(model.info.training.frames > 0);
+
+    // The same seed gives the same starting point (the steps themselves run on a threaded
+    // backend whose float sums may differ in their last bits from run to run).
+    let init = |seed| {
+        let mut c = config(0);
+        c.seed = seed;
+        LearnedModel::from_bytes(&train(&c, |_| {}).unwrap())
+            .unwrap()
+            .weights
+    };
+    assert!(
+        init(3) == init(3),
+        "the same seed must give the same initial weights"
+    );
+    assert!(
+        init(3) != init(4),
+        "another seed must give other initial weights"
+    );
+
+    // Resuming adds steps; fine-tuning records the parent.
+    let mut resume = config(2);
+    resume.start = Some(model.clone());
+    resume.resume = true;
+    let resumed = LearnedModel::from_bytes(&train(&resume, |_| {}).unwrap()).unwrap();
+    assert_eq!(resumed.info.steps, 6);
+    let mut tune = config(2);
+    tune.start = Some(model.clone());
+    let tuned = LearnedModel::from_bytes(&train(&tune, |_| {}).unwrap()).unwrap();
+    assert_eq!(tuned.info.parent, Some(hex::encode(model.id)));
+    assert_eq!(tuned.info.steps, 2);
+
+    // The trained model codes a real frame, and the decoder parses it.
+    let frame = aecodec::video::VideoReader::open(&clip())
+        .unwrap()
+        .next_frame()
+        .unwrap()
+        .unwrap();
+    let padded = frame.padded(
+        frame.width.div_ceil(16) * 16,
+        frame.height.div_ceil(16) * 16,
+    );
+    let mut enc = LearnedCoder::new(model.clone(), padded.width, padded.height);
+    let coded = enc.encode(&padded, FrameType::Intra).unwrap();
+    let mut dec = LearnedCoder::new(model, padded.width, padded.height);
+    let decoded = dec.decode(FrameType::Intra, &coded.payload).unwrap();
+    assert_eq!(
+        (decoded.width, decoded.height),
+        (padded.width, padded.height)
+    );
+}
+
+#[test]
+fn a_latent_from_burn_is_parsed_exactly_by_the_codec() {
+    // Encoder on one backend (burn's Flex), decoder on another (the codec's kernels): parsing
+    // depends only on integers, so the decoder recovers exactly the rounded latent.
+    let device = Device::flex();
+    device.seed(11);
+    let arch = LearnedArch::DEFAULT;
+    let net = LearnedNet::new(&arch, &device);
+    let info = new_info(arch, 0.01, 1);
+    let model = Arc::new(
+        LearnedModel::from_bytes(&LearnedModel::file_bytes_for(&info, &net.weights(&arch)))
+            .unwrap(),
+    );
+    let frame = aecodec::video::VideoReader::open(&clip())
+        .unwrap()
+        .next_frame()
+        .unwrap()
+        .unwrap();
+    let (w, h) = (
+        frame.width as usize / 16 * 16,
+        frame.height as usize / 16 * 16,
+    );
+    let mut image = vec![0f32; 3 * w * h];
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..3 {
+                image[(c * h + y) * w + x] =
+                    f32::from(frame.data[3 * (y * frame.width as usize + x) + c]) / 255.0;
+            }
+        }
+    }
+    // Scale the latent up so that rounding keeps information (an untrained net's is small).
+    let y = net
+        .analyze(Tensor::from_data(
+            TensorData::new(image, [1, 3, h, w]),
+            &device,
+        ))
+        .mul_scalar(40.0);
+    let dims = y.dims();
+    let values: Vec<f32> = y
+        .into_data()
+        .convert::<f32>()
+        .as_slice::<f32>()
+        .unwrap()
+        .to_vec();
+    let latent = FeatureMap {
+        channels: dims[1],
+        height: dims[2],
+        width: dims[3],
+        data: values,
+    };
+    let mut encoder = LearnedCoder::new(model.clone(), w as u32, h as u32);
+    let coded = encoder.encode_analyzed(&latent, FrameType::Intra).unwrap();
+    let mut decoder = LearnedCoder::new(model, w as u32, h as u32);
+    let parsed = decoder.parse(FrameType::Intra, &coded.payload).unwrap();
+    let expected: Vec<i32> = latent.data.iter().map(|v| v.round() as i32).collect();
+    assert!(expected.iter().any(|&v| v != 0));
+    assert_eq!(parsed.values, expected);
+}
