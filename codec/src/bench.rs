@@ -21,7 +21,8 @@ pub struct BenchReport {
     pub height: u32,
     pub frames: u64,
     pub runs: usize,
-    /// Threads decoding uses (the stages here run one after another on one thread).
+    /// Threads the synthesis kernels use (`AECODEC_THREADS`, default one per core); the
+    /// stages themselves run one after another, not overlapped as in the player.
     pub threads: usize,
     /// Container reading and CRC checks.
     pub container_fps: f64,
@@ -126,7 +127,7 @@ pub fn bench_file(
         height: header.height,
         frames,
         runs: runs.max(1),
-        threads: 1,
+        threads: crate::learned::conv::threads(),
         container_fps: container,
         entropy_fps: entropy,
         synthesis_fps: synthesis,

@@ -125,7 +125,8 @@ impl Presenter {
         })
     }
 
-    /// Shows one frame at its time, or drops it if its time has passed by a whole frame.
+    /// Shows one frame at its time, or drops it if its time has passed by a whole frame and a
+    /// newer frame is waiting.
     /// `buffered` is how many decoded frames wait behind it; `packet_bytes` its coded size.
     /// `seconds` is its presentation time (the window seeks relative to it).
     #[cfg_attr(not(feature = "window"), allow(unused_variables))]
@@ -155,9 +156,12 @@ impl Presenter {
         self.frames += 1;
         if self.paced {
             let due = clock_start + self.frame_interval.mul_f64(index as f64);
-            // A live output skips a frame whose moment has passed; a file keeps every frame.
+            // A live output skips a frame whose moment has passed when a newer decoded frame
+            // is already waiting; with none waiting, this late frame is still the freshest
+            // picture there is (dropping it would show nothing when decoding is the slow
+            // stage). A file keeps every frame.
             let live = !matches!(self.sink, Sink::File(..));
-            if live && now > due + self.frame_interval {
+            if live && buffered > 0 && now > due + self.frame_interval {
                 self.dropped += 1;
                 return Ok(Control::Continue);
             }

@@ -36,6 +36,13 @@ fn fit_log_rate(points: &[(f64, f64)]) -> Option<[f64; 4]> {
     {
         return None;
     }
+    // The cubic fit of rate over PSNR assumes PSNR rises with rate; a curve that turns back
+    // (more bits, no better frames) would make the fit extrapolate nonsense.
+    let mut by_rate = points.to_vec();
+    by_rate.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if by_rate.windows(2).any(|w| w[1].1 <= w[0].1) {
+        return None;
+    }
     let centre = points.iter().map(|p| p.1).sum::<f64>() / points.len() as f64;
     let mut ata = nalgebra::Matrix4::<f64>::zeros();
     let mut atb = nalgebra::Vector4::<f64>::zeros();
@@ -126,5 +133,14 @@ mod tests {
         assert!(bd_rate(&a[..3], &a).is_none());
         assert!((rate_at_psnr(&a, 34.5).unwrap() - 2f64.powf(1.5)).abs() < 1e-9);
         assert!(rate_at_psnr(&a, 45.0).is_none());
+    }
+
+    #[test]
+    fn a_curve_that_turns_back_has_no_bd_rate() {
+        let a = [(1.0, 30.0), (2.0, 33.0), (4.0, 36.0), (8.0, 39.0)];
+        // The last point costs more and is worse: the measured shape of an undertrained model.
+        let flat = [(1.0, 33.0), (1.4, 34.0), (1.7, 34.3), (1.9, 34.2)];
+        assert!(bd_rate(&a, &flat).is_none());
+        assert!(bd_rate(&flat, &a).is_none());
     }
 }
