@@ -390,3 +390,120 @@ fn bench_reports_every_stage_as_json() {
             && total <= report["synthesis_fps"].as_f64().unwrap()
     );
 }
+
+#[test]
+fn every_built_in_quality_decodes_and_costs_more_bits_at_higher_levels() {
+    let dir = tmp();
+    let clip = sample("carphone_pristine.mp4");
+    let input = rgb_frames(&clip, 4);
+    let mut sizes = Vec::new();
+    for q in ["1", "2", "3", "4"] {
+        let aez = dir.path().join(format!("q{q}.aez"));
+        let mkv = dir.path().join(format!("q{q}.mkv"));
+        run_ok(
+            "aecodec",
+            &[
+                "encode",
+                s(&clip),
+                "-o",
+                s(&aez),
+                "--quality",
+                q,
+                "--frames",
+                "4",
+            ],
+        );
+        run_ok("aecodec", &["decode", s(&aez), "-o", s(&mkv)]);
+        let decoded = rgb_frames(&mkv, usize::MAX);
+        assert_eq!(decoded.len(), 4, "q{q}");
+        let mut acc = aecodec::metrics::PsnrAccumulator::default();
+        for (r, d) in input.iter().zip(&decoded) {
+            acc.add(r, d);
+        }
+        // A loose floor: the frames are the clip's, not noise or another size.
+        assert!(acc.psnr() > 20.0, "q{q}: {:.2} dB", acc.psnr());
+        sizes.push(std::fs::metadata(&aez).unwrap().len());
+    }
+    assert!(sizes.windows(2).all(|w| w[0] < w[1]), "{sizes:?}");
+    assert!(!run(
+        "aecodec",
+        &[
+            "encode",
+            s(&clip),
+            "-o",
+            s(&dir.path().join("x.aez")),
+            "--quality",
+            "5"
+        ]
+    )
+    .status
+    .success());
+    assert!(!dir.path().join("x.aez").exists());
+}
+
+#[test]
+fn a_stream_whose_learned_model_is_not_at_hand_names_the_model_it_needs() {
+    let dir = tmp();
+    let clip = sample("carphone_pristine.mp4");
+    // A per-title model: one fine-tuning step makes a model the binaries do not carry.
+    let model = dir.path().join("title.model");
+    run_ok(
+        "aetrain",
+        &[
+            "finetune",
+            s(&clip),
+            "--from",
+            s(&sample("models/learned-q1.model")),
+            "-o",
+            s(&model),
+            "--steps",
+            "1",
+            "--batch",
+            "1",
+            "--crop",
+            "64",
+            "--max-frames",
+            "4",
+        ],
+    );
+    let aez = dir.path().join("t.aez");
+    let y4m = dir.path().join("t.y4m");
+    run_ok(
+        "aecodec",
+        &[
+            "encode",
+            s(&clip),
+            "-o",
+            s(&aez),
+            "--model",
+            s(&model),
+            "--frames",
+            "2",
+        ],
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&run_ok("aecodec", &["info", s(&aez), "--json"])).unwrap();
+    let id = info["model_id"].as_str().unwrap().to_owned();
+    let out = run("aecodec", &["decode", s(&aez), "-o", s(&y4m)]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&id), "{}", stderr(&out));
+    assert!(!y4m.exists(), "a failed decode leaves no output");
+    // Another model is not accepted in its place.
+    let out = run(
+        "aecodec",
+        &[
+            "decode",
+            s(&aez),
+            "-o",
+            s(&y4m),
+            "--model",
+            s(&sample("models/learned-q2.model")),
+        ],
+    );
+    assert!(!out.status.success(), "{}", stderr(&out));
+    run_ok(
+        "aecodec",
+        &["decode", s(&aez), "-o", s(&y4m), "--model", s(&model)],
+    );
+    assert_eq!(read_y4m(&std::fs::read(&y4m).unwrap()).frames.len(), 2);
+}

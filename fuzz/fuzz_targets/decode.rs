@@ -1,5 +1,6 @@
 //! Any bytes through the container reader and the frame decoder the header selects (the
-//! built-in pixel coder, or the shipped 8×8 PCA model, intra and predicted frames).
+//! built-in pixel coder, the shipped 8×8 PCA model or the built-in learned models, intra and
+//! predicted frames).
 #![no_main]
 
 use aecodec::container::ContainerReader;
