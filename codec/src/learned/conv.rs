@@ -205,6 +205,16 @@ impl<T: Scalar> ConvKernel<T> {
                         }
                         let src = &plane[iy as usize * input.width..][..input.width];
                         let dst = &mut row[r * wo..(r + 1) * wo];
+                        if stride == 1 {
+                            // Output x reads input x + kx - pad: one contiguous copy of the
+                            // part inside the input (the rest stays zero padding).
+                            let shift = kx as isize - pad;
+                            let first = (-shift).max(0) as usize;
+                            let last = ((w - shift).min(wo as isize)).max(first as isize) as usize;
+                            let from = (first as isize + shift) as usize;
+                            dst[first..last].copy_from_slice(&src[from..from + (last - first)]);
+                            continue;
+                        }
                         for (ox, d) in dst.iter_mut().enumerate() {
                             let ix = (ox * stride) as isize + kx as isize - pad;
                             if ix >= 0 && ix < w {
@@ -311,12 +321,19 @@ mod tests {
 
     #[test]
     fn banded_gemm_convolution_matches_the_definition() {
+        // The analysis's 5×5 stride-2 layers and the synthesis's 3×3 stride-1 layers.
+        for (kernel, stride, size) in [(5, 2, (12, 9)), (3, 1, (23, 17)), (1, 1, (23, 17))] {
+            check_against_definition(kernel, stride, size);
+        }
+    }
+
+    fn check_against_definition(kernel: usize, stride: usize, size: (usize, usize)) {
         let spec = ConvSpec {
             name: "t".into(),
             in_channels: 3,
             out_channels: 4,
-            kernel: 5,
-            stride: 2,
+            kernel,
+            stride,
             upsample: 1,
         };
         let mut state = 7u32;
@@ -324,7 +341,7 @@ mod tests {
             state = state.wrapping_mul(1664525).wrapping_add(1013904223);
             (state >> 8) as f32 / (1 << 24) as f32 - 0.5
         };
-        let weight: Vec<f32> = (0..4 * 3 * 25).map(|_| rnd()).collect();
+        let weight: Vec<f32> = (0..4 * 3 * kernel * kernel).map(|_| rnd()).collect();
         let bias: Vec<f32> = (0..4).map(|_| rnd()).collect();
         let x = FeatureMap {
             channels: 3,
@@ -339,7 +356,7 @@ mod tests {
         };
         let fast = kernel.conv(&x);
         let slow = naive_conv(&spec, &weight, &bias, &x);
-        assert_eq!((fast.height, fast.width), (12, 9));
+        assert_eq!((fast.height, fast.width), size);
         for (a, b) in fast.data.iter().zip(&slow.data) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
