@@ -160,8 +160,12 @@ fn flipped_payload_byte_is_caught_by_crc() {
         ],
     );
     let mut bytes = std::fs::read(&aez).unwrap();
-    let n = bytes.len();
-    bytes[n / 2] ^= 0x40;
+    // Flip a bit in the middle of the second frame's payload (not in a packet head).
+    let mut reader = aecodec::container::ContainerReader::new(&bytes[..]).unwrap();
+    reader.next_packet().unwrap().unwrap();
+    let packet = reader.next_packet().unwrap().unwrap();
+    let at = packet.offset + packet.stored_len() - packet.payload.len() as u64 / 2 - 1;
+    bytes[at as usize] ^= 0x40;
     std::fs::write(&aez, &bytes).unwrap();
     let out = run(
         "aecodec",
