@@ -14,6 +14,13 @@ use aetrain::model::LearnedNet;
 use aetrain::train::{train, TrainConfig, TrainEvent};
 use burn::tensor::{Device, Tensor, TensorData};
 
+/// burn seeds one random generator per device: tests that initialize or train in parallel
+/// would draw from each other's sequence, so they take turns.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn clip() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples/carphone_pristine.mp4")
 }
@@ -28,6 +35,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn codec_kernels_match_burn_on_the_same_weights() {
+    let _turn = serial();
     let device = Device::flex();
     device.seed(5);
     let arch = LearnedArch::DEFAULT;
@@ -122,6 +130,7 @@ fn config(steps: u64) -> TrainConfig {
 
 #[test]
 fn a_few_training_steps_make_a_model_the_codec_codes_with() {
+    let _turn = serial();
     let mut losses = Vec::new();
     let mut validated = None;
     let bytes = train(&config(4), |e| match e {
@@ -190,6 +199,7 @@ fn a_few_training_steps_make_a_model_the_codec_codes_with() {
 
 #[test]
 fn a_latent_from_burn_is_parsed_exactly_by_the_codec() {
+    let _turn = serial();
     // Encoder on one backend (burn's Flex), decoder on another (the codec's kernels): parsing
     // depends only on integers, so the decoder recovers exactly the rounded latent.
     let device = Device::flex();
@@ -250,6 +260,7 @@ fn a_latent_from_burn_is_parsed_exactly_by_the_codec() {
 
 #[test]
 fn training_lowers_the_loss_on_a_tiny_real_crop_set() {
+    let _turn = serial();
     // Four frames of a real clip, 64×64 crops: from the seeded initialization the loss
     // (λ·MSE + rate) must fall clearly within a few dozen steps.
     let mut c = config(30);
