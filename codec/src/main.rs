@@ -14,6 +14,14 @@ use std::time::Instant;
 
 use aecodec::coders::CoderSpec;
 
+/// `println!` that reports a closed standard output as an error (which `main` treats as a
+/// quiet exit: `aecodec bench | head`) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
+
 /// The default learned models, lowest quality first.
 const LEARNED_DEFAULTS: [&str; 4] = [
     "samples/models/learned-q1.model",
@@ -203,9 +211,9 @@ fn main() -> ExitCode {
                     if intra_only { Some(1) } else { gop },
                 )
             })
-            .map(|()| {
-                println!("{}", output.display());
-                ExitCode::SUCCESS
+            .and_then(|()| {
+                outln!("{}", output.display());
+                Ok(ExitCode::SUCCESS)
             }),
         Command::Decode {
             input,
@@ -448,7 +456,7 @@ fn decode(
         }
     }
     if !to_stdout {
-        println!("{}", output.display());
+        outln!("{}", output.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -504,7 +512,7 @@ fn eval(
     std::fs::write(out.join("summary.md"), &summary)?;
     report::write_plot(&rows, &out.join("rd.svg"))
         .map_err(|e| anyhow::anyhow!("writing the plot: {e}"))?;
-    println!("{summary}");
+    outln!("{summary}");
     eprintln!(
         "wrote {0}/results.csv, {0}/summary.md and {0}/rd.svg",
         out.display()
@@ -539,25 +547,29 @@ fn bench(input: Option<PathBuf>, models: &[PathBuf], runs: usize, json: bool) ->
     let r = aecodec::bench::bench_file(&input, &store, runs, work.path())
         .map_err(|e| anyhow::anyhow!(e))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
     }
     let opt =
         |v: Option<f64>, unit: &str| v.map_or("n/a".to_string(), |v| format!("{v:.1} {unit}"));
-    println!(
+    outln!(
         "file            {} ({} bytes, {}x{}, {} frames)",
-        r.file, r.file_bytes, r.width, r.height, r.frames
+        r.file,
+        r.file_bytes,
+        r.width,
+        r.height,
+        r.frames
     );
-    println!("runs, threads   {} (median), {}", r.runs, r.threads);
-    println!("container       {:.1} frames/s", r.container_fps);
-    println!("entropy decode  {:.1} frames/s", r.entropy_fps);
-    println!("synthesis       {:.1} frames/s", r.synthesis_fps);
-    println!("total           {:.1} frames/s", r.total_fps);
-    println!(
+    outln!("runs, threads   {} (median), {}", r.runs, r.threads);
+    outln!("container       {:.1} frames/s", r.container_fps);
+    outln!("entropy decode  {:.1} frames/s", r.entropy_fps);
+    outln!("synthesis       {:.1} frames/s", r.synthesis_fps);
+    outln!("total           {:.1} frames/s", r.total_fps);
+    outln!(
         "x264 (FFmpeg)   {} on the same frames",
         opt(r.x264_decode_fps, "frames/s")
     );
-    println!("peak memory     {}", opt(r.peak_memory_mib, "MiB"));
+    outln!("peak memory     {}", opt(r.peak_memory_mib, "MiB"));
     Ok(())
 }
 

@@ -72,6 +72,10 @@ enum Command {
         /// Connections held open at once (and requests served at once); more wait.
         #[arg(long, default_value_t = 256)]
         max_connections: usize,
+        /// Bytes per second each connection may send, like a slow network (default: no
+        /// limit).
+        #[arg(long, value_name = "BYTES_PER_S", value_parser = clap::value_parser!(u64).range(1..))]
+        limit_rate: Option<u64>,
     },
 }
 
@@ -92,8 +96,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             dir,
             addr,
             max_connections,
+            limit_rate,
         } => {
-            aeplay::server::serve(&dir, addr, max_connections, |bound| {
+            let options = aeplay::server::ServeOptions {
+                max_connections,
+                limit_rate,
+            };
+            aeplay::server::serve(&dir, addr, options, |bound| {
                 use std::io::Write;
                 println!("listening on http://{bound}");
                 let _ = std::io::stdout().flush();

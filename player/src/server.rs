@@ -155,12 +155,55 @@ async fn model_handler(
 struct LimitedListener {
     inner: tokio::net::TcpListener,
     slots: Arc<tokio::sync::Semaphore>,
+    limit_rate: Option<u64>,
 }
 
-/// A connection that frees its slot when it closes.
+/// A connection that frees its slot when it closes, and optionally sends at a bounded rate.
 struct LimitedConnection {
     stream: tokio::net::TcpStream,
     _slot: tokio::sync::OwnedSemaphorePermit,
+    pacer: Option<Pacer>,
+}
+
+/// A token bucket for one connection's outgoing bytes: `rate` bytes per second after a
+/// burst of [`Pacer::BURST`] bytes.
+struct Pacer {
+    rate: u64,
+    start: tokio::time::Instant,
+    sent: u64,
+    wait: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Pacer {
+    const BURST: u64 = 64 * 1024;
+
+    fn new(rate: u64) -> Self {
+        Self {
+            rate: rate.max(1),
+            start: tokio::time::Instant::now(),
+            sent: 0,
+            wait: None,
+        }
+    }
+
+    /// How many bytes may go now, or `Pending` (with a wake-up armed) when none may.
+    fn poll_allowance(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<usize> {
+        loop {
+            if let Some(wait) = &mut self.wait {
+                std::task::ready!(std::future::Future::poll(wait.as_mut(), cx));
+                self.wait = None;
+            }
+            let elapsed = self.start.elapsed().as_secs_f64();
+            let earned = (elapsed * self.rate as f64) as u64 + Self::BURST;
+            if earned > self.sent {
+                return std::task::Poll::Ready((earned - self.sent) as usize);
+            }
+            // Sleep until a few kilobytes more have been earned.
+            let due = (self.sent + 4096 - Self::BURST) as f64 / self.rate as f64;
+            let at = self.start + std::time::Duration::from_secs_f64(due);
+            self.wait = Some(Box::pin(tokio::time::sleep_until(at)));
+        }
+    }
 }
 
 impl axum::serve::Listener for LimitedListener {
@@ -181,6 +224,7 @@ impl axum::serve::Listener for LimitedListener {
                         LimitedConnection {
                             stream,
                             _slot: slot,
+                            pacer: self.limit_rate.map(Pacer::new),
                         },
                         addr,
                     )
@@ -212,7 +256,16 @@ impl tokio::io::AsyncWrite for LimitedConnection {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+        let this = &mut *self;
+        let Some(pacer) = &mut this.pacer else {
+            return std::pin::Pin::new(&mut this.stream).poll_write(cx, buf);
+        };
+        let allowed = std::task::ready!(pacer.poll_allowance(cx));
+        let n = buf.len().min(allowed);
+        let written =
+            std::task::ready!(std::pin::Pin::new(&mut this.stream).poll_write(cx, &buf[..n]))?;
+        pacer.sent += written as u64;
+        std::task::Poll::Ready(Ok(written))
     }
 
     fn poll_flush(
@@ -245,14 +298,24 @@ pub fn router(dir: &Path, max_connections: usize) -> std::io::Result<Router> {
         .with_state(state))
 }
 
+/// How `serve` treats its clients.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Connections held open (and requests served) at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Bytes per second each connection may send (after a 64 KiB burst); `None`: no limit.
+    pub limit_rate: Option<u64>,
+}
+
 /// Serves `dir` on `addr` until interrupted; `on_ready` hears the bound address (useful when
 /// the port is 0).
 pub fn serve(
     dir: &Path,
     addr: SocketAddr,
-    max_connections: usize,
+    options: ServeOptions,
     on_ready: impl FnOnce(SocketAddr),
 ) -> std::io::Result<()> {
+    let max_connections = options.max_connections;
     if !dir.is_dir() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
@@ -269,6 +332,7 @@ pub fn serve(
         let listener = LimitedListener {
             inner,
             slots: Arc::new(tokio::sync::Semaphore::new(max_connections.max(1))),
+            limit_rate: options.limit_rate,
         };
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
