@@ -8,7 +8,7 @@
 //! each layer the accumulator is floored back to the activation grid.
 
 use super::arch::{HYPER_ACTIVATION_BITS, HYPER_WEIGHT_BITS};
-use super::conv::{pixel_shuffle, ConvKernel, FeatureMap};
+use super::conv::{ConvKernel, FeatureMap};
 use crate::entropy::SCALES;
 
 /// Activations are clamped to this magnitude (in real units) to bound the sums.
@@ -65,16 +65,8 @@ impl ExactHyperSynthesis {
         let wscale = f64::from(1u32 << HYPER_WEIGHT_BITS);
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
-            let mut out = layer.conv(&x);
             let floor_at = if i < last { 0.0 } else { -limit };
-            for v in &mut out.data {
-                *v = (*v / wscale).floor().clamp(floor_at, limit);
-            }
-            x = if layer.spec.upsample > 1 {
-                pixel_shuffle(&out, layer.spec.upsample)
-            } else {
-                out
-            };
+            x = layer.forward_with(&x, |v| (v / wscale).floor().clamp(floor_at, limit));
         }
         let log_scale = x.cropped(height, width);
         log_scale
