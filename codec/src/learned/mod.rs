@@ -13,7 +13,7 @@ pub mod defaults;
 pub mod hyper;
 
 pub use arch::{ConvSpec, LearnedArch, MIN_SCALE};
-pub use coder::LearnedCoder;
+pub use coder::{EntropyCost, LearnedCoder};
 
 use std::collections::BTreeMap;
 
