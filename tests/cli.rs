@@ -2,14 +2,10 @@
 
 mod common;
 
-use common::{read_y4m, rgb_frames, run, run_ok, sample, stderr};
+use common::{encode, read_y4m, rgb_frames, run, run_ok, s, sample, stderr};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
-}
-
-fn s(p: &std::path::Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]
@@ -18,7 +14,7 @@ fn encode_info_decode_keeps_frame_count_and_size() {
     let clip = sample("carphone_pristine.mp4");
     let aez = dir.path().join("c.aez");
     let y4m = dir.path().join("c.y4m");
-    let printed = run_ok("aecodec", &["encode", s(&clip), "-o", s(&aez)]);
+    let printed = encode(&clip, &aez, &[]);
     assert_eq!(
         printed.trim(),
         s(&aez),
@@ -46,20 +42,7 @@ fn lossless_step_round_trips_exactly_through_ffv1() {
     let clip = sample("bikes.mp4");
     let aez = dir.path().join("b.aez");
     let mkv = dir.path().join("b.mkv");
-    run_ok(
-        "aecodec",
-        &[
-            "encode",
-            "--pixel",
-            s(&clip),
-            "-o",
-            s(&aez),
-            "--step",
-            "1",
-            "--frames",
-            "6",
-        ],
-    );
+    encode(&clip, &aez, &["--pixel", "--step", "1", "--frames", "6"]);
     run_ok("aecodec", &["decode", s(&aez), "-o", s(&mkv)]);
     let original = rgb_frames(&clip, 6);
     let decoded = rgb_frames(&mkv, usize::MAX);
@@ -72,19 +55,10 @@ fn mp4_output_has_every_frame() {
     let dir = tmp();
     let aez = dir.path().join("c.aez");
     let mp4 = dir.path().join("c.mp4");
-    run_ok(
-        "aecodec",
-        &[
-            "encode",
-            "--pixel",
-            s(&sample("carphone_pristine.mp4")),
-            "-o",
-            s(&aez),
-            "--frames",
-            "9",
-            "--step",
-            "8",
-        ],
+    encode(
+        &sample("carphone_pristine.mp4"),
+        &aez,
+        &["--pixel", "--frames", "9", "--step", "8"],
     );
     run_ok("aecodec", &["decode", s(&aez), "-o", s(&mp4)]);
     let frames = rgb_frames(&mp4, usize::MAX);
@@ -96,17 +70,10 @@ fn mp4_output_has_every_frame() {
 fn truncated_file_decodes_every_complete_frame() {
     let dir = tmp();
     let aez = dir.path().join("c.aez");
-    run_ok(
-        "aecodec",
-        &[
-            "encode",
-            s(&sample("carphone_pristine.mp4")),
-            "-o",
-            s(&aez),
-            "--frames",
-            "10",
-            "--intra-only",
-        ],
+    encode(
+        &sample("carphone_pristine.mp4"),
+        &aez,
+        &["--frames", "10", "--intra-only"],
     );
     let bytes = std::fs::read(&aez).unwrap();
     let info: serde_json::Value =
@@ -148,17 +115,7 @@ fn truncated_file_decodes_every_complete_frame() {
 fn flipped_payload_byte_is_caught_by_crc() {
     let dir = tmp();
     let aez = dir.path().join("c.aez");
-    run_ok(
-        "aecodec",
-        &[
-            "encode",
-            s(&sample("carphone_pristine.mp4")),
-            "-o",
-            s(&aez),
-            "--frames",
-            "4",
-        ],
-    );
+    encode(&sample("carphone_pristine.mp4"), &aez, &["--frames", "4"]);
     let mut bytes = std::fs::read(&aez).unwrap();
     // Flip a bit in the middle of the second frame's payload (not in a packet head).
     let mut reader = aecodec::container::ContainerReader::new(&bytes[..]).unwrap();
@@ -242,18 +199,7 @@ fn outputs_never_replace_inputs_or_existing_files_without_force() {
     );
     assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
     assert_eq!(std::fs::read(&clip).unwrap(), before);
-    run_ok(
-        "aecodec",
-        &[
-            "encode",
-            s(&clip),
-            "-o",
-            s(&existing),
-            "--force",
-            "--frames",
-            "2",
-        ],
-    );
+    encode(&clip, &existing, &["--force", "--frames", "2"]);
     assert_ne!(std::fs::read(&existing).unwrap(), b"keep me");
 }
 
@@ -261,19 +207,10 @@ fn outputs_never_replace_inputs_or_existing_files_without_force() {
 fn player_frames_are_identical_to_the_decoder_and_stdout_pipes_y4m() {
     let dir = tmp();
     let aez = dir.path().join("c.aez");
-    run_ok(
-        "aecodec",
-        &[
-            "encode",
-            "--pixel",
-            s(&sample("carphone_pristine.mp4")),
-            "-o",
-            s(&aez),
-            "--frames",
-            "12",
-            "--step",
-            "3",
-        ],
+    encode(
+        &sample("carphone_pristine.mp4"),
+        &aez,
+        &["--pixel", "--frames", "12", "--step", "3"],
     );
     let decoded = dir.path().join("d.y4m");
     let played = dir.path().join("p.y4m");
@@ -292,17 +229,7 @@ fn player_frames_are_identical_to_the_decoder_and_stdout_pipes_y4m() {
 fn paced_headless_playback_reports_statistics() {
     let dir = tmp();
     let aez = dir.path().join("c.aez");
-    run_ok(
-        "aecodec",
-        &[
-            "encode",
-            s(&sample("carphone_pristine.mp4")),
-            "-o",
-            s(&aez),
-            "--frames",
-            "15",
-        ],
-    );
+    encode(&sample("carphone_pristine.mp4"), &aez, &["--frames", "15"]);
     let stats: serde_json::Value = serde_json::from_str(&run_ok(
         "aeplay",
         &["play", s(&aez), "--null", "--stats-json"],
@@ -361,17 +288,7 @@ fn interrupted_encode_leaves_nothing_behind() {
 fn bench_reports_every_stage_as_json() {
     let dir = tmp();
     let aez = dir.path().join("c.aez");
-    run_ok(
-        "aecodec",
-        &[
-            "encode",
-            s(&sample("carphone_pristine.mp4")),
-            "-o",
-            s(&aez),
-            "--frames",
-            "8",
-        ],
-    );
+    encode(&sample("carphone_pristine.mp4"), &aez, &["--frames", "8"]);
     let report: serde_json::Value = serde_json::from_str(&run_ok(
         "aecodec",
         &["bench", s(&aez), "--runs", "1", "--json"],
@@ -404,19 +321,7 @@ fn every_built_in_quality_decodes_and_costs_more_bits_at_higher_levels() {
     for q in ["1", "2", "3", "4"] {
         let aez = dir.path().join(format!("q{q}.aez"));
         let mkv = dir.path().join(format!("q{q}.mkv"));
-        run_ok(
-            "aecodec",
-            &[
-                "encode",
-                s(&clip),
-                "-o",
-                s(&aez),
-                "--quality",
-                q,
-                "--frames",
-                "4",
-            ],
-        );
+        encode(&clip, &aez, &["--quality", q, "--frames", "4"]);
         run_ok("aecodec", &["decode", s(&aez), "-o", s(&mkv)]);
         let decoded = rgb_frames(&mkv, usize::MAX);
         assert_eq!(decoded.len(), 4, "q{q}");

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use common::{bin, run, run_ok, sample};
+use common::{bin, encode, run, run_ok, s, sample};
 
 /// A running server process, killed when dropped.
 struct Server {
@@ -52,10 +52,6 @@ impl Drop for Server {
     }
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// A served directory with a PCA-coded clip (and its model) and a pixel-coded clip.
 fn media_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -80,19 +76,10 @@ fn media_dir() -> tempfile::TempDir {
             "10",
         ],
     );
-    run_ok(
-        "aecodec",
-        &[
-            "encode",
-            "--pixel",
-            s(&clip),
-            "-o",
-            s(&dir.path().join("small.aez")),
-            "--step",
-            "8",
-            "--frames",
-            "30",
-        ],
+    encode(
+        &clip,
+        &dir.path().join("small.aez"),
+        &["--pixel", "--step", "8", "--frames", "30"],
     );
     dir
 }
@@ -443,19 +430,10 @@ fn fetch_text(url: &str) -> String {
 fn playback_survives_the_server_being_killed_and_restarted() {
     let media = tempfile::tempdir().unwrap();
     // Large enough that socket buffers cannot hold it: the kill lands mid-stream.
-    run_ok(
-        "aecodec",
-        &[
-            "encode",
-            "--pixel",
-            s(&sample("bikes.mp4")),
-            "-o",
-            s(&media.path().join("bikes.aez")),
-            "--step",
-            "2",
-            "--frames",
-            "100",
-        ],
+    encode(
+        &sample("bikes.mp4"),
+        &media.path().join("bikes.aez"),
+        &["--pixel", "--step", "2", "--frames", "100"],
     );
     // Loopback sockets can buffer tens of megabytes, so an unpaced server may have handed the
     // whole file to the kernel before the kill; at 3 MB/s at most ~3 MB of 14 have gone.

@@ -37,6 +37,18 @@ pub fn bin(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A path as a command-line argument (test paths are UTF-8).
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// Runs `aecodec encode INPUT -o OUTPUT ARGS…`, asserting success; returns its stdout.
+pub fn encode(input: &Path, output: &Path, args: &[&str]) -> String {
+    let mut all = vec!["encode", s(input), "-o", s(output)];
+    all.extend_from_slice(args);
+    run_ok("aecodec", &all)
+}
+
 /// Runs a binary with arguments and returns its output.
 pub fn run(name: &str, args: &[&str]) -> Output {
     Command::new(bin(name))
