@@ -229,54 +229,57 @@ impl<T: Scalar> ConvKernel<T> {
         let out_ptr = SharedOut(data.as_mut_ptr());
         let out_ref = &out_ptr;
         let activation = &activation;
-        std::thread::scope(|scope| {
-            for w in 0..workers {
-                let bands = &bands;
-                scope.spawn(move || {
-                    let (mut cols, mut product) = (Vec::new(), Vec::new());
-                    for &y0 in bands.iter().skip(w).step_by(workers) {
-                        let rows = band.min(ho - y0);
-                        let n = rows * wo;
-                        self.im2col(input, y0, rows, wo, &mut cols);
-                        if product.len() < m * n {
-                            product.resize(m * n, T::ZERO);
-                        }
-                        // SAFETY: `cols` is kdim×n and `product` at least m×n, row-major.
-                        unsafe {
-                            T::gemm(
-                                m,
-                                kdim,
-                                n,
-                                self.weight.as_ptr(),
-                                cols.as_ptr(),
-                                product.as_mut_ptr(),
-                                n as isize,
-                            );
-                        }
-                        for row in 0..rows {
-                            for group in 0..m / r {
-                                let (ch, i) = (group / r, group % r);
-                                let y = (y0 + row) * r + i;
-                                // SAFETY: output row (ch, y) comes from output channels
-                                // group·r .. group·r + r at conv row y0 + row alone: no other
-                                // band or group writes it, and it lies inside `len`.
-                                let dst = unsafe {
-                                    std::slice::from_raw_parts_mut(
-                                        out_ref.0.add((ch * height + y) * width)
-                                            as *mut std::mem::MaybeUninit<T>,
-                                        width,
-                                    )
-                                };
-                                let src = |j: usize| {
-                                    let o = group * r + j;
-                                    (&product[o * n + row * wo..][..wo], self.bias[o])
-                                };
-                                write_shuffled_row(dst, r, src, activation);
-                            }
-                        }
+        let bands = &bands;
+        let work = move |w: usize| {
+            let (mut cols, mut product) = (Vec::new(), Vec::new());
+            for &y0 in bands.iter().skip(w).step_by(workers) {
+                let rows = band.min(ho - y0);
+                let n = rows * wo;
+                self.im2col(input, y0, rows, wo, &mut cols);
+                if product.len() < m * n {
+                    product.resize(m * n, T::ZERO);
+                }
+                // SAFETY: `cols` is kdim×n and `product` at least m×n, row-major.
+                unsafe {
+                    T::gemm(
+                        m,
+                        kdim,
+                        n,
+                        self.weight.as_ptr(),
+                        cols.as_ptr(),
+                        product.as_mut_ptr(),
+                        n as isize,
+                    );
+                }
+                for row in 0..rows {
+                    for group in 0..m / r {
+                        let (ch, i) = (group / r, group % r);
+                        let y = (y0 + row) * r + i;
+                        // SAFETY: output row (ch, y) comes from output channels
+                        // group·r .. group·r + r at conv row y0 + row alone: no other
+                        // band or group writes it, and it lies inside `len`.
+                        let dst = unsafe {
+                            std::slice::from_raw_parts_mut(
+                                out_ref.0.add((ch * height + y) * width)
+                                    as *mut std::mem::MaybeUninit<T>,
+                                width,
+                            )
+                        };
+                        let src = |j: usize| {
+                            let o = group * r + j;
+                            (&product[o * n + row * wo..][..wo], self.bias[o])
+                        };
+                        write_shuffled_row(dst, r, src, activation);
                     }
-                });
+                }
             }
+        };
+        // Worker 0 runs on the calling thread: no spawn at all when one thread does the work.
+        std::thread::scope(|scope| {
+            for w in 1..workers {
+                scope.spawn(move || work(w));
+            }
+            work(0);
         });
         // SAFETY: the bands cover rows 0..ho and every channel, so the epilogues wrote all
         // `len` values (the shuffle is a bijection onto the output).
