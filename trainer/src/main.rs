@@ -8,6 +8,7 @@ use std::sync::Arc;
 use aecodec::learned::{LearnedArch, LearnedModel};
 use aecodec::model_file::Model;
 use aetrain::data::FrameSampling;
+use aetrain::device::TrainDevice;
 use aetrain::train::{TrainConfig, TrainEvent};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -53,6 +54,10 @@ struct TrainArgs {
     /// One sampled frame in this many is held out for validation.
     #[arg(long, default_value_t = 10)]
     holdout_every: usize,
+    /// Where the network trains: cpu (burn's Flex backend), or with a `--features tch` build
+    /// libtorch (its CPU), cuda or cuda:N (a GPU).
+    #[arg(long, default_value = "cpu")]
+    device: TrainDevice,
     /// Replace the output if it exists.
     #[arg(long)]
     force: bool,
@@ -203,14 +208,15 @@ fn train(
         seed: a.seed,
         validate_every: a.validate_every,
         arch: LearnedArch::DEFAULT,
+        device: a.device,
         start,
         resume,
         command: std::env::args().collect::<Vec<_>>().join(" "),
     };
     let (enc, dec) = config.arch.macs_per_pixel();
     eprintln!(
-        "training: lambda {lambda}, {} steps of {} {}x{} crops; encoder {:.0} MAC/px, decoder {:.0} MAC/px",
-        a.steps, a.batch, a.crop, a.crop, enc, dec
+        "training on {}: lambda {lambda}, {} steps of {} {}x{} crops; encoder {:.0} MAC/px, decoder {:.0} MAC/px",
+        a.device, a.steps, a.batch, a.crop, a.crop, enc, dec
     );
     let bar = indicatif::ProgressBar::new(a.steps);
     bar.set_style(indicatif::ProgressStyle::with_template(

@@ -19,6 +19,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::data::{sample_frames, FrameSampling};
+use crate::device::TrainDevice;
 use crate::model::LearnedNet;
 
 /// Why training could not run.
@@ -30,6 +31,8 @@ pub enum TrainError {
     NoFrames(usize),
     #[error("model: {0}")]
     Model(#[from] aecodec::model_file::ModelError),
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
 }
 
 /// Everything a training run needs.
@@ -49,6 +52,8 @@ pub struct TrainConfig {
     /// Validate (and checkpoint) every this many steps.
     pub validate_every: u64,
     pub arch: LearnedArch,
+    /// Where the network runs (validation codes with the codec's own CPU kernels).
+    pub device: TrainDevice,
     /// Start from these weights (resume or fine-tune).
     pub start: Option<Arc<LearnedModel>>,
     /// Whether `start` is the same run continued (`--resume`) or a parent (`finetune`).
@@ -191,8 +196,8 @@ pub fn train(
     mut on_event: impl FnMut(TrainEvent<'_>),
 ) -> Result<Vec<u8>, TrainError> {
     let started = Instant::now();
+    let device = config.device.burn()?.autodiff();
     let frames = load_frames(config)?;
-    let device = Device::flex().autodiff();
     device.seed(config.seed);
     let mut rng = Rng(config.seed ^ 0x9e37_79b9_7f4a_7c15);
     let (arch, mut net, previous_steps, parent, previous_seconds) = match &config.start {

@@ -1,6 +1,9 @@
 //! The trainer's burn model and the codec's own inference kernels compute the same transforms,
 //! a few real training steps produce a model the codec codes with, and fine-tuning and
 //! resuming keep their lineage.
+//!
+//! The suite runs on burn's Flex CPU backend, or on another device named by
+//! `AETRAIN_TEST_DEVICE` (`libtorch` with a `--features tch` build: the cross-backend check).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +13,7 @@ use aecodec::container::FrameType;
 use aecodec::learned::conv::FeatureMap;
 use aecodec::learned::{new_info, LearnedArch, LearnedCoder, LearnedModel};
 use aetrain::data::FrameSampling;
+use aetrain::device::TrainDevice;
 use aetrain::model::LearnedNet;
 use aetrain::train::{train, TrainConfig, TrainEvent};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -19,6 +23,17 @@ use burn::tensor::{Device, Tensor, TensorData};
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The device under test: `$AETRAIN_TEST_DEVICE`, else the CPU.
+fn test_device() -> TrainDevice {
+    std::env::var("AETRAIN_TEST_DEVICE")
+        .map(|name| name.parse().expect("AETRAIN_TEST_DEVICE"))
+        .unwrap_or_default()
+}
+
+fn burn_device() -> Device {
+    test_device().burn().expect("the test device is built in")
 }
 
 fn clip() -> PathBuf {
@@ -36,7 +51,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn codec_kernels_match_burn_on_the_same_weights() {
     let _turn = serial();
-    let device = Device::flex();
+    let device = burn_device();
     device.seed(5);
     let arch = LearnedArch::DEFAULT;
     let net = LearnedNet::new(&arch, &device);
@@ -122,6 +137,7 @@ fn config(steps: u64) -> TrainConfig {
         seed: 3,
         validate_every: steps.max(1),
         arch: LearnedArch::DEFAULT,
+        device: test_device(),
         start: None,
         resume: false,
         command: "test".into(),
@@ -202,7 +218,7 @@ fn a_latent_from_burn_is_parsed_exactly_by_the_codec() {
     let _turn = serial();
     // Encoder on one backend (burn's Flex), decoder on another (the codec's kernels): parsing
     // depends only on integers, so the decoder recovers exactly the rounded latent.
-    let device = Device::flex();
+    let device = burn_device();
     device.seed(11);
     let arch = LearnedArch::DEFAULT;
     let net = LearnedNet::new(&arch, &device);
