@@ -28,6 +28,8 @@ pub enum DeviceError {
          (build with `--features tch`; scripts/gpu-build does)"
     )]
     NotBuilt(TrainDevice),
+    #[error("device '{device}' is not there: libtorch sees {found} CUDA device(s)")]
+    Missing { device: TrainDevice, found: i64 },
 }
 
 impl FromStr for TrainDevice {
@@ -69,7 +71,18 @@ impl TrainDevice {
             Self::LibTorch => Ok(Device::libtorch()),
             #[cfg(feature = "tch")]
             #[allow(deprecated)]
-            Self::Cuda(n) => Ok(Device::libtorch_cuda(n)),
+            Self::Cuda(n) => {
+                // libtorch panics on its first tensor when the GPU is missing: ask first.
+                let found = tch::Cuda::device_count();
+                if (n as i64) < found {
+                    Ok(Device::libtorch_cuda(n))
+                } else {
+                    Err(DeviceError::Missing {
+                        device: self,
+                        found,
+                    })
+                }
+            }
             #[cfg(not(feature = "tch"))]
             other => Err(DeviceError::NotBuilt(other)),
         }
