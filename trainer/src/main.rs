@@ -12,7 +12,7 @@ use aetrain::device::TrainDevice;
 use aetrain::train::{TrainConfig, TrainEvent};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 #[derive(Parser)]
 #[command(name = "aetrain", version, about = "Fit aecodec models")]
@@ -222,6 +222,7 @@ fn train(
     bar.set_style(indicatif::ProgressStyle::with_template(
         "training [{elapsed_precise}] {wide_bar} {pos}/{len} steps ({per_sec}, eta {eta}) {msg}",
     )?);
+    let interactive = std::io::stderr().is_terminal();
     let output = a.output.clone();
     let mut smooth: Option<(f64, f64, f64)> = None;
     let mut checkpoint_error = None;
@@ -231,6 +232,17 @@ fn train(
             *s = (0.95 * s.0 + 0.05 * loss, 0.95 * s.1 + 0.05 * bpp, 0.95 * s.2 + 0.05 * psnr);
             bar.set_position(step);
             bar.set_message(format!("loss {:.3}, {:.3} bpp, {:.2} dB", s.0, s.1, s.2));
+            // The bar is hidden when stderr is not a terminal (nohup, CI logs): a line instead.
+            if !interactive && step.is_multiple_of(PLAIN_PROGRESS_EVERY) {
+                eprintln!(
+                    "step {step}/{}: loss {:.3}, {:.3} bpp, {:.2} dB ({:.0} s)",
+                    a.steps,
+                    s.0,
+                    s.1,
+                    s.2,
+                    bar.elapsed().as_secs_f64()
+                );
+            }
         }
         TrainEvent::Validation { step, bpp, psnr, model_bytes } => {
             bar.suspend(|| {
@@ -260,6 +272,9 @@ fn train(
     println!("{}", output.display());
     Ok(())
 }
+
+/// Steps between plain progress lines when stderr is not a terminal.
+const PLAIN_PROGRESS_EVERY: u64 = 100;
 
 fn write_model(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let mut file = AtomicFile::create(path)?;
