@@ -87,11 +87,6 @@ impl TrainDevice {
             other => Err(DeviceError::NotBuilt(other)),
         }
     }
-
-    /// Whether this build can run libtorch devices.
-    pub const fn libtorch_built() -> bool {
-        cfg!(feature = "tch")
-    }
 }
 
 #[cfg(test)]
@@ -124,7 +119,7 @@ mod tests {
     fn the_cpu_device_is_always_there_and_libtorch_only_with_the_feature() {
         assert!(TrainDevice::Cpu.burn().is_ok());
         let libtorch = TrainDevice::LibTorch.burn();
-        assert_eq!(libtorch.is_ok(), TrainDevice::libtorch_built());
+        assert_eq!(libtorch.is_ok(), cfg!(feature = "tch"));
         if let Err(e) = libtorch {
             assert!(e.to_string().contains("--features tch"), "{e}");
         }

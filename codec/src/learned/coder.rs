@@ -76,22 +76,22 @@ impl LearnedCoder {
         self.last_cost
     }
 
-    /// Writes the ANS stream of `items` after `payload`'s index bytes, recording its cost.
+    /// Writes the ANS stream of `items` after `payload`'s index bytes; returns the payload and
+    /// what the stream cost.
     fn finish_payload(
-        &mut self,
         mut payload: Vec<u8>,
         items: Vec<(&CategoricalTable, i32)>,
-    ) -> Result<Vec<u8>, CoderError> {
+    ) -> Result<(Vec<u8>, EntropyCost), CoderError> {
         let ideal_bits = entropy::information_content(items.iter().copied());
         let symbols = items.len();
         let words = entropy::encode(items.into_iter())?;
-        self.last_cost = Some(EntropyCost {
+        entropy::write_words(&mut payload, &words);
+        let cost = EntropyCost {
             symbols,
             ideal_bits,
             coded_bits: 32 * words.len() as u64,
-        });
-        entropy::write_words(&mut payload, &words);
-        Ok(payload)
+        };
+        Ok((payload, cost))
     }
 
     fn latent_len(&self) -> usize {
@@ -122,7 +122,7 @@ impl LearnedCoder {
             .unwrap_or(guess)
     }
 
-    fn encode_intra(&mut self, y: &[i32], z: &[i32]) -> Result<Vec<u8>, CoderError> {
+    fn encode_intra(&self, y: &[i32], z: &[i32]) -> Result<(Vec<u8>, EntropyCost), CoderError> {
         let bank = ScaleBank::get();
         let plane = self.side.1 * self.side.2;
         let side_indices: Vec<u8> = z.chunks(plane).map(Self::choose_index).collect();
@@ -135,10 +135,14 @@ impl LearnedCoder {
         for (&v, &index) in y.iter().zip(&indices) {
             bank.push_symbols(index, v, &mut items);
         }
-        self.finish_payload(side_indices, items)
+        Self::finish_payload(side_indices, items)
     }
 
-    fn encode_predicted(&mut self, y: &[i32], reference: &[i32]) -> Result<Vec<u8>, CoderError> {
+    fn encode_predicted(
+        &self,
+        y: &[i32],
+        reference: &[i32],
+    ) -> Result<(Vec<u8>, EntropyCost), CoderError> {
         let bank = ScaleBank::get();
         let plane = self.latent.1 * self.latent.2;
         let delta: Vec<i32> = y.iter().zip(reference).map(|(a, b)| a - b).collect();
@@ -160,7 +164,7 @@ impl LearnedCoder {
                 }
             }
         }
-        self.finish_payload(indices, items)
+        Self::finish_payload(indices, items)
     }
 
     /// Codes a latent `y` computed elsewhere (by another backend, say): only its rounding and
@@ -178,9 +182,9 @@ impl LearnedCoder {
             )));
         }
         let y = round_latent(y_map);
-        let (payload, frame_type) = match (frame_type, self.reference.take()) {
+        let ((payload, cost), frame_type) = match (frame_type, &self.reference) {
             (FrameType::Predicted, Some(reference)) => {
-                (self.encode_predicted(&y, &reference)?, FrameType::Predicted)
+                (self.encode_predicted(&y, reference)?, FrameType::Predicted)
             }
             _ => {
                 let z = round_latent(&self.model.hyper_analyze(y_map));
@@ -188,6 +192,7 @@ impl LearnedCoder {
             }
         };
         self.reference = Some(y);
+        self.last_cost = Some(cost);
         Ok(EncodedFrame {
             frame_type,
             payload,
