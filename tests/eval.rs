@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{rgb_frames, run_ok, sample};
+use std::path::Path;
+
+use common::{encode, rgb_frames, run_ok, s, sample};
 
 #[test]
 fn pca_at_a_fine_step_is_high_quality_and_its_rate_is_the_file_size() {
@@ -11,20 +13,10 @@ fn pca_at_a_fine_step_is_high_quality_and_its_rate_is_the_file_size() {
     let model = common::root().join("samples/models/pca8.model");
     let aez = dir.path().join("p.aez");
     let mkv = dir.path().join("p.mkv");
-    run_ok(
-        "aecodec",
-        &[
-            "encode",
-            clip.to_str().unwrap(),
-            "-o",
-            aez.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-            "--step",
-            "1",
-            "--frames",
-            "4",
-        ],
+    encode(
+        &clip,
+        &aez,
+        &["--model", s(&model), "--step", "1", "--frames", "4"],
     );
     run_ok(
         "aecodec",
@@ -195,40 +187,18 @@ fn predicted_frames_cost_less_decode_identically_and_seek_to_intra_frames() {
     let dir = tempfile::tempdir().unwrap();
     let clip = sample("carphone_pristine.mp4");
     let model = common::root().join("samples/models/pca8.model");
-    let (m, c) = (model.to_str().unwrap(), clip.to_str().unwrap());
+    let m = s(&model);
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
-    run_ok(
-        "aecodec",
-        &[
-            "encode",
-            c,
-            "-o",
-            &path("i.aez"),
-            "--model",
-            m,
-            "--step",
-            "16",
-            "--frames",
-            "40",
-            "--intra-only",
-        ],
+    let opts = ["--model", m, "--step", "16", "--frames", "40"];
+    encode(
+        &clip,
+        Path::new(&path("i.aez")),
+        &[&opts[..], &["--intra-only"]].concat(),
     );
-    run_ok(
-        "aecodec",
-        &[
-            "encode",
-            c,
-            "-o",
-            &path("p.aez"),
-            "--model",
-            m,
-            "--step",
-            "16",
-            "--frames",
-            "40",
-            "--gop",
-            "10",
-        ],
+    encode(
+        &clip,
+        Path::new(&path("p.aez")),
+        &[&opts[..], &["--gop", "10"]].concat(),
     );
     let info = |p: &str| -> serde_json::Value {
         serde_json::from_str(&run_ok("aecodec", &["info", p, "--json"])).unwrap()
