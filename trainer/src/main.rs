@@ -85,6 +85,10 @@ enum Command {
         /// Start from this model's weights (for example to train another quality level).
         #[arg(long, conflicts_with = "resume")]
         init: Option<PathBuf>,
+        /// Channels of the latent (default 64, or the --init model's). Larger than the --init
+        /// model's widens it: its trained weights are kept and the added channels learn.
+        #[arg(long, conflicts_with = "resume", value_parser = clap::value_parser!(u16).range(1..=512))]
+        latent_channels: Option<u16>,
         #[command(flatten)]
         args: TrainArgs,
     },
@@ -141,6 +145,7 @@ fn run(cli: Cli) -> Result<()> {
             quality,
             resume,
             init,
+            latent_channels,
             args,
         } => {
             let (start, resuming) = match (resume, init) {
@@ -151,12 +156,17 @@ fn run(cli: Cli) -> Result<()> {
             let resumed = start.as_ref().filter(|_| resuming);
             let lambda = lambda.or(resumed.map(|m| m.info.lambda)).unwrap_or(0.01);
             let quality = quality.or(resumed.map(|m| m.info.quality)).unwrap_or(1);
-            train(clips, lambda, quality, start, resuming, args)
+            let mut arch = start.as_ref().map_or(LearnedArch::DEFAULT, |m| m.info.arch);
+            if let Some(n) = latent_channels {
+                arch.latent_channels = n;
+            }
+            train(clips, lambda, quality, arch, start, resuming, args)
         }
         Command::Finetune { movie, from, args } => {
             let start = load_learned(&from)?;
             let (lambda, quality) = (start.info.lambda, start.info.quality);
-            train(vec![movie], lambda, quality, Some(start), false, args)
+            let arch = start.info.arch;
+            train(vec![movie], lambda, quality, arch, Some(start), false, args)
         }
         pca @ Command::Pca { .. } => fit_pca(pca),
     }
@@ -176,6 +186,7 @@ fn train(
     clips: Vec<PathBuf>,
     lambda: f64,
     quality: u8,
+    arch: LearnedArch,
     start: Option<Arc<LearnedModel>>,
     resume: bool,
     a: TrainArgs,
@@ -207,7 +218,7 @@ fn train(
         learning_rate: a.lr,
         seed: a.seed,
         validate_every: a.validate_every,
-        arch: LearnedArch::DEFAULT,
+        arch,
         device: a.device,
         start,
         resume,

@@ -173,6 +173,45 @@ impl LearnedNet {
         net
     }
 
+    /// A network of `arch` that starts as the smaller trained model (`from`, `weights`) embedded
+    /// in it: every trained weight keeps its place, the added channels start from the fresh
+    /// initialization, and the weights reading any added channel start at a tenth of it, so
+    /// the widened network begins close to what the trained one did (exactly, were the
+    /// added channels zero) and training can grow the new channels from there.
+    ///
+    /// Pixel shuffles take output channel `c` from conv outputs `c·r²..(c+1)·r²`, so a prefix
+    /// of the conv outputs is a prefix of the shuffled channels and embedding by prefix keeps
+    /// every trained filter in its place.
+    pub fn widened_from(
+        arch: &LearnedArch,
+        from: &LearnedArch,
+        weights: &LearnedWeights,
+        device: &Device,
+    ) -> Result<Self, String> {
+        if !from.fits_in(arch) {
+            return Err(format!(
+                "a model of {from:?} cannot be widened to {arch:?}: every channel count must stay or grow"
+            ));
+        }
+        let fresh = Self::new(arch, device).weights(arch);
+        let mut widened = LearnedWeights::default();
+        let old_shapes: std::collections::BTreeMap<_, _> =
+            LearnedWeights::expected_shapes(from).into_iter().collect();
+        for (name, shape) in LearnedWeights::expected_shapes(arch) {
+            let mut values = fresh.get(&name).to_vec();
+            let old_shape = &old_shapes[&name];
+            if shape.len() == 4 {
+                scale_inputs_from(&mut values, &shape, old_shape[1], 0.1);
+            }
+            if from.latent_channels < arch.latent_channels {
+                start_added_latents_quiet(&name, &mut values, &shape, old_shape[0]);
+            }
+            embed(&mut values, &shape, weights.get(&name), old_shape);
+            widened.insert(name, values);
+        }
+        Ok(Self::from_weights(arch, &widened, device))
+    }
+
     /// Inference helpers for tests: the synthesis of a latent.
     pub fn synthesize(&self, y_hat: Tensor<4>) -> Tensor<4> {
         self.g_s.forward(y_hat)
@@ -181,6 +220,51 @@ impl LearnedNet {
     /// The analysis of a frame.
     pub fn analyze(&self, x: Tensor<4>) -> Tensor<4> {
         self.g_a.forward(x)
+    }
+}
+
+/// Added latent channels start near zero and predicted as such (a small Laplace scale), so
+/// that they cost few bits until training finds a use for them: otherwise a freshly
+/// initialized hyper-synthesis predicts scale 1 and the widened model starts at twice the
+/// rate. Acts on outputs `first..` of the layers that make the latent and its log-scales.
+fn start_added_latents_quiet(name: &str, values: &mut [f32], shape: &[usize], first: usize) {
+    let per_output: usize = shape[1..].iter().product();
+    let added = &mut values[first * per_output..];
+    match name {
+        "g_a.3.weight" | "h_s.2.weight" => added.iter_mut().for_each(|v| *v *= 0.1),
+        // Above MIN_SCALE, where the clamp would stop the gradient.
+        "h_s.2.bias" => added.fill(0.2f32.ln()),
+        _ => {}
+    }
+}
+
+/// Multiplies the weights of input channels `first..` of a conv weight `[out, in, k, k]`.
+fn scale_inputs_from(values: &mut [f32], shape: &[usize], first: usize, factor: f32) {
+    let (inputs, kernel) = (shape[1], shape[2] * shape[3]);
+    for (index, v) in values.iter_mut().enumerate() {
+        if (index / kernel) % inputs >= first {
+            *v *= factor;
+        }
+    }
+}
+
+/// Copies `old` (shape `old_shape`) into the leading corner of `values` (shape `shape`, no
+/// smaller in any dimension); both row-major.
+fn embed(values: &mut [f32], shape: &[usize], old: &[f32], old_shape: &[usize]) {
+    // Strides of both layouts; a 1-d bias is the same loop with no inner dimensions.
+    let inner: usize = shape[1..].iter().product();
+    let old_inner: usize = old_shape[1..].iter().product();
+    for o in 0..old_shape[0] {
+        if shape.len() == 1 {
+            values[o] = old[o];
+            continue;
+        }
+        let kernel: usize = shape[2..].iter().product();
+        for i in 0..old_shape[1] {
+            let to = o * inner + i * kernel;
+            let from = o * old_inner + i * kernel;
+            values[to..to + kernel].copy_from_slice(&old[from..from + kernel]);
+        }
     }
 }
 

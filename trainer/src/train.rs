@@ -31,6 +31,8 @@ pub enum TrainError {
     NoFrames(usize),
     #[error("model: {0}")]
     Model(#[from] aecodec::model_file::ModelError),
+    #[error("architecture: {0}")]
+    Arch(String),
     #[error(transparent)]
     Device(#[from] crate::device::DeviceError),
 }
@@ -51,6 +53,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Validate (and checkpoint) every this many steps.
     pub validate_every: u64,
+    /// The network's architecture. A `start` model of a narrower one is widened to it
+    /// ([`LearnedNet::widened_from`]).
     pub arch: LearnedArch,
     /// Where the network runs (validation codes with the codec's own CPU kernels).
     pub device: TrainDevice,
@@ -201,7 +205,7 @@ pub fn train(
     device.seed(config.seed);
     let mut rng = Rng(config.seed ^ 0x9e37_79b9_7f4a_7c15);
     let (arch, mut net, previous_steps, parent, previous_seconds) = match &config.start {
-        Some(m) => (
+        Some(m) if m.info.arch == config.arch => (
             m.info.arch,
             LearnedNet::from_weights(&m.info.arch, &m.weights, &device),
             if config.resume { m.info.steps } else { 0 },
@@ -215,6 +219,20 @@ pub fn train(
             } else {
                 0.0
             },
+        ),
+        Some(m) if config.resume => {
+            return Err(TrainError::Arch(format!(
+                "a resumed run keeps its architecture ({:?}); use --init to start a wider one",
+                m.info.arch
+            )))
+        }
+        Some(m) => (
+            config.arch,
+            LearnedNet::widened_from(&config.arch, &m.info.arch, &m.weights, &device)
+                .map_err(TrainError::Arch)?,
+            0,
+            Some(hex::encode(m.id)),
+            0.0,
         ),
         None => (
             config.arch,

@@ -1,6 +1,6 @@
 //! The trainer's burn model and the codec's own inference kernels compute the same transforms,
-//! a few real training steps produce a model the codec codes with, and fine-tuning and
-//! resuming keep their lineage.
+//! a few real training steps produce a model the codec codes with, fine-tuning and resuming
+//! keep their lineage, and widening a trained model keeps what it computed.
 //!
 //! The suite runs on burn's Flex CPU backend, or on another device named by
 //! `AETRAIN_TEST_DEVICE` (`libtorch` with a `--features tch` build: the cross-backend check).
@@ -295,4 +295,86 @@ fn training_lowers_the_loss_on_a_tiny_real_crop_set() {
         last < 0.8 * first,
         "loss {first:.3} -> {last:.3}: {losses:?}"
     );
+}
+
+/// The values of a burn tensor, in order.
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .as_slice::<f32>()
+        .unwrap()
+        .to_vec()
+}
+
+#[test]
+fn widening_the_latent_keeps_what_the_model_computed() {
+    let _turn = serial();
+    let device = burn_device();
+    device.seed(21);
+    let narrow = LearnedArch::DEFAULT;
+    let wide = LearnedArch {
+        latent_channels: narrow.latent_channels + 32,
+        ..narrow
+    };
+    let net = LearnedNet::new(&narrow, &device);
+    let weights = net.weights(&narrow);
+    let widened = LearnedNet::widened_from(&wide, &narrow, &weights, &device).unwrap();
+    assert!(LearnedNet::widened_from(&narrow, &wide, &widened.weights(&wide), &device).is_err());
+
+    // The analysis' first channels are the narrow model's latent, unchanged.
+    let (h, w) = (32, 48);
+    let image: Vec<f32> = (0..3 * h * w)
+        .map(|i| ((i * 37) % 256) as f32 / 255.0)
+        .collect();
+    let analyze = |net: &LearnedNet| {
+        net.analyze(Tensor::from_data(
+            TensorData::new(image.clone(), [1, 3, h, w]),
+            &device,
+        ))
+    };
+    let (m, m_wide) = (
+        usize::from(narrow.latent_channels),
+        usize::from(wide.latent_channels),
+    );
+    let y = values(analyze(&net));
+    let y_wide = values(analyze(&widened));
+    assert_eq!(y_wide.len(), y.len() / m * m_wide);
+    let diff = max_abs_diff(&y, &y_wide[..y.len()]);
+    assert!(diff <= 1e-5, "the kept latent channels moved by {diff}");
+
+    // A latent whose added channels are zero synthesizes to the narrow model's frame.
+    let (lh, lw) = (2, 3);
+    let latent: Vec<f32> = (0..m * lh * lw)
+        .map(|i| ((i * 13) % 7) as f32 - 3.0)
+        .collect();
+    let mut padded = latent.clone();
+    padded.resize(m_wide * lh * lw, 0.0);
+    let x = values(net.synthesize(Tensor::from_data(
+        TensorData::new(latent, [1, m, lh, lw]),
+        &device,
+    )));
+    let x_wide = values(widened.synthesize(Tensor::from_data(
+        TensorData::new(padded, [1, m_wide, lh, lw]),
+        &device,
+    )));
+    let diff = max_abs_diff(&x, &x_wide);
+    assert!(diff <= 1e-5, "the synthesis moved by {diff}");
+
+    // Through training: --init from a narrower model widens it; --resume keeps the arch.
+    let model = Arc::new(
+        LearnedModel::from_bytes(&LearnedModel::file_bytes_for(
+            &new_info(narrow, 0.01, 1),
+            &weights,
+        ))
+        .unwrap(),
+    );
+    let mut grow = config(1);
+    grow.arch = wide;
+    grow.start = Some(model.clone());
+    let grown = LearnedModel::from_bytes(&train(&grow, |_| {}).unwrap()).unwrap();
+    assert_eq!(grown.info.arch, wide);
+    assert_eq!(grown.info.parent, Some(hex::encode(model.id)));
+    grow.resume = true;
+    let refused = train(&grow, |_| {}).expect_err("resume into another arch");
+    assert!(refused.to_string().contains("architecture"), "{refused}");
 }

@@ -41,9 +41,9 @@ impl LearnedArch {
         side_channels: 32,
     };
 
-    /// Refuses sizes a model file could use to make the decoder allocate without bound.
-    pub fn check(&self) -> Result<(), String> {
-        let all = [
+    /// Every channel count, in declaration order.
+    fn channel_counts(&self) -> [u16; 7] {
+        [
             self.analysis_channels,
             self.latent_channels,
             self.synthesis_channels[0],
@@ -51,7 +51,21 @@ impl LearnedArch {
             self.synthesis_channels[2],
             self.hyper_channels,
             self.side_channels,
-        ];
+        ]
+    }
+
+    /// Whether a model of this architecture fits inside `wider` channel for channel, so
+    /// that its weights can start a model of `wider` (see the trainer's widening).
+    pub fn fits_in(&self, wider: &LearnedArch) -> bool {
+        self.channel_counts()
+            .iter()
+            .zip(wider.channel_counts())
+            .all(|(&narrow, wide)| narrow <= wide)
+    }
+
+    /// Refuses sizes a model file could use to make the decoder allocate without bound.
+    pub fn check(&self) -> Result<(), String> {
+        let all = self.channel_counts();
         if all.iter().any(|&c| c == 0 || c > 512) {
             return Err(format!("channel counts {all:?} outside 1..=512"));
         }
