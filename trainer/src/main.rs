@@ -85,7 +85,7 @@ enum Command {
         /// Start from this model's weights (for example to train another quality level).
         #[arg(long, conflicts_with = "resume")]
         init: Option<PathBuf>,
-        /// Channels of the latent (default 64, or the --init model's). Larger than the --init
+        /// Channels of the latent (default 128, or the --init model's). Larger than the --init
         /// model's widens it: its trained weights are kept and the added channels learn.
         #[arg(long, conflicts_with = "resume", value_parser = clap::value_parser!(u16).range(1..=512))]
         latent_channels: Option<u16>,

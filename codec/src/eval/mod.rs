@@ -326,7 +326,7 @@ pub fn run(
                     (Some(m), bytes)
                 }
                 Codec::Pca { model, .. } => (Some(model.clone()), model.file_bytes),
-                Codec::Learned { models, .. } => (None, models[0].file_bytes),
+                // Learned models are one per setting, each with its own size (below).
                 _ => (None, 0),
             };
             let mut models = ModelStore::new();
@@ -384,6 +384,10 @@ pub fn run(
                     }
                 };
                 let (psnr_rgb, ms_ssim) = quality(&frames, &decoded).map_err(fail)?;
+                let model_bytes = match codec {
+                    Codec::Learned { models, .. } => models[setting_index].file_bytes,
+                    _ => model_bytes,
+                };
                 let row = EvalRow {
                     clip: clip_name.clone(),
                     codec: name.clone(),

@@ -32,10 +32,11 @@ pub struct LearnedArch {
 }
 
 impl LearnedArch {
-    /// The architecture of the default models.
+    /// The architecture of the default models (trained at 64 latent channels, then widened;
+    /// `samples/models/README.md`).
     pub const DEFAULT: LearnedArch = LearnedArch {
         analysis_channels: 64,
-        latent_channels: 64,
+        latent_channels: 128,
         synthesis_channels: [64, 32, 16],
         hyper_channels: 32,
         side_channels: 32,
