@@ -249,22 +249,16 @@ fn scale_inputs_from(values: &mut [f32], shape: &[usize], first: usize, factor: 
 }
 
 /// Copies `old` (shape `old_shape`) into the leading corner of `values` (shape `shape`, no
-/// smaller in any dimension); both row-major.
+/// smaller in any dimension): a bias or scale vector, or a conv weight `[out, in, k, k]`.
 fn embed(values: &mut [f32], shape: &[usize], old: &[f32], old_shape: &[usize]) {
-    // Strides of both layouts; a 1-d bias is the same loop with no inner dimensions.
-    let inner: usize = shape[1..].iter().product();
-    let old_inner: usize = old_shape[1..].iter().product();
+    if shape.len() == 1 {
+        values[..old.len()].copy_from_slice(old);
+        return;
+    }
+    let kernel: usize = shape[2..].iter().product();
+    let (row, old_row) = (shape[1] * kernel, old_shape[1] * kernel);
     for o in 0..old_shape[0] {
-        if shape.len() == 1 {
-            values[o] = old[o];
-            continue;
-        }
-        let kernel: usize = shape[2..].iter().product();
-        for i in 0..old_shape[1] {
-            let to = o * inner + i * kernel;
-            let from = o * old_inner + i * kernel;
-            values[to..to + kernel].copy_from_slice(&old[from..from + kernel]);
-        }
+        values[o * row..o * row + old_row].copy_from_slice(&old[o * old_row..(o + 1) * old_row]);
     }
 }
 

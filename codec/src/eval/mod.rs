@@ -124,10 +124,16 @@ impl Codec {
             }
             Codec::Classic(c) => c.settings(),
             Codec::Learned { models, .. } => {
+                // Named by quality; two models of one quality (an A/B run) also by their ids,
+                // so that neither their rows nor their work files run together.
+                let shared = |q: u8| models.iter().filter(|m| m.info.quality == q).count() > 1;
                 return models
                     .iter()
-                    .map(|m| format!("q{}", m.info.quality))
-                    .collect()
+                    .map(|m| match m.info.quality {
+                        q if shared(q) => format!("q{q}-{}", &hex::encode(m.id)[..8]),
+                        q => format!("q{q}"),
+                    })
+                    .collect();
             }
         };
         list.iter().map(|s| s.to_string()).collect()
@@ -406,4 +412,39 @@ pub fn run(
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learned::{defaults, LearnedModel};
+
+    #[test]
+    fn learned_settings_are_named_by_quality_and_by_id_where_qualities_repeat() {
+        let (q1, q3) = (defaults::model(1).unwrap(), defaults::model(3).unwrap());
+        let learned = |models: Vec<Arc<LearnedModel>>| Codec::Learned {
+            name: "learned".into(),
+            models,
+            gop: 1,
+        };
+        assert_eq!(
+            learned(vec![q1.clone(), q3.clone()]).settings(),
+            ["q1", "q3"]
+        );
+        // Another model of quality 3 (the same weights, another lambda: another id).
+        let mut info = q3.info.clone();
+        info.lambda *= 2.0;
+        let other = Arc::new(
+            LearnedModel::from_bytes(&LearnedModel::file_bytes_for(&info, &q3.weights)).unwrap(),
+        );
+        let short = |m: &LearnedModel| hex::encode(m.id)[..8].to_string();
+        assert_eq!(
+            learned(vec![q1, q3.clone(), other.clone()]).settings(),
+            [
+                "q1".to_string(),
+                format!("q3-{}", short(&q3)),
+                format!("q3-{}", short(&other))
+            ]
+        );
+    }
 }

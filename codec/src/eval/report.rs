@@ -87,10 +87,17 @@ pub fn summary_markdown(rows: &[EvalRow], reference: &str) -> String {
             for p in TARGET_PSNRS {
                 let _ = write!(md, " {} |", fmt_opt(rate_at_psnr(points, p), 3));
             }
-            let model = rows
+            let sizes: Vec<u64> = rows
                 .iter()
-                .find(|r| r.clip == clip && &r.codec == codec)
-                .map_or(0, |r| r.model_bytes);
+                .filter(|r| r.clip == clip && &r.codec == codec)
+                .map(|r| r.model_bytes)
+                .collect();
+            let (least, most) = (sizes.iter().min(), sizes.iter().max());
+            let model = match (least, most) {
+                (Some(a), Some(b)) if a != b => format!("{a}–{b}"),
+                (Some(a), _) => a.to_string(),
+                _ => "0".to_string(),
+            };
             let _ = writeln!(md, " {model} |");
         }
         let _ = writeln!(md);
@@ -175,4 +182,32 @@ pub fn write_plot(rows: &[EvalRow], path: &Path) -> Result<(), Box<dyn std::erro
     }
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(setting: &str, psnr: f64, bpp: f64, model_bytes: u64) -> EvalRow {
+        EvalRow {
+            clip: "clip".into(),
+            codec: "learned".into(),
+            setting: setting.into(),
+            bpp,
+            psnr_rgb: psnr,
+            ms_ssim: 0.9,
+            encode_s: 0.0,
+            decode_s: 0.0,
+            bytes: 1,
+            model_bytes,
+        }
+    }
+
+    #[test]
+    fn the_summary_shows_the_range_of_model_sizes() {
+        let same = [row("q1", 30.0, 0.1, 7), row("q2", 33.0, 0.2, 7)];
+        assert!(summary_markdown(&same, "jpeg").contains("| 7 |"));
+        let mixed = [row("q1", 30.0, 0.1, 7), row("q2", 33.0, 0.2, 9)];
+        assert!(summary_markdown(&mixed, "jpeg").contains("| 7–9 |"));
+    }
 }
