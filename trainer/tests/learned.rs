@@ -40,6 +40,15 @@ fn clip() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples/carphone_pristine.mp4")
 }
 
+/// The values of a burn tensor, in order.
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .as_slice::<f32>()
+        .unwrap()
+        .to_vec()
+}
+
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -68,12 +77,7 @@ fn codec_kernels_match_burn_on_the_same_weights() {
         TensorData::new(latent.clone(), [1, c, h, w]),
         &device,
     ));
-    let burn_out: Vec<f32> = burn_out
-        .into_data()
-        .convert::<f32>()
-        .as_slice::<f32>()
-        .unwrap()
-        .to_vec();
+    let burn_out = values(burn_out);
     let ours = model.synthesize_map(FeatureMap {
         channels: c,
         height: h,
@@ -101,12 +105,7 @@ fn codec_kernels_match_burn_on_the_same_weights() {
         TensorData::new(image.clone(), [1, 3, ih, iw]),
         &device,
     ));
-    let burn_y: Vec<f32> = burn_y
-        .into_data()
-        .convert::<f32>()
-        .as_slice::<f32>()
-        .unwrap()
-        .to_vec();
+    let burn_y = values(burn_y);
     let frame_data: Vec<u8> = (0..ih * iw)
         .flat_map(|p| (0..3).map(move |ch| ((ch * ih * iw + p) * 31 % 256) as u8))
         .collect();
@@ -253,17 +252,11 @@ fn a_latent_from_burn_is_parsed_exactly_by_the_codec() {
         ))
         .mul_scalar(40.0);
     let dims = y.dims();
-    let values: Vec<f32> = y
-        .into_data()
-        .convert::<f32>()
-        .as_slice::<f32>()
-        .unwrap()
-        .to_vec();
     let latent = FeatureMap {
         channels: dims[1],
         height: dims[2],
         width: dims[3],
-        data: values,
+        data: values(y),
     };
     let mut encoder = LearnedCoder::new(model.clone(), w as u32, h as u32);
     let coded = encoder.encode_analyzed(&latent, FrameType::Intra).unwrap();
@@ -295,15 +288,6 @@ fn training_lowers_the_loss_on_a_tiny_real_crop_set() {
         last < 0.8 * first,
         "loss {first:.3} -> {last:.3}: {losses:?}"
     );
-}
-
-/// The values of a burn tensor, in order.
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .as_slice::<f32>()
-        .unwrap()
-        .to_vec()
 }
 
 #[test]
