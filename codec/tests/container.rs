@@ -95,7 +95,7 @@ fn round_trip_streaming_and_seeking() {
 fn file_with_raw_header(h: &Header) -> Vec<u8> {
     let body = bincode::serde::encode_to_vec(h, bincode::config::legacy()).unwrap();
     let mut out = b"AEZV".to_vec();
-    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&aecodec::container::VERSION.to_le_bytes());
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
     out.extend_from_slice(&body);
@@ -195,12 +195,15 @@ fn bad_magic_version_and_header_bytes_are_named() {
         read_stream(&bad).1,
         Some(ContainerError::BadMagic(_))
     ));
-    let mut bad = good.clone();
-    bad[4] = 2;
-    assert!(matches!(
-        read_stream(&bad).1,
-        Some(ContainerError::UnsupportedVersion(2))
-    ));
+    // Version 1 (before the learned coder's context-coded predicted frames) and a future one.
+    for version in [1u16, 3] {
+        let mut bad = good.clone();
+        bad[4..6].copy_from_slice(&version.to_le_bytes());
+        assert!(matches!(
+            read_stream(&bad).1,
+            Some(ContainerError::UnsupportedVersion(v)) if v == version
+        ));
+    }
     let mut bad = good.clone();
     bad[6..10].copy_from_slice(&1_000_000u32.to_le_bytes());
     assert!(

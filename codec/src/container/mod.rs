@@ -16,8 +16,9 @@ pub use writer::ContainerWriter;
 
 /// First four bytes of every `.aez` file.
 pub const MAGIC: [u8; 4] = *b"AEZV";
-/// The container version this build reads and writes.
-pub const VERSION: u16 = 1;
+/// The container version this build reads and writes. Version 2 changed the learned coder's
+/// predicted frames (context-chosen tables); version 1 files must be encoded again.
+pub const VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.
 pub const PREAMBLE_LEN: u64 = 14;
 /// Bytes before each payload.
@@ -93,7 +94,7 @@ pub enum ContainerError {
     Io(#[from] std::io::Error),
     #[error("not an .aez file: the first bytes are {0:02x?}, expected \"AEZV\"")]
     BadMagic(Vec<u8>),
-    #[error("unsupported .aez version {0}; this build reads version {VERSION}")]
+    #[error("unsupported .aez version {0}; this build reads version {VERSION} (encode the source again with this build)")]
     UnsupportedVersion(u16),
     #[error("file ends inside the header (it needs {needed} bytes from offset 0)")]
     TruncatedHeader { needed: u64 },

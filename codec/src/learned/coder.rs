@@ -4,15 +4,14 @@
 //! side latent `ẑ` (each channel under its index) followed by the latent `ŷ`, each element
 //! under the index the exact hyper-synthesis computes from `ẑ`.
 //!
-//! Predicted payload: one byte per latent channel, then one ANS stream with the change of the
-//! rounded latent from the previous frame's. The byte is the channel's bank index, or
-//! [`SKIP`] when the channel did not change at all (nothing is coded for it). The decoder
-//! rebuilds exactly the integer latent the encoder had, so nothing drifts.
+//! Predicted payload: the change of the rounded latent from the previous frame's, coded
+//! under context-chosen tables ([`super::predicted`]). The decoder rebuilds exactly the
+//! integer latent the encoder had, so nothing drifts.
 
 use std::sync::Arc;
 
 use super::conv::FeatureMap;
-use super::LearnedModel;
+use super::{predicted, LearnedModel};
 use crate::coders::{check_frame_size, CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::FrameType;
 use crate::entropy::{
@@ -30,9 +29,6 @@ pub struct EntropyCost {
     /// The stream's real size (whole 32-bit words).
     pub coded_bits: u64,
 }
-
-/// Index byte of a predicted-frame channel that is unchanged.
-pub const SKIP: u8 = 255;
 
 /// Codes frames of one size with a learned model.
 pub struct LearnedCoder {
@@ -143,28 +139,10 @@ impl LearnedCoder {
         y: &[i32],
         reference: &[i32],
     ) -> Result<(Vec<u8>, EntropyCost), CoderError> {
-        let bank = ScaleBank::get();
-        let plane = self.latent.1 * self.latent.2;
-        let delta: Vec<i32> = y.iter().zip(reference).map(|(a, b)| a - b).collect();
-        let indices: Vec<u8> = delta
-            .chunks(plane)
-            .map(|c| {
-                if c.iter().all(|&v| v == 0) {
-                    SKIP
-                } else {
-                    Self::choose_index(c)
-                }
-            })
-            .collect();
-        let mut items = Vec::with_capacity(delta.len());
-        for (c, &index) in indices.iter().enumerate() {
-            if index != SKIP {
-                for &v in &delta[c * plane..(c + 1) * plane] {
-                    bank.push_symbols(index, v, &mut items);
-                }
-            }
-        }
-        Self::finish_payload(indices, items)
+        let (channels, _, width) = self.latent;
+        let (head, items) =
+            predicted::encode_items(y, reference, channels, width, ScaleBank::get());
+        Self::finish_payload(head, items)
     }
 
     /// Codes a latent `y` computed elsewhere (by another backend, say): only its rounding and
@@ -201,7 +179,7 @@ impl LearnedCoder {
 
     fn parse_intra(&self, payload: &[u8]) -> Result<Vec<i32>, CoderError> {
         let (sc, sh, sw) = self.side;
-        let (side_indices, words) = split_indices(payload, sc, false)?;
+        let (side_indices, words) = split_indices(payload, sc)?;
         let bank = ScaleBank::get();
         let mut decoder = SymbolDecoder::new(words)?;
         let mut z = Vec::with_capacity(sc * sh * sw);
@@ -221,31 +199,13 @@ impl LearnedCoder {
     }
 
     fn parse_predicted(&self, payload: &[u8], reference: &[i32]) -> Result<Vec<i32>, CoderError> {
-        let (channels, lh, lw) = self.latent;
-        let plane = lh * lw;
-        let (indices, words) = split_indices(payload, channels, true)?;
-        let bank = ScaleBank::get();
-        let mut decoder = SymbolDecoder::new(words)?;
-        let mut y = reference.to_vec();
-        for (c, &index) in indices.iter().enumerate() {
-            if index == SKIP {
-                continue;
-            }
-            for v in &mut y[c * plane..(c + 1) * plane] {
-                *v = v.wrapping_add(bank.decode(index, &mut decoder)?);
-            }
-        }
-        decoder.finish()?;
-        Ok(y)
+        let (channels, _, width) = self.latent;
+        predicted::parse(payload, reference, channels, width)
     }
 }
 
 /// Splits `count` leading index bytes from the ANS words, checking each index.
-fn split_indices(
-    payload: &[u8],
-    count: usize,
-    skip_allowed: bool,
-) -> Result<(&[u8], &[u8]), CoderError> {
+fn split_indices(payload: &[u8], count: usize) -> Result<(&[u8], &[u8]), CoderError> {
     if payload.len() < count {
         return Err(CoderError::Payload(format!(
             "{} bytes cannot hold {count} table indices",
@@ -253,10 +213,7 @@ fn split_indices(
         )));
     }
     let (indices, words) = payload.split_at(count);
-    if let Some(&bad) = indices
-        .iter()
-        .find(|&&i| usize::from(i) >= SCALES && !(skip_allowed && i == SKIP))
-    {
+    if let Some(&bad) = indices.iter().find(|&&i| usize::from(i) >= SCALES) {
         return Err(CoderError::Payload(format!(
             "table index {bad} is not below {SCALES}"
         )));

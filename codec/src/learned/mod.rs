@@ -11,6 +11,7 @@ pub mod coder;
 pub mod conv;
 pub mod defaults;
 pub mod hyper;
+pub mod predicted;
 
 pub use arch::{ConvSpec, LearnedArch, MIN_SCALE};
 pub use coder::{EntropyCost, LearnedCoder};
