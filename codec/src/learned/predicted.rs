@@ -1,21 +1,25 @@
 //! Predicted-frame coding of the learned latent: the integer change `δ = ŷ − ŷ_ref` of the
 //! rounded latent from the previous frame's, under tables chosen by context.
 //!
-//! Payload: one byte per latent channel, then (unless every channel is [`SKIP`]) one signed
-//! byte per [context class](context_class), then one ANS stream. A channel's byte is its base
-//! bank index, or [`SKIP`] when the channel did not change at all (nothing is coded for it).
 //! Each element of a coded channel, in raster order, is coded under bank index
-//! `clamp(base + offset[class], 0, 63)`, where the class comes from integers the decoder
-//! already has: the reference latent at the same place and the changes just decoded to its
-//! left and above. Where the scene is still, those are zero and the table is narrow; where
-//! it moves, wide. Everything that selects a table is an integer in the stream or derived
+//! `clamp(base + offset[class], 0, 63)`: `base` is the channel's, `offset` one per
+//! [context class](context_class), and the class comes from integers the decoder already has
+//! (the reference latent at the same place and the changes just decoded to its left and
+//! above). Where the scene is still those are zero and the table is narrow; where it moves,
+//! wide. A channel that did not change at all is [`UNCHANGED`] and nothing is coded for it.
+//!
+//! Payload: one byte, the bank index of the table choice's symbols; then one ANS stream with
+//! the [`TableChoice`] (each base as its change from the previous predicted frame's, or from
+//! the previous channel's in the first predicted frame after an intra frame; then, unless
+//! every channel is unchanged, each offset as its change from the previous frame's), then the
+//! latent's changes. Everything that selects a table is an integer in the stream or derived
 //! from decoded integers, so parsing cannot depend on floating point.
 
 use crate::coders::CoderError;
 use crate::entropy::{CategoricalTable, ScaleBank, SymbolDecoder, SCALES};
 
-/// Base-index byte of a channel that is unchanged.
-pub const SKIP: u8 = 255;
+/// The base of a channel that is unchanged.
+pub const UNCHANGED: u8 = SCALES as u8;
 
 /// Number of context classes: 4 magnitudes of the reference × 4 of the causal neighbours.
 pub const CLASSES: usize = 16;
@@ -111,10 +115,12 @@ impl GroupCosts {
     }
 
     /// Base indices and class offsets that code the changes in few bits: alternately the best
-    /// base per channel given the offsets, and the best offset per class given the bases.
-    fn choose(&self) -> (Vec<u8>, [i8; CLASSES]) {
-        let mut offsets = [0i8; CLASSES];
-        let mut bases = vec![SKIP; self.bits.len()];
+    /// base per channel given the offsets, and the best offset per class given the bases,
+    /// starting from (and, where costs tie, keeping) the offsets `start`, which are the
+    /// cheapest to code.
+    fn choose(&self, start: [i8; CLASSES]) -> (Vec<u8>, [i8; CLASSES]) {
+        let mut offsets = start;
+        let mut bases = vec![UNCHANGED; self.bits.len()];
         for round in 0..ROUNDS {
             for (c, base) in bases.iter_mut().enumerate() {
                 if self.changed[c] {
@@ -137,11 +143,14 @@ impl GroupCosts {
                     bases
                         .iter()
                         .enumerate()
-                        .filter(|&(_, &b)| b != SKIP)
+                        .filter(|&(_, &b)| b != UNCHANGED)
                         .map(|(c, &b)| self.bits[c][k][usize::from(class_index(b, o as i8))])
                         .sum()
                 };
-                *offset = OFFSET_RANGE
+                let mut candidates: Vec<i32> = OFFSET_RANGE.collect();
+                candidates.sort_by_key(|&o| (o - i32::from(*offset)).abs());
+                *offset = candidates
+                    .into_iter()
                     .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
                     .unwrap_or(0) as i8;
             }
@@ -150,29 +159,114 @@ impl GroupCosts {
     }
 }
 
-/// The payload's index bytes and the (table, symbol) items of its ANS stream, in decoding
-/// order, for the change from `reference` to `latent` (both `channels` planes of `width`).
+/// The tables one predicted frame was coded with; the next predicted frame codes its own as
+/// the change from these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableChoice {
+    /// Per channel: the base bank index (0..=63), or [`UNCHANGED`].
+    bases: Vec<u8>,
+    offsets: [i8; CLASSES],
+}
+
+impl TableChoice {
+    fn codes_anything(&self) -> bool {
+        self.bases.iter().any(|&b| b != UNCHANGED)
+    }
+
+    /// What channel `c`'s base is coded against.
+    fn predicted_base(&self, previous: Option<&TableChoice>, c: usize) -> u8 {
+        match previous {
+            Some(p) => p.bases[c],
+            None if c == 0 => UNCHANGED,
+            None => self.bases[c - 1],
+        }
+    }
+
+    /// The symbols that code this choice, in decoding order.
+    fn symbols(&self, previous: Option<&TableChoice>) -> Vec<i32> {
+        let mut out: Vec<i32> = (0..self.bases.len())
+            .map(|c| i32::from(self.bases[c]) - i32::from(self.predicted_base(previous, c)))
+            .collect();
+        if self.codes_anything() {
+            let before = previous.map_or([0; CLASSES], |p| p.offsets);
+            out.extend((0..CLASSES).map(|k| i32::from(self.offsets[k]) - i32::from(before[k])));
+        }
+        out
+    }
+
+    fn parse(
+        channels: usize,
+        previous: Option<&TableChoice>,
+        table: u8,
+        decoder: &mut SymbolDecoder,
+    ) -> Result<Self, CoderError> {
+        let bank = ScaleBank::get();
+        // Offsets are coded only if some channel is: otherwise they stay the previous ones.
+        let mut choice = TableChoice {
+            bases: Vec::with_capacity(channels),
+            offsets: previous.map_or([0; CLASSES], |p| p.offsets),
+        };
+        for c in 0..channels {
+            // The bases so far are channels 0..c: all `predicted_base` reads.
+            let predicted = choice.predicted_base(previous, c);
+            let base = i64::from(predicted) + i64::from(bank.decode(table, decoder)?);
+            let base = u8::try_from(base)
+                .ok()
+                .filter(|&b| b <= UNCHANGED)
+                .ok_or_else(|| CoderError::Payload(format!("table index {base} out of range")))?;
+            choice.bases.push(base);
+        }
+        if choice.codes_anything() {
+            for offset in choice.offsets.iter_mut() {
+                let v = i64::from(*offset) + i64::from(bank.decode(table, decoder)?);
+                *offset = i8::try_from(v)
+                    .map_err(|_| CoderError::Payload(format!("class offset {v} out of range")))?;
+            }
+        }
+        Ok(choice)
+    }
+}
+
+/// The bank index that codes `values` in the fewest bits.
+fn best_index(values: &[i32]) -> u8 {
+    let bank = ScaleBank::get();
+    (0..SCALES as u8)
+        .min_by(|&a, &b| {
+            let cost = |t: u8| values.iter().map(|&v| bank.bits(t, v)).sum::<f64>();
+            cost(a).total_cmp(&cost(b))
+        })
+        .unwrap_or(0)
+}
+
+/// Codes the change from `reference` to `latent` (both `channels` planes of `width`), the
+/// previous predicted frame's choice (if the reference was one) given: returns the payload's
+/// leading byte, the (table, symbol) items of its ANS stream in decoding order, and this
+/// frame's choice.
 pub fn encode_items<'b>(
     latent: &[i32],
     reference: &[i32],
+    previous: Option<&TableChoice>,
     channels: usize,
     width: usize,
     bank: &'b ScaleBank,
-) -> (Vec<u8>, Vec<(&'b CategoricalTable, i32)>) {
+) -> (u8, Vec<(&'b CategoricalTable, i32)>, TableChoice) {
     let delta: Vec<i32> = latent
         .iter()
         .zip(reference)
         .map(|(a, b)| a.wrapping_sub(*b))
         .collect();
-    let (bases, offsets) = GroupCosts::new(&delta, reference, channels, width).choose();
-    let mut head = bases.clone();
-    if bases.iter().any(|&b| b != SKIP) {
-        head.extend(offsets.iter().map(|&o| o as u8));
+    let start = previous.map_or([0; CLASSES], |p| p.offsets);
+    let (bases, offsets) = GroupCosts::new(&delta, reference, channels, width).choose(start);
+    let choice = TableChoice { bases, offsets };
+    let head = choice.symbols(previous);
+    let table = best_index(&head);
+    let mut items = Vec::with_capacity(head.len() + delta.len());
+    for v in head {
+        bank.push_symbols(table, v, &mut items);
     }
     let plane = delta.len() / channels.max(1);
-    let mut items = Vec::with_capacity(delta.len());
-    for (c, &base) in bases.iter().enumerate() {
-        if base == SKIP {
+    for (c, &base) in choice.bases.iter().enumerate() {
+        if base == UNCHANGED {
             continue;
         }
         let (d, r) = (
@@ -181,60 +275,45 @@ pub fn encode_items<'b>(
         );
         for (i, &v) in d.iter().enumerate() {
             let class = context_class(r, d, width, i / width, i % width);
-            bank.push_symbols(class_index(base, offsets[class]), v, &mut items);
+            bank.push_symbols(class_index(base, choice.offsets[class]), v, &mut items);
         }
     }
-    (head, items)
+    (table, items, choice)
 }
 
-/// Parses a predicted payload against `reference` (`channels` planes of `width`): the latent
-/// the encoder had.
+/// Parses a predicted payload against `reference` (`channels` planes of `width`) and the
+/// previous predicted frame's choice: the latent the encoder had, and this frame's choice.
 pub fn parse(
     payload: &[u8],
     reference: &[i32],
+    previous: Option<&TableChoice>,
     channels: usize,
     width: usize,
-) -> Result<Vec<i32>, CoderError> {
-    if payload.len() < channels {
+) -> Result<(Vec<i32>, TableChoice), CoderError> {
+    let (&table, words) = payload
+        .split_first()
+        .ok_or_else(|| CoderError::Payload("empty predicted frame".into()))?;
+    if usize::from(table) >= SCALES {
         return Err(CoderError::Payload(format!(
-            "{} bytes cannot hold {channels} channel indices",
-            payload.len()
+            "table index {table} is not below {SCALES}"
         )));
     }
-    let (bases, rest) = payload.split_at(channels);
-    if let Some(&bad) = bases
-        .iter()
-        .find(|&&b| usize::from(b) >= SCALES && b != SKIP)
-    {
-        return Err(CoderError::Payload(format!(
-            "table index {bad} is not below {SCALES}"
-        )));
+    if previous.is_some_and(|p| p.bases.len() != channels) {
+        return Err(CoderError::Payload(
+            "previous table choice has another size".into(),
+        ));
     }
-    let mut offsets = [0i8; CLASSES];
-    let words = if bases.iter().any(|&b| b != SKIP) {
-        if rest.len() < CLASSES {
-            return Err(CoderError::Payload(
-                "predicted frame ends in its class offsets".into(),
-            ));
-        }
-        let (head, words) = rest.split_at(CLASSES);
-        for (o, &byte) in offsets.iter_mut().zip(head) {
-            *o = byte as i8;
-        }
-        words
-    } else {
-        rest
-    };
     let bank = ScaleBank::get();
     let mut decoder = SymbolDecoder::new(words)?;
+    let choice = TableChoice::parse(channels, previous, table, &mut decoder)?;
     let plane = reference.len() / channels.max(1);
     let mut latent = reference.to_vec();
     let mut delta = vec![0i32; plane];
-    for (c, &base) in bases.iter().enumerate() {
-        if base == SKIP {
+    for (c, &base) in choice.bases.iter().enumerate() {
+        if base == UNCHANGED {
             continue;
         }
-        let indices = offsets.map(|o| class_index(base, o));
+        let indices = choice.offsets.map(|o| class_index(base, o));
         let r = &reference[c * plane..][..plane];
         for row in 0..plane / width.max(1) {
             for col in 0..width {
@@ -247,7 +326,7 @@ pub fn parse(
         }
     }
     decoder.finish()?;
-    Ok(latent)
+    Ok((latent, choice))
 }
 
 #[cfg(test)]
@@ -268,12 +347,40 @@ mod tests {
             .collect()
     }
 
-    fn round_trip(latent: &[i32], reference: &[i32], channels: usize, width: usize) -> usize {
-        let (mut payload, items) =
-            encode_items(latent, reference, channels, width, ScaleBank::get());
+    /// Codes and parses one frame; returns the payload's length and the choice.
+    fn round_trip(
+        latent: &[i32],
+        reference: &[i32],
+        previous: Option<&TableChoice>,
+        channels: usize,
+        width: usize,
+    ) -> (usize, TableChoice) {
+        let (payload, choice) = payload(latent, reference, previous, channels, width);
+        let (parsed, parsed_choice) =
+            parse(&payload, reference, previous, channels, width).unwrap();
+        assert_eq!(parsed, latent);
+        assert_eq!(parsed_choice, choice);
+        (payload.len(), choice)
+    }
+
+    fn payload(
+        latent: &[i32],
+        reference: &[i32],
+        previous: Option<&TableChoice>,
+        channels: usize,
+        width: usize,
+    ) -> (Vec<u8>, TableChoice) {
+        let (table, items, choice) = encode_items(
+            latent,
+            reference,
+            previous,
+            channels,
+            width,
+            ScaleBank::get(),
+        );
+        let mut payload = vec![table];
         write_words(&mut payload, &encode(items.into_iter()).unwrap());
-        assert_eq!(parse(&payload, reference, channels, width).unwrap(), latent);
-        payload.len()
+        (payload, choice)
     }
 
     #[test]
@@ -294,12 +401,17 @@ mod tests {
             *v += d;
         }
         latent[3 * plane + 9] += 1;
-        round_trip(&latent, &reference, channels, width);
-        // Nothing changed: only the channel bytes.
-        assert_eq!(
-            round_trip(&reference, &reference, channels, width),
-            channels
-        );
+        let (_, first) = round_trip(&latent, &reference, None, channels, width);
+        // The next frame codes its choice against this one's.
+        let next: Vec<i32> = latent
+            .iter()
+            .zip(noise(7, n, 2))
+            .map(|(a, b)| a + b)
+            .collect();
+        round_trip(&next, &latent, Some(&first), channels, width);
+        // Nothing changed: a few bytes, however many channels.
+        let (still, _) = round_trip(&reference, &reference, None, 64, width);
+        assert!(still <= 9, "{still} bytes");
     }
 
     #[test]
@@ -318,7 +430,7 @@ mod tests {
             }
         }
         let bank = ScaleBank::get();
-        let (_, items) = encode_items(&latent, &reference, channels, width, bank);
+        let (_, items, _) = encode_items(&latent, &reference, None, channels, width, bank);
         let with_context = information_content(items.iter().copied());
         let one_table: f64 = (0..channels)
             .map(|c| {
@@ -339,16 +451,36 @@ mod tests {
         let (channels, width) = (3, 4);
         let reference = noise(5, channels * 8, 3);
         let latent = noise(6, channels * 8, 3);
-        let (mut payload, items) =
-            encode_items(&latent, &reference, channels, width, ScaleBank::get());
-        write_words(&mut payload, &encode(items.into_iter()).unwrap());
-        assert!(parse(&payload[..2], &reference, channels, width).is_err());
-        assert!(parse(&payload[..channels + 3], &reference, channels, width).is_err());
+        let (payload, choice) = payload(&latent, &reference, None, channels, width);
+        let parse_with = |bytes: &[u8], previous: Option<&TableChoice>| {
+            parse(bytes, &reference, previous, channels, width)
+        };
+        assert!(parse_with(&[], None).is_err());
+        assert!(parse_with(&payload[..1], None).is_err());
         let mut bad = payload.clone();
-        bad[0] = 100;
-        assert!(parse(&bad, &reference, channels, width).is_err());
-        for cut in channels + CLASSES..payload.len() {
-            let _ = parse(&payload[..cut], &reference, channels, width);
+        bad[0] = 64;
+        assert!(parse_with(&bad, None).is_err());
+        // A choice of another size cannot be the previous frame's.
+        let other = TableChoice {
+            bases: vec![0; channels + 1],
+            offsets: [0; CLASSES],
+        };
+        assert!(parse_with(&payload, Some(&other)).is_err());
+        // Against another previous choice the bases decode out of range, or to other tables:
+        // an error or another latent, never a panic.
+        let far = TableChoice {
+            bases: vec![UNCHANGED; channels],
+            offsets: [i8::MAX; CLASSES],
+        };
+        let _ = parse_with(&payload, Some(&far));
+        let _ = parse_with(&payload, Some(&choice));
+        for cut in 1..payload.len() {
+            let _ = parse_with(&payload[..cut], None);
+        }
+        let mut flipped = payload.clone();
+        for i in 1..flipped.len() {
+            flipped[i] ^= 0xa5;
+            let _ = parse_with(&flipped, None);
         }
     }
 }
