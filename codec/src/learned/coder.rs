@@ -164,9 +164,10 @@ impl LearnedCoder {
                 y_map.channels, y_map.height, y_map.width
             )));
         }
-        let y = round_latent(y_map);
+        let mut y = round_latent(y_map);
         let (payload, cost, tables, frame_type) = match (frame_type, &self.reference) {
             (FrameType::Predicted, Some(reference)) => {
+                keep_small_changes_out(&mut y, &y_map.data, reference);
                 let (payload, cost, tables) = self.encode_predicted(&y, reference)?;
                 (payload, cost, Some(tables), FrameType::Predicted)
             }
@@ -232,6 +233,26 @@ fn split_indices(payload: &[u8], count: usize) -> Result<(&[u8], &[u8]), CoderEr
         )));
     }
     Ok((indices, words))
+}
+
+/// How far the latent may move from the previous frame's value before a predicted frame codes
+/// the change. Plain rounding changes the value past 0.5; the small back-and-forth changes
+/// between 0.5 and this (mostly noise) cost bits and buy little. The error stays bounded by
+/// this, whatever the frame's place in its group of pictures: it is measured from the
+/// unrounded latent of the frame itself, so it cannot accumulate. Chosen on `bikes` and
+/// `carphone_pristine` (BD-rate of the predicted streams against plain rounding, 30 frames:
+/// 0.55: −8.8 % / −9.8 %; 0.6: −10.6 % / −14.9 %; 0.7: −6.0 % / −15.6 %), checked on 20
+/// frames of `motion` (−18.9 %) and `cockatoo` (−3.5 %).
+pub const TEMPORAL_DEAD_ZONE: f32 = 0.6;
+
+/// Encoder-only: keeps the reference's value wherever the new unrounded latent `exact` lies
+/// within [`TEMPORAL_DEAD_ZONE`] of it. The decoder reads whatever the encoder chose.
+fn keep_small_changes_out(latent: &mut [i32], exact: &[f32], reference: &[i32]) {
+    for ((v, &r), &f) in latent.iter_mut().zip(reference).zip(exact) {
+        if (f - r as f32).abs() < TEMPORAL_DEAD_ZONE {
+            *v = r;
+        }
+    }
 }
 
 /// Rounds a float latent to integers, clamping absurd values.
@@ -341,8 +362,11 @@ mod tests {
             let coded = enc.encode(&frame, frame_type).unwrap();
             assert_eq!(coded.frame_type, frame_type);
             let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
-            let expected = round_latent(&model.analyze(&frame));
-            assert_eq!(latent.values, expected, "frame {i}");
+            assert_eq!(Some(&latent.values), enc.reference.as_ref(), "frame {i}");
+            let exact = model.analyze(&frame);
+            if frame_type == FrameType::Intra {
+                assert_eq!(latent.values, round_latent(&exact));
+            }
             let decoded = dec.synthesize(&latent);
             assert_eq!((decoded.width, decoded.height), (w, h));
         }
@@ -420,6 +444,39 @@ mod tests {
                 100.0 * (coded as f64 / ideal - 1.0)
             );
         }
+    }
+
+    #[test]
+    fn predicted_latents_stay_within_the_dead_zone_of_each_frame() {
+        let model = random_model();
+        let (w, h) = (64, 64);
+        let mut enc = LearnedCoder::new(model.clone(), w, h);
+        let (mut kept, mut total) = (0, 0);
+        for i in 0..12u32 {
+            let frame_type = if i == 0 {
+                FrameType::Intra
+            } else {
+                FrameType::Predicted
+            };
+            // Slow drift: most changes are small, so many stay out, yet the error of every
+            // frame stays bounded, however long the run of predicted frames.
+            let frame = test_frame(w, h, i / 2);
+            let previous = enc.reference.clone().unwrap_or_default();
+            enc.encode(&frame, frame_type).unwrap();
+            let exact = model.analyze(&frame);
+            let coded = enc.reference.as_ref().unwrap();
+            for (j, (&v, &f)) in coded.iter().zip(&exact.data).enumerate() {
+                assert!(
+                    (v as f32 - f).abs() <= TEMPORAL_DEAD_ZONE,
+                    "frame {i}: {v} for {f}"
+                );
+                if let Some(&p) = previous.get(j) {
+                    total += 1;
+                    kept += usize::from(v == p && v != f.round() as i32);
+                }
+            }
+        }
+        assert!(kept > 0 && kept < total, "{kept} of {total} kept");
     }
 
     #[test]
