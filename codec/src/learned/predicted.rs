@@ -68,6 +68,18 @@ fn class_index(base: u8, offset: i8) -> u8 {
     (i32::from(base) + i32::from(offset)).clamp(0, SCALES as i32 - 1) as u8
 }
 
+/// The candidate whose cost is least (the first of equals), each cost computed once.
+fn cheapest<T: Copy>(
+    candidates: impl IntoIterator<Item = T>,
+    cost: impl Fn(T) -> f64,
+) -> Option<T> {
+    candidates
+        .into_iter()
+        .map(|c| (c, cost(c)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(c, _)| c)
+}
+
 /// Bits of every (channel, class) group under every bank index, from value histograms: the
 /// encoder's search then only adds up table entries.
 struct GroupCosts {
@@ -75,6 +87,9 @@ struct GroupCosts {
     bits: Vec<[[f64; SCALES]; CLASSES]>,
     /// Whether the channel changed at all.
     changed: Vec<bool>,
+    /// The context class of every element (all planes, raster order), as the decoder will
+    /// derive it.
+    classes: Vec<u8>,
 }
 
 impl GroupCosts {
@@ -83,14 +98,17 @@ impl GroupCosts {
         let plane = delta.len() / channels.max(1);
         let mut bits = Vec::with_capacity(channels);
         let mut changed = Vec::with_capacity(channels);
+        let mut classes = Vec::with_capacity(delta.len());
         for c in 0..channels {
             let (d, r) = (
                 &delta[c * plane..][..plane],
                 &reference[c * plane..][..plane],
             );
             let mut groups: [Vec<i32>; CLASSES] = Default::default();
-            for i in 0..plane {
-                groups[context_class(r, d, width, i / width, i % width)].push(d[i]);
+            for (i, &v) in d.iter().enumerate() {
+                let class = context_class(r, d, width, i / width, i % width);
+                groups[class].push(v);
+                classes.push(class as u8);
             }
             let mut channel = [[0.0; SCALES]; CLASSES];
             for (costs, group) in channel.iter_mut().zip(&mut groups) {
@@ -105,7 +123,11 @@ impl GroupCosts {
             bits.push(channel);
             changed.push(d.iter().any(|&v| v != 0));
         }
-        Self { bits, changed }
+        Self {
+            bits,
+            changed,
+            classes,
+        }
     }
 
     fn channel_bits(&self, c: usize, base: u8, offsets: &[i8; CLASSES]) -> f64 {
@@ -124,14 +146,7 @@ impl GroupCosts {
         for round in 0..ROUNDS {
             for (c, base) in bases.iter_mut().enumerate() {
                 if self.changed[c] {
-                    *base = (0..SCALES as u8)
-                        .min_by(|&a, &b| {
-                            let (ca, cb) = (
-                                self.channel_bits(c, a, &offsets),
-                                self.channel_bits(c, b, &offsets),
-                            );
-                            ca.total_cmp(&cb)
-                        })
+                    *base = cheapest(0..SCALES as u8, |b| self.channel_bits(c, b, &offsets))
                         .unwrap_or(0);
                 }
             }
@@ -149,10 +164,7 @@ impl GroupCosts {
                 };
                 let mut candidates: Vec<i32> = OFFSET_RANGE.collect();
                 candidates.sort_by_key(|&o| (o - i32::from(*offset)).abs());
-                *offset = candidates
-                    .into_iter()
-                    .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
-                    .unwrap_or(0) as i8;
+                *offset = cheapest(candidates, cost).unwrap_or(0) as i8;
             }
         }
         (bases, offsets)
@@ -230,12 +242,10 @@ impl TableChoice {
 /// The bank index that codes `values` in the fewest bits.
 fn best_index(values: &[i32]) -> u8 {
     let bank = ScaleBank::get();
-    (0..SCALES as u8)
-        .min_by(|&a, &b| {
-            let cost = |t: u8| values.iter().map(|&v| bank.bits(t, v)).sum::<f64>();
-            cost(a).total_cmp(&cost(b))
-        })
-        .unwrap_or(0)
+    cheapest(0..SCALES as u8, |t| {
+        values.iter().map(|&v| bank.bits(t, v)).sum()
+    })
+    .unwrap_or(0)
 }
 
 /// Codes the change from `reference` to `latent` (both `channels` planes of `width`), the
@@ -256,7 +266,8 @@ pub fn encode_items<'b>(
         .map(|(a, b)| a.wrapping_sub(*b))
         .collect();
     let start = previous.map_or([0; CLASSES], |p| p.offsets);
-    let (bases, offsets) = GroupCosts::new(&delta, reference, channels, width).choose(start);
+    let costs = GroupCosts::new(&delta, reference, channels, width);
+    let (bases, offsets) = costs.choose(start);
     let choice = TableChoice { bases, offsets };
     let head = choice.symbols(previous);
     let table = best_index(&head);
@@ -269,13 +280,10 @@ pub fn encode_items<'b>(
         if base == UNCHANGED {
             continue;
         }
-        let (d, r) = (
-            &delta[c * plane..][..plane],
-            &reference[c * plane..][..plane],
-        );
-        for (i, &v) in d.iter().enumerate() {
-            let class = context_class(r, d, width, i / width, i % width);
-            bank.push_symbols(class_index(base, choice.offsets[class]), v, &mut items);
+        let indices = choice.offsets.map(|o| class_index(base, o));
+        let classes = &costs.classes[c * plane..][..plane];
+        for (&v, &class) in delta[c * plane..][..plane].iter().zip(classes) {
+            bank.push_symbols(indices[usize::from(class)], v, &mut items);
         }
     }
     (table, items, choice)
