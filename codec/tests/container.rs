@@ -196,7 +196,7 @@ fn bad_magic_version_and_header_bytes_are_named() {
         Some(ContainerError::BadMagic(_))
     ));
     // Version 1 (before the learned coder's context-coded predicted frames) and a future one.
-    for version in [1u16, 3] {
+    for version in [1u16, aecodec::container::VERSION + 1] {
         let mut bad = good.clone();
         bad[4..6].copy_from_slice(&version.to_le_bytes());
         assert!(matches!(
@@ -204,6 +204,10 @@ fn bad_magic_version_and_header_bytes_are_named() {
             Some(ContainerError::UnsupportedVersion(v)) if v == version
         ));
     }
+    // Version 2 (before motion fields) reads: its payloads never set the motion flag.
+    let mut older = good.clone();
+    older[4..6].copy_from_slice(&aecodec::container::OLDEST_READABLE_VERSION.to_le_bytes());
+    assert!(read_stream(&older).1.is_none());
     let mut bad = good.clone();
     bad[6..10].copy_from_slice(&1_000_000u32.to_le_bytes());
     assert!(

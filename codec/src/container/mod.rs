@@ -16,9 +16,12 @@ pub use writer::ContainerWriter;
 
 /// First four bytes of every `.aez` file.
 pub const MAGIC: [u8; 4] = *b"AEZV";
-/// The container version this build reads and writes. Version 2 changed the learned coder's
-/// predicted frames (context-chosen tables); version 1 files must be encoded again.
-pub const VERSION: u16 = 2;
+/// The container version this build writes. Version 2 changed the learned coder's predicted
+/// frames (context-chosen tables); version 1 files must be encoded again. Version 3 added
+/// motion fields to them, flagged in each payload, so version 2 files are still read.
+pub const VERSION: u16 = 3;
+/// The oldest container version this build reads.
+pub const OLDEST_READABLE_VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.
 pub const PREAMBLE_LEN: u64 = 14;
 /// Bytes before each payload.
@@ -94,7 +97,7 @@ pub enum ContainerError {
     Io(#[from] std::io::Error),
     #[error("not an .aez file: the first bytes are {0:02x?}, expected \"AEZV\"")]
     BadMagic(Vec<u8>),
-    #[error("unsupported .aez version {0}; this build reads version {VERSION} (encode the source again with this build)")]
+    #[error("unsupported .aez version {0}; this build reads versions {OLDEST_READABLE_VERSION} to {VERSION} (encode the source again with this build)")]
     UnsupportedVersion(u16),
     #[error("file ends inside the header (it needs {needed} bytes from offset 0)")]
     TruncatedHeader { needed: u64 },

@@ -5,7 +5,8 @@ use std::io::{Read, Seek, SeekFrom};
 use super::index::{decode_index, max_index_len, Footer, IndexEntry, FOOTER_LEN};
 use super::{
     crc32, decode_struct, ContainerError, FrameType, Header, Packet, Result, INDEX_HEAD_LEN,
-    INDEX_MARKER, MAGIC, MAX_HEADER_LEN, PACKET_HEAD_LEN, PACKET_MARKER, PREAMBLE_LEN, VERSION,
+    INDEX_MARKER, MAGIC, MAX_HEADER_LEN, OLDEST_READABLE_VERSION, PACKET_HEAD_LEN, PACKET_MARKER,
+    PREAMBLE_LEN, VERSION,
 };
 
 /// Reads until `buf` is full or the input ends; returns how many bytes were read.
@@ -43,7 +44,7 @@ fn read_header(input: &mut impl Read) -> Result<(Header, u64)> {
         });
     }
     let version = u16::from_le_bytes([pre[4], pre[5]]);
-    if version != VERSION {
+    if !(OLDEST_READABLE_VERSION..=VERSION).contains(&version) {
         return Err(ContainerError::UnsupportedVersion(version));
     }
     let header_len = u32::from_le_bytes(pre[6..10].try_into().unwrap());

@@ -4,14 +4,16 @@
 //! side latent `ẑ` (each channel under its index) followed by the latent `ŷ`, each element
 //! under the index the exact hyper-synthesis computes from `ẑ`.
 //!
-//! Predicted payload: the change of the rounded latent from the previous frame's, coded
-//! under context-chosen tables ([`super::predicted`]). The decoder rebuilds exactly the
+//! Predicted payload: the change of the rounded latent from the previous frame's, moved by a
+//! motion field where that is cheaper ([`super::motion`]), coded under context-chosen tables
+//! ([`super::predicted`]). The decoder rebuilds exactly the
 //! integer latent the encoder had, so nothing drifts.
 
 use std::sync::Arc;
 
 use super::conv::FeatureMap;
-use super::{predicted, LearnedModel};
+use super::motion::MotionField;
+use super::{predicted, LatentShape, LearnedModel};
 use crate::coders::{check_frame_size, CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::FrameType;
 use crate::entropy::{
@@ -137,17 +139,45 @@ impl LearnedCoder {
         Self::finish_payload(side_indices, items)
     }
 
+    fn shape(&self) -> LatentShape {
+        let (channels, height, width) = self.latent;
+        LatentShape {
+            channels,
+            height,
+            width,
+        }
+    }
+
+    /// Codes the frame whose unrounded latent is `exact` against `reference`, with or without
+    /// motion compensation, whichever costs fewer bits; returns the payload, its cost, the
+    /// table choice and the latent the decoder will have.
     fn encode_predicted(
         &self,
-        y: &[i32],
+        exact: &[f32],
         reference: &[i32],
-    ) -> Result<(Vec<u8>, EntropyCost, predicted::TableChoice), CoderError> {
-        let (channels, _, width) = self.latent;
+    ) -> Result<(Vec<u8>, EntropyCost, predicted::TableChoice, Vec<i32>), CoderError> {
+        let shape = self.shape();
         let previous = self.reference_tables.as_ref();
-        let (table, items, choice) =
-            predicted::encode_items(y, reference, previous, channels, width, ScaleBank::get());
-        let (payload, cost) = Self::finish_payload(vec![table], items)?;
-        Ok((payload, cost, choice))
+        let bank = ScaleBank::get();
+        let code = |prediction: &[i32], motion: Option<&MotionField>| {
+            let latent = round_near(exact, prediction);
+            let (leading, items, choice) =
+                predicted::encode_items(&latent, prediction, previous, motion, shape, bank);
+            let bits =
+                8.0 * leading.len() as f64 + entropy::information_content(items.iter().copied());
+            (bits, leading, items, choice, latent)
+        };
+        let mut best = code(reference, None);
+        let field = MotionField::estimate(exact, reference, shape);
+        if !field.is_zero() {
+            let moved = code(&field.compensate(reference), Some(&field));
+            if moved.0 < best.0 {
+                best = moved;
+            }
+        }
+        let (_, leading, items, choice, latent) = best;
+        let (payload, cost) = Self::finish_payload(leading, items)?;
+        Ok((payload, cost, choice, latent))
     }
 
     /// Codes a latent `y` computed elsewhere (by another backend, say): only its rounding and
@@ -164,17 +194,16 @@ impl LearnedCoder {
                 y_map.channels, y_map.height, y_map.width
             )));
         }
-        let mut y = round_latent(y_map);
-        let (payload, cost, tables, frame_type) = match (frame_type, &self.reference) {
+        let (payload, cost, tables, frame_type, y) = match (frame_type, &self.reference) {
             (FrameType::Predicted, Some(reference)) => {
-                keep_small_changes_out(&mut y, &y_map.data, reference);
-                let (payload, cost, tables) = self.encode_predicted(&y, reference)?;
-                (payload, cost, Some(tables), FrameType::Predicted)
+                let (payload, cost, tables, y) = self.encode_predicted(&y_map.data, reference)?;
+                (payload, cost, Some(tables), FrameType::Predicted, y)
             }
             _ => {
+                let y = round_latent(y_map);
                 let z = round_latent(&self.model.hyper_analyze(y_map));
                 let (payload, cost) = self.encode_intra(&y, &z)?;
-                (payload, cost, None, FrameType::Intra)
+                (payload, cost, None, FrameType::Intra, y)
             }
         };
         self.reference = Some(y);
@@ -212,9 +241,8 @@ impl LearnedCoder {
         payload: &[u8],
         reference: &[i32],
     ) -> Result<(Vec<i32>, predicted::TableChoice), CoderError> {
-        let (channels, _, width) = self.latent;
         let previous = self.reference_tables.as_ref();
-        predicted::parse(payload, reference, previous, channels, width)
+        predicted::parse(payload, reference, previous, self.shape())
     }
 }
 
@@ -245,14 +273,21 @@ fn split_indices(payload: &[u8], count: usize) -> Result<(&[u8], &[u8]), CoderEr
 /// frames of `motion` (−18.9 %) and `cockatoo` (−3.5 %).
 pub const TEMPORAL_DEAD_ZONE: f32 = 0.6;
 
-/// Encoder-only: keeps the reference's value wherever the new unrounded latent `exact` lies
-/// within [`TEMPORAL_DEAD_ZONE`] of it. The decoder reads whatever the encoder chose.
-fn keep_small_changes_out(latent: &mut [i32], exact: &[f32], reference: &[i32]) {
-    for ((v, &r), &f) in latent.iter_mut().zip(reference).zip(exact) {
-        if (f - r as f32).abs() < TEMPORAL_DEAD_ZONE {
-            *v = r;
-        }
-    }
+/// Encoder-only: rounds the unrounded latent `exact`, except where it lies within
+/// [`TEMPORAL_DEAD_ZONE`] of the prediction, whose value is then kept. The decoder reads
+/// whatever the encoder chose.
+fn round_near(exact: &[f32], prediction: &[i32]) -> Vec<i32> {
+    exact
+        .iter()
+        .zip(prediction)
+        .map(|(&f, &p)| {
+            if (f - p as f32).abs() < TEMPORAL_DEAD_ZONE {
+                p
+            } else {
+                f.round().clamp(-1e6, 1e6) as i32
+            }
+        })
+        .collect()
 }
 
 /// Rounds a float latent to integers, clamping absurd values.
@@ -387,6 +422,30 @@ mod tests {
             fresh.parse(FrameType::Predicted, &still.payload),
             Err(CoderError::NoReference)
         ));
+    }
+
+    #[test]
+    fn a_pan_is_coded_with_motion_and_decodes_exactly() {
+        let model = random_model();
+        let (w, h) = (128, 96);
+        let mut enc = LearnedCoder::new(model.clone(), w, h);
+        let mut dec = LearnedCoder::new(model, w, h);
+        // The picture moves 16 pixels (one latent element) left per frame.
+        let mut moved = 0;
+        for i in 0..3u32 {
+            let frame_type = if i == 0 {
+                FrameType::Intra
+            } else {
+                FrameType::Predicted
+            };
+            let coded = enc.encode(&test_frame(w, h, 16 * i), frame_type).unwrap();
+            if frame_type == FrameType::Predicted {
+                moved += usize::from(coded.payload[0] & predicted::MOTION_FLAG != 0);
+            }
+            let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
+            assert_eq!(Some(&latent.values), enc.reference.as_ref(), "frame {i}");
+        }
+        assert_eq!(moved, 2, "both predicted frames should send motion");
     }
 
     #[test]

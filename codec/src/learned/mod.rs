@@ -3,6 +3,8 @@
 //! * [`arch`]: the architecture, shared with the trainer;
 //! * [`conv`]: the inference kernels;
 //! * [`hyper`]: the exact integer hyper-synthesis that picks the entropy tables;
+//! * [`motion`] and [`predicted`]: predicted frames, the latent moved block by block and the
+//!   change from it coded under context-chosen tables;
 //! * [`defaults`]: the default models, embedded in the binary;
 //! * [`coder`]: the [`FrameCoder`](crate::coders::FrameCoder) that puts it all together.
 
@@ -11,6 +13,7 @@ pub mod coder;
 pub mod conv;
 pub mod defaults;
 pub mod hyper;
+pub mod motion;
 pub mod predicted;
 
 pub use arch::{ConvSpec, LearnedArch, MIN_SCALE};
@@ -27,6 +30,26 @@ use crate::model_file::{
 use crate::RgbFrame;
 use conv::{run_chain, ConvKernel, FeatureMap};
 use hyper::ExactHyperSynthesis;
+
+/// Size of one latent: channels, rows, columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatentShape {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl LatentShape {
+    /// Elements of one channel.
+    pub fn plane(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// Elements of all channels.
+    pub fn elements(&self) -> usize {
+        self.channels * self.plane()
+    }
+}
 
 /// Named weight tensors (flattened, shapes as the architecture says).
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,20 +1,26 @@
-//! Predicted-frame coding of the learned latent: the integer change `δ = ŷ − ŷ_ref` of the
-//! rounded latent from the previous frame's, under tables chosen by context.
+//! Predicted-frame coding of the learned latent: the integer change `δ = ŷ − p` of the
+//! rounded latent from its prediction `p`, under tables chosen by context. The prediction is
+//! the previous frame's latent, either as it is or moved block by block by a motion field
+//! ([`super::motion`]), whichever the encoder found cheaper.
 //!
 //! Each element of a coded channel, in raster order, is coded under bank index
 //! `clamp(base + offset[class], 0, 63)`: `base` is the channel's, `offset` one per
 //! [context class](context_class), and the class comes from integers the decoder already has
-//! (the reference latent at the same place and the changes just decoded to its left and
-//! above). Where the scene is still those are zero and the table is narrow; where it moves,
-//! wide. A channel that did not change at all is [`UNCHANGED`] and nothing is coded for it.
+//! (the prediction at the same place and the changes just decoded to its left and above).
+//! Where the scene is still those are zero and the table is narrow; where it moves, wide. A
+//! channel that did not change at all is [`UNCHANGED`] and nothing is coded for it.
 //!
-//! Payload: one byte, the bank index of the table choice's symbols; then one ANS stream with
-//! the [`TableChoice`] (each base as its change from the previous predicted frame's, or from
-//! the previous channel's in the first predicted frame after an intra frame; then, unless
-//! every channel is unchanged, each offset as its change from the previous frame's), then the
-//! latent's changes. Everything that selects a table is an integer in the stream or derived
-//! from decoded integers, so parsing cannot depend on floating point.
+//! Payload: one byte, the bank index of the table choice's symbols, with [`MOTION_FLAG`] set
+//! when a motion field is sent, in which case one byte follows, the bank index of the field's
+//! symbols; then one ANS stream with the motion field (if sent), the [`TableChoice`] (each
+//! base as its change from the previous predicted frame's, or from the previous channel's in
+//! the first predicted frame after an intra frame; then, unless every channel is unchanged,
+//! each offset as its change from the previous frame's), then the latent's changes.
+//! Everything that selects a table is an integer in the stream or derived from decoded
+//! integers, so parsing cannot depend on floating point.
 
+use super::motion::MotionField;
+use super::LatentShape;
 use crate::coders::CoderError;
 use crate::entropy::{CategoricalTable, ScaleBank, SymbolDecoder, SCALES};
 
@@ -248,34 +254,43 @@ fn best_index(values: &[i32]) -> u8 {
     .unwrap_or(0)
 }
 
-/// Codes the change from `reference` to `latent` (both `channels` planes of `width`), the
-/// previous predicted frame's choice (if the reference was one) given: returns the payload's
-/// leading byte, the (table, symbol) items of its ANS stream in decoding order, and this
-/// frame's choice.
+/// The first payload byte's flag that says a motion field follows.
+pub const MOTION_FLAG: u8 = 0x80;
+
+/// Codes the change from `prediction` to `latent` (both of `shape`), the previous predicted
+/// frame's choice (if the reference was one) given. `motion` is the field that moved the
+/// reference into `prediction`, if one did. Returns the payload's leading bytes, the
+/// (table, symbol) items of its ANS stream in decoding order, and this frame's choice.
 pub fn encode_items<'b>(
     latent: &[i32],
-    reference: &[i32],
+    prediction: &[i32],
     previous: Option<&TableChoice>,
-    channels: usize,
-    width: usize,
+    motion: Option<&MotionField>,
+    shape: LatentShape,
     bank: &'b ScaleBank,
-) -> (u8, Vec<(&'b CategoricalTable, i32)>, TableChoice) {
+) -> (Vec<u8>, Vec<(&'b CategoricalTable, i32)>, TableChoice) {
     let delta: Vec<i32> = latent
         .iter()
-        .zip(reference)
+        .zip(prediction)
         .map(|(a, b)| a.wrapping_sub(*b))
         .collect();
     let start = previous.map_or([0; CLASSES], |p| p.offsets);
-    let costs = GroupCosts::new(&delta, reference, channels, width);
+    let costs = GroupCosts::new(&delta, prediction, shape.channels, shape.width);
     let (bases, offsets) = costs.choose(start);
     let choice = TableChoice { bases, offsets };
     let head = choice.symbols(previous);
     let table = best_index(&head);
     let mut items = Vec::with_capacity(head.len() + delta.len());
+    let mut leading = vec![table];
+    if let Some(field) = motion {
+        let vector_table = best_index(&field.symbols());
+        leading = vec![table | MOTION_FLAG, vector_table];
+        field.push_items(bank, vector_table, &mut items);
+    }
     for v in head {
         bank.push_symbols(table, v, &mut items);
     }
-    let plane = delta.len() / channels.max(1);
+    let plane = shape.plane();
     for (c, &base) in choice.bases.iter().enumerate() {
         if base == UNCHANGED {
             continue;
@@ -286,50 +301,71 @@ pub fn encode_items<'b>(
             bank.push_symbols(indices[usize::from(class)], v, &mut items);
         }
     }
-    (table, items, choice)
+    (leading, items, choice)
 }
 
-/// Parses a predicted payload against `reference` (`channels` planes of `width`) and the
-/// previous predicted frame's choice: the latent the encoder had, and this frame's choice.
-pub fn parse(
-    payload: &[u8],
-    reference: &[i32],
-    previous: Option<&TableChoice>,
-    channels: usize,
-    width: usize,
-) -> Result<(Vec<i32>, TableChoice), CoderError> {
-    let (&table, words) = payload
-        .split_first()
-        .ok_or_else(|| CoderError::Payload("empty predicted frame".into()))?;
+/// Reads a bank index byte.
+fn table_byte(byte: Option<&u8>) -> Result<u8, CoderError> {
+    let &table = byte.ok_or_else(|| CoderError::Payload("predicted frame too short".into()))?;
     if usize::from(table) >= SCALES {
         return Err(CoderError::Payload(format!(
             "table index {table} is not below {SCALES}"
         )));
     }
-    if previous.is_some_and(|p| p.bases.len() != channels) {
+    Ok(table)
+}
+
+/// Parses a predicted payload against `reference` (of `shape`) and the previous predicted
+/// frame's choice: the latent the encoder had, and this frame's choice.
+pub fn parse(
+    payload: &[u8],
+    reference: &[i32],
+    previous: Option<&TableChoice>,
+    shape: LatentShape,
+) -> Result<(Vec<i32>, TableChoice), CoderError> {
+    let first = *payload
+        .first()
+        .ok_or_else(|| CoderError::Payload("empty predicted frame".into()))?;
+    let moved = first & MOTION_FLAG != 0;
+    let table = table_byte(Some(&(first & !MOTION_FLAG)))?;
+    let vector_table = if moved {
+        Some(table_byte(payload.get(1))?)
+    } else {
+        None
+    };
+    let words = &payload[1 + usize::from(moved)..];
+    if previous.is_some_and(|p| p.bases.len() != shape.channels) {
         return Err(CoderError::Payload(
             "previous table choice has another size".into(),
         ));
     }
+    if reference.len() != shape.elements() {
+        return Err(CoderError::Payload(
+            "reference latent has another size".into(),
+        ));
+    }
     let bank = ScaleBank::get();
     let mut decoder = SymbolDecoder::new(words)?;
-    let choice = TableChoice::parse(channels, previous, table, &mut decoder)?;
-    let plane = reference.len() / channels.max(1);
-    let mut latent = reference.to_vec();
+    let mut latent = match vector_table {
+        Some(t) => MotionField::parse(shape, t, &mut decoder)?.compensate(reference),
+        None => reference.to_vec(),
+    };
+    let choice = TableChoice::parse(shape.channels, previous, table, &mut decoder)?;
+    let (plane, width) = (shape.plane(), shape.width);
     let mut delta = vec![0i32; plane];
     for (c, &base) in choice.bases.iter().enumerate() {
         if base == UNCHANGED {
             continue;
         }
         let indices = choice.offsets.map(|o| class_index(base, o));
-        let r = &reference[c * plane..][..plane];
-        for row in 0..plane / width.max(1) {
+        let prediction = &mut latent[c * plane..][..plane];
+        for row in 0..shape.height {
             for col in 0..width {
-                let class = context_class(r, &delta, width, row, col);
+                let class = context_class(prediction, &delta, width, row, col);
                 delta[row * width + col] = bank.decode(indices[class], &mut decoder)?;
             }
         }
-        for (v, d) in latent[c * plane..][..plane].iter_mut().zip(&delta) {
+        for (v, d) in prediction.iter_mut().zip(&delta) {
             *v = v.wrapping_add(*d);
         }
     }
@@ -355,6 +391,14 @@ mod tests {
             .collect()
     }
 
+    fn shape(latent: &[i32], channels: usize, width: usize) -> LatentShape {
+        LatentShape {
+            channels,
+            height: latent.len() / (channels * width),
+            width,
+        }
+    }
+
     /// Codes and parses one frame; returns the payload's length and the choice.
     fn round_trip(
         latent: &[i32],
@@ -364,8 +408,13 @@ mod tests {
         width: usize,
     ) -> (usize, TableChoice) {
         let (payload, choice) = payload(latent, reference, previous, channels, width);
-        let (parsed, parsed_choice) =
-            parse(&payload, reference, previous, channels, width).unwrap();
+        let (parsed, parsed_choice) = parse(
+            &payload,
+            reference,
+            previous,
+            shape(latent, channels, width),
+        )
+        .unwrap();
         assert_eq!(parsed, latent);
         assert_eq!(parsed_choice, choice);
         (payload.len(), choice)
@@ -378,15 +427,14 @@ mod tests {
         channels: usize,
         width: usize,
     ) -> (Vec<u8>, TableChoice) {
-        let (table, items, choice) = encode_items(
+        let (mut payload, items, choice) = encode_items(
             latent,
             reference,
             previous,
-            channels,
-            width,
+            None,
+            shape(latent, channels, width),
             ScaleBank::get(),
         );
-        let mut payload = vec![table];
         write_words(&mut payload, &encode(items.into_iter()).unwrap());
         (payload, choice)
     }
@@ -418,8 +466,49 @@ mod tests {
             .collect();
         round_trip(&next, &latent, Some(&first), channels, width);
         // Nothing changed: a few bytes, however many channels.
-        let (still, _) = round_trip(&reference, &reference, None, 64, width);
+        let wide = noise(8, 64 * height * width, 5);
+        let (still, _) = round_trip(&wide, &wide, None, 64, width);
         assert!(still <= 9, "{still} bytes");
+    }
+
+    #[test]
+    fn a_moved_reference_parses_back_exactly_and_codes_a_pan_cheaply() {
+        let shape = LatentShape {
+            channels: 4,
+            height: 12,
+            width: 16,
+        };
+        let reference = noise(11, shape.elements(), 6);
+        // The scene pans one element left: each element is its right neighbour's.
+        let exact: Vec<f32> = (0..shape.elements())
+            .map(|i| {
+                let col = (i % shape.width + 1).min(shape.width - 1);
+                reference[i - i % shape.width + col] as f32
+            })
+            .collect();
+        let latent: Vec<i32> = exact.iter().map(|&v| v as i32).collect();
+        let field = MotionField::estimate(&exact, &reference, shape);
+        assert!(!field.is_zero());
+        let prediction = field.compensate(&reference);
+        let bank = ScaleBank::get();
+        let (mut moved, items, choice) =
+            encode_items(&latent, &prediction, None, Some(&field), shape, bank);
+        assert_ne!(moved[0] & MOTION_FLAG, 0);
+        write_words(&mut moved, &encode(items.into_iter()).unwrap());
+        let (parsed, parsed_choice) = parse(&moved, &reference, None, shape).unwrap();
+        assert_eq!(parsed, latent);
+        assert_eq!(parsed_choice, choice);
+        let (still, items, _) = encode_items(&latent, &reference, None, None, shape, bank);
+        let still_bytes = still.len() + 4 * encode(items.into_iter()).unwrap().len();
+        assert!(
+            moved.len() * 3 < still_bytes,
+            "{} bytes with motion, {still_bytes} without",
+            moved.len()
+        );
+        // Cut anywhere, the moved payload is an error or another latent, never a panic.
+        for cut in 0..moved.len() {
+            let _ = parse(&moved[..cut], &reference, None, shape);
+        }
     }
 
     #[test]
@@ -438,7 +527,12 @@ mod tests {
             }
         }
         let bank = ScaleBank::get();
-        let (_, items, _) = encode_items(&latent, &reference, None, channels, width, bank);
+        let shape = LatentShape {
+            channels,
+            height,
+            width,
+        };
+        let (_, items, _) = encode_items(&latent, &reference, None, None, shape, bank);
         let with_context = information_content(items.iter().copied());
         let one_table: f64 = (0..channels)
             .map(|c| {
@@ -461,7 +555,12 @@ mod tests {
         let latent = noise(6, channels * 8, 3);
         let (payload, choice) = payload(&latent, &reference, None, channels, width);
         let parse_with = |bytes: &[u8], previous: Option<&TableChoice>| {
-            parse(bytes, &reference, previous, channels, width)
+            parse(
+                bytes,
+                &reference,
+                previous,
+                shape(&reference, channels, width),
+            )
         };
         assert!(parse_with(&[], None).is_err());
         assert!(parse_with(&payload[..1], None).is_err());
