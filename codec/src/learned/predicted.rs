@@ -144,10 +144,10 @@ impl GroupCosts {
 
     /// Base indices and class offsets that code the changes in few bits: alternately the best
     /// base per channel given the offsets, and the best offset per class given the bases,
-    /// starting from (and, where costs tie, keeping) the offsets `start`, which are the
-    /// cheapest to code.
-    fn choose(&self, start: [i8; CLASSES]) -> (Vec<u8>, [i8; CLASSES]) {
-        let mut offsets = start;
+    /// starting from (and, where costs tie, keeping) the previous frame's offsets, which are
+    /// the cheapest to code.
+    fn choose(&self, previous: Option<&TableChoice>) -> TableChoice {
+        let mut offsets = previous.map_or([0; CLASSES], |p| p.offsets);
         let mut bases = vec![UNCHANGED; self.bits.len()];
         for round in 0..ROUNDS {
             for (c, base) in bases.iter_mut().enumerate() {
@@ -173,7 +173,7 @@ impl GroupCosts {
                 *offset = cheapest(candidates, cost).unwrap_or(0) as i8;
             }
         }
-        (bases, offsets)
+        TableChoice { bases, offsets }
     }
 }
 
@@ -254,6 +254,26 @@ fn best_index(values: &[i32]) -> u8 {
     .unwrap_or(0)
 }
 
+/// The change of each element from its prediction.
+fn changes(latent: &[i32], prediction: &[i32]) -> Vec<i32> {
+    latent
+        .iter()
+        .zip(prediction)
+        .map(|(a, b)| a.wrapping_sub(*b))
+        .collect()
+}
+
+/// The tables [`encode_items`] would choose for `latent`, without coding it.
+pub fn choose_tables(
+    latent: &[i32],
+    prediction: &[i32],
+    previous: Option<&TableChoice>,
+    shape: LatentShape,
+) -> TableChoice {
+    let delta = changes(latent, prediction);
+    GroupCosts::new(&delta, prediction, shape.channels, shape.width).choose(previous)
+}
+
 /// The first payload byte's flag that says a motion field follows.
 pub const MOTION_FLAG: u8 = 0x80;
 
@@ -269,15 +289,9 @@ pub fn encode_items<'b>(
     shape: LatentShape,
     bank: &'b ScaleBank,
 ) -> (Vec<u8>, Vec<(&'b CategoricalTable, i32)>, TableChoice) {
-    let delta: Vec<i32> = latent
-        .iter()
-        .zip(prediction)
-        .map(|(a, b)| a.wrapping_sub(*b))
-        .collect();
-    let start = previous.map_or([0; CLASSES], |p| p.offsets);
+    let delta = changes(latent, prediction);
     let costs = GroupCosts::new(&delta, prediction, shape.channels, shape.width);
-    let (bases, offsets) = costs.choose(start);
-    let choice = TableChoice { bases, offsets };
+    let choice = costs.choose(previous);
     let head = choice.symbols(previous);
     let table = best_index(&head);
     let mut items = Vec::with_capacity(head.len() + delta.len());
@@ -302,6 +316,52 @@ pub fn encode_items<'b>(
         }
     }
     (leading, items, choice)
+}
+
+/// Encoder-only: re-decides each coded element of `latent` (the changes from `prediction`
+/// under `choice`) between keeping the prediction and rounding the unrounded latent `exact`,
+/// whichever costs less in squared latent error plus `lambda` times its bits under the table
+/// its context selects. Keeping is allowed only where `exact` is within `max_keep`, which bounds
+/// each frame's error. Elements are visited in decoding order, so the contexts are those the
+/// decoder will see for the elements already decided.
+pub fn refine(
+    latent: &mut [i32],
+    exact: &[f32],
+    prediction: &[i32],
+    choice: &TableChoice,
+    shape: LatentShape,
+    (lambda, max_keep): (f64, f32),
+) {
+    let bank = ScaleBank::get();
+    let (plane, width) = (shape.plane(), shape.width);
+    let mut delta = vec![0i32; plane];
+    for (c, &base) in choice.bases.iter().enumerate() {
+        if base == UNCHANGED {
+            continue;
+        }
+        let indices = choice.offsets.map(|o| class_index(base, o));
+        let range = c * plane..(c + 1) * plane;
+        let (p, f, v) = (
+            &prediction[range.clone()],
+            &exact[range.clone()],
+            &mut latent[range],
+        );
+        for i in 0..plane {
+            let class = context_class(p, &delta, width, i / width, i % width);
+            let table = indices[class];
+            let rounded = f[i].round().clamp(-1e6, 1e6) as i32;
+            let cost = |value: i32| {
+                let e = f64::from(f[i]) - f64::from(value);
+                e * e + lambda * bank.bits(table, value.wrapping_sub(p[i]))
+            };
+            let mut best = rounded;
+            if (f[i] - p[i] as f32).abs() < max_keep && cost(p[i]) <= cost(rounded) {
+                best = p[i];
+            }
+            v[i] = best;
+            delta[i] = best.wrapping_sub(p[i]);
+        }
+    }
 }
 
 /// Reads a bank index byte.
@@ -508,6 +568,47 @@ mod tests {
         // Cut anywhere, the moved payload is an error or another latent, never a panic.
         for cut in 0..moved.len() {
             let _ = parse(&moved[..cut], &reference, None, shape);
+        }
+    }
+
+    #[test]
+    fn refining_keeps_a_lone_change_where_the_scene_is_still_but_not_where_it_moves() {
+        let (height, width) = (16, 16);
+        let shape = LatentShape {
+            channels: 1,
+            height,
+            width,
+        };
+        // The top half moves (large values, large changes), the bottom half is still.
+        let moves = noise(9, height * width, 3);
+        let mut prediction = vec![0; height * width];
+        let mut exact = vec![0.0f32; height * width];
+        for i in 0..height * width / 2 {
+            prediction[i] = 6;
+            exact[i] = (6 + moves[i]) as f32;
+        }
+        // One element in each half moves by 0.7 where it would not otherwise have changed.
+        let (moving, still) = (3 * width + 7, 12 * width + 7);
+        exact[moving] = prediction[moving] as f32 + 0.7;
+        exact[still] = 0.7;
+        let mut latent: Vec<i32> = exact.iter().map(|v| v.round() as i32).collect();
+        let tables = choose_tables(&latent, &prediction, None, shape);
+        refine(
+            &mut latent,
+            &exact,
+            &prediction,
+            &tables,
+            shape,
+            (0.08, 0.8),
+        );
+        assert_eq!(
+            latent[still], 0,
+            "a lone change in a still area costs too much"
+        );
+        assert_eq!(latent[moving], prediction[moving] + 1);
+        // Refining never leaves an element farther than the bound from its latent.
+        for (&v, &f) in latent.iter().zip(&exact) {
+            assert!((v as f32 - f).abs() <= 0.8);
         }
     }
 
