@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::{CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::FrameType;
-use crate::entropy::{self, index_for_mean_abs, ScaleBank, SymbolDecoder, SCALES};
+use crate::entropy::{self, ScaleBank, SymbolDecoder, SCALES};
 use crate::model_file::{
     write_model_bytes, ModelConfig, ModelError, ModelFile, NamedTensor, TrainingInfo,
     MODEL_FORMAT_VERSION,
@@ -292,16 +292,7 @@ impl PcaCoder {
                 .filter(|(i, _)| group_of(i % k) == g)
                 .map(|(_, &v)| v)
                 .collect();
-            let mean_abs = members
-                .iter()
-                .map(|v| f64::from(v.unsigned_abs()))
-                .sum::<f64>()
-                / members.len().max(1) as f64;
-            let guess = index_for_mean_abs(mean_abs);
-            let cost = |i: u8| members.iter().map(|&v| bank.bits(i, v)).sum::<f64>();
-            *index = (guess.saturating_sub(2)..=(guess + 2).min(SCALES as u8 - 1))
-                .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
-                .unwrap_or(guess);
+            *index = bank.index_near_mean(&members);
         }
         let mut items = Vec::with_capacity(values.len());
         for (i, &v) in values.iter().enumerate() {

@@ -174,6 +174,31 @@ impl ScaleBank {
         let excess = value.unsigned_abs() - t.radius as u32;
         t.table.bits(escape) + 5.0 + f64::from(31 - excess.leading_zeros())
     }
+
+    /// Of `candidates`, the index that codes all of `values` in the fewest bits (the first of
+    /// equals; 0 if there are no candidates).
+    pub fn cheapest_index(&self, values: &[i32], candidates: impl IntoIterator<Item = u8>) -> u8 {
+        candidates
+            .into_iter()
+            .map(|i| (i, values.iter().map(|&v| self.bits(i, v)).sum::<f64>()))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(0, |(i, _)| i)
+    }
+
+    /// The cheapest index for `values` within two of the one their mean magnitude suggests:
+    /// nearly always the cheapest of all, at a twelfth of the search.
+    pub fn index_near_mean(&self, values: &[i32]) -> u8 {
+        let mean_abs = values
+            .iter()
+            .map(|v| f64::from(v.unsigned_abs()))
+            .sum::<f64>()
+            / values.len().max(1) as f64;
+        let guess = index_for_mean_abs(mean_abs);
+        self.cheapest_index(
+            values,
+            guess.saturating_sub(2)..=(guess + 2).min(SCALES as u8 - 1),
+        )
+    }
 }
 
 #[cfg(test)]

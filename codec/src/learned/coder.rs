@@ -16,9 +16,7 @@ use super::motion::MotionField;
 use super::{predicted, LatentShape, LearnedModel};
 use crate::coders::{check_frame_size, CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::FrameType;
-use crate::entropy::{
-    self, index_for_mean_abs, CategoricalTable, ScaleBank, SymbolDecoder, SCALES,
-};
+use crate::entropy::{self, CategoricalTable, ScaleBank, SymbolDecoder, SCALES};
 use crate::RgbFrame;
 
 /// What the entropy coder spent on one frame's ANS stream against the ideal.
@@ -108,25 +106,10 @@ impl LearnedCoder {
         }
     }
 
-    /// The best bank index for a group of values, near their mean magnitude.
-    fn choose_index(values: &[i32]) -> u8 {
-        let bank = ScaleBank::get();
-        let mean_abs = values
-            .iter()
-            .map(|v| f64::from(v.unsigned_abs()))
-            .sum::<f64>()
-            / values.len().max(1) as f64;
-        let guess = index_for_mean_abs(mean_abs);
-        let cost = |i: u8| values.iter().map(|&v| bank.bits(i, v)).sum::<f64>();
-        (guess.saturating_sub(2)..=(guess + 2).min(SCALES as u8 - 1))
-            .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
-            .unwrap_or(guess)
-    }
-
     fn encode_intra(&self, y: &[i32], z: &[i32]) -> Result<(Vec<u8>, EntropyCost), CoderError> {
         let bank = ScaleBank::get();
         let plane = self.side.1 * self.side.2;
-        let side_indices: Vec<u8> = z.chunks(plane).map(Self::choose_index).collect();
+        let side_indices: Vec<u8> = z.chunks(plane).map(|c| bank.index_near_mean(c)).collect();
         let (_, lh, lw) = self.latent;
         let indices = self.model.table_indices(&self.side_map(z.to_vec()), lh, lw);
         let mut items: Vec<(&CategoricalTable, i32)> = Vec::with_capacity(y.len() + z.len());

@@ -247,11 +247,7 @@ impl TableChoice {
 
 /// The bank index that codes `values` in the fewest bits.
 fn best_index(values: &[i32]) -> u8 {
-    let bank = ScaleBank::get();
-    cheapest(0..SCALES as u8, |t| {
-        values.iter().map(|&v| bank.bits(t, v)).sum()
-    })
-    .unwrap_or(0)
+    ScaleBank::get().cheapest_index(values, 0..SCALES as u8)
 }
 
 /// The change of each element from its prediction.
