@@ -187,6 +187,15 @@ pub struct TableChoice {
 }
 
 impl TableChoice {
+    /// The channels that are coded, each with the bank index of every context class.
+    fn coded_channels(&self) -> impl Iterator<Item = (usize, [u8; CLASSES])> + '_ {
+        self.bases
+            .iter()
+            .enumerate()
+            .filter(|&(_, &base)| base != UNCHANGED)
+            .map(|(c, &base)| (c, self.offsets.map(|o| class_index(base, o))))
+    }
+
     fn codes_anything(&self) -> bool {
         self.bases.iter().any(|&b| b != UNCHANGED)
     }
@@ -301,11 +310,7 @@ pub fn encode_items<'b>(
         bank.push_symbols(table, v, &mut items);
     }
     let plane = shape.plane();
-    for (c, &base) in choice.bases.iter().enumerate() {
-        if base == UNCHANGED {
-            continue;
-        }
-        let indices = choice.offsets.map(|o| class_index(base, o));
+    for (c, indices) in choice.coded_channels() {
         let classes = &costs.classes[c * plane..][..plane];
         for (&v, &class) in delta[c * plane..][..plane].iter().zip(classes) {
             bank.push_symbols(indices[usize::from(class)], v, &mut items);
@@ -331,11 +336,7 @@ pub fn refine(
     let bank = ScaleBank::get();
     let (plane, width) = (shape.plane(), shape.width);
     let mut delta = vec![0i32; plane];
-    for (c, &base) in choice.bases.iter().enumerate() {
-        if base == UNCHANGED {
-            continue;
-        }
-        let indices = choice.offsets.map(|o| class_index(base, o));
+    for (c, indices) in choice.coded_channels() {
         let range = c * plane..(c + 1) * plane;
         let (p, f, v) = (
             &prediction[range.clone()],
@@ -409,11 +410,7 @@ pub fn parse(
     let choice = TableChoice::parse(shape.channels, previous, table, &mut decoder)?;
     let (plane, width) = (shape.plane(), shape.width);
     let mut delta = vec![0i32; plane];
-    for (c, &base) in choice.bases.iter().enumerate() {
-        if base == UNCHANGED {
-            continue;
-        }
-        let indices = choice.offsets.map(|o| class_index(base, o));
+    for (c, indices) in choice.coded_channels() {
         let prediction = &mut latent[c * plane..][..plane];
         for row in 0..shape.height {
             for col in 0..width {
