@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::conv::FeatureMap;
 use super::motion::MotionField;
-use super::{predicted, LatentShape, LearnedModel};
+use super::{predicted, round_element, LatentShape, LearnedModel};
 use crate::coders::{check_frame_size, CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::FrameType;
 use crate::entropy::{self, CategoricalTable, ScaleBank, SymbolDecoder, SCALES};
@@ -289,7 +289,7 @@ fn round_near(exact: &[f32], prediction: &[i32]) -> Vec<i32> {
             if (f - p as f32).abs() < TEMPORAL_DEAD_ZONE {
                 p
             } else {
-                f.round().clamp(-1e6, 1e6) as i32
+                round_element(f)
             }
         })
         .collect()
@@ -297,10 +297,7 @@ fn round_near(exact: &[f32], prediction: &[i32]) -> Vec<i32> {
 
 /// Rounds a float latent to integers, clamping absurd values.
 fn round_latent(map: &FeatureMap<f32>) -> Vec<i32> {
-    map.data
-        .iter()
-        .map(|&v| v.round().clamp(-1e6, 1e6) as i32)
-        .collect()
+    map.data.iter().map(|&v| round_element(v)).collect()
 }
 
 impl FrameCoder for LearnedCoder {

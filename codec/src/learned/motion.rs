@@ -201,8 +201,18 @@ mod tests {
         width: 11,
     };
 
+    /// Codes `field` alone under bank index `table` and parses it back.
+    fn code_and_parse(field: &MotionField, table: u8) -> Result<MotionField, CoderError> {
+        let mut items = Vec::new();
+        field.push_items(ScaleBank::get(), table, &mut items);
+        let mut bytes = Vec::new();
+        write_words(&mut bytes, &encode(items.into_iter()).unwrap());
+        let mut decoder = SymbolDecoder::new(&bytes).unwrap();
+        MotionField::parse(field.shape, table, &mut decoder)
+    }
+
     fn pattern(shape: LatentShape) -> Vec<i32> {
-        (0..shape.channels * shape.plane())
+        (0..shape.elements())
             .map(|i| ((i * 37) % 23) as i32 - 11)
             .collect()
     }
@@ -248,13 +258,7 @@ mod tests {
             shape: SHAPE,
             vectors,
         };
-        let bank = ScaleBank::get();
-        let mut items = Vec::new();
-        field.push_items(bank, 20, &mut items);
-        let mut bytes = Vec::new();
-        write_words(&mut bytes, &encode(items.into_iter()).unwrap());
-        let mut decoder = SymbolDecoder::new(&bytes).unwrap();
-        assert_eq!(MotionField::parse(SHAPE, 20, &mut decoder).unwrap(), field);
+        assert_eq!(code_and_parse(&field, 20).unwrap(), field);
     }
 
     #[test]
@@ -263,12 +267,6 @@ mod tests {
             shape: SHAPE,
             vectors: vec![(MAX_VECTOR + 1, 0); block_rows(SHAPE) * block_cols(SHAPE)],
         };
-        let bank = ScaleBank::get();
-        let mut items = Vec::new();
-        far.push_items(bank, 40, &mut items);
-        let mut bytes = Vec::new();
-        write_words(&mut bytes, &encode(items.into_iter()).unwrap());
-        let mut decoder = SymbolDecoder::new(&bytes).unwrap();
-        assert!(MotionField::parse(SHAPE, 40, &mut decoder).is_err());
+        assert!(code_and_parse(&far, 40).is_err());
     }
 }

@@ -20,7 +20,7 @@
 //! integers, so parsing cannot depend on floating point.
 
 use super::motion::MotionField;
-use super::LatentShape;
+use super::{round_element, LatentShape};
 use crate::coders::CoderError;
 use crate::entropy::{CategoricalTable, ScaleBank, SymbolDecoder, SCALES};
 
@@ -346,7 +346,7 @@ pub fn refine(
         for i in 0..plane {
             let class = context_class(p, &delta, width, i / width, i % width);
             let table = indices[class];
-            let rounded = f[i].round().clamp(-1e6, 1e6) as i32;
+            let rounded = round_element(f[i]);
             let cost = |value: i32| {
                 let e = f64::from(f[i]) - f64::from(value);
                 e * e + lambda * bank.bits(table, value.wrapping_sub(p[i]))
@@ -361,9 +361,9 @@ pub fn refine(
     }
 }
 
-/// Reads a bank index byte.
-fn table_byte(byte: Option<&u8>) -> Result<u8, CoderError> {
-    let &table = byte.ok_or_else(|| CoderError::Payload("predicted frame too short".into()))?;
+/// Checks a bank index byte, `None` where the payload ended before it.
+fn table_byte(byte: Option<u8>) -> Result<u8, CoderError> {
+    let table = byte.ok_or_else(|| CoderError::Payload("predicted frame too short".into()))?;
     if usize::from(table) >= SCALES {
         return Err(CoderError::Payload(format!(
             "table index {table} is not below {SCALES}"
@@ -384,9 +384,9 @@ pub fn parse(
         .first()
         .ok_or_else(|| CoderError::Payload("empty predicted frame".into()))?;
     let moved = first & MOTION_FLAG != 0;
-    let table = table_byte(Some(&(first & !MOTION_FLAG)))?;
+    let table = table_byte(Some(first & !MOTION_FLAG))?;
     let vector_table = if moved {
-        Some(table_byte(payload.get(1))?)
+        Some(table_byte(payload.get(1).copied())?)
     } else {
         None
     };
