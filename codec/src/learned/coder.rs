@@ -106,12 +106,19 @@ impl LearnedCoder {
         }
     }
 
-    fn encode_intra(&self, y: &[i32], z: &[i32]) -> Result<(Vec<u8>, EntropyCost), CoderError> {
+    /// Codes an intra frame whose unrounded latent is `exact` and rounded side latent `z`;
+    /// returns the payload, its cost and the latent the decoder will have.
+    fn encode_intra(
+        &self,
+        exact: &[f32],
+        z: &[i32],
+    ) -> Result<(Vec<u8>, EntropyCost, Vec<i32>), CoderError> {
         let bank = ScaleBank::get();
         let plane = self.side.1 * self.side.2;
         let side_indices: Vec<u8> = z.chunks(plane).map(|c| bank.index_near_mean(c)).collect();
         let (_, lh, lw) = self.latent;
         let indices = self.model.table_indices(&self.side_map(z.to_vec()), lh, lw);
+        let y = round_intra(exact, &indices, INTRA_RATE_WEIGHT);
         let mut items: Vec<(&CategoricalTable, i32)> = Vec::with_capacity(y.len() + z.len());
         for (i, &v) in z.iter().enumerate() {
             bank.push_symbols(side_indices[i / plane], v, &mut items);
@@ -119,7 +126,8 @@ impl LearnedCoder {
         for (&v, &index) in y.iter().zip(&indices) {
             bank.push_symbols(index, v, &mut items);
         }
-        Self::finish_payload(side_indices, items)
+        let (payload, cost) = Self::finish_payload(side_indices, items)?;
+        Ok((payload, cost, y))
     }
 
     fn shape(&self) -> LatentShape {
@@ -188,9 +196,8 @@ impl LearnedCoder {
                 (payload, cost, Some(tables), FrameType::Predicted, y)
             }
             _ => {
-                let y = round_latent(y_map);
                 let z = round_latent(&self.model.hyper_analyze(y_map));
-                let (payload, cost) = self.encode_intra(&y, &z)?;
+                let (payload, cost, y) = self.encode_intra(&y_map.data, &z)?;
                 (payload, cost, None, FrameType::Intra, y)
             }
         };
@@ -290,6 +297,44 @@ fn round_near(exact: &[f32], prediction: &[i32]) -> Vec<i32> {
                 p
             } else {
                 round_element(f)
+            }
+        })
+        .collect()
+}
+
+/// Squared latent error one bit is worth when the encoder rounds an intra frame's latent
+/// ([`round_intra`]): an element one step nearer zero costs at least 0.25 more squared error,
+/// so only elements whose step is worth 3 bits or more, or that lie near the middle of two
+/// steps, move. BD-rate of intra-only streams against JPEG, 30 frames, `bikes` /
+/// `carphone_pristine`: nearest rounding −13.3 / −21.8 %; 0.04: −17.5 / −29.2 %; 0.08: −18.9 /
+/// −32.9 %; 0.16: −19.3 / −32.5 %; 0.3: −18.2 / −31.0 %. At 0.08, q4 on `carphone_pristine`
+/// went from 0.731 bpp at 29.14 dB to 0.651 at 29.08, on `bikes` from 0.233 at 39.79 to 0.192 at
+/// 39.50.
+pub const INTRA_RATE_WEIGHT: f64 = 0.08;
+
+/// Encoder-only: rounds each element of the unrounded latent `exact` to nearest, or one step
+/// nearer zero where that costs less in squared latent error plus `weight` times its bits
+/// under the table `indices` gives it (the tables depend on the side latent alone, so every
+/// element is decided on its own). The decoder reads whatever the encoder chose.
+fn round_intra(exact: &[f32], indices: &[u8], weight: f64) -> Vec<i32> {
+    let bank = ScaleBank::get();
+    exact
+        .iter()
+        .zip(indices)
+        .map(|(&f, &table)| {
+            let nearest = round_element(f);
+            if nearest == 0 {
+                return 0;
+            }
+            let cost = |value: i32| {
+                let e = f64::from(f) - f64::from(value);
+                e * e + weight * bank.bits(table, value)
+            };
+            let nearer_zero = nearest - nearest.signum();
+            if cost(nearer_zero) < cost(nearest) {
+                nearer_zero
+            } else {
+                nearest
             }
         })
         .collect()
@@ -402,11 +447,62 @@ mod tests {
             assert_eq!(Some(&latent.values), enc.reference.as_ref(), "frame {i}");
             let exact = model.analyze(&frame);
             if frame_type == FrameType::Intra {
-                assert_eq!(latent.values, round_latent(&exact));
+                // Each element is rounded to nearest or one step nearer zero.
+                for (&v, nearest) in latent.values.iter().zip(round_latent(&exact)) {
+                    assert!(
+                        v == nearest || v == nearest - nearest.signum(),
+                        "{v} {nearest}"
+                    );
+                }
             }
             let decoded = dec.synthesize(&latent);
             assert_eq!((decoded.width, decoded.height), (w, h));
         }
+    }
+
+    /// On a real frame, rate–distortion rounding spends fewer bits than rounding to nearest
+    /// for a little more latent error, and with no weight on the bits it is rounding to nearest.
+    #[test]
+    fn intra_rounding_trades_a_little_error_for_fewer_bits() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/bikes.mp4");
+        let frame = crate::video::VideoReader::open(&path)
+            .unwrap()
+            .next_frame()
+            .unwrap()
+            .unwrap();
+        let model = crate::learned::defaults::model(3).unwrap();
+        let coder = LearnedCoder::new(model.clone(), frame.width, frame.height);
+        let exact = model.analyze(&frame);
+        let z = round_latent(&model.hyper_analyze(&exact));
+        let (_, lh, lw) = coder.latent;
+        let indices = model.table_indices(&coder.side_map(z), lh, lw);
+        let bank = ScaleBank::get();
+        let measure = |latent: &[i32]| {
+            let bits: f64 = latent
+                .iter()
+                .zip(&indices)
+                .map(|(&v, &t)| bank.bits(t, v))
+                .sum();
+            let error: f64 = latent
+                .iter()
+                .zip(&exact.data)
+                .map(|(&v, &f)| (f64::from(f) - f64::from(v)).powi(2))
+                .sum();
+            (bits, error)
+        };
+        assert_eq!(
+            round_intra(&exact.data, &indices, 0.0),
+            round_latent(&exact)
+        );
+        let (near_bits, near_error) = measure(&round_latent(&exact));
+        let (rd_bits, rd_error) = measure(&round_intra(&exact.data, &indices, INTRA_RATE_WEIGHT));
+        println!(
+            "nearest {near_bits:.0} bits, error {near_error:.0}; rd {rd_bits:.0}, {rd_error:.0}"
+        );
+        assert!(rd_bits < 0.95 * near_bits);
+        assert!(rd_error > near_error);
+        // Every bit saved costs less squared error than the weight says a bit is worth.
+        assert!(rd_error - near_error < INTRA_RATE_WEIGHT * (near_bits - rd_bits));
     }
 
     #[test]
