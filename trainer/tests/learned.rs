@@ -262,9 +262,25 @@ fn a_latent_from_burn_is_parsed_exactly_by_the_codec() {
     let coded = encoder.encode_analyzed(&latent, FrameType::Intra).unwrap();
     let mut decoder = LearnedCoder::new(model, w as u32, h as u32);
     let parsed = decoder.parse(FrameType::Intra, &coded.payload).unwrap();
-    let expected: Vec<i32> = latent.data.iter().map(|v| v.round() as i32).collect();
-    assert!(expected.iter().any(|&v| v != 0));
-    assert_eq!(parsed.values, expected);
+    // The encoder rounds each element to nearest or, where that is cheaper, one step nearer
+    // zero (rate–distortion rounding); a misparsed stream would not stay within that.
+    let nearest: Vec<i32> = latent.data.iter().map(|v| v.round() as i32).collect();
+    assert!(parsed.values.iter().any(|&v| v != 0));
+    assert_eq!(parsed.values.len(), nearest.len());
+    for (&v, &n) in parsed.values.iter().zip(&nearest) {
+        assert!(v == n || v == n - n.signum(), "parsed {v}, nearest {n}");
+    }
+    let kept = parsed
+        .values
+        .iter()
+        .zip(&nearest)
+        .filter(|(v, n)| v == n)
+        .count();
+    assert!(
+        kept * 2 > nearest.len(),
+        "only {kept} of {} at nearest",
+        nearest.len()
+    );
 }
 
 #[test]
