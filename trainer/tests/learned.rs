@@ -262,6 +262,7 @@ fn a_latent_from_burn_is_parsed_exactly_by_the_codec() {
     let coded = encoder.encode_analyzed(&latent, FrameType::Intra).unwrap();
     let mut decoder = LearnedCoder::new(model, w as u32, h as u32);
     let parsed = decoder.parse(FrameType::Intra, &coded.payload).unwrap();
+    assert_eq!(Some(parsed.values.as_slice()), encoder.last_latent());
     // The encoder rounds each element to nearest or, where that is cheaper, one step nearer
     // zero (rate–distortion rounding); a misparsed stream would not stay within that.
     let nearest: Vec<i32> = latent.data.iter().map(|v| v.round() as i32).collect();

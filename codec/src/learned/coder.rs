@@ -75,6 +75,12 @@ impl LearnedCoder {
         self.last_cost
     }
 
+    /// The integer latent the last frame this coder encoded was coded with, which is what the
+    /// decoder parses (`None` before the first).
+    pub fn last_latent(&self) -> Option<&[i32]> {
+        self.reference.as_deref()
+    }
+
     /// Writes the ANS stream of `items` after `payload`'s index bytes; returns the payload and
     /// what the stream cost.
     fn finish_payload(
