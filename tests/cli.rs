@@ -245,43 +245,95 @@ fn paced_headless_playback_reports_statistics() {
     assert!(stats["bytes_fetched"].as_u64().unwrap() > 0);
 }
 
-#[test]
-fn interrupted_encode_leaves_nothing_behind() {
-    let dir = tmp();
-    let out = dir.path().join("big.aez");
-    // Lossless pixel coding of the whole clip runs long enough to interrupt.
-    let child = std::process::Command::new(common::bin("aecodec"))
-        .args([
-            "encode",
-            s(&sample("bikes.mp4")),
-            "-o",
-            s(&out),
-            "--pixel",
-            "--step",
-            "1",
-        ])
+/// Starts `name ARGS`, waits until its temporary output exists in `dir`, sends `signal`, and
+/// returns its output once it has ended.
+fn signalled(
+    name: &str,
+    args: &[&str],
+    dir: &std::path::Path,
+    signal: &str,
+) -> std::process::Output {
+    let child = std::process::Command::new(common::bin(name))
+        .args(args)
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(dir).unwrap().count() == 0 {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "{name} wrote no temporary file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill")
-        .args(["-INT", &pid])
+        .args([signal, &pid])
         .status()
         .unwrap()
         .success());
-    let output = child.wait_with_output().unwrap();
-    assert!(!output.status.success());
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("interrupted"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "no output and no temporary file"
-    );
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn interrupted_encode_leaves_nothing_behind() {
+    // Ctrl-C (SIGINT) and what `timeout`, systemd and Kubernetes send (SIGTERM).
+    for signal in ["-INT", "-TERM"] {
+        let dir = tmp();
+        let out = dir.path().join("big.aez");
+        // Lossless pixel coding of the whole clip runs long enough to interrupt.
+        let clip = sample("bikes.mp4");
+        let args = ["encode", s(&clip), "-o", s(&out), "--pixel", "--step", "1"];
+        let output = signalled("aecodec", &args, dir.path(), signal);
+        assert!(!output.status.success());
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("interrupted"),
+            "{signal}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "{signal}: no output and no temporary file"
+        );
+    }
+}
+
+#[test]
+fn interrupted_decode_and_playback_leave_nothing_behind() {
+    let dir = tmp();
+    let aez = dir.path().join("b.aez");
+    encode(&sample("bikes.mp4"), &aez, &["--pixel", "--step", "4"]);
+    for (name, signal) in [
+        ("aecodec", "-TERM"),
+        ("aeplay", "-TERM"),
+        ("aeplay", "-INT"),
+    ] {
+        let out_dir = tmp();
+        let args: Vec<String> = if name == "aecodec" {
+            // 250 frames through x264 take seconds.
+            let mp4 = out_dir.path().join("out.mp4");
+            ["decode", s(&aez), "-o", s(&mp4)]
+                .map(String::from)
+                .to_vec()
+        } else {
+            // Paced at 25 frames/s: 10 seconds.
+            let y4m = out_dir.path().join("out.y4m");
+            ["play", s(&aez), "-o", s(&y4m), "--realtime"]
+                .map(String::from)
+                .to_vec()
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = signalled(name, &args, out_dir.path(), signal);
+        assert!(!output.status.success(), "{name} {signal}");
+        assert_eq!(
+            std::fs::read_dir(out_dir.path()).unwrap().count(),
+            0,
+            "{name} {signal}: no output and no temporary file"
+        );
+    }
 }
 
 #[test]

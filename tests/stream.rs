@@ -317,7 +317,11 @@ fn malformed_and_overlapping_ranges_get_416_and_suffix_ranges_206() {
 #[test]
 fn connections_beyond_the_limit_wait_for_a_free_slot() {
     let media = media_dir();
-    let server = Server::start_with(media.path(), "127.0.0.1:0", &["--max-connections", "2"]);
+    let server = Server::start_with(
+        media.path(),
+        "127.0.0.1:0",
+        &["--max-connections", "2", "--max-per-address", "3"],
+    );
     let held: Vec<TcpStream> = (0..2)
         .map(|_| TcpStream::connect(&server.addr).unwrap())
         .collect();
@@ -423,7 +427,9 @@ fn bytes_damaged_in_transit_are_fetched_again_never_shown() {
 }
 
 fn fetch_text(url: &str) -> String {
-    String::from_utf8(aeplay::http::fetch(url, 1 << 20).unwrap()).unwrap()
+    let mut bytes = Vec::new();
+    aeplay::http::download(url, 1 << 20, &mut bytes).unwrap();
+    String::from_utf8(bytes).unwrap()
 }
 
 #[test]
@@ -523,4 +529,427 @@ fn fifty_concurrent_clients_stream_without_errors() {
         "{}",
         String::from_utf8_lossy(&missing.stderr)
     );
+}
+
+/// A raw request from a socket bound to `from` (any address of 127.0.0.0/8 is this machine):
+/// the status line, and how long the answer took.
+fn status_from(from: &str, server: &str, target: &str) -> (String, std::time::Duration) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &format!("{from}:0")
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    let started = std::time::Instant::now();
+    socket
+        .connect(&server.parse::<std::net::SocketAddr>().unwrap().into())
+        .unwrap();
+    let mut conn: TcpStream = socket.into();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        conn,
+        "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    let _ = conn.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    (
+        text.lines().next().unwrap_or("").to_string(),
+        started.elapsed(),
+    )
+}
+
+/// Seconds until the server closes `conn` (a read returns nothing or fails), at most `limit`.
+fn closed_within(mut conn: TcpStream, limit: f64) -> Option<f64> {
+    let started = std::time::Instant::now();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs_f64(limit)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed().as_secs_f64()),
+            Ok(_) => continue, // a 408 or 503 before the close
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return None
+            }
+            Err(_) => return Some(started.elapsed().as_secs_f64()),
+        }
+    }
+}
+
+#[test]
+fn idle_and_slow_sockets_do_not_lock_other_clients_out() {
+    let media = media_dir();
+    let server = Server::start_with(
+        media.path(),
+        "127.0.0.1:0",
+        &[
+            "--max-connections",
+            "32",
+            "--max-per-address",
+            "16",
+            "--header-timeout",
+            "2",
+            "--idle-timeout",
+            "3",
+        ],
+    );
+    // 40 sockets that send nothing and 4 that send a header a byte at a time, all from
+    // 127.0.0.1: more than the whole limit.
+    let idle: Vec<TcpStream> = (0..40)
+        .map(|_| TcpStream::connect(&server.addr).unwrap())
+        .collect();
+    let dribblers: Vec<_> = (0..4)
+        .map(|_| {
+            let mut conn = TcpStream::connect(&server.addr).unwrap();
+            std::thread::spawn(move || {
+                for b in b"GET /catalog.json HTTP/1.1\r\nHost: x\r\n"
+                    .iter()
+                    .cycle()
+                    .take(60)
+                {
+                    if conn.write_all(&[*b]).is_err() {
+                        return true; // closed by the server
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                false
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Another client is answered at once, while every socket above is still open.
+    let (status, took) = status_from("127.0.0.2", &server.addr, "/catalog.json");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(took.as_secs_f64() < 1.5, "answered after {took:?}");
+    // The address over its share is told to come back later, at once.
+    let (status, took) = status_from("127.0.0.1", &server.addr, "/catalog.json");
+    assert!(status.starts_with("HTTP/1.1 503"), "{status}");
+    assert!(took.as_secs_f64() < 1.5, "answered after {took:?}");
+    // Idle sockets are closed after the idle (or header) timeout; dribblers after the header
+    // timeout.
+    for conn in idle.into_iter().take(16) {
+        let closed = closed_within(conn, 8.0);
+        assert!(closed.is_some(), "an idle socket stayed open");
+    }
+    for d in dribblers {
+        assert!(
+            d.join().unwrap(),
+            "a header sent a byte at a time was never cut off"
+        );
+    }
+    // And the same address is served again once its sockets are gone.
+    let (status, _) = status_from("127.0.0.1", &server.addr, "/catalog.json");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+}
+
+#[test]
+fn a_zero_connection_limit_is_refused() {
+    let media = tempfile::tempdir().unwrap();
+    for flag in ["--max-connections", "--max-per-address"] {
+        let out = run(
+            "aeplay",
+            &["serve", s(media.path()), "--addr", "127.0.0.1:0", flag, "0"],
+        );
+        assert!(!out.status.success(), "{flag} 0 was accepted");
+        assert!(
+            common::stderr(&out).contains(flag),
+            "{}",
+            common::stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn odd_file_names_are_listed_with_links_that_play() {
+    let media = media_dir();
+    for name in ["my clip.aez", "what?#%20.aez", "été.aez"] {
+        std::fs::copy(media.path().join("small.aez"), media.path().join(name)).unwrap();
+    }
+    let server = Server::start(media.path(), "127.0.0.1:0");
+    let catalog: serde_json::Value =
+        serde_json::from_str(&fetch_text(&server.url("/catalog.json"))).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut played = 0;
+    for entry in catalog.as_array().unwrap() {
+        let url = entry["url"].as_str().unwrap();
+        assert!(
+            url.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-._~%".contains(&b)),
+            "{url}"
+        );
+        let title = entry["title"].as_str().unwrap();
+        if !["my clip", "what?#%20", "été"].contains(&title) {
+            continue;
+        }
+        let stats: serde_json::Value = serde_json::from_str(&run_ok(
+            "aeplay",
+            &[
+                "play",
+                &server.url(url),
+                "--null",
+                "--no-pace",
+                "--stats-json",
+                "--cache",
+                s(cache.path()),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(stats["frames"], 30, "{title}");
+        played += 1;
+    }
+    assert_eq!(played, 3);
+}
+
+#[test]
+fn served_files_symlinks_and_model_urls_agree_with_the_help() {
+    let media = media_dir();
+    let outside = tempfile::tempdir().unwrap();
+    let model = common::root().join("samples/models/pca16.model");
+    std::fs::copy(&model, outside.path().join("pca16.model")).unwrap();
+    std::fs::write(outside.path().join("far.aez"), b"AEZV").unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("pca16.model"),
+        media.path().join("m.model"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(outside.path().join("far.aez"), media.path().join("far.aez"))
+        .unwrap();
+    std::fs::write(media.path().join("notes.txt"), b"private").unwrap();
+    // A title whose model is built in (pixel) and one whose model the server lacks.
+    std::fs::copy(media.path().join("small.aez"), media.path().join("px.aez")).unwrap();
+    encode(
+        &sample("carphone_pristine.mp4"),
+        &media.path().join("nomodel.aez"),
+        &["--model", s(&model), "--frames", "2"],
+    );
+    let server = Server::start(media.path(), "127.0.0.1:0");
+    let id16 = hex_sha256(&std::fs::read(&model).unwrap());
+    assert_eq!(raw_status(&server.addr, &format!("/models/{id16}")), 404);
+    assert_eq!(raw_status(&server.addr, "/media/notes.txt"), 404);
+    assert_eq!(raw_status(&server.addr, "/media/far.aez"), 404);
+    let catalog: serde_json::Value =
+        serde_json::from_str(&fetch_text(&server.url("/catalog.json"))).unwrap();
+    let entries = catalog.as_array().unwrap();
+    let titles: Vec<&str> = entries
+        .iter()
+        .map(|e| e["title"].as_str().unwrap())
+        .collect();
+    assert!(!titles.contains(&"far"), "{titles:?}");
+    for e in entries {
+        match e["model_url"].as_str() {
+            Some(url) => assert_eq!(raw_status(&server.addr, url), 200, "{url}"),
+            None => assert!(
+                ["small", "px", "nomodel"].contains(&e["title"].as_str().unwrap()),
+                "{e}"
+            ),
+        }
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    aecodec::coders::sha256(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn if_range_and_long_suffix_ranges_follow_rfc_9110() {
+    let media = media_dir();
+    let server = Server::start(media.path(), "127.0.0.1:0");
+    let file = std::fs::read(media.path().join("car.aez")).unwrap();
+    let ask = |headers: &str| {
+        let mut conn = TcpStream::connect(&server.addr).unwrap();
+        write!(
+            conn,
+            "GET /media/car.aez HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut bytes = Vec::new();
+        conn.read_to_end(&mut bytes).unwrap();
+        let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&bytes[..head_end]).to_ascii_lowercase();
+        (head, bytes[head_end..].to_vec())
+    };
+    let (head, _) = ask("");
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .expect("an etag")
+        .trim()
+        .to_string();
+    let (head, body) = ask(&format!("Range: bytes=4-9\r\nIf-Range: {etag}\r\n"));
+    assert!(head.starts_with("http/1.1 206"), "{head}");
+    assert_eq!(body, file[4..10]);
+    for stale in [
+        "\"someone-else\"",
+        "W/\"weak\"",
+        "Tue, 01 Jan 2002 00:00:00 GMT",
+    ] {
+        let (head, body) = ask(&format!("Range: bytes=4-9\r\nIf-Range: {stale}\r\n"));
+        assert!(head.starts_with("http/1.1 200"), "{stale}: {head}");
+        assert_eq!(body, file, "{stale}");
+    }
+    let (head, body) = ask(&format!("Range: bytes=-{}\r\n", file.len() + 1000));
+    assert!(head.starts_with("http/1.1 206"), "{head}");
+    assert_eq!(body, file);
+}
+
+/// A loopback proxy to `target` whose first connection relays `stall_after` bytes of the
+/// answer and then holds the socket open sending nothing; later connections pass through.
+fn stalling_proxy(target: String, stall_after: usize) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for (n, client) in listener.incoming().enumerate() {
+            let Ok(client) = client else { return };
+            let server = TcpStream::connect(&target).unwrap();
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut s_write);
+            });
+            let (mut s_read, mut c_write) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut relayed = 0usize;
+                while let Ok(k) = s_read.read(&mut buf) {
+                    if k == 0 {
+                        break;
+                    }
+                    let k = if n == 0 {
+                        k.min(stall_after - relayed)
+                    } else {
+                        k
+                    };
+                    if c_write.write_all(&buf[..k]).is_err() {
+                        break;
+                    }
+                    relayed += k;
+                    if n == 0 && relayed >= stall_after {
+                        // Stall: keep the socket, send nothing more.
+                        std::thread::sleep(std::time::Duration::from_secs(120));
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_stalled_server_counts_as_a_dropped_connection() {
+    let media = media_dir();
+    let server = Server::start(media.path(), "127.0.0.1:0");
+    // The first connection carries the stream (the file is small enough that the player opens
+    // it once); it stalls 20 kB in.
+    let proxy = stalling_proxy(server.addr.clone(), 20_000);
+    let started = std::time::Instant::now();
+    let stats: serde_json::Value = serde_json::from_str(&run_ok(
+        "aeplay",
+        &[
+            "play",
+            &format!("http://{proxy}/media/small.aez"),
+            "--null",
+            "--no-pace",
+            "--stats-json",
+            "--strict",
+            "--stall-timeout",
+            "1",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(stats["frames"], 30);
+    assert!(stats["reconnects"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+}
+
+#[test]
+fn a_server_that_always_stalls_is_given_up_on_with_a_clear_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 2048];
+            let _ = conn.read(&mut buf);
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nETag: \"x\"\r\n\r\nAEZV");
+            held.push(conn); // and nothing more, ever
+        }
+    });
+    let patience = aeplay::http::Patience {
+        stall: std::time::Duration::from_millis(300),
+        attempts: 3,
+    };
+    let started = std::time::Instant::now();
+    let mut stream = aeplay::http::HttpStream::open_with(
+        &format!("http://{addr}/media/x.aez"),
+        0,
+        Default::default(),
+        Default::default(),
+        patience,
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    let err = stream.read_to_end(&mut bytes).unwrap_err();
+    assert!(
+        err.to_string().contains("gave up after 3 attempts"),
+        "{err}"
+    );
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+}
+
+#[test]
+fn an_oversized_download_is_refused_before_it_is_held() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 2048];
+            let _ = conn.read(&mut buf);
+            if n == 0 {
+                // Announces 1 GiB.
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n");
+                let _ = conn.write_all(&[0u8; 4096]);
+            } else {
+                // Announces nothing and sends more than asked for.
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+                for _ in 0..64 {
+                    if conn.write_all(&[7u8; 4096]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let url = format!("http://{addr}/models/x");
+    let mut sink = Vec::new();
+    let err = aeplay::http::download(&url, 10_000, &mut sink).unwrap_err();
+    assert!(
+        matches!(err, aeplay::http::HttpError::TooLarge { .. }),
+        "{err}"
+    );
+    assert!(
+        sink.is_empty(),
+        "nothing is written for a body announced too large"
+    );
+    let err = aeplay::http::download(&url, 10_000, &mut sink).unwrap_err();
+    assert!(
+        matches!(err, aeplay::http::HttpError::TooLarge { .. }),
+        "{err}"
+    );
+    assert!(sink.len() <= 10_000, "{} bytes taken", sink.len());
 }

@@ -169,11 +169,10 @@ enum Command {
     },
 }
 
-/// Set by Ctrl-C: long loops stop, and the unfinished output's temporary file is removed.
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
+/// Long loops stop at Ctrl-C or SIGTERM, and the unfinished output's temporary file is
+/// removed ([`aecodec::output::handle_interrupts`]).
 fn check_interrupt() -> Result<()> {
-    if INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+    if aecodec::output::interrupted() {
         bail!("interrupted; no output was written");
     }
     Ok(())
@@ -181,12 +180,8 @@ fn check_interrupt() -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // A second Ctrl-C while the first is being handled ends the process as usual.
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            std::process::exit(130);
-        }
-    });
+    // A second signal while the first is being handled ends the process at once.
+    aecodec::output::handle_interrupts(true);
     let result = match cli.command {
         Command::Encode {
             input,

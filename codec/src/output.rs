@@ -4,6 +4,40 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+/// Set by the first Ctrl-C, SIGTERM or SIGHUP once [`handle_interrupts`] is installed.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// The temporary files of outputs being written, for the signal handler to remove. An entry
+/// whose [`AtomicFile`] was dropped names a file already removed; removing it again is harmless.
+static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Installs the process's handler for Ctrl-C, SIGTERM and SIGHUP (what `timeout`, systemd and
+/// Kubernetes send). With `graceful`, the first signal only sets [`interrupted`], so that loops
+/// which check it stop and drop their unfinished outputs; without it, or at a second signal,
+/// the handler removes every unfinished output's temporary file and exits with status 130.
+pub fn handle_interrupts(graceful: bool) {
+    let _ = ctrlc::set_handler(move || {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) || !graceful {
+            remove_unfinished();
+            std::process::exit(130);
+        }
+    });
+}
+
+/// Whether a signal asked the process to stop.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+fn remove_unfinished() {
+    let paths = UNFINISHED.lock().unwrap_or_else(|e| e.into_inner());
+    for path in paths.iter() {
+        let _ = std::fs::remove_file(path);
+    }
+}
 
 /// Why an output cannot be written.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +113,10 @@ impl AtomicFile {
             .suffix(".partial")
             .tempfile_in(&dir)
             .map_err(|cause| OutputError::Temp { dir, cause })?;
+        UNFINISHED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(temp.path().to_path_buf());
         Ok(Self {
             temp,
             destination: destination.to_path_buf(),
@@ -101,6 +139,10 @@ impl AtomicFile {
     /// Flushes to disk and renames into place, readable by others like any new file.
     pub fn commit(self) -> Result<(), OutputError> {
         let path = self.destination.clone();
+        UNFINISHED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| p != self.temp.path());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

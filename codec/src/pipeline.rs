@@ -43,6 +43,7 @@ impl FrameEncoder {
             model_id: spec.model_id(),
             model_bytes: spec.model_bytes(),
             coding: spec.params(),
+            version: crate::container::VERSION,
         };
         Self {
             coder: spec.build(coded_width, coded_height),
@@ -83,8 +84,10 @@ impl FrameDecoder {
     /// A decoder for the stream `header` describes; fails if its model is not in `models`.
     pub fn new(header: &Header, models: &ModelStore) -> Result<Self, CoderError> {
         let spec = CoderSpec::for_header(header, models)?;
+        let mut coder = spec.build(header.coded_width, header.coded_height);
+        coder.read_streams_as(header.stream_end());
         Ok(Self {
-            coder: spec.build(header.coded_width, header.coded_height),
+            coder,
             header: header.clone(),
         })
     }

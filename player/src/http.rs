@@ -1,13 +1,48 @@
 //! Fetching over HTTP: a byte stream that survives dropped connections by resuming with a
 //! range request, and whole-file downloads with a size limit.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-/// Attempts before a stream gives up on a server.
-const MAX_ATTEMPTS: u32 = 12;
+/// How long a client waits on a server that has stopped sending, and how many times in a row
+/// it reconnects without receiving a byte before it gives up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patience {
+    /// A read that receives nothing for this long counts as a dropped connection.
+    pub stall: Duration,
+    /// Reconnections in a row that bring no byte before the stream fails.
+    pub attempts: u32,
+}
+
+impl Default for Patience {
+    /// 10 s without a byte; 12 tries (with backoff from 0.1 s to 2 s between them, about
+    /// two and a half minutes in all against a server that always stalls).
+    fn default() -> Self {
+        Self {
+            stall: Duration::from_secs(10),
+            attempts: 12,
+        }
+    }
+}
+
+static PROCESS_PATIENCE: RwLock<Option<Patience>> = RwLock::new(None);
+
+impl Patience {
+    /// What clients opened without an explicit patience use (`aeplay play --stall-timeout`
+    /// and `--retries` set it).
+    pub fn process_default() -> Self {
+        PROCESS_PATIENCE
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_default()
+    }
+
+    pub fn set_process_default(patience: Patience) {
+        *PROCESS_PATIENCE.write().unwrap_or_else(|e| e.into_inner()) = Some(patience);
+    }
+}
 
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,24 +55,37 @@ pub enum HttpError {
     Changed { url: String },
     #[error("{url}: larger than the {limit} bytes expected")]
     TooLarge { url: String, limit: u64 },
+    #[error("{url}: {cause}")]
+    Write { url: String, cause: std::io::Error },
 }
 
-fn agent() -> ureq::Agent {
+fn agent(patience: Patience) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(5)))
         .timeout_recv_response(Some(Duration::from_secs(10)))
+        .timeout_per_read(Some(patience.stall))
         .build()
         .into()
 }
 
-/// Downloads a whole resource, refusing more than `limit` bytes.
-pub fn fetch(url: &str, limit: u64) -> Result<Vec<u8>, HttpError> {
+/// Statuses that say "not now" rather than "no": the request is tried again after a pause.
+fn is_busy(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
+}
+
+/// Streams a whole resource into `out`, refusing more than `limit` bytes: by its announced
+/// length before any byte is read, else as the bytes arrive (so at most `limit` + 1 bytes
+/// are ever taken). Returns the bytes written.
+pub fn download(url: &str, limit: u64, out: &mut impl Write) -> Result<u64, HttpError> {
     let err = |cause: String| HttpError::Request {
         url: url.into(),
         cause,
     };
-    let response = agent().get(url).call().map_err(|e| err(e.to_string()))?;
+    let response = agent(Patience::process_default())
+        .get(url)
+        .call()
+        .map_err(|e| err(e.to_string()))?;
     let status = response.status().as_u16();
     if status != 200 {
         return Err(HttpError::Status {
@@ -45,20 +93,35 @@ pub fn fetch(url: &str, limit: u64) -> Result<Vec<u8>, HttpError> {
             status,
         });
     }
-    let mut bytes = Vec::new();
-    response
-        .into_body()
-        .into_reader()
-        .take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| err(e.to_string()))?;
-    if bytes.len() as u64 > limit {
-        return Err(HttpError::TooLarge {
-            url: url.into(),
-            limit,
-        });
+    let too_large = || HttpError::TooLarge {
+        url: url.into(),
+        limit,
+    };
+    let announced = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit) {
+        return Err(too_large());
     }
-    Ok(bytes)
+    let mut body = response.into_body().into_reader().take(limit + 1);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut written = 0u64;
+    loop {
+        let n = body.read(&mut buf).map_err(|e| err(e.to_string()))?;
+        if n == 0 {
+            return Ok(written);
+        }
+        written += n as u64;
+        if written > limit {
+            return Err(too_large());
+        }
+        out.write_all(&buf[..n]).map_err(|cause| HttpError::Write {
+            url: url.into(),
+            cause,
+        })?;
+    }
 }
 
 /// The bytes of a URL from `offset` on, as one `Read` stream. A dropped connection is
@@ -73,6 +136,7 @@ pub struct HttpStream {
     body: Option<ureq::BodyReader<'static>>,
     fetched: Arc<AtomicU64>,
     reconnects: Arc<AtomicU64>,
+    patience: Patience,
 }
 
 impl HttpStream {
@@ -88,8 +152,26 @@ impl HttpStream {
         fetched: Arc<AtomicU64>,
         reconnects: Arc<AtomicU64>,
     ) -> Result<Self, HttpError> {
+        Self::open_with(
+            url,
+            offset,
+            fetched,
+            reconnects,
+            Patience::process_default(),
+        )
+    }
+
+    /// [`open_counting`](Self::open_counting) with an explicit patience.
+    pub fn open_with(
+        url: &str,
+        offset: u64,
+        fetched: Arc<AtomicU64>,
+        reconnects: Arc<AtomicU64>,
+        patience: Patience,
+    ) -> Result<Self, HttpError> {
         let mut stream = Self {
-            agent: agent(),
+            patience,
+            agent: agent(patience),
             url: url.to_string(),
             offset,
             total: None,
@@ -98,7 +180,12 @@ impl HttpStream {
             fetched,
             reconnects,
         };
-        stream.connect_once()?;
+        match stream.connect_once() {
+            Ok(()) => {}
+            // Busy: the first read tries again, with backoff.
+            Err(HttpError::Status { status, .. }) if is_busy(status) => {}
+            Err(e) => return Err(e),
+        }
         Ok(stream)
     }
 
@@ -182,49 +269,79 @@ impl HttpStream {
         Ok(())
     }
 
-    /// Reconnects, retrying with backoff; a definite answer (a changed file, a 404) is final.
-    fn reconnect(&mut self) -> std::io::Result<()> {
+    /// Reconnects after `attempt` reconnections in a row that brought no byte, after a
+    /// backoff; a definite answer (a changed file, a 404) is final, and so is the last attempt.
+    fn reconnect(&mut self, attempt: u32, why: &str) -> std::io::Result<()> {
         self.body = None;
-        self.reconnects.fetch_add(1, Ordering::Relaxed);
-        let mut last = None;
-        for attempt in 0..MAX_ATTEMPTS {
-            std::thread::sleep(Duration::from_millis((100u64 << attempt.min(5)).min(2000)));
-            match self.connect_once() {
-                Ok(()) => return Ok(()),
-                Err(e @ (HttpError::Changed { .. } | HttpError::Status { .. })) => {
-                    return Err(std::io::Error::other(e.to_string()))
-                }
-                Err(e) => last = Some(e),
-            }
+        if attempt >= self.patience.attempts {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "{}: gave up after {attempt} attempts without data: {why}",
+                    self.url
+                ),
+            ));
         }
-        Err(std::io::Error::other(format!(
-            "gave up after {MAX_ATTEMPTS} attempts: {}",
-            last.map(|e| e.to_string()).unwrap_or_default()
-        )))
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis((100u64 << attempt.min(5)).min(2000)));
+        match self.connect_once() {
+            Ok(()) => Ok(()),
+            Err(e @ (HttpError::Changed { .. } | HttpError::Status { .. })) if !matches!(e, HttpError::Status { status, .. } if is_busy(status)) => {
+                Err(std::io::Error::other(e.to_string()))
+            }
+            // Refused, reset, busy: the next read tries again.
+            Err(_) => Ok(()),
+        }
     }
 }
 
 impl Read for HttpStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Reconnections since the last byte arrived: a server that answers and then stalls
+        // counts like one that drops the connection, and both end after `patience.attempts`.
+        let mut attempt = 0;
         loop {
             if self.total == Some(self.offset) || buf.is_empty() {
                 return Ok(0);
             }
             let Some(body) = self.body.as_mut() else {
-                self.reconnect()?;
+                self.reconnect(attempt, "no connection")?;
+                attempt += 1;
                 continue;
             };
             match body.read(buf) {
                 Ok(0) if self.total.is_none() => return Ok(0),
-                Ok(0) => self.reconnect()?,
+                Ok(0) => {
+                    self.reconnect(attempt, "the connection closed early")?;
+                    attempt += 1;
+                }
                 Ok(n) => {
                     self.offset += n as u64;
                     self.fetched.fetch_add(n as u64, Ordering::Relaxed);
                     return Ok(n);
                 }
-                Err(_) => self.reconnect()?,
+                Err(e) => {
+                    self.reconnect(attempt, &e.to_string())?;
+                    attempt += 1;
+                }
             }
         }
+    }
+}
+
+/// Sends a request again, with backoff, while the server answers that it is busy.
+fn call_patiently(
+    call: impl Fn() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    let patience = Patience::process_default();
+    let mut attempt = 0;
+    loop {
+        let response = call()?;
+        if !is_busy(response.status().as_u16()) || attempt + 1 >= patience.attempts {
+            return Ok(response);
+        }
+        std::thread::sleep(Duration::from_millis((100u64 << attempt.min(5)).min(2000)));
+        attempt += 1;
     }
 }
 
@@ -240,15 +357,12 @@ pub struct HttpFile {
 impl HttpFile {
     /// Opens the file, learning its length from a one-byte range request.
     pub fn open(url: &str) -> Result<Self, HttpError> {
-        let agent = agent();
+        let agent = agent(Patience::process_default());
         let err = |cause: String| HttpError::Request {
             url: url.into(),
             cause,
         };
-        let response = agent
-            .get(url)
-            .header("Range", "bytes=0-0")
-            .call()
+        let response = call_patiently(|| agent.get(url).header("Range", "bytes=0-0").call())
             .map_err(|e| err(e.to_string()))?;
         let status = response.status().as_u16();
         if status != 206 {
@@ -279,11 +393,8 @@ impl Read for HttpFile {
             return Ok(0);
         }
         let last = (self.position + buf.len() as u64).min(self.len) - 1;
-        let response = self
-            .agent
-            .get(&self.url)
-            .header("Range", format!("bytes={}-{last}", self.position))
-            .call()
+        let range = format!("bytes={}-{last}", self.position);
+        let response = call_patiently(|| self.agent.get(&self.url).header("Range", &range).call())
             .map_err(std::io::Error::other)?;
         if response.status().as_u16() != 206 {
             return Err(std::io::Error::other(format!(

@@ -60,6 +60,13 @@ enum Command {
         /// Start at this time in seconds (from the last intra frame at or before it).
         #[arg(long)]
         start: Option<f64>,
+        /// Seconds a server may send nothing before the connection counts as dropped (and
+        /// is resumed from where it broke).
+        #[arg(long, default_value_t = 10.0)]
+        stall_timeout: f64,
+        /// Reconnections in a row that bring no data before playback gives up.
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..))]
+        retries: u32,
     },
     /// Serve the .aez and model files of a directory over HTTP: /catalog.json,
     /// /media/<file>.aez (byte ranges, ETag), /models/<sha256>.
@@ -70,8 +77,18 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
         /// Connections held open at once (and requests served at once); more wait.
-        #[arg(long, default_value_t = 256)]
-        max_connections: usize,
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections: u32,
+        /// Connections one client address may hold open (default: half of
+        /// --max-connections); its further connections are answered 503 and closed.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        max_per_address: Option<u32>,
+        /// Seconds a client has to send a request's whole header before it is disconnected.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        header_timeout: u64,
+        /// Seconds a connection may pass with no byte moving either way before it is closed.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+        idle_timeout: u64,
         /// Bytes per second each connection may send, like a slow network (default: no
         /// limit).
         #[arg(long, value_name = "BYTES_PER_S", value_parser = clap::value_parser!(u64).range(1..))]
@@ -96,12 +113,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             dir,
             addr,
             max_connections,
+            max_per_address,
+            header_timeout,
+            idle_timeout,
             limit_rate,
         } => {
-            let options = aeplay::server::ServeOptions {
-                max_connections,
-                limit_rate,
-            };
+            let mut options = aeplay::server::ServeOptions::new(max_connections as usize);
+            if let Some(n) = max_per_address {
+                options.max_per_address = n as usize;
+            }
+            options.header_timeout = std::time::Duration::from_secs(header_timeout);
+            options.idle_timeout = std::time::Duration::from_secs(idle_timeout);
+            options.limit_rate = limit_rate;
             aeplay::server::serve(&dir, addr, options, |bound| {
                 use std::io::Write;
                 println!("listening on http://{bound}");
@@ -126,7 +149,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             model,
             cache,
             start,
+            stall_timeout,
+            retries,
         } => {
+            if !(stall_timeout.is_finite() && stall_timeout > 0.0 && stall_timeout <= 3600.0) {
+                anyhow::bail!("--stall-timeout must be a number of seconds above 0 (at most 3600)");
+            }
+            aeplay::http::Patience::set_process_default(aeplay::http::Patience {
+                stall: std::time::Duration::from_secs_f64(stall_timeout),
+                attempts: retries,
+            });
+            // Ctrl-C or SIGTERM: a --output file being written is removed, not left behind.
+            aecodec::output::handle_interrupts(false);
             if start.is_some_and(|s| !(s.is_finite() && s >= 0.0)) {
                 anyhow::bail!("--start must be a number of seconds, 0 or more");
             }

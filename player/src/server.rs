@@ -47,7 +47,16 @@ struct AppState {
     models: HashMap<String, PathBuf>,
 }
 
-/// SHA-256 of every `.model` file in `dir` and `dir/models`.
+/// `path` resolved (symbolic links followed), if it is a file with extension `ext` inside
+/// `dir` (itself resolved). Every route serves only what this admits, and the catalog lists
+/// only what `/media` serves.
+fn inside(dir: &Path, path: &Path, ext: &str) -> Option<PathBuf> {
+    path.canonicalize()
+        .ok()
+        .filter(|p| p.starts_with(dir) && p.is_file() && p.extension().is_some_and(|e| e == ext))
+}
+
+/// SHA-256 of every `.model` file in `dir` and `dir/models` (`dir` resolved).
 fn index_models(dir: &Path) -> std::io::Result<HashMap<String, PathBuf>> {
     let mut models = HashMap::new();
     for d in [dir.to_path_buf(), dir.join("models")] {
@@ -56,24 +65,35 @@ fn index_models(dir: &Path) -> std::io::Result<HashMap<String, PathBuf>> {
         };
         for entry in entries {
             let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "model") && path.is_file() {
-                let bytes = std::fs::read(&path)?;
-                models.insert(hex::encode(aecodec::coders::sha256(&bytes)), path);
+            if path.extension().is_none_or(|e| e != "model") {
+                continue;
+            }
+            if let Some(file) = inside(dir, &path, "model") {
+                let bytes = std::fs::read(&file)?;
+                models.insert(hex::encode(aecodec::coders::sha256(&bytes)), file);
             }
         }
     }
     Ok(models)
 }
 
-/// The catalog of `dir`: each readable `.aez`, by name.
-pub fn catalog(dir: &Path) -> Vec<CatalogEntry> {
+/// Characters a file name keeps in a URL path segment: RFC 3986's unreserved ones.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The catalog of `dir` (resolved): each readable `.aez` that `/media` serves, by name, with
+/// a `model_url` where the server has the model (`models`, from [`index_models`]).
+pub fn catalog(dir: &Path, models: &HashMap<String, PathBuf>) -> Vec<CatalogEntry> {
     let mut entries = Vec::new();
     let Ok(listing) = std::fs::read_dir(dir) else {
         return entries;
     };
     for entry in listing.flatten() {
         let path = entry.path();
-        if path.extension().is_none_or(|e| e != "aez") || !path.is_file() {
+        if path.extension().is_none_or(|e| e != "aez") || inside(dir, &path, "aez").is_none() {
             continue;
         }
         let (Ok(file), Some(name)) = (File::open(&path), path.file_name().and_then(|n| n.to_str()))
@@ -90,7 +110,10 @@ pub fn catalog(dir: &Path) -> Vec<CatalogEntry> {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            url: format!("/media/{name}"),
+            url: format!(
+                "/media/{}",
+                percent_encoding::utf8_percent_encode(name, PATH_SEGMENT)
+            ),
             bytes,
             frames: h.frame_count,
             duration_s: h.duration_s(),
@@ -98,7 +121,9 @@ pub fn catalog(dir: &Path) -> Vec<CatalogEntry> {
             height: h.height,
             frame_rate: h.frame_rate.as_f64(),
             model_id: h.model_id_hex(),
-            model_url: (h.model_bytes > 0).then(|| format!("/models/{}", h.model_id_hex())),
+            model_url: models
+                .contains_key(&h.model_id_hex())
+                .then(|| format!("/models/{}", h.model_id_hex())),
             model_bytes: h.model_bytes,
         });
     }
@@ -107,32 +132,28 @@ pub fn catalog(dir: &Path) -> Vec<CatalogEntry> {
 }
 
 async fn catalog_handler(State(state): State<Arc<AppState>>) -> Response {
-    let dir = state.dir.clone();
-    match tokio::task::spawn_blocking(move || catalog(&dir)).await {
+    let state = state.clone();
+    match tokio::task::spawn_blocking(move || catalog(&state.dir, &state.models)).await {
         Ok(list) => Json(list).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
-/// Serves a file under the directory, after resolving `..`, absolute paths and symbolic links:
-/// anything that ends up outside the directory, or is not a file, is 404.
+/// Serves an `.aez` file under the directory, after resolving `..`, absolute paths and
+/// symbolic links: anything that ends up outside the directory, or is not an `.aez` file, is
+/// 404.
 async fn media_handler(
     State(state): State<Arc<AppState>>,
     UrlPath(path): UrlPath<String>,
     request: Request,
 ) -> Response {
-    let inside = state
-        .dir
-        .join(path.trim_start_matches('/'))
-        .canonicalize()
-        .ok()
-        .filter(|p| p.starts_with(&state.dir) && p.is_file());
-    let Some(file) = inside else {
-        return (StatusCode::NOT_FOUND, "not found\n").into_response();
-    };
-    match ServeFile::new(file).oneshot(request).await {
-        Ok(response) => response.into_response(),
-        Err(never) => match never {},
+    match inside(
+        &state.dir,
+        &state.dir.join(path.trim_start_matches('/')),
+        "aez",
+    ) {
+        Some(file) => serve_file(file, request).await,
+        None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
     }
 }
 
@@ -141,28 +162,89 @@ async fn model_handler(
     UrlPath(id): UrlPath<String>,
     request: Request,
 ) -> Response {
-    let Some(path) = state.models.get(&id.to_ascii_lowercase()) else {
-        return (StatusCode::NOT_FOUND, format!("no model {id}\n")).into_response();
-    };
+    match state.models.get(&id.to_ascii_lowercase()) {
+        Some(path) => serve_file(path.clone(), request).await,
+        None => (StatusCode::NOT_FOUND, format!("no model {id}\n")).into_response(),
+    }
+}
+
+/// tower-http's `ServeFile`, with the two parts of RFC 9110 it lacks: `If-Range` (a range is
+/// served only if the validator still matches, else the whole file), and a suffix range longer
+/// than the file (`bytes=-N`, N ≥ size: the whole file, not 416).
+async fn serve_file(path: PathBuf, mut request: Request) -> Response {
+    let size = tokio::fs::metadata(&path).await.map(|m| m.len()).ok();
+    if let (Some(size), Some(suffix)) = (size, suffix_range(&request)) {
+        if suffix > 0 && suffix >= size {
+            request.headers_mut().insert(
+                axum::http::header::RANGE,
+                axum::http::HeaderValue::from_static("bytes=0-"),
+            );
+        }
+    }
+    if let Some(validator) = request.headers_mut().remove(axum::http::header::IF_RANGE) {
+        if !if_range_matches(&path, &validator).await {
+            request.headers_mut().remove(axum::http::header::RANGE);
+        }
+    }
     match ServeFile::new(path).oneshot(request).await {
         Ok(response) => response.into_response(),
         Err(never) => match never {},
     }
 }
 
-/// A listener that holds at most a fixed number of connections open: further clients wait
-/// in the kernel's accept queue until one closes.
-struct LimitedListener {
-    inner: tokio::net::TcpListener,
-    slots: Arc<tokio::sync::Semaphore>,
-    limit_rate: Option<u64>,
+/// N of a lone `Range: bytes=-N`.
+fn suffix_range(request: &Request) -> Option<u64> {
+    let value = request
+        .headers()
+        .get(axum::http::header::RANGE)?
+        .to_str()
+        .ok()?;
+    value.trim().strip_prefix("bytes=-")?.trim().parse().ok()
 }
 
-/// A connection that frees its slot when it closes, and optionally sends at a bounded rate.
+/// Whether an `If-Range` validator names the file as it is now: an entity tag must match its
+/// ETag strongly (a weak one never does), a date its Last-Modified exactly.
+async fn if_range_matches(path: &Path, validator: &axum::http::HeaderValue) -> bool {
+    let head = Request::builder()
+        .method(axum::http::Method::HEAD)
+        .uri("/")
+        .body(axum::body::Body::empty())
+        .expect("a valid request");
+    let Ok(current) = ServeFile::new(path).oneshot(head).await;
+    let headers = current.headers();
+    let Ok(validator) = validator.to_str() else {
+        return false;
+    };
+    if validator.starts_with("W/") {
+        return false;
+    }
+    let name = if validator.starts_with('"') {
+        axum::http::header::ETAG
+    } else {
+        axum::http::header::LAST_MODIFIED
+    };
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == validator)
+}
+
+/// A connection that sends at most `limit_rate` bytes per second (if set) and records when
+/// bytes last moved in either direction, for the idle timeout.
 struct LimitedConnection {
     stream: tokio::net::TcpStream,
-    _slot: tokio::sync::OwnedSemaphorePermit,
     pacer: Option<Pacer>,
+    /// Milliseconds since `epoch` at which a byte was last read or written.
+    last_activity: Arc<std::sync::atomic::AtomicU64>,
+    epoch: tokio::time::Instant,
+}
+
+impl LimitedConnection {
+    fn touch(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.last_activity
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// A token bucket for one connection's outgoing bytes: `rate` bytes per second after a
@@ -206,47 +288,18 @@ impl Pacer {
     }
 }
 
-impl axum::serve::Listener for LimitedListener {
-    type Io = LimitedConnection;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let slot = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore never closes");
-        loop {
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    return (
-                        LimitedConnection {
-                            stream,
-                            _slot: slot,
-                            pacer: self.limit_rate.map(Pacer::new),
-                        },
-                        addr,
-                    )
-                }
-                // Out of file descriptors or a reset before accept: wait a moment, go on.
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-}
-
 impl tokio::io::AsyncRead for LimitedConnection {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let result = std::pin::Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.touch();
+        }
+        result
     }
 }
 
@@ -257,14 +310,18 @@ impl tokio::io::AsyncWrite for LimitedConnection {
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
         let this = &mut *self;
-        let Some(pacer) = &mut this.pacer else {
-            return std::pin::Pin::new(&mut this.stream).poll_write(cx, buf);
+        let n = match &mut this.pacer {
+            Some(pacer) => buf.len().min(std::task::ready!(pacer.poll_allowance(cx))),
+            None => buf.len(),
         };
-        let allowed = std::task::ready!(pacer.poll_allowance(cx));
-        let n = buf.len().min(allowed);
         let written =
             std::task::ready!(std::pin::Pin::new(&mut this.stream).poll_write(cx, &buf[..n]))?;
-        pacer.sent += written as u64;
+        if let Some(pacer) = &mut this.pacer {
+            pacer.sent += written as u64;
+        }
+        if written > 0 {
+            this.touch();
+        }
         std::task::Poll::Ready(Ok(written))
     }
 
@@ -303,8 +360,94 @@ pub fn router(dir: &Path, max_connections: usize) -> std::io::Result<Router> {
 pub struct ServeOptions {
     /// Connections held open (and requests served) at once; more wait to be accepted.
     pub max_connections: usize,
+    /// Connections one client address may hold open; more are answered 503 and closed, so
+    /// that one client cannot take every slot.
+    pub max_per_address: usize,
+    /// A connection must send a request's whole header within this time, or it is closed.
+    pub header_timeout: std::time::Duration,
+    /// A connection on which no byte moves either way for this long is closed (an idle
+    /// keep-alive connection, or a client that stopped reading).
+    pub idle_timeout: std::time::Duration,
     /// Bytes per second each connection may send (after a 64 KiB burst); `None`: no limit.
     pub limit_rate: Option<u64>,
+}
+
+impl ServeOptions {
+    /// The defaults of `aeplay serve`: `max_connections` slots, half of them per address,
+    /// 10 s to send a header, 30 s idle.
+    pub fn new(max_connections: usize) -> Self {
+        Self {
+            max_connections,
+            max_per_address: max_connections.div_ceil(2),
+            header_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(30),
+            limit_rate: None,
+        }
+    }
+}
+
+/// Open connections per client address.
+#[derive(Default)]
+struct AddressCounts(std::sync::Mutex<HashMap<std::net::IpAddr, usize>>);
+
+impl AddressCounts {
+    /// Counts a connection from `ip` unless it already holds `limit`.
+    fn try_add(&self, ip: std::net::IpAddr, limit: usize) -> bool {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= limit {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn remove(&self, ip: std::net::IpAddr) {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&ip);
+            }
+        }
+    }
+}
+
+/// What a client over its address's share hears before the connection closes.
+const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
+Content-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// Serves one accepted connection until it closes, times out or goes idle.
+async fn serve_connection(stream: tokio::net::TcpStream, app: Router, options: ServeOptions) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let last_activity = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let epoch = tokio::time::Instant::now();
+    let io = LimitedConnection {
+        stream,
+        pacer: options.limit_rate.map(Pacer::new),
+        last_activity: last_activity.clone(),
+        epoch,
+    };
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_timeout)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let idle = options.idle_timeout;
+    loop {
+        let since = std::time::Duration::from_millis(
+            last_activity.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        let quiet = epoch.elapsed().saturating_sub(since);
+        if quiet >= idle {
+            return; // dropping the connection closes the socket
+        }
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            _ = tokio::time::sleep(idle - quiet) => {}
+        }
+    }
 }
 
 /// Serves `dir` on `addr` until interrupted; `on_ready` hears the bound address (useful when
@@ -315,29 +458,63 @@ pub fn serve(
     options: ServeOptions,
     on_ready: impl FnOnce(SocketAddr),
 ) -> std::io::Result<()> {
-    let max_connections = options.max_connections;
+    if options.max_connections == 0 || options.max_per_address == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the connection limits must be at least 1",
+        ));
+    }
     if !dir.is_dir() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
             format!("{} is not a directory", dir.display()),
         ));
     }
-    let app = router(dir, max_connections)?;
+    let app = router(dir, options.max_connections)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let inner = tokio::net::TcpListener::bind(addr).await?;
-        on_ready(inner.local_addr()?);
-        let listener = LimitedListener {
-            inner,
-            slots: Arc::new(tokio::sync::Semaphore::new(max_connections.max(1))),
-            limit_rate: options.limit_rate,
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        on_ready(listener.local_addr()?);
+        let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections));
+        let addresses = Arc::new(AddressCounts::default());
+        let accept = async {
+            loop {
+                // At the limit, further clients wait in the kernel's accept queue.
+                let slot = slots.clone().acquire_owned().await.expect("never closed");
+                let (mut stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    // Out of file descriptors or a reset before accept: wait a moment, go on.
+                    Err(_) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let ip = peer.ip();
+                if !addresses.try_add(ip, options.max_per_address) {
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncWriteExt;
+                        let _ = tokio::time::timeout(
+                            std::time::Duration::from_secs(1),
+                            stream.write_all(BUSY_RESPONSE),
+                        )
+                        .await;
+                        drop(slot);
+                    });
+                    continue;
+                }
+                let (app, addresses) = (app.clone(), addresses.clone());
+                tokio::spawn(async move {
+                    serve_connection(stream, app, options).await;
+                    addresses.remove(ip);
+                    drop(slot);
+                });
+            }
         };
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
+        tokio::select! {
+            result = accept => result,
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
     })
 }

@@ -11,7 +11,8 @@ use aecodec::container::{ContainerError, ContainerReader, Header, IndexEntry, Se
 use aecodec::model_file::{Model, ModelError, ModelStore};
 use aecodec::output::AtomicFile;
 
-use crate::http::{fetch, HttpError, HttpFile, HttpStream};
+use crate::http::{download, HttpError, HttpFile, HttpStream};
+use sha2::{Digest, Sha256};
 
 /// Why a source could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -208,25 +209,52 @@ pub fn ensure_model(
     {
         return Ok(0);
     }
-    let bytes = fetch(&url, header.model_bytes)?;
-    let actual = aecodec::coders::sha256(&bytes);
+    std::fs::create_dir_all(cache)
+        .map_err(|e| fail(format!("cannot create cache {}: {e}", cache.display())))?;
+    // Streamed to a temporary file in the cache while hashed, so that a lying server costs
+    // at most the announced size on disk and nothing in memory; the file is kept only if
+    // its hash is the id asked for.
+    let mut file =
+        AtomicFile::create(&cache.join(format!("{id}.model"))).map_err(|e| fail(e.to_string()))?;
+    let (size, actual) = {
+        let mut sink = HashingWriter {
+            inner: std::io::BufWriter::new(file.file()),
+            hasher: Sha256::new(),
+        };
+        let size = download(&url, header.model_bytes, &mut sink)?;
+        sink.flush().map_err(|e| fail(e.to_string()))?;
+        let actual: [u8; 32] = sink.hasher.finalize().into();
+        (size, actual)
+    };
     if actual != header.model_id {
         return Err(fail(format!(
             "download has SHA-256 {}, not the id asked for",
             hex::encode(actual)
         )));
     }
+    let bytes = std::fs::read(file.temp_path()).map_err(|e| fail(e.to_string()))?;
     let model = Model::from_bytes(&bytes).map_err(|e| fail(e.to_string()))?;
-    std::fs::create_dir_all(cache)
-        .map_err(|e| fail(format!("cannot create cache {}: {e}", cache.display())))?;
-    let mut file =
-        AtomicFile::create(&cache.join(format!("{id}.model"))).map_err(|e| fail(e.to_string()))?;
-    file.file()
-        .write_all(&bytes)
-        .map_err(|e| fail(e.to_string()))?;
     file.commit().map_err(|e| fail(e.to_string()))?;
     models.add(model);
-    Ok(bytes.len() as u64)
+    Ok(size)
+}
+
+/// Writes through to `inner`, hashing what passes.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 #[cfg(test)]

@@ -128,6 +128,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Ctrl-C or SIGTERM mid-checkpoint leaves no temporary file (the last checkpoint stays).
+    aecodec::output::handle_interrupts(false);
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

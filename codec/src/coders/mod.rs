@@ -12,7 +12,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::container::{CodingParams, FrameType, Header};
-use crate::entropy::EntropyError;
+use crate::entropy::{EntropyError, StreamEnd};
 use crate::learned::{LearnedCoder, LearnedModel};
 use crate::model_file::{Model, ModelError, ModelStore};
 use crate::RgbFrame;
@@ -84,6 +84,9 @@ pub trait FrameCoder: Send {
     fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError>;
     /// Second decoding stage, synthesis: the latent to a frame of the coded size.
     fn synthesize(&self, latent: &LatentFrame) -> RgbFrame;
+    /// How the entropy-coded streams this coder parses end (by the file's version; coders
+    /// start with [`StreamEnd::Sealed`], what they write).
+    fn read_streams_as(&mut self, end: StreamEnd);
     /// Both stages.
     fn decode(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<RgbFrame, CoderError> {
         let latent = self.parse(frame_type, payload)?;
@@ -193,7 +196,11 @@ impl CoderSpec {
                     components,
                     step,
                 },
-            ) if block == m.block && components >= 1 && components <= m.components => {
+            ) if block == m.block
+                && components >= 1
+                && components <= m.components
+                && (pca::MIN_STEP..=pca::MAX_STEP).contains(&step) =>
+            {
                 Ok(CoderSpec::Pca {
                     model: m.clone(),
                     components,
@@ -210,8 +217,12 @@ impl CoderSpec {
             (Model::Pca(m), p) => Err(CoderError::Incompatible {
                 kind: "PCA",
                 params: format!(
-                    "{p:?} (it has {} components of {}x{} blocks)",
-                    m.components, m.block, m.block
+                    "{p:?} (it has {} components of {}x{} blocks; steps from {} to {})",
+                    m.components,
+                    m.block,
+                    m.block,
+                    pca::MIN_STEP,
+                    pca::MAX_STEP
                 ),
             }),
         }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::{CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::FrameType;
-use crate::entropy::{self, ScaleBank, SymbolDecoder, SCALES};
+use crate::entropy::{self, ScaleBank, StreamEnd, SymbolDecoder, SCALES};
 use crate::model_file::{
     write_model_bytes, ModelConfig, ModelError, ModelFile, NamedTensor, TrainingInfo,
     MODEL_FORMAT_VERSION,
@@ -179,6 +179,13 @@ impl PcaModel {
     }
 }
 
+/// The finest quantizer step coded: a coefficient is at most 255·√(3·32²) ≈ 14,130 in
+/// magnitude, so at this step every quantized value stays far inside the coder's range (no
+/// clamping), and 8-bit pixels gain nothing from a finer one.
+pub const MIN_STEP: f32 = 0.01;
+/// The coarsest step: beyond it every coefficient of every block quantizes to zero.
+pub const MAX_STEP: f32 = 100_000.0;
+
 /// Codes frames with a [`PcaModel`].
 pub struct PcaCoder {
     model: Arc<PcaModel>,
@@ -188,6 +195,7 @@ pub struct PcaCoder {
     height: u32,
     /// Quantized coefficients of the last frame coded or decoded: what P-frames predict from.
     reference: Option<Vec<i32>>,
+    stream_end: StreamEnd,
 }
 
 impl PcaCoder {
@@ -201,6 +209,7 @@ impl PcaCoder {
             width,
             height,
             reference: None,
+            stream_end: StreamEnd::Sealed,
         }
     }
 
@@ -321,7 +330,7 @@ impl PcaCoder {
         let (bw, bh) = self.blocks();
         let k = self.components;
         let bank = ScaleBank::get();
-        let mut decoder = SymbolDecoder::new(words)?;
+        let mut decoder = SymbolDecoder::new(words, self.stream_end)?;
         let mut values = vec![0i32; bw * bh * k];
         for (i, v) in values.iter_mut().enumerate() {
             *v = bank.decode(indices[group_of(i % k)], &mut decoder)?;
@@ -378,6 +387,10 @@ impl PcaCoder {
 impl FrameCoder for PcaCoder {
     fn supports_prediction(&self) -> bool {
         true
+    }
+
+    fn read_streams_as(&mut self, end: StreamEnd) {
+        self.stream_end = end;
     }
 
     fn encode(

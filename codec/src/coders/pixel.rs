@@ -3,7 +3,7 @@
 
 use super::{CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::FrameType;
-use crate::entropy::{self, CategoricalTable, SymbolDecoder};
+use crate::entropy::{self, CategoricalTable, StreamEnd, SymbolDecoder};
 use crate::RgbFrame;
 
 /// Hashed into the header's model id: there is no model file.
@@ -13,6 +13,7 @@ pub struct PixelCoder {
     step: i32,
     width: u32,
     height: u32,
+    stream_end: StreamEnd,
 }
 
 impl PixelCoder {
@@ -21,6 +22,7 @@ impl PixelCoder {
             step: i32::from(step.max(1)),
             width,
             height,
+            stream_end: StreamEnd::Sealed,
         }
     }
 
@@ -64,6 +66,10 @@ impl FrameCoder for PixelCoder {
         })
     }
 
+    fn read_streams_as(&mut self, end: StreamEnd) {
+        self.stream_end = end;
+    }
+
     fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError> {
         if frame_type != FrameType::Intra {
             return Err(CoderError::Payload(
@@ -72,9 +78,12 @@ impl FrameCoder for PixelCoder {
         }
         let mut rest = payload;
         let table = CategoricalTable::read(&mut rest)?;
-        let mut decoder = SymbolDecoder::new(rest)?;
+        let mut decoder = SymbolDecoder::new(rest, self.stream_end)?;
         let mut q = vec![0i32; 3 * self.width as usize * self.height as usize];
-        decoder.decode_iid(&table, &mut q);
+        for row in q.chunks_mut(3 * self.width as usize) {
+            decoder.decode_iid(&table, row);
+            decoder.check()?;
+        }
         decoder.finish()?;
         let max_q = 255 / self.step + 1;
         for i in 0..q.len() {

@@ -143,9 +143,21 @@ pub struct Header {
     pub model_id: [u8; 32],
     pub model_bytes: u64,
     pub coding: CodingParams,
+    /// The file's format version, from its preamble (not stored in the header itself).
+    #[serde(skip)]
+    pub version: u16,
 }
 
 impl Header {
+    /// How the file's entropy-coded streams end: sealed from version 4 on.
+    pub fn stream_end(&self) -> crate::entropy::StreamEnd {
+        if self.version >= 4 {
+            crate::entropy::StreamEnd::Sealed
+        } else {
+            crate::entropy::StreamEnd::Legacy
+        }
+    }
+
     /// Checks every field against the limits in docs/FORMAT.md; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
         for (name, v) in [("width", self.width), ("height", self.height)] {

@@ -18,8 +18,10 @@ pub use writer::ContainerWriter;
 pub const MAGIC: [u8; 4] = *b"AEZV";
 /// The container version this build writes. Version 2 changed the learned coder's predicted
 /// frames (context-chosen tables); version 1 files must be encoded again. Version 3 added
-/// motion fields to them, flagged in each payload, so version 2 files are still read.
-pub const VERSION: u16 = 3;
+/// motion fields to them, flagged in each payload, so version 2 files are still read. Version 4
+/// seals every entropy-coded stream (the ANS encoder starts from state 2^32, not 0), so that a
+/// payload that ends before its symbols do is recognized ([`crate::entropy::StreamEnd`]).
+pub const VERSION: u16 = 4;
 /// The oldest container version this build reads.
 pub const OLDEST_READABLE_VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.

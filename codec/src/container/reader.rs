@@ -63,8 +63,9 @@ fn read_header(input: &mut impl Read) -> Result<(Header, u64)> {
             "CRC-32 mismatch (stored {header_crc:08x}, computed {computed:08x})"
         )));
     }
-    let header: Header = decode_struct::<_, { MAX_HEADER_LEN as usize }>(&bytes)
+    let mut header: Header = decode_struct::<_, { MAX_HEADER_LEN as usize }>(&bytes)
         .map_err(ContainerError::BadHeader)?;
+    header.version = version;
     header.validate().map_err(ContainerError::BadHeader)?;
     Ok((header, end))
 }

@@ -141,6 +141,8 @@ impl ScaleBank {
     pub fn decode(&self, index: u8, decoder: &mut SymbolDecoder) -> Result<i32, EntropyError> {
         let t = &self.tables[usize::from(index).min(SCALES - 1)];
         let symbol = decoder.decode(&t.table);
+        // Stops a forged payload at the first symbol past its data, however large its frame.
+        decoder.check()?;
         if symbol.abs() <= t.radius {
             return Ok(symbol);
         }
@@ -230,7 +232,7 @@ mod tests {
         }
         let mut bytes = Vec::new();
         write_words(&mut bytes, &encode(items.iter().copied()).unwrap());
-        let mut dec = SymbolDecoder::new(&bytes).unwrap();
+        let mut dec = SymbolDecoder::new(&bytes, crate::entropy::StreamEnd::Sealed).unwrap();
         for index in [0u8, 5, 20, 40, 63] {
             for &v in &values {
                 assert_eq!(bank.decode(index, &mut dec).unwrap(), v, "table {index}");

@@ -9,7 +9,7 @@ use constriction::stream::model::{
     SmallContiguousCategoricalEntropyModel, SmallContiguousLookupDecoderModel,
 };
 use constriction::stream::stack::DefaultAnsCoder;
-use constriction::stream::{Decode, Encode};
+use constriction::stream::{Code, Decode, Encode};
 
 use crate::varint;
 
@@ -41,6 +41,8 @@ pub enum EntropyError {
     TrailingZeroWord,
     #[error("coded data holds more than the symbols it should")]
     LeftoverData,
+    #[error("coded data ends before its symbols do (truncated or forged payload)")]
+    DataRanOut,
     #[error("an escaped value is too large")]
     EscapeOverflow,
 }
@@ -198,11 +200,37 @@ impl CategoricalTable {
     }
 }
 
-/// Encodes `(table, symbol)` pairs into ANS words, to be decoded in the same order.
+/// The ANS state an encoder starts from (`.aez` version 4 on), and so the state a decoder must
+/// end at. Every state of an honest stream is at least this (constriction refills the state
+/// from the data whenever it falls below), so a decoder whose state falls below it has read
+/// past the end of its data: the stream was truncated or forged. (Starting from the empty
+/// state, as versions 2 and 3 did, an honest stream's last symbols are decoded from a state
+/// below 2^32 too, and a stream that ran out can go on yielding symbols from a small state
+/// for ever.)
+const SEAL: u64 = 1 << 32;
+
+/// How a stream's end is checked, by the version of the file it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// Version 4 on: the encoder started at [`SEAL`]; a decoder that does not end exactly
+    /// there, or whose state reaches zero on the way, read data that is not there.
+    Sealed,
+    /// Versions 2 and 3: the encoder started at the empty state. Running out of data is
+    /// recognized only after [`LEGACY_TAIL_DECODES`] symbols decoded below [`SEAL`].
+    Legacy,
+}
+
+/// Symbols a legacy stream may decode with its state below [`SEAL`] before it counts as run
+/// out: an honest one does so only for the ≤ 32 bits of its last symbols, at least 0.00035
+/// bits each (no 12-bit table gives a symbol more than 4095/4096), so at most about 91,000.
+const LEGACY_TAIL_DECODES: u32 = 100_000;
+
+/// Encodes `(table, symbol)` pairs into ANS words, to be decoded in the same order, as a
+/// [`StreamEnd::Sealed`] stream.
 pub fn encode<'t>(
     items: impl DoubleEndedIterator<Item = (&'t CategoricalTable, i32)>,
 ) -> Result<Vec<u32>, EntropyError> {
-    let mut coder = DefaultAnsCoder::new();
+    let mut coder = DefaultAnsCoder::from_raw_parts(Vec::new(), SEAL);
     // ANS is a stack: encoding back to front lets the decoder read front to back.
     for (table, symbol) in items.rev() {
         let index = table.index_of(symbol)?;
@@ -237,13 +265,21 @@ pub fn write_words(out: &mut Vec<u8>, words: &[u32]) {
 }
 
 /// Decodes symbols, one at a time, from words an [`encode`] call wrote.
+///
+/// Decoding never fails symbol by symbol: a stream that runs out of data goes on yielding
+/// symbols. [`check`](Self::check) says whether that has happened (call it in loops, so that
+/// a forged payload cannot make the decoder work through a huge frame), and
+/// [`finish`](Self::finish) whether the stream ended exactly where it should.
 pub struct SymbolDecoder {
     coder: DefaultAnsCoder,
+    end: StreamEnd,
+    /// Symbols decoded that left the state below [`SEAL`].
+    tail_decodes: u32,
 }
 
 impl SymbolDecoder {
     /// Starts decoding from the little-endian bytes of the ANS words.
-    pub fn new(bytes: &[u8]) -> Result<Self, EntropyError> {
+    pub fn new(bytes: &[u8], end: StreamEnd) -> Result<Self, EntropyError> {
         if !bytes.len().is_multiple_of(4) {
             return Err(EntropyError::RaggedWords);
         }
@@ -253,7 +289,11 @@ impl SymbolDecoder {
             .collect();
         let coder =
             DefaultAnsCoder::from_compressed(words).map_err(|_| EntropyError::TrailingZeroWord)?;
-        Ok(Self { coder })
+        Ok(Self {
+            coder,
+            end,
+            tail_decodes: 0,
+        })
     }
 
     /// The next symbol under `table`.
@@ -263,24 +303,57 @@ impl SymbolDecoder {
             .coder
             .decode_symbol(table.decoder.as_view())
             .unwrap_or_else(|e| match e {});
+        // Below 2^32 only once every word has been read (constriction refills it while words
+        // remain).
+        if self.coder.state() < SEAL {
+            self.tail_decodes = self.tail_decodes.saturating_add(1);
+        }
         table.min_symbol + index as i32
     }
 
     /// Decodes `out.len()` symbols with one table.
     pub fn decode_iid(&mut self, table: &CategoricalTable, out: &mut [i32]) {
-        let view = table.decoder.as_view();
-        let n = out.len();
-        for (slot, index) in out.iter_mut().zip(self.coder.decode_iid_symbols(n, view)) {
-            *slot = table.min_symbol + index.unwrap_or_else(|e| match e {}) as i32;
+        for slot in out {
+            *slot = self.decode(table);
         }
     }
 
-    /// Checks that every word was consumed: data left over means the stream is corrupt.
-    pub fn finish(self) -> Result<(), EntropyError> {
-        if self.coder.is_empty() {
-            Ok(())
+    /// An error once the decoder has read past the end of its data.
+    #[inline]
+    pub fn check(&self) -> Result<(), EntropyError> {
+        let limit = match self.end {
+            StreamEnd::Sealed => 0,
+            StreamEnd::Legacy => LEGACY_TAIL_DECODES,
+        };
+        if self.tail_decodes > limit {
+            Err(EntropyError::DataRanOut)
         } else {
-            Err(EntropyError::LeftoverData)
+            Ok(())
+        }
+    }
+
+    /// Checks that the stream ended exactly with its last symbol: data left over, or data
+    /// that ran out, means the stream is corrupt.
+    pub fn finish(self) -> Result<(), EntropyError> {
+        self.check()?;
+        match self.end {
+            StreamEnd::Legacy if self.coder.is_empty() => Ok(()),
+            StreamEnd::Legacy => Err(EntropyError::LeftoverData),
+            StreamEnd::Sealed => {
+                let (bulk, state) = self.coder.into_raw_parts();
+                if !bulk.is_empty() {
+                    Err(EntropyError::LeftoverData)
+                } else if state != SEAL {
+                    // Below the seal: data ran out; above it: words that belong to no symbol.
+                    Err(if state < SEAL {
+                        EntropyError::DataRanOut
+                    } else {
+                        EntropyError::LeftoverData
+                    })
+                } else {
+                    Ok(())
+                }
+            }
         }
     }
 }
@@ -321,7 +394,7 @@ mod tests {
         let words = encode(items.iter().copied()).unwrap();
         let mut bytes = Vec::new();
         write_words(&mut bytes, &words);
-        let mut dec = SymbolDecoder::new(&bytes).unwrap();
+        let mut dec = SymbolDecoder::new(&bytes, StreamEnd::Sealed).unwrap();
         for &(t, s) in &items {
             assert_eq!(dec.decode(t), s);
         }
@@ -354,6 +427,39 @@ mod tests {
             CategoricalTable::read(&mut bad.as_slice()),
             Err(EntropyError::BadProbabilities)
         );
+    }
+
+    #[test]
+    fn a_stream_that_runs_out_is_an_error_early() {
+        let table = CategoricalTable::fit(&[0, 0, 0, 1, 2, -1, 5]).unwrap();
+        let symbols: Vec<i32> = (0..5000).map(|i| [0, 1, 0, 2, -1, 0, 5][i % 7]).collect();
+        let mut bytes = Vec::new();
+        write_words(&mut bytes, &encode_iid(&table, &symbols).unwrap());
+        let mut whole = SymbolDecoder::new(&bytes, StreamEnd::Sealed).unwrap();
+        let mut out = vec![0; symbols.len()];
+        whole.decode_iid(&table, &mut out);
+        assert_eq!(out, symbols);
+        whole.finish().unwrap();
+        // A quarter of the words: decoding stops being valid long before the last symbol.
+        let short = &bytes[..bytes.len() / 16 * 4];
+        let mut dec = SymbolDecoder::new(short, StreamEnd::Sealed).unwrap();
+        let mut decoded = 0;
+        while dec.check().is_ok() && decoded < symbols.len() {
+            dec.decode(&table);
+            decoded += 1;
+        }
+        assert!(decoded < symbols.len() / 2, "ran on for {decoded} symbols");
+        assert_eq!(dec.finish(), Err(EntropyError::DataRanOut));
+        // A stream with no words at all, asked for symbols.
+        let mut empty = SymbolDecoder::new(&[], StreamEnd::Sealed).unwrap();
+        empty.decode(&table);
+        assert_eq!(empty.check(), Err(EntropyError::DataRanOut));
+        // A sealed stream with a word too many.
+        let mut longer = vec![7, 0, 0, 0];
+        longer.extend_from_slice(&bytes);
+        let mut dec = SymbolDecoder::new(&longer, StreamEnd::Sealed).unwrap();
+        dec.decode_iid(&table, &mut out);
+        assert!(dec.finish().is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use super::bdrate::{bd_rate, rate_at_psnr};
@@ -105,19 +106,40 @@ pub fn summary_markdown(rows: &[EvalRow], reference: &str) -> String {
     md
 }
 
-/// Codec colours, stable across panels.
-fn colour(i: usize) -> RGBColor {
-    const PALETTE: [RGBColor; 8] = [
-        RGBColor(31, 119, 180),
-        RGBColor(255, 127, 14),
-        RGBColor(44, 160, 44),
-        RGBColor(214, 39, 40),
-        RGBColor(148, 103, 189),
-        RGBColor(140, 86, 75),
-        RGBColor(227, 119, 194),
-        RGBColor(127, 127, 127),
-    ];
-    PALETTE[i % PALETTE.len()]
+/// Each series' colour, stable across panels: hues spread evenly over the series, so no two
+/// share one however many there are.
+fn colour(i: usize, of: usize) -> HSLColor {
+    HSLColor(i as f64 / of.max(1) as f64, 0.75, 0.42)
+}
+
+/// How a family of codecs is drawn: the learned codec solid and bold, the PCA baselines
+/// dotted, classic codecs dashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Learned,
+    Pca,
+    Classic,
+}
+
+impl Family {
+    fn of(codec: &str) -> Self {
+        if codec.starts_with("learned") {
+            Family::Learned
+        } else if codec.starts_with("pca") {
+            Family::Pca
+        } else {
+            Family::Classic
+        }
+    }
+
+    /// Stroke width, and (dash, gap) in pixels for a broken line.
+    fn line(self) -> (u32, Option<(u32, u32)>) {
+        match self {
+            Family::Learned => (3, None),
+            Family::Pca => (2, Some((2, 4))),
+            Family::Classic => (2, Some((8, 5))),
+        }
+    }
 }
 
 /// Writes the R–D plot: bits per pixel against RGB PSNR, one panel per clip.
@@ -158,18 +180,30 @@ pub fn write_plot(rows: &[EvalRow], path: &Path) -> Result<(), Box<dyn std::erro
             .y_desc("RGB PSNR (dB)")
             .draw()?;
         for (codec, points) in codecs {
-            let c = colour(all_codecs.iter().position(|n| n == codec).unwrap_or(0));
+            let index = all_codecs.iter().position(|n| n == codec).unwrap_or(0);
+            let c = colour(index, all_codecs.len());
             let mut sorted: Vec<(f64, f64)> = points
                 .iter()
                 .copied()
                 .filter(|p| p.0 >= x_min && p.0 <= x_max && p.1.is_finite())
                 .collect();
             sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-            chart
-                .draw_series(LineSeries::new(sorted.clone(), c.stroke_width(2)))?
+            let (width, dashes) = Family::of(codec).line();
+            let style = c.stroke_width(width);
+            let series = match dashes {
+                None => chart.draw_series(LineSeries::new(sorted.clone(), style))?,
+                Some((dash, gap)) => {
+                    chart.draw_series(DashedLineSeries::new(sorted.clone(), dash, gap, style))?
+                }
+            };
+            series
                 .label(codec.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                .legend(move |(x, y)| match dashes {
+                    None => PathElement::new(vec![(x, y), (x + 24, y)], style).into_dyn(),
+                    Some((dash, gap)) => {
+                        DashedPathElement::new(vec![(x, y), (x + 24, y)], dash, gap, style)
+                            .into_dyn()
+                    }
                 });
             chart.draw_series(sorted.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
         }

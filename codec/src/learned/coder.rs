@@ -16,7 +16,7 @@ use super::motion::MotionField;
 use super::{predicted, round_element, LatentShape, LearnedModel};
 use crate::coders::{check_frame_size, CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::FrameType;
-use crate::entropy::{self, CategoricalTable, ScaleBank, SymbolDecoder, SCALES};
+use crate::entropy::{self, CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder, SCALES};
 use crate::RgbFrame;
 
 /// What the entropy coder spent on one frame's ANS stream against the ideal.
@@ -45,6 +45,7 @@ pub struct LearnedCoder {
     reference_tables: Option<predicted::TableChoice>,
     /// The entropy cost of the last frame encoded.
     last_cost: Option<EntropyCost>,
+    stream_end: StreamEnd,
 }
 
 impl LearnedCoder {
@@ -67,6 +68,7 @@ impl LearnedCoder {
             reference: None,
             reference_tables: None,
             last_cost: None,
+            stream_end: StreamEnd::Sealed,
         }
     }
 
@@ -220,7 +222,7 @@ impl LearnedCoder {
         let (sc, sh, sw) = self.side;
         let (side_indices, words) = split_indices(payload, sc)?;
         let bank = ScaleBank::get();
-        let mut decoder = SymbolDecoder::new(words)?;
+        let mut decoder = SymbolDecoder::new(words, self.stream_end)?;
         let mut z = Vec::with_capacity(sc * sh * sw);
         for &index in side_indices {
             for _ in 0..sh * sw {
@@ -243,7 +245,7 @@ impl LearnedCoder {
         reference: &[i32],
     ) -> Result<(Vec<i32>, predicted::TableChoice), CoderError> {
         let previous = self.reference_tables.as_ref();
-        predicted::parse(payload, reference, previous, self.shape())
+        predicted::parse(payload, reference, previous, self.shape(), self.stream_end)
     }
 }
 
@@ -364,6 +366,10 @@ impl FrameCoder for LearnedCoder {
         check_frame_size(frame, self.width, self.height)?;
         let y_map = self.model.analyze(frame);
         self.encode_analyzed(&y_map, frame_type)
+    }
+
+    fn read_streams_as(&mut self, end: StreamEnd) {
+        self.stream_end = end;
     }
 
     fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError> {
@@ -550,6 +556,34 @@ mod tests {
             assert_eq!(Some(&latent.values), enc.reference.as_ref(), "frame {i}");
         }
         assert_eq!(moved, 2, "both predicted frames should send motion");
+    }
+
+    #[test]
+    fn payloads_that_end_before_their_symbols_are_errors() {
+        let model = random_model();
+        let (w, h) = (128, 96);
+        let mut enc = LearnedCoder::new(model.clone(), w, h);
+        let coded = enc.encode(&test_frame(w, h, 0), FrameType::Intra).unwrap();
+        let side = enc.side.0;
+        let words = (coded.payload.len() - side) / 4;
+        assert!(words > 2, "the test frame should need several words");
+        let mut dec = LearnedCoder::new(model, w, h);
+        dec.parse(FrameType::Intra, &coded.payload).unwrap();
+        // Every whole-word truncation, from either end of the ANS words.
+        for keep in 0..words {
+            let front = [&coded.payload[..side + 4 * keep]].concat();
+            let back = [
+                &coded.payload[..side],
+                &coded.payload[coded.payload.len() - 4 * keep..],
+            ]
+            .concat();
+            for cut in [front, back] {
+                assert!(
+                    dec.parse(FrameType::Intra, &cut).is_err(),
+                    "{keep} of {words} words parsed without an error"
+                );
+            }
+        }
     }
 
     #[test]

@@ -207,7 +207,7 @@ mod tests {
         field.push_items(ScaleBank::get(), table, &mut items);
         let mut bytes = Vec::new();
         write_words(&mut bytes, &encode(items.into_iter()).unwrap());
-        let mut decoder = SymbolDecoder::new(&bytes).unwrap();
+        let mut decoder = SymbolDecoder::new(&bytes, crate::entropy::StreamEnd::Sealed).unwrap();
         MotionField::parse(field.shape, table, &mut decoder)
     }
 

@@ -22,7 +22,7 @@
 use super::motion::MotionField;
 use super::{round_element, LatentShape};
 use crate::coders::CoderError;
-use crate::entropy::{CategoricalTable, ScaleBank, SymbolDecoder, SCALES};
+use crate::entropy::{CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder, SCALES};
 
 /// The base of a channel that is unchanged.
 pub const UNCHANGED: u8 = SCALES as u8;
@@ -379,6 +379,7 @@ pub fn parse(
     reference: &[i32],
     previous: Option<&TableChoice>,
     shape: LatentShape,
+    end: StreamEnd,
 ) -> Result<(Vec<i32>, TableChoice), CoderError> {
     let first = *payload
         .first()
@@ -402,7 +403,7 @@ pub fn parse(
         ));
     }
     let bank = ScaleBank::get();
-    let mut decoder = SymbolDecoder::new(words)?;
+    let mut decoder = SymbolDecoder::new(words, end)?;
     let mut latent = match vector_table {
         Some(t) => MotionField::parse(shape, t, &mut decoder)?.compensate(reference),
         None => reference.to_vec(),
@@ -466,6 +467,7 @@ mod tests {
             reference,
             previous,
             shape(latent, channels, width),
+            StreamEnd::Sealed,
         )
         .unwrap();
         assert_eq!(parsed, latent);
@@ -548,7 +550,8 @@ mod tests {
             encode_items(&latent, &prediction, None, Some(&field), shape, bank);
         assert_ne!(moved[0] & MOTION_FLAG, 0);
         write_words(&mut moved, &encode(items.into_iter()).unwrap());
-        let (parsed, parsed_choice) = parse(&moved, &reference, None, shape).unwrap();
+        let (parsed, parsed_choice) =
+            parse(&moved, &reference, None, shape, StreamEnd::Sealed).unwrap();
         assert_eq!(parsed, latent);
         assert_eq!(parsed_choice, choice);
         let (still, items, _) = encode_items(&latent, &reference, None, None, shape, bank);
@@ -560,7 +563,7 @@ mod tests {
         );
         // Cut anywhere, the moved payload is an error or another latent, never a panic.
         for cut in 0..moved.len() {
-            let _ = parse(&moved[..cut], &reference, None, shape);
+            let _ = parse(&moved[..cut], &reference, None, shape, StreamEnd::Sealed);
         }
     }
 
@@ -654,6 +657,7 @@ mod tests {
                 &reference,
                 previous,
                 shape(&reference, channels, width),
+                StreamEnd::Sealed,
             )
         };
         assert!(parse_with(&[], None).is_err());

@@ -21,18 +21,34 @@ pub struct VideoInfo {
     pub frame_count_hint: Option<u64>,
 }
 
-/// Decodes the best video stream of a file to RGB frames, one at a time.
+/// Decodes the best video stream of a file to RGB frames, one at a time, at the constant
+/// rate [`VideoInfo::frame_rate`]: a variable-frame-rate source is resampled to it by its
+/// timestamps, as FFmpeg's `-vsync cfr` does (a frame is repeated for every output time it
+/// covers, and dropped if the next frame takes its place before any), so the frames keep
+/// the source's timing.
 pub struct VideoReader {
     path: String,
     input: ff::format::context::Input,
     decoder: ff::decoder::Video,
     stream_index: usize,
+    /// Seconds per timestamp tick.
+    time_base: f64,
     info: VideoInfo,
     scaler: Option<(scaling::Context, Pixel, u32, u32)>,
     decoded: ff::frame::Video,
     rgb: ff::frame::Video,
     draining: bool,
+    /// The first frame's timestamp, in seconds.
+    start_time: Option<f64>,
+    /// The frame decoded last, not yet given out, and the output slot it starts at.
+    held: Option<(RgbFrame, u64)>,
+    /// Frames ready to give out, each with how many times in a row.
+    ready: std::collections::VecDeque<(RgbFrame, u64)>,
 }
+
+/// The longest run of repeated frames a timestamp gap may make: a longer gap is taken as a
+/// broken timestamp, not a still picture.
+const MAX_GAP_S: f64 = 60.0;
 
 /// A rational with terms the container accepts (≤ 1,000,000), as close as possible.
 fn container_rational(r: ff::Rational) -> Option<Rational> {
@@ -64,6 +80,7 @@ impl VideoReader {
                 path: shown.clone(),
             })?;
         let stream_index = stream.index();
+        let time_base = f64::from(stream.time_base());
         let frame_rate = container_rational(stream.avg_frame_rate())
             .or_else(|| container_rational(stream.rate()))
             .filter(|r| r.as_f64() <= 1000.0)
@@ -84,6 +101,7 @@ impl VideoReader {
             input,
             decoder,
             stream_index,
+            time_base,
             info: VideoInfo {
                 width,
                 height,
@@ -94,6 +112,9 @@ impl VideoReader {
             decoded: ff::frame::Video::empty(),
             rgb: ff::frame::Video::empty(),
             draining: false,
+            start_time: None,
+            held: None,
+            ready: std::collections::VecDeque::new(),
         })
     }
 
@@ -108,11 +129,59 @@ impl VideoReader {
         }
     }
 
-    /// The next frame, or `None` at the end of the stream.
+    /// The next frame at the constant rate, or `None` at the end of the stream.
     pub fn next_frame(&mut self) -> Result<Option<RgbFrame>, VideoError> {
         loop {
+            if let Some((frame, times)) = self.ready.front_mut() {
+                if *times > 1 {
+                    *times -= 1;
+                    return Ok(Some(frame.clone()));
+                }
+                return Ok(self.ready.pop_front().map(|(frame, _)| frame));
+            }
+            match self.next_decoded()? {
+                Some((frame, time)) => self.place(frame, time),
+                None => match self.held.take() {
+                    Some((frame, _)) => self.ready.push_back((frame, 1)),
+                    None => return Ok(None),
+                },
+            }
+        }
+    }
+
+    /// Puts a decoded frame with its timestamp (seconds) on the constant-rate timeline: the
+    /// frame held before it is given out once for each output slot before this one's.
+    fn place(&mut self, frame: RgbFrame, time: Option<f64>) {
+        let rate = self.info.frame_rate.as_f64();
+        let Some((held, held_slot)) = self.held.take() else {
+            self.start_time = time;
+            self.held = Some((frame, 0));
+            return;
+        };
+        let slot = match (time, self.start_time) {
+            (Some(t), Some(t0)) => {
+                let ideal = ((t - t0) * rate).round();
+                let limit = held_slot as f64 + (MAX_GAP_S * rate).max(1.0);
+                ideal.clamp(held_slot as f64, limit) as u64
+            }
+            // No timestamp: the next slot.
+            _ => held_slot + 1,
+        };
+        if slot > held_slot {
+            self.ready.push_back((held, slot - held_slot));
+        }
+        // A frame whose slot the next one takes is dropped.
+        self.held = Some((frame, slot));
+    }
+
+    /// The next decoded frame in presentation order with its timestamp in seconds.
+    fn next_decoded(&mut self) -> Result<Option<(RgbFrame, Option<f64>)>, VideoError> {
+        loop {
             match self.decoder.receive_frame(&mut self.decoded) {
-                Ok(()) => return self.convert().map(Some),
+                Ok(()) => {
+                    let time = self.decoded.timestamp().map(|t| t as f64 * self.time_base);
+                    return Ok(Some((self.convert()?, time)));
+                }
                 Err(ff::Error::Eof) => return Ok(None),
                 Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {}
                 Err(e) => return Err(self.decode_err(e)),
