@@ -84,7 +84,7 @@ fn entropy(c: &mut Criterion) {
     write_words(&mut bytes, &encode(items.iter().copied()).unwrap());
     group.bench_function("decode 1M symbols", |b| {
         b.iter(|| {
-            let mut dec = SymbolDecoder::new(&bytes).unwrap();
+            let mut dec = SymbolDecoder::new(&bytes, aecodec::entropy::StreamEnd::Sealed).unwrap();
             values
                 .iter()
                 .map(|&(index, _)| bank.decode(index, &mut dec).unwrap())

@@ -468,3 +468,58 @@ fn a_stream_whose_learned_model_is_not_at_hand_names_the_model_it_needs() {
     );
     assert_eq!(read_y4m(&std::fs::read(&y4m).unwrap()).frames.len(), 2);
 }
+
+#[test]
+fn a_forged_short_payload_is_damage_not_a_picture() {
+    use aecodec::container::{ContainerWriter, FrameType, Rational};
+    let dir = tmp();
+    let forged = dir.path().join("forged.aez");
+    // A header for a huge learned frame, and a first payload of 36 bytes: 32 side-table
+    // indices and one ANS word, far less than such a frame's symbols need.
+    let spec = aecodec::coders::CoderSpec::Learned {
+        model: aecodec::learned::defaults::model(3).unwrap(),
+    };
+    let encoder = aecodec::pipeline::FrameEncoder::new(&spec, 8192, 4320, Rational::new(25, 1), 1);
+    let file = std::fs::File::create(&forged).unwrap();
+    let mut writer = ContainerWriter::new(file, encoder.header().clone()).unwrap();
+    let mut payload = vec![20u8; 32];
+    payload.extend_from_slice(&[0x5a, 0xa5, 0x33, 0x01]);
+    writer.write_packet(FrameType::Intra, 0, &payload).unwrap();
+    writer.finish().unwrap();
+    let out = dir.path().join("out.y4m");
+    let decoded = common::run("aecodec", &["decode", s(&forged), "-o", s(&out), "--strict"]);
+    assert_eq!(decoded.status.code(), Some(2), "{}", common::stderr(&decoded));
+    assert!(
+        common::stderr(&decoded).contains("ends before its symbols do"),
+        "{}",
+        common::stderr(&decoded)
+    );
+}
+
+#[test]
+fn variable_frame_rate_input_keeps_its_timing() {
+    let dir = tmp();
+    // 50 frames: ten 40 ms apart, a one-second pause, then forty more: 3 s in all.
+    let vfr = dir.path().join("vfr.mkv");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-f", "lavfi", "-i", "testsrc=s=64x48:r=25:d=2", "-vf"])
+        .arg("setpts='if(lt(N,10),N*0.04/TB,(N*0.04+1.0)/TB)'")
+        .args(["-fps_mode", "vfr", "-c:v", "libx264", s(&vfr)])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let aez = dir.path().join("vfr.aez");
+    encode(&vfr, &aez, &["--pixel", "--step", "8"]);
+    let info: serde_json::Value =
+        serde_json::from_str(&run_ok("aecodec", &["info", s(&aez), "--json"])).unwrap();
+    let frames = info["frame_count"].as_f64().unwrap();
+    let rate = info["frame_rate_fps"].as_f64().unwrap();
+    let duration = info["duration_s"].as_f64().unwrap();
+    assert!((duration - 3.0).abs() <= 1.0 / rate + 1e-9, "{frames} frames at {rate}: {duration} s");
+    // The pause is held: the last frame before it is repeated for a second.
+    let y4m = dir.path().join("vfr.y4m");
+    run_ok("aecodec", &["decode", s(&aez), "-o", s(&y4m)]);
+    let decoded = common::read_y4m(&std::fs::read(&y4m).unwrap());
+    let pause = (0.4 * rate).round() as usize;
+    assert_eq!(decoded.frames[pause], decoded.frames[pause + 5]);
+}

@@ -883,10 +883,25 @@ fn a_server_that_always_stalls_is_given_up_on_with_a_clear_error() {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { return };
             let mut buf = [0u8; 2048];
-            let _ = conn.read(&mut buf);
-            let _ = conn
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nETag: \"x\"\r\n\r\nAEZV");
-            held.push(conn); // and nothing more, ever
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+            let from: u64 = request
+                .split("range: bytes=")
+                .nth(1)
+                .and_then(|r| r.split('-').next())
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+            // The headers, then four bytes at most, then nothing more, ever.
+            let head = format!(
+                "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {from}-99999/100000\r\n\
+                 Content-Length: {}\r\nETag: \"x\"\r\n\r\n",
+                100_000 - from
+            );
+            let _ = conn.write_all(head.as_bytes());
+            if from == 0 {
+                let _ = conn.write_all(b"AEZV");
+            }
+            held.push(conn);
         }
     });
     let patience = aeplay::http::Patience {

@@ -25,6 +25,7 @@ fn header() -> Header {
             components: 12,
             step: 0.5,
         },
+        version: aecodec::container::VERSION,
     }
 }
 
