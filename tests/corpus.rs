@@ -47,7 +47,11 @@ fn fixture_package(dir: &Path) {
         .arg(debs.join("sway-backgrounds_9.9-1_all.deb"))
         .output()
         .unwrap();
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
 }
 
 #[test]
@@ -64,15 +68,32 @@ fn the_corpus_script_builds_clips_split_by_source_with_provenance() {
         .args(["--max-per-source", "4"])
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let provenance = std::fs::read_to_string(out.join("provenance.tsv")).unwrap();
-    let rows: Vec<Vec<&str>> = provenance.lines().map(|l| l.split('\t').collect()).collect();
-    assert_eq!(rows[0][..8], ["source", "package", "version", "licence", "category", "split", "files", "frames"]);
-    let row = |source: &str| rows.iter().find(|r| r[0] == source).unwrap_or_else(|| panic!("{source}: {provenance}"));
+    let rows: Vec<Vec<&str>> = provenance
+        .lines()
+        .map(|l| l.split('\t').collect())
+        .collect();
+    assert_eq!(
+        rows[0][..8],
+        ["source", "package", "version", "licence", "category", "split", "files", "frames"]
+    );
+    let row = |source: &str| {
+        rows.iter()
+            .find(|r| r[0] == source)
+            .unwrap_or_else(|| panic!("{source}: {provenance}"))
+    };
     // Three distinct pictures: the copy and the smaller wallpaper size are left out, the icon
     // is too small. The held-out package gives one 640x360 frame per picture.
     let sway = row("sway-backgrounds");
-    assert_eq!((sway[2], sway[5], sway[6], sway[7]), ("9.9-1", "test", "3", "3"));
+    assert_eq!(
+        (sway[2], sway[5], sway[6], sway[7]),
+        ("9.9-1", "test", "3", "3")
+    );
     let frames = rgb_frames(&out.join("test/sway-backgrounds.mkv"), 100);
     assert_eq!(frames.len(), 3);
     assert!(frames.iter().all(|f| (f.width, f.height) == (640, 360)));
@@ -86,8 +107,14 @@ fn the_corpus_script_builds_clips_split_by_source_with_provenance() {
     // The split lists: bikes is held out.
     let test = std::fs::read_to_string(out.join("test.txt")).unwrap();
     let train = std::fs::read_to_string(out.join("train.txt")).unwrap();
-    assert!(test.contains("bikes.mp4") && test.contains("sway-backgrounds.mkv"), "{test}");
-    assert!(train.contains("screen-text.mkv") && !train.contains("bikes"), "{train}");
+    assert!(
+        test.contains("bikes.mp4") && test.contains("sway-backgrounds.mkv"),
+        "{test}"
+    );
+    assert!(
+        train.contains("screen-text.mkv") && !train.contains("bikes"),
+        "{train}"
+    );
     // An unknown source is a clear error.
     let bad = Command::new(common::root().join("scripts/corpus"))
         .args(["--out", s(&out), "--sources", "nonesuch"])

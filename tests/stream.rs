@@ -355,9 +355,18 @@ fn connections_beyond_the_limit_wait_for_a_free_slot() {
     );
 }
 
-/// A loopback proxy to `target` that flips one byte, `corrupt_at` bytes into the first
-/// response it relays; later connections pass through untouched.
-fn corrupting_proxy(target: String, corrupt_at: usize) -> String {
+/// What a test proxy does to the first response it relays.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Flips the byte this many bytes in.
+    Corrupt(usize),
+    /// Relays this many bytes, then holds the socket open sending nothing.
+    Stall(usize),
+}
+
+/// A loopback proxy to `target` that applies `fault` to the first response it relays; later
+/// connections pass through untouched.
+fn faulty_proxy(target: String, fault: Fault) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
@@ -373,15 +382,23 @@ fn corrupting_proxy(target: String, corrupt_at: usize) -> String {
             std::thread::spawn(move || {
                 let mut buf = [0u8; 8192];
                 let mut relayed = 0usize;
-                while let Ok(k) = s_read.read(&mut buf) {
+                while let Ok(mut k) = s_read.read(&mut buf) {
                     if k == 0 {
                         break;
                     }
-                    if n == 0 && (relayed..relayed + k).contains(&corrupt_at) {
-                        buf[corrupt_at - relayed] ^= 0x55;
+                    match fault {
+                        Fault::Corrupt(at) if n == 0 && (relayed..relayed + k).contains(&at) => {
+                            buf[at - relayed] ^= 0x55;
+                        }
+                        Fault::Stall(after) if n == 0 => k = k.min(after - relayed),
+                        _ => {}
+                    }
+                    if c_write.write_all(&buf[..k]).is_err() {
+                        break;
                     }
                     relayed += k;
-                    if c_write.write_all(&buf[..k]).is_err() {
+                    if matches!(fault, Fault::Stall(after) if n == 0 && relayed >= after) {
+                        std::thread::sleep(std::time::Duration::from_secs(120));
                         break;
                     }
                 }
@@ -396,7 +413,7 @@ fn bytes_damaged_in_transit_are_fetched_again_never_shown() {
     let media = media_dir();
     let server = Server::start(media.path(), "127.0.0.1:0");
     // 20 kB in: past the HTTP head and the header, inside a packet payload.
-    let proxy = corrupting_proxy(server.addr.clone(), 20_000);
+    let proxy = faulty_proxy(server.addr.clone(), Fault::Corrupt(20_000));
     let out = tempfile::tempdir().unwrap();
     let played = out.path().join("played.y4m");
     let stats: serde_json::Value = serde_json::from_str(&run_ok(
@@ -804,56 +821,13 @@ fn if_range_and_long_suffix_ranges_follow_rfc_9110() {
     assert_eq!(body, file);
 }
 
-/// A loopback proxy to `target` whose first connection relays `stall_after` bytes of the
-/// answer and then holds the socket open sending nothing; later connections pass through.
-fn stalling_proxy(target: String, stall_after: usize) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for (n, client) in listener.incoming().enumerate() {
-            let Ok(client) = client else { return };
-            let server = TcpStream::connect(&target).unwrap();
-            let (mut c_read, mut s_write) =
-                (client.try_clone().unwrap(), server.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c_read, &mut s_write);
-            });
-            let (mut s_read, mut c_write) = (server, client);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let mut relayed = 0usize;
-                while let Ok(k) = s_read.read(&mut buf) {
-                    if k == 0 {
-                        break;
-                    }
-                    let k = if n == 0 {
-                        k.min(stall_after - relayed)
-                    } else {
-                        k
-                    };
-                    if c_write.write_all(&buf[..k]).is_err() {
-                        break;
-                    }
-                    relayed += k;
-                    if n == 0 && relayed >= stall_after {
-                        // Stall: keep the socket, send nothing more.
-                        std::thread::sleep(std::time::Duration::from_secs(120));
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[test]
 fn a_stalled_server_counts_as_a_dropped_connection() {
     let media = media_dir();
     let server = Server::start(media.path(), "127.0.0.1:0");
     // The first connection carries the stream (the file is small enough that the player opens
     // it once); it stalls 20 kB in.
-    let proxy = stalling_proxy(server.addr.clone(), 20_000);
+    let proxy = faulty_proxy(server.addr.clone(), Fault::Stall(20_000));
     let started = std::time::Instant::now();
     let stats: serde_json::Value = serde_json::from_str(&run_ok(
         "aeplay",

@@ -1,6 +1,7 @@
-//! Files written by earlier builds, and the current format's motion fields, decode: the real
-//! `.aez` seeds of the fuzzer (`fuzz/seeds`), one from before motion compensation (version 2)
-//! and one whose predicted frames carry motion fields (version 3).
+//! Files written by earlier builds, and the current format, decode: the real `.aez` seeds of
+//! the fuzzer (`fuzz/seeds`), one from before motion compensation (version 2), and the same
+//! clip with motion fields in its predicted frames written as version 3 (ANS streams not
+//! sealed) and version 4 (sealed, the current format).
 
 use std::path::Path;
 
@@ -42,13 +43,26 @@ fn a_version_2_file_still_decodes() {
     }
 }
 
-/// The seed is the top 640×64 strip of the first 4 frames of `samples/bikes.mp4` (the camera
+/// The seeds are the top 640×64 strip of the first 4 frames of `samples/bikes.mp4` (the camera
 /// pans), encoded at quality 1: `ffmpeg -i samples/bikes.mp4 -vf crop=640:64:0:0 -frames:v 4
-/// -c:v ffv1 strip.mkv && aecodec encode strip.mkv -q 1 -o strip.aez`.
+/// -c:v ffv1 strip.mkv && aecodec encode strip.mkv -q 1 -o strip.aez`, by a version-3 build and
+/// by a version-4 one.
 #[test]
 fn predicted_frames_with_motion_fields_decode() {
-    let (version, frames, moved) = decode_seed("bikes-strip-learned-motion.aez");
-    assert_eq!(version, aecodec::container::VERSION);
+    for (seed, expected) in [
+        ("bikes-strip-learned-motion.aez", 3),
+        (
+            "bikes-strip-learned-motion-v4.aez",
+            aecodec::container::VERSION,
+        ),
+    ] {
+        decodes_close_to_the_source(seed, expected);
+    }
+}
+
+fn decodes_close_to_the_source(seed: &str, expected_version: u16) {
+    let (version, frames, moved) = decode_seed(seed);
+    assert_eq!(version, expected_version, "{seed}");
     assert_eq!(frames.len(), 4);
     assert!(
         moved,

@@ -33,6 +33,9 @@ pub struct VideoReader {
     stream_index: usize,
     /// Seconds per timestamp tick.
     time_base: f64,
+    /// Whether frames are placed by their timestamps (the stream states a rate), or given out
+    /// one per frame time as decoded.
+    resample: bool,
     info: VideoInfo,
     scaler: Option<(scaling::Context, Pixel, u32, u32)>,
     decoded: ff::frame::Video,
@@ -81,9 +84,17 @@ impl VideoReader {
             })?;
         let stream_index = stream.index();
         let time_base = f64::from(stream.time_base());
-        let frame_rate = container_rational(stream.avg_frame_rate())
-            .or_else(|| container_rational(stream.rate()))
-            .filter(|r| r.as_f64() <= 1000.0)
+        // A stated average rate is trusted. Without one, FFmpeg's guess (r_frame_rate) is
+        // only the timestamps' unit when that is all it has (1000/1 for Matroska's
+        // milliseconds): then the frames are taken one per frame time as they come, not
+        // resampled to a rate nobody stated.
+        let stated = container_rational(stream.avg_frame_rate()).filter(|r| r.as_f64() <= 1000.0);
+        let guessed = container_rational(stream.rate())
+            .filter(|r| r.as_f64() <= 1000.0 && (r.as_f64() * time_base - 1.0).abs() > 1e-9);
+        let resample = stated.or(guessed).is_some();
+        let frame_rate = stated
+            .or(guessed)
+            .or_else(|| container_rational(stream.rate()).filter(|r| r.as_f64() <= 1000.0))
             .unwrap_or(Rational::new(25, 1));
         let frame_count_hint = u64::try_from(stream.frames()).ok().filter(|&n| n > 0);
         let context =
@@ -102,6 +113,7 @@ impl VideoReader {
             decoder,
             stream_index,
             time_base,
+            resample,
             info: VideoInfo {
                 width,
                 height,
@@ -159,7 +171,7 @@ impl VideoReader {
             return;
         };
         let slot = match (time, self.start_time) {
-            (Some(t), Some(t0)) => {
+            (Some(t), Some(t0)) if self.resample => {
                 let ideal = ((t - t0) * rate).round();
                 let limit = held_slot as f64 + (MAX_GAP_S * rate).max(1.0);
                 ideal.clamp(held_slot as f64, limit) as u64

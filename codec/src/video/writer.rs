@@ -215,6 +215,11 @@ impl FfmpegWriter {
             let mut stream = output.add_stream(codec).map_err(err)?;
             stream.set_parameters(&encoder);
             stream.set_time_base(time_base);
+            // Tag the rate, so that readers (Matroska keeps only millisecond timestamps) need
+            // not guess it.
+            let rate = ff::Rational::new(frame_rate.num as i32, frame_rate.den as i32);
+            stream.set_avg_frame_rate(rate);
+            stream.set_rate(rate);
             stream.index()
         };
         output.write_header().map_err(err)?;
