@@ -132,7 +132,6 @@ pub fn catalog(dir: &Path, models: &HashMap<String, PathBuf>) -> Vec<CatalogEntr
 }
 
 async fn catalog_handler(State(state): State<Arc<AppState>>) -> Response {
-    let state = state.clone();
     match tokio::task::spawn_blocking(move || catalog(&state.dir, &state.models)).await {
         Ok(list) => Json(list).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
