@@ -69,6 +69,11 @@ fn agent(patience: Patience) -> ureq::Agent {
         .into()
 }
 
+/// The pause before retry number `attempt` (from 0): 0.1 s, doubling, at most 2 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis((100u64 << attempt.min(5)).min(2000))
+}
+
 /// Statuses that say "not now" rather than "no": the request is tried again after a pause.
 fn is_busy(status: u16) -> bool {
     matches!(status, 429 | 502 | 503 | 504)
@@ -283,7 +288,7 @@ impl HttpStream {
             ));
         }
         self.reconnects.fetch_add(1, Ordering::Relaxed);
-        std::thread::sleep(Duration::from_millis((100u64 << attempt.min(5)).min(2000)));
+        std::thread::sleep(backoff(attempt));
         match self.connect_once() {
             Ok(()) => Ok(()),
             Err(e @ (HttpError::Changed { .. } | HttpError::Status { .. })) if !matches!(e, HttpError::Status { status, .. } if is_busy(status)) => {
@@ -340,7 +345,7 @@ fn call_patiently(
         if !is_busy(response.status().as_u16()) || attempt + 1 >= patience.attempts {
             return Ok(response);
         }
-        std::thread::sleep(Duration::from_millis((100u64 << attempt.min(5)).min(2000)));
+        std::thread::sleep(backoff(attempt));
         attempt += 1;
     }
 }
