@@ -213,7 +213,7 @@ const SEAL: u64 = 1 << 32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamEnd {
     /// Version 4 on: the encoder started at [`SEAL`]; a decoder that does not end exactly
-    /// there, or whose state reaches zero on the way, read data that is not there.
+    /// there, or whose state falls below it on the way, read data that is not there.
     Sealed,
     /// Versions 2 and 3: the encoder started at the empty state. Running out of data is
     /// recognized only after [`LEGACY_TAIL_DECODES`] symbols decoded below [`SEAL`].
