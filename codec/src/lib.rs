@@ -2,7 +2,7 @@
 //!
 //! A frame travels through these stages, one module each:
 //!
-//! * [`video`]: any video FFmpeg reads becomes [`RgbFrame`]s; decoded frames are written back
+//! * [`video`] (feature `ffmpeg`, default): any video FFmpeg reads becomes [`RgbFrame`]s; decoded frames are written back
 //!   as y4m, lossless FFV1 `.mkv` or x264 `.mp4`.
 //! * [`frame`]: the RGB frame type and padding to the coder's stride.
 //! * [`coders`]: one frame coder per coding tool (pixel DPCM, block PCA, ...), each turning a
@@ -12,10 +12,12 @@
 //! * [`pipeline`]: encode a video to `.aez` and decode it back, frame by frame.
 //! * [`metrics`]: PSNR and friends, computed on RGB frames.
 
+#[cfg(feature = "ffmpeg")]
 pub mod bench;
 pub mod coders;
 pub mod container;
 pub mod entropy;
+#[cfg(feature = "ffmpeg")]
 pub mod eval;
 pub mod frame;
 pub mod learned;
@@ -24,6 +26,7 @@ pub mod model_file;
 pub mod output;
 pub mod pipeline;
 pub mod varint;
+#[cfg(feature = "ffmpeg")]
 pub mod video;
 
 pub use frame::RgbFrame;

@@ -59,9 +59,24 @@ pub enum OutputError {
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     let broken = |io: &std::io::Error| io.kind() == std::io::ErrorKind::BrokenPipe;
     err.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>().is_some_and(broken)
-            || matches!(e.downcast_ref::<crate::video::VideoError>(), Some(crate::video::VideoError::Io(io)) if broken(io))
+        e.downcast_ref::<std::io::Error>().is_some_and(broken) || video_pipe_broke(e, broken)
     })
+}
+
+#[cfg(feature = "ffmpeg")]
+fn video_pipe_broke(
+    e: &(dyn std::error::Error + 'static),
+    broken: impl Fn(&std::io::Error) -> bool,
+) -> bool {
+    matches!(e.downcast_ref::<crate::video::VideoError>(), Some(crate::video::VideoError::Io(io)) if broken(io))
+}
+
+#[cfg(not(feature = "ffmpeg"))]
+fn video_pipe_broke(
+    _: &(dyn std::error::Error + 'static),
+    _: impl Fn(&std::io::Error) -> bool,
+) -> bool {
+    false
 }
 
 /// Best-effort absolute form of a path that may not exist yet.

@@ -75,6 +75,8 @@ impl TrainDevice {
                 // libtorch panics on its first tensor when the GPU is missing: ask first.
                 let found = tch::Cuda::device_count();
                 if (n as i64) < found {
+                    // Fixed crop sizes: let cuDNN pick its fastest kernels once.
+                    tch::Cuda::cudnn_set_benchmark(true);
                     Ok(Device::libtorch_cuda(n))
                 } else {
                     Err(DeviceError::Missing {

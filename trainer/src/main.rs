@@ -54,6 +54,14 @@ struct TrainArgs {
     /// One sampled frame in this many is held out for validation.
     #[arg(long, default_value_t = 10)]
     holdout_every: usize,
+    /// Stop after this many minutes of training (validating and checkpointing first), even
+    /// before --steps; the learning rate's last-tenth cut then follows the time.
+    #[arg(long)]
+    minutes: Option<f64>,
+    /// Append a JSON line per 50 steps (steps/s, images/s, loss, bpp, PSNR) and per
+    /// validation to this file.
+    #[arg(long)]
+    log_json: Option<PathBuf>,
     /// Where the network trains: cpu (burn's Flex backend), or with a `--features tch` build
     /// libtorch (its CPU), cuda or cuda:N (a GPU).
     #[arg(long, default_value = "cpu")]
@@ -68,7 +76,7 @@ enum Command {
     /// Train a learned model (autoencoder + scale hyperprior) for rate and distortion:
     /// loss = lambda·255²·MSE + bits per pixel, on random crops of the clips' frames.
     Train {
-        /// Video files to train on.
+        /// Video files, or packed corpora (`aetrain pack`), to train on.
         #[arg(required = true)]
         clips: Vec<PathBuf>,
         /// Rate–distortion trade-off: larger means higher quality and larger files
@@ -102,6 +110,54 @@ enum Command {
         from: PathBuf,
         #[command(flatten)]
         args: TrainArgs,
+    },
+    /// Pack training pictures from videos (or other packed corpora) into one `.aezc` file of
+    /// PNGs, for a trainer built without FFmpeg (the GPU kit): frames sampled, optionally cut
+    /// into random crops, and thinned evenly to a byte budget.
+    Pack {
+        /// Video files or packed corpora to read.
+        #[arg(required = true)]
+        clips: Vec<PathBuf>,
+        /// Output corpus file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Use one frame in this many (videos only).
+        #[arg(long, default_value_t = 2)]
+        every: usize,
+        /// At most this many frames per video.
+        #[arg(long, default_value_t = 150)]
+        max_frames: usize,
+        /// Cut random squares of this side (a multiple of 16) instead of keeping whole frames.
+        #[arg(long)]
+        crop: Option<u32>,
+        /// Squares cut from each frame, with --crop.
+        #[arg(long, default_value_t = 1)]
+        crops_per_frame: usize,
+        /// Keep the pictures within this many MiB (dropping them evenly if they are more).
+        #[arg(long, default_value_t = 1024.0)]
+        max_mib: f64,
+        /// Seed for the crop positions.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Replace the output if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Decode a learned `.aez` with the synthesis on a device (a GPU with `--features tch`):
+    /// entropy decoding stays on the CPU; prints frames per second per stage and how far the
+    /// device's pixels are from the CPU decoder's, as JSON.
+    BenchDecode {
+        /// The file to decode (learned coder).
+        file: PathBuf,
+        /// Its model, when it is not built in or cached.
+        #[arg(long)]
+        model: Vec<PathBuf>,
+        /// cpu (burn's Flex), libtorch, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: TrainDevice,
+        /// Compare this many frames with the CPU decoder.
+        #[arg(long, default_value_t = 4)]
+        compare: usize,
     },
     /// Fit a block-PCA model (the linear autoencoder, in closed form) on video frames.
     /// Fit it on one movie for a per-title model.
@@ -171,6 +227,19 @@ fn run(cli: Cli) -> Result<()> {
             train(vec![movie], lambda, quality, arch, Some(start), false, args)
         }
         pca @ Command::Pca { .. } => fit_pca(pca),
+        command @ Command::Pack { .. } => pack(command),
+        Command::BenchDecode {
+            file,
+            model,
+            device,
+            compare,
+        } => {
+            let models = aecodec::model_file::ModelStore::with_files(&model)?;
+            let report = aetrain::decode_bench::bench_decode(&file, &models, device, compare)
+                .with_context(|| format!("benchmarking {}", file.display()))?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
     }
 }
 
@@ -202,6 +271,9 @@ fn train(
     if !(lambda.is_finite() && lambda > 0.0) {
         bail!("--lambda must be a positive number");
     }
+    if a.minutes.is_some_and(|m| !(m.is_finite() && m > 0.0)) {
+        bail!("--minutes must be a positive number");
+    }
     let inputs: Vec<&std::path::Path> = clips.iter().map(PathBuf::as_path).collect();
     // A resumed checkpoint may be rewritten in place; any other existing output needs --force.
     check_output(&a.output, &inputs, a.force || resume)?;
@@ -220,6 +292,9 @@ fn train(
         learning_rate: a.lr,
         seed: a.seed,
         validate_every: a.validate_every,
+        time_limit: a
+            .minutes
+            .map(|m| std::time::Duration::from_secs_f64(m.max(0.0) * 60.0)),
         arch,
         device: a.device,
         start,
@@ -237,6 +312,10 @@ fn train(
     )?);
     let interactive = std::io::stderr().is_terminal();
     let output = a.output.clone();
+    let mut log = match &a.log_json {
+        Some(path) => Some(TrainLog::create(path, &a, lambda)?),
+        None => None,
+    };
     let mut smooth: Option<(f64, f64, f64)> = None;
     let mut checkpoint_error = None;
     let bytes = aetrain::train::train(&config, |event| match event {
@@ -244,6 +323,9 @@ fn train(
             let s = smooth.get_or_insert((loss, bpp, psnr));
             *s = (0.95 * s.0 + 0.05 * loss, 0.95 * s.1 + 0.05 * bpp, 0.95 * s.2 + 0.05 * psnr);
             bar.set_position(step);
+            if let Some(log) = log.as_mut() {
+                log.step(step, loss, bpp, psnr);
+            }
             bar.set_message(format!("loss {:.3}, {:.3} bpp, {:.2} dB", s.0, s.1, s.2));
             // The bar is hidden when stderr is not a terminal (nohup, CI logs): a line instead.
             if !interactive && step.is_multiple_of(PLAIN_PROGRESS_EVERY) {
@@ -258,6 +340,9 @@ fn train(
             }
         }
         TrainEvent::Validation { step, bpp, psnr, model_bytes } => {
+            if let Some(log) = log.as_mut() {
+                log.validation(step, bpp, psnr);
+            }
             bar.suspend(|| {
                 eprintln!(
                     "step {step}: held-out frames coded at {bpp:.4} bpp, {psnr:.2} dB (real bitstreams)"
@@ -284,6 +369,79 @@ fn train(
     );
     println!("{}", output.display());
     Ok(())
+}
+
+/// The `--log-json` file: one JSON object per line, appended as training goes.
+struct TrainLog {
+    file: std::fs::File,
+    started: std::time::Instant,
+    batch: usize,
+    /// Sums since the last line: (steps, loss, bpp, psnr) and when it was written.
+    window: (u64, f64, f64, f64),
+    window_start: std::time::Instant,
+    error: Option<std::io::Error>,
+}
+
+/// Steps summed into one line of the `--log-json` file.
+const LOG_EVERY: u64 = 50;
+
+impl TrainLog {
+    fn create(path: &std::path::Path, a: &TrainArgs, lambda: f64) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening the log {}", path.display()))?;
+        let mut log = TrainLog {
+            file,
+            started: std::time::Instant::now(),
+            batch: a.batch,
+            window: (0, 0.0, 0.0, 0.0),
+            window_start: std::time::Instant::now(),
+            error: None,
+        };
+        log.line(serde_json::json!({
+            "event": "start", "device": a.device.to_string(), "batch": a.batch, "crop": a.crop,
+            "lambda": lambda, "steps": a.steps, "minutes": a.minutes, "lr": a.lr,
+            "output": a.output.display().to_string(),
+        }));
+        Ok(log)
+    }
+
+    fn line(&mut self, value: serde_json::Value) {
+        if self.error.is_none() {
+            if let Err(e) = writeln!(self.file, "{value}") {
+                // A full disk must not stop training: say it once, keep going.
+                eprintln!("warning: the JSON log stopped: {e}");
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn step(&mut self, step: u64, loss: f64, bpp: f64, psnr: f64) {
+        let w = &mut self.window;
+        *w = (w.0 + 1, w.1 + loss, w.2 + bpp, w.3 + psnr);
+        if !step.is_multiple_of(LOG_EVERY) {
+            return;
+        }
+        let (n, loss, bpp, psnr) = self.window;
+        let rate = n as f64 / self.window_start.elapsed().as_secs_f64().max(1e-9);
+        let n = n as f64;
+        self.line(serde_json::json!({
+            "event": "step", "step": step, "seconds": self.started.elapsed().as_secs_f64(),
+            "steps_per_s": rate, "images_per_s": rate * self.batch as f64,
+            "loss": loss / n, "bpp": bpp / n, "psnr": psnr / n,
+        }));
+        self.window = (0, 0.0, 0.0, 0.0);
+        self.window_start = std::time::Instant::now();
+    }
+
+    fn validation(&mut self, step: u64, bpp: f64, psnr: f64) {
+        let seconds = self.started.elapsed().as_secs_f64();
+        self.line(serde_json::json!({
+            "event": "validation", "step": step, "seconds": seconds, "bpp": bpp, "psnr": psnr,
+        }));
+    }
 }
 
 /// Steps between plain progress lines when stderr is not a terminal.
@@ -343,6 +501,82 @@ fn fit_pca(command: Command) -> Result<()> {
         model.components,
         bytes.len(),
         hex(&model.id)
+    );
+    println!("{}", output.display());
+    Ok(())
+}
+
+fn pack(command: Command) -> Result<()> {
+    let Command::Pack {
+        clips,
+        output,
+        every,
+        max_frames,
+        crop,
+        crops_per_frame,
+        max_mib,
+        seed,
+        force,
+    } = command
+    else {
+        unreachable!("called with the pack command");
+    };
+    if crop.is_some_and(|c| c == 0 || !c.is_multiple_of(16)) {
+        bail!("--crop must be a positive multiple of 16");
+    }
+    if !(max_mib.is_finite() && max_mib > 0.0) {
+        bail!("--max-mib must be a positive number");
+    }
+    let inputs: Vec<&std::path::Path> = clips.iter().map(PathBuf::as_path).collect();
+    check_output(&output, &inputs, force)?;
+    let options = aetrain::pack::PackOptions {
+        sampling: FrameSampling { every, max_frames },
+        crop,
+        crops_per_frame,
+        max_bytes: (max_mib * 1024.0 * 1024.0) as u64,
+        seed,
+    };
+    let bar = indicatif::ProgressBar::new(clips.len() as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template(
+        "packing [{elapsed_precise}] {wide_bar} {pos}/{len} clips {msg}",
+    )?);
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let packed = aetrain::pack::pack(&clips, &options, command, |clip, n| {
+        bar.set_message(format!("{clip}: {n} pictures"));
+        bar.inc(1);
+    })
+    .context("reading training pictures")?;
+    bar.finish_and_clear();
+    if packed.header.pictures.is_empty() {
+        bail!(
+            "no pictures to pack ({} offered, {} frames smaller than the crop)",
+            packed.offered,
+            packed.too_small
+        );
+    }
+    let mut file = AtomicFile::create(&output)?;
+    let mut writer = std::io::BufWriter::new(file.file());
+    aetrain::corpus::write(&mut writer, &packed.header, &packed.pngs)?;
+    writer.flush()?;
+    drop(writer);
+    file.commit()?;
+    let bytes: u64 = packed.header.pictures.iter().map(|p| p.bytes).sum();
+    for s in &packed.header.sources {
+        eprintln!("{:>6} pictures from {}", s.pictures, s.path);
+    }
+    eprintln!(
+        "packed {} of {} pictures ({:.1} MiB of PNG){}",
+        packed.header.pictures.len(),
+        packed.offered,
+        bytes as f64 / 1048576.0,
+        if packed.too_small > 0 {
+            format!(
+                "; {} frames smaller than the crop left out",
+                packed.too_small
+            )
+        } else {
+            String::new()
+        }
     );
     println!("{}", output.display());
     Ok(())

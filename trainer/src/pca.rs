@@ -5,9 +5,8 @@ use std::time::Instant;
 
 use aecodec::coders::pca::{patches, PcaModel};
 use aecodec::model_file::TrainingInfo;
-use aecodec::video::VideoError;
 
-use crate::data::{sample_frames, FrameSampling};
+use crate::data::{sample_frames, DataError, FrameSampling};
 
 /// Fits a PCA of `block`×`block` patches over the sampled frames of `clips`.
 /// `progress` is told each clip's name and frame count as it is read.
@@ -17,7 +16,7 @@ pub fn fit_pca(
     sampling: FrameSampling,
     command: String,
     mut progress: impl FnMut(&str, usize),
-) -> Result<PcaModel, VideoError> {
+) -> Result<PcaModel, DataError> {
     let start = Instant::now();
     let mut all = Vec::new();
     let mut frames = 0u64;

@@ -21,12 +21,17 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::data::{sample_frames, FrameSampling};
 use crate::device::TrainDevice;
 use crate::model::LearnedNet;
+use crate::pack::Rng;
 
 /// Why training could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    #[error("reading {clip}: {cause}")]
-    Clip { clip: String, cause: String },
+    #[error("reading {clip}")]
+    Clip {
+        clip: String,
+        #[source]
+        cause: crate::data::DataError,
+    },
     #[error("no training frames at least {0}x{0} pixels")]
     NoFrames(usize),
     #[error("model: {0}")]
@@ -53,6 +58,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Validate (and checkpoint) every this many steps.
     pub validate_every: u64,
+    /// Stop (validating and checkpointing) once this much wall time has passed, even before
+    /// `steps`; the learning rate's last-tenth cut then follows the time.
+    pub time_limit: Option<std::time::Duration>,
     /// The network's architecture. A `start` model of a narrower one is widened to it
     /// ([`LearnedNet::widened_from`]).
     pub arch: LearnedArch,
@@ -106,32 +114,15 @@ fn load_frames(config: &TrainConfig) -> Result<FrameSet, TrainError> {
                 n += 1;
             }
         })
-        .map_err(|e| TrainError::Clip {
+        .map_err(|cause| TrainError::Clip {
             clip: clip.display().to_string(),
-            cause: e.to_string(),
+            cause,
         })?;
     }
     if set.train.is_empty() {
         return Err(TrainError::NoFrames(config.crop));
     }
     Ok(set)
-}
-
-/// A small deterministic generator for crop positions (`--seed`).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 /// A batch of random crops (random flips too) as a [B, 3, crop, crop] tensor in 0..=1.
@@ -262,6 +253,8 @@ pub fn train(
     };
     let pixels = (config.batch * config.crop * config.crop) as f64;
     let distortion_weight = config.lambda * 255.0 * 255.0;
+    let training = Instant::now();
+    let spent = |limit: std::time::Duration| training.elapsed().as_secs_f64() / limit.as_secs_f64();
     for step in 1..=config.steps {
         let x = batch(&frames.train, config, &mut rng, &device);
         let out = net.forward(x.clone());
@@ -269,7 +262,9 @@ pub fn train(
         let bpp = out.bits.div_scalar(pixels);
         let loss = mse.clone().mul_scalar(distortion_weight) + bpp.clone();
         let grads = GradientsParams::from_grads(loss.backward(), &net);
-        let lr = if step > config.steps * 9 / 10 {
+        let out_of_time = config.time_limit.is_some_and(|t| spent(t) >= 1.0);
+        let last_tenth = config.time_limit.is_some_and(|t| spent(t) > 0.9);
+        let lr = if step > config.steps * 9 / 10 || last_tenth {
             config.learning_rate / 10.0
         } else {
             config.learning_rate
@@ -282,7 +277,8 @@ pub fn train(
             bpp: f64::from(bpp.into_scalar::<f32>()),
             psnr: 10.0 * (1.0 / mse.max(1e-10)).log10(),
         });
-        if step % config.validate_every == 0 || step == config.steps {
+        let last = step == config.steps || out_of_time;
+        if step % config.validate_every == 0 || last {
             let seconds = previous_seconds + started.elapsed().as_secs_f64();
             let bytes = model_bytes(&net, &info(previous_steps + step, seconds));
             let model = Arc::new(LearnedModel::from_bytes(&bytes)?);
@@ -298,7 +294,7 @@ pub fn train(
                 psnr,
                 model_bytes: &bytes,
             });
-            if step == config.steps {
+            if last {
                 return Ok(bytes);
             }
         }

@@ -4,6 +4,8 @@
 //!
 //! The suite runs on burn's Flex CPU backend, or on another device named by
 //! `AETRAIN_TEST_DEVICE` (`libtorch` with a `--features tch` build: the cross-backend check).
+//! It reads real clips, so it needs the `video` feature (FFmpeg).
+#![cfg(feature = "video")]
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -135,6 +137,7 @@ fn config(steps: u64) -> TrainConfig {
         learning_rate: 1e-3,
         seed: 3,
         validate_every: steps.max(1),
+        time_limit: None,
         arch: LearnedArch::DEFAULT,
         device: test_device(),
         start: None,
@@ -378,4 +381,89 @@ fn widening_the_latent_keeps_what_the_model_computed() {
     grow.resume = true;
     let refused = train(&grow, |_| {}).expect_err("resume into another arch");
     assert!(refused.to_string().contains("architecture"), "{refused}");
+}
+
+/// `aetrain pack`'s corpus holds exactly the crops of the clip's frames, and training reads it
+/// as it reads a clip (the FFmpeg-free kit trains from such a file).
+#[test]
+fn a_packed_corpus_trains_like_its_clip() {
+    let _turn = serial();
+    let sampling = FrameSampling {
+        every: 10,
+        max_frames: 4,
+    };
+    let options = aetrain::pack::PackOptions {
+        sampling,
+        crop: Some(64),
+        crops_per_frame: 2,
+        max_bytes: u64::MAX,
+        seed: 5,
+    };
+    let packed = aetrain::pack::pack(&[clip()], &options, "test".into(), |_, _| {}).unwrap();
+    assert_eq!(packed.header.pictures.len(), 8);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.aezc");
+    let mut bytes = Vec::new();
+    aetrain::corpus::write(&mut bytes, &packed.header, &packed.pngs).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    // Every picture is a 64×64 square found somewhere in one of the sampled frames.
+    let mut frames = Vec::new();
+    aetrain::data::sample_frames(&clip(), sampling, |f| frames.push(f.clone())).unwrap();
+    let mut pictures = Vec::new();
+    let n = aetrain::data::sample_frames(&path, sampling, |p| pictures.push(p.clone())).unwrap();
+    assert_eq!(n, 8);
+    for p in &pictures {
+        assert_eq!((p.width, p.height), (64, 64));
+        let found = frames.iter().any(|f| {
+            (0..=f.height as usize - 64).any(|y| {
+                (0..=f.width as usize - 64)
+                    .any(|x| aetrain::pack::crop_square(f, x, y, 64).data == p.data)
+            })
+        });
+        assert!(found, "a packed picture is no crop of the clip");
+    }
+    // A byte budget thins the pictures.
+    let half = packed.pngs.iter().map(|p| p.len() as u64).sum::<u64>() / 2;
+    let thin = aetrain::pack::pack(
+        &[clip()],
+        &aetrain::pack::PackOptions {
+            max_bytes: half,
+            ..options
+        },
+        "test".into(),
+        |_, _| {},
+    )
+    .unwrap();
+    let used: u64 = thin.header.pictures.iter().map(|p| p.bytes).sum();
+    assert!(
+        used <= half && thin.header.pictures.len() < 8,
+        "{used} of {half}"
+    );
+    // Training takes the corpus where it takes a clip.
+    let mut c = config(2);
+    c.clips = vec![path];
+    let mut validated = false;
+    train(&c, |e| {
+        validated |= matches!(e, TrainEvent::Validation { .. })
+    })
+    .unwrap();
+    assert!(validated);
+}
+
+/// A wall-time limit ends training early, with a validated checkpoint.
+#[test]
+fn a_time_limit_ends_training_with_a_checkpoint() {
+    let _turn = serial();
+    let mut c = config(1_000_000);
+    c.time_limit = Some(std::time::Duration::from_millis(1));
+    c.validate_every = 1_000_000;
+    let (mut steps, mut validations) = (0, 0);
+    let bytes = train(&c, |e| match e {
+        TrainEvent::Step { .. } => steps += 1,
+        TrainEvent::Validation { .. } => validations += 1,
+    })
+    .unwrap();
+    assert!(steps >= 1 && steps < 1_000, "{steps} steps");
+    assert_eq!(validations, 1);
+    assert!(LearnedModel::from_bytes(&bytes).is_ok());
 }

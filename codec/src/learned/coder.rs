@@ -475,6 +475,7 @@ mod tests {
     /// On a real frame, rate–distortion rounding spends fewer bits than rounding to nearest
     /// for a little more latent error, and with no weight on the bits it is rounding to nearest.
     #[test]
+    #[cfg(feature = "ffmpeg")]
     fn intra_rounding_trades_a_little_error_for_fewer_bits() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/bikes.mp4");
         let frame = crate::video::VideoReader::open(&path)
@@ -609,6 +610,7 @@ mod tests {
     /// Issue 7's target: the coded size within 1% of the ideal information content, on real
     /// frames with the default models. Prints the figures (`-- --nocapture`).
     #[test]
+    #[cfg(feature = "ffmpeg")]
     fn real_frames_code_within_one_percent_of_their_information_content() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/bikes.mp4");
         let mut reader = crate::video::VideoReader::open(&path).unwrap();

@@ -14,12 +14,18 @@ pub const QUALITIES: u8 = 4;
 /// The default quality of `aecodec encode`.
 pub const DEFAULT_QUALITY: u8 = 3;
 
-static FILES: [&[u8]; QUALITIES as usize] = [
+#[cfg(feature = "builtin-models")]
+static FILES: &[&[u8]] = &[
     include_bytes!("../../../samples/models/learned-q1.model"),
     include_bytes!("../../../samples/models/learned-q2.model"),
     include_bytes!("../../../samples/models/learned-q3.model"),
     include_bytes!("../../../samples/models/learned-q4.model"),
 ];
+
+/// A build without the `builtin-models` feature (the trainer's GPU kit, which must travel
+/// small) has none: every model comes from a file.
+#[cfg(not(feature = "builtin-models"))]
+static FILES: &[&[u8]] = &[];
 
 /// The embedded file of a quality level (1..=[`QUALITIES`]).
 pub fn model_file(quality: u8) -> Option<&'static [u8]> {
@@ -34,7 +40,11 @@ pub fn model(quality: u8) -> Result<Arc<LearnedModel>, ModelError> {
         .checked_sub(1)
         .filter(|&i| i < FILES.len())
         .ok_or_else(|| {
-            ModelError::BadConfig(format!("quality {quality} is not 1..={QUALITIES}"))
+            ModelError::BadConfig(if FILES.is_empty() {
+                "this build has no built-in models (feature builtin-models)".into()
+            } else {
+                format!("quality {quality} is not 1..={QUALITIES}")
+            })
         })?;
     if let Some(m) = MODELS[index].get() {
         return Ok(m.clone());
