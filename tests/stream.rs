@@ -567,11 +567,12 @@ fn status_from(from: &str, server: &str, target: &str) -> (String, std::time::Du
     let mut conn: TcpStream = socket.into();
     conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
         .unwrap();
-    write!(
+    // A server that answers before reading (503 when busy) may have closed its side already:
+    // what it said is still there to read.
+    let _ = write!(
         conn,
         "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    );
     let mut bytes = Vec::new();
     let _ = conn.read_to_end(&mut bytes);
     let text = String::from_utf8_lossy(&bytes);

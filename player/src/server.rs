@@ -416,6 +416,33 @@ impl AddressCounts {
 const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
 Content-Length: 0\r\nConnection: close\r\n\r\n";
 
+/// Tells a client over its share to come back later, then closes the connection gracefully:
+/// its request is read and dropped (briefly, and at most a few KiB) after our FIN, because
+/// closing a socket with unread bytes resets it, and a reset can destroy the 503 before the
+/// client reads it.
+async fn answer_busy(stream: &mut tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let second = std::time::Duration::from_secs(1);
+    if tokio::time::timeout(second, stream.write_all(BUSY_RESPONSE))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut left = 16 * 1024;
+        while left > 0 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left -= n.min(left),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(second, drain).await;
+}
+
 /// Serves one accepted connection until it closes, times out or goes idle.
 async fn serve_connection(stream: tokio::net::TcpStream, app: Router, options: ServeOptions) {
     use hyper_util::rt::{TokioIo, TokioTimer};
@@ -493,12 +520,7 @@ pub fn serve(
                 let ip = peer.ip();
                 if !addresses.try_add(ip, options.max_per_address) {
                     tokio::spawn(async move {
-                        use tokio::io::AsyncWriteExt;
-                        let _ = tokio::time::timeout(
-                            std::time::Duration::from_secs(1),
-                            stream.write_all(BUSY_RESPONSE),
-                        )
-                        .await;
+                        answer_busy(&mut stream).await;
                         drop(slot);
                     });
                     continue;

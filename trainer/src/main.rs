@@ -547,11 +547,13 @@ fn pack(command: Command) -> Result<()> {
     })
     .context("reading training pictures")?;
     bar.finish_and_clear();
+    if packed.offered == 0 {
+        bail!("the inputs gave no frames to pack");
+    }
     if packed.header.pictures.is_empty() {
         bail!(
-            "no pictures to pack ({} offered, {} frames smaller than the crop)",
-            packed.offered,
-            packed.too_small
+            "none of the {} pictures fits within --max-mib",
+            packed.offered
         );
     }
     let mut file = AtomicFile::create(&output)?;
@@ -569,10 +571,10 @@ fn pack(command: Command) -> Result<()> {
         packed.header.pictures.len(),
         packed.offered,
         bytes as f64 / 1048576.0,
-        if packed.too_small > 0 {
+        if packed.kept_whole > 0 {
             format!(
-                "; {} frames smaller than the crop left out",
-                packed.too_small
+                "; {} frames smaller than the crop kept whole",
+                packed.kept_whole
             )
         } else {
             String::new()

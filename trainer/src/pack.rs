@@ -13,7 +13,8 @@ use crate::data::{sample_frames, DataError, FrameSampling};
 pub struct PackOptions {
     pub sampling: FrameSampling,
     /// Cut each frame into `crops_per_frame` random squares of this side; `None` keeps whole
-    /// frames. Frames smaller than a crop are left out.
+    /// frames. A frame smaller than a crop is kept whole (training skips what is smaller than
+    /// its own crop).
     pub crop: Option<u32>,
     pub crops_per_frame: usize,
     /// The pictures' PNGs together stay within this many bytes (pictures are dropped evenly
@@ -28,8 +29,8 @@ pub struct PackedCorpus {
     pub pngs: Vec<Vec<u8>>,
     /// Pictures cut before the byte budget thinned them.
     pub offered: usize,
-    /// Frames left out for being smaller than the crop.
-    pub too_small: usize,
+    /// Frames kept whole for being smaller than the crop.
+    pub kept_whole: usize,
 }
 
 /// A small deterministic generator (crop positions, `--seed`).
@@ -69,17 +70,20 @@ pub fn pack(
 ) -> Result<PackedCorpus, DataError> {
     let mut rng = Rng(options.seed ^ 0x2545_f491_4f6c_dd1d);
     let mut pictures: Vec<(u32, u32, u32, Vec<u8>)> = Vec::new();
-    let mut too_small = 0;
+    let mut kept_whole = 0;
     for (source, clip) in clips.iter().enumerate() {
         let before = pictures.len();
         sample_frames(clip, options.sampling, |frame| {
             let (w, h) = (frame.width as usize, frame.height as usize);
+            let whole =
+                |frame: &RgbFrame| (source as u32, frame.width, frame.height, encode_png(frame));
             let Some(side) = options.crop.map(|c| c as usize) else {
-                pictures.push((source as u32, frame.width, frame.height, encode_png(frame)));
+                pictures.push(whole(frame));
                 return;
             };
             if w < side || h < side {
-                too_small += 1;
+                kept_whole += 1;
+                pictures.push(whole(frame));
                 return;
             }
             for _ in 0..options.crops_per_frame.max(1) {
@@ -125,7 +129,7 @@ pub fn pack(
         },
         pngs,
         offered,
-        too_small,
+        kept_whole,
     })
 }
 

@@ -463,7 +463,7 @@ fn a_time_limit_ends_training_with_a_checkpoint() {
         TrainEvent::Validation { .. } => validations += 1,
     })
     .unwrap();
-    assert!(steps >= 1 && steps < 1_000, "{steps} steps");
+    assert!((1..1_000).contains(&steps), "{steps} steps");
     assert_eq!(validations, 1);
     assert!(LearnedModel::from_bytes(&bytes).is_ok());
 }
