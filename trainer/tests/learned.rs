@@ -439,6 +439,23 @@ fn a_packed_corpus_trains_like_its_clip() {
         used <= half && thin.header.pictures.len() < 8,
         "{used} of {half}"
     );
+    // Frames smaller than the crop (carphone is 176×144) are kept whole.
+    let whole = aetrain::pack::pack(
+        &[clip()],
+        &aetrain::pack::PackOptions {
+            crop: Some(192),
+            ..options
+        },
+        "test".into(),
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(whole.kept_whole, 4);
+    assert!(whole
+        .header
+        .pictures
+        .iter()
+        .all(|p| (p.width, p.height) == (176, 144)));
     // Training takes the corpus where it takes a clip.
     let mut c = config(2);
     c.clips = vec![path];
