@@ -16,6 +16,24 @@ pub struct FrameSampling {
     pub max_frames: usize,
 }
 
+/// A small deterministic generator for crop positions and flips (`--seed`), shared by
+/// training and packing.
+pub(crate) struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
 /// Why training frames could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {

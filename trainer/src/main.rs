@@ -294,7 +294,7 @@ fn train(
         validate_every: a.validate_every,
         time_limit: a
             .minutes
-            .map(|m| std::time::Duration::from_secs_f64(m.max(0.0) * 60.0)),
+            .map(|m| std::time::Duration::from_secs_f64(m * 60.0)),
         arch,
         device: a.device,
         start,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use aecodec::RgbFrame;
 
 use crate::corpus::{encode_png, CorpusHeader, CorpusSource, PictureEntry};
-use crate::data::{sample_frames, DataError, FrameSampling};
+use crate::data::{sample_frames, DataError, FrameSampling, Rng};
 
 /// How to pack.
 #[derive(Debug, Clone, Copy)]
@@ -31,23 +31,6 @@ pub struct PackedCorpus {
     pub offered: usize,
     /// Frames kept whole for being smaller than the crop.
     pub kept_whole: usize,
-}
-
-/// A small deterministic generator (crop positions, `--seed`).
-pub(crate) struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 /// The `side`×`side` square of `frame` whose top-left corner is (x0, y0).

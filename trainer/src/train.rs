@@ -18,10 +18,10 @@ use aecodec::RgbFrame;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::data::Rng;
 use crate::data::{sample_frames, FrameSampling};
 use crate::device::TrainDevice;
 use crate::model::LearnedNet;
-use crate::pack::Rng;
 
 /// Why training could not run.
 #[derive(Debug, thiserror::Error)]
@@ -155,7 +155,7 @@ pub fn validate(model: Arc<LearnedModel>, frames: &[RgbFrame]) -> (f64, f64) {
     let mut acc = PsnrAccumulator::default();
     for f in frames {
         let (w, h) = (f.width / 16 * 16, f.height / 16 * 16);
-        let crop = crop_frame(f, w, h);
+        let crop = f.cropped(w, h);
         let mut coder = LearnedCoder::new(model.clone(), w, h);
         let coded = coder
             .encode(&crop, FrameType::Intra)
@@ -169,15 +169,6 @@ pub fn validate(model: Arc<LearnedModel>, frames: &[RgbFrame]) -> (f64, f64) {
         acc.add(&crop, &decoded);
     }
     (bits as f64 / pixels.max(1) as f64, acc.psnr())
-}
-
-fn crop_frame(f: &RgbFrame, w: u32, h: u32) -> RgbFrame {
-    let mut data = Vec::with_capacity(3 * (w * h) as usize);
-    for y in 0..h as usize {
-        let start = 3 * y * f.width as usize;
-        data.extend_from_slice(&f.data[start..start + 3 * w as usize]);
-    }
-    RgbFrame::from_data(w, h, data).expect("cropped size")
 }
 
 /// The model file bytes for a network's current weights.
@@ -254,7 +245,6 @@ pub fn train(
     let pixels = (config.batch * config.crop * config.crop) as f64;
     let distortion_weight = config.lambda * 255.0 * 255.0;
     let training = Instant::now();
-    let spent = |limit: std::time::Duration| training.elapsed().as_secs_f64() / limit.as_secs_f64();
     for step in 1..=config.steps {
         let x = batch(&frames.train, config, &mut rng, &device);
         let out = net.forward(x.clone());
@@ -262,8 +252,12 @@ pub fn train(
         let bpp = out.bits.div_scalar(pixels);
         let loss = mse.clone().mul_scalar(distortion_weight) + bpp.clone();
         let grads = GradientsParams::from_grads(loss.backward(), &net);
-        let out_of_time = config.time_limit.is_some_and(|t| spent(t) >= 1.0);
-        let last_tenth = config.time_limit.is_some_and(|t| spent(t) > 0.9);
+        // The share of the time limit used so far.
+        let spent = config
+            .time_limit
+            .map(|t| training.elapsed().as_secs_f64() / t.as_secs_f64());
+        let out_of_time = spent.is_some_and(|s| s >= 1.0);
+        let last_tenth = spent.is_some_and(|s| s > 0.9);
         let lr = if step > config.steps * 9 / 10 || last_tenth {
             config.learning_rate / 10.0
         } else {
