@@ -4,15 +4,16 @@
 //! Run with `cargo bench`.
 
 use std::io::Cursor;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use aecodec::coders::{CoderSpec, FrameCoder};
+use aecodec::coders::FrameCoder;
 use aecodec::container::FrameType;
 use aecodec::container::{ContainerReader, ContainerWriter};
 use aecodec::entropy::{encode, write_words, ScaleBank, SymbolDecoder};
 use aecodec::learned::LearnedCoder;
-use aecodec::model_file::{Model, ModelStore};
-use aecodec::pipeline::{FrameDecoder, FrameEncoder};
+use aecodec::pipeline::{decode_stream, encode_stream, FrameDecoder, FrameEncoder, FrameSlice};
+use aecodec::registry::{CoderSpec, Model, ModelStore};
 use aecodec::video::VideoReader;
 use aecodec::RgbFrame;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -52,12 +53,11 @@ fn aez_bytes(spec: &CoderSpec, frames: &[RgbFrame], rate: aecodec::container::Ra
     let mut encoder = FrameEncoder::new(spec, frames[0].width, frames[0].height, rate, 1);
     let mut writer =
         ContainerWriter::new(Cursor::new(Vec::new()), encoder.header().clone()).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        let coded = encoder.encode(f).unwrap();
-        writer
-            .write_packet(coded.frame_type, i as i64, &coded.payload)
-            .unwrap();
-    }
+    let mut source = FrameSlice::new(frames);
+    encode_stream(&mut source, &mut encoder, &mut writer, None, |_, _| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
     writer.finish().unwrap().0.into_inner()
 }
 
@@ -122,11 +122,12 @@ fn decode_stages(c: &mut Criterion) {
             b.iter(|| {
                 let mut reader = ContainerReader::new(bytes.as_slice()).unwrap();
                 let mut decoder = FrameDecoder::new(reader.header(), &store).unwrap();
-                let mut n = 0;
-                while let Some(p) = reader.next_packet().unwrap() {
-                    n += decoder.decode(&p).unwrap().data.len();
-                }
-                n
+                let mut decoded = Vec::new();
+                decode_stream(&mut reader, &mut decoder, &mut decoded, |_| {
+                    ControlFlow::Continue(())
+                })
+                .unwrap();
+                decoded.len()
             })
         });
     }
@@ -151,13 +152,13 @@ fn encode_stage(c: &mut Criterion) {
 
 fn learned_spec() -> CoderSpec {
     CoderSpec::Learned {
-        model: aecodec::learned::defaults::model(3).expect("built-in model"),
+        model: aecodec::registry::builtin::model(3).expect("built-in model"),
     }
 }
 
 /// The learned synthesis transform alone, on a latent coded from a real frame.
 fn synthesis(c: &mut Criterion) {
-    let model = aecodec::learned::defaults::model(3).expect("built-in model");
+    let model = aecodec::registry::builtin::model(3).expect("built-in model");
     let (frames, _) = frames(1);
     let mut group = c.benchmark_group("learned synthesis");
     group.sample_size(10);

@@ -476,8 +476,8 @@ fn a_forged_short_payload_is_damage_not_a_picture() {
     let forged = dir.path().join("forged.aez");
     // A header for a huge learned frame, and a first payload of 36 bytes: 32 side-table
     // indices and one ANS word, far less than such a frame's symbols need.
-    let spec = aecodec::coders::CoderSpec::Learned {
-        model: aecodec::learned::defaults::model(3).unwrap(),
+    let spec = aecodec::registry::CoderSpec::Learned {
+        model: aecodec::registry::builtin::model(3).unwrap(),
     };
     let encoder = aecodec::pipeline::FrameEncoder::new(&spec, 8192, 4320, Rational::new(25, 1), 1);
     let file = std::fs::File::create(&forged).unwrap();

@@ -70,23 +70,22 @@ fn eval_code_with_reports_the_real_file_size() {
     let dir = tempfile::tempdir().unwrap();
     let (frames, rate) =
         aecodec::eval::reference_frames(&sample("carphone_pristine.mp4"), 3).unwrap();
-    let model = aecodec::model_file::Model::load(&common::root().join("samples/models/pca8.model"))
-        .unwrap();
-    let aecodec::model_file::Model::Pca(pca) = model.clone() else {
+    let model =
+        aecodec::registry::Model::load(&common::root().join("samples/models/pca8.model")).unwrap();
+    let aecodec::registry::Model::Pca(pca) = model.clone() else {
         panic!("a PCA model");
     };
-    let spec = aecodec::coders::CoderSpec::Pca {
+    let spec = aecodec::registry::CoderSpec::Pca {
         model: pca,
         components: 192,
         step: 16.0,
     };
-    let mut store = aecodec::model_file::ModelStore::new();
+    let mut store = aecodec::registry::ModelStore::new();
     store.add(model);
     let path = dir.path().join("x.aez");
-    let (bytes, decoded, _, _) =
-        aecodec::eval::code_with(&spec, &frames, rate, 1, &path, &store).unwrap();
-    assert_eq!(bytes, std::fs::metadata(&path).unwrap().len());
-    assert_eq!(decoded.len(), 3);
+    let coded = aecodec::eval::code_with(&spec, &frames, rate, 1, &path, &store).unwrap();
+    assert_eq!(coded.bytes, std::fs::metadata(&path).unwrap().len());
+    assert_eq!(coded.decoded.len(), 3);
 }
 
 #[test]
@@ -154,12 +153,11 @@ fn sizes_off_the_block_grid_are_padded_for_coding_and_cropped_back() {
         aecodec::eval::reference_frames(&sample("carphone_pristine.mp4"), 2).unwrap();
     let odd: Vec<aecodec::RgbFrame> = frames.iter().map(|f| f.cropped(101, 77)).collect();
     let model =
-        aecodec::model_file::Model::load(&common::root().join("samples/models/pca16.model"))
-            .unwrap();
-    let aecodec::model_file::Model::Pca(pca) = model.clone() else {
+        aecodec::registry::Model::load(&common::root().join("samples/models/pca16.model")).unwrap();
+    let aecodec::registry::Model::Pca(pca) = model.clone() else {
         panic!("a PCA model");
     };
-    let spec = aecodec::coders::CoderSpec::Pca {
+    let spec = aecodec::registry::CoderSpec::Pca {
         model: pca,
         components: 768,
         step: 1.0,
@@ -169,12 +167,13 @@ fn sizes_off_the_block_grid_are_padded_for_coding_and_cropped_back() {
         (encoder.header().coded_width, encoder.header().coded_height),
         (112, 80)
     );
-    let mut store = aecodec::model_file::ModelStore::new();
+    let mut store = aecodec::registry::ModelStore::new();
     store.add(model);
     let dir = tempfile::tempdir().unwrap();
-    let (_, decoded, _, _) =
+    let decoded =
         aecodec::eval::code_with(&spec, &odd, rate, 1, &dir.path().join("odd.aez"), &store)
-            .unwrap();
+            .unwrap()
+            .decoded;
     assert_eq!(decoded.len(), 2);
     for (a, b) in odd.iter().zip(&decoded) {
         assert_eq!((b.width, b.height), (101, 77));

@@ -774,10 +774,7 @@ fn served_files_symlinks_and_model_urls_agree_with_the_help() {
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
-    aecodec::coders::sha256(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    aecodec::model_file::ModelId::of_bytes(bytes).hex()
 }
 
 #[test]

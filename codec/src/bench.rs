@@ -1,15 +1,18 @@
 //! Decode throughput of an `.aez` file, stage by stage, with FFmpeg's x264 decoding the same
 //! content as a yardstick (`aecodec bench`).
 
-use std::path::Path;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::container::ContainerReader;
-use crate::model_file::ModelStore;
-use crate::pipeline::FrameDecoder;
-use crate::video::{create_writer, OutputFormat, VideoReader};
+use crate::coders::CoderError;
+use crate::container::{ContainerError, ContainerReader};
+use crate::pipeline::{decode_stream, FrameDecoder, FrameSink, StreamError};
+use crate::registry::ModelStore;
+use crate::video::{create_writer, OutputFormat, VideoError, VideoReader, VideoSink};
+use crate::RgbFrame;
 
 /// What `aecodec bench` measures. Rates are frames per second of time spent in that stage;
 /// each figure is the median over the runs.
@@ -56,6 +59,37 @@ pub fn peak_memory_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        cause: std::io::Error,
+    },
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    Coder(#[from] CoderError),
+    #[error(transparent)]
+    Stream(#[from] StreamError<VideoError>),
+    #[error("the file is damaged")]
+    Damaged(#[source] ContainerError),
+    #[error(transparent)]
+    Video(#[from] VideoError),
+}
+
+/// Frames go nowhere: the runs after the first measure decoding alone.
+struct Discard;
+
+impl FrameSink for Discard {
+    type Error = VideoError;
+    fn write_frame(&mut self, _: &RgbFrame) -> Result<(), VideoError> {
+        Ok(())
+    }
+}
+
 /// Benchmarks decoding `path` (read into memory first) `runs` times; `work_dir` holds the
 /// x264 yardstick file.
 pub fn bench_file(
@@ -63,58 +97,40 @@ pub fn bench_file(
     models: &ModelStore,
     runs: usize,
     work_dir: &Path,
-) -> Result<BenchReport, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let header = ContainerReader::new(bytes.as_slice())
-        .map_err(|e| e.to_string())?
-        .header()
-        .clone();
+) -> Result<BenchReport, BenchError> {
+    let bytes = std::fs::read(path).map_err(|cause| BenchError::Read {
+        path: path.to_path_buf(),
+        cause,
+    })?;
+    let header = ContainerReader::new(bytes.as_slice())?.header().clone();
     let x264_path = work_dir.join("yardstick.mp4");
     let mut samples = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
     let mut frames = 0;
     for run in 0..runs.max(1) {
-        let mut reader = ContainerReader::new(bytes.as_slice()).map_err(|e| e.to_string())?;
-        let mut decoder = FrameDecoder::new(&header, models).map_err(|e| e.to_string())?;
-        // The first run also writes the yardstick's input.
-        let mut yardstick = if run == 0 {
-            Some(
-                create_writer(
-                    OutputFormat::X264Mp4,
-                    &x264_path,
-                    header.width,
-                    header.height,
-                    header.frame_rate,
-                )
-                .map_err(|e| e.to_string())?,
-            )
+        let mut reader = ContainerReader::new(bytes.as_slice())?;
+        let mut decoder = FrameDecoder::new(&header, models)?;
+        // The first run also writes the yardstick's input; its time is not counted.
+        let mut sink: VideoSink = if run == 0 {
+            let (w, h, rate) = (header.width, header.height, header.frame_rate);
+            create_writer(OutputFormat::X264Mp4, &x264_path, w, h, rate)?
         } else {
-            None
+            Box::new(Discard)
         };
-        let (mut read, mut parse, mut synth) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-        frames = 0;
-        loop {
-            let t = Instant::now();
-            let Some(packet) = reader.next_packet().map_err(|e| e.to_string())? else {
-                break;
-            };
-            let t1 = Instant::now();
-            let latent = decoder.parse(&packet).map_err(|e| e.to_string())?;
-            let t2 = Instant::now();
-            let frame = decoder.synthesize(&latent);
-            let t3 = Instant::now();
-            (read, parse, synth) = (read + (t1 - t), parse + (t2 - t1), synth + (t3 - t2));
-            frames += 1;
-            if let Some(w) = yardstick.as_mut() {
-                w.write_frame(&frame).map_err(|e| e.to_string())?;
-            }
+        let stream = decode_stream(&mut reader, &mut decoder, sink.as_mut(), |_| {
+            ControlFlow::Continue(())
+        })?;
+        sink.finish()?;
+        if let Some(damage) = stream.damage {
+            return Err(BenchError::Damaged(damage));
         }
-        if let Some(w) = yardstick {
-            w.finish().map_err(|e| e.to_string())?;
-        }
-        for (s, t) in samples
-            .iter_mut()
-            .zip([read, parse, synth, read + parse + synth])
-        {
+        frames = stream.frames;
+        let t = stream.times;
+        for (s, t) in samples.iter_mut().zip([
+            t.read,
+            t.parse,
+            t.synthesize,
+            t.read + t.parse + t.synthesize,
+        ]) {
             s.push(fps(frames, t));
         }
     }
@@ -139,13 +155,13 @@ pub fn bench_file(
 }
 
 /// Median frames/s of FFmpeg decoding the x264 file to RGB.
-fn yardstick_fps(path: &Path, runs: usize) -> Result<f64, String> {
+fn yardstick_fps(path: &Path, runs: usize) -> Result<f64, VideoError> {
     let mut samples = Vec::new();
     for _ in 0..runs.max(1) {
         let start = Instant::now();
-        let mut reader = VideoReader::open(path).map_err(|e| e.to_string())?;
+        let mut reader = VideoReader::open(path)?;
         let mut n = 0;
-        while reader.next_frame().map_err(|e| e.to_string())?.is_some() {
+        while reader.next_frame()?.is_some() {
             n += 1;
         }
         samples.push(fps(n, start.elapsed()));

@@ -8,11 +8,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use aecodec::coders::CoderSpec;
+use aecodec::registry::CoderSpec;
 
 /// `println!` that reports a closed standard output as an error (which `main` treats as a
 /// quiet exit: `aecodec bench | head`) instead of panicking.
@@ -22,18 +23,11 @@ macro_rules! outln {
     };
 }
 
-/// The default learned models, lowest quality first.
-const LEARNED_DEFAULTS: [&str; 4] = [
-    "samples/models/learned-q1.model",
-    "samples/models/learned-q2.model",
-    "samples/models/learned-q3.model",
-    "samples/models/learned-q4.model",
-];
-use aecodec::container::{ContainerReader, ContainerWriter, Header, SeekableReader};
-use aecodec::model_file::{Model, ModelStore};
+use aecodec::container::{ContainerReader, ContainerWriter, FileStats, SeekableReader};
 use aecodec::output::{check_output, AtomicFile};
-use aecodec::pipeline::{FrameDecoder, FrameEncoder};
-use aecodec::video::{create_writer, FrameSink, OutputFormat, VideoReader, Y4mWriter};
+use aecodec::pipeline::{decode_stream, encode_stream, FrameDecoder, FrameEncoder, StreamError};
+use aecodec::registry::{Model, ModelStore};
+use aecodec::video::{open_output, VideoReader};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -64,7 +58,7 @@ enum Command {
         #[arg(long, conflicts_with = "pixel")]
         model: Option<PathBuf>,
         /// Quality of the built-in learned model: 1 (smallest files) to 4 (best looking).
-        #[arg(short, long, default_value_t = aecodec::learned::defaults::DEFAULT_QUALITY,
+        #[arg(short, long, default_value_t = aecodec::registry::builtin::DEFAULT_QUALITY,
               value_parser = clap::value_parser!(u8).range(1..=4), conflicts_with = "model")]
         quality: u8,
         /// Use the built-in pixel coder (quantized pixels, no model; --step 1 is lossless).
@@ -138,7 +132,7 @@ enum Command {
         #[arg(long, default_values = ["samples/models/pca8.model", "samples/models/pca16.model"])]
         pca_model: Vec<PathBuf>,
         /// Learned model files for learned/learned-p, one setting each (repeatable).
-        #[arg(long, default_values = LEARNED_DEFAULTS)]
+        #[arg(long, default_values = aecodec::registry::builtin::PATHS)]
         learned_model: Vec<PathBuf>,
         /// The codec BD-rates are measured against.
         #[arg(long, default_value = "jpeg")]
@@ -167,15 +161,6 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// Long loops stop at Ctrl-C or SIGTERM, and the unfinished output's temporary file is
-/// removed ([`aecodec::output::handle_interrupts`]).
-fn check_interrupt() -> Result<()> {
-    if aecodec::output::interrupted() {
-        bail!("interrupted; no output was written");
-    }
-    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -244,7 +229,7 @@ fn main() -> ExitCode {
     };
     result.unwrap_or_else(|e| {
         // The reader of our standard output went away (`| head`): nothing to report.
-        if aecodec::output::is_broken_pipe(&e) {
+        if aecodec::video::is_broken_pipe(e.as_ref()) {
             return ExitCode::SUCCESS;
         }
         eprintln!("error: {e:#}");
@@ -270,7 +255,7 @@ fn coder_spec(
             bail!("--step and --components need --pixel or a PCA --model; the built-in learned models take --quality");
         }
         let model =
-            aecodec::learned::defaults::model(quality).context("loading the built-in model")?;
+            aecodec::registry::builtin::model(quality).context("loading the built-in model")?;
         return Ok(CoderSpec::Learned { model });
     }
     let Some(path) = model else {
@@ -291,7 +276,7 @@ fn coder_spec(
                 components: components.unwrap_or(m.components),
                 step: step.unwrap_or(8.0),
             };
-            Ok(CoderSpec::with_model(&model, params)?)
+            Ok(model.coder(params)?)
         }
         Model::Learned(m) => {
             if step.is_some() || components.is_some() {
@@ -315,6 +300,25 @@ fn progress_bar(len: Option<u64>, what: &str) -> ProgressBar {
     );
     bar.set_message(what.to_string());
     bar
+}
+
+/// A stream the user stopped (Ctrl-C, SIGTERM) is not an error worth a cause chain.
+fn stream_error<E: std::error::Error + Send + Sync + 'static>(e: StreamError<E>) -> anyhow::Error {
+    match e {
+        StreamError::Stopped(_) => anyhow::anyhow!("interrupted; no output was written"),
+        e => anyhow::Error::new(e),
+    }
+}
+
+/// Stops a stream at Ctrl-C or SIGTERM; the unfinished output's temporary file is removed
+/// ([`aecodec::output::handle_interrupts`]).
+fn until_interrupted(bar: &ProgressBar) -> ControlFlow<()> {
+    bar.inc(1);
+    if aecodec::output::interrupted() {
+        ControlFlow::Break(())
+    } else {
+        ControlFlow::Continue(())
+    }
 }
 
 fn encode(
@@ -343,19 +347,14 @@ fn encode(
     };
     let bar = progress_bar(total, "encoding");
     let start = Instant::now();
-    let mut frames = 0u64;
-    while max_frames.is_none_or(|m| frames < m) {
-        check_interrupt()?;
-        let Some(frame) = reader.next_frame()? else {
-            break;
-        };
-        let coded = encoder
-            .encode(&frame)
-            .with_context(|| format!("encoding frame {frames}"))?;
-        writer.write_packet(coded.frame_type, frames as i64, &coded.payload)?;
-        frames += 1;
-        bar.inc(1);
-    }
+    let frames = encode_stream(
+        &mut reader,
+        &mut encoder,
+        &mut writer,
+        max_frames,
+        |_, _| until_interrupted(&bar),
+    )
+    .map_err(stream_error)?;
     bar.finish_and_clear();
     if frames == 0 {
         bail!("{} has no frames to encode", input.display());
@@ -388,60 +387,25 @@ fn decode(
     let header = reader.header().clone();
     let models = ModelStore::with_files(models)?;
     let mut decoder = FrameDecoder::new(&header, &models)?;
-    let format = OutputFormat::from_path(output)?;
     let to_stdout = output.as_os_str() == "-";
-    let mut atomic = None;
-    let mut sink: Box<dyn FrameSink> = if to_stdout {
-        Box::new(Y4mWriter::new(
-            BufWriter::new(std::io::stdout().lock()),
-            header.width,
-            header.height,
-            header.frame_rate,
-        ))
-    } else {
+    if !to_stdout {
         check_output(output, &[input], force)?;
-        let file = atomic.insert(AtomicFile::create(output)?);
-        create_writer(
-            format,
-            file.temp_path(),
-            header.width,
-            header.height,
-            header.frame_rate,
-        )?
-    };
+    }
+    let mut sink = open_output(output, header.width, header.height, header.frame_rate)?;
     let bar = progress_bar(Some(u64::from(header.frame_count)), "decoding");
     let start = Instant::now();
-    let mut frames = 0u64;
-    let mut damage = None;
-    loop {
-        match reader.next_packet() {
-            Ok(Some(packet)) => {
-                check_interrupt()?;
-                let frame = decoder
-                    .decode(&packet)
-                    .with_context(|| format!("decoding frame {frames}"))?;
-                sink.write_frame(&frame)?;
-                frames += 1;
-                bar.inc(1);
-            }
-            Ok(None) => break,
-            Err(e) => {
-                damage = Some(e);
-                break;
-            }
-        }
-    }
+    let decoded = decode_stream(&mut reader, &mut decoder, sink.as_mut(), |_| {
+        until_interrupted(&bar)
+    })
+    .map_err(stream_error)?;
     bar.finish_and_clear();
     sink.finish()?;
-    if let Some(file) = atomic {
-        file.commit()?;
-    }
-    let secs = start.elapsed().as_secs_f64();
+    let (frames, secs) = (decoded.frames, start.elapsed().as_secs_f64());
     eprintln!(
         "decoded {frames} frames in {secs:.1} s ({:.1} fps)",
         frames as f64 / secs
     );
-    if let Some(e) = damage {
+    if let Some(e) = decoded.damage {
         eprintln!(
             "warning: {}: {e}; stopped after {frames} good frames",
             input.display()
@@ -526,7 +490,7 @@ fn bench(input: Option<PathBuf>, models: &[PathBuf], runs: usize, json: bool) ->
             }
             let out = work.path().join("sample.aez");
             let model =
-                aecodec::learned::defaults::model(aecodec::learned::defaults::DEFAULT_QUALITY)?;
+                aecodec::registry::builtin::model(aecodec::registry::builtin::DEFAULT_QUALITY)?;
             encode(
                 sample,
                 &out,
@@ -539,8 +503,7 @@ fn bench(input: Option<PathBuf>, models: &[PathBuf], runs: usize, json: bool) ->
         }
     };
     let store = ModelStore::with_files(models)?;
-    let r = aecodec::bench::bench_file(&input, &store, runs, work.path())
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let r = aecodec::bench::bench_file(&input, &store, runs, work.path())?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
@@ -568,31 +531,12 @@ fn bench(input: Option<PathBuf>, models: &[PathBuf], runs: usize, json: bool) ->
     Ok(())
 }
 
-/// What `aecodec info` reports.
+/// What `aecodec info` reports: the file's name beside its statistics.
 #[derive(Serialize)]
 struct InfoReport {
     file: String,
-    file_bytes: u64,
-    width: u32,
-    height: u32,
-    coded_width: u32,
-    coded_height: u32,
-    frame_rate: String,
-    frame_rate_fps: f64,
-    frame_count: u32,
-    intra_frames: usize,
-    duration_s: f64,
-    color: String,
-    coding: String,
-    model_id: String,
-    model_bytes: u64,
-    latent_bytes: u64,
-    container_bytes: u64,
-    bytes_per_frame_mean: f64,
-    bytes_per_frame_min: u64,
-    bytes_per_frame_max: u64,
-    bitrate_kbps: f64,
-    bits_per_pixel: f64,
+    #[serde(flatten)]
+    stats: FileStats,
 }
 
 fn info_report(input: &Path) -> Result<InfoReport> {
@@ -600,53 +544,22 @@ fn info_report(input: &Path) -> Result<InfoReport> {
     let file_bytes = file.metadata()?.len();
     let reader = SeekableReader::new(BufReader::new(file))
         .with_context(|| format!("reading {}", input.display()))?;
-    let h: &Header = reader.header();
-    let payloads: Vec<u64> = reader
-        .index()
-        .iter()
-        .map(|e| u64::from(e.size) - aecodec::container::PACKET_HEAD_LEN)
-        .collect();
-    let latent_bytes: u64 = payloads.iter().sum();
-    let n = payloads.len().max(1) as f64;
     Ok(InfoReport {
         file: input.display().to_string(),
-        file_bytes,
-        width: h.width,
-        height: h.height,
-        coded_width: h.coded_width,
-        coded_height: h.coded_height,
-        frame_rate: h.frame_rate.to_string(),
-        frame_rate_fps: h.frame_rate.as_f64(),
-        frame_count: h.frame_count,
-        intra_frames: reader
-            .index()
-            .iter()
-            .filter(|e| e.frame_type == aecodec::container::FrameType::Intra)
-            .count(),
-        duration_s: h.duration_s(),
-        color: format!("{:?}", h.color),
-        coding: format!("{:?}", h.coding),
-        model_id: h.model_id_hex(),
-        model_bytes: h.model_bytes,
-        latent_bytes,
-        container_bytes: file_bytes - latent_bytes,
-        bytes_per_frame_mean: latent_bytes as f64 / n,
-        bytes_per_frame_min: payloads.iter().copied().min().unwrap_or(0),
-        bytes_per_frame_max: payloads.iter().copied().max().unwrap_or(0),
-        bitrate_kbps: file_bytes as f64 * 8.0 / h.duration_s().max(1e-9) / 1000.0,
-        bits_per_pixel: file_bytes as f64 * 8.0 / (n * f64::from(h.width) * f64::from(h.height)),
+        stats: FileStats::of(&reader, file_bytes),
     })
 }
 
 fn info(input: &Path, json: bool) -> Result<()> {
-    let r = info_report(input)?;
+    let report = info_report(input)?;
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &r)?;
+        serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
         return Ok(());
     }
-    writeln!(out, "file         {} ({} bytes)", r.file, r.file_bytes)?;
+    let r = &report.stats;
+    writeln!(out, "file         {} ({} bytes)", report.file, r.file_bytes)?;
     writeln!(
         out,
         "size         {}x{} (coded {}x{})",

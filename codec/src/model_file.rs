@@ -1,18 +1,20 @@
 //! Model files: one safetensors file holding the weights, with the model's JSON configuration
 //! in the safetensors metadata under the key `aecodec`. A model's identity is the SHA-256 of
-//! the whole file; `.aez` headers name the model they need by that hash.
+//! the whole file ([`ModelId`]); `.aez` headers name the model they need by that hash.
+//!
+//! This module is the file format only: the envelope every configuration shares (`kind`,
+//! `format_version`), tensors, limits and ids. What each kind of model holds, and which kinds
+//! exist, belong to the coders (`coders::pca`, `learned`) and to [`crate::registry`].
 
 use std::collections::HashMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-
-use crate::coders::pca::PcaModel;
-use crate::coders::sha256;
-use crate::learned::{LearnedInfo, LearnedModel};
+use sha2::{Digest, Sha256};
 
 /// Metadata key that holds the JSON configuration.
 const CONFIG_KEY: &str = "aecodec";
@@ -22,9 +24,10 @@ pub const MAX_MODEL_FILE: u64 = 1 << 30;
 /// Why a model file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("cannot read model {path}: {cause}")]
+    #[error("cannot read model {path}")]
     Io {
         path: PathBuf,
+        #[source]
         cause: std::io::Error,
     },
     #[error("model {path} is {size} bytes, above the {MAX_MODEL_FILE}-byte limit")]
@@ -42,13 +45,55 @@ pub enum ModelError {
     #[error("model {path} has id {actual}, expected {expected}")]
     WrongId {
         path: PathBuf,
-        expected: String,
-        actual: String,
+        expected: ModelId,
+        actual: ModelId,
     },
 }
 
 /// Version of the model file layout this build reads and writes.
 pub const MODEL_FORMAT_VERSION: u32 = 1;
+
+/// A model's identity: the SHA-256 of its file. Headers, caches and URLs name models by it,
+/// written as 64 lowercase hex digits.
+/// Serialized as its 32 bytes (the `.aez` header's field).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub struct ModelId(pub [u8; 32]);
+
+impl ModelId {
+    /// The id of a model file (or of any byte string that names a built-in coder).
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+
+    /// The 64-digit lowercase hex form.
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses the hex form (either case).
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let mut id = [0u8; 32];
+        hex::decode_to_slice(text, &mut id).ok()?;
+        Some(Self(id))
+    }
+
+    /// The cache file name of this model: `<hex>.model`.
+    pub fn file_name(&self) -> String {
+        format!("{}.model", self.hex())
+    }
+}
+
+impl fmt::Display for ModelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+impl fmt::Debug for ModelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ModelId({})", self.hex())
+    }
+}
 
 /// Where a model came from: enough to reproduce it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -63,32 +108,20 @@ pub struct TrainingInfo {
     pub seconds: f64,
 }
 
-/// The JSON configuration stored in a model file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ModelConfig {
-    /// Block PCA: `block`×`block` RGB patches; tensors `mean` [D] and `basis` [components, D].
-    Pca {
-        format_version: u32,
-        block: u8,
-        components: u16,
-        training: TrainingInfo,
-    },
-    /// A learned autoencoder: tensors as [`LearnedWeights::expected_shapes`] lists them.
-    Learned {
-        format_version: u32,
-        #[serde(flatten)]
-        info: LearnedInfo,
-    },
+/// The part of the JSON configuration every model shares; a kind's own fields follow
+/// (`{"kind":"pca","format_version":1,"block":8,...}`).
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    kind: &'a str,
+    format_version: u32,
+    #[serde(flatten)]
+    config: &'a T,
 }
 
-impl ModelConfig {
-    fn format_version(&self) -> u32 {
-        match self {
-            ModelConfig::Pca { format_version, .. }
-            | ModelConfig::Learned { format_version, .. } => *format_version,
-        }
-    }
+#[derive(Deserialize)]
+struct EnvelopeHead {
+    kind: String,
+    format_version: u32,
 }
 
 /// A tensor to store: name, shape and f32 values.
@@ -98,8 +131,12 @@ pub struct NamedTensor<'a> {
     pub values: &'a [f32],
 }
 
-/// Serializes a model file.
-pub fn write_model_bytes(config: &ModelConfig, tensors: &[NamedTensor<'_>]) -> Vec<u8> {
+/// Serializes a model file of `kind` with its configuration and tensors.
+pub fn write_model_bytes<T: Serialize>(
+    kind: &str,
+    config: &T,
+    tensors: &[NamedTensor<'_>],
+) -> Vec<u8> {
     let raw: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
         .map(|t| {
@@ -119,15 +156,41 @@ pub fn write_model_bytes(config: &ModelConfig, tensors: &[NamedTensor<'_>]) -> V
             )
         })
         .collect();
-    let json = serde_json::to_string(config).expect("config serializes");
+    let envelope = Envelope {
+        kind,
+        format_version: MODEL_FORMAT_VERSION,
+        config,
+    };
+    let json = serde_json::to_string(&envelope).expect("config serializes");
     let meta = HashMap::from([(CONFIG_KEY.to_string(), json)]);
     safetensors::serialize(views, Some(meta)).expect("serializing in-memory tensors")
 }
 
+/// Reads a model file whole, refusing one above [`MAX_MODEL_FILE`] before reading it.
+pub fn read_model_file(path: &Path) -> Result<Vec<u8>, ModelError> {
+    let io = |cause| ModelError::Io {
+        path: path.to_path_buf(),
+        cause,
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > MAX_MODEL_FILE {
+        return Err(ModelError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+        });
+    }
+    std::fs::read(path).map_err(io)
+}
+
 /// A parsed model file.
 pub struct ModelFile<'a> {
-    pub config: ModelConfig,
+    kind: String,
+    config: serde_json::Value,
     tensors: SafeTensors<'a>,
+    /// The file's id.
+    pub id: ModelId,
+    /// The file's size.
+    pub file_bytes: u64,
 }
 
 impl<'a> ModelFile<'a> {
@@ -139,14 +202,32 @@ impl<'a> ModelFile<'a> {
             .as_ref()
             .and_then(|m| m.get(CONFIG_KEY))
             .ok_or(ModelError::MissingConfig)?;
-        let config: ModelConfig =
+        let config: serde_json::Value =
             serde_json::from_str(json).map_err(|e| ModelError::BadConfig(e.to_string()))?;
-        if config.format_version() != MODEL_FORMAT_VERSION {
-            return Err(ModelError::UnsupportedVersion(config.format_version()));
+        let head =
+            EnvelopeHead::deserialize(&config).map_err(|e| ModelError::BadConfig(e.to_string()))?;
+        if head.format_version != MODEL_FORMAT_VERSION {
+            return Err(ModelError::UnsupportedVersion(head.format_version));
         }
         let tensors = SafeTensors::deserialize(bytes)
             .map_err(|e| ModelError::NotSafetensors(e.to_string()))?;
-        Ok(Self { config, tensors })
+        Ok(Self {
+            kind: head.kind,
+            config,
+            tensors,
+            id: ModelId::of_bytes(bytes),
+            file_bytes: bytes.len() as u64,
+        })
+    }
+
+    /// The kind of model (`"pca"`, `"learned"`): which coder reads the rest.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The kind's own configuration, from the fields beside `kind` and `format_version`.
+    pub fn config<T: DeserializeOwned>(&self) -> Result<T, ModelError> {
+        T::deserialize(&self.config).map_err(|e| ModelError::BadConfig(e.to_string()))
     }
 
     /// The f32 values of a tensor, checking its shape.
@@ -177,219 +258,90 @@ impl<'a> ModelFile<'a> {
     }
 }
 
-/// A model ready to code with.
-#[derive(Clone)]
-pub enum Model {
-    Pca(Arc<PcaModel>),
-    Learned(Arc<LearnedModel>),
-}
-
-impl Model {
-    /// Parses model file bytes; the id is their SHA-256.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
-        let file = ModelFile::parse(bytes)?;
-        let id = sha256(bytes);
-        match &file.config {
-            ModelConfig::Pca { .. } => Ok(Model::Pca(Arc::new(PcaModel::from_file(
-                &file,
-                id,
-                bytes.len() as u64,
-            )?))),
-            ModelConfig::Learned { .. } => Ok(Model::Learned(Arc::new(LearnedModel::from_file(
-                &file,
-                id,
-                bytes.len() as u64,
-            )?))),
-        }
-    }
-
-    /// Reads and parses a model file.
-    pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let io = |cause| ModelError::Io {
-            path: path.to_path_buf(),
-            cause,
-        };
-        let size = std::fs::metadata(path).map_err(io)?.len();
-        if size > MAX_MODEL_FILE {
-            return Err(ModelError::TooLarge {
-                path: path.to_path_buf(),
-                size,
-            });
-        }
-        Self::from_bytes(&std::fs::read(path).map_err(io)?)
-    }
-
-    pub fn id(&self) -> [u8; 32] {
-        match self {
-            Model::Pca(m) => m.id,
-            Model::Learned(m) => m.id,
-        }
-    }
-
-    /// Size of the model file: what a client downloads once.
-    pub fn file_bytes(&self) -> u64 {
-        match self {
-            Model::Pca(m) => m.file_bytes,
-            Model::Learned(m) => m.file_bytes,
-        }
-    }
-}
-
-/// Where downloaded and installed models live: `$AECODEC_MODELS`, else
-/// `~/.cache/aecodec/models`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("AECODEC_MODELS") {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache").join("aecodec").join("models")
-}
-
-/// The models a decoder may use, found by id.
-#[derive(Clone, Default)]
-pub struct ModelStore {
-    models: Vec<Model>,
-    searched: Vec<PathBuf>,
-}
-
-impl ModelStore {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A store holding the given model files, that also searches the model cache
-    /// (`$AECODEC_MODELS`, else `~/.cache/aecodec/models`).
-    pub fn with_files(paths: &[PathBuf]) -> Result<Self, ModelError> {
-        let mut store = Self::new();
-        for p in paths {
-            store.add(Model::load(p)?);
-        }
-        store.search_dir(cache_dir());
-        Ok(store)
-    }
-
-    /// Adds a loaded model.
-    pub fn add(&mut self, model: Model) {
-        self.models.push(model);
-    }
-
-    /// Also looks for `<hex id>.model` files in `dir` when a model is asked for.
-    pub fn search_dir(&mut self, dir: PathBuf) {
-        self.searched.push(dir);
-    }
-
-    /// The model with this id: one added, a default model built into the binary, or
-    /// `<hex id>.model` in a searched directory.
-    pub fn find(&self, id: &[u8; 32]) -> Result<Option<Model>, ModelError> {
-        if let Some(m) = self.models.iter().find(|m| &m.id() == id) {
-            return Ok(Some(m.clone()));
-        }
-        if let Some(m) = crate::learned::defaults::find(id) {
-            return Ok(Some(Model::Learned(m)));
-        }
-        for dir in &self.searched {
-            let path = dir.join(format!("{}.model", hex::encode(id)));
-            if path.is_file() {
-                let model = Model::load(&path)?;
-                if &model.id() != id {
-                    return Err(ModelError::WrongId {
-                        path,
-                        expected: hex::encode(id),
-                        actual: hex::encode(model.id()),
-                    });
-                }
-                return Ok(Some(model));
-            }
-        }
-        Ok(None)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn pca_config(version: u32, components: u16) -> ModelConfig {
-        ModelConfig::Pca {
-            format_version: version,
-            block: 4,
-            components,
-            training: TrainingInfo::default(),
-        }
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Toy {
+        block: u8,
     }
 
-    fn pca_bytes(version: u32, components: u16, basis_rows: usize) -> Vec<u8> {
-        let mean = vec![0.5f32; 48];
-        let basis = vec![0.1f32; basis_rows * 48];
+    fn toy_bytes(values: &[f32]) -> Vec<u8> {
         write_model_bytes(
-            &pca_config(version, components),
-            &[
-                NamedTensor {
-                    name: "mean",
-                    shape: vec![48],
-                    values: &mean,
-                },
-                NamedTensor {
-                    name: "basis",
-                    shape: vec![basis_rows, 48],
-                    values: &basis,
-                },
-            ],
+            "toy",
+            &Toy { block: 4 },
+            &[NamedTensor {
+                name: "mean",
+                shape: vec![values.len()],
+                values,
+            }],
         )
     }
 
     #[test]
-    fn a_valid_model_loads_and_its_id_is_the_file_hash() {
-        let bytes = pca_bytes(MODEL_FORMAT_VERSION, 3, 3);
-        let model = Model::from_bytes(&bytes).unwrap();
-        assert_eq!(model.id(), sha256(&bytes));
-        assert_eq!(model.file_bytes(), bytes.len() as u64);
+    fn a_file_reads_back_its_kind_config_tensors_and_id() {
+        let bytes = toy_bytes(&[1.0, 2.0, 3.0]);
+        let file = ModelFile::parse(&bytes).unwrap();
+        assert_eq!(file.kind(), "toy");
+        assert_eq!(file.config::<Toy>().unwrap(), Toy { block: 4 });
+        assert_eq!(file.tensor("mean", &[3]).unwrap(), [1.0, 2.0, 3.0]);
+        assert_eq!(file.id, ModelId::of_bytes(&bytes));
+        assert_eq!(file.file_bytes, bytes.len() as u64);
+        // The envelope's fields come first, as the shipped files have them.
+        let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+        assert_eq!(
+            meta.metadata().as_ref().unwrap()[CONFIG_KEY],
+            r#"{"kind":"toy","format_version":1,"block":4}"#
+        );
     }
 
     #[test]
-    fn wrong_shapes_versions_and_garbage_are_refused() {
-        let shape = Model::from_bytes(&pca_bytes(MODEL_FORMAT_VERSION, 3, 2))
-            .err()
-            .unwrap();
-        assert!(
-            matches!(&shape, ModelError::BadTensor { name, .. } if name == "basis"),
-            "{shape}"
-        );
-        let version = Model::from_bytes(&pca_bytes(7, 3, 3)).err().unwrap();
-        assert!(
-            matches!(version, ModelError::UnsupportedVersion(7)),
-            "{version}"
-        );
+    fn wrong_shapes_values_versions_and_garbage_are_refused() {
+        let bytes = toy_bytes(&[1.0, 2.0, 3.0]);
+        let file = ModelFile::parse(&bytes).unwrap();
         assert!(matches!(
-            Model::from_bytes(b"not a model").err().unwrap(),
-            ModelError::NotSafetensors(_)
+            file.tensor("mean", &[4]),
+            Err(ModelError::BadTensor { .. })
+        ));
+        assert!(matches!(
+            file.tensor("basis", &[3]),
+            Err(ModelError::BadTensor { .. })
+        ));
+        let nan = toy_bytes(&[f32::NAN]);
+        assert!(ModelFile::parse(&nan)
+            .unwrap()
+            .tensor("mean", &[1])
+            .is_err());
+        let json = r#"{"kind":"toy","format_version":7,"block":4}"#;
+        let meta = HashMap::from([(CONFIG_KEY.to_string(), json.to_string())]);
+        let v7 =
+            safetensors::serialize(Vec::<(String, TensorView<'_>)>::new(), Some(meta)).unwrap();
+        assert!(matches!(
+            ModelFile::parse(&v7),
+            Err(ModelError::UnsupportedVersion(7))
+        ));
+        assert!(matches!(
+            ModelFile::parse(b"not a model"),
+            Err(ModelError::NotSafetensors(_))
         ));
         let no_config =
             safetensors::serialize(Vec::<(String, TensorView<'_>)>::new(), None).unwrap();
         assert!(matches!(
-            Model::from_bytes(&no_config).err().unwrap(),
-            ModelError::MissingConfig
+            ModelFile::parse(&no_config),
+            Err(ModelError::MissingConfig)
         ));
     }
 
     #[test]
-    fn a_cached_file_whose_hash_is_not_its_name_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let real = pca_bytes(MODEL_FORMAT_VERSION, 3, 3);
-        let claimed = [9u8; 32];
-        std::fs::write(
-            dir.path().join(format!("{}.model", hex::encode(claimed))),
-            &real,
-        )
-        .unwrap();
-        let mut store = ModelStore::new();
-        store.search_dir(dir.path().to_path_buf());
-        assert!(matches!(
-            store.find(&claimed),
-            Err(ModelError::WrongId { .. })
-        ));
-        assert!(store.find(&[1u8; 32]).unwrap().is_none());
+    fn ids_print_and_parse_as_hex() {
+        let id = ModelId::of_bytes(b"abc");
+        assert_eq!(
+            id.hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(ModelId::from_hex(&id.hex().to_uppercase()), Some(id));
+        assert_eq!(ModelId::from_hex("ba78"), None);
+        assert_eq!(id.file_name(), format!("{id}.model"));
     }
 }

@@ -46,37 +46,18 @@ pub enum OutputError {
     Exists(PathBuf),
     #[error("output {0} is the input file; choose another name")]
     SameAsInput(PathBuf),
-    #[error("cannot create a temporary file in {dir}: {cause}")]
-    Temp { dir: PathBuf, cause: std::io::Error },
-    #[error("cannot move the finished output to {path}: {cause}")]
-    Persist {
-        path: PathBuf,
+    #[error("cannot create a temporary file in {dir}")]
+    Temp {
+        dir: PathBuf,
+        #[source]
         cause: std::io::Error,
     },
-}
-
-/// True when an error comes from writing to a pipe whose reader has gone (`| head`).
-pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    let broken = |io: &std::io::Error| io.kind() == std::io::ErrorKind::BrokenPipe;
-    err.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>().is_some_and(broken) || video_pipe_broke(e, broken)
-    })
-}
-
-#[cfg(feature = "ffmpeg")]
-fn video_pipe_broke(
-    e: &(dyn std::error::Error + 'static),
-    broken: impl Fn(&std::io::Error) -> bool,
-) -> bool {
-    matches!(e.downcast_ref::<crate::video::VideoError>(), Some(crate::video::VideoError::Io(io)) if broken(io))
-}
-
-#[cfg(not(feature = "ffmpeg"))]
-fn video_pipe_broke(
-    _: &(dyn std::error::Error + 'static),
-    _: impl Fn(&std::io::Error) -> bool,
-) -> bool {
-    false
+    #[error("cannot move the finished output to {path}")]
+    Persist {
+        path: PathBuf,
+        #[source]
+        cause: std::io::Error,
+    },
 }
 
 /// Best-effort absolute form of a path that may not exist yet.

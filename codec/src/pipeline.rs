@@ -1,12 +1,23 @@
 //! The coding pipeline: frames in, packets out, and back.
 //!
 //! [`FrameEncoder`] pads each frame to the coder's stride and codes it; [`FrameDecoder`]
-//! decodes a packet and crops it back. Binaries and the player drive these with their own I/O.
+//! decodes a packet and crops it back. [`encode_stream`] and [`decode_stream`] run them over
+//! a whole stream between a [`FrameSource`] or [`FrameSink`] (video files, memory, the
+//! player's outputs) and the container; every encode and decode loop in the project is one
+//! of these two.
 
-use crate::coders::{CoderError, CoderSpec, EncodedFrame, FrameCoder, LatentFrame};
-use crate::container::{ColorSpace, FrameType, Header, Packet, Rational};
+use std::io::{Read, Seek, Write};
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use crate::coders::{CoderError, EncodedFrame, FrameCoder, LatentFrame};
+use crate::container::{
+    ColorSpace, ContainerError, ContainerReader, ContainerWriter, FrameType, Header, Packet,
+    Rational,
+};
 use crate::frame::round_up;
-use crate::model_file::ModelStore;
+use crate::registry::CoderSpec;
+use crate::registry::ModelStore;
 use crate::RgbFrame;
 
 /// Encodes frames of one stream, in groups of pictures: an intra frame every `gop` frames
@@ -83,7 +94,7 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// A decoder for the stream `header` describes; fails if its model is not in `models`.
     pub fn new(header: &Header, models: &ModelStore) -> Result<Self, CoderError> {
-        let spec = CoderSpec::for_header(header, models)?;
+        let spec = models.coder_for(header)?;
         let mut coder = spec.build(header.coded_width, header.coded_height);
         coder.read_streams_as(header.stream_end());
         Ok(Self {
@@ -108,4 +119,186 @@ impl FrameDecoder {
             .synthesize(latent)
             .cropped(self.header.width, self.header.height)
     }
+}
+
+/// Where frames come from, in display order: a video file, frames in memory.
+pub trait FrameSource {
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// The next frame, or `None` at the end.
+    fn next_frame(&mut self) -> Result<Option<RgbFrame>, Self::Error>;
+}
+
+/// Somewhere decoded frames go, in order: a video file, standard output, a window, memory.
+pub trait FrameSink {
+    type Error: std::error::Error + Send + Sync + 'static;
+    fn write_frame(&mut self, frame: &RgbFrame) -> Result<(), Self::Error>;
+    /// Flushes everything; the output is complete after this.
+    fn finish(self: Box<Self>) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// Frames held in memory, as a source (cloned out one by one).
+pub struct FrameSlice<'a>(pub std::slice::Iter<'a, RgbFrame>);
+
+impl<'a> FrameSlice<'a> {
+    pub fn new(frames: &'a [RgbFrame]) -> Self {
+        Self(frames.iter())
+    }
+}
+
+impl FrameSource for FrameSlice<'_> {
+    type Error = std::convert::Infallible;
+    fn next_frame(&mut self) -> Result<Option<RgbFrame>, Self::Error> {
+        Ok(self.0.next().cloned())
+    }
+}
+
+/// Decoded frames kept in memory.
+impl FrameSink for Vec<RgbFrame> {
+    type Error = std::convert::Infallible;
+    fn write_frame(&mut self, frame: &RgbFrame) -> Result<(), Self::Error> {
+        self.push(frame.clone());
+        Ok(())
+    }
+}
+
+/// Why a stream stopped short. `E` is the error of the far end: the frame source when
+/// encoding, the frame sink when decoding.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError<E: std::error::Error + 'static> {
+    #[error("at frame {frame}")]
+    Frames {
+        frame: u64,
+        #[source]
+        cause: E,
+    },
+    #[error("coding frame {frame}")]
+    Coder {
+        frame: u64,
+        #[source]
+        cause: CoderError,
+    },
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    /// The per-frame callback asked to stop.
+    #[error("stopped after {0} frames")]
+    Stopped(u64),
+}
+
+/// Encodes the frames of `source` (at most `limit` of them) into `writer`, packet by packet.
+/// `each` hears of every coded frame (its index and payload size) and may stop the stream.
+/// Returns the number of frames coded; the caller finishes the writer.
+pub fn encode_stream<S, W>(
+    source: &mut S,
+    encoder: &mut FrameEncoder,
+    writer: &mut ContainerWriter<W>,
+    limit: Option<u64>,
+    mut each: impl FnMut(u64, &EncodedFrame) -> ControlFlow<()>,
+) -> Result<u64, StreamError<S::Error>>
+where
+    S: FrameSource + ?Sized,
+    W: Write + Seek,
+{
+    let mut frames = 0u64;
+    while limit.is_none_or(|m| frames < m) {
+        let next = source.next_frame().map_err(|cause| StreamError::Frames {
+            frame: frames,
+            cause,
+        })?;
+        let Some(frame) = next else { break };
+        let coded = encoder.encode(&frame).map_err(|cause| StreamError::Coder {
+            frame: frames,
+            cause,
+        })?;
+        writer.write_packet(coded.frame_type, frames as i64, &coded.payload)?;
+        frames += 1;
+        if each(frames - 1, &coded).is_break() {
+            return Err(StreamError::Stopped(frames));
+        }
+    }
+    Ok(frames)
+}
+
+/// Time spent in each decoding stage, summed over a stream.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    /// Container reading and checks.
+    pub read: Duration,
+    /// Entropy decoding to latents.
+    pub parse: Duration,
+    /// Synthesis of frames from latents.
+    pub synthesize: Duration,
+    /// Handing frames to the sink.
+    pub sink: Duration,
+}
+
+/// What [`decode_stream`] got through.
+#[derive(Debug)]
+pub struct DecodedStream {
+    /// Frames decoded and written to the sink.
+    pub frames: u64,
+    /// The damage that ended a file early (a truncated or corrupt packet); every frame
+    /// before it was decoded.
+    pub damage: Option<ContainerError>,
+    pub times: StageTimes,
+}
+
+/// Decodes every packet `reader` holds into `sink`. `each` hears of every frame written and
+/// may stop the stream. Damage in the file ends the stream without an error (see
+/// [`DecodedStream::damage`]); a packet that parses but does not decode is an error. The
+/// caller finishes the sink.
+pub fn decode_stream<R, K>(
+    reader: &mut ContainerReader<R>,
+    decoder: &mut FrameDecoder,
+    sink: &mut K,
+    mut each: impl FnMut(u64) -> ControlFlow<()>,
+) -> Result<DecodedStream, StreamError<K::Error>>
+where
+    R: Read,
+    K: FrameSink + ?Sized,
+{
+    let mut times = StageTimes::default();
+    let mut frames = 0u64;
+    loop {
+        let t0 = Instant::now();
+        let packet = match reader.next_packet() {
+            Ok(Some(packet)) => packet,
+            Ok(None) => break,
+            Err(damage) => {
+                return Ok(DecodedStream {
+                    frames,
+                    damage: Some(damage),
+                    times,
+                })
+            }
+        };
+        let t1 = Instant::now();
+        let coder_error = |cause| StreamError::Coder {
+            frame: frames,
+            cause,
+        };
+        let latent = decoder.parse(&packet).map_err(coder_error)?;
+        let t2 = Instant::now();
+        let frame = decoder.synthesize(&latent);
+        let t3 = Instant::now();
+        sink.write_frame(&frame)
+            .map_err(|cause| StreamError::Frames {
+                frame: frames,
+                cause,
+            })?;
+        times.read += t1 - t0;
+        times.parse += t2 - t1;
+        times.synthesize += t3 - t2;
+        times.sink += t3.elapsed();
+        frames += 1;
+        if each(frames - 1).is_break() {
+            return Err(StreamError::Stopped(frames));
+        }
+    }
+    Ok(DecodedStream {
+        frames,
+        damage: None,
+        times,
+    })
 }

@@ -18,7 +18,7 @@ fn header() -> Header {
         time_base: Rational::new(1001, 30000),
         frame_count: 0,
         color: ColorSpace::Srgb8,
-        model_id: [7; 32],
+        model_id: aecodec::model_file::ModelId([7; 32]),
         model_bytes: 1234,
         coding: CodingParams::Pca {
             block: 8,

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use aecodec::container::{ContainerReader, FrameType};
 use aecodec::metrics::psnr;
-use aecodec::model_file::ModelStore;
 use aecodec::pipeline::FrameDecoder;
+use aecodec::registry::ModelStore;
 use aecodec::RgbFrame;
 
 /// The file's version, its frames decoded, and whether a predicted frame carried motion.

@@ -4,8 +4,8 @@
 #![no_main]
 
 use aecodec::container::ContainerReader;
-use aecodec::model_file::ModelStore;
 use aecodec::pipeline::FrameDecoder;
+use aecodec::registry::ModelStore;
 use libfuzzer_sys::fuzz_target;
 
 fn models() -> &'static ModelStore {
@@ -13,7 +13,7 @@ fn models() -> &'static ModelStore {
     STORE.get_or_init(|| {
         let mut store = ModelStore::new();
         let bytes = include_bytes!("../../samples/models/pca8.model");
-        store.add(aecodec::model_file::Model::from_bytes(bytes).expect("shipped model"));
+        store.add(aecodec::registry::Model::from_bytes(bytes).expect("shipped model"));
         store
     })
 }

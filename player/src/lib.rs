@@ -12,6 +12,7 @@
 //!
 //! [`FrameDecoder`]: aecodec::pipeline::FrameDecoder
 
+pub mod control;
 pub mod http;
 pub mod presenter;
 pub mod server;
@@ -22,12 +23,13 @@ mod window;
 use std::time::{Duration, Instant};
 
 use aecodec::coders::LatentFrame;
-use aecodec::container::{ContainerError, Header, Packet};
+use aecodec::container::{ContainerError, Header, Packet, Rational};
 use aecodec::pipeline::FrameDecoder;
 use aecodec::RgbFrame;
-use crossbeam_channel::bounded;
+use crossbeam_channel::{bounded, Receiver, Sender};
 
-pub use presenter::{Control, Output, PlaybackStats, Presenter};
+pub use control::{Control, Output};
+pub use presenter::{PlaybackStats, Presenter};
 pub use source::open_source;
 
 /// Packets and frames that may wait between stages.
@@ -75,7 +77,7 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
     let started = Instant::now();
     let opened = open_source(source, options.start)?;
     let header: Header = opened.reader.header().clone();
-    let mut models = aecodec::model_file::ModelStore::with_files(&options.models).map_err(|e| {
+    let mut models = aecodec::registry::ModelStore::with_files(&options.models).map_err(|e| {
         PlayError::Decode {
             frame: 0,
             cause: e.into(),
@@ -120,131 +122,159 @@ struct Segment {
     seek_to: Option<f64>,
 }
 
+/// A parsed frame on its way to synthesis: its latent, packet size and time.
+type ParsedFrame = Result<(LatentFrame, u64, f64), PlayError>;
+
 /// Runs the reader → decoder → presenter pipeline over one opened source until it ends, fails,
-/// or the viewer seeks or quits.
+/// or the viewer seeks or quits. Each stage is a thread (the presenter the calling one),
+/// joined by bounded channels.
 fn play_segment(
-    mut opened: source::Source,
+    opened: source::Source,
     header: &Header,
-    models: &aecodec::model_file::ModelStore,
+    models: &aecodec::registry::ModelStore,
     presenter: &mut Presenter,
 ) -> Result<Segment, PlayError> {
-    let network = (opened.fetched.clone(), opened.reconnects.clone());
     // Entropy decoding keeps the state predicted frames need; synthesis needs only the model,
     // so it gets a decoder of its own and runs beside it on the other core.
     let new_decoder =
         || FrameDecoder::new(header, models).map_err(|e| PlayError::Decode { frame: 0, cause: e });
-    let (mut parser, synthesizer) = (new_decoder()?, new_decoder()?);
-    let tb = header.time_base;
+    let (parser, synthesizer) = (new_decoder()?, new_decoder()?);
     let (packet_tx, packet_rx) = bounded::<Packet>(QUEUE_DEPTH);
-    let (latent_tx, latent_rx) = bounded::<Result<(LatentFrame, u64, f64), PlayError>>(QUEUE_DEPTH);
+    let (latent_tx, latent_rx) = bounded::<ParsedFrame>(QUEUE_DEPTH);
     let (frame_tx, frame_rx) = bounded::<Result<DecodedFrame, PlayError>>(QUEUE_DEPTH);
+    let time_base = header.time_base;
     std::thread::scope(|scope| {
-        let reading = scope.spawn(move || {
-            let mut bytes = 0u64;
-            let mut refetches = 0;
-            loop {
-                match opened.reader.next_packet() {
-                    Ok(Some(p)) => {
-                        refetches = 0;
-                        bytes += p.stored_len();
-                        if packet_tx.send(p).is_err() {
-                            return (bytes, None);
-                        }
-                    }
-                    Ok(None) => return (bytes, None),
-                    // Damaged on the way: fetch the packet again (a few times at most).
-                    Err(e @ ContainerError::PayloadCrc { .. }) if refetches < MAX_REFETCHES => {
-                        refetches += 1;
-                        match opened.refetch() {
-                            Ok(true) => {}
-                            Ok(false) => return (bytes, Some(e)),
-                            Err(_) => return (bytes, Some(e)),
-                        }
-                    }
-                    Err(e) => return (bytes, Some(e)),
-                }
-            }
-        });
-        let parsing = scope.spawn(move || {
-            let mut busy = Duration::ZERO;
-            for (frame, packet) in packet_rx.into_iter().enumerate() {
-                let t = Instant::now();
-                let parsed = parser
-                    .parse(&packet)
-                    .map(|latent| {
-                        let seconds = packet.pts as f64 * f64::from(tb.num) / f64::from(tb.den);
-                        (latent, packet.stored_len(), seconds)
-                    })
-                    .map_err(|e| PlayError::Decode {
-                        frame: frame as u64,
-                        cause: e,
-                    });
-                busy += t.elapsed();
-                let failed = parsed.is_err();
-                if latent_tx.send(parsed).is_err() || failed {
-                    break;
-                }
-            }
-            busy
-        });
-        let synthesis = scope.spawn(move || {
-            let mut busy = Duration::ZERO;
-            for parsed in latent_rx {
-                let t = Instant::now();
-                let decoded = parsed.map(|(latent, bytes, seconds)| DecodedFrame {
-                    rgb: synthesizer.synthesize(&latent),
-                    bytes,
-                    seconds,
-                });
-                busy += t.elapsed();
-                let failed = decoded.is_err();
-                if frame_tx.send(decoded).is_err() || failed {
-                    break;
-                }
-            }
-            busy
-        });
-        let mut seek_to = None;
-        let mut result = Ok(());
-        while let Ok(decoded) = frame_rx.recv() {
-            let control = decoded.and_then(|f| {
-                presenter
-                    .present(f.rgb, frame_rx.len(), f.bytes, f.seconds)
-                    .map_err(PlayError::from)
-            });
-            match control {
-                Ok(Control::Continue) => {}
-                Ok(Control::Seek(t)) => {
-                    seek_to = Some(t);
-                    break;
-                }
-                Ok(Control::Quit) => break,
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
+        let reading = scope.spawn(move || read_packets(opened, packet_tx));
+        let parsing = scope.spawn(move || parse_packets(parser, time_base, packet_rx, latent_tx));
+        let synthesis = scope.spawn(move || synthesize_frames(&synthesizer, latent_rx, frame_tx));
+        let presented = present_frames(presenter, &frame_rx);
         // Closing the channel stops the decoder, which stops the reader.
         drop(frame_rx);
-        let (bytes, damage) = reading.join().expect("reader thread panicked");
+        let read = reading.join().expect("reader thread panicked");
         // Decoder time: the busier of the two stages bounds the rate.
         let parse_busy = parsing.join().expect("entropy decoding thread panicked");
         let decode_busy = parse_busy.max(synthesis.join().expect("synthesis thread panicked"));
-        result?;
-        let load = |c: &Option<std::sync::Arc<std::sync::atomic::AtomicU64>>| {
-            c.as_ref()
-                .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed))
-        };
+        let seek_to = presented?;
         Ok(Segment {
-            bytes,
+            bytes: read.bytes,
             decode_busy,
-            fetched: load(&network.0),
-            reconnects: load(&network.1),
-            damage: if seek_to.is_some() { None } else { damage },
+            fetched: read.network.0,
+            reconnects: read.network.1,
+            damage: if seek_to.is_some() { None } else { read.damage },
             seek_to,
         })
     })
+}
+
+/// What the reader stage got through.
+struct ReadOutcome {
+    /// Stream bytes read.
+    bytes: u64,
+    /// The damage that ended the stream early.
+    damage: Option<ContainerError>,
+    /// Network bytes fetched and reconnections (zero for files).
+    network: (u64, u64),
+}
+
+/// Reader stage: packets from the source, a damaged one fetched again (a few times at most)
+/// where the source is a URL.
+fn read_packets(mut opened: source::Source, packets: Sender<Packet>) -> ReadOutcome {
+    let mut bytes = 0u64;
+    let mut refetches = 0;
+    let damage = loop {
+        match opened.reader.next_packet() {
+            Ok(Some(p)) => {
+                refetches = 0;
+                bytes += p.stored_len();
+                if packets.send(p).is_err() {
+                    break None;
+                }
+            }
+            Ok(None) => break None,
+            Err(e @ ContainerError::PayloadCrc { .. }) if refetches < MAX_REFETCHES => {
+                refetches += 1;
+                if !matches!(opened.refetch(), Ok(true)) {
+                    break Some(e);
+                }
+            }
+            Err(e) => break Some(e),
+        }
+    };
+    ReadOutcome {
+        bytes,
+        damage,
+        network: opened.network_counts(),
+    }
+}
+
+/// Entropy decoding stage: packets to latents, in order. Returns its busy time.
+fn parse_packets(
+    mut parser: FrameDecoder,
+    time_base: Rational,
+    packets: Receiver<Packet>,
+    latents: Sender<ParsedFrame>,
+) -> Duration {
+    let mut busy = Duration::ZERO;
+    for (frame, packet) in packets.into_iter().enumerate() {
+        let t = Instant::now();
+        let parsed = parser
+            .parse(&packet)
+            .map(|latent| {
+                let seconds =
+                    packet.pts as f64 * f64::from(time_base.num) / f64::from(time_base.den);
+                (latent, packet.stored_len(), seconds)
+            })
+            .map_err(|e| PlayError::Decode {
+                frame: frame as u64,
+                cause: e,
+            });
+        busy += t.elapsed();
+        let failed = parsed.is_err();
+        if latents.send(parsed).is_err() || failed {
+            break;
+        }
+    }
+    busy
+}
+
+/// Synthesis stage: latents to RGB frames. Returns its busy time.
+fn synthesize_frames(
+    synthesizer: &FrameDecoder,
+    latents: Receiver<ParsedFrame>,
+    frames: Sender<Result<DecodedFrame, PlayError>>,
+) -> Duration {
+    let mut busy = Duration::ZERO;
+    for parsed in latents {
+        let t = Instant::now();
+        let decoded = parsed.map(|(latent, bytes, seconds)| DecodedFrame {
+            rgb: synthesizer.synthesize(&latent),
+            bytes,
+            seconds,
+        });
+        busy += t.elapsed();
+        let failed = decoded.is_err();
+        if frames.send(decoded).is_err() || failed {
+            break;
+        }
+    }
+    busy
+}
+
+/// Presenter stage, on the calling thread: frames to the output until the stream ends or the
+/// viewer quits. Returns the time the viewer asked to seek to, if they did.
+fn present_frames(
+    presenter: &mut Presenter,
+    frames: &Receiver<Result<DecodedFrame, PlayError>>,
+) -> Result<Option<f64>, PlayError> {
+    while let Ok(decoded) = frames.recv() {
+        let f = decoded?;
+        match presenter.present(f.rgb, frames.len(), f.bytes, f.seconds)? {
+            Control::Continue => {}
+            Control::Seek(t) => return Ok(Some(t)),
+            Control::Quit => break,
+        }
+    }
+    Ok(None)
 }
 
 /// A decoded frame on its way to the presenter.

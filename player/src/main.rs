@@ -28,7 +28,8 @@ enum Command {
     Play {
         /// A local .aez file, or an http:// URL served by `aeplay serve`.
         source: String,
-        /// Write the presented frames as y4m to this file, or `-` for stdout.
+        /// Write the presented frames to this file (.y4m, .mkv lossless FFV1 or .mp4 x264, by
+        /// the extension), or `-` for y4m on stdout.
         #[arg(short, long, conflicts_with = "null")]
         output: Option<PathBuf>,
         /// Decode and pace without presenting anything.
@@ -99,7 +100,7 @@ enum Command {
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
-        Err(e) if aecodec::output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if aecodec::video::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -176,6 +177,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ),
                 Some(p) if p.as_os_str() == "-" => Output::Stdout,
                 Some(p) => {
+                    aecodec::video::OutputFormat::from_path(&p)?;
                     aecodec::output::check_output(&p, &[std::path::Path::new(&source)], force)?;
                     Output::File(p)
                 }
@@ -187,7 +189,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 output: output.clone(),
                 paced,
                 models: model,
-                model_cache: cache.unwrap_or_else(aecodec::model_file::cache_dir),
+                model_cache: cache.unwrap_or_else(aecodec::registry::cache_dir),
                 start,
             };
             let outcome = play(&source, &options)?;

@@ -1,29 +1,15 @@
 //! The presenter: paces frames at the video's rate, drops the ones that arrive too late,
 //! hands the rest to the output, and keeps the statistics.
 
-use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aecodec::container::Header;
-use aecodec::output::AtomicFile;
-use aecodec::video::{VideoError, Y4mWriter};
+use aecodec::video::{open_output, VideoError, VideoSink};
 use aecodec::RgbFrame;
 use serde::Serialize;
 
-/// Where presented frames go.
-#[derive(Debug, Clone)]
-pub enum Output {
-    /// Decode and pace, show nothing.
-    Null,
-    /// y4m to standard output (for `| ffplay -`).
-    Stdout,
-    /// A window (space pauses, left/right seek 5 s, Esc quits).
-    #[cfg(feature = "window")]
-    Window,
-    /// y4m to a file, written atomically.
-    File(PathBuf),
-}
+use crate::control::{Control, Output};
 
 /// Playback statistics, as `--stats-json` prints them.
 #[derive(Debug, Clone, Serialize)]
@@ -47,25 +33,18 @@ pub struct PlaybackStats {
     pub reconnects: u64,
 }
 
-/// What the viewer wants after a frame is shown.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Control {
-    Continue,
-    /// Continue from this time (seconds).
-    Seek(f64),
-    Quit,
-}
-
 enum Sink {
     Null,
-    Stdout(Y4mWriter<BufWriter<std::io::Stdout>>),
-    File(Y4mWriter<BufWriter<std::fs::File>>, AtomicFile),
+    /// y4m on standard output, or a video file written atomically.
+    Video(VideoSink),
     #[cfg(feature = "window")]
     Window(Box<crate::window::WindowSink>),
 }
 
 pub struct Presenter {
     sink: Sink,
+    /// Whether frames are watched as they come (late ones may be dropped), not stored.
+    live: bool,
     /// Live statistics on the terminal (hidden when stderr is not one).
     status: indicatif::ProgressBar,
     last_status: Instant,
@@ -88,22 +67,14 @@ impl Presenter {
         started: Instant,
     ) -> Result<Self, VideoError> {
         let (w, h, rate) = (header.width, header.height, header.frame_rate);
+        // A file keeps every frame; the other outputs are watched live.
+        let live = !matches!(output, Output::File(_));
         let sink = match output {
             Output::Null => Sink::Null,
-            Output::Stdout => Sink::Stdout(Y4mWriter::new(
-                BufWriter::new(std::io::stdout()),
-                w,
-                h,
-                rate,
-            )),
+            Output::Stdout => Sink::Video(open_output(Path::new("-"), w, h, rate)?),
             #[cfg(feature = "window")]
             Output::Window => Sink::Window(Box::new(crate::window::WindowSink::open(w, h)?)),
-            Output::File(path) => {
-                let mut atomic = AtomicFile::create(&path)
-                    .map_err(|e| VideoError::Io(std::io::Error::other(e.to_string())))?;
-                let file = atomic.file().try_clone()?;
-                Sink::File(Y4mWriter::new(BufWriter::new(file), w, h, rate), atomic)
-            }
+            Output::File(path) => Sink::Video(open_output(&path, w, h, rate)?),
         };
         let status = indicatif::ProgressBar::new(u64::from(header.frame_count));
         status.set_style(
@@ -112,6 +83,7 @@ impl Presenter {
         );
         Ok(Self {
             sink,
+            live,
             status,
             last_status: started,
             bytes_per_frame: 0.0,
@@ -160,8 +132,7 @@ impl Presenter {
             // is already waiting; with none waiting, this late frame is still the freshest
             // picture there is (dropping it would show nothing when decoding is the slow
             // stage). A file keeps every frame.
-            let live = !matches!(self.sink, Sink::File(..));
-            if live && buffered > 0 && now > due + self.frame_interval {
+            if self.live && buffered > 0 && now > due + self.frame_interval {
                 self.dropped += 1;
                 return Ok(Control::Continue);
             }
@@ -171,8 +142,7 @@ impl Presenter {
         }
         match &mut self.sink {
             Sink::Null => Ok(Control::Continue),
-            Sink::Stdout(w) => w.write(&frame).map(|()| Control::Continue),
-            Sink::File(w, _) => w.write(&frame).map(|()| Control::Continue),
+            Sink::Video(sink) => sink.write_frame(&frame).map(|()| Control::Continue),
             #[cfg(feature = "window")]
             Sink::Window(window) => {
                 let (control, paused) = window.show(&frame, seconds)?;
@@ -200,17 +170,9 @@ impl Presenter {
         let wall = self.started.elapsed().as_secs_f64();
         match self.sink {
             Sink::Null => {}
-            Sink::Stdout(w) => {
-                w.into_inner()?.flush()?;
-            }
+            Sink::Video(sink) => sink.finish()?,
             #[cfg(feature = "window")]
             Sink::Window(_) => {}
-            Sink::File(w, atomic) => {
-                w.into_inner()?.flush()?;
-                atomic
-                    .commit()
-                    .map_err(|e| VideoError::Io(std::io::Error::other(e.to_string())))?;
-            }
         }
         let ttff = self
             .first_frame_at

@@ -70,7 +70,7 @@ fn index_models(dir: &Path) -> std::io::Result<HashMap<String, PathBuf>> {
             }
             if let Some(file) = inside(dir, &path, "model") {
                 let bytes = std::fs::read(&file)?;
-                models.insert(hex::encode(aecodec::coders::sha256(&bytes)), file);
+                models.insert(aecodec::model_file::ModelId::of_bytes(&bytes).hex(), file);
             }
         }
     }
@@ -120,10 +120,10 @@ pub fn catalog(dir: &Path, models: &HashMap<String, PathBuf>) -> Vec<CatalogEntr
             width: h.width,
             height: h.height,
             frame_rate: h.frame_rate.as_f64(),
-            model_id: h.model_id_hex(),
+            model_id: h.model_id.hex(),
             model_url: models
-                .contains_key(&h.model_id_hex())
-                .then(|| format!("/models/{}", h.model_id_hex())),
+                .contains_key(&h.model_id.hex())
+                .then(|| format!("/models/{}", h.model_id.hex())),
             model_bytes: h.model_bytes,
         });
     }

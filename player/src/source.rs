@@ -8,8 +8,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use aecodec::container::{ContainerError, ContainerReader, Header, IndexEntry, SeekableReader};
-use aecodec::model_file::{Model, ModelError, ModelStore};
+use aecodec::model_file::{ModelError, ModelId};
 use aecodec::output::AtomicFile;
+use aecodec::registry::{Model, ModelStore};
 
 use crate::http::{download, HttpError, HttpFile, HttpStream};
 use sha2::{Digest, Sha256};
@@ -30,26 +31,63 @@ pub enum SourceError {
 /// A streaming packet reader over any byte source.
 pub type PacketReader = ContainerReader<Box<dyn Read + Send>>;
 
-/// An opened source: its packet reader, and for URLs the server it came from.
+/// An opened source: its packet reader, and where its bytes come from.
 pub struct Source {
     pub reader: PacketReader,
-    /// `scheme://host:port` of a URL source.
-    pub origin: Option<String>,
-    /// Bytes received from the network so far (URL sources).
-    pub fetched: Option<Arc<AtomicU64>>,
-    /// Connections reopened after a drop (URL sources).
-    pub reconnects: Option<Arc<AtomicU64>>,
-    /// The URL, for sources that can be fetched again.
-    pub url: Option<String>,
+    pub origin: Origin,
+}
+
+/// Where a source's bytes come from.
+pub enum Origin {
+    /// A local file.
+    File,
+    /// An HTTP server.
+    Url(UrlOrigin),
+}
+
+/// A stream fetched over HTTP.
+pub struct UrlOrigin {
+    /// The stream's URL, to fetch it again from.
+    pub url: String,
+    /// `scheme://host:port` of the server (which also serves the models).
+    pub server: String,
+    /// Bytes received from the network so far.
+    pub fetched: Arc<AtomicU64>,
+    /// Connections reopened after a drop.
+    pub reconnects: Arc<AtomicU64>,
+}
+
+impl UrlOrigin {
+    fn of(url: &str, stream: &HttpStream) -> Self {
+        Self {
+            url: url.to_string(),
+            server: origin(url).to_string(),
+            fetched: stream.fetched_counter(),
+            reconnects: stream.reconnect_counter(),
+        }
+    }
 }
 
 impl Source {
+    /// Network bytes fetched and reconnections so far (zero for files).
+    pub fn network_counts(&self) -> (u64, u64) {
+        let load = |c: &AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        match &self.origin {
+            Origin::File => (0, 0),
+            Origin::Url(u) => (load(&u.fetched), load(&u.reconnects)),
+        }
+    }
+
     /// For a URL source, drops the connection and fetches again from the first packet not yet
     /// read (after a CRC failure: bytes damaged on the way are fetched anew, never shown).
     /// Returns false for files, where reading again would give the same bytes.
     pub fn refetch(&mut self) -> Result<bool, SourceError> {
-        let (Some(url), Some(fetched), Some(reconnects)) =
-            (&self.url, &self.fetched, &self.reconnects)
+        let Origin::Url(UrlOrigin {
+            url,
+            fetched,
+            reconnects,
+            ..
+        }) = &self.origin
         else {
             return Ok(false);
         };
@@ -90,14 +128,11 @@ pub fn open_source(source: &str, start: Option<f64>) -> Result<Source, SourceErr
     }
     if is_url(source) {
         let stream = HttpStream::open(source, 0)?;
-        let (fetched, reconnects) = (stream.fetched_counter(), stream.reconnect_counter());
+        let origin = Origin::Url(UrlOrigin::of(source, &stream));
         let input: Box<dyn Read + Send> = Box::new(BufReader::with_capacity(1 << 16, stream));
         return Ok(Source {
             reader: ContainerReader::new(input).map_err(container)?,
-            origin: Some(origin(source).to_string()),
-            fetched: Some(fetched),
-            reconnects: Some(reconnects),
-            url: Some(source.to_string()),
+            origin,
         });
     }
     let file = File::open(source).map_err(|e| SourceError::Open {
@@ -107,10 +142,7 @@ pub fn open_source(source: &str, start: Option<f64>) -> Result<Source, SourceErr
     let input: Box<dyn Read + Send> = Box::new(BufReader::new(file));
     Ok(Source {
         reader: ContainerReader::new(input).map_err(container)?,
-        origin: None,
-        fetched: None,
-        reconnects: None,
-        url: None,
+        origin: Origin::File,
     })
 }
 
@@ -137,30 +169,17 @@ fn open_at(source: &str, seconds: f64) -> Result<Source, SourceError> {
             seconds,
         )
     };
-    let (input, origin, fetched, reconnects): (Box<dyn Read + Send>, _, _, _) = if is_url(source) {
+    let (input, origin): (Box<dyn Read + Send>, _) = if is_url(source) {
         let stream = HttpStream::open(source, offset)?;
-        let (f, r) = (stream.fetched_counter(), stream.reconnect_counter());
-        let origin = Some(self::origin(source).to_string());
-        (
-            Box::new(BufReader::with_capacity(1 << 16, stream)),
-            origin,
-            Some(f),
-            Some(r),
-        )
+        let origin = Origin::Url(UrlOrigin::of(source, &stream));
+        (Box::new(BufReader::with_capacity(1 << 16, stream)), origin)
     } else {
         let mut file = File::open(source).map_err(open_err)?;
         file.seek(SeekFrom::Start(offset)).map_err(open_err)?;
-        (Box::new(BufReader::new(file)), None, None, None)
+        (Box::new(BufReader::new(file)), Origin::File)
     };
     let reader = ContainerReader::resume_at(input, header, first_packet, earlier);
-    let url = is_url(source).then(|| source.to_string());
-    Ok(Source {
-        reader,
-        origin,
-        fetched,
-        reconnects,
-        url,
-    })
+    Ok(Source { reader, origin })
 }
 
 /// Header, first packet offset, the index entries before the start, and the start offset.
@@ -193,10 +212,10 @@ pub fn ensure_model(
     if header.model_bytes == 0 {
         return Ok(0);
     }
-    let id = header.model_id_hex();
+    let id = header.model_id.hex();
     let url = match &source.origin {
-        Some(origin) => format!("{origin}/models/{id}"),
-        None => return Ok(0),
+        Origin::Url(u) => format!("{}/models/{id}", u.server),
+        Origin::File => return Ok(0),
     };
     let fail = |cause: String| SourceError::Model {
         url: url.clone(),
@@ -214,8 +233,8 @@ pub fn ensure_model(
     // Streamed to a temporary file in the cache while hashed, so that a lying server costs
     // at most the announced size on disk and nothing in memory; the file is kept only if
     // its hash is the id asked for.
-    let mut file =
-        AtomicFile::create(&cache.join(format!("{id}.model"))).map_err(|e| fail(e.to_string()))?;
+    let mut file = AtomicFile::create(&cache.join(header.model_id.file_name()))
+        .map_err(|e| fail(e.to_string()))?;
     let (size, actual) = {
         let mut sink = HashingWriter {
             inner: std::io::BufWriter::new(file.file()),
@@ -223,13 +242,12 @@ pub fn ensure_model(
         };
         let size = download(&url, header.model_bytes, &mut sink)?;
         sink.flush().map_err(|e| fail(e.to_string()))?;
-        let actual: [u8; 32] = sink.hasher.finalize().into();
+        let actual = ModelId(sink.hasher.finalize().into());
         (size, actual)
     };
     if actual != header.model_id {
         return Err(fail(format!(
-            "download has SHA-256 {}, not the id asked for",
-            hex::encode(actual)
+            "download has SHA-256 {actual}, not the id asked for"
         )));
     }
     let bytes = std::fs::read(file.temp_path()).map_err(|e| fail(e.to_string()))?;

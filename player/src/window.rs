@@ -7,7 +7,7 @@ use aecodec::video::VideoError;
 use aecodec::RgbFrame;
 use minifb::{Key, KeyRepeat, Window, WindowOptions};
 
-use crate::presenter::Control;
+use crate::control::Control;
 
 /// Seconds one arrow press moves.
 const SEEK_STEP: f64 = 5.0;

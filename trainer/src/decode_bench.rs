@@ -11,8 +11,8 @@ use std::time::Instant;
 use aecodec::coders::LatentFrame;
 use aecodec::container::{ContainerError, ContainerReader};
 use aecodec::learned::LearnedModel;
-use aecodec::model_file::{Model, ModelStore};
 use aecodec::pipeline::FrameDecoder;
+use aecodec::registry::{Model, ModelStore};
 use aecodec::RgbFrame;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
@@ -73,7 +73,7 @@ pub fn bench_decode(
     let header = reader.header().clone();
     let model = match models.find(&header.model_id)? {
         Some(Model::Learned(m)) => m,
-        _ => return Err(DecodeBenchError::NoLearnedModel(header.model_id_hex())),
+        _ => return Err(DecodeBenchError::NoLearnedModel(header.model_id.hex())),
     };
     let mut decoder = FrameDecoder::new(&header, models)?;
     let mut latents = Vec::new();

@@ -6,7 +6,7 @@ use aecodec::output::{check_output, AtomicFile};
 use std::sync::Arc;
 
 use aecodec::learned::{LearnedArch, LearnedModel};
-use aecodec::model_file::Model;
+use aecodec::registry::Model;
 use aetrain::data::FrameSampling;
 use aetrain::device::TrainDevice;
 use aetrain::train::{TrainConfig, TrainEvent};
@@ -234,7 +234,7 @@ fn run(cli: Cli) -> Result<()> {
             device,
             compare,
         } => {
-            let models = aecodec::model_file::ModelStore::with_files(&model)?;
+            let models = aecodec::registry::ModelStore::with_files(&model)?;
             let report = aetrain::decode_bench::bench_decode(&file, &models, device, compare)
                 .with_context(|| format!("benchmarking {}", file.display()))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -365,7 +365,7 @@ fn train(
         model.info.steps,
         model.info.training.seconds,
         bytes.len(),
-        hex(&model.id)
+        model.id.hex()
     );
     println!("{}", output.display());
     Ok(())
@@ -500,7 +500,7 @@ fn fit_pca(command: Command) -> Result<()> {
         model.training.seconds,
         model.components,
         bytes.len(),
-        hex(&model.id)
+        model.id.hex()
     );
     println!("{}", output.display());
     Ok(())
@@ -582,8 +582,4 @@ fn pack(command: Command) -> Result<()> {
     );
     println!("{}", output.display());
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -147,14 +147,15 @@ fn batch(frames: &[RgbFrame], config: &TrainConfig, rng: &mut Rng, device: &Devi
     Tensor::from_data(TensorData::new(data, [config.batch, 3, c, c]), device)
 }
 
-/// Real bitstreams for the held-out frames (cropped to a multiple of 16): bits per pixel of
+/// Real bitstreams for the held-out frames (cropped to a multiple of the latent grid): bits per pixel of
 /// the payloads and RGB PSNR of the decoded frames.
 pub fn validate(model: Arc<LearnedModel>, frames: &[RgbFrame]) -> (f64, f64) {
     let mut bits = 0u64;
     let mut pixels = 0u64;
     let mut acc = PsnrAccumulator::default();
+    let factor = model.info.arch.downsampling();
     for f in frames {
-        let (w, h) = (f.width / 16 * 16, f.height / 16 * 16);
+        let (w, h) = (f.width / factor * factor, f.height / factor * factor);
         let crop = f.cropped(w, h);
         let mut coder = LearnedCoder::new(model.clone(), w, h);
         let coded = coder
@@ -194,7 +195,7 @@ pub fn train(
             if config.resume {
                 m.info.parent.clone()
             } else {
-                Some(hex::encode(m.id))
+                Some(m.id.hex())
             },
             if config.resume {
                 m.info.training.seconds
@@ -213,7 +214,7 @@ pub fn train(
             LearnedNet::widened_from(&config.arch, &m.info.arch, &m.weights, &device)
                 .map_err(TrainError::Arch)?,
             0,
-            Some(hex::encode(m.id)),
+            Some(m.id.hex()),
             0.0,
         ),
         None => (

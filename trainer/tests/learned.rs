@@ -192,7 +192,7 @@ fn a_few_training_steps_make_a_model_the_codec_codes_with() {
     let mut tune = config(2);
     tune.start = Some(model.clone());
     let tuned = LearnedModel::from_bytes(&train(&tune, |_| {}).unwrap()).unwrap();
-    assert_eq!(tuned.info.parent, Some(hex::encode(model.id)));
+    assert_eq!(tuned.info.parent, Some(model.id.hex()));
     assert_eq!(tuned.info.steps, 2);
 
     // The trained model codes a real frame, and the decoder parses it.
@@ -377,7 +377,7 @@ fn widening_the_latent_keeps_what_the_model_computed() {
     grow.start = Some(model.clone());
     let grown = LearnedModel::from_bytes(&train(&grow, |_| {}).unwrap()).unwrap();
     assert_eq!(grown.info.arch, wide);
-    assert_eq!(grown.info.parent, Some(hex::encode(model.id)));
+    assert_eq!(grown.info.parent, Some(model.id.hex()));
     grow.resume = true;
     let refused = train(&grow, |_| {}).expect_err("resume into another arch");
     assert!(refused.to_string().contains("architecture"), "{refused}");

@@ -5,16 +5,11 @@ pub mod pca;
 mod pixel;
 
 pub use pca::{PcaCoder, PcaModel};
-pub use pixel::PixelCoder;
+pub use pixel::{PixelCoder, MODEL_NAME as PIXEL_MODEL_NAME};
 
-use std::sync::Arc;
-
-use sha2::{Digest, Sha256};
-
-use crate::container::{CodingParams, FrameType, Header};
+use crate::container::FrameType;
 use crate::entropy::{EntropyError, StreamEnd};
-use crate::learned::{LearnedCoder, LearnedModel};
-use crate::model_file::{Model, ModelError, ModelStore};
+use crate::model_file::{ModelError, ModelId};
 use crate::RgbFrame;
 
 /// Why a frame could not be coded or a payload could not be decoded.
@@ -32,13 +27,13 @@ pub enum CoderError {
         want_h: u32,
     },
     #[error("this file needs model {needed}, but the model given is {given}")]
-    WrongModel { needed: String, given: String },
+    WrongModel { needed: ModelId, given: ModelId },
     #[error(
         "a predicted frame without the frame before it (decoding must start at an intra frame)"
     )]
     NoReference,
     #[error("this file needs model {0}, which is not available (pass it with --model)")]
-    ModelUnavailable(String),
+    ModelUnavailable(ModelId),
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error("the {kind} model cannot code with {params}")]
@@ -99,152 +94,4 @@ pub trait FrameCoder: Send {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LatentFrame {
     pub values: Vec<i32>,
-}
-
-/// SHA-256 of a byte string, the identity of a model file.
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
-/// Which coder a stream uses, with everything needed to build one and fill the header.
-#[derive(Clone)]
-pub enum CoderSpec {
-    /// Built into the binary: no model file.
-    Pixel { step: u8 },
-    /// Block PCA with a fitted model.
-    Pca {
-        model: Arc<PcaModel>,
-        components: u16,
-        step: f32,
-    },
-    /// A learned autoencoder with a hyperprior.
-    Learned { model: Arc<LearnedModel> },
-}
-
-impl CoderSpec {
-    /// The identity that goes into the header's `model_id`.
-    pub fn model_id(&self) -> [u8; 32] {
-        match self {
-            CoderSpec::Pixel { .. } => sha256(pixel::MODEL_NAME.as_bytes()),
-            CoderSpec::Pca { model, .. } => model.id,
-            CoderSpec::Learned { model } => model.id,
-        }
-    }
-
-    /// Size of the model file a client must fetch once.
-    pub fn model_bytes(&self) -> u64 {
-        match self {
-            CoderSpec::Pixel { .. } => 0,
-            CoderSpec::Pca { model, .. } => model.file_bytes,
-            CoderSpec::Learned { model } => model.file_bytes,
-        }
-    }
-
-    pub fn params(&self) -> CodingParams {
-        match self {
-            CoderSpec::Pixel { step } => CodingParams::Pixel { step: *step },
-            CoderSpec::Pca {
-                model,
-                components,
-                step,
-            } => CodingParams::Pca {
-                block: model.block,
-                components: *components,
-                step: *step,
-            },
-            CoderSpec::Learned { model } => CodingParams::Learned {
-                quality: model.info.quality,
-            },
-        }
-    }
-
-    /// The stride frames are padded to.
-    pub fn stride(&self) -> u32 {
-        self.params().stride()
-    }
-
-    /// A coder for frames of the given coded size.
-    pub fn build(&self, coded_width: u32, coded_height: u32) -> Box<dyn FrameCoder> {
-        match self {
-            CoderSpec::Pixel { step } => {
-                Box::new(PixelCoder::new(*step, coded_width, coded_height))
-            }
-            CoderSpec::Pca {
-                model,
-                components,
-                step,
-            } => Box::new(PcaCoder::new(
-                model.clone(),
-                *components,
-                *step,
-                coded_width,
-                coded_height,
-            )),
-            CoderSpec::Learned { model } => {
-                Box::new(LearnedCoder::new(model.clone(), coded_width, coded_height))
-            }
-        }
-    }
-
-    /// A spec for coding with `model` at these parameters, checking that they fit it.
-    pub fn with_model(model: &Model, params: CodingParams) -> Result<Self, CoderError> {
-        match (model, params) {
-            (
-                Model::Pca(m),
-                CodingParams::Pca {
-                    block,
-                    components,
-                    step,
-                },
-            ) if block == m.block
-                && components >= 1
-                && components <= m.components
-                && (pca::MIN_STEP..=pca::MAX_STEP).contains(&step) =>
-            {
-                Ok(CoderSpec::Pca {
-                    model: m.clone(),
-                    components,
-                    step,
-                })
-            }
-            (Model::Learned(m), CodingParams::Learned { .. }) => {
-                Ok(CoderSpec::Learned { model: m.clone() })
-            }
-            (Model::Learned(_), p) => Err(CoderError::Incompatible {
-                kind: "learned",
-                params: format!("{p:?}"),
-            }),
-            (Model::Pca(m), p) => Err(CoderError::Incompatible {
-                kind: "PCA",
-                params: format!(
-                    "{p:?} (it has {} components of {}x{} blocks; steps from {} to {})",
-                    m.components,
-                    m.block,
-                    m.block,
-                    pca::MIN_STEP,
-                    pca::MAX_STEP
-                ),
-            }),
-        }
-    }
-
-    /// The spec a file's header calls for, finding its model in `models` by id.
-    pub fn for_header(header: &Header, models: &ModelStore) -> Result<Self, CoderError> {
-        let spec = match header.coding {
-            CodingParams::Pixel { step } => CoderSpec::Pixel { step },
-            params => {
-                let model = models
-                    .find(&header.model_id)?
-                    .ok_or_else(|| CoderError::ModelUnavailable(header.model_id_hex()))?;
-                Self::with_model(&model, params)?
-            }
-        };
-        if spec.model_id() != header.model_id {
-            return Err(CoderError::WrongModel {
-                needed: header.model_id_hex(),
-                given: hex::encode(spec.model_id()),
-            });
-        }
-        Ok(spec)
-    }
 }

@@ -13,10 +13,9 @@ use std::sync::Arc;
 
 use super::{CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::FrameType;
-use crate::entropy::{self, ScaleBank, StreamEnd, SymbolDecoder, SCALES};
+use crate::entropy::{self, ScaleBank, StreamEnd, SymbolDecoder};
 use crate::model_file::{
-    write_model_bytes, ModelConfig, ModelError, ModelFile, NamedTensor, TrainingInfo,
-    MODEL_FORMAT_VERSION,
+    write_model_bytes, ModelError, ModelFile, ModelId, NamedTensor, TrainingInfo,
 };
 use crate::RgbFrame;
 
@@ -30,9 +29,17 @@ pub struct PcaModel {
     /// Principal directions as rows, `components` × D, strongest first.
     pub basis: Vec<f32>,
     pub training: TrainingInfo,
-    /// SHA-256 of the model file.
-    pub id: [u8; 32],
+    /// The model file's id.
+    pub id: ModelId,
     pub file_bytes: u64,
+}
+
+/// A PCA model's configuration in its file (beside the kind and format version).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PcaConfig {
+    block: u8,
+    components: u16,
+    training: TrainingInfo,
 }
 
 /// Sample count of one patch.
@@ -46,6 +53,9 @@ fn group_of(i: usize) -> usize {
 }
 
 impl PcaModel {
+    /// The `kind` of PCA model files.
+    pub const KIND: &'static str = "pca";
+
     /// Fits the PCA of `patches` (each `patch_dims(block)` long, values 0..=255) by an
     /// eigendecomposition of their covariance, keeping every component.
     pub fn fit(block: u8, patches: &[f32], training: TrainingInfo) -> Self {
@@ -102,7 +112,7 @@ impl PcaModel {
             mean: mean.iter().map(|&m| m as f32).collect(),
             basis,
             training,
-            id: [0; 32],
+            id: ModelId::default(),
             file_bytes: 0,
         }
         .with_identity()
@@ -111,7 +121,7 @@ impl PcaModel {
     /// Sets the id and size from the model file this model serializes to.
     pub fn with_identity(mut self) -> Self {
         let bytes = self.to_bytes();
-        self.id = super::sha256(&bytes);
+        self.id = ModelId::of_bytes(&bytes);
         self.file_bytes = bytes.len() as u64;
         self
     }
@@ -119,13 +129,13 @@ impl PcaModel {
     /// The model file.
     pub fn to_bytes(&self) -> Vec<u8> {
         let d = patch_dims(self.block);
-        let config = ModelConfig::Pca {
-            format_version: MODEL_FORMAT_VERSION,
+        let config = PcaConfig {
             block: self.block,
             components: self.components,
             training: self.training.clone(),
         };
         write_model_bytes(
+            Self::KIND,
             &config,
             &[
                 NamedTensor {
@@ -142,20 +152,15 @@ impl PcaModel {
         )
     }
 
-    pub(crate) fn from_file(
-        file: &ModelFile<'_>,
-        id: [u8; 32],
-        file_bytes: u64,
-    ) -> Result<Self, ModelError> {
-        let ModelConfig::Pca {
+    pub(crate) fn from_file(file: &ModelFile<'_>) -> Result<Self, ModelError> {
+        if file.kind() != Self::KIND {
+            return Err(ModelError::BadConfig("not a PCA model".into()));
+        }
+        let PcaConfig {
             block,
             components,
             training,
-            ..
-        } = &file.config
-        else {
-            return Err(ModelError::BadConfig("not a PCA model".into()));
-        };
+        } = &file.config()?;
         if !matches!(block, 4 | 8 | 16 | 32) {
             return Err(ModelError::BadConfig(format!(
                 "PCA block {block} is not 4, 8, 16 or 32"
@@ -173,8 +178,8 @@ impl PcaModel {
             mean: file.tensor("mean", &[d])?,
             basis: file.tensor("basis", &[usize::from(*components), d])?,
             training: training.clone(),
-            id,
-            file_bytes,
+            id: file.id,
+            file_bytes: file.file_bytes,
         })
     }
 }
@@ -314,19 +319,7 @@ impl PcaCoder {
 
     /// Parses what [`code_values`](Self::code_values) wrote.
     fn parse_values(&self, payload: &[u8]) -> Result<Vec<i32>, CoderError> {
-        let groups = self.groups();
-        if payload.len() < groups {
-            return Err(CoderError::Payload(format!(
-                "{} bytes cannot hold {groups} table indices",
-                payload.len()
-            )));
-        }
-        let (indices, words) = payload.split_at(groups);
-        if let Some(&bad) = indices.iter().find(|&&i| usize::from(i) >= SCALES) {
-            return Err(CoderError::Payload(format!(
-                "table index {bad} is not below {SCALES}"
-            )));
-        }
+        let (indices, words) = entropy::split_table_indices(payload, self.groups())?;
         let (bw, bh) = self.blocks();
         let k = self.components;
         let bank = ScaleBank::get();
@@ -476,11 +469,8 @@ mod tests {
     fn fine_step_with_all_components_is_near_lossless_and_model_file_round_trips() {
         let frame = synthetic_frame(64, 48);
         let model = PcaModel::fit(8, &patches_of(&frame, 8), TrainingInfo::default());
-        let crate::model_file::Model::Pca(loaded) =
-            crate::model_file::Model::from_bytes(&model.to_bytes()).unwrap()
-        else {
-            panic!("a PCA model file loads as a PCA model");
-        };
+        let bytes = model.to_bytes();
+        let loaded = Arc::new(PcaModel::from_file(&ModelFile::parse(&bytes).unwrap()).unwrap());
         assert_eq!(loaded.id, model.id);
         assert_eq!(loaded.basis, model.basis);
         let mut coder = PcaCoder::new(loaded, 192, 0.25, 64, 48);

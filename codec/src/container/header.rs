@@ -119,12 +119,16 @@ impl CodingParams {
         }
     }
 
+    /// The coded size of a learned stream is a multiple of this (docs/FORMAT.md): one latent
+    /// element spans 16×16 pixels (`LearnedArch::downsampling`).
+    pub const LEARNED_STRIDE: u32 = 16;
+
     /// The padding stride the coder needs.
     pub fn stride(&self) -> u32 {
         match *self {
             CodingParams::Pixel { .. } => 1,
             CodingParams::Pca { block, .. } => u32::from(block),
-            CodingParams::Learned { .. } => 16,
+            CodingParams::Learned { .. } => Self::LEARNED_STRIDE,
         }
     }
 }
@@ -140,7 +144,7 @@ pub struct Header {
     pub time_base: Rational,
     pub frame_count: u32,
     pub color: ColorSpace,
-    pub model_id: [u8; 32],
+    pub model_id: crate::model_file::ModelId,
     pub model_bytes: u64,
     pub coding: CodingParams,
     /// The file's format version, from its preamble (not stored in the header itself).
@@ -216,9 +220,5 @@ impl Header {
     /// Duration of the stream in seconds.
     pub fn duration_s(&self) -> f64 {
         f64::from(self.frame_count) / self.frame_rate.as_f64()
-    }
-
-    pub fn model_id_hex(&self) -> String {
-        hex::encode(self.model_id)
     }
 }

@@ -4,6 +4,7 @@
 mod header;
 mod index;
 mod reader;
+mod stats;
 mod writer;
 
 pub use header::{
@@ -12,6 +13,7 @@ pub use header::{
 };
 pub use index::{Footer, IndexEntry, FOOTER_LEN, INDEX_ENTRY_LEN};
 pub use reader::{ContainerReader, SeekableReader};
+pub use stats::FileStats;
 pub use writer::ContainerWriter;
 
 /// First four bytes of every `.aez` file.

@@ -45,6 +45,36 @@ pub enum EntropyError {
     DataRanOut,
     #[error("an escaped value is too large")]
     EscapeOverflow,
+    #[error("{len} bytes cannot hold {count} table indices")]
+    IndicesMissing { len: usize, count: usize },
+    #[error("table index {0} is not below {SCALES}")]
+    BadTableIndex(u8),
+}
+
+/// Splits a payload that starts with `count` scale-bank indices (one byte each) into those
+/// indices and the rest, checking every index against the bank. The PCA and learned coders'
+/// payloads start this way.
+pub fn split_table_indices(payload: &[u8], count: usize) -> Result<(&[u8], &[u8]), EntropyError> {
+    if payload.len() < count {
+        return Err(EntropyError::IndicesMissing {
+            len: payload.len(),
+            count,
+        });
+    }
+    let (indices, rest) = payload.split_at(count);
+    indices
+        .iter()
+        .try_for_each(|&i| check_table_index(i).map(drop))?;
+    Ok((indices, rest))
+}
+
+/// Refuses a scale-bank index byte the bank does not have.
+pub fn check_table_index(index: u8) -> Result<u8, EntropyError> {
+    if usize::from(index) < SCALES {
+        Ok(index)
+    } else {
+        Err(EntropyError::BadTableIndex(index))
+    }
 }
 
 /// A categorical distribution over the integers `min_symbol ..= min_symbol + len - 1`, as

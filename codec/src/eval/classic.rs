@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use super::EvalError;
+use super::{CodedClip, PointError};
 use crate::video::VideoReader;
-use crate::RgbFrame;
 
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Classic {
@@ -77,19 +76,13 @@ impl Classic {
         args.into_iter().map(String::from).collect()
     }
 
-    /// Encodes the reference at `setting` to `out` (extension added), returns the file size,
-    /// the decoded frames and both times.
+    /// Encodes the reference at `setting` to `out` (extension added) and decodes it back.
     pub(super) fn run(
         self,
         reference: &Path,
         setting: &str,
         out: &Path,
-    ) -> Result<(u64, Vec<RgbFrame>, f64, f64), EvalError> {
-        let fail = |cause: String| EvalError::Ffmpeg {
-            codec: self.name().into(),
-            setting: setting.into(),
-            cause,
-        };
+    ) -> Result<CodedClip, PointError> {
         let out: PathBuf = out.with_extension("mkv");
         let start = Instant::now();
         let result = Command::new("ffmpeg")
@@ -98,24 +91,25 @@ impl Classic {
             .args(self.arguments(setting))
             .arg(&out)
             .output()
-            .map_err(|e| {
-                fail(format!(
-                    "cannot run ffmpeg ({e}); install it (scripts/setup)"
-                ))
-            })?;
+            .map_err(PointError::FfmpegMissing)?;
         if !result.status.success() {
-            return Err(fail(
+            return Err(PointError::Ffmpeg(
                 String::from_utf8_lossy(&result.stderr).trim().to_string(),
             ));
         }
         let encode_s = start.elapsed().as_secs_f64();
         let bytes = std::fs::metadata(&out)?.len();
         let start = Instant::now();
-        let mut reader = VideoReader::open(&out).map_err(|e| fail(e.to_string()))?;
-        let mut frames = Vec::new();
-        while let Some(f) = reader.next_frame().map_err(|e| fail(e.to_string()))? {
-            frames.push(f);
+        let mut reader = VideoReader::open(&out)?;
+        let mut decoded = Vec::new();
+        while let Some(f) = reader.next_frame()? {
+            decoded.push(f);
         }
-        Ok((bytes, frames, encode_s, start.elapsed().as_secs_f64()))
+        Ok(CodedClip {
+            bytes,
+            decoded,
+            encode_s,
+            decode_s: start.elapsed().as_secs_f64(),
+        })
     }
 }

@@ -20,14 +20,20 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use std::convert::Infallible;
+use std::ops::ControlFlow;
+
 use crate::coders::pca::{patches, PcaModel};
-use crate::coders::CoderSpec;
-use crate::container::{ContainerReader, ContainerWriter, Rational};
+use crate::coders::CoderError;
+use crate::container::{ContainerError, ContainerReader, ContainerWriter, Rational};
 use crate::learned::LearnedModel;
 use crate::metrics::{ms_ssim, PsnrAccumulator};
-use crate::model_file::{Model, ModelStore, TrainingInfo};
-use crate::pipeline::{FrameDecoder, FrameEncoder};
-use crate::video::{create_writer, OutputFormat, VideoReader};
+use crate::model_file::{ModelError, TrainingInfo};
+use crate::pipeline::{
+    decode_stream, encode_stream, FrameDecoder, FrameEncoder, FrameSlice, StreamError,
+};
+use crate::registry::{CoderSpec, Model, ModelStore};
+use crate::video::{create_writer, OutputFormat, VideoError, VideoReader};
 use crate::RgbFrame;
 
 /// Why an evaluation could not run.
@@ -37,16 +43,68 @@ pub enum EvalError {
     UnknownCodec(String),
     #[error("{0} needs a model of its kind (--model)")]
     NeedsModel(String),
-    #[error("{clip}: {cause}")]
-    Clip { clip: String, cause: String },
-    #[error("ffmpeg {codec} at {setting}: {cause}")]
-    Ffmpeg {
+    #[error("model {path}")]
+    Model {
+        path: PathBuf,
+        #[source]
+        cause: ModelError,
+    },
+    #[error("{clip}")]
+    Video {
+        clip: String,
+        #[source]
+        cause: VideoError,
+    },
+    #[error("{clip} has no frames")]
+    NoFrames { clip: String },
+    #[error("{clip}: {codec} at {setting}")]
+    Point {
+        clip: String,
         codec: String,
         setting: String,
-        cause: String,
+        #[source]
+        cause: Box<PointError>,
     },
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+/// Why one codec at one setting could not be measured.
+#[derive(Debug, thiserror::Error)]
+pub enum PointError {
+    #[error(transparent)]
+    Code(#[from] CodeError),
+    #[error("decoded {decoded} frames of {reference}")]
+    FrameCount { decoded: usize, reference: usize },
+    #[error("decoded size {decoded:?} differs from {reference:?}")]
+    FrameSize {
+        decoded: (u32, u32),
+        reference: (u32, u32),
+    },
+    #[error("cannot run ffmpeg; install it (scripts/setup)")]
+    FfmpegMissing(#[source] std::io::Error),
+    /// FFmpeg's own report (its standard error).
+    #[error("ffmpeg failed: {0}")]
+    Ffmpeg(String),
+    #[error(transparent)]
+    Video(#[from] VideoError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Why [`code_with`] could not code frames to a file and back.
+#[derive(Debug, thiserror::Error)]
+pub enum CodeError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    Coder(#[from] CoderError),
+    #[error(transparent)]
+    Stream(#[from] StreamError<Infallible>),
+    #[error("the file just written is damaged")]
+    Damaged(#[source] ContainerError),
 }
 
 /// Codec names `eval` understands.
@@ -84,25 +142,62 @@ pub struct EvalConfig {
     pub work_dir: PathBuf,
 }
 
+/// How our coders are run: every frame intra, or predicted frames between intra frames at the
+/// container's default GOP (about 2 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prediction {
+    IntraOnly,
+    DefaultGop,
+}
+
+impl Prediction {
+    fn of_name(name: &str) -> Self {
+        if name.ends_with("-p") {
+            Prediction::DefaultGop
+        } else {
+            Prediction::IntraOnly
+        }
+    }
+
+    fn gop(self, rate: Rational) -> u32 {
+        match self {
+            Prediction::IntraOnly => 1,
+            Prediction::DefaultGop => crate::pipeline::default_gop(rate),
+        }
+    }
+}
+
 /// A codec and the settings it is run at.
 enum Codec {
     Pixel,
-    /// `gop` 1 is intra-only; larger codes predicted frames between intra frames.
     Pca {
         name: String,
         model: Arc<PcaModel>,
-        gop: u32,
+        prediction: Prediction,
     },
     PcaTitle {
         block: u8,
     },
-    /// Learned models, one per setting (ordered by quality); `gop` as for PCA.
+    /// Learned models, one per setting (ordered by quality).
     Learned {
         name: String,
         models: Vec<Arc<LearnedModel>>,
-        gop: u32,
+        prediction: Prediction,
     },
     Classic(classic::Classic),
+}
+
+/// One setting of a codec: what it is run with.
+#[derive(Debug, Clone, Copy)]
+enum Setting {
+    /// The pixel coder's quantizer step.
+    PixelStep(u8),
+    /// A PCA quantizer step.
+    PcaStep(f32),
+    /// The learned model at this index of the codec's list.
+    LearnedModel(usize),
+    /// A classic codec's quality argument, as FFmpeg takes it.
+    Classic(&'static str),
 }
 
 impl Codec {
@@ -116,27 +211,38 @@ impl Codec {
         }
     }
 
-    fn settings(&self) -> Vec<String> {
-        let list: &[&str] = match self {
-            Codec::Pixel => &["2", "4", "8", "16"],
-            Codec::Pca { .. } | Codec::PcaTitle { .. } => {
-                &["2", "4", "8", "16", "32", "64", "128", "256", "512"]
-            }
-            Codec::Classic(c) => c.settings(),
+    /// Every setting with the label its rows carry.
+    fn settings(&self) -> Vec<(String, Setting)> {
+        const PCA_STEPS: [u16; 9] = [2, 4, 8, 16, 32, 64, 128, 256, 512];
+        match self {
+            Codec::Pixel => [2u8, 4, 8, 16]
+                .map(|s| (s.to_string(), Setting::PixelStep(s)))
+                .to_vec(),
+            Codec::Pca { .. } | Codec::PcaTitle { .. } => PCA_STEPS
+                .map(|s| (s.to_string(), Setting::PcaStep(f32::from(s))))
+                .to_vec(),
+            Codec::Classic(c) => c
+                .settings()
+                .iter()
+                .map(|&s| (s.to_string(), Setting::Classic(s)))
+                .collect(),
             Codec::Learned { models, .. } => {
                 // Named by quality; two models of one quality (an A/B run) also by their ids,
                 // so that neither their rows nor their work files run together.
                 let shared = |q: u8| models.iter().filter(|m| m.info.quality == q).count() > 1;
-                return models
+                models
                     .iter()
-                    .map(|m| match m.info.quality {
-                        q if shared(q) => format!("q{q}-{}", &hex::encode(m.id)[..8]),
-                        q => format!("q{q}"),
+                    .enumerate()
+                    .map(|(i, m)| {
+                        let label = match m.info.quality {
+                            q if shared(q) => format!("q{q}-{}", &m.id.hex()[..8]),
+                            q => format!("q{q}"),
+                        };
+                        (label, Setting::LearnedModel(i))
                     })
-                    .collect();
+                    .collect()
             }
-        };
-        list.iter().map(|s| s.to_string()).collect()
+        }
     }
 }
 
@@ -144,60 +250,54 @@ fn parse_codecs(config: &EvalConfig) -> Result<Vec<Codec>, EvalError> {
     let mut models = Vec::new();
     let mut learned = Vec::new();
     for p in &config.models {
-        match Model::load(p).map_err(|e| EvalError::Clip {
-            clip: p.display().to_string(),
-            cause: e.to_string(),
+        match Model::load(p).map_err(|cause| EvalError::Model {
+            path: p.clone(),
+            cause,
         })? {
             Model::Pca(m) => models.push(m),
             Model::Learned(m) => learned.push(m),
         }
     }
     learned.sort_by_key(|m| m.info.quality);
+    let pca = |block: u8, name: &str| {
+        let model = models
+            .iter()
+            .find(|m| m.block == block)
+            .ok_or_else(|| EvalError::NeedsModel(name.into()))?;
+        Ok(Codec::Pca {
+            name: name.into(),
+            model: model.clone(),
+            prediction: Prediction::of_name(name),
+        })
+    };
     config
         .codecs
         .iter()
-        .map(|name| {
-            Ok(match name.as_str() {
-                "pixel" => Codec::Pixel,
-                "pca8" | "pca16" | "pca8-p" | "pca16-p" => {
-                    let predicted = name.ends_with("-p");
-                    let block: u8 = name[3..].trim_end_matches("-p").parse().expect("digits");
-                    let model = models
-                        .iter()
-                        .find(|m| m.block == block)
-                        .ok_or_else(|| EvalError::NeedsModel(name.clone()))?;
-                    Codec::Pca {
-                        name: name.clone(),
-                        // Predicted: the container's default GOP (about 2 s).
-                        gop: if predicted { 0 } else { 1 },
-                        model: model.clone(),
-                    }
-                }
-                "pca8-title" => Codec::PcaTitle { block: 8 },
-                "learned" | "learned-p" => {
-                    if learned.is_empty() {
-                        return Err(EvalError::NeedsModel(name.clone()));
-                    }
-                    Codec::Learned {
-                        name: name.clone(),
-                        models: learned.clone(),
-                        gop: if name.ends_with("-p") { 0 } else { 1 },
-                    }
-                }
-                other => Codec::Classic(
-                    classic::Classic::parse(other)
-                        .ok_or_else(|| EvalError::UnknownCodec(other.into()))?,
-                ),
-            })
+        .map(|name| match name.as_str() {
+            "pixel" => Ok(Codec::Pixel),
+            "pca8" | "pca8-p" => pca(8, name),
+            "pca16" | "pca16-p" => pca(16, name),
+            "pca8-title" => Ok(Codec::PcaTitle { block: 8 }),
+            "learned" | "learned-p" if learned.is_empty() => {
+                Err(EvalError::NeedsModel(name.clone()))
+            }
+            "learned" | "learned-p" => Ok(Codec::Learned {
+                name: name.clone(),
+                models: learned.clone(),
+                prediction: Prediction::of_name(name),
+            }),
+            other => classic::Classic::parse(other)
+                .map(Codec::Classic)
+                .ok_or_else(|| EvalError::UnknownCodec(other.into())),
         })
         .collect()
 }
 
 /// The reference frames of a clip, and its frame rate.
 pub fn reference_frames(clip: &Path, max: usize) -> Result<(Vec<RgbFrame>, Rational), EvalError> {
-    let err = |e: crate::video::VideoError| EvalError::Clip {
+    let err = |cause: VideoError| EvalError::Video {
         clip: clip.display().to_string(),
-        cause: e.to_string(),
+        cause,
     };
     let mut reader = VideoReader::open(clip).map_err(err)?;
     let rate = reader.info().frame_rate;
@@ -209,36 +309,45 @@ pub fn reference_frames(clip: &Path, max: usize) -> Result<(Vec<RgbFrame>, Ratio
         }
     }
     if frames.is_empty() {
-        return Err(EvalError::Clip {
+        return Err(EvalError::NoFrames {
             clip: clip.display().to_string(),
-            cause: "no frames".into(),
         });
     }
     Ok((frames, rate))
 }
 
-/// Measures decoded frames against the reference.
-fn quality(reference: &[RgbFrame], decoded: &[RgbFrame]) -> Result<(f64, f64), String> {
+/// Measures decoded frames against the reference: RGB PSNR and mean MS-SSIM.
+fn quality(reference: &[RgbFrame], decoded: &[RgbFrame]) -> Result<(f64, f64), PointError> {
     if decoded.len() != reference.len() {
-        return Err(format!(
-            "decoded {} frames of {}",
-            decoded.len(),
-            reference.len()
-        ));
+        return Err(PointError::FrameCount {
+            decoded: decoded.len(),
+            reference: reference.len(),
+        });
     }
     let mut acc = PsnrAccumulator::default();
     let mut ssim = 0.0;
     for (r, d) in reference.iter().zip(decoded) {
         if (r.width, r.height) != (d.width, d.height) {
-            return Err(format!(
-                "decoded size {}x{} differs from {}x{}",
-                d.width, d.height, r.width, r.height
-            ));
+            return Err(PointError::FrameSize {
+                decoded: (d.width, d.height),
+                reference: (r.width, r.height),
+            });
         }
         acc.add(r, d);
         ssim += ms_ssim(r, d);
     }
     Ok((acc.psnr(), ssim / reference.len() as f64))
+}
+
+/// What coding frames to a file and back gave.
+#[derive(Debug)]
+pub struct CodedClip {
+    /// The real size of the file written.
+    pub bytes: u64,
+    /// The frames decoded from that file.
+    pub decoded: Vec<RgbFrame>,
+    pub encode_s: f64,
+    pub decode_s: f64,
 }
 
 /// Encodes frames to an `.aez` file with our coder, then decodes that file.
@@ -249,32 +358,66 @@ pub fn code_with(
     gop: u32,
     path: &Path,
     models: &ModelStore,
-) -> Result<(u64, Vec<RgbFrame>, f64, f64), String> {
-    let s = |e: &dyn std::fmt::Display| e.to_string();
+) -> Result<CodedClip, CodeError> {
     let start = Instant::now();
     let (w, h) = (frames[0].width, frames[0].height);
     let mut encoder = FrameEncoder::new(spec, w, h, rate, gop);
-    let file = File::create(path).map_err(|e| s(&e))?;
-    let mut writer =
-        ContainerWriter::new(BufWriter::new(file), encoder.header().clone()).map_err(|e| s(&e))?;
-    for (i, f) in frames.iter().enumerate() {
-        let coded = encoder.encode(f).map_err(|e| s(&e))?;
-        writer
-            .write_packet(coded.frame_type, i as i64, &coded.payload)
-            .map_err(|e| s(&e))?;
-    }
-    writer.finish().map_err(|e| s(&e))?;
+    let file = BufWriter::new(File::create(path)?);
+    let mut writer = ContainerWriter::new(file, encoder.header().clone())?;
+    let mut source = FrameSlice::new(frames);
+    let go_on = |_, _: &_| ControlFlow::Continue(());
+    encode_stream(&mut source, &mut encoder, &mut writer, None, go_on)?;
+    writer.finish()?;
     let encode_s = start.elapsed().as_secs_f64();
-    let bytes = std::fs::metadata(path).map_err(|e| s(&e))?.len();
+    let bytes = std::fs::metadata(path)?.len();
     let start = Instant::now();
-    let mut reader = ContainerReader::new(BufReader::new(File::open(path).map_err(|e| s(&e))?))
-        .map_err(|e| s(&e))?;
-    let mut decoder = FrameDecoder::new(reader.header(), models).map_err(|e| s(&e))?;
+    let mut reader = ContainerReader::new(BufReader::new(File::open(path)?))?;
+    let mut decoder = FrameDecoder::new(reader.header(), models)?;
     let mut decoded = Vec::with_capacity(frames.len());
-    while let Some(p) = reader.next_packet().map_err(|e| s(&e))? {
-        decoded.push(decoder.decode(&p).map_err(|e| s(&e))?);
+    let stream = decode_stream(&mut reader, &mut decoder, &mut decoded, |_| {
+        ControlFlow::Continue(())
+    })?;
+    if let Some(damage) = stream.damage {
+        return Err(CodeError::Damaged(damage));
     }
-    Ok((bytes, decoded, encode_s, start.elapsed().as_secs_f64()))
+    Ok(CodedClip {
+        bytes,
+        decoded,
+        encode_s,
+        decode_s: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Writes a lossless copy of the reference for ffmpeg to read.
+fn write_reference(frames: &[RgbFrame], rate: Rational, path: &Path) -> Result<(), VideoError> {
+    let mut sink = create_writer(
+        OutputFormat::Ffv1Mkv,
+        path,
+        frames[0].width,
+        frames[0].height,
+        rate,
+    )?;
+    for f in frames {
+        sink.write_frame(f)?;
+    }
+    sink.finish()
+}
+
+/// The models a codec's files need to decode.
+fn decoder_models(codec: &Codec, pca: Option<&Arc<PcaModel>>) -> ModelStore {
+    let mut models = ModelStore::new();
+    if let Some(m) = pca {
+        models.add(Model::Pca(m.clone()));
+    }
+    if let Codec::Learned {
+        models: learned, ..
+    } = codec
+    {
+        for m in learned {
+            models.add(Model::Learned(m.clone()));
+        }
+    }
+    models
 }
 
 /// Runs every codec at every setting on every clip. `progress` hears about each point.
@@ -292,34 +435,15 @@ pub fn run(
             .unwrap_or_default();
         let (frames, rate) = reference_frames(clip, config.frames)?;
         let pixels = frames.len() as f64 * f64::from(frames[0].width) * f64::from(frames[0].height);
-        // A lossless copy of the reference for ffmpeg to read.
         let reference_path = config.work_dir.join(format!("{clip_name}-reference.mkv"));
-        {
-            let mut sink = create_writer(
-                OutputFormat::Ffv1Mkv,
-                &reference_path,
-                frames[0].width,
-                frames[0].height,
-                rate,
-            )
-            .map_err(|e| EvalError::Clip {
-                clip: clip_name.clone(),
-                cause: e.to_string(),
-            })?;
-            for f in &frames {
-                sink.write_frame(f).map_err(|e| EvalError::Clip {
-                    clip: clip_name.clone(),
-                    cause: e.to_string(),
-                })?;
-            }
-            sink.finish().map_err(|e| EvalError::Clip {
-                clip: clip_name.clone(),
-                cause: e.to_string(),
-            })?;
-        }
+        write_reference(&frames, rate, &reference_path).map_err(|cause| EvalError::Video {
+            clip: clip_name.clone(),
+            cause,
+        })?;
         for codec in &codecs {
             let name = codec.name();
-            let (spec_model, model_bytes) = match codec {
+            // A per-title PCA is fitted here, on the clip's own frames.
+            let pca = match codec {
                 Codec::PcaTitle { block } => {
                     let all: Vec<f32> = frames.iter().flat_map(|f| patches(f, *block)).collect();
                     let info = TrainingInfo {
@@ -327,83 +451,72 @@ pub fn run(
                         frames: frames.len() as u64,
                         ..Default::default()
                     };
-                    let m = Arc::new(PcaModel::fit(*block, &all, info));
-                    let bytes = m.file_bytes;
-                    (Some(m), bytes)
+                    Some(Arc::new(PcaModel::fit(*block, &all, info)))
                 }
-                Codec::Pca { model, .. } => (Some(model.clone()), model.file_bytes),
-                // Learned models are one per setting, each with its own size (below).
-                _ => (None, 0),
+                Codec::Pca { model, .. } => Some(model.clone()),
+                _ => None,
             };
-            let mut models = ModelStore::new();
-            if let Some(m) = &spec_model {
-                models.add(Model::Pca(m.clone()));
-            }
-            if let Codec::Learned {
-                models: learned, ..
-            } = codec
-            {
-                for m in learned {
-                    models.add(Model::Learned(m.clone()));
-                }
-            }
-            for (setting_index, setting) in codec.settings().into_iter().enumerate() {
-                let out = config
-                    .work_dir
-                    .join(format!("{clip_name}-{name}-{setting}"));
-                let fail = |cause: String| EvalError::Clip {
+            let models = decoder_models(codec, pca.as_ref());
+            for (label, setting) in codec.settings() {
+                let out = config.work_dir.join(format!("{clip_name}-{name}-{label}"));
+                let point = |cause: PointError| EvalError::Point {
                     clip: clip_name.clone(),
-                    cause: format!("{name} at {setting}: {cause}"),
+                    codec: name.clone(),
+                    setting: label.clone(),
+                    cause: Box::new(cause),
                 };
-                let (bytes, decoded, encode_s, decode_s) = match codec {
-                    Codec::Classic(c) => c.run(&reference_path, &setting, &out)?,
-                    _ => {
-                        let spec = match (codec, &spec_model) {
-                            (Codec::Learned { models, .. }, _) => CoderSpec::Learned {
-                                model: models[setting_index].clone(),
-                            },
-                            (_, Some(m)) => CoderSpec::Pca {
-                                model: m.clone(),
-                                components: m.components,
-                                step: setting.parse().expect("numeric setting"),
-                            },
-                            (_, None) => CoderSpec::Pixel {
-                                step: setting.parse().expect("numeric setting"),
-                            },
-                        };
-                        let gop = match codec {
-                            Codec::Pca { gop: 0, .. } | Codec::Learned { gop: 0, .. } => {
-                                crate::pipeline::default_gop(rate)
+                let (coded, model_bytes) = match (codec, setting, &pca) {
+                    (Codec::Classic(c), Setting::Classic(arg), _) => {
+                        (c.run(&reference_path, arg, &out).map_err(point)?, 0)
+                    }
+                    (_, setting, pca) => {
+                        let (spec, prediction) = match (codec, setting, pca) {
+                            (
+                                Codec::Learned {
+                                    models, prediction, ..
+                                },
+                                Setting::LearnedModel(i),
+                                _,
+                            ) => (
+                                CoderSpec::Learned {
+                                    model: models[i].clone(),
+                                },
+                                *prediction,
+                            ),
+                            (_, Setting::PcaStep(step), Some(m)) => (
+                                CoderSpec::Pca {
+                                    model: m.clone(),
+                                    components: m.components,
+                                    step,
+                                },
+                                match codec {
+                                    Codec::Pca { prediction, .. } => *prediction,
+                                    _ => Prediction::IntraOnly,
+                                },
+                            ),
+                            (_, Setting::PixelStep(step), _) => {
+                                (CoderSpec::Pixel { step }, Prediction::IntraOnly)
                             }
-                            Codec::Pca { gop, .. } | Codec::Learned { gop, .. } => *gop,
-                            _ => 1,
+                            _ => unreachable!("settings come from their codec"),
                         };
-                        code_with(
-                            &spec,
-                            &frames,
-                            rate,
-                            gop,
-                            &out.with_extension("aez"),
-                            &models,
-                        )
-                        .map_err(fail)?
+                        let path = out.with_extension("aez");
+                        let coded =
+                            code_with(&spec, &frames, rate, prediction.gop(rate), &path, &models)
+                                .map_err(|e| point(e.into()))?;
+                        (coded, spec.model_bytes())
                     }
                 };
-                let (psnr_rgb, ms_ssim) = quality(&frames, &decoded).map_err(fail)?;
-                let model_bytes = match codec {
-                    Codec::Learned { models, .. } => models[setting_index].file_bytes,
-                    _ => model_bytes,
-                };
+                let (psnr_rgb, ms_ssim) = quality(&frames, &coded.decoded).map_err(point)?;
                 let row = EvalRow {
                     clip: clip_name.clone(),
                     codec: name.clone(),
-                    setting,
-                    bpp: bytes as f64 * 8.0 / pixels,
+                    setting: label,
+                    bpp: coded.bytes as f64 * 8.0 / pixels,
                     psnr_rgb,
                     ms_ssim,
-                    encode_s,
-                    decode_s,
-                    bytes,
+                    encode_s: coded.encode_s,
+                    decode_s: coded.decode_s,
+                    bytes: coded.bytes,
                     model_bytes,
                 };
                 progress(&row);
@@ -417,7 +530,8 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::learned::{defaults, LearnedModel};
+    use crate::learned::LearnedModel;
+    use crate::registry::builtin as defaults;
 
     #[test]
     fn learned_settings_are_named_by_quality_and_by_id_where_qualities_repeat() {
@@ -425,21 +539,25 @@ mod tests {
         let learned = |models: Vec<Arc<LearnedModel>>| Codec::Learned {
             name: "learned".into(),
             models,
-            gop: 1,
+            prediction: Prediction::IntraOnly,
         };
-        assert_eq!(
-            learned(vec![q1.clone(), q3.clone()]).settings(),
-            ["q1", "q3"]
-        );
+        let labels = |codec: Codec| -> Vec<String> {
+            codec
+                .settings()
+                .into_iter()
+                .map(|(label, _)| label)
+                .collect()
+        };
+        assert_eq!(labels(learned(vec![q1.clone(), q3.clone()])), ["q1", "q3"]);
         // Another model of quality 3 (the same weights, another lambda: another id).
         let mut info = q3.info.clone();
         info.lambda *= 2.0;
         let other = Arc::new(
             LearnedModel::from_bytes(&LearnedModel::file_bytes_for(&info, &q3.weights)).unwrap(),
         );
-        let short = |m: &LearnedModel| hex::encode(m.id)[..8].to_string();
+        let short = |m: &LearnedModel| m.id.hex()[..8].to_string();
         assert_eq!(
-            learned(vec![q1, q3.clone(), other.clone()]).settings(),
+            labels(learned(vec![q1, q3.clone(), other.clone()])),
             [
                 "q1".to_string(),
                 format!("q3-{}", short(&q3)),

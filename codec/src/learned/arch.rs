@@ -73,6 +73,14 @@ impl LearnedArch {
         Ok(())
     }
 
+    /// How many pixels one latent element spans, across and down: the product of the
+    /// analysis transform's strides. Frames are padded to a multiple of it; the container's
+    /// [`CodingParams::LEARNED_STRIDE`](crate::container::CodingParams::LEARNED_STRIDE) states
+    /// the same number as a format fact, and a test holds the two equal.
+    pub fn downsampling(&self) -> u32 {
+        self.analysis().iter().map(|l| l.stride as u32).product()
+    }
+
     /// The analysis transform's layers, input first. ReLU follows every layer but the last.
     pub fn analysis(&self) -> Vec<ConvSpec> {
         let n = usize::from(self.analysis_channels);
@@ -240,6 +248,14 @@ pub const HYPER_ACTIVATION_BITS: u32 = 8;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_latent_grid_is_the_containers_learned_stride() {
+        assert_eq!(
+            LearnedArch::DEFAULT.downsampling(),
+            crate::container::CodingParams::LEARNED_STRIDE
+        );
+    }
 
     #[test]
     fn the_default_decoder_fits_the_real_time_budget() {

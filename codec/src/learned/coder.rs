@@ -16,7 +16,7 @@ use super::motion::MotionField;
 use super::{predicted, round_element, LatentShape, LearnedModel};
 use crate::coders::{check_frame_size, CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::FrameType;
-use crate::entropy::{self, CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder, SCALES};
+use crate::entropy::{self, CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder};
 use crate::RgbFrame;
 
 /// What the entropy coder spent on one frame's ANS stream against the ideal.
@@ -49,10 +49,12 @@ pub struct LearnedCoder {
 }
 
 impl LearnedCoder {
-    /// A coder for frames of `width`×`height` (multiples of 16).
+    /// A coder for frames of `width`×`height` (multiples of the architecture's
+    /// [`downsampling`](super::LearnedArch::downsampling)).
     pub fn new(model: Arc<LearnedModel>, width: u32, height: u32) -> Self {
         let arch = model.info.arch;
-        let (lh, lw) = (height as usize / 16, width as usize / 16);
+        let factor = arch.downsampling();
+        let (lh, lw) = ((height / factor) as usize, (width / factor) as usize);
         let ha = arch.hyper_analysis();
         let side_size = |n: usize| ha.iter().fold(n, |s, l| l.conv_output_size(s));
         Self {
@@ -220,7 +222,7 @@ impl LearnedCoder {
 
     fn parse_intra(&self, payload: &[u8]) -> Result<Vec<i32>, CoderError> {
         let (sc, sh, sw) = self.side;
-        let (side_indices, words) = split_indices(payload, sc)?;
+        let (side_indices, words) = entropy::split_table_indices(payload, sc)?;
         let bank = ScaleBank::get();
         let mut decoder = SymbolDecoder::new(words, self.stream_end)?;
         let mut z = Vec::with_capacity(sc * sh * sw);
@@ -247,23 +249,6 @@ impl LearnedCoder {
         let previous = self.reference_tables.as_ref();
         predicted::parse(payload, reference, previous, self.shape(), self.stream_end)
     }
-}
-
-/// Splits `count` leading index bytes from the ANS words, checking each index.
-fn split_indices(payload: &[u8], count: usize) -> Result<(&[u8], &[u8]), CoderError> {
-    if payload.len() < count {
-        return Err(CoderError::Payload(format!(
-            "{} bytes cannot hold {count} table indices",
-            payload.len()
-        )));
-    }
-    let (indices, words) = payload.split_at(count);
-    if let Some(&bad) = indices.iter().find(|&&i| usize::from(i) >= SCALES) {
-        return Err(CoderError::Payload(format!(
-            "table index {bad} is not below {SCALES}"
-        )));
-    }
-    Ok((indices, words))
 }
 
 /// The encoder's first pass over a predicted frame: how far the latent may move from its
@@ -483,7 +468,7 @@ mod tests {
             .next_frame()
             .unwrap()
             .unwrap();
-        let model = crate::learned::defaults::model(3).unwrap();
+        let model = crate::registry::builtin::model(3).unwrap();
         let coder = LearnedCoder::new(model.clone(), frame.width, frame.height);
         let exact = model.analyze(&frame);
         let z = round_latent(&model.hyper_analyze(&exact));
@@ -618,8 +603,8 @@ mod tests {
             .map(|_| reader.next_frame().unwrap().unwrap())
             .collect();
         let (w, h) = (frames[0].width, frames[0].height);
-        for quality in 1..=crate::learned::defaults::QUALITIES {
-            let model = crate::learned::defaults::model(quality).unwrap();
+        for quality in 1..=crate::registry::builtin::QUALITIES {
+            let model = crate::registry::builtin::model(quality).unwrap();
             let mut enc = LearnedCoder::new(model, w, h);
             let (mut ideal, mut coded) = (0.0, 0);
             for (i, frame) in frames.iter().enumerate() {

@@ -5,13 +5,11 @@
 //! * [`hyper`]: the exact integer hyper-synthesis that picks the entropy tables;
 //! * [`motion`] and [`predicted`]: predicted frames, the latent moved block by block and the
 //!   change from it coded under context-chosen tables;
-//! * [`defaults`]: the default models, embedded in the binary;
 //! * [`coder`]: the [`FrameCoder`](crate::coders::FrameCoder) that puts it all together.
 
 pub mod arch;
 pub mod coder;
 pub mod conv;
-pub mod defaults;
 pub mod hyper;
 pub mod motion;
 pub mod predicted;
@@ -24,8 +22,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model_file::{
-    write_model_bytes, ModelConfig, ModelError, ModelFile, NamedTensor, TrainingInfo,
-    MODEL_FORMAT_VERSION,
+    write_model_bytes, ModelError, ModelFile, ModelId, NamedTensor, TrainingInfo,
 };
 use crate::RgbFrame;
 use conv::{run_chain, ConvKernel, FeatureMap};
@@ -109,17 +106,20 @@ pub struct LearnedModel {
     synthesis: Vec<ConvKernel<f32>>,
     hyper_analysis: Vec<ConvKernel<f32>>,
     hyper_synthesis: ExactHyperSynthesis,
-    /// SHA-256 of the model file.
-    pub id: [u8; 32],
+    /// The model file's id.
+    pub id: ModelId,
     pub file_bytes: u64,
 }
 
 impl LearnedModel {
+    /// The `kind` of learned model files.
+    pub const KIND: &'static str = "learned";
+
     /// A model from weights (checked against the architecture).
     pub fn new(
         info: LearnedInfo,
         weights: LearnedWeights,
-        id: [u8; 32],
+        id: ModelId,
         file_bytes: u64,
     ) -> Result<Self, ModelError> {
         info.arch.check().map_err(ModelError::BadConfig)?;
@@ -156,27 +156,24 @@ impl LearnedModel {
     }
 
     /// Reads a parsed model file.
-    pub fn from_file(
-        file: &ModelFile<'_>,
-        id: [u8; 32],
-        file_bytes: u64,
-    ) -> Result<Self, ModelError> {
-        let ModelConfig::Learned { info, .. } = &file.config else {
+    pub fn from_file(file: &ModelFile<'_>) -> Result<Self, ModelError> {
+        if file.kind() != Self::KIND {
             return Err(ModelError::BadConfig("not a learned model".into()));
-        };
+        }
+        let info: LearnedInfo = file.config()?;
         info.arch.check().map_err(ModelError::BadConfig)?;
         let mut weights = LearnedWeights::default();
         for (name, shape) in LearnedWeights::expected_shapes(&info.arch) {
             let values = file.tensor(&name, &shape)?;
             weights.insert(name, values);
         }
-        Self::new(info.clone(), weights, id, file_bytes)
+        Self::new(info, weights, file.id, file.file_bytes)
     }
 
     /// Parses model file bytes; the id is their SHA-256.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
         let file = ModelFile::parse(bytes)?;
-        Self::from_file(&file, crate::coders::sha256(bytes), bytes.len() as u64)
+        Self::from_file(&file)
     }
 
     /// Serializes a model file (its id is the SHA-256 of these bytes).
@@ -190,13 +187,7 @@ impl LearnedModel {
                 values: weights.get(name),
             })
             .collect();
-        write_model_bytes(
-            &ModelConfig::Learned {
-                format_version: MODEL_FORMAT_VERSION,
-                info: info.clone(),
-            },
-            &tensors,
-        )
+        write_model_bytes(Self::KIND, info, &tensors)
     }
 
     /// The analysis transform: a padded frame to its latent `y` (1/16 resolution).

@@ -364,12 +364,7 @@ pub fn refine(
 /// Checks a bank index byte, `None` where the payload ended before it.
 fn table_byte(byte: Option<u8>) -> Result<u8, CoderError> {
     let table = byte.ok_or_else(|| CoderError::Payload("predicted frame too short".into()))?;
-    if usize::from(table) >= SCALES {
-        return Err(CoderError::Payload(format!(
-            "table index {table} is not below {SCALES}"
-        )));
-    }
-    Ok(table)
+    Ok(crate::entropy::check_table_index(table)?)
 }
 
 /// Parses a predicted payload against `reference` (of `shape`) and the previous predicted

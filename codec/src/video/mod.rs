@@ -7,9 +7,19 @@ mod reader;
 mod writer;
 
 pub use reader::{VideoInfo, VideoReader};
-pub use writer::{create_writer, FrameSink, OutputFormat, Y4mWriter};
+pub use writer::{create_writer, open_output, OutputFormat, VideoSink, Y4mWriter};
 
 use std::sync::Once;
+
+use crate::pipeline::FrameSource;
+use crate::RgbFrame;
+
+impl FrameSource for VideoReader {
+    type Error = VideoError;
+    fn next_frame(&mut self) -> Result<Option<RgbFrame>, VideoError> {
+        VideoReader::next_frame(self)
+    }
+}
 
 /// What went wrong reading or writing video.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +43,8 @@ pub enum VideoError {
     },
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
 }
 
 /// Initializes FFmpeg once and keeps its logging to real errors.
@@ -42,4 +54,15 @@ pub(crate) fn init_ffmpeg() {
         ffmpeg_next::init().expect("FFmpeg libraries failed to initialize");
         ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Error);
     });
+}
+
+/// True when an error, or one of its causes, comes from writing to a pipe whose reader has
+/// gone (`| head`), which a command-line tool treats as a quiet end.
+pub fn is_broken_pipe(err: &(dyn std::error::Error + 'static)) -> bool {
+    let broken = |io: &std::io::Error| io.kind() == std::io::ErrorKind::BrokenPipe;
+    // `VideoError::Io` is transparent: its io::Error is not in the chain of causes.
+    std::iter::successors(Some(err), |e| e.source()).any(|e| {
+        e.downcast_ref::<std::io::Error>().is_some_and(broken)
+            || matches!(e.downcast_ref::<VideoError>(), Some(VideoError::Io(io)) if broken(io))
+    })
 }

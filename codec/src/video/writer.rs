@@ -9,6 +9,8 @@ use ffmpeg_next as ff;
 
 use super::{init_ffmpeg, VideoError};
 use crate::container::Rational;
+use crate::output::AtomicFile;
+use crate::pipeline::FrameSink;
 use crate::RgbFrame;
 
 /// The kinds of video file a decoder can write.
@@ -41,12 +43,8 @@ impl OutputFormat {
     }
 }
 
-/// Somewhere decoded frames go, in order.
-pub trait FrameSink {
-    fn write_frame(&mut self, frame: &RgbFrame) -> Result<(), VideoError>;
-    /// Flushes everything; the output is complete after this.
-    fn finish(self: Box<Self>) -> Result<(), VideoError>;
-}
+/// A video output: frames in, a file (or pipe) out.
+pub type VideoSink = Box<dyn FrameSink<Error = VideoError>>;
 
 /// Opens a writer of `format` on `path` (a temporary path for atomic outputs).
 pub fn create_writer(
@@ -55,7 +53,7 @@ pub fn create_writer(
     width: u32,
     height: u32,
     frame_rate: Rational,
-) -> Result<Box<dyn FrameSink>, VideoError> {
+) -> Result<VideoSink, VideoError> {
     match format {
         OutputFormat::Y4m => {
             let file = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -64,6 +62,44 @@ pub fn create_writer(
         OutputFormat::Ffv1Mkv | OutputFormat::X264Mp4 => Ok(Box::new(FfmpegWriter::new(
             format, path, width, height, frame_rate,
         )?)),
+    }
+}
+
+/// Opens where decoded frames should go: `-` is y4m on standard output; any other path a
+/// video file of the format its extension names, written under a temporary name and renamed
+/// into place by [`FrameSink::finish`] (dropped unfinished, it leaves nothing). The caller
+/// checks first that the path may be written ([`crate::output::check_output`]).
+pub fn open_output(
+    path: &Path,
+    width: u32,
+    height: u32,
+    frame_rate: Rational,
+) -> Result<VideoSink, VideoError> {
+    let format = OutputFormat::from_path(path)?;
+    if path.as_os_str() == "-" {
+        let stdout = std::io::BufWriter::new(std::io::stdout());
+        return Ok(Box::new(Y4mWriter::new(stdout, width, height, frame_rate)));
+    }
+    let file = AtomicFile::create(path)?;
+    let inner = create_writer(format, file.temp_path(), width, height, frame_rate)?;
+    Ok(Box::new(AtomicSink { inner, file }))
+}
+
+/// A video file that appears under its name only once finished.
+struct AtomicSink {
+    inner: VideoSink,
+    file: AtomicFile,
+}
+
+impl FrameSink for AtomicSink {
+    type Error = VideoError;
+    fn write_frame(&mut self, frame: &RgbFrame) -> Result<(), VideoError> {
+        self.inner.write_frame(frame)
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), VideoError> {
+        self.inner.finish()?;
+        Ok(self.file.commit()?)
     }
 }
 
@@ -135,6 +171,7 @@ impl<W: Write> Y4mWriter<W> {
 }
 
 impl<W: Write> FrameSink for Y4mWriter<W> {
+    type Error = VideoError;
     fn write_frame(&mut self, frame: &RgbFrame) -> Result<(), VideoError> {
         self.write(frame)
     }
@@ -275,6 +312,7 @@ impl FfmpegWriter {
 }
 
 impl FrameSink for FfmpegWriter {
+    type Error = VideoError;
     fn write_frame(&mut self, frame: &RgbFrame) -> Result<(), VideoError> {
         check_size(frame, self.rgb.width(), self.rgb.height())?;
         let row = 3 * frame.width as usize;

@@ -1,12 +1,12 @@
 //! The default learned models, embedded in the binary so that encoding and decoding need no
 //! model file. Quality 1 makes the smallest files, [`QUALITIES`] the best-looking ones.
-//! `samples/models/README.md` says how each was trained.
+//! `samples/models/README.md` says how each was trained. This is the one list of them: the
+//! command line's defaults ([`PATHS`]) and the embedded bytes come from the same names.
 
 use std::sync::{Arc, OnceLock};
 
-use super::LearnedModel;
-use crate::coders::sha256;
-use crate::model_file::ModelError;
+use crate::learned::LearnedModel;
+use crate::model_file::{ModelError, ModelId};
 
 /// Number of default quality levels.
 pub const QUALITIES: u8 = 4;
@@ -14,13 +14,25 @@ pub const QUALITIES: u8 = 4;
 /// The default quality of `aecodec encode`.
 pub const DEFAULT_QUALITY: u8 = 3;
 
-#[cfg(feature = "builtin-models")]
-static FILES: &[&[u8]] = &[
-    include_bytes!("../../../samples/models/learned-q1.model"),
-    include_bytes!("../../../samples/models/learned-q2.model"),
-    include_bytes!("../../../samples/models/learned-q3.model"),
-    include_bytes!("../../../samples/models/learned-q4.model"),
-];
+/// Declares the built-in models once: their paths in the repository, and (with the feature
+/// `builtin-models`) their bytes.
+macro_rules! builtin_models {
+    ($($name:literal),* $(,)?) => {
+        /// The built-in models' files in the repository, quality 1 first (for tools that take
+        /// model paths, such as `aecodec eval`'s defaults).
+        pub const PATHS: [&str; QUALITIES as usize] = [$(concat!("samples/models/", $name)),*];
+
+        #[cfg(feature = "builtin-models")]
+        static FILES: &[&[u8]] = &[$(include_bytes!(concat!("../../../samples/models/", $name))),*];
+    };
+}
+
+builtin_models!(
+    "learned-q1.model",
+    "learned-q2.model",
+    "learned-q3.model",
+    "learned-q4.model",
+);
 
 /// A build without the `builtin-models` feature (the trainer's GPU kit, which must travel
 /// small) has none: every model comes from a file.
@@ -54,9 +66,9 @@ pub fn model(quality: u8) -> Result<Arc<LearnedModel>, ModelError> {
 }
 
 /// The default model with this id, if it is one.
-pub fn find(id: &[u8; 32]) -> Option<Arc<LearnedModel>> {
-    static IDS: OnceLock<Vec<[u8; 32]>> = OnceLock::new();
-    let ids = IDS.get_or_init(|| FILES.iter().map(|f| sha256(f)).collect());
+pub fn find(id: &ModelId) -> Option<Arc<LearnedModel>> {
+    static IDS: OnceLock<Vec<ModelId>> = OnceLock::new();
+    let ids = IDS.get_or_init(|| FILES.iter().map(|f| ModelId::of_bytes(f)).collect());
     let quality = ids.iter().position(|i| i == id)? as u8 + 1;
     model(quality).ok()
 }

@@ -1,0 +1,77 @@
+//! What a finished `.aez` file holds, from its header and index alone (`aecodec info`).
+
+use std::io::{Read, Seek};
+
+use serde::Serialize;
+
+use super::{FrameType, SeekableReader, PACKET_HEAD_LEN};
+
+/// A file's size, shape and rates; every byte figure is read from the file, not estimated.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileStats {
+    pub file_bytes: u64,
+    pub width: u32,
+    pub height: u32,
+    pub coded_width: u32,
+    pub coded_height: u32,
+    pub frame_rate: String,
+    pub frame_rate_fps: f64,
+    pub frame_count: u32,
+    pub intra_frames: usize,
+    pub duration_s: f64,
+    pub color: String,
+    pub coding: String,
+    pub model_id: String,
+    pub model_bytes: u64,
+    /// Payload bytes: the coded latents.
+    pub latent_bytes: u64,
+    /// Everything else: header, packet heads, index, footer.
+    pub container_bytes: u64,
+    pub bytes_per_frame_mean: f64,
+    pub bytes_per_frame_min: u64,
+    pub bytes_per_frame_max: u64,
+    pub bitrate_kbps: f64,
+    pub bits_per_pixel: f64,
+}
+
+impl FileStats {
+    /// The statistics of an opened file of `file_bytes` bytes.
+    pub fn of<R: Read + Seek>(reader: &SeekableReader<R>, file_bytes: u64) -> Self {
+        let h = reader.header();
+        let payloads: Vec<u64> = reader
+            .index()
+            .iter()
+            .map(|e| u64::from(e.size) - PACKET_HEAD_LEN)
+            .collect();
+        let latent_bytes: u64 = payloads.iter().sum();
+        let n = payloads.len().max(1) as f64;
+        Self {
+            file_bytes,
+            width: h.width,
+            height: h.height,
+            coded_width: h.coded_width,
+            coded_height: h.coded_height,
+            frame_rate: h.frame_rate.to_string(),
+            frame_rate_fps: h.frame_rate.as_f64(),
+            frame_count: h.frame_count,
+            intra_frames: reader
+                .index()
+                .iter()
+                .filter(|e| e.frame_type == FrameType::Intra)
+                .count(),
+            duration_s: h.duration_s(),
+            color: format!("{:?}", h.color),
+            coding: format!("{:?}", h.coding),
+            model_id: h.model_id.hex(),
+            model_bytes: h.model_bytes,
+            latent_bytes,
+            container_bytes: file_bytes - latent_bytes,
+            bytes_per_frame_mean: latent_bytes as f64 / n,
+            bytes_per_frame_min: payloads.iter().copied().min().unwrap_or(0),
+            bytes_per_frame_max: payloads.iter().copied().max().unwrap_or(0),
+            bitrate_kbps: file_bytes as f64 * 8.0 / h.duration_s().max(1e-9) / 1000.0,
+            bits_per_pixel: file_bytes as f64 * 8.0
+                / (n * f64::from(h.width) * f64::from(h.height)),
+        }
+    }
+}
