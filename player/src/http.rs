@@ -47,17 +47,28 @@ impl Patience {
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("{url}: {cause}")]
-    Request { url: String, cause: String },
+    #[error("{url}")]
+    Request {
+        url: String,
+        #[source]
+        cause: BoxedError,
+    },
     #[error("{url}: HTTP {status}")]
     Status { url: String, status: u16 },
     #[error("{url}: the file changed on the server during playback")]
     Changed { url: String },
     #[error("{url}: larger than the {limit} bytes expected")]
     TooLarge { url: String, limit: u64 },
-    #[error("{url}: {cause}")]
-    Write { url: String, cause: std::io::Error },
+    #[error("{url}")]
+    Write {
+        url: String,
+        #[source]
+        cause: std::io::Error,
+    },
 }
+
+/// A cause of any kind: the HTTP client's, the network's, or a message about an answer.
+pub type BoxedError = Box<dyn std::error::Error + Send + Sync>;
 
 fn agent(patience: Patience) -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -83,14 +94,14 @@ fn is_busy(status: u16) -> bool {
 /// length before any byte is read, else as the bytes arrive (so at most `limit` + 1 bytes
 /// are ever taken). Returns the bytes written.
 pub fn download(url: &str, limit: u64, out: &mut impl Write) -> Result<u64, HttpError> {
-    let err = |cause: String| HttpError::Request {
+    let err = |cause: BoxedError| HttpError::Request {
         url: url.into(),
         cause,
     };
     let response = agent(Patience::process_default())
         .get(url)
         .call()
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(e.into()))?;
     let status = response.status().as_u16();
     if status != 200 {
         return Err(HttpError::Status {
@@ -114,7 +125,7 @@ pub fn download(url: &str, limit: u64, out: &mut impl Write) -> Result<u64, Http
     let mut buf = vec![0u8; 64 * 1024];
     let mut written = 0u64;
     loop {
-        let n = body.read(&mut buf).map_err(|e| err(e.to_string()))?;
+        let n = body.read(&mut buf).map_err(|e| err(e.into()))?;
         if n == 0 {
             return Ok(written);
         }
@@ -205,7 +216,7 @@ impl HttpStream {
     }
 
     fn connect_once(&mut self) -> Result<(), HttpError> {
-        let err = |cause: String| HttpError::Request {
+        let err = |cause: BoxedError| HttpError::Request {
             url: self.url.clone(),
             cause,
         };
@@ -216,7 +227,7 @@ impl HttpStream {
         if let Some(etag) = &self.etag {
             request = request.header("If-Range", etag);
         }
-        let response = request.call().map_err(|e| err(e.to_string()))?;
+        let response = request.call().map_err(|e| err(e.into()))?;
         let status = response.status().as_u16();
         let headers = response.headers();
         let etag = headers
@@ -238,7 +249,8 @@ impl HttpStream {
                     return Err(err(format!(
                         "asked for byte {}, got range {range:?}",
                         self.offset
-                    )));
+                    )
+                    .into()));
                 }
                 self.total = range.rsplit('/').next().and_then(|t| t.parse().ok());
             }
@@ -363,12 +375,12 @@ impl HttpFile {
     /// Opens the file, learning its length from a one-byte range request.
     pub fn open(url: &str) -> Result<Self, HttpError> {
         let agent = agent(Patience::process_default());
-        let err = |cause: String| HttpError::Request {
+        let err = |cause: BoxedError| HttpError::Request {
             url: url.into(),
             cause,
         };
         let response = call_patiently(|| agent.get(url).header("Range", "bytes=0-0").call())
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(e.into()))?;
         let status = response.status().as_u16();
         if status != 206 {
             return Err(HttpError::Status {

@@ -24,8 +24,12 @@ pub enum SourceError {
     Container { path: String, cause: ContainerError },
     #[error(transparent)]
     Http(#[from] HttpError),
-    #[error("model from {url}: {cause}")]
-    Model { url: String, cause: String },
+    #[error("model from {url}")]
+    Model {
+        url: String,
+        #[source]
+        cause: crate::http::BoxedError,
+    },
 }
 
 /// A streaming packet reader over any byte source.
@@ -217,42 +221,42 @@ pub fn ensure_model(
         Origin::Url(u) => format!("{}/models/{id}", u.server),
         Origin::File => return Ok(0),
     };
-    let fail = |cause: String| SourceError::Model {
+    let fail = |cause: crate::http::BoxedError| SourceError::Model {
         url: url.clone(),
         cause,
     };
     if models
         .find(&header.model_id)
-        .map_err(|e: ModelError| fail(e.to_string()))?
+        .map_err(|e: ModelError| fail(e.into()))?
         .is_some()
     {
         return Ok(0);
     }
     std::fs::create_dir_all(cache)
-        .map_err(|e| fail(format!("cannot create cache {}: {e}", cache.display())))?;
+        .map_err(|e| fail(format!("cannot create cache {}: {e}", cache.display()).into()))?;
     // Streamed to a temporary file in the cache while hashed, so that a lying server costs
     // at most the announced size on disk and nothing in memory; the file is kept only if
     // its hash is the id asked for.
-    let mut file = AtomicFile::create(&cache.join(header.model_id.file_name()))
-        .map_err(|e| fail(e.to_string()))?;
+    let mut file =
+        AtomicFile::create(&cache.join(header.model_id.file_name())).map_err(|e| fail(e.into()))?;
     let (size, actual) = {
         let mut sink = HashingWriter {
             inner: std::io::BufWriter::new(file.file()),
             hasher: Sha256::new(),
         };
         let size = download(&url, header.model_bytes, &mut sink)?;
-        sink.flush().map_err(|e| fail(e.to_string()))?;
+        sink.flush().map_err(|e| fail(e.into()))?;
         let actual = ModelId(sink.hasher.finalize().into());
         (size, actual)
     };
     if actual != header.model_id {
-        return Err(fail(format!(
-            "download has SHA-256 {actual}, not the id asked for"
-        )));
+        return Err(fail(
+            format!("download has SHA-256 {actual}, not the id asked for").into(),
+        ));
     }
-    let bytes = std::fs::read(file.temp_path()).map_err(|e| fail(e.to_string()))?;
-    let model = Model::from_bytes(&bytes).map_err(|e| fail(e.to_string()))?;
-    file.commit().map_err(|e| fail(e.to_string()))?;
+    let bytes = std::fs::read(file.temp_path()).map_err(|e| fail(e.into()))?;
+    let model = Model::from_bytes(&bytes).map_err(|e| fail(e.into()))?;
+    file.commit().map_err(|e| fail(e.into()))?;
     models.add(model);
     Ok(size)
 }

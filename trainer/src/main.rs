@@ -521,8 +521,10 @@ fn pack(command: Command) -> Result<()> {
     else {
         unreachable!("called with the pack command");
     };
-    if crop.is_some_and(|c| c == 0 || !c.is_multiple_of(16)) {
-        bail!("--crop must be a positive multiple of 16");
+    // Packed crops are coded whole by every learned model: a multiple of its latent grid.
+    let grid = aecodec::container::CodingParams::LEARNED_STRIDE;
+    if crop.is_some_and(|c| c == 0 || !c.is_multiple_of(grid)) {
+        bail!("--crop must be a positive multiple of {grid}");
     }
     if !(max_mib.is_finite() && max_mib > 0.0) {
         bail!("--max-mib must be a positive number");

@@ -13,7 +13,7 @@ use super::{CategoricalTable, EntropyError, SymbolDecoder};
 /// Number of tables in the bank.
 pub const SCALES: usize = 64;
 
-/// Scale (mean absolute value) of table `j` is `0.15 * 1.16^j`. Each table's ratio
+/// Scale (mean absolute value) of table `j` is `0.15 * 1.16^j` ([`scale_of`]). Each table's ratio
 /// `theta_j = exp(-1 / scale_j)` in 0.32 fixed point, computed once (Python:
 /// `round(math.exp(-1/(0.15*1.16**j))*2**32)`) and fixed here so no machine recomputes it.
 const THETA: [u64; SCALES] = [
@@ -30,18 +30,35 @@ const THETA: [u64; SCALES] = [
 /// Largest magnitude a table codes directly; larger values escape.
 const MAX_RADIUS: i64 = 1500;
 
+/// The bank's scale grid: table `j` has scale `SMALLEST_SCALE · SCALE_RATIO^j` ([`THETA`] and
+/// [`index_for_log_scale`]'s integer constants are computed from these two).
+pub const SMALLEST_SCALE: f64 = 0.15;
+/// Ratio of neighbouring tables' scales.
+pub const SCALE_RATIO: f64 = 1.16;
+
 /// Scale of table `j` (for encoders choosing an index; never used to parse).
 pub fn scale_of(index: usize) -> f64 {
-    0.15 * 1.16f64.powi(index as i32)
+    SMALLEST_SCALE * SCALE_RATIO.powi(index as i32)
 }
 
 /// The table index whose scale best matches a mean absolute value.
 pub fn index_for_mean_abs(mean_abs: f64) -> u8 {
-    if mean_abs.is_nan() || mean_abs <= 0.15 {
+    if mean_abs.is_nan() || mean_abs <= SMALLEST_SCALE {
         return 0;
     }
-    let j = ((mean_abs / 0.15).ln() / 1.16f64.ln()).round();
+    let j = ((mean_abs / SMALLEST_SCALE).ln() / SCALE_RATIO.ln()).round();
     j.clamp(0.0, (SCALES - 1) as f64) as u8
+}
+
+/// The table index for a log-scale `s` given as a multiple of 2^-8 (what the learned
+/// coder's exact hyper-synthesis computes): the nearest `j` with `scale_of(j) ≈ exp(s)`, in
+/// integers only, since it decides how a stream is parsed:
+/// `(s − ln SMALLEST_SCALE·256) / (ln SCALE_RATIO·256)`.
+pub fn index_for_log_scale(s_q8: i64) -> u8 {
+    // round(ln(0.15) * 256) = -486; round(2^16 / (ln(1.16) * 256)) = 1725 (a test checks
+    // them against the grid).
+    let j = ((s_q8 + 486) * 1725 + (1 << 15)) >> 16;
+    j.clamp(0, SCALES as i64 - 1) as u8
 }
 
 /// One Laplace table: symbols `-radius..=radius`, plus an escape symbol at each end.
@@ -206,6 +223,26 @@ impl ScaleBank {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_scale_indices_match_the_bank_scales() {
+        for j in 0..SCALES {
+            let s = scale_of(j).ln() * 256.0;
+            assert_eq!(usize::from(index_for_log_scale(s.round() as i64)), j);
+        }
+        assert_eq!(index_for_log_scale(-100_000), 0);
+        assert_eq!(index_for_log_scale(100_000), SCALES as u8 - 1);
+    }
+
+    #[test]
+    fn the_fixed_constants_come_from_the_grid() {
+        for (j, &theta) in THETA.iter().enumerate() {
+            let exact = (-1.0 / scale_of(j)).exp() * 2f64.powi(32);
+            assert!((exact - theta as f64).abs() <= 1.0, "table {j}");
+        }
+        assert_eq!((SMALLEST_SCALE.ln() * 256.0).round(), -486.0);
+        assert_eq!((65536.0 / (SCALE_RATIO.ln() * 256.0)).round(), 1725.0);
+    }
     use crate::entropy::{encode, write_words};
 
     #[test]

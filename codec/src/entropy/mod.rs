@@ -15,7 +15,10 @@ use crate::varint;
 
 mod bank;
 
-pub use bank::{index_for_mean_abs, scale_of, ScaleBank, SCALES};
+pub use bank::{
+    index_for_log_scale, index_for_mean_abs, scale_of, ScaleBank, SCALES, SCALE_RATIO,
+    SMALLEST_SCALE,
+};
 
 /// Bits of probability precision: every table sums to `1 << PRECISION`.
 pub const PRECISION: usize = 12;

@@ -73,6 +73,18 @@ impl LearnedArch {
         Ok(())
     }
 
+    /// The layer that makes the latent `y` (the analysis transform's last).
+    pub fn latent_layer(&self) -> ConvSpec {
+        self.analysis().pop().expect("the analysis has layers")
+    }
+
+    /// The layer that makes the latent's log-scales (the hyper-synthesis's last).
+    pub fn log_scale_layer(&self) -> ConvSpec {
+        self.hyper_synthesis()
+            .pop()
+            .expect("the hyper-synthesis has layers")
+    }
+
     /// How many pixels one latent element spans, across and down: the product of the
     /// analysis transform's strides. Frames are padded to a multiple of it; the container's
     /// [`CodingParams::LEARNED_STRIDE`](crate::container::CodingParams::LEARNED_STRIDE) states
@@ -237,6 +249,13 @@ impl ConvSpec {
     }
 }
 
+/// Name of the stored per-channel log-scale of the side latent `z`: its training-time prior.
+/// The codec does not read it: it codes `z` per frame and channel under a bank table whose
+/// index it transmits (chosen from that frame's values), which costs a byte per channel and
+/// fits each frame at least as well as one fixed scale. Every shipped model stores it, and
+/// model ids hash the whole file, so it stays (README, Layout).
+pub const Z_LOG_SCALE: &str = "z_log_scale";
+
 /// Lowest Laplace scale the training likelihood uses (the bank's smallest is 0.15).
 pub const MIN_SCALE: f32 = 0.11;
 
@@ -251,6 +270,9 @@ mod tests {
 
     #[test]
     fn the_latent_grid_is_the_containers_learned_stride() {
+        let arch = LearnedArch::DEFAULT;
+        assert_eq!(arch.latent_layer().weight_name(), "g_a.3.weight");
+        assert_eq!(arch.log_scale_layer().bias_name(), "h_s.2.bias");
         assert_eq!(
             LearnedArch::DEFAULT.downsampling(),
             crate::container::CodingParams::LEARNED_STRIDE

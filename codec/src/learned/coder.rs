@@ -1,48 +1,31 @@
-//! The learned frame coder.
-//!
-//! Intra payload: one bank index per side-latent channel, then one ANS stream holding the
-//! side latent `ẑ` (each channel under its index) followed by the latent `ŷ`, each element
-//! under the index the exact hyper-synthesis computes from `ẑ`.
-//!
-//! Predicted payload: the change of the rounded latent from the previous frame's, moved by a
-//! motion field where that is cheaper ([`super::motion`]), coded under context-chosen tables
-//! ([`super::predicted`]). The decoder rebuilds exactly the
-//! integer latent the encoder had, so nothing drifts.
+//! The learned frame coder: the frame state that ties the latent codecs together. Intra
+//! frames go through the hyperprior latent codec ([`super::intra`]); predicted frames code
+//! the change of the rounded latent from the previous frame's, moved by a motion field where
+//! that is cheaper ([`super::motion`]), under context-chosen tables ([`super::predicted`]).
+//! The decoder rebuilds exactly the integer latent the encoder had, so nothing drifts.
 
 use std::sync::Arc;
 
+use super::coded::{CodedLatent, EntropyCost};
 use super::conv::FeatureMap;
+use super::intra::HyperpriorCodec;
 use super::motion::MotionField;
-use super::{predicted, round_element, LatentShape, LearnedModel};
+use super::predicted::{self, PredictionContext, ReferenceFrame, RefineWeights};
+use super::{round_element, LatentShape, LearnedModel};
 use crate::coders::{check_frame_size, CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::FrameType;
-use crate::entropy::{self, CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder};
+use crate::entropy::{self, ScaleBank, StreamEnd};
 use crate::RgbFrame;
-
-/// What the entropy coder spent on one frame's ANS stream against the ideal.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EntropyCost {
-    /// Symbols in the stream (escape symbols included).
-    pub symbols: usize,
-    /// Their information content under the tables they were coded with.
-    pub ideal_bits: f64,
-    /// The stream's real size (whole 32-bit words).
-    pub coded_bits: u64,
-}
 
 /// Codes frames of one size with a learned model.
 pub struct LearnedCoder {
     model: Arc<LearnedModel>,
     width: u32,
     height: u32,
-    /// Latent size: channels, rows, columns.
-    latent: (usize, usize, usize),
-    /// Side latent size.
-    side: (usize, usize, usize),
-    /// The last frame's rounded latent (for predicted frames).
-    reference: Option<Vec<i32>>,
-    /// The last frame's table choice, if it was a predicted frame.
-    reference_tables: Option<predicted::TableChoice>,
+    latent: LatentShape,
+    side: LatentShape,
+    /// The last frame coded or parsed (for predicted frames).
+    reference: Option<ReferenceFrame>,
     /// The entropy cost of the last frame encoded.
     last_cost: Option<EntropyCost>,
     stream_end: StreamEnd,
@@ -58,17 +41,20 @@ impl LearnedCoder {
         let ha = arch.hyper_analysis();
         let side_size = |n: usize| ha.iter().fold(n, |s, l| l.conv_output_size(s));
         Self {
-            latent: (usize::from(arch.latent_channels), lh, lw),
-            side: (
-                usize::from(arch.side_channels),
-                side_size(lh),
-                side_size(lw),
-            ),
+            latent: LatentShape {
+                channels: usize::from(arch.latent_channels),
+                height: lh,
+                width: lw,
+            },
+            side: LatentShape {
+                channels: usize::from(arch.side_channels),
+                height: side_size(lh),
+                width: side_size(lw),
+            },
             model,
             width,
             height,
             reference: None,
-            reference_tables: None,
             last_cost: None,
             stream_end: StreamEnd::Sealed,
         }
@@ -82,108 +68,60 @@ impl LearnedCoder {
     /// The integer latent the last frame this coder encoded was coded with, which is what the
     /// decoder parses (`None` before the first).
     pub fn last_latent(&self) -> Option<&[i32]> {
-        self.reference.as_deref()
+        self.reference.as_ref().map(|r| r.latent.as_slice())
     }
 
-    /// Writes the ANS stream of `items` after `payload`'s index bytes; returns the payload and
-    /// what the stream cost.
-    fn finish_payload(
-        mut payload: Vec<u8>,
-        items: Vec<(&CategoricalTable, i32)>,
-    ) -> Result<(Vec<u8>, EntropyCost), CoderError> {
-        let ideal_bits = entropy::information_content(items.iter().copied());
-        let symbols = items.len();
-        let words = entropy::encode(items.into_iter())?;
-        entropy::write_words(&mut payload, &words);
-        let cost = EntropyCost {
-            symbols,
-            ideal_bits,
-            coded_bits: 32 * words.len() as u64,
-        };
-        Ok((payload, cost))
-    }
-
-    fn latent_len(&self) -> usize {
-        self.latent.0 * self.latent.1 * self.latent.2
-    }
-
-    fn side_map(&self, data: Vec<i32>) -> FeatureMap<i32> {
-        FeatureMap {
-            channels: self.side.0,
-            height: self.side.1,
-            width: self.side.2,
-            data,
-        }
-    }
-
-    /// Codes an intra frame whose unrounded latent is `exact` and rounded side latent `z`;
-    /// returns the payload, its cost and the latent the decoder will have.
-    fn encode_intra(
-        &self,
-        exact: &[f32],
-        z: &[i32],
-    ) -> Result<(Vec<u8>, EntropyCost, Vec<i32>), CoderError> {
-        let bank = ScaleBank::get();
-        let plane = self.side.1 * self.side.2;
-        let side_indices: Vec<u8> = z.chunks(plane).map(|c| bank.index_near_mean(c)).collect();
-        let (_, lh, lw) = self.latent;
-        let indices = self.model.table_indices(&self.side_map(z.to_vec()), lh, lw);
-        let y = round_intra(exact, &indices, INTRA_RATE_WEIGHT);
-        let mut items: Vec<(&CategoricalTable, i32)> = Vec::with_capacity(y.len() + z.len());
-        for (i, &v) in z.iter().enumerate() {
-            bank.push_symbols(side_indices[i / plane], v, &mut items);
-        }
-        for (&v, &index) in y.iter().zip(&indices) {
-            bank.push_symbols(index, v, &mut items);
-        }
-        let (payload, cost) = Self::finish_payload(side_indices, items)?;
-        Ok((payload, cost, y))
-    }
-
-    fn shape(&self) -> LatentShape {
-        let (channels, height, width) = self.latent;
-        LatentShape {
-            channels,
-            height,
-            width,
+    /// The intra frames' latent codec.
+    fn intra(&self) -> HyperpriorCodec<'_> {
+        HyperpriorCodec {
+            model: &self.model,
+            latent: self.latent,
+            side: self.side,
         }
     }
 
     /// Codes the frame whose unrounded latent is `exact` against `reference`, with or without
-    /// motion compensation, whichever costs fewer bits; returns the payload, its cost, the
-    /// table choice and the latent the decoder will have.
+    /// motion compensation, whichever costs fewer bits.
     fn encode_predicted(
         &self,
         exact: &[f32],
-        reference: &[i32],
-    ) -> Result<(Vec<u8>, EntropyCost, predicted::TableChoice, Vec<i32>), CoderError> {
-        let shape = self.shape();
-        let previous = self.reference_tables.as_ref();
+        reference: &ReferenceFrame,
+    ) -> Result<CodedLatent, CoderError> {
         let bank = ScaleBank::get();
         let code = |prediction: &[i32], motion: Option<&MotionField>| {
+            let context = PredictionContext {
+                prediction,
+                previous: reference.tables.as_ref(),
+                shape: self.latent,
+            };
             let mut latent = round_near(exact, prediction);
             // The tables the dead zone's latent would get price each element's choice; the
             // tables are then chosen again for the refined latent.
-            let first = predicted::choose_tables(&latent, prediction, previous, shape);
-            let weights = (RATE_WEIGHT, MAX_KEPT_ERROR);
-            predicted::refine(&mut latent, exact, prediction, &first, shape, weights);
-            let (leading, items, choice) =
-                predicted::encode_items(&latent, prediction, previous, motion, shape, bank);
-            let bits =
-                8.0 * leading.len() as f64 + entropy::information_content(items.iter().copied());
-            (bits, leading, items, choice, latent)
+            let first = context.choose_tables(&latent);
+            let weights = RefineWeights {
+                lambda: RATE_WEIGHT,
+                max_keep: MAX_KEPT_ERROR,
+            };
+            context.refine(&mut latent, exact, &first, weights);
+            let coded = context.encode_items(&latent, motion, bank);
+            let bits = 8.0 * coded.leading.len() as f64
+                + entropy::information_content(coded.items.iter().copied());
+            (bits, coded, latent)
         };
-        let mut best = code(reference, None);
-        let field = MotionField::estimate(exact, reference, shape);
+        let mut best = code(&reference.latent, None);
+        let field = MotionField::estimate(exact, &reference.latent, self.latent);
         if !field.is_zero() {
-            let moved = code(&field.compensate(reference), Some(&field));
+            let moved = code(&field.compensate(&reference.latent), Some(&field));
             if moved.0 < best.0 {
                 best = moved;
             }
         }
-        let (_, leading, items, choice, latent) = best;
-        let (payload, cost) = Self::finish_payload(leading, items)?;
-        Ok((payload, cost, choice, latent))
+        let (_, coded, latent) = best;
+        let state = ReferenceFrame {
+            latent,
+            tables: Some(coded.choice),
+        };
+        CodedLatent::finish(coded.leading, coded.items, state)
     }
 
     /// Codes a latent `y` computed elsewhere (by another backend, say): only its rounding and
@@ -193,61 +131,33 @@ impl LearnedCoder {
         y_map: &FeatureMap<f32>,
         frame_type: FrameType,
     ) -> Result<EncodedFrame, CoderError> {
-        let (c, h, w) = self.latent;
+        let LatentShape {
+            channels: c,
+            height: h,
+            width: w,
+        } = self.latent;
         if (y_map.channels, y_map.height, y_map.width) != (c, h, w) {
             return Err(CoderError::Payload(format!(
                 "latent is {}x{}x{}, the coder expects {c}x{h}x{w}",
                 y_map.channels, y_map.height, y_map.width
             )));
         }
-        let (payload, cost, tables, frame_type, y) = match (frame_type, &self.reference) {
-            (FrameType::Predicted, Some(reference)) => {
-                let (payload, cost, tables, y) = self.encode_predicted(&y_map.data, reference)?;
-                (payload, cost, Some(tables), FrameType::Predicted, y)
-            }
+        let (frame_type, coded) = match (frame_type, &self.reference) {
+            (FrameType::Predicted, Some(reference)) => (
+                FrameType::Predicted,
+                self.encode_predicted(&y_map.data, reference)?,
+            ),
             _ => {
                 let z = round_latent(&self.model.hyper_analyze(y_map));
-                let (payload, cost, y) = self.encode_intra(&y_map.data, &z)?;
-                (payload, cost, None, FrameType::Intra, y)
+                (FrameType::Intra, self.intra().encode(&y_map.data, &z)?)
             }
         };
-        self.reference = Some(y);
-        self.reference_tables = tables;
-        self.last_cost = Some(cost);
+        self.reference = Some(coded.reference);
+        self.last_cost = Some(coded.cost);
         Ok(EncodedFrame {
             frame_type,
-            payload,
+            payload: coded.payload,
         })
-    }
-
-    fn parse_intra(&self, payload: &[u8]) -> Result<Vec<i32>, CoderError> {
-        let (sc, sh, sw) = self.side;
-        let (side_indices, words) = entropy::split_table_indices(payload, sc)?;
-        let bank = ScaleBank::get();
-        let mut decoder = SymbolDecoder::new(words, self.stream_end)?;
-        let mut z = Vec::with_capacity(sc * sh * sw);
-        for &index in side_indices {
-            for _ in 0..sh * sw {
-                z.push(bank.decode(index, &mut decoder)?);
-            }
-        }
-        let (_, lh, lw) = self.latent;
-        let indices = self.model.table_indices(&self.side_map(z), lh, lw);
-        let y = indices
-            .iter()
-            .map(|&index| bank.decode(index, &mut decoder))
-            .collect::<Result<Vec<_>, _>>()?;
-        decoder.finish()?;
-        Ok(y)
-    }
-
-    fn parse_predicted(
-        &self,
-        payload: &[u8],
-        reference: &[i32],
-    ) -> Result<(Vec<i32>, predicted::TableChoice), CoderError> {
-        let previous = self.reference_tables.as_ref();
-        predicted::parse(payload, reference, previous, self.shape(), self.stream_end)
     }
 }
 
@@ -295,44 +205,6 @@ fn round_near(exact: &[f32], prediction: &[i32]) -> Vec<i32> {
         .collect()
 }
 
-/// Squared latent error one bit is worth when the encoder rounds an intra frame's latent
-/// ([`round_intra`]): an element one step nearer zero costs at least 0.25 more squared error,
-/// so only elements whose step is worth 3 bits or more, or that lie near the middle of two
-/// steps, move. BD-rate of intra-only streams against JPEG, 30 frames, `bikes` /
-/// `carphone_pristine`: nearest rounding −13.3 / −21.8 %; 0.04: −17.5 / −29.2 %; 0.08: −18.9 /
-/// −32.9 %; 0.16: −19.3 / −32.5 %; 0.3: −18.2 / −31.0 %. At 0.08, q4 on `carphone_pristine`
-/// went from 0.731 bpp at 29.14 dB to 0.651 at 29.08, on `bikes` from 0.233 at 39.79 to 0.192 at
-/// 39.50.
-pub const INTRA_RATE_WEIGHT: f64 = 0.08;
-
-/// Encoder-only: rounds each element of the unrounded latent `exact` to nearest, or one step
-/// nearer zero where that costs less in squared latent error plus `weight` times its bits
-/// under the table `indices` gives it (the tables depend on the side latent alone, so every
-/// element is decided on its own). The decoder reads whatever the encoder chose.
-fn round_intra(exact: &[f32], indices: &[u8], weight: f64) -> Vec<i32> {
-    let bank = ScaleBank::get();
-    exact
-        .iter()
-        .zip(indices)
-        .map(|(&f, &table)| {
-            let nearest = round_element(f);
-            if nearest == 0 {
-                return 0;
-            }
-            let cost = |value: i32| {
-                let e = f64::from(f) - f64::from(value);
-                e * e + weight * bank.bits(table, value)
-            };
-            let nearer_zero = nearest - nearest.signum();
-            if cost(nearer_zero) < cost(nearest) {
-                nearer_zero
-            } else {
-                nearest
-            }
-        })
-        .collect()
-}
-
 /// Rounds a float latent to integers, clamping absurd values.
 fn round_latent(map: &FeatureMap<f32>) -> Vec<i32> {
     map.data.iter().map(|&v| round_element(v)).collect()
@@ -358,26 +230,27 @@ impl FrameCoder for LearnedCoder {
     }
 
     fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError> {
-        let (values, tables) = match frame_type {
-            FrameType::Intra => (self.parse_intra(payload)?, None),
+        let state = match frame_type {
+            FrameType::Intra => ReferenceFrame {
+                latent: self.intra().parse(payload, self.stream_end)?,
+                tables: None,
+            },
             FrameType::Predicted => {
                 let reference = self.reference.as_ref().ok_or(CoderError::NoReference)?;
-                let (values, tables) = self.parse_predicted(payload, reference)?;
-                (values, Some(tables))
+                predicted::parse(payload, reference, self.latent, self.stream_end)?
             }
         };
-        debug_assert_eq!(values.len(), self.latent_len());
-        self.reference = Some(values.clone());
-        self.reference_tables = tables;
+        debug_assert_eq!(state.latent.len(), self.latent.elements());
+        let values = state.latent.clone();
+        self.reference = Some(state);
         Ok(LatentFrame { values })
     }
 
     fn synthesize(&self, latent: &LatentFrame) -> RgbFrame {
-        let (channels, height, width) = self.latent;
         self.model.synthesize(&FeatureMap {
-            channels,
-            height,
-            width,
+            channels: self.latent.channels,
+            height: self.latent.height,
+            width: self.latent.width,
             data: latent.values.clone(),
         })
     }
@@ -386,6 +259,7 @@ impl FrameCoder for LearnedCoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::learned::intra::{round_intra, INTRA_RATE_WEIGHT};
     use crate::learned::{new_info, LearnedArch, LearnedWeights};
 
     const SMALL: LearnedArch = LearnedArch {
@@ -441,7 +315,11 @@ mod tests {
             let coded = enc.encode(&frame, frame_type).unwrap();
             assert_eq!(coded.frame_type, frame_type);
             let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
-            assert_eq!(Some(&latent.values), enc.reference.as_ref(), "frame {i}");
+            assert_eq!(
+                Some(latent.values.as_slice()),
+                enc.last_latent(),
+                "frame {i}"
+            );
             let exact = model.analyze(&frame);
             if frame_type == FrameType::Intra {
                 // Each element is rounded to nearest or one step nearer zero.
@@ -472,8 +350,7 @@ mod tests {
         let coder = LearnedCoder::new(model.clone(), frame.width, frame.height);
         let exact = model.analyze(&frame);
         let z = round_latent(&model.hyper_analyze(&exact));
-        let (_, lh, lw) = coder.latent;
-        let indices = model.table_indices(&coder.side_map(z), lh, lw);
+        let indices = coder.intra().table_indices(z);
         let bank = ScaleBank::get();
         let measure = |latent: &[i32]| {
             let bits: f64 = latent
@@ -539,7 +416,11 @@ mod tests {
                 moved += usize::from(coded.payload[0] & predicted::MOTION_FLAG != 0);
             }
             let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
-            assert_eq!(Some(&latent.values), enc.reference.as_ref(), "frame {i}");
+            assert_eq!(
+                Some(latent.values.as_slice()),
+                enc.last_latent(),
+                "frame {i}"
+            );
         }
         assert_eq!(moved, 2, "both predicted frames should send motion");
     }
@@ -550,7 +431,7 @@ mod tests {
         let (w, h) = (128, 96);
         let mut enc = LearnedCoder::new(model.clone(), w, h);
         let coded = enc.encode(&test_frame(w, h, 0), FrameType::Intra).unwrap();
-        let side = enc.side.0;
+        let side = enc.side.channels;
         let words = (coded.payload.len() - side) / 4;
         assert!(words > 2, "the test frame should need several words");
         let mut dec = LearnedCoder::new(model, w, h);
@@ -645,10 +526,10 @@ mod tests {
             // Slow drift: most changes are small, so many stay out, yet the error of every
             // frame stays bounded, however long the run of predicted frames.
             let frame = test_frame(w, h, i / 2);
-            let previous = enc.reference.clone().unwrap_or_default();
+            let previous = enc.last_latent().unwrap_or_default().to_vec();
             enc.encode(&frame, frame_type).unwrap();
             let exact = model.analyze(&frame);
-            let coded = enc.reference.as_ref().unwrap();
+            let coded = enc.last_latent().unwrap();
             for (j, (&v, &f)) in coded.iter().zip(&exact.data).enumerate() {
                 assert!(
                     (v as f32 - f).abs() <= MAX_KEPT_ERROR,

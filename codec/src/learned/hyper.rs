@@ -9,7 +9,7 @@
 
 use super::arch::{HYPER_ACTIVATION_BITS, HYPER_WEIGHT_BITS};
 use super::conv::{ConvKernel, FeatureMap};
-use crate::entropy::SCALES;
+use crate::entropy::index_for_log_scale;
 
 /// Activations are clamped to this magnitude (in real units) to bound the sums.
 const ACTIVATION_LIMIT: f64 = 4096.0;
@@ -74,29 +74,5 @@ impl ExactHyperSynthesis {
             .iter()
             .map(|&s| index_for_log_scale(s as i64))
             .collect()
-    }
-}
-
-/// The bank index for a log-scale `s` given as a multiple of 2^-8: the nearest `j` with
-/// `0.15 · 1.16^j ≈ exp(s)`, in integers: `(s − ln 0.15·256) / (ln 1.16·256)`.
-pub fn index_for_log_scale(s_q8: i64) -> u8 {
-    // round(ln(0.15) * 256) = -486; round(2^16 / (ln(1.16) * 256)) = 1725.
-    let j = ((s_q8 + 486) * 1725 + (1 << 15)) >> 16;
-    j.clamp(0, SCALES as i64 - 1) as u8
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::entropy::scale_of;
-
-    #[test]
-    fn log_scale_indices_match_the_bank_scales() {
-        for j in 0..SCALES {
-            let s = scale_of(j).ln() * 256.0;
-            assert_eq!(usize::from(index_for_log_scale(s.round() as i64)), j);
-        }
-        assert_eq!(index_for_log_scale(-100_000), 0);
-        assert_eq!(index_for_log_scale(100_000), SCALES as u8 - 1);
     }
 }

@@ -5,17 +5,23 @@
 //! * [`hyper`]: the exact integer hyper-synthesis that picks the entropy tables;
 //! * [`motion`] and [`predicted`]: predicted frames, the latent moved block by block and the
 //!   change from it coded under context-chosen tables;
-//! * [`coder`]: the [`FrameCoder`](crate::coders::FrameCoder) that puts it all together.
+//! * [`intra`]: intra frames, the hyperprior latent codec;
+//! * [`coded`]: what a latent codec hands back (payload, cost, the frame's state);
+//! * [`coder`]: the [`FrameCoder`](crate::coders::FrameCoder) that ties them together and
+//!   keeps the reference frame.
 
 pub mod arch;
+pub mod coded;
 pub mod coder;
 pub mod conv;
 pub mod hyper;
+pub mod intra;
 pub mod motion;
 pub mod predicted;
 
-pub use arch::{ConvSpec, LearnedArch, MIN_SCALE};
-pub use coder::{EntropyCost, LearnedCoder};
+pub use arch::{ConvSpec, LearnedArch, MIN_SCALE, Z_LOG_SCALE};
+pub use coded::{CodedLatent, EntropyCost};
+pub use coder::LearnedCoder;
 
 use std::collections::BTreeMap;
 
@@ -78,7 +84,7 @@ impl LearnedWeights {
             shapes.push((spec.weight_name(), spec.weight_shape()));
             shapes.push((spec.bias_name(), vec![spec.conv_out()]));
         }
-        shapes.push(("z_log_scale".into(), vec![usize::from(arch.side_channels)]));
+        shapes.push((Z_LOG_SCALE.into(), vec![usize::from(arch.side_channels)]));
         shapes
     }
 }

@@ -268,95 +268,134 @@ fn changes(latent: &[i32], prediction: &[i32]) -> Vec<i32> {
         .collect()
 }
 
-/// The tables [`encode_items`] would choose for `latent`, without coding it.
-pub fn choose_tables(
-    latent: &[i32],
-    prediction: &[i32],
-    previous: Option<&TableChoice>,
-    shape: LatentShape,
-) -> TableChoice {
-    let delta = changes(latent, prediction);
-    GroupCosts::new(&delta, prediction, shape.channels, shape.width).choose(previous)
-}
-
 /// The first payload byte's flag that says a motion field follows.
 pub const MOTION_FLAG: u8 = 0x80;
 
-/// Codes the change from `prediction` to `latent` (both of `shape`), the previous predicted
-/// frame's choice (if the reference was one) given. `motion` is the field that moved the
-/// reference into `prediction`, if one did. Returns the payload's leading bytes, the
-/// (table, symbol) items of its ANS stream in decoding order, and this frame's choice.
-pub fn encode_items<'b>(
-    latent: &[i32],
-    prediction: &[i32],
-    previous: Option<&TableChoice>,
-    motion: Option<&MotionField>,
-    shape: LatentShape,
-    bank: &'b ScaleBank,
-) -> (Vec<u8>, Vec<(&'b CategoricalTable, i32)>, TableChoice) {
-    let delta = changes(latent, prediction);
-    let costs = GroupCosts::new(&delta, prediction, shape.channels, shape.width);
-    let choice = costs.choose(previous);
-    let head = choice.symbols(previous);
-    let table = best_index(&head);
-    let mut items = Vec::with_capacity(head.len() + delta.len());
-    let mut leading = vec![table];
-    if let Some(field) = motion {
-        let vector_table = best_index(&field.symbols());
-        leading = vec![table | MOTION_FLAG, vector_table];
-        field.push_items(bank, vector_table, &mut items);
-    }
-    for v in head {
-        bank.push_symbols(table, v, &mut items);
-    }
-    let plane = shape.plane();
-    for (c, indices) in choice.coded_channels() {
-        let classes = &costs.classes[c * plane..][..plane];
-        for (&v, &class) in delta[c * plane..][..plane].iter().zip(classes) {
-            bank.push_symbols(indices[usize::from(class)], v, &mut items);
-        }
-    }
-    (leading, items, choice)
+/// The frame a predicted frame is coded against, as encoder and decoder both hold it: its
+/// latent, and its table choice if it was a predicted frame itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceFrame {
+    pub latent: Vec<i32>,
+    pub tables: Option<TableChoice>,
 }
 
-/// Encoder-only: re-decides each coded element of `latent` (the changes from `prediction`
-/// under `choice`) between keeping the prediction and rounding the unrounded latent `exact`,
-/// whichever costs less in squared latent error plus `lambda` times its bits under the table
-/// its context selects. Keeping is allowed only where `exact` is within `max_keep`, which bounds
-/// each frame's error. Elements are visited in decoding order, so the contexts are those the
-/// decoder will see for the elements already decided.
-pub fn refine(
-    latent: &mut [i32],
-    exact: &[f32],
-    prediction: &[i32],
-    choice: &TableChoice,
-    shape: LatentShape,
-    (lambda, max_keep): (f64, f32),
-) {
-    let bank = ScaleBank::get();
-    let (plane, width) = (shape.plane(), shape.width);
-    let mut delta = vec![0i32; plane];
-    for (c, indices) in choice.coded_channels() {
-        let range = c * plane..(c + 1) * plane;
-        let (p, f, v) = (
-            &prediction[range.clone()],
-            &exact[range.clone()],
-            &mut latent[range],
-        );
-        for i in 0..plane {
-            let class = context_class(p, &delta, width, i / width, i % width);
-            let table = indices[class];
-            let rounded = round_element(f[i]);
-            let cost = |value: i32| {
-                let e = f64::from(f[i]) - f64::from(value);
-                e * e + lambda * bank.bits(table, value.wrapping_sub(p[i]))
-            };
-            let mut best = rounded;
-            if (f[i] - p[i] as f32).abs() < max_keep && cost(p[i]) <= cost(rounded) {
-                best = p[i];
+/// What coding one predicted frame depends on besides its own latent.
+#[derive(Clone, Copy)]
+pub struct PredictionContext<'a> {
+    /// The latent the frame is predicted as: the reference, moved by the motion field if one
+    /// is sent.
+    pub prediction: &'a [i32],
+    /// The reference's table choice, if it was a predicted frame.
+    pub previous: Option<&'a TableChoice>,
+    pub shape: LatentShape,
+}
+
+/// A predicted frame ready for the ANS coder: the payload's leading bytes, the (table, symbol)
+/// items of its stream in decoding order, and the frame's table choice.
+pub struct PredictedItems<'b> {
+    pub leading: Vec<u8>,
+    pub items: Vec<(&'b CategoricalTable, i32)>,
+    pub choice: TableChoice,
+}
+
+/// The encoder's trade in [`PredictionContext::refine`]: squared latent error per bit, and the
+/// farthest an element may stay from its unrounded latent.
+#[derive(Debug, Clone, Copy)]
+pub struct RefineWeights {
+    pub lambda: f64,
+    pub max_keep: f32,
+}
+
+impl PredictionContext<'_> {
+    /// The tables [`encode_items`](Self::encode_items) would choose for `latent`, without
+    /// coding it.
+    pub fn choose_tables(&self, latent: &[i32]) -> TableChoice {
+        let delta = changes(latent, self.prediction);
+        GroupCosts::new(
+            &delta,
+            self.prediction,
+            self.shape.channels,
+            self.shape.width,
+        )
+        .choose(self.previous)
+    }
+
+    /// Codes the change from the prediction to `latent`. `motion` is the field that moved
+    /// the reference into the prediction, if one did.
+    pub fn encode_items<'b>(
+        &self,
+        latent: &[i32],
+        motion: Option<&MotionField>,
+        bank: &'b ScaleBank,
+    ) -> PredictedItems<'b> {
+        let shape = self.shape;
+        let delta = changes(latent, self.prediction);
+        let costs = GroupCosts::new(&delta, self.prediction, shape.channels, shape.width);
+        let choice = costs.choose(self.previous);
+        let head = choice.symbols(self.previous);
+        let table = best_index(&head);
+        let mut items = Vec::with_capacity(head.len() + delta.len());
+        let mut leading = vec![table];
+        if let Some(field) = motion {
+            let vector_table = best_index(&field.symbols());
+            leading = vec![table | MOTION_FLAG, vector_table];
+            field.push_items(bank, vector_table, &mut items);
+        }
+        for v in head {
+            bank.push_symbols(table, v, &mut items);
+        }
+        let plane = shape.plane();
+        for (c, indices) in choice.coded_channels() {
+            let classes = &costs.classes[c * plane..][..plane];
+            for (&v, &class) in delta[c * plane..][..plane].iter().zip(classes) {
+                bank.push_symbols(indices[usize::from(class)], v, &mut items);
             }
-            v[i] = best;
-            delta[i] = best.wrapping_sub(p[i]);
+        }
+        PredictedItems {
+            leading,
+            items,
+            choice,
+        }
+    }
+
+    /// Encoder-only: re-decides each coded element of `latent` (the changes from the
+    /// prediction under `choice`) between keeping the prediction and rounding the unrounded
+    /// latent `exact`, whichever costs less in squared latent error plus `lambda` times its
+    /// bits under the table its context selects. Keeping is allowed only where `exact` is
+    /// within `max_keep`, which bounds each frame's error. Elements are visited in decoding
+    /// order, so the contexts are those the decoder will see for the elements already decided.
+    pub fn refine(
+        &self,
+        latent: &mut [i32],
+        exact: &[f32],
+        choice: &TableChoice,
+        RefineWeights { lambda, max_keep }: RefineWeights,
+    ) {
+        let bank = ScaleBank::get();
+        let (plane, width) = (self.shape.plane(), self.shape.width);
+        let mut delta = vec![0i32; plane];
+        for (c, indices) in choice.coded_channels() {
+            let range = c * plane..(c + 1) * plane;
+            let (p, f, v) = (
+                &self.prediction[range.clone()],
+                &exact[range.clone()],
+                &mut latent[range],
+            );
+            for i in 0..plane {
+                let class = context_class(p, &delta, width, i / width, i % width);
+                let table = indices[class];
+                let rounded = round_element(f[i]);
+                let cost = |value: i32| {
+                    let e = f64::from(f[i]) - f64::from(value);
+                    e * e + lambda * bank.bits(table, value.wrapping_sub(p[i]))
+                };
+                let mut best = rounded;
+                if (f[i] - p[i] as f32).abs() < max_keep && cost(p[i]) <= cost(rounded) {
+                    best = p[i];
+                }
+                v[i] = best;
+                delta[i] = best.wrapping_sub(p[i]);
+            }
         }
     }
 }
@@ -367,15 +406,16 @@ fn table_byte(byte: Option<u8>) -> Result<u8, CoderError> {
     Ok(crate::entropy::check_table_index(table)?)
 }
 
-/// Parses a predicted payload against `reference` (of `shape`) and the previous predicted
-/// frame's choice: the latent the encoder had, and this frame's choice.
+/// Parses a predicted payload against its reference (of `shape`): the frame the encoder had,
+/// which the next predicted frame is coded against.
 pub fn parse(
     payload: &[u8],
-    reference: &[i32],
-    previous: Option<&TableChoice>,
+    reference: &ReferenceFrame,
     shape: LatentShape,
     end: StreamEnd,
-) -> Result<(Vec<i32>, TableChoice), CoderError> {
+) -> Result<ReferenceFrame, CoderError> {
+    let previous = reference.tables.as_ref();
+    let reference = reference.latent.as_slice();
     let first = *payload
         .first()
         .ok_or_else(|| CoderError::Payload("empty predicted frame".into()))?;
@@ -419,7 +459,10 @@ pub fn parse(
         }
     }
     decoder.finish()?;
-    Ok((latent, choice))
+    Ok(ReferenceFrame {
+        latent,
+        tables: Some(choice),
+    })
 }
 
 #[cfg(test)]
@@ -457,16 +500,14 @@ mod tests {
         width: usize,
     ) -> (usize, TableChoice) {
         let (payload, choice) = payload(latent, reference, previous, channels, width);
-        let (parsed, parsed_choice) = parse(
-            &payload,
-            reference,
-            previous,
-            shape(latent, channels, width),
-            StreamEnd::Sealed,
-        )
-        .unwrap();
-        assert_eq!(parsed, latent);
-        assert_eq!(parsed_choice, choice);
+        let reference = ReferenceFrame {
+            latent: reference.to_vec(),
+            tables: previous.cloned(),
+        };
+        let shape = shape(latent, channels, width);
+        let parsed = parse(&payload, &reference, shape, StreamEnd::Sealed).unwrap();
+        assert_eq!(parsed.latent, latent);
+        assert_eq!(parsed.tables.as_ref(), Some(&choice));
         (payload.len(), choice)
     }
 
@@ -477,16 +518,15 @@ mod tests {
         channels: usize,
         width: usize,
     ) -> (Vec<u8>, TableChoice) {
-        let (mut payload, items, choice) = encode_items(
-            latent,
-            reference,
+        let context = PredictionContext {
+            prediction: reference,
             previous,
-            None,
-            shape(latent, channels, width),
-            ScaleBank::get(),
-        );
-        write_words(&mut payload, &encode(items.into_iter()).unwrap());
-        (payload, choice)
+            shape: shape(latent, channels, width),
+        };
+        let coded = context.encode_items(latent, None, ScaleBank::get());
+        let mut payload = coded.leading;
+        write_words(&mut payload, &encode(coded.items.into_iter()).unwrap());
+        (payload, coded.choice)
     }
 
     #[test]
@@ -541,16 +581,24 @@ mod tests {
         assert!(!field.is_zero());
         let prediction = field.compensate(&reference);
         let bank = ScaleBank::get();
-        let (mut moved, items, choice) =
-            encode_items(&latent, &prediction, None, Some(&field), shape, bank);
+        let context = |prediction| PredictionContext {
+            prediction,
+            previous: None,
+            shape,
+        };
+        let coded = context(&prediction).encode_items(&latent, Some(&field), bank);
+        let mut moved = coded.leading;
         assert_ne!(moved[0] & MOTION_FLAG, 0);
-        write_words(&mut moved, &encode(items.into_iter()).unwrap());
-        let (parsed, parsed_choice) =
-            parse(&moved, &reference, None, shape, StreamEnd::Sealed).unwrap();
-        assert_eq!(parsed, latent);
-        assert_eq!(parsed_choice, choice);
-        let (still, items, _) = encode_items(&latent, &reference, None, None, shape, bank);
-        let still_bytes = still.len() + 4 * encode(items.into_iter()).unwrap().len();
+        write_words(&mut moved, &encode(coded.items.into_iter()).unwrap());
+        let reference = ReferenceFrame {
+            latent: reference,
+            tables: None,
+        };
+        let parsed = parse(&moved, &reference, shape, StreamEnd::Sealed).unwrap();
+        assert_eq!(parsed.latent, latent);
+        assert_eq!(parsed.tables, Some(coded.choice));
+        let still = context(&reference.latent).encode_items(&latent, None, bank);
+        let still_bytes = still.leading.len() + 4 * encode(still.items.into_iter()).unwrap().len();
         assert!(
             moved.len() * 3 < still_bytes,
             "{} bytes with motion, {still_bytes} without",
@@ -558,7 +606,7 @@ mod tests {
         );
         // Cut anywhere, the moved payload is an error or another latent, never a panic.
         for cut in 0..moved.len() {
-            let _ = parse(&moved[..cut], &reference, None, shape, StreamEnd::Sealed);
+            let _ = parse(&moved[..cut], &reference, shape, StreamEnd::Sealed);
         }
     }
 
@@ -583,15 +631,17 @@ mod tests {
         exact[moving] = prediction[moving] as f32 + 0.7;
         exact[still] = 0.7;
         let mut latent: Vec<i32> = exact.iter().map(|v| v.round() as i32).collect();
-        let tables = choose_tables(&latent, &prediction, None, shape);
-        refine(
-            &mut latent,
-            &exact,
-            &prediction,
-            &tables,
+        let context = PredictionContext {
+            prediction: &prediction,
+            previous: None,
             shape,
-            (0.08, 0.8),
-        );
+        };
+        let tables = context.choose_tables(&latent);
+        let weights = RefineWeights {
+            lambda: 0.08,
+            max_keep: 0.8,
+        };
+        context.refine(&mut latent, &exact, &tables, weights);
         assert_eq!(
             latent[still], 0,
             "a lone change in a still area costs too much"
@@ -624,8 +674,13 @@ mod tests {
             height,
             width,
         };
-        let (_, items, _) = encode_items(&latent, &reference, None, None, shape, bank);
-        let with_context = information_content(items.iter().copied());
+        let context = PredictionContext {
+            prediction: &reference,
+            previous: None,
+            shape,
+        };
+        let coded = context.encode_items(&latent, None, bank);
+        let with_context = information_content(coded.items.iter().copied());
         let one_table: f64 = (0..channels)
             .map(|c| {
                 let d = &latent[c * plane..][..plane];
@@ -647,13 +702,12 @@ mod tests {
         let latent = noise(6, channels * 8, 3);
         let (payload, choice) = payload(&latent, &reference, None, channels, width);
         let parse_with = |bytes: &[u8], previous: Option<&TableChoice>| {
-            parse(
-                bytes,
-                &reference,
-                previous,
-                shape(&reference, channels, width),
-                StreamEnd::Sealed,
-            )
+            let reference = ReferenceFrame {
+                latent: reference.clone(),
+                tables: previous.cloned(),
+            };
+            let shape = shape(&reference.latent, channels, width);
+            parse(bytes, &reference, shape, StreamEnd::Sealed)
         };
         assert!(parse_with(&[], None).is_err());
         assert!(parse_with(&payload[..1], None).is_err());
