@@ -15,16 +15,19 @@ fn main() -> Result<()> {
     let gain: f32 = gain.parse().context("GAIN")?;
     let model = LearnedModel::from_bytes(&std::fs::read(model).context("reading MODEL")?)?;
     let mut w = model.weights.clone();
+    let arch = model.info.arch;
     // The latent's rows of the last analysis layer, weights and bias.
-    scale(&mut w, "g_a.3.weight", |_| gain);
-    scale(&mut w, "g_a.3.bias", |_| gain);
+    let latent = arch.latent_layer();
+    scale(&mut w, &latent.weight_name(), |_| gain);
+    scale(&mut w, &latent.bias_name(), |_| gain);
     // The layers that read the latent (all their inputs are its channels).
-    for name in ["h_a.0.weight", "g_s.0.weight"] {
-        scale(&mut w, name, |_| 1.0 / gain);
+    for layer in [&arch.hyper_analysis()[0], &arch.synthesis()[0]] {
+        scale(&mut w, &layer.weight_name(), |_| 1.0 / gain);
     }
     // Log-scales shift by ln G.
-    let shifted: Vec<f32> = w.get("h_s.2.bias").iter().map(|b| b + gain.ln()).collect();
-    w.insert("h_s.2.bias".into(), shifted);
+    let log_scale = arch.log_scale_layer().bias_name();
+    let shifted: Vec<f32> = w.get(&log_scale).iter().map(|b| b + gain.ln()).collect();
+    w.insert(log_scale, shifted);
     let mut info = model.info.clone();
     info.quality = quality.parse().context("QUALITY")?;
     std::fs::write(out, LearnedModel::file_bytes_for(&info, &w)).context("writing OUT")?;

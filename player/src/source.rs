@@ -161,7 +161,7 @@ fn open_at(source: &str, seconds: f64) -> Result<Source, SourceError> {
         path: source.into(),
         cause: e,
     };
-    let (header, first_packet, earlier, offset) = if is_url(source) {
+    let start = if is_url(source) {
         locate(
             &SeekableReader::new(HttpFile::open(source)?).map_err(container)?,
             seconds,
@@ -173,6 +173,7 @@ fn open_at(source: &str, seconds: f64) -> Result<Source, SourceError> {
             seconds,
         )
     };
+    let offset = start.offset;
     let (input, origin): (Box<dyn Read + Send>, _) = if is_url(source) {
         let stream = HttpStream::open(source, offset)?;
         let origin = Origin::Url(UrlOrigin::of(source, &stream));
@@ -182,26 +183,33 @@ fn open_at(source: &str, seconds: f64) -> Result<Source, SourceError> {
         file.seek(SeekFrom::Start(offset)).map_err(open_err)?;
         (Box::new(BufReader::new(file)), Origin::File)
     };
-    let reader = ContainerReader::resume_at(input, header, first_packet, earlier);
+    let reader = ContainerReader::resume_at(input, start.header, start.first_packet, start.earlier);
     Ok(Source { reader, origin })
 }
 
-/// Header, first packet offset, the index entries before the start, and the start offset.
-fn locate<R: Read + Seek>(
-    seekable: &SeekableReader<R>,
-    seconds: f64,
-) -> (Header, u64, Vec<IndexEntry>, u64) {
+/// Where playback from a time starts, and what a reader resuming there must know.
+struct StartPoint {
+    header: Header,
+    /// Offset of the file's first packet.
+    first_packet: u64,
+    /// The index entries of the packets before the start.
+    earlier: Vec<IndexEntry>,
+    /// Offset of the packet playback starts at.
+    offset: u64,
+}
+
+/// The start for `seconds`: the last intra frame at or before it.
+fn locate<R: Read + Seek>(seekable: &SeekableReader<R>, seconds: f64) -> StartPoint {
     let k = seekable.seek_entry(seconds);
     let index = seekable.index();
-    let offset = index
-        .get(k)
-        .map_or(seekable.first_packet_offset(), |e| e.offset);
-    (
-        seekable.header().clone(),
-        seekable.first_packet_offset(),
-        index[..k.min(index.len())].to_vec(),
-        offset,
-    )
+    StartPoint {
+        header: seekable.header().clone(),
+        first_packet: seekable.first_packet_offset(),
+        earlier: index[..k.min(index.len())].to_vec(),
+        offset: index
+            .get(k)
+            .map_or(seekable.first_packet_offset(), |e| e.offset),
+    }
 }
 
 /// Makes sure `models` can decode `header`: a model already there (or in the cache) is used;

@@ -36,8 +36,29 @@ pub enum CorpusError {
     NotACorpus,
     #[error("corrupt corpus header: {0}")]
     Header(String),
-    #[error("picture {index}: {reason}")]
-    Picture { index: usize, reason: String },
+    #[error("picture {index}")]
+    Picture {
+        index: usize,
+        #[source]
+        cause: PictureError,
+    },
+}
+
+/// Why one picture of a corpus cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PictureError {
+    #[error("{width}x{height} pixels is outside 1..={MAX_SIDE} on a side")]
+    Size { width: u32, height: u32 },
+    #[error("source {source_index} of {sources}")]
+    Source { source_index: u32, sources: usize },
+    #[error(transparent)]
+    Png(#[from] png::DecodingError),
+    #[error("the PNG is {got:?}, the header says {want:?}")]
+    PngSize { got: (u32, u32), want: (u32, u32) },
+    #[error("not an 8-bit RGB PNG")]
+    NotRgb8,
+    #[error("the picture size does not match its pixels")]
+    Pixels,
 }
 
 /// Where a corpus's pictures came from.
@@ -135,16 +156,18 @@ pub fn read_header(reader: &mut impl Read, file_len: u64) -> Result<CorpusHeader
     let body = file_len - 12 - u64::from(len);
     let mut total = 0u64;
     for (index, p) in header.pictures.iter().enumerate() {
-        let bad = |reason: String| CorpusError::Picture { index, reason };
+        let bad = |cause: PictureError| CorpusError::Picture { index, cause };
         if p.width == 0 || p.height == 0 || p.width > MAX_SIDE || p.height > MAX_SIDE {
-            return Err(bad(format!("{}x{} pixels", p.width, p.height)));
+            return Err(bad(PictureError::Size {
+                width: p.width,
+                height: p.height,
+            }));
         }
         if p.source as usize >= header.sources.len() {
-            return Err(bad(format!(
-                "source {} of {}",
-                p.source,
-                header.sources.len()
-            )));
+            return Err(bad(PictureError::Source {
+                source_index: p.source,
+                sources: header.sources.len(),
+            }));
         }
         total = total.saturating_add(p.bytes);
     }
@@ -157,28 +180,27 @@ pub fn read_header(reader: &mut impl Read, file_len: u64) -> Result<CorpusHeader
 }
 
 /// Decodes one picture's PNG, which must be 8-bit RGB of the entry's size.
-fn decode_png(entry: &PictureEntry, bytes: &[u8]) -> Result<RgbFrame, String> {
+fn decode_png(entry: &PictureEntry, bytes: &[u8]) -> Result<RgbFrame, PictureError> {
     let pixels = 3 * entry.width as usize * entry.height as usize;
     let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     // The entry's size bounds what the decoder may allocate.
     decoder.set_limits(png::Limits {
         bytes: pixels + 4096,
     });
-    let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
+    let mut reader = decoder.read_info()?;
     let info = reader.info();
     if (info.width, info.height) != (entry.width, entry.height) {
-        return Err(format!(
-            "the PNG is {}x{}, the header says {}x{}",
-            info.width, info.height, entry.width, entry.height
-        ));
+        return Err(PictureError::PngSize {
+            got: (info.width, info.height),
+            want: (entry.width, entry.height),
+        });
     }
     if (info.color_type, info.bit_depth) != (png::ColorType::Rgb, png::BitDepth::Eight) {
-        return Err("not an 8-bit RGB PNG".into());
+        return Err(PictureError::NotRgb8);
     }
     let mut data = vec![0u8; pixels];
-    reader.next_frame(&mut data).map_err(|e| e.to_string())?;
-    RgbFrame::from_data(entry.width, entry.height, data)
-        .ok_or_else(|| "the picture size does not match its pixels".to_string())
+    reader.next_frame(&mut data)?;
+    RgbFrame::from_data(entry.width, entry.height, data).ok_or(PictureError::Pixels)
 }
 
 /// Reads every picture of the corpus at `path` in order, calling `on_picture` with each and
@@ -197,7 +219,7 @@ pub fn read_each(
         buf.resize(entry.bytes as usize, 0);
         reader.read_exact(&mut buf)?;
         let frame =
-            decode_png(entry, &buf).map_err(|reason| CorpusError::Picture { index, reason })?;
+            decode_png(entry, &buf).map_err(|cause| CorpusError::Picture { index, cause })?;
         on_picture(frame, entry.source);
     }
     Ok(header)

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use aecodec::coders::LatentFrame;
 use aecodec::container::{ContainerError, ContainerReader};
-use aecodec::learned::LearnedModel;
+use aecodec::learned::{LatentShape, LearnedModel};
 use aecodec::pipeline::FrameDecoder;
 use aecodec::registry::{Model, ModelStore};
 use aecodec::RgbFrame;
@@ -137,9 +137,9 @@ pub fn bench_decode(
 struct DeviceSynthesis {
     net: LearnedNet,
     device: Device,
-    /// Latent (channels, height, width), the latent's stride, and the display size the coded
+    /// The latent, how many pixels one of its elements spans, and the display size the coded
     /// frame is cut to.
-    latent: (usize, usize, usize),
+    latent: LatentShape,
     stride: usize,
     display: (u32, u32),
 }
@@ -148,11 +148,11 @@ impl DeviceSynthesis {
     fn new(model: &LearnedModel, header: &aecodec::container::Header, device: &Device) -> Self {
         let arch = &model.info.arch;
         let stride = header.coding.stride();
-        let latent = (
-            arch.latent_channels as usize,
-            (header.coded_height / stride) as usize,
-            (header.coded_width / stride) as usize,
-        );
+        let latent = LatentShape {
+            channels: usize::from(arch.latent_channels),
+            height: (header.coded_height / stride) as usize,
+            width: (header.coded_width / stride) as usize,
+        };
         Self {
             net: LearnedNet::from_weights(arch, &model.weights, device),
             device: device.clone(),
@@ -164,7 +164,11 @@ impl DeviceSynthesis {
 
     /// One frame: the latent in, the synthesis, pixels rounded as the codec rounds them, out.
     fn frame(&self, latent: &LatentFrame) -> RgbFrame {
-        let (c, h, w) = self.latent;
+        let LatentShape {
+            channels: c,
+            height: h,
+            width: w,
+        } = self.latent;
         let values: Vec<f32> = latent.values.iter().map(|&v| v as f32).collect();
         let y = Tensor::<4>::from_data(TensorData::new(values, [1, c, h, w]), &self.device);
         let planes: Vec<f32> = self
