@@ -531,11 +531,11 @@ pub fn run(
 mod tests {
     use super::*;
     use crate::learned::LearnedModel;
-    use crate::registry::builtin as defaults;
+    use crate::registry::builtin;
 
     #[test]
     fn learned_settings_are_named_by_quality_and_by_id_where_qualities_repeat() {
-        let (q1, q3) = (defaults::model(1).unwrap(), defaults::model(3).unwrap());
+        let (q1, q3) = (builtin::model(1).unwrap(), builtin::model(3).unwrap());
         let learned = |models: Vec<Arc<LearnedModel>>| Codec::Learned {
             name: "learned".into(),
             models,
