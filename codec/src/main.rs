@@ -13,8 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use aecodec::registry::CoderSpec;
-
 /// `println!` that reports a closed standard output as an error (which `main` treats as a
 /// quiet exit: `aecodec bench | head`) instead of panicking.
 macro_rules! outln {
@@ -26,7 +24,7 @@ macro_rules! outln {
 use aecodec::container::{ContainerReader, ContainerWriter, FileStats, SeekableReader};
 use aecodec::output::{check_output, AtomicFile};
 use aecodec::pipeline::{decode_stream, encode_stream, FrameDecoder, FrameEncoder, StreamError};
-use aecodec::registry::{Model, ModelStore};
+use aecodec::registry::{CoderSpec, Model, ModelStore};
 use aecodec::video::{open_output, VideoReader};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};

@@ -6,6 +6,7 @@
 //! player's outputs) and the container; every encode and decode loop in the project is one
 //! of these two.
 
+use std::borrow::Cow;
 use std::io::{Read, Seek, Write};
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
@@ -124,8 +125,9 @@ impl FrameDecoder {
 /// Where frames come from, in display order: a video file, frames in memory.
 pub trait FrameSource {
     type Error: std::error::Error + Send + Sync + 'static;
-    /// The next frame, or `None` at the end.
-    fn next_frame(&mut self) -> Result<Option<RgbFrame>, Self::Error>;
+    /// The next frame, or `None` at the end: owned where the source makes it, borrowed where
+    /// it already holds it.
+    fn next_frame(&mut self) -> Result<Option<Cow<'_, RgbFrame>>, Self::Error>;
 }
 
 /// Somewhere decoded frames go, in order: a video file, standard output, a window, memory.
@@ -138,7 +140,7 @@ pub trait FrameSink {
     }
 }
 
-/// Frames held in memory, as a source (cloned out one by one).
+/// Frames held in memory, as a source.
 pub struct FrameSlice<'a>(pub std::slice::Iter<'a, RgbFrame>);
 
 impl<'a> FrameSlice<'a> {
@@ -149,8 +151,8 @@ impl<'a> FrameSlice<'a> {
 
 impl FrameSource for FrameSlice<'_> {
     type Error = std::convert::Infallible;
-    fn next_frame(&mut self) -> Result<Option<RgbFrame>, Self::Error> {
-        Ok(self.0.next().cloned())
+    fn next_frame(&mut self) -> Result<Option<Cow<'_, RgbFrame>>, Self::Error> {
+        Ok(self.0.next().map(Cow::Borrowed))
     }
 }
 

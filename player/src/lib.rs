@@ -207,6 +207,27 @@ fn read_packets(mut opened: source::Source, packets: Sender<Packet>) -> ReadOutc
     }
 }
 
+/// Runs one decoding stage: each input through `work`, timed, on to `output`, until the
+/// input ends, an error has been passed on, or the next stage has gone. Returns the stage's
+/// busy time.
+fn run_stage<I, O>(
+    input: impl IntoIterator<Item = I>,
+    output: Sender<Result<O, PlayError>>,
+    mut work: impl FnMut(I) -> Result<O, PlayError>,
+) -> Duration {
+    let mut busy = Duration::ZERO;
+    for item in input {
+        let t = Instant::now();
+        let result = work(item);
+        busy += t.elapsed();
+        let failed = result.is_err();
+        if output.send(result).is_err() || failed {
+            break;
+        }
+    }
+    busy
+}
+
 /// Entropy decoding stage: packets to latents, in order. Returns its busy time.
 fn parse_packets(
     mut parser: FrameDecoder,
@@ -214,27 +235,18 @@ fn parse_packets(
     packets: Receiver<Packet>,
     latents: Sender<ParsedFrame>,
 ) -> Duration {
-    let mut busy = Duration::ZERO;
-    for (frame, packet) in packets.into_iter().enumerate() {
-        let t = Instant::now();
-        let parsed = parser
-            .parse(&packet)
-            .map(|latent| {
-                let seconds =
-                    packet.pts as f64 * f64::from(time_base.num) / f64::from(time_base.den);
-                (latent, packet.stored_len(), seconds)
-            })
-            .map_err(|e| PlayError::Decode {
+    run_stage(
+        packets.into_iter().enumerate(),
+        latents,
+        |(frame, packet)| {
+            let latent = parser.parse(&packet).map_err(|e| PlayError::Decode {
                 frame: frame as u64,
                 cause: e,
-            });
-        busy += t.elapsed();
-        let failed = parsed.is_err();
-        if latents.send(parsed).is_err() || failed {
-            break;
-        }
-    }
-    busy
+            })?;
+            let seconds = packet.pts as f64 * f64::from(time_base.num) / f64::from(time_base.den);
+            Ok((latent, packet.stored_len(), seconds))
+        },
+    )
 }
 
 /// Synthesis stage: latents to RGB frames. Returns its busy time.
@@ -243,21 +255,14 @@ fn synthesize_frames(
     latents: Receiver<ParsedFrame>,
     frames: Sender<Result<DecodedFrame, PlayError>>,
 ) -> Duration {
-    let mut busy = Duration::ZERO;
-    for parsed in latents {
-        let t = Instant::now();
-        let decoded = parsed.map(|(latent, bytes, seconds)| DecodedFrame {
+    run_stage(latents, frames, |parsed| {
+        let (latent, bytes, seconds) = parsed?;
+        Ok(DecodedFrame {
             rgb: synthesizer.synthesize(&latent),
             bytes,
             seconds,
-        });
-        busy += t.elapsed();
-        let failed = decoded.is_err();
-        if frames.send(decoded).is_err() || failed {
-            break;
-        }
-    }
-    busy
+        })
+    })
 }
 
 /// Presenter stage, on the calling thread: frames to the output until the stream ends or the

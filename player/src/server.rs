@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aecodec::container::ContainerReader;
+use aecodec::model_file::ModelId;
 use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -44,7 +45,7 @@ pub struct CatalogEntry {
 struct AppState {
     /// The served directory, resolved.
     dir: PathBuf,
-    models: HashMap<String, PathBuf>,
+    models: HashMap<ModelId, PathBuf>,
 }
 
 /// `path` resolved (symbolic links followed), if it is a file with extension `ext` inside
@@ -57,7 +58,7 @@ fn inside(dir: &Path, path: &Path, ext: &str) -> Option<PathBuf> {
 }
 
 /// SHA-256 of every `.model` file in `dir` and `dir/models` (`dir` resolved).
-fn index_models(dir: &Path) -> std::io::Result<HashMap<String, PathBuf>> {
+fn index_models(dir: &Path) -> std::io::Result<HashMap<ModelId, PathBuf>> {
     let mut models = HashMap::new();
     for d in [dir.to_path_buf(), dir.join("models")] {
         let Ok(entries) = std::fs::read_dir(&d) else {
@@ -70,7 +71,7 @@ fn index_models(dir: &Path) -> std::io::Result<HashMap<String, PathBuf>> {
             }
             if let Some(file) = inside(dir, &path, "model") {
                 let bytes = std::fs::read(&file)?;
-                models.insert(aecodec::model_file::ModelId::of_bytes(&bytes).hex(), file);
+                models.insert(ModelId::of_bytes(&bytes), file);
             }
         }
     }
@@ -86,7 +87,7 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANU
 
 /// The catalog of `dir` (resolved): each readable `.aez` that `/media` serves, by name, with
 /// a `model_url` where the server has the model (`models`, from [`index_models`]).
-pub fn catalog(dir: &Path, models: &HashMap<String, PathBuf>) -> Vec<CatalogEntry> {
+pub fn catalog(dir: &Path, models: &HashMap<ModelId, PathBuf>) -> Vec<CatalogEntry> {
     let mut entries = Vec::new();
     let Ok(listing) = std::fs::read_dir(dir) else {
         return entries;
@@ -122,7 +123,7 @@ pub fn catalog(dir: &Path, models: &HashMap<String, PathBuf>) -> Vec<CatalogEntr
             frame_rate: h.frame_rate.as_f64(),
             model_id: h.model_id.hex(),
             model_url: models
-                .contains_key(&h.model_id.hex())
+                .contains_key(&h.model_id)
                 .then(|| format!("/models/{}", h.model_id.hex())),
             model_bytes: h.model_bytes,
         });
@@ -161,7 +162,8 @@ async fn model_handler(
     UrlPath(id): UrlPath<String>,
     request: Request,
 ) -> Response {
-    match state.models.get(&id.to_ascii_lowercase()) {
+    // Either case of hex names the same model.
+    match ModelId::from_hex(&id).and_then(|m| state.models.get(&m)) {
         Some(path) => serve_file(path.clone(), request).await,
         None => (StatusCode::NOT_FOUND, format!("no model {id}\n")).into_response(),
     }

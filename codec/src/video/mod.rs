@@ -9,6 +9,7 @@ mod writer;
 pub use reader::{VideoInfo, VideoReader};
 pub use writer::{create_writer, open_output, OutputFormat, VideoSink, Y4mWriter};
 
+use std::borrow::Cow;
 use std::sync::Once;
 
 use crate::pipeline::FrameSource;
@@ -16,8 +17,8 @@ use crate::RgbFrame;
 
 impl FrameSource for VideoReader {
     type Error = VideoError;
-    fn next_frame(&mut self) -> Result<Option<RgbFrame>, VideoError> {
-        VideoReader::next_frame(self)
+    fn next_frame(&mut self) -> Result<Option<Cow<'_, RgbFrame>>, VideoError> {
+        Ok(VideoReader::next_frame(self)?.map(Cow::Owned))
     }
 }
 
