@@ -444,7 +444,7 @@ fn a_stream_whose_learned_model_is_not_at_hand_names_the_model_it_needs() {
     );
     let info: serde_json::Value =
         serde_json::from_str(&run_ok("aecodec", &["info", s(&aez), "--json"])).unwrap();
-    let id = info["model_id"].as_str().unwrap().to_owned();
+    let id = info["tools"][0]["model_id"].as_str().unwrap().to_owned();
     let out = run("aecodec", &["decode", s(&aez), "-o", s(&y4m)]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains(&id), "{}", stderr(&out));
@@ -484,7 +484,9 @@ fn a_forged_short_payload_is_damage_not_a_picture() {
     let mut writer = ContainerWriter::new(file, encoder.header().clone()).unwrap();
     let mut payload = vec![20u8; 32];
     payload.extend_from_slice(&[0x5a, 0xa5, 0x33, 0x01]);
-    writer.write_packet(FrameType::Intra, 0, &payload).unwrap();
+    writer
+        .write_packet(FrameType::Intra, 0, 0, &payload)
+        .unwrap();
     writer.finish().unwrap();
     let out = dir.path().join("out.y4m");
     let decoded = common::run(

@@ -59,7 +59,7 @@ fn pca_at_a_fine_step_is_high_quality_and_its_rate_is_the_file_size() {
     );
     assert!(!out.status.success());
     assert!(
-        common::stderr(&out).contains(info["model_id"].as_str().unwrap()),
+        common::stderr(&out).contains(info["tools"][0]["model_id"].as_str().unwrap()),
         "{}",
         common::stderr(&out)
     );

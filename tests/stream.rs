@@ -212,13 +212,16 @@ fn catalog_ranges_and_paths_outside_the_directory() {
         .collect();
     assert_eq!(titles, ["car", "small"]);
     assert_eq!(catalog[0]["frames"], 40);
-    assert!(catalog[0]["model_url"]
+    assert!(catalog[0]["models"][0]["url"]
         .as_str()
         .unwrap()
         .starts_with("/models/"));
-    assert!(catalog[1]["model_url"].is_null());
+    assert!(catalog[1]["models"][0]["url"].is_null());
     assert_eq!(
-        raw_status(&server.addr, catalog[0]["model_url"].as_str().unwrap()),
+        raw_status(
+            &server.addr,
+            catalog[0]["models"][0]["url"].as_str().unwrap()
+        ),
         200
     );
     assert_eq!(
@@ -763,7 +766,7 @@ fn served_files_symlinks_and_model_urls_agree_with_the_help() {
         .collect();
     assert!(!titles.contains(&"far"), "{titles:?}");
     for e in entries {
-        match e["model_url"].as_str() {
+        match e["models"][0]["url"].as_str() {
             Some(url) => assert_eq!(raw_status(&server.addr, url), 200, "{url}"),
             None => assert!(
                 ["small", "px", "nomodel"].contains(&e["title"].as_str().unwrap()),

@@ -11,7 +11,9 @@
 //!   [`learned`] is the learned autoencoder (transforms, hyperprior, its coder).
 //! * [`container`]: the `.aez` file (docs/FORMAT.md): header, one packet per frame, index.
 //! * [`pipeline`]: a stream of frames to `.aez` packets and back ([`pipeline::encode_stream`],
-//!   [`pipeline::decode_stream`]); every encode and decode loop is one of these two.
+//!   [`pipeline::decode_stream`]); every encode and decode loop is one of these two, or
+//!   [`ratecontrol::encode_stream_at_rate`], which codes each group of pictures with every
+//!   tool of a stream and keeps the one that holds an asked bitrate.
 //!
 //! Beside them: [`model_file`] (the model file format and [`model_file::ModelId`]),
 //! [`registry`] (which models and coders exist: built-in models, the model cache, the coder a
@@ -34,6 +36,7 @@ pub mod metrics;
 pub mod model_file;
 pub mod output;
 pub mod pipeline;
+pub mod ratecontrol;
 pub mod registry;
 mod varint;
 #[cfg(feature = "ffmpeg")]

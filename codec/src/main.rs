@@ -24,6 +24,7 @@ macro_rules! outln {
 use aecodec::container::{ContainerReader, ContainerWriter, FileStats, SeekableReader};
 use aecodec::output::{check_output, AtomicFile};
 use aecodec::pipeline::{decode_stream, encode_stream, FrameDecoder, FrameEncoder, StreamError};
+use aecodec::ratecontrol::{encode_stream_at_rate, RateTarget};
 use aecodec::registry::{CoderSpec, Model, ModelStore};
 use aecodec::video::{open_output, VideoReader};
 use anyhow::{bail, Context, Result};
@@ -80,6 +81,20 @@ enum Command {
         /// Code every frame as an intra frame (the same as --gop 1).
         #[arg(long, conflicts_with = "gop")]
         intra_only: bool,
+        /// Average bitrate to hold over the file (its real size), such as 600k or 1.5M bits/s:
+        /// each group of pictures is coded at every quality level (the built-in learned
+        /// models, or a ladder of steps of a PCA --model) and the one that keeps the file on
+        /// target is written. Encoding takes one pass per level.
+        #[arg(long, value_parser = aecodec::ratecontrol::parse_rate,
+              conflicts_with_all = ["quality", "step", "pixel"])]
+        bitrate: Option<f64>,
+        /// With --bitrate: a peak rate (bits/s) that a player's buffer of --bufsize is filled
+        /// at; no group of pictures may need more (x264's --vbv-maxrate).
+        #[arg(long, value_parser = aecodec::ratecontrol::parse_rate, requires = "bitrate")]
+        maxrate: Option<f64>,
+        /// With --maxrate: the player's buffer in bits (default: one second at --maxrate).
+        #[arg(long, value_parser = aecodec::ratecontrol::parse_rate, requires = "maxrate")]
+        bufsize: Option<f64>,
         /// Replace the output if it exists.
         #[arg(long)]
         force: bool,
@@ -178,21 +193,37 @@ fn main() -> ExitCode {
             force,
             gop,
             intra_only,
-        } => coder_spec(model.as_deref(), pixel, quality, step, components)
-            .and_then(|spec| {
-                encode(
-                    &input,
-                    &output,
-                    &spec,
-                    frames,
-                    force,
-                    if intra_only { Some(1) } else { gop },
-                )
-            })
-            .and_then(|()| {
-                outln!("{}", output.display());
-                Ok(ExitCode::SUCCESS)
-            }),
+            bitrate,
+            maxrate,
+            bufsize,
+        } => match bitrate {
+            None => coder_spec(model.as_deref(), pixel, quality, step, components)
+                .map(|spec| EncodePlan::Fixed(Box::new(spec))),
+            Some(bitrate) => {
+                rate_tools(model.as_deref(), components).map(|tools| EncodePlan::AtRate {
+                    tools,
+                    target: RateTarget {
+                        bitrate,
+                        maxrate,
+                        bufsize,
+                    },
+                })
+            }
+        }
+        .and_then(|plan| {
+            encode(
+                &input,
+                &output,
+                &plan,
+                frames,
+                force,
+                if intra_only { Some(1) } else { gop },
+            )
+        })
+        .and_then(|()| {
+            outln!("{}", output.display());
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Decode {
             input,
             output,
@@ -319,24 +350,70 @@ fn until_interrupted(bar: &ProgressBar) -> ControlFlow<()> {
     }
 }
 
+/// How `encode` codes: with one coder, or at a bitrate, choosing among several per group of
+/// pictures.
+enum EncodePlan {
+    Fixed(Box<CoderSpec>),
+    AtRate {
+        tools: Vec<CoderSpec>,
+        target: RateTarget,
+    },
+}
+
+/// The tools rate control chooses among: the built-in learned models, lowest quality first,
+/// or a ladder of quantizer steps of a PCA model.
+fn rate_tools(model: Option<&Path>, components: Option<u16>) -> Result<Vec<CoderSpec>> {
+    let Some(path) = model else {
+        if components.is_some() {
+            bail!("--components needs a PCA --model");
+        }
+        return (1..=aecodec::registry::builtin::QUALITIES)
+            .map(|q| {
+                let model =
+                    aecodec::registry::builtin::model(q).context("loading the built-in models")?;
+                Ok(CoderSpec::Learned { model })
+            })
+            .collect();
+    };
+    let model = Model::load(path).with_context(|| format!("loading model {}", path.display()))?;
+    let Model::Pca(m) = &model else {
+        bail!("--bitrate switches between models or steps: it takes the built-in learned models or a PCA --model, not one learned model");
+    };
+    // Steps from 4 to 724, a factor of sqrt(2) apart: coarsest (smallest files) first.
+    (0..aecodec::container::MAX_TOOLS as i32)
+        .rev()
+        .map(|k| {
+            let params = aecodec::container::CodingParams::Pca {
+                block: m.block,
+                components: components.unwrap_or(m.components),
+                step: 2f32.powf(2.0 + k as f32 / 2.0),
+            };
+            Ok(model.coder(params)?)
+        })
+        .collect()
+}
+
 fn encode(
     input: &Path,
     output: &Path,
-    spec: &CoderSpec,
+    plan: &EncodePlan,
     max_frames: Option<u64>,
     force: bool,
     gop: Option<u32>,
 ) -> Result<()> {
     check_output(output, &[input], force)?;
+    if let EncodePlan::AtRate { target, .. } = plan {
+        target.validate()?;
+    }
     let mut reader = VideoReader::open(input)?;
     let info = *reader.info();
-    let mut encoder = FrameEncoder::new(
-        spec,
-        info.width,
-        info.height,
-        info.frame_rate,
-        gop.unwrap_or_else(|| aecodec::pipeline::default_gop(info.frame_rate)),
-    );
+    let gop = gop.unwrap_or_else(|| aecodec::pipeline::default_gop(info.frame_rate));
+    let tools = match plan {
+        EncodePlan::Fixed(spec) => std::slice::from_ref(spec.as_ref()),
+        EncodePlan::AtRate { tools, .. } => tools.as_slice(),
+    };
+    let mut encoder =
+        FrameEncoder::with_tools(tools, info.width, info.height, info.frame_rate, gop)?;
     let mut file = AtomicFile::create(output)?;
     let mut writer = ContainerWriter::new(BufWriter::new(file.file()), encoder.header().clone())?;
     let total = match (info.frame_count_hint, max_frames) {
@@ -345,14 +422,31 @@ fn encode(
     };
     let bar = progress_bar(total, "encoding");
     let start = Instant::now();
-    let frames = encode_stream(
-        &mut reader,
-        &mut encoder,
-        &mut writer,
-        max_frames,
-        |_, _| until_interrupted(&bar),
-    )
-    .map_err(stream_error)?;
+    let (frames, report) = match plan {
+        EncodePlan::Fixed(_) => {
+            let frames = encode_stream(
+                &mut reader,
+                &mut encoder,
+                &mut writer,
+                max_frames,
+                |_, _| until_interrupted(&bar),
+            )
+            .map_err(stream_error)?;
+            (frames, None)
+        }
+        EncodePlan::AtRate { target, .. } => {
+            let report = encode_stream_at_rate(
+                &mut reader,
+                &mut encoder,
+                &mut writer,
+                max_frames,
+                *target,
+                |_, _| until_interrupted(&bar),
+            )
+            .map_err(stream_error)?;
+            (report.frames, Some(report))
+        }
+    };
     bar.finish_and_clear();
     if frames == 0 {
         bail!("{} has no frames to encode", input.display());
@@ -362,14 +456,46 @@ fn encode(
     let secs = start.elapsed().as_secs_f64();
     let bytes = std::fs::metadata(output)?.len();
     let bpp = bytes as f64 * 8.0 / (frames as f64 * f64::from(header.width * header.height));
+    let kbps = bytes as f64 * 8.0 / header.duration_s() / 1000.0;
     eprintln!(
-        "encoded {frames} frames of {}x{} in {secs:.1} s ({:.1} fps): {bytes} bytes, {bpp:.3} bits/pixel, {:.0} kbit/s",
+        "encoded {frames} frames of {}x{} in {secs:.1} s ({:.1} fps): {bytes} bytes, {bpp:.3} bits/pixel, {kbps:.0} kbit/s",
         header.width,
         header.height,
         frames as f64 / secs,
-        bytes as f64 * 8.0 / header.duration_s() / 1000.0
     );
+    if let (Some(report), EncodePlan::AtRate { target, .. }) = (report, plan) {
+        report_rate(&report, target, kbps, &header);
+    }
     Ok(())
+}
+
+/// Tells how close rate control came and which tools it used.
+fn report_rate(
+    report: &aecodec::ratecontrol::RateReport,
+    target: &RateTarget,
+    kbps: f64,
+    header: &aecodec::container::Header,
+) {
+    let asked = target.bitrate / 1000.0;
+    eprintln!(
+        "rate control: asked {asked:.0} kbit/s, got {kbps:.0} ({:+.1} %); groups of pictures per tool:",
+        (kbps / asked - 1.0) * 100.0
+    );
+    for (tool, n) in report
+        .groups_per_tool(header.tools.len())
+        .iter()
+        .enumerate()
+    {
+        if *n > 0 {
+            eprintln!("  {n:>5}  {:?}", header.tools[tool].coding);
+        }
+    }
+    if report.overflows > 0 {
+        eprintln!(
+            "warning: {} groups of pictures needed more than --maxrate/--bufsize allow even at the lowest quality",
+            report.overflows
+        );
+    }
 }
 
 fn decode(
@@ -492,7 +618,7 @@ fn bench(input: Option<PathBuf>, models: &[PathBuf], runs: usize, json: bool) ->
             encode(
                 sample,
                 &out,
-                &CoderSpec::Learned { model },
+                &EncodePlan::Fixed(Box::new(CoderSpec::Learned { model })),
                 None,
                 false,
                 None,
@@ -569,12 +695,19 @@ fn info(input: &Path, json: bool) -> Result<()> {
         r.frame_count, r.frame_rate, r.frame_rate_fps, r.duration_s, r.intra_frames
     )?;
     writeln!(out, "color        {}", r.color)?;
-    writeln!(out, "coding       {}", r.coding)?;
-    writeln!(
-        out,
-        "model        {} ({} bytes, fetched once)",
-        r.model_id, r.model_bytes
-    )?;
+    for (i, t) in r.tools.iter().enumerate() {
+        let name = if r.tools.len() == 1 {
+            String::new()
+        } else {
+            format!(" {i}")
+        };
+        writeln!(out, "coding{name:<7}{}", t.coding)?;
+        writeln!(
+            out,
+            "model{name:<8}{} ({} bytes, fetched once)",
+            t.model_id, t.model_bytes
+        )?;
+    }
     writeln!(
         out,
         "latents      {} bytes; container overhead {} bytes",

@@ -4,7 +4,7 @@
 //! decodes a packet and crops it back. [`encode_stream`] and [`decode_stream`] run them over
 //! a whole stream between a [`FrameSource`] or [`FrameSink`] (video files, memory, the
 //! player's outputs) and the container; every encode and decode loop in the project is one
-//! of these two.
+//! of these two, or rate control's ([`crate::ratecontrol::encode_stream_at_rate`]).
 
 use std::borrow::Cow;
 use std::io::{Read, Seek, Write};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::coders::{CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::{
     ColorSpace, ContainerError, ContainerReader, ContainerWriter, FrameType, Header, Packet,
-    Rational,
+    Rational, MAX_TOOLS,
 };
 use crate::frame::round_up;
 use crate::registry::CoderSpec;
@@ -22,12 +22,18 @@ use crate::registry::ModelStore;
 use crate::RgbFrame;
 
 /// Encodes frames of one stream, in groups of pictures: an intra frame every `gop` frames
-/// (where the coder supports prediction), predicted frames between.
+/// (where the coder supports prediction), predicted frames between. A stream may have several
+/// coding tools (models, quantizer steps); the encoder changes tool only at a group's intra
+/// frame, which is what lets rate control pick one per group.
 pub struct FrameEncoder {
-    coder: Box<dyn FrameCoder>,
+    coders: Vec<Box<dyn FrameCoder>>,
     header: Header,
     gop: u32,
     frames: u64,
+    /// The tool of the group being coded.
+    tool: u8,
+    /// The tool the next group starts with.
+    next_tool: u8,
 }
 
 /// The default GOP: about two seconds of frames.
@@ -36,11 +42,31 @@ pub fn default_gop(frame_rate: Rational) -> u32 {
 }
 
 impl FrameEncoder {
-    /// Sets up coding for `width`×`height` frames at `frame_rate`; also returns the header
-    /// the container should start with.
-    /// `gop` 1 codes every frame intra.
+    /// Sets up coding for `width`×`height` frames at `frame_rate` with one coder; also gives
+    /// the header the container should start with. `gop` 1 codes every frame intra.
     pub fn new(spec: &CoderSpec, width: u32, height: u32, frame_rate: Rational, gop: u32) -> Self {
-        let stride = spec.stride();
+        Self::with_tools(std::slice::from_ref(spec), width, height, frame_rate, gop)
+            .expect("one tool is a valid tool list")
+    }
+
+    /// As [`new`](Self::new), with several coders to choose from per group of pictures
+    /// ([`select_tool`](Self::select_tool)); the first starts. Fails on an empty list or one
+    /// longer than [`MAX_TOOLS`].
+    pub fn with_tools(
+        specs: &[CoderSpec],
+        width: u32,
+        height: u32,
+        frame_rate: Rational,
+        gop: u32,
+    ) -> Result<Self, CoderError> {
+        if !(1..=MAX_TOOLS).contains(&specs.len()) {
+            return Err(CoderError::Tools(format!(
+                "{} coding tools given, a stream holds 1 to {MAX_TOOLS}",
+                specs.len()
+            )));
+        }
+        // Strides are powers of two, so the largest is a multiple of every other.
+        let stride = specs.iter().map(CoderSpec::stride).max().unwrap_or(1);
         let (coded_width, coded_height) = (round_up(width, stride), round_up(height, stride));
         let header = Header {
             width,
@@ -52,55 +78,136 @@ impl FrameEncoder {
             time_base: Rational::new(frame_rate.den, frame_rate.num),
             frame_count: 0,
             color: ColorSpace::Srgb8,
-            model_id: spec.model_id(),
-            model_bytes: spec.model_bytes(),
-            coding: spec.params(),
+            tools: specs.iter().map(CoderSpec::tool).collect(),
             version: crate::container::VERSION,
         };
-        Self {
-            coder: spec.build(coded_width, coded_height),
+        Ok(Self {
+            coders: specs
+                .iter()
+                .map(|s| s.build(coded_width, coded_height))
+                .collect(),
             header,
             gop: gop.max(1),
             frames: 0,
-        }
+            tool: 0,
+            next_tool: 0,
+        })
     }
 
     pub fn header(&self) -> &Header {
         &self.header
     }
 
+    /// Frames per group of pictures.
+    pub fn gop(&self) -> u32 {
+        self.gop
+    }
+
+    /// Codes the next frame and those after it with tool `tool` of the header; a change of
+    /// tool makes that frame intra (a predicted frame keeps its reference's tool).
+    pub fn select_tool(&mut self, tool: u8) -> Result<(), CoderError> {
+        if self.header.tool(tool).is_none() {
+            return Err(CoderError::Tools(format!(
+                "no tool {tool}: the stream has {}",
+                self.header.tools.len()
+            )));
+        }
+        self.next_tool = tool;
+        Ok(())
+    }
+
+    /// The tool the frame coded last used.
+    pub fn current_tool(&self) -> u8 {
+        self.tool
+    }
+
+    /// Whether the next frame starts a group of pictures (is coded intra).
+    pub fn at_group_start(&self) -> bool {
+        let coder = &self.coders[usize::from(self.next_tool)];
+        !coder.supports_prediction()
+            || self.frames.is_multiple_of(u64::from(self.gop))
+            || self.next_tool != self.tool
+    }
+
+    /// Codes a whole group of pictures of the display size with tool `tool`: the first frame
+    /// intra, the others predicted where the coder supports it. Rate control codes a group
+    /// with each tool and keeps one; a stream coded this way does not use [`encode`](Self::encode).
+    pub fn code_group(
+        &mut self,
+        frames: &[RgbFrame],
+        tool: u8,
+    ) -> Result<Vec<EncodedFrame>, CoderError> {
+        self.select_tool(tool)?;
+        let coder = &mut self.coders[usize::from(tool)];
+        let predicted = if coder.supports_prediction() {
+            FrameType::Predicted
+        } else {
+            FrameType::Intra
+        };
+        frames
+            .iter()
+            .enumerate()
+            .map(|(i, frame)| {
+                crate::coders::check_frame_size(frame, self.header.width, self.header.height)?;
+                let padded = frame.padded(self.header.coded_width, self.header.coded_height);
+                coder.encode(&padded, if i == 0 { FrameType::Intra } else { predicted })
+            })
+            .collect()
+    }
+
     /// Codes one frame of the stream's display size.
     pub fn encode(&mut self, frame: &RgbFrame) -> Result<EncodedFrame, CoderError> {
         crate::coders::check_frame_size(frame, self.header.width, self.header.height)?;
         let padded = frame.padded(self.header.coded_width, self.header.coded_height);
-        let intra =
-            !self.coder.supports_prediction() || self.frames.is_multiple_of(u64::from(self.gop));
+        let intra = self.at_group_start();
+        if intra {
+            self.tool = self.next_tool;
+        }
         let frame_type = if intra {
             FrameType::Intra
         } else {
             FrameType::Predicted
         };
-        let coded = self.coder.encode(&padded, frame_type)?;
+        let coded = self.coders[usize::from(self.tool)].encode(&padded, frame_type)?;
         self.frames += 1;
         Ok(coded)
     }
 }
 
+/// A packet's latent, as the first decoding stage leaves it for the second: the integers and
+/// the tool whose synthesis turns them into pixels.
+#[derive(Debug, Clone)]
+pub struct PacketLatent {
+    pub tool: u8,
+    pub latent: LatentFrame,
+}
+
 /// Decodes the packets of one stream to display-size frames.
 pub struct FrameDecoder {
-    coder: Box<dyn FrameCoder>,
+    /// One coder per tool of the header.
+    coders: Vec<Box<dyn FrameCoder>>,
     header: Header,
+    /// The tool of the last packet parsed, which a predicted packet must share.
+    reference_tool: Option<u8>,
 }
 
 impl FrameDecoder {
-    /// A decoder for the stream `header` describes; fails if its model is not in `models`.
+    /// A decoder for the stream `header` describes; fails if a model it needs is not in
+    /// `models`.
     pub fn new(header: &Header, models: &ModelStore) -> Result<Self, CoderError> {
-        let spec = models.coder_for(header)?;
-        let mut coder = spec.build(header.coded_width, header.coded_height);
-        coder.read_streams_as(header.stream_end());
+        let coders = models
+            .coders_for(header)?
+            .iter()
+            .map(|spec| {
+                let mut coder = spec.build(header.coded_width, header.coded_height);
+                coder.read_streams_as(header.stream_end());
+                coder
+            })
+            .collect();
         Ok(Self {
-            coder,
+            coders,
             header: header.clone(),
+            reference_tool: None,
         })
     }
 
@@ -110,14 +217,32 @@ impl FrameDecoder {
     }
 
     /// First stage: entropy decoding of a packet to its latent. Packets must come in order.
-    pub fn parse(&mut self, packet: &Packet) -> Result<LatentFrame, CoderError> {
-        self.coder.parse(packet.frame_type, &packet.payload)
+    pub fn parse(&mut self, packet: &Packet) -> Result<PacketLatent, CoderError> {
+        let coder = self
+            .coders
+            .get_mut(usize::from(packet.tool))
+            .ok_or_else(|| CoderError::Tools(format!("no tool {}", packet.tool)))?;
+        if packet.frame_type == FrameType::Predicted
+            && self.reference_tool.is_some_and(|t| t != packet.tool)
+        {
+            return Err(CoderError::Payload(format!(
+                "a predicted frame with tool {}, but the frame before it used another",
+                packet.tool
+            )));
+        }
+        let latent = coder.parse(packet.frame_type, &packet.payload)?;
+        self.reference_tool = Some(packet.tool);
+        Ok(PacketLatent {
+            tool: packet.tool,
+            latent,
+        })
     }
 
     /// Second stage: synthesis of a display-size frame from a latent.
-    pub fn synthesize(&self, latent: &LatentFrame) -> RgbFrame {
-        self.coder
-            .synthesize(latent)
+    pub fn synthesize(&self, parsed: &PacketLatent) -> RgbFrame {
+        // `parse` made `parsed` and checked its tool.
+        self.coders[usize::from(parsed.tool)]
+            .synthesize(&parsed.latent)
             .cropped(self.header.width, self.header.height)
     }
 }
@@ -213,7 +338,12 @@ where
             frame: frames,
             cause,
         })?;
-        writer.write_packet(coded.frame_type, frames as i64, &coded.payload)?;
+        writer.write_packet(
+            coded.frame_type,
+            encoder.current_tool(),
+            frames as i64,
+            &coded.payload,
+        )?;
         frames += 1;
         if each(frames - 1, &coded).is_break() {
             return Err(StreamError::Stopped(frames));

@@ -4,8 +4,8 @@
 use std::io::Cursor;
 
 use aecodec::container::{
-    CodingParams, ColorSpace, ContainerError, ContainerReader, ContainerWriter, FrameType, Header,
-    Packet, Rational, SeekableReader, PREAMBLE_LEN,
+    CodingParams, CodingTool, ColorSpace, ContainerError, ContainerReader, ContainerWriter,
+    FrameType, Header, Packet, Rational, SeekableReader, PREAMBLE_LEN,
 };
 
 fn header() -> Header {
@@ -18,18 +18,28 @@ fn header() -> Header {
         time_base: Rational::new(1001, 30000),
         frame_count: 0,
         color: ColorSpace::Srgb8,
-        model_id: aecodec::model_file::ModelId([7; 32]),
-        model_bytes: 1234,
-        coding: CodingParams::Pca {
-            block: 8,
-            components: 12,
-            step: 0.5,
-        },
+        tools: vec![
+            CodingTool {
+                model_id: aecodec::model_file::ModelId([7; 32]),
+                model_bytes: 1234,
+                coding: CodingParams::Pca {
+                    block: 8,
+                    components: 12,
+                    step: 0.5,
+                },
+            },
+            CodingTool {
+                model_id: aecodec::model_file::ModelId([9; 32]),
+                model_bytes: 99,
+                coding: CodingParams::Learned { quality: 2 },
+            },
+        ],
         version: aecodec::container::VERSION,
     }
 }
 
-fn payloads() -> Vec<(FrameType, i64, Vec<u8>)> {
+/// Frame type, tool, pts and payload of each packet: two groups of pictures, one per tool.
+fn payloads() -> Vec<(FrameType, u8, i64, Vec<u8>)> {
     (0..6)
         .map(|i| {
             let t = if i % 3 == 0 {
@@ -38,15 +48,15 @@ fn payloads() -> Vec<(FrameType, i64, Vec<u8>)> {
                 FrameType::Predicted
             };
             let payload = (0..(i * 37 % 90)).map(|b| (b * 13 + i) as u8).collect();
-            (t, 10 * i as i64, payload)
+            (t, (i / 3) as u8, 10 * i as i64, payload)
         })
         .collect()
 }
 
 fn write_file(h: &Header) -> Vec<u8> {
     let mut w = ContainerWriter::new(Cursor::new(Vec::new()), h.clone()).unwrap();
-    for (t, pts, p) in payloads() {
-        w.write_packet(t, pts, &p).unwrap();
+    for (t, tool, pts, p) in payloads() {
+        w.write_packet(t, tool, pts, &p).unwrap();
     }
     let (out, header) = w.finish().unwrap();
     assert_eq!(header.frame_count, payloads().len() as u32);
@@ -76,8 +86,11 @@ fn round_trip_streaming_and_seeking() {
     assert!(err.is_none(), "{err:?}");
     let expected = payloads();
     assert_eq!(packets.len(), expected.len());
-    for (p, (t, pts, payload)) in packets.iter().zip(&expected) {
-        assert_eq!((p.frame_type, p.pts, &p.payload), (*t, *pts, payload));
+    for (p, (t, tool, pts, payload)) in packets.iter().zip(&expected) {
+        assert_eq!(
+            (p.frame_type, p.tool, p.pts, &p.payload),
+            (*t, *tool, *pts, payload)
+        );
     }
     let mut seekable = SeekableReader::new(Cursor::new(&bytes)).unwrap();
     let mut h = header();
@@ -127,43 +140,47 @@ fn every_header_field_is_rejected_out_of_range() {
         ("frame_rate", |h| h.frame_rate = Rational::new(5000, 1)),
         ("time_base", |h| h.time_base = Rational::new(0, 25)),
         ("frame_count", |h| h.frame_count = 10_000_001),
-        ("model_bytes", |h| h.model_bytes = 1 << 40),
+        ("model_bytes", |h| h.tools[1].model_bytes = 1 << 40),
+        ("tools", |h| h.tools.clear()),
+        ("tools", |h| h.tools = vec![h.tools[0]; 17]),
         ("PCA block", |h| {
-            h.coding = CodingParams::Pca {
+            h.tools[0].coding = CodingParams::Pca {
                 block: 7,
                 components: 1,
                 step: 1.0,
             }
         }),
         ("components", |h| {
-            h.coding = CodingParams::Pca {
+            h.tools[0].coding = CodingParams::Pca {
                 block: 8,
                 components: 0,
                 step: 1.0,
             }
         }),
         ("components", |h| {
-            h.coding = CodingParams::Pca {
+            h.tools[0].coding = CodingParams::Pca {
                 block: 8,
                 components: 193,
                 step: 1.0,
             }
         }),
         ("PCA step", |h| {
-            h.coding = CodingParams::Pca {
+            h.tools[0].coding = CodingParams::Pca {
                 block: 8,
                 components: 4,
                 step: f32::NAN,
             }
         }),
         ("PCA step", |h| {
-            h.coding = CodingParams::Pca {
+            h.tools[0].coding = CodingParams::Pca {
                 block: 8,
                 components: 4,
                 step: -1.0,
             }
         }),
-        ("pixel step", |h| h.coding = CodingParams::Pixel { step: 0 }),
+        ("pixel step", |h| {
+            h.tools[1].coding = CodingParams::Pixel { step: 0 }
+        }),
     ];
     for (field, mutate) in cases {
         let mut h = header();
@@ -205,10 +222,14 @@ fn bad_magic_version_and_header_bytes_are_named() {
             Some(ContainerError::UnsupportedVersion(v)) if v == version
         ));
     }
-    // Version 2 (before motion fields) reads: its payloads never set the motion flag.
+    // Versions 2 to 4 hold one tool inline, so this header read as theirs does not parse
+    // (files of those versions decode: tests/versions.rs).
     let mut older = good.clone();
-    older[4..6].copy_from_slice(&aecodec::container::OLDEST_READABLE_VERSION.to_le_bytes());
-    assert!(read_stream(&older).1.is_none());
+    older[4..6].copy_from_slice(&4u16.to_le_bytes());
+    assert!(matches!(
+        read_stream(&older).1,
+        Some(ContainerError::BadHeader(_))
+    ));
     let mut bad = good.clone();
     bad[6..10].copy_from_slice(&1_000_000u32.to_le_bytes());
     assert!(
@@ -301,6 +322,27 @@ fn hostile_payload_length_is_refused_before_reading() {
 #[test]
 fn writer_refuses_out_of_order_timestamps() {
     let mut w = ContainerWriter::new(Cursor::new(Vec::new()), header()).unwrap();
-    w.write_packet(FrameType::Intra, 5, b"a").unwrap();
-    assert!(w.write_packet(FrameType::Intra, 5, b"b").is_err());
+    w.write_packet(FrameType::Intra, 0, 5, b"a").unwrap();
+    assert!(w.write_packet(FrameType::Intra, 0, 5, b"b").is_err());
+}
+
+#[test]
+fn a_packet_names_one_of_the_headers_tools() {
+    let mut w = ContainerWriter::new(Cursor::new(Vec::new()), header()).unwrap();
+    assert!(w.write_packet(FrameType::Intra, 2, 0, b"a").is_err());
+    // The flags byte of a stored packet naming tool 2 of two: bits 1-7 hold the tool.
+    let bytes = write_file(&header());
+    let (all, _) = read_stream(&bytes);
+    let mut bad = bytes.clone();
+    bad[all[3].offset as usize + 1] = 2 << 1;
+    let (packets, err) = read_stream(&bad);
+    assert_eq!(packets.len(), 3);
+    assert!(
+        matches!(err, Some(ContainerError::BadPacket { frame: 3, ref what, .. }) if what.contains("tool 2")),
+        "{err:?}"
+    );
+    // Tool 1 is there: the same byte with tool 1 reads.
+    bad[all[3].offset as usize + 1] = 1 << 1;
+    let crc_ok = read_stream(&bad);
+    assert_eq!(crc_ok.0.len(), 6, "{:?}", crc_ok.1);
 }

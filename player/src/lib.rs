@@ -22,9 +22,8 @@ mod window;
 
 use std::time::{Duration, Instant};
 
-use aecodec::coders::LatentFrame;
 use aecodec::container::{ContainerError, Header, Packet, Rational};
-use aecodec::pipeline::FrameDecoder;
+use aecodec::pipeline::{FrameDecoder, PacketLatent};
 use aecodec::RgbFrame;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
@@ -84,7 +83,7 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
         }
     })?;
     models.search_dir(options.model_cache.clone());
-    let model_fetched = source::ensure_model(&opened, &header, &mut models, &options.model_cache)?;
+    let model_fetched = source::ensure_models(&opened, &header, &mut models, &options.model_cache)?;
     let mut presenter = Presenter::new(&header, options.output.clone(), options.paced, started)?;
     let (mut bytes, mut decode_busy, mut fetched, mut reconnects) = (0, Duration::ZERO, 0, 0);
     let mut next = Some(opened);
@@ -123,7 +122,7 @@ struct Segment {
 }
 
 /// A parsed frame on its way to synthesis: its latent, packet size and time.
-type ParsedFrame = Result<(LatentFrame, u64, f64), PlayError>;
+type ParsedFrame = Result<(PacketLatent, u64, f64), PlayError>;
 
 /// Runs the reader → decoder → presenter pipeline over one opened source until it ends, fails,
 /// or the viewer seeks or quits. Each stage is a thread (the presenter the calling one),

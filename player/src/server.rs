@@ -36,10 +36,18 @@ pub struct CatalogEntry {
     pub width: u32,
     pub height: u32,
     pub frame_rate: f64,
-    pub model_id: String,
-    /// Where the model is fetched from; `None` for coders built into the player.
-    pub model_url: Option<String>,
-    pub model_bytes: u64,
+    /// The models the title needs (one per model its coding tools use).
+    pub models: Vec<CatalogModel>,
+}
+
+/// A model a title needs.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatalogModel {
+    pub id: String,
+    /// Where the model is fetched from; `None` for coders built into the player and models
+    /// this server does not have.
+    pub url: Option<String>,
+    pub bytes: u64,
 }
 
 struct AppState {
@@ -86,7 +94,7 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANU
     .remove(b'~');
 
 /// The catalog of `dir` (resolved): each readable `.aez` that `/media` serves, by name, with
-/// a `model_url` where the server has the model (`models`, from [`index_models`]).
+/// a model `url` for each model the server has (`models`, from [`index_models`]).
 pub fn catalog(dir: &Path, models: &HashMap<ModelId, PathBuf>) -> Vec<CatalogEntry> {
     let mut entries = Vec::new();
     let Ok(listing) = std::fs::read_dir(dir) else {
@@ -121,11 +129,17 @@ pub fn catalog(dir: &Path, models: &HashMap<ModelId, PathBuf>) -> Vec<CatalogEnt
             width: h.width,
             height: h.height,
             frame_rate: h.frame_rate.as_f64(),
-            model_id: h.model_id.hex(),
-            model_url: models
-                .contains_key(&h.model_id)
-                .then(|| format!("/models/{}", h.model_id.hex())),
-            model_bytes: h.model_bytes,
+            models: h
+                .models()
+                .into_iter()
+                .map(|(id, bytes)| CatalogModel {
+                    id: id.hex(),
+                    url: models
+                        .contains_key(&id)
+                        .then(|| format!("/models/{}", id.hex())),
+                    bytes,
+                })
+                .collect(),
         });
     }
     entries.sort_by(|a, b| a.title.cmp(&b.title));

@@ -214,17 +214,33 @@ fn locate<R: Read + Seek>(seekable: &SeekableReader<R>, seconds: f64) -> StartPo
 
 /// Makes sure `models` can decode `header`: a model already there (or in the cache) is used;
 /// otherwise a URL source's server is asked for `/models/<id>`, the download is checked
-/// against the id and saved in `cache` for next time. Returns the bytes downloaded.
-pub fn ensure_model(
+/// against the id and saved in `cache` for next time. Every model of the stream's coding
+/// tools is fetched before playback starts. Returns the bytes downloaded.
+pub fn ensure_models(
     source: &Source,
     header: &Header,
     models: &mut ModelStore,
     cache: &Path,
 ) -> Result<u64, SourceError> {
-    if header.model_bytes == 0 {
+    let mut fetched = 0;
+    for (id, bytes) in header.models() {
+        fetched += ensure_model(source, id, bytes, models, cache)?;
+    }
+    Ok(fetched)
+}
+
+/// [`ensure_models`] for one model of `model_bytes` bytes.
+fn ensure_model(
+    source: &Source,
+    model_id: ModelId,
+    model_bytes: u64,
+    models: &mut ModelStore,
+    cache: &Path,
+) -> Result<u64, SourceError> {
+    if model_bytes == 0 {
         return Ok(0);
     }
-    let id = header.model_id.hex();
+    let id = model_id.hex();
     let url = match &source.origin {
         Origin::Url(u) => format!("{}/models/{id}", u.server),
         Origin::File => return Ok(0),
@@ -234,7 +250,7 @@ pub fn ensure_model(
         cause,
     };
     if models
-        .find(&header.model_id)
+        .find(&model_id)
         .map_err(|e: ModelError| fail(e.into()))?
         .is_some()
     {
@@ -246,18 +262,18 @@ pub fn ensure_model(
     // at most the announced size on disk and nothing in memory; the file is kept only if
     // its hash is the id asked for.
     let mut file =
-        AtomicFile::create(&cache.join(header.model_id.file_name())).map_err(|e| fail(e.into()))?;
+        AtomicFile::create(&cache.join(model_id.file_name())).map_err(|e| fail(e.into()))?;
     let (size, actual) = {
         let mut sink = HashingWriter {
             inner: std::io::BufWriter::new(file.file()),
             hasher: Sha256::new(),
         };
-        let size = download(&url, header.model_bytes, &mut sink)?;
+        let size = download(&url, model_bytes, &mut sink)?;
         sink.flush().map_err(|e| fail(e.into()))?;
         let actual = ModelId(sink.hasher.finalize().into());
         (size, actual)
     };
-    if actual != header.model_id {
+    if actual != model_id {
         return Err(fail(
             format!("download has SHA-256 {actual}, not the id asked for").into(),
         ));

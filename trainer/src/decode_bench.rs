@@ -33,6 +33,8 @@ pub enum DecodeBenchError {
     Model(#[from] aecodec::model_file::ModelError),
     #[error("the stream's model {0} is not a learned model that was given or cached")]
     NoLearnedModel(String),
+    #[error("the stream switches between {0} coding tools; this benchmark takes a stream of one learned model")]
+    SeveralTools(usize),
     #[error(transparent)]
     Device(#[from] crate::device::DeviceError),
 }
@@ -71,9 +73,14 @@ pub fn bench_decode(
 ) -> Result<DecodeBenchReport, DecodeBenchError> {
     let mut reader = ContainerReader::new(BufReader::new(File::open(path)?))?;
     let header = reader.header().clone();
-    let model = match models.find(&header.model_id)? {
+    // One device synthesis is set up, so the stream must use one learned model throughout.
+    let tool = match header.tools.as_slice() {
+        [tool] => tool,
+        _ => return Err(DecodeBenchError::SeveralTools(header.tools.len())),
+    };
+    let model = match models.find(&tool.model_id)? {
         Some(Model::Learned(m)) => m,
-        _ => return Err(DecodeBenchError::NoLearnedModel(header.model_id.hex())),
+        _ => return Err(DecodeBenchError::NoLearnedModel(tool.model_id.hex())),
     };
     let mut decoder = FrameDecoder::new(&header, models)?;
     let mut latents = Vec::new();
@@ -95,12 +102,12 @@ pub fn bench_decode(
     let synthesis = DeviceSynthesis::new(&model, &header, &burn_device);
     let warmup = 2.min(latents.len());
     for latent in &latents[..warmup] {
-        synthesis.frame(latent);
+        synthesis.frame(&latent.latent);
     }
     let started = Instant::now();
     let mut on_device = Vec::with_capacity(compared);
     for (i, latent) in latents.iter().enumerate() {
-        let frame = synthesis.frame(latent);
+        let frame = synthesis.frame(&latent.latent);
         if i < compared {
             on_device.push(frame);
         }
@@ -147,7 +154,7 @@ struct DeviceSynthesis {
 impl DeviceSynthesis {
     fn new(model: &LearnedModel, header: &aecodec::container::Header, device: &Device) -> Self {
         let arch = &model.info.arch;
-        let stride = header.coding.stride();
+        let stride = header.tools[0].coding.stride();
         let latent = LatentShape {
             channels: usize::from(arch.latent_channels),
             height: (header.coded_height / stride) as usize,

@@ -36,6 +36,8 @@ pub enum CoderError {
     ModelUnavailable(ModelId),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error("coding tools: {0}")]
+    Tools(String),
     #[error("the {kind} model cannot code with {params}")]
     Incompatible { kind: &'static str, params: String },
 }

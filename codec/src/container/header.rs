@@ -14,6 +14,8 @@ pub const MAX_FRAMES: u32 = 10_000_000;
 pub const MAX_MODEL_BYTES: u64 = 1 << 30;
 /// Largest numerator or denominator of a rational.
 pub const MAX_RATIONAL_TERM: u32 = 1_000_000;
+/// Most coding tools one stream may switch between (a packet names its tool in 7 bits).
+pub const MAX_TOOLS: usize = 16;
 
 /// An exact ratio of two positive integers (frame rates, time bases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +135,32 @@ impl CodingParams {
     }
 }
 
+/// One way a stream's packets may be coded: a model, named by its id, and the parameters it
+/// codes with. A stream lists the tools it uses in its header; each packet names one, and a
+/// predicted packet uses the tool of the frame before it, so tools change at intra frames only
+/// (rate control picks one per group of pictures).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CodingTool {
+    /// SHA-256 of the model file needed to decode.
+    pub model_id: crate::model_file::ModelId,
+    /// Size of that model file (what a client downloads once); 0 for the pixel coder.
+    pub model_bytes: u64,
+    pub coding: CodingParams,
+}
+
+impl CodingTool {
+    fn check(&self) -> Result<(), String> {
+        self.coding.check()?;
+        if self.model_bytes > MAX_MODEL_BYTES {
+            return Err(format!(
+                "model_bytes {} above {MAX_MODEL_BYTES}",
+                self.model_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Everything a reader needs before the first packet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Header {
@@ -144,12 +172,48 @@ pub struct Header {
     pub time_base: Rational,
     pub frame_count: u32,
     pub color: ColorSpace,
-    pub model_id: crate::model_file::ModelId,
-    pub model_bytes: u64,
-    pub coding: CodingParams,
+    /// The coding tools packets may use, 1..=[`MAX_TOOLS`]; a packet's tool is an index here.
+    pub tools: Vec<CodingTool>,
     /// The file's format version, from its preamble (not stored in the header itself).
     #[serde(skip)]
     pub version: u16,
+}
+
+/// The header as versions 2 to 4 store it: one tool, its fields inline.
+#[derive(Deserialize)]
+pub(super) struct SingleToolHeader {
+    width: u32,
+    height: u32,
+    coded_width: u32,
+    coded_height: u32,
+    frame_rate: Rational,
+    time_base: Rational,
+    frame_count: u32,
+    color: ColorSpace,
+    model_id: crate::model_file::ModelId,
+    model_bytes: u64,
+    coding: CodingParams,
+}
+
+impl From<SingleToolHeader> for Header {
+    fn from(h: SingleToolHeader) -> Self {
+        Header {
+            width: h.width,
+            height: h.height,
+            coded_width: h.coded_width,
+            coded_height: h.coded_height,
+            frame_rate: h.frame_rate,
+            time_base: h.time_base,
+            frame_count: h.frame_count,
+            color: h.color,
+            tools: vec![CodingTool {
+                model_id: h.model_id,
+                model_bytes: h.model_bytes,
+                coding: h.coding,
+            }],
+            version: 0,
+        }
+    }
 }
 
 impl Header {
@@ -184,13 +248,22 @@ impl Header {
                 return Err(format!("{name} {coded} not within 0..=255 above {shown}"));
             }
         }
-        self.coding.check()?;
-        let stride = self.coding.stride();
-        if !self.coded_width.is_multiple_of(stride) || !self.coded_height.is_multiple_of(stride) {
+        if !(1..=MAX_TOOLS).contains(&self.tools.len()) {
             return Err(format!(
-                "coded size {}x{} is not a multiple of the coder's stride {stride}",
-                self.coded_width, self.coded_height
+                "{} coding tools, not 1..={MAX_TOOLS}",
+                self.tools.len()
             ));
+        }
+        for tool in &self.tools {
+            tool.check()?;
+            let stride = tool.coding.stride();
+            if !self.coded_width.is_multiple_of(stride) || !self.coded_height.is_multiple_of(stride)
+            {
+                return Err(format!(
+                    "coded size {}x{} is not a multiple of the coder's stride {stride}",
+                    self.coded_width, self.coded_height
+                ));
+            }
         }
         self.frame_rate.check("frame_rate")?;
         if self.frame_rate.num / self.frame_rate.den > 1000 {
@@ -203,13 +276,23 @@ impl Header {
                 self.frame_count
             ));
         }
-        if self.model_bytes > MAX_MODEL_BYTES {
-            return Err(format!(
-                "model_bytes {} above {MAX_MODEL_BYTES}",
-                self.model_bytes
-            ));
-        }
         Ok(())
+    }
+
+    /// Tool `index` of the stream, if it has one.
+    pub fn tool(&self, index: u8) -> Option<&CodingTool> {
+        self.tools.get(usize::from(index))
+    }
+
+    /// The distinct models the stream needs, with their sizes, in tool order.
+    pub fn models(&self) -> Vec<(crate::model_file::ModelId, u64)> {
+        let mut models: Vec<(crate::model_file::ModelId, u64)> = Vec::new();
+        for t in &self.tools {
+            if !models.iter().any(|(id, _)| *id == t.model_id) {
+                models.push((t.model_id, t.model_bytes));
+            }
+        }
+        models
     }
 
     /// The largest payload a packet of this stream may carry.

@@ -8,12 +8,12 @@ mod stats;
 mod writer;
 
 pub use header::{
-    CodingParams, ColorSpace, Header, Rational, MAX_DIMENSION, MAX_FRAMES, MAX_HEADER_LEN,
-    MAX_PIXELS,
+    CodingParams, CodingTool, ColorSpace, Header, Rational, MAX_DIMENSION, MAX_FRAMES,
+    MAX_HEADER_LEN, MAX_PIXELS, MAX_TOOLS,
 };
 pub use index::{Footer, IndexEntry, FOOTER_LEN, INDEX_ENTRY_LEN};
 pub use reader::{ContainerReader, SeekableReader};
-pub use stats::FileStats;
+pub use stats::{FileStats, ToolStats};
 pub use writer::ContainerWriter;
 
 /// First four bytes of every `.aez` file.
@@ -23,7 +23,12 @@ pub const MAGIC: [u8; 4] = *b"AEZV";
 /// motion fields to them, flagged in each payload, so version 2 files are still read. Version 4
 /// seals every entropy-coded stream (the ANS encoder starts from state 2^32, not 0), so that a
 /// payload that ends before its symbols do is recognized ([`crate::entropy::StreamEnd`]).
-pub const VERSION: u16 = 4;
+/// Version 5 lists several coding tools in the header ([`CodingTool`]) and names one in each
+/// packet, so a stream can change model or quantizer at an intra frame (rate control); its
+/// payloads are those of version 4.
+pub const VERSION: u16 = 5;
+/// The first version whose header lists coding tools; older ones hold exactly one, inline.
+pub const FIRST_TOOL_LIST_VERSION: u16 = 5;
 /// The oldest container version this build reads.
 pub const OLDEST_READABLE_VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.
@@ -77,10 +82,18 @@ impl FrameType {
     }
 }
 
+/// The packet head's second byte: the frame type in bit 0, the tool in bits 1 to 7. Files
+/// before version 5 have one tool, so their byte is the frame type alone, as they define it.
+fn packet_flags(frame_type: FrameType, tool: u8) -> u8 {
+    frame_type.to_byte() | (tool << 1)
+}
+
 /// One coded frame as stored in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet {
     pub frame_type: FrameType,
+    /// Which of the header's coding tools coded it.
+    pub tool: u8,
     pub pts: i64,
     pub payload: Vec<u8>,
     /// Byte offset of the packet's first byte in the file.

@@ -2,11 +2,12 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
+use super::header::SingleToolHeader;
 use super::index::{decode_index, max_index_len, Footer, IndexEntry, FOOTER_LEN};
 use super::{
-    crc32, decode_struct, ContainerError, FrameType, Header, Packet, Result, INDEX_HEAD_LEN,
-    INDEX_MARKER, MAGIC, MAX_HEADER_LEN, OLDEST_READABLE_VERSION, PACKET_HEAD_LEN, PACKET_MARKER,
-    PREAMBLE_LEN, VERSION,
+    crc32, decode_struct, ContainerError, FrameType, Header, Packet, Result,
+    FIRST_TOOL_LIST_VERSION, INDEX_HEAD_LEN, INDEX_MARKER, MAGIC, MAX_HEADER_LEN,
+    OLDEST_READABLE_VERSION, PACKET_HEAD_LEN, PACKET_MARKER, PREAMBLE_LEN, VERSION,
 };
 
 /// Reads until `buf` is full or the input ends; returns how many bytes were read.
@@ -63,8 +64,12 @@ fn read_header(input: &mut impl Read) -> Result<(Header, u64)> {
             "CRC-32 mismatch (stored {header_crc:08x}, computed {computed:08x})"
         )));
     }
-    let mut header: Header = decode_struct::<_, { MAX_HEADER_LEN as usize }>(&bytes)
-        .map_err(ContainerError::BadHeader)?;
+    let mut header: Header = if version >= FIRST_TOOL_LIST_VERSION {
+        decode_struct::<_, { MAX_HEADER_LEN as usize }>(&bytes)
+    } else {
+        decode_struct::<SingleToolHeader, { MAX_HEADER_LEN as usize }>(&bytes).map(Header::from)
+    }
+    .map_err(ContainerError::BadHeader)?;
     header.version = version;
     header.validate().map_err(ContainerError::BadHeader)?;
     Ok((header, end))
@@ -73,6 +78,7 @@ fn read_header(input: &mut impl Read) -> Result<(Header, u64)> {
 /// The fixed part of a packet, parsed and checked.
 struct PacketHead {
     frame_type: FrameType,
+    tool: u8,
     pts: i64,
     payload_len: u64,
     payload_crc: u32,
@@ -92,8 +98,15 @@ fn parse_packet_head(
     if head[0] != PACKET_MARKER {
         return Err(bad(format!("marker byte {:#04x} is not a packet", head[0])));
     }
-    let frame_type = FrameType::from_byte(head[1])
-        .ok_or_else(|| bad(format!("unknown frame type {}", head[1])))?;
+    let frame_type = FrameType::from_byte(head[1] & 1).expect("one bit is a frame type");
+    let tool = head[1] >> 1;
+    if header.tool(tool).is_none() {
+        return Err(bad(format!(
+            "flags byte {:#04x} names tool {tool}, but the header lists {}",
+            head[1],
+            header.tools.len()
+        )));
+    }
     let pts = i64::from_le_bytes(head[2..10].try_into().unwrap());
     let payload_len = u64::from(u32::from_le_bytes(head[10..14].try_into().unwrap()));
     if payload_len > header.max_payload_len() {
@@ -105,6 +118,7 @@ fn parse_packet_head(
     let payload_crc = u32::from_le_bytes(head[14..18].try_into().unwrap());
     Ok(PacketHead {
         frame_type,
+        tool,
         pts,
         payload_len,
         payload_crc,
@@ -237,6 +251,7 @@ impl<R: Read> ContainerReader<R> {
         check_payload(&payload, &parsed, frame, offset)?;
         let packet = Packet {
             frame_type: parsed.frame_type,
+            tool: parsed.tool,
             pts: parsed.pts,
             payload,
             offset,
@@ -411,6 +426,7 @@ impl<R: Read + Seek> SeekableReader<R> {
         check_payload(&payload, &parsed, frame, entry.offset)?;
         Ok(Packet {
             frame_type: parsed.frame_type,
+            tool: parsed.tool,
             pts: parsed.pts,
             payload,
             offset: entry.offset,

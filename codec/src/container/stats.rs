@@ -6,6 +6,14 @@ use serde::Serialize;
 
 use super::{FrameType, SeekableReader, PACKET_HEAD_LEN};
 
+/// One coding tool of a file.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolStats {
+    pub coding: String,
+    pub model_id: String,
+    pub model_bytes: u64,
+}
+
 /// A file's size, shape and rates; every byte figure is read from the file, not estimated.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileStats {
@@ -20,9 +28,8 @@ pub struct FileStats {
     pub intra_frames: usize,
     pub duration_s: f64,
     pub color: String,
-    pub coding: String,
-    pub model_id: String,
-    pub model_bytes: u64,
+    /// The coding tools packets may use (several when rate control switches between them).
+    pub tools: Vec<ToolStats>,
     /// Payload bytes: the coded latents.
     pub latent_bytes: u64,
     /// Everything else: header, packet heads, index, footer.
@@ -61,9 +68,15 @@ impl FileStats {
                 .count(),
             duration_s: h.duration_s(),
             color: format!("{:?}", h.color),
-            coding: format!("{:?}", h.coding),
-            model_id: h.model_id.hex(),
-            model_bytes: h.model_bytes,
+            tools: h
+                .tools
+                .iter()
+                .map(|t| ToolStats {
+                    coding: format!("{:?}", t.coding),
+                    model_id: t.model_id.hex(),
+                    model_bytes: t.model_bytes,
+                })
+                .collect(),
             latent_bytes,
             container_bytes: file_bytes - latent_bytes,
             bytes_per_frame_mean: latent_bytes as f64 / n,

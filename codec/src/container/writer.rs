@@ -4,8 +4,8 @@ use std::io::{Seek, SeekFrom, Write};
 
 use super::index::{encode_index, Footer, IndexEntry};
 use super::{
-    crc32, encode_struct, ContainerError, FrameType, Header, Result, INDEX_MARKER, MAGIC,
-    MAX_HEADER_LEN, PACKET_HEAD_LEN, PACKET_MARKER, PREAMBLE_LEN, VERSION,
+    crc32, encode_struct, packet_flags, ContainerError, FrameType, Header, Result, INDEX_MARKER,
+    MAGIC, MAX_HEADER_LEN, PACKET_HEAD_LEN, PACKET_MARKER, PREAMBLE_LEN, VERSION,
 };
 
 /// Writes an `.aez` file: the header first, then packets, then the index and footer.
@@ -60,8 +60,15 @@ impl<W: Write + Seek> ContainerWriter<W> {
         self.offset
     }
 
-    /// Appends one frame's packet. `pts` must increase from packet to packet.
-    pub fn write_packet(&mut self, frame_type: FrameType, pts: i64, payload: &[u8]) -> Result<()> {
+    /// Appends one frame's packet, coded with the header's tool `tool`. `pts` must increase
+    /// from packet to packet.
+    pub fn write_packet(
+        &mut self,
+        frame_type: FrameType,
+        tool: u8,
+        pts: i64,
+        payload: &[u8],
+    ) -> Result<()> {
         let frame = self.index.len() as u64;
         let bad = |what: String| ContainerError::BadPacket {
             frame,
@@ -70,6 +77,12 @@ impl<W: Write + Seek> ContainerWriter<W> {
         };
         if self.index.last().is_some_and(|e| pts <= e.pts) {
             return Err(bad(format!("pts {pts} is not after the previous packet's")));
+        }
+        if self.header.tool(tool).is_none() {
+            return Err(bad(format!(
+                "tool {tool} is not one of the header's {}",
+                self.header.tools.len()
+            )));
         }
         if payload.len() as u64 > self.header.max_payload_len() {
             return Err(bad(format!(
@@ -82,7 +95,7 @@ impl<W: Write + Seek> ContainerWriter<W> {
         }
         let mut head = [0u8; PACKET_HEAD_LEN as usize];
         head[0] = PACKET_MARKER;
-        head[1] = frame_type.to_byte();
+        head[1] = packet_flags(frame_type, tool);
         head[2..10].copy_from_slice(&pts.to_le_bytes());
         head[10..14].copy_from_slice(&(payload.len() as u32).to_le_bytes());
         head[14..18].copy_from_slice(&crc32(payload).to_le_bytes());

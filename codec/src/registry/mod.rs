@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::coders::pca::{self, PcaModel};
 use crate::coders::{CoderError, FrameCoder, PcaCoder, PixelCoder, PIXEL_MODEL_NAME};
-use crate::container::{CodingParams, Header};
+use crate::container::{CodingParams, CodingTool, Header};
 use crate::learned::{LearnedCoder, LearnedModel};
 use crate::model_file::{read_model_file, ModelError, ModelFile, ModelId};
 
@@ -134,6 +134,15 @@ impl CoderSpec {
         }
     }
 
+    /// The tool a header lists for this coder.
+    pub fn tool(&self) -> CodingTool {
+        CodingTool {
+            model_id: self.model_id(),
+            model_bytes: self.model_bytes(),
+            coding: self.params(),
+        }
+    }
+
     pub fn params(&self) -> CodingParams {
         match self {
             CoderSpec::Pixel { step } => CodingParams::Pixel { step: *step },
@@ -252,22 +261,27 @@ impl ModelStore {
         Ok(None)
     }
 
-    /// The coder a file's header calls for, its model found here by id.
-    pub fn coder_for(&self, header: &Header) -> Result<CoderSpec, CoderError> {
-        let spec = match header.coding {
+    /// The coder a stream's tool calls for, its model found here by id.
+    pub fn coder_for(&self, tool: &CodingTool) -> Result<CoderSpec, CoderError> {
+        let spec = match tool.coding {
             CodingParams::Pixel { step } => CoderSpec::Pixel { step },
             params => self
-                .find(&header.model_id)?
-                .ok_or(CoderError::ModelUnavailable(header.model_id))?
+                .find(&tool.model_id)?
+                .ok_or(CoderError::ModelUnavailable(tool.model_id))?
                 .coder(params)?,
         };
-        if spec.model_id() != header.model_id {
+        if spec.model_id() != tool.model_id {
             return Err(CoderError::WrongModel {
-                needed: header.model_id,
+                needed: tool.model_id,
                 given: spec.model_id(),
             });
         }
         Ok(spec)
+    }
+
+    /// The coders for every tool of a stream's header, in the header's order.
+    pub fn coders_for(&self, header: &Header) -> Result<Vec<CoderSpec>, CoderError> {
+        header.tools.iter().map(|t| self.coder_for(t)).collect()
     }
 }
 
