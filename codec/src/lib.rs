@@ -31,6 +31,7 @@ pub mod entropy;
 #[cfg(feature = "ffmpeg")]
 pub mod eval;
 mod frame;
+pub mod ladder;
 pub mod learned;
 pub mod metrics;
 pub mod model_file;

@@ -22,6 +22,7 @@ macro_rules! outln {
 }
 
 use aecodec::container::{ContainerReader, ContainerWriter, FileStats, SeekableReader};
+use aecodec::ladder::{default_ladder, Manifest, ManifestModel, Rendition, RenditionSpec};
 use aecodec::output::{check_output, AtomicFile};
 use aecodec::pipeline::{decode_stream, encode_stream, FrameDecoder, FrameEncoder, StreamError};
 use aecodec::ratecontrol::{encode_stream_at_rate, RateTarget};
@@ -96,6 +97,30 @@ enum Command {
         #[arg(long, value_parser = aecodec::ratecontrol::parse_rate, requires = "maxrate")]
         bufsize: Option<f64>,
         /// Replace the output if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Encode a ladder of renditions for adaptive streaming: one .aez per size and bitrate
+    /// (rate-controlled, intra frames at the same times in all) and DIR/manifest.json with
+    /// every segment's byte range (docs/FORMAT.md). Any static HTTP server can serve DIR.
+    Ladder {
+        /// Input video.
+        input: PathBuf,
+        /// Output directory (created if missing).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Renditions as WIDTHxHEIGHT@BITRATE, comma-separated. Default: 640x360@400k,
+        /// 960x540@900k and 1280x720@1800k, those not taller than the source (widths keep
+        /// its aspect ratio); a smaller source gets one rendition at its own size.
+        #[arg(long)]
+        renditions: Option<String>,
+        /// Frames per segment (group of pictures). Default: about 2 seconds.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        gop: Option<u32>,
+        /// Encode at most this many frames.
+        #[arg(long)]
+        frames: Option<u64>,
+        /// Replace existing renditions and manifest.
         #[arg(long)]
         force: bool,
     },
@@ -211,14 +236,13 @@ fn main() -> ExitCode {
             }
         }
         .and_then(|plan| {
-            encode(
-                &input,
-                &output,
-                &plan,
+            let options = EncodeOptions {
                 frames,
+                gop: if intra_only { Some(1) } else { gop },
+                size: None,
                 force,
-                if intra_only { Some(1) } else { gop },
-            )
+            };
+            encode(&input, &output, &plan, &options).map(|_| ())
         })
         .and_then(|()| {
             outln!("{}", output.display());
@@ -231,6 +255,32 @@ fn main() -> ExitCode {
             strict,
             model,
         } => decode(&input, &output, &model, force, strict),
+        Command::Ladder {
+            input,
+            output,
+            renditions,
+            gop,
+            frames,
+            force,
+        } => renditions
+            .as_deref()
+            .map(aecodec::ladder::parse_renditions)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--renditions: {e}"))
+            .and_then(|renditions| {
+                ladder(
+                    &input,
+                    &output,
+                    renditions,
+                    &EncodeOptions {
+                        frames,
+                        gop,
+                        size: None,
+                        force,
+                    },
+                )
+            })
+            .map(|()| ExitCode::SUCCESS),
         Command::Info { input, json } => info(&input, json).map(|()| ExitCode::SUCCESS),
         Command::Bench {
             input,
@@ -393,21 +443,39 @@ fn rate_tools(model: Option<&Path>, components: Option<u16>) -> Result<Vec<Coder
         .collect()
 }
 
+/// What `encode` does beside choosing coders.
+#[derive(Default)]
+struct EncodeOptions {
+    /// Encode at most this many frames.
+    frames: Option<u64>,
+    /// Frames per group of pictures (default about 2 s).
+    gop: Option<u32>,
+    /// Scale frames to this size first.
+    size: Option<(u32, u32)>,
+    /// Replace an existing output.
+    force: bool,
+}
+
+/// Encodes `input` to `output`; returns the finished file's header.
 fn encode(
     input: &Path,
     output: &Path,
     plan: &EncodePlan,
-    max_frames: Option<u64>,
-    force: bool,
-    gop: Option<u32>,
-) -> Result<()> {
-    check_output(output, &[input], force)?;
+    options: &EncodeOptions,
+) -> Result<aecodec::container::Header> {
+    let max_frames = options.frames;
+    check_output(output, &[input], options.force)?;
     if let EncodePlan::AtRate { target, .. } = plan {
         target.validate()?;
     }
     let mut reader = VideoReader::open(input)?;
+    if let Some((w, h)) = options.size {
+        reader.scale_to(w, h);
+    }
     let info = *reader.info();
-    let gop = gop.unwrap_or_else(|| aecodec::pipeline::default_gop(info.frame_rate));
+    let gop = options
+        .gop
+        .unwrap_or_else(|| aecodec::pipeline::default_gop(info.frame_rate));
     let tools = match plan {
         EncodePlan::Fixed(spec) => std::slice::from_ref(spec.as_ref()),
         EncodePlan::AtRate { tools, .. } => tools.as_slice(),
@@ -466,6 +534,119 @@ fn encode(
     if let (Some(report), EncodePlan::AtRate { target, .. }) = (report, plan) {
         report_rate(&report, target, kbps, &header);
     }
+    Ok(header)
+}
+
+/// Encodes every rendition of a ladder at its bitrate and writes the manifest.
+fn ladder(
+    input: &Path,
+    dir: &Path,
+    renditions: Option<Vec<RenditionSpec>>,
+    options: &EncodeOptions,
+) -> Result<()> {
+    let info = *VideoReader::open(input)?.info();
+    let specs = renditions.unwrap_or_else(|| default_ladder(info.width, info.height));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let manifest_path = dir.join("manifest.json");
+    check_output(&manifest_path, &[input], options.force)?;
+    let options = EncodeOptions {
+        gop: Some(
+            options
+                .gop
+                .unwrap_or_else(|| aecodec::pipeline::default_gop(info.frame_rate)),
+        ),
+        ..*options
+    };
+    let tools = rate_tools(None, None)?;
+    let mut manifest: Option<Manifest> = None;
+    for spec in &specs {
+        let file = format!(
+            "{}x{}-{:.0}k.aez",
+            spec.width,
+            spec.height,
+            spec.bitrate / 1000.0
+        );
+        let path = dir.join(&file);
+        eprintln!(
+            "rendition {file}: {}x{} at {:.0} kbit/s",
+            spec.width,
+            spec.height,
+            spec.bitrate / 1000.0
+        );
+        let plan = EncodePlan::AtRate {
+            tools: tools.clone(),
+            target: RateTarget {
+                bitrate: spec.bitrate,
+                maxrate: None,
+                bufsize: None,
+            },
+        };
+        let header = encode(
+            input,
+            &path,
+            &plan,
+            &EncodeOptions {
+                size: Some((spec.width, spec.height)),
+                ..options
+            },
+        )?;
+        let bytes = std::fs::metadata(&path)?.len();
+        let mut reader = SeekableReader::new(BufReader::new(File::open(&path)?))
+            .with_context(|| format!("reading back {}", path.display()))?;
+        let header_bytes = reader.first_packet_offset();
+        let (times, segments) = aecodec::ladder::segments_of(&mut reader)?;
+        let rendition = Rendition {
+            file,
+            width: spec.width,
+            height: spec.height,
+            target_bitrate: spec.bitrate,
+            bitrate: bytes as f64 * 8.0 / header.duration_s(),
+            bytes,
+            header_bytes,
+            models: header
+                .models()
+                .into_iter()
+                .map(|(id, bytes)| ManifestModel {
+                    id: id.hex(),
+                    bytes,
+                })
+                .collect(),
+            segments,
+        };
+        match &mut manifest {
+            None => {
+                manifest = Some(Manifest {
+                    format: "aez-ladder".into(),
+                    version: 1,
+                    frame_rate: header.frame_rate.to_string(),
+                    frame_count: u64::from(header.frame_count),
+                    duration_s: header.duration_s(),
+                    segments: times,
+                    renditions: vec![rendition],
+                })
+            }
+            Some(m) => {
+                // Rate control codes whole groups of the same length, so this holds unless
+                // the source decodes to a different frame count at another size.
+                if m.segments != times {
+                    bail!(
+                        "{}: its segments do not line up with the other renditions'",
+                        rendition.file
+                    );
+                }
+                m.renditions.push(rendition);
+            }
+        }
+    }
+    let manifest = manifest.context("no renditions")?;
+    let mut out = AtomicFile::create(&manifest_path)?;
+    {
+        let mut w = BufWriter::new(out.file());
+        serde_json::to_writer_pretty(&mut w, &manifest)?;
+        w.flush()?;
+    }
+    out.commit()?;
+    outln!("{}", manifest_path.display());
     Ok(())
 }
 
@@ -619,9 +800,7 @@ fn bench(input: Option<PathBuf>, models: &[PathBuf], runs: usize, json: bool) ->
                 sample,
                 &out,
                 &EncodePlan::Fixed(Box::new(CoderSpec::Learned { model })),
-                None,
-                false,
-                None,
+                &EncodeOptions::default(),
             )?;
             out
         }

@@ -1,7 +1,8 @@
 //! Files written by earlier builds, and the current format, decode: the real `.aez` seeds of
-//! the fuzzer (`fuzz/seeds`), one from before motion compensation (version 2), and the same
+//! the fuzzer (`fuzz/seeds`), one from before motion compensation (version 2), the same
 //! clip with motion fields in its predicted frames written as version 3 (ANS streams not
-//! sealed) and version 4 (sealed, the current format).
+//! sealed) and version 4 (sealed), and a version-5 file (the current format) whose groups of
+//! pictures use two different models.
 
 use std::path::Path;
 
@@ -13,6 +14,12 @@ use aecodec::RgbFrame;
 
 /// The file's version, its frames decoded, and whether a predicted frame carried motion.
 fn decode_seed(name: &str) -> (u16, Vec<RgbFrame>, bool) {
+    let (version, frames, moved, _) = decode_seed_tools(name);
+    (version, frames, moved)
+}
+
+/// [`decode_seed`], and the tool of every packet.
+fn decode_seed_tools(name: &str) -> (u16, Vec<RgbFrame>, bool, Vec<u8>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fuzz/seeds")
         .join(name);
@@ -20,13 +27,14 @@ fn decode_seed(name: &str) -> (u16, Vec<RgbFrame>, bool) {
     let version = u16::from_le_bytes([bytes[4], bytes[5]]);
     let mut reader = ContainerReader::new(bytes.as_slice()).unwrap();
     let mut decoder = FrameDecoder::new(reader.header(), &ModelStore::new()).unwrap();
-    let (mut frames, mut moved) = (Vec::new(), false);
+    let (mut frames, mut moved, mut tools) = (Vec::new(), false, Vec::new());
     while let Some(packet) = reader.next_packet().unwrap() {
+        tools.push(packet.tool);
         moved |= packet.frame_type == FrameType::Predicted
             && packet.payload[0] & aecodec::learned::predicted::MOTION_FLAG != 0;
         frames.push(decoder.decode(&packet).unwrap());
     }
-    (version, frames, moved)
+    (version, frames, moved, tools)
 }
 
 #[test]
@@ -57,14 +65,29 @@ fn predicted_frames_with_motion_fields_decode() {
     }
 }
 
+/// The same strip at `aecodec encode strip.mkv --gop 2 --bitrate 120k`: its first group
+/// at quality 2, its second at quality 3.
+#[test]
+fn a_version_5_file_switches_models_between_groups() {
+    let seed = "bikes-strip-learned-rate-v5.aez";
+    let (version, frames, _, tools) = decode_seed_tools(seed);
+    assert_eq!(version, aecodec::container::VERSION);
+    assert_eq!(tools, [1, 1, 2, 2]);
+    close_to_the_source(seed, &frames);
+}
+
 fn decodes_close_to_the_source(seed: &str, expected_version: u16) {
     let (version, frames, moved) = decode_seed(seed);
     assert_eq!(version, expected_version, "{seed}");
-    assert_eq!(frames.len(), 4);
     assert!(
         moved,
         "the seed's predicted frames should carry motion fields"
     );
+    close_to_the_source(seed, &frames);
+}
+
+fn close_to_the_source(seed: &str, frames: &[RgbFrame]) {
+    assert_eq!(frames.len(), 4, "{seed}");
     let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/bikes.mp4");
     let mut source = aecodec::video::VideoReader::open(&clip).unwrap();
     for (i, decoded) in frames.iter().enumerate() {

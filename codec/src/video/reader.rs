@@ -134,6 +134,14 @@ impl VideoReader {
         &self.info
     }
 
+    /// Scales every frame from here on to `width`×`height` (bilinear, as FFmpeg's `scale`
+    /// filter), for renditions of a ladder; [`info`](Self::info) then gives that size.
+    pub fn scale_to(&mut self, width: u32, height: u32) {
+        self.info.width = width;
+        self.info.height = height;
+        self.scaler = None;
+    }
+
     fn decode_err(&self, e: ff::Error) -> VideoError {
         VideoError::Decode {
             path: self.path.clone(),

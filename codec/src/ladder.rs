@@ -1,0 +1,238 @@
+//! A ladder of renditions for adaptive streaming: one `.aez` per resolution and bitrate, all
+//! with intra frames at the same times, and a manifest (docs/FORMAT.md, "Ladder manifest")
+//! that tells a player where every group of pictures of every rendition lies, so that it can
+//! fetch them by byte range from any static HTTP server and switch rendition at any group.
+
+use std::io::{Read, Seek};
+
+use serde::{Deserialize, Serialize};
+
+use crate::container::{ContainerError, FrameType, SeekableReader};
+
+/// One rung of a ladder as asked for: a frame size and an average bitrate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RenditionSpec {
+    pub width: u32,
+    pub height: u32,
+    /// Bits per second.
+    pub bitrate: f64,
+}
+
+/// The ladder used when none is given: 360p, 540p and 720p at 400, 900 and 1,800 kbit/s,
+/// those not taller than the source, widths keeping its aspect ratio (rounded to even).
+/// A source under 360 lines gets one rendition at its own size.
+pub fn default_ladder(source_width: u32, source_height: u32) -> Vec<RenditionSpec> {
+    let rungs = [(360u32, 400e3), (540, 900e3), (720, 1800e3)];
+    let mut ladder: Vec<RenditionSpec> = rungs
+        .iter()
+        .filter(|(h, _)| *h <= source_height)
+        .map(|&(height, bitrate)| {
+            let width =
+                (f64::from(source_width) * f64::from(height) / f64::from(source_height) / 2.0)
+                    .round() as u32
+                    * 2;
+            RenditionSpec {
+                width: width.max(2),
+                height,
+                bitrate,
+            }
+        })
+        .collect();
+    if ladder.is_empty() {
+        ladder.push(RenditionSpec {
+            width: source_width,
+            height: source_height,
+            bitrate: rungs[0].1 * f64::from(source_width * source_height) / (640.0 * 360.0),
+        });
+    }
+    ladder
+}
+
+/// Parses `640x360@400k,1280x720@1.8M`: renditions in any order, returned lowest bitrate first.
+pub fn parse_renditions(text: &str) -> Result<Vec<RenditionSpec>, String> {
+    let mut ladder = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = || {
+            format!("{item:?} is not a rendition: write WIDTHxHEIGHT@BITRATE, such as 640x360@400k")
+        };
+        let (size, rate) = item.split_once('@').ok_or_else(bad)?;
+        let (w, h) = size.split_once(['x', 'X']).ok_or_else(bad)?;
+        let (width, height): (u32, u32) = (
+            w.trim().parse().map_err(|_| bad())?,
+            h.trim().parse().map_err(|_| bad())?,
+        );
+        if !(16..=crate::container::MAX_DIMENSION).contains(&width)
+            || !(16..=crate::container::MAX_DIMENSION).contains(&height)
+        {
+            return Err(format!(
+                "{item:?}: width and height must be 16 to {}",
+                crate::container::MAX_DIMENSION
+            ));
+        }
+        let bitrate = crate::ratecontrol::parse_rate(rate)?;
+        ladder.push(RenditionSpec {
+            width,
+            height,
+            bitrate,
+        });
+    }
+    if ladder.is_empty() {
+        return Err("no renditions given".into());
+    }
+    ladder.sort_by(|a, b| a.bitrate.total_cmp(&b.bitrate));
+    Ok(ladder)
+}
+
+/// The ladder's description, `manifest.json` beside the renditions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always `"aez-ladder"`.
+    pub format: String,
+    /// This layout's version: 1.
+    pub version: u32,
+    /// Frames per second, as `num/den`.
+    pub frame_rate: String,
+    pub frame_count: u64,
+    pub duration_s: f64,
+    /// The groups of pictures every rendition shares: where each starts and how long it is.
+    pub segments: Vec<SegmentTime>,
+    /// Lowest bitrate first.
+    pub renditions: Vec<Rendition>,
+}
+
+/// A segment's place in time: the same in every rendition.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SegmentTime {
+    pub first_frame: u64,
+    pub frames: u64,
+    pub start_s: f64,
+    pub duration_s: f64,
+}
+
+/// One `.aez` of the ladder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rendition {
+    /// File name, relative to the manifest.
+    pub file: String,
+    pub width: u32,
+    pub height: u32,
+    /// The bitrate asked for, bits per second.
+    pub target_bitrate: f64,
+    /// The file's real size over the duration, bits per second.
+    pub bitrate: f64,
+    pub bytes: u64,
+    /// Bytes from the start of the file to its first packet: the preamble and header.
+    pub header_bytes: u64,
+    /// Models the rendition's tools use, with their sizes (fetched once, by id).
+    pub models: Vec<ManifestModel>,
+    /// Each segment's bytes in this file, in the order of [`Manifest::segments`].
+    pub segments: Vec<SegmentBytes>,
+}
+
+/// A model named by a manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestModel {
+    /// SHA-256 of the model file, hex.
+    pub id: String,
+    pub bytes: u64,
+}
+
+/// Where one segment lies in a rendition's file.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SegmentBytes {
+    /// Offset of the segment's first packet (an intra frame).
+    pub offset: u64,
+    /// Length of its packets, heads included: one range request fetches the segment.
+    pub bytes: u64,
+    /// The coding tool of its packets (an index into the file header's tools).
+    pub tool: u8,
+}
+
+/// Why a rendition could not be described.
+#[derive(Debug, thiserror::Error)]
+pub enum LadderError {
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+}
+
+/// The segments of a finished rendition file, cut at its intra frames: their times and
+/// byte ranges.
+pub fn segments_of<R: Read + Seek>(
+    reader: &mut SeekableReader<R>,
+) -> Result<(Vec<SegmentTime>, Vec<SegmentBytes>), LadderError> {
+    let header = reader.header().clone();
+    let fps = header.frame_rate.as_f64();
+    let index = reader.index().to_vec();
+    let starts: Vec<usize> = index
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.frame_type == FrameType::Intra)
+        .map(|(i, _)| i)
+        .collect();
+    let mut times = Vec::with_capacity(starts.len());
+    let mut bytes = Vec::with_capacity(starts.len());
+    for (k, &first) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).copied().unwrap_or(index.len());
+        let entries = &index[first..end];
+        let tool = reader.read_packet(first as u64)?.tool;
+        times.push(SegmentTime {
+            first_frame: first as u64,
+            frames: entries.len() as u64,
+            start_s: first as f64 / fps,
+            duration_s: entries.len() as f64 / fps,
+        });
+        bytes.push(SegmentBytes {
+            offset: entries[0].offset,
+            bytes: entries.iter().map(|e| u64::from(e.size)).sum(),
+            tool,
+        });
+    }
+    Ok((times, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renditions_parse_and_sort_by_bitrate() {
+        let l = parse_renditions("1280x720@1.8M, 640x360@400k").unwrap();
+        assert_eq!(
+            l,
+            [
+                RenditionSpec {
+                    width: 640,
+                    height: 360,
+                    bitrate: 400e3
+                },
+                RenditionSpec {
+                    width: 1280,
+                    height: 720,
+                    bitrate: 1.8e6
+                }
+            ]
+        );
+        for bad in [
+            "",
+            "640x360",
+            "640@400k",
+            "x360@1k",
+            "8x8@100k",
+            "640x360@fast",
+        ] {
+            assert!(parse_renditions(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_default_ladder_stops_at_the_source_and_keeps_its_shape() {
+        let l = default_ladder(1280, 720);
+        let sizes: Vec<(u32, u32)> = l.iter().map(|r| (r.width, r.height)).collect();
+        assert_eq!(sizes, [(640, 360), (960, 540), (1280, 720)]);
+        let l = default_ladder(640, 272);
+        assert_eq!(l.len(), 1);
+        assert_eq!((l[0].width, l[0].height), (640, 272));
+        let l = default_ladder(1920, 800);
+        assert_eq!((l[0].width, l[0].height), (864, 360));
+    }
+}
