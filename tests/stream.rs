@@ -198,6 +198,71 @@ fn url_playback_matches_the_decoder_and_fetches_the_model_once() {
     }
 }
 
+/// A rate-controlled stream changes quantizer step between groups of pictures (tools of one
+/// PCA model): the player fetches that model once and plays what the decoder decodes.
+#[test]
+fn a_stream_that_switches_tools_plays_as_it_decodes() {
+    let media = tempfile::tempdir().unwrap();
+    let model = common::root().join("samples/models/pca8.model");
+    std::fs::create_dir(media.path().join("models")).unwrap();
+    std::fs::copy(&model, media.path().join("models/pca8.model")).unwrap();
+    let aez = media.path().join("rate.aez");
+    encode(
+        &sample("carphone_pristine.mp4"),
+        &aez,
+        &[
+            "--model",
+            s(&model),
+            "--bitrate",
+            "400k",
+            "--frames",
+            "40",
+            "--gop",
+            "10",
+        ],
+    );
+    let mut tools = Vec::new();
+    let bytes = std::fs::read(&aez).unwrap();
+    let mut reader = aecodec::container::ContainerReader::new(bytes.as_slice()).unwrap();
+    assert_eq!(reader.header().models().len(), 1);
+    while let Some(p) = reader.next_packet().unwrap() {
+        tools.push(p.tool);
+    }
+    tools.dedup();
+    assert!(tools.len() >= 2, "one step for every group: {tools:?}");
+
+    let server = Server::start(media.path(), "127.0.0.1:0");
+    let out = tempfile::tempdir().unwrap();
+    let played = out.path().join("played.y4m");
+    let stats: serde_json::Value = serde_json::from_str(&run_ok(
+        "aeplay",
+        &[
+            "play",
+            &server.url("/media/rate.aez"),
+            "-o",
+            s(&played),
+            "--cache",
+            s(&out.path().join("cache")),
+            "--stats-json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(stats["frames"], 40);
+    assert_eq!(
+        stats["model_bytes_fetched"].as_u64().unwrap(),
+        std::fs::metadata(&model).unwrap().len()
+    );
+    let decoded = out.path().join("decoded.y4m");
+    run_ok(
+        "aecodec",
+        &["decode", s(&aez), "-o", s(&decoded), "--model", s(&model)],
+    );
+    assert_eq!(
+        std::fs::read(&played).unwrap(),
+        std::fs::read(&decoded).unwrap()
+    );
+}
+
 #[test]
 fn catalog_ranges_and_paths_outside_the_directory() {
     let media = media_dir();
