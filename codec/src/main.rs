@@ -659,8 +659,10 @@ fn report_rate(
 ) {
     let asked = target.bitrate / 1000.0;
     eprintln!(
-        "rate control: asked {asked:.0} kbit/s, got {kbps:.0} ({:+.1} %); groups of pictures per tool:",
-        (kbps / asked - 1.0) * 100.0
+        "rate control: asked {asked:.0} kbit/s, got {kbps:.0} ({:+.1} %); {} trial encodes of {} groups of pictures; groups per tool:",
+        (kbps / asked - 1.0) * 100.0,
+        report.trials,
+        report.group_tools.len()
     );
     for (tool, n) in report
         .groups_per_tool(header.tools.len())

@@ -117,6 +117,8 @@ pub struct RateController {
     buffer: Option<Buffer>,
     /// Groups for which no tool kept the buffer from running dry.
     overflows: u64,
+    /// The tool of the group before.
+    last: Option<usize>,
 }
 
 /// Container bytes a packet costs beyond its payload: its head and its index entry.
@@ -142,53 +144,82 @@ impl RateController {
             bytes: start_bytes as f64,
             buffer,
             overflows: 0,
+            last: None,
         }
     }
 
     /// Picks the tool for the next group from its payload sizes with each tool
     /// (`sizes[tool][frame]`), and counts the group as written with it.
     pub fn choose(&mut self, sizes: &[Vec<u64>]) -> usize {
-        let frames = sizes.first().map_or(0, Vec::len) as u64;
-        let cost = |t: usize| {
-            sizes[t]
-                .iter()
-                .map(|&b| (b + PACKET_OVERHEAD) as f64)
-                .sum::<f64>()
-        };
-        let budget = (self.frames + frames) as f64 * self.bytes_per_frame - self.bytes;
-        let allowed: Vec<usize> = (0..sizes.len())
-            .filter(|&t| {
-                self.buffer.is_none_or(|b| {
-                    b.after(sizes[t].iter().map(|&s| s + PACKET_HEAD_LEN))
-                        .is_some()
-                })
-            })
-            .collect();
-        let pick = if allowed.is_empty() {
-            self.overflows += 1;
-            (0..sizes.len())
-                .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
-                .unwrap_or(0)
-        } else {
-            *allowed
-                .iter()
-                .min_by(|&&a, &&b| {
-                    (cost(a) - budget)
-                        .abs()
-                        .total_cmp(&(cost(b) - budget).abs())
-                })
-                .expect("not empty")
-        };
-        self.frames += frames;
-        self.bytes += cost(pick);
-        if let Some(b) = self.buffer {
-            // A group no tool fits drains the buffer to empty; the stream goes on.
-            self.buffer = Some(
-                b.after(sizes[pick].iter().map(|&s| s + PACKET_HEAD_LEN))
-                    .unwrap_or(Buffer { fullness: 0.0, ..b }),
-            );
+        let all = |t: usize| Ok::<_, std::convert::Infallible>(sizes[t].clone());
+        match self.choose_with(sizes.len(), all) {
+            Ok(t) => t,
+            Err(never) => match never {},
         }
-        pick
+    }
+
+    /// [`choose`](Self::choose), asking `sizes(tool)` only for the tools it needs. Tools are
+    /// ordered from smallest to largest output (lowest quality first), so the size nearest
+    /// the budget is found by walking from the tool of the group before, one tool at a time:
+    /// usually two or three trials instead of one per tool.
+    pub fn choose_with<E>(
+        &mut self,
+        tools: usize,
+        mut sizes: impl FnMut(usize) -> Result<Vec<u64>, E>,
+    ) -> Result<usize, E> {
+        let mut known: Vec<Option<Vec<u64>>> = vec![None; tools];
+        let mut size = |t: usize, known: &mut Vec<Option<Vec<u64>>>| -> Result<Vec<u64>, E> {
+            if known[t].is_none() {
+                known[t] = Some(sizes(t)?);
+            }
+            Ok(known[t].clone().expect("just filled"))
+        };
+        let start = self.last.unwrap_or(tools / 2).min(tools - 1);
+        let first = size(start, &mut known)?;
+        let frames = first.len() as u64;
+        let budget = (self.frames + frames) as f64 * self.bytes_per_frame - self.bytes;
+        let cost = |s: &[u64]| s.iter().map(|&b| (b + PACKET_OVERHEAD) as f64).sum::<f64>();
+        let fits = |s: &[u64], buffer: Option<Buffer>| {
+            buffer.is_none_or(|b| b.after(s.iter().map(|&x| x + PACKET_HEAD_LEN)).is_some())
+        };
+        let mut pick = start;
+        let mut pick_sizes = first;
+        if fits(&pick_sizes, self.buffer) && cost(&pick_sizes) <= budget {
+            // Up while the next tool fits and comes nearer the budget.
+            while pick + 1 < tools {
+                let next = size(pick + 1, &mut known)?;
+                let nearer = (cost(&next) - budget).abs() < (cost(&pick_sizes) - budget).abs();
+                if !(nearer && fits(&next, self.buffer)) {
+                    break;
+                }
+                (pick, pick_sizes) = (pick + 1, next);
+            }
+        } else {
+            // Down while this tool does not fit, or the one below comes nearer the budget.
+            while pick > 0 {
+                let below = size(pick - 1, &mut known)?;
+                let nearer = (cost(&below) - budget).abs() < (cost(&pick_sizes) - budget).abs();
+                if fits(&pick_sizes, self.buffer) && !nearer {
+                    break;
+                }
+                (pick, pick_sizes) = (pick - 1, below);
+            }
+        }
+        self.frames += frames;
+        self.bytes += cost(&pick_sizes);
+        self.last = Some(pick);
+        if let Some(b) = self.buffer {
+            match b.after(pick_sizes.iter().map(|&s| s + PACKET_HEAD_LEN)) {
+                Some(after) => self.buffer = Some(after),
+                None => {
+                    // Even the smallest tool runs the buffer dry: it is written anyway and
+                    // the buffer is taken as empty.
+                    self.overflows += 1;
+                    self.buffer = Some(Buffer { fullness: 0.0, ..b });
+                }
+            }
+        }
+        Ok(pick)
     }
 
     /// Groups where every tool needed more than the peak rate and buffer allow.
@@ -205,6 +236,8 @@ pub struct RateReport {
     pub group_tools: Vec<u8>,
     /// Groups for which no tool met the peak rate (the smallest was written).
     pub overflows: u64,
+    /// Encodes of a group with a tool, over the stream (at least one per group).
+    pub trials: u64,
 }
 
 impl RateReport {
@@ -249,17 +282,18 @@ where
             frame: first,
             cause,
         };
-        let mut trials = Vec::with_capacity(header.tools.len());
-        for tool in 0..header.tools.len() as u8 {
-            trials.push(encoder.code_group(&group, tool).map_err(coder_error)?);
-        }
-        let sizes: Vec<Vec<u64>> = trials
-            .iter()
-            .map(|t| t.iter().map(|f| f.payload.len() as u64).collect())
-            .collect();
-        let tool = control.choose(&sizes);
+        let mut trials: Vec<Option<Vec<EncodedFrame>>> = vec![None; header.tools.len()];
+        let tool = control
+            .choose_with(header.tools.len(), |t| {
+                let coded = encoder.code_group(&group, t as u8)?;
+                let sizes = coded.iter().map(|f| f.payload.len() as u64).collect();
+                trials[t] = Some(coded);
+                Ok(sizes)
+            })
+            .map_err(coder_error)?;
+        report.trials += trials.iter().flatten().count() as u64;
         report.group_tools.push(tool as u8);
-        for coded in &trials[tool] {
+        for coded in trials[tool].as_ref().expect("the chosen tool was tried") {
             let frame = report.frames;
             writer.write_packet(coded.frame_type, tool as u8, frame as i64, &coded.payload)?;
             report.frames += 1;
@@ -363,6 +397,30 @@ mod tests {
         assert!(run(&mut low, &[500, 800], 5).0.iter().all(|&t| t == 0));
         let mut high = RateController::new(target(10e6), fps, 0);
         assert!(run(&mut high, &[500, 800], 5).0.iter().all(|&t| t == 1));
+    }
+
+    #[test]
+    fn the_walk_tries_few_tools_and_finds_the_nearest() {
+        // 16 tools of 100, 150, 225, ... bytes per frame; 700 per frame asked.
+        let fps = Rational::new(10, 1);
+        let sizes: Vec<u64> = (0..16).map(|k| (100.0 * 1.5f64.powi(k)) as u64).collect();
+        let per_tool: Vec<Vec<u64>> = sizes.iter().map(|&s| vec![s; 10]).collect();
+        let mut walk = RateController::new(target(700.0 * 80.0), fps, 0);
+        let mut asked = 0;
+        let mut chosen = Vec::new();
+        for _ in 0..10 {
+            let t = walk
+                .choose_with(16, |t| {
+                    asked += 1;
+                    Ok::<_, ()>(per_tool[t].clone())
+                })
+                .unwrap();
+            chosen.push(t);
+        }
+        // 506 and 759 bytes (545 and 798 with the container) are the two around 700.
+        assert!(chosen.iter().all(|&t| t == 4 || t == 5), "{chosen:?}");
+        assert!(chosen.contains(&4) && chosen.contains(&5), "{chosen:?}");
+        assert!(asked <= 10 * 3 + 8, "{asked} trials for 10 groups");
     }
 
     #[test]
