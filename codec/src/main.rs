@@ -82,10 +82,11 @@ enum Command {
         /// Code every frame as an intra frame (the same as --gop 1).
         #[arg(long, conflicts_with = "gop")]
         intra_only: bool,
-        /// Average bitrate to hold over the file (its real size), such as 600k or 1.5M bits/s:
-        /// each group of pictures is coded at every quality level (the built-in learned
-        /// models, or a ladder of steps of a PCA --model) and the one that keeps the file on
-        /// target is written. Encoding takes one pass per level.
+        /// Average bitrate to hold over the file (its real size), such as 600k or 1.5M bits/s.
+        /// Each group of pictures gets one of the quality levels (the built-in learned models,
+        /// or 16 steps of a PCA --model): it is coded at the level of the group before, then
+        /// one level up or down at a time while that comes nearer the target, and the nearest
+        /// is written. Encoding takes 2 to 3 passes.
         #[arg(long, value_parser = aecodec::ratecontrol::parse_rate,
               conflicts_with_all = ["quality", "step", "pixel"])]
         bitrate: Option<f64>,
