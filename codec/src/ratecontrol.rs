@@ -2,12 +2,12 @@
 //! that a stream lands on an asked average bitrate and, given a buffer, never needs more than
 //! a peak rate.
 //!
-//! Every group is coded with every tool of the stream ([`FrameEncoder::code_group`]), so each
-//! choice is made on the real sizes of that group, not on a rate model; the cost is one
-//! encode per tool. The choice is one pass, group by group ([`RateController`]): the tool
-//! whose size is nearest to what is left of the budget after the groups before it, among
-//! those the buffer allows. Errors are fed forward, so the stream's total stays within about
-//! half the difference between two tools on one group of the target, whatever its length.
+//! Each choice is made on the real sizes of the group ([`FrameEncoder::code_group`]), not on
+//! a rate model. The choice is one pass, group by group ([`RateController`]): the tool whose
+//! size is nearest to what is left of the budget after the groups before it, among those the
+//! buffer allows, found by walking one tool at a time from the previous group's (two or three
+//! encodes per group). Errors are fed forward, so the stream's total stays within about half
+//! the difference between two tools on one group of the target, whatever its length.
 
 use std::borrow::Cow;
 use std::io::{Seek, Write};
@@ -167,15 +167,9 @@ impl RateController {
         tools: usize,
         mut sizes: impl FnMut(usize) -> Result<Vec<u64>, E>,
     ) -> Result<usize, E> {
-        let mut known: Vec<Option<Vec<u64>>> = vec![None; tools];
-        let mut size = |t: usize, known: &mut Vec<Option<Vec<u64>>>| -> Result<Vec<u64>, E> {
-            if known[t].is_none() {
-                known[t] = Some(sizes(t)?);
-            }
-            Ok(known[t].clone().expect("just filled"))
-        };
+        // The walk only moves away from `start`, so no tool is asked for twice.
         let start = self.last.unwrap_or(tools / 2).min(tools - 1);
-        let first = size(start, &mut known)?;
+        let first = sizes(start)?;
         let frames = first.len() as u64;
         let budget = (self.frames + frames) as f64 * self.bytes_per_frame - self.bytes;
         let cost = |s: &[u64]| s.iter().map(|&b| (b + PACKET_OVERHEAD) as f64).sum::<f64>();
@@ -187,7 +181,7 @@ impl RateController {
         if fits(&pick_sizes, self.buffer) && cost(&pick_sizes) <= budget {
             // Up while the next tool fits and comes nearer the budget.
             while pick + 1 < tools {
-                let next = size(pick + 1, &mut known)?;
+                let next = sizes(pick + 1)?;
                 let nearer = (cost(&next) - budget).abs() < (cost(&pick_sizes) - budget).abs();
                 if !(nearer && fits(&next, self.buffer)) {
                     break;
@@ -197,7 +191,7 @@ impl RateController {
         } else {
             // Down while this tool does not fit, or the one below comes nearer the budget.
             while pick > 0 {
-                let below = size(pick - 1, &mut known)?;
+                let below = sizes(pick - 1)?;
                 let nearer = (cost(&below) - budget).abs() < (cost(&pick_sizes) - budget).abs();
                 if fits(&pick_sizes, self.buffer) && !nearer {
                     break;
@@ -252,7 +246,7 @@ impl RateReport {
 }
 
 /// Encodes the frames of `source` (at most `limit`) into `writer` at `target`: each group of
-/// pictures of `encoder` is coded with each of its tools and the one [`RateController`]
+/// pictures of `encoder` is coded with the tools [`RateController`] tries, and the one it
 /// chooses is written. `each` hears of every frame written (its index and payload) and may
 /// stop the stream. The caller finishes the writer.
 pub fn encode_stream_at_rate<S, W>(
@@ -306,7 +300,7 @@ where
     Ok(report)
 }
 
-/// Up to `n` frames of `source`, owned (each is coded once per tool).
+/// Up to `n` frames of `source`, owned (each may be coded with several tools).
 fn read_group<S: FrameSource + ?Sized>(
     source: &mut S,
     n: u64,
