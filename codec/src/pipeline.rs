@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::coders::{CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::{
-    ColorSpace, ContainerError, ContainerReader, ContainerWriter, FrameType, Header, Packet,
-    Rational, MAX_TOOLS,
+    check_tool_count, ColorSpace, ContainerError, ContainerReader, ContainerWriter, FrameType,
+    Header, Packet, Rational,
 };
 use crate::frame::round_up;
 use crate::registry::CoderSpec;
@@ -51,7 +51,7 @@ impl FrameEncoder {
 
     /// As [`new`](Self::new), with several coders to choose from per group of pictures
     /// ([`select_tool`](Self::select_tool)); the first starts. Fails on an empty list or one
-    /// longer than [`MAX_TOOLS`].
+    /// longer than [`MAX_TOOLS`](crate::container::MAX_TOOLS).
     pub fn with_tools(
         specs: &[CoderSpec],
         width: u32,
@@ -59,12 +59,7 @@ impl FrameEncoder {
         frame_rate: Rational,
         gop: u32,
     ) -> Result<Self, CoderError> {
-        if !(1..=MAX_TOOLS).contains(&specs.len()) {
-            return Err(CoderError::Tools(format!(
-                "{} coding tools given, a stream holds 1 to {MAX_TOOLS}",
-                specs.len()
-            )));
-        }
+        check_tool_count(specs.len()).map_err(CoderError::Tools)?;
         // Strides are powers of two, so the largest is a multiple of every other.
         let stride = specs.iter().map(CoderSpec::stride).max().unwrap_or(1);
         let (coded_width, coded_height) = (round_up(width, stride), round_up(height, stride));
@@ -106,14 +101,25 @@ impl FrameEncoder {
     /// Codes the next frame and those after it with tool `tool` of the header; a change of
     /// tool makes that frame intra (a predicted frame keeps its reference's tool).
     pub fn select_tool(&mut self, tool: u8) -> Result<(), CoderError> {
-        if self.header.tool(tool).is_none() {
-            return Err(CoderError::Tools(format!(
-                "no tool {tool}: the stream has {}",
-                self.header.tools.len()
-            )));
-        }
+        self.check_tool(tool)?;
         self.next_tool = tool;
         Ok(())
+    }
+
+    fn check_tool(&self, tool: u8) -> Result<(), CoderError> {
+        match self.header.tool(tool) {
+            Some(_) => Ok(()),
+            None => Err(CoderError::Tools(format!(
+                "no tool {tool}: the stream has {}",
+                self.header.tools.len()
+            ))),
+        }
+    }
+
+    /// `frame`, checked to be of the display size and padded to the coded size.
+    fn padded(&self, frame: &RgbFrame) -> Result<RgbFrame, CoderError> {
+        crate::coders::check_frame_size(frame, self.header.width, self.header.height)?;
+        Ok(frame.padded(self.header.coded_width, self.header.coded_height))
     }
 
     /// The tool the frame coded last used.
@@ -137,28 +143,24 @@ impl FrameEncoder {
         frames: &[RgbFrame],
         tool: u8,
     ) -> Result<Vec<EncodedFrame>, CoderError> {
-        self.select_tool(tool)?;
-        let coder = &mut self.coders[usize::from(tool)];
-        let predicted = if coder.supports_prediction() {
+        self.check_tool(tool)?;
+        let predicted = if self.coders[usize::from(tool)].supports_prediction() {
             FrameType::Predicted
         } else {
             FrameType::Intra
         };
-        frames
-            .iter()
-            .enumerate()
-            .map(|(i, frame)| {
-                crate::coders::check_frame_size(frame, self.header.width, self.header.height)?;
-                let padded = frame.padded(self.header.coded_width, self.header.coded_height);
-                coder.encode(&padded, if i == 0 { FrameType::Intra } else { predicted })
-            })
-            .collect()
+        let mut coded = Vec::with_capacity(frames.len());
+        for (i, frame) in frames.iter().enumerate() {
+            let padded = self.padded(frame)?;
+            let frame_type = if i == 0 { FrameType::Intra } else { predicted };
+            coded.push(self.coders[usize::from(tool)].encode(&padded, frame_type)?);
+        }
+        Ok(coded)
     }
 
     /// Codes one frame of the stream's display size.
     pub fn encode(&mut self, frame: &RgbFrame) -> Result<EncodedFrame, CoderError> {
-        crate::coders::check_frame_size(frame, self.header.width, self.header.height)?;
-        let padded = frame.padded(self.header.coded_width, self.header.coded_height);
+        let padded = self.padded(frame)?;
         let intra = self.at_group_start();
         if intra {
             self.tool = self.next_tool;

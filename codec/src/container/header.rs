@@ -17,6 +17,15 @@ pub const MAX_RATIONAL_TERM: u32 = 1_000_000;
 /// Most coding tools one stream may switch between (a packet names its tool in 7 bits).
 pub const MAX_TOOLS: usize = 16;
 
+/// Refuses a stream of `count` coding tools unless it is 1..=[`MAX_TOOLS`].
+pub fn check_tool_count(count: usize) -> Result<(), String> {
+    if (1..=MAX_TOOLS).contains(&count) {
+        Ok(())
+    } else {
+        Err(format!("{count} coding tools, not 1..={MAX_TOOLS}"))
+    }
+}
+
 /// An exact ratio of two positive integers (frame rates, time bases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rational {
@@ -248,12 +257,7 @@ impl Header {
                 return Err(format!("{name} {coded} not within 0..=255 above {shown}"));
             }
         }
-        if !(1..=MAX_TOOLS).contains(&self.tools.len()) {
-            return Err(format!(
-                "{} coding tools, not 1..={MAX_TOOLS}",
-                self.tools.len()
-            ));
-        }
+        check_tool_count(self.tools.len())?;
         for tool in &self.tools {
             tool.check()?;
             let stride = tool.coding.stride();

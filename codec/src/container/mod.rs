@@ -8,8 +8,8 @@ mod stats;
 mod writer;
 
 pub use header::{
-    CodingParams, CodingTool, ColorSpace, Header, Rational, MAX_DIMENSION, MAX_FRAMES,
-    MAX_HEADER_LEN, MAX_PIXELS, MAX_TOOLS,
+    check_tool_count, CodingParams, CodingTool, ColorSpace, Header, Rational, MAX_DIMENSION,
+    MAX_FRAMES, MAX_HEADER_LEN, MAX_PIXELS, MAX_TOOLS,
 };
 pub use index::{Footer, IndexEntry, FOOTER_LEN, INDEX_ENTRY_LEN};
 pub use reader::{ContainerReader, SeekableReader};
@@ -86,6 +86,12 @@ impl FrameType {
 /// before version 5 have one tool, so their byte is the frame type alone, as they define it.
 fn packet_flags(frame_type: FrameType, tool: u8) -> u8 {
     frame_type.to_byte() | (tool << 1)
+}
+
+/// The frame type and tool a packet's flags byte holds ([`packet_flags`]).
+fn split_packet_flags(flags: u8) -> (FrameType, u8) {
+    let frame_type = FrameType::from_byte(flags & 1).expect("one bit is a frame type");
+    (frame_type, flags >> 1)
 }
 
 /// One coded frame as stored in the file.

@@ -5,7 +5,7 @@ use std::io::{Read, Seek, SeekFrom};
 use super::header::SingleToolHeader;
 use super::index::{decode_index, max_index_len, Footer, IndexEntry, FOOTER_LEN};
 use super::{
-    crc32, decode_struct, ContainerError, FrameType, Header, Packet, Result,
+    crc32, decode_struct, split_packet_flags, ContainerError, FrameType, Header, Packet, Result,
     FIRST_TOOL_LIST_VERSION, INDEX_HEAD_LEN, INDEX_MARKER, MAGIC, MAX_HEADER_LEN,
     OLDEST_READABLE_VERSION, PACKET_HEAD_LEN, PACKET_MARKER, PREAMBLE_LEN, VERSION,
 };
@@ -98,8 +98,7 @@ fn parse_packet_head(
     if head[0] != PACKET_MARKER {
         return Err(bad(format!("marker byte {:#04x} is not a packet", head[0])));
     }
-    let frame_type = FrameType::from_byte(head[1] & 1).expect("one bit is a frame type");
-    let tool = head[1] >> 1;
+    let (frame_type, tool) = split_packet_flags(head[1]);
     if header.tool(tool).is_none() {
         return Err(bad(format!(
             "flags byte {:#04x} names tool {tool}, but the header lists {}",

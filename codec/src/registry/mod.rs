@@ -261,27 +261,34 @@ impl ModelStore {
         Ok(None)
     }
 
-    /// The coder a stream's tool calls for, its model found here by id.
-    pub fn coder_for(&self, tool: &CodingTool) -> Result<CoderSpec, CoderError> {
-        let spec = match tool.coding {
-            CodingParams::Pixel { step } => CoderSpec::Pixel { step },
-            params => self
-                .find(&tool.model_id)?
-                .ok_or(CoderError::ModelUnavailable(tool.model_id))?
-                .coder(params)?,
-        };
-        if spec.model_id() != tool.model_id {
-            return Err(CoderError::WrongModel {
-                needed: tool.model_id,
-                given: spec.model_id(),
-            });
-        }
-        Ok(spec)
-    }
-
-    /// The coders for every tool of a stream's header, in the header's order.
+    /// The coders for every tool of a stream's header, in the header's order, their models
+    /// found here by id. Each model is looked up once, however many tools use it (a
+    /// rate-controlled PCA stream has 16).
     pub fn coders_for(&self, header: &Header) -> Result<Vec<CoderSpec>, CoderError> {
-        header.tools.iter().map(|t| self.coder_for(t)).collect()
+        let mut found: Vec<Model> = Vec::new();
+        let mut coder_for = |tool: &CodingTool| -> Result<CoderSpec, CoderError> {
+            let spec = match tool.coding {
+                CodingParams::Pixel { step } => CoderSpec::Pixel { step },
+                params => {
+                    if !found.iter().any(|m| m.id() == tool.model_id) {
+                        found.push(
+                            self.find(&tool.model_id)?
+                                .ok_or(CoderError::ModelUnavailable(tool.model_id))?,
+                        );
+                    }
+                    let model = found.iter().find(|m| m.id() == tool.model_id);
+                    model.expect("found above").coder(params)?
+                }
+            };
+            if spec.model_id() != tool.model_id {
+                return Err(CoderError::WrongModel {
+                    needed: tool.model_id,
+                    given: spec.model_id(),
+                });
+            }
+            Ok(spec)
+        };
+        header.tools.iter().map(&mut coder_for).collect()
     }
 }
 
