@@ -3,11 +3,13 @@
 //! that tells a player where every group of pictures of every rendition lies, so that it can
 //! fetch them by byte range from any static HTTP server and switch rendition at any group.
 
-use std::io::{Read, Seek};
+use std::fs::File;
+use std::io::{BufReader, Read, Seek};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::container::{ContainerError, FrameType, SeekableReader};
+use crate::container::{ContainerError, FrameType, Header, SeekableReader};
 
 /// One rung of a ladder as asked for: a frame size and an average bitrate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -16,6 +18,18 @@ pub struct RenditionSpec {
     pub height: u32,
     /// Bits per second.
     pub bitrate: f64,
+}
+
+impl RenditionSpec {
+    /// The rendition's file name in the ladder's directory: `640x360-400k.aez`.
+    pub fn file_name(&self) -> String {
+        format!(
+            "{}x{}-{:.0}k.aez",
+            self.width,
+            self.height,
+            self.bitrate / 1000.0
+        )
+    }
 }
 
 /// The ladder used when none is given: 360p, 540p and 720p at 400, 900 and 1,800 kbit/s,
@@ -80,6 +94,14 @@ pub fn parse_renditions(text: &str) -> Result<Vec<RenditionSpec>, String> {
         return Err("no renditions given".into());
     }
     ladder.sort_by(|a, b| a.bitrate.total_cmp(&b.bitrate));
+    for (i, r) in ladder.iter().enumerate() {
+        if ladder[..i].iter().any(|o| o.file_name() == r.file_name()) {
+            return Err(format!(
+                "{} is asked for twice (renditions are files named by size and kbit/s)",
+                r.file_name()
+            ));
+        }
+    }
     Ok(ladder)
 }
 
@@ -148,18 +170,102 @@ pub struct SegmentBytes {
     pub tool: u8,
 }
 
-/// Why a rendition could not be described.
+/// Why a ladder could not be described.
 #[derive(Debug, thiserror::Error)]
 pub enum LadderError {
-    #[error(transparent)]
-    Container(#[from] ContainerError),
+    #[error("reading {file}")]
+    Read {
+        file: String,
+        #[source]
+        cause: ContainerError,
+    },
+    #[error("{0}: its segments do not line up with the other renditions'")]
+    Misaligned(String),
+    #[error("a ladder needs at least one rendition")]
+    Empty,
+}
+
+/// A finished rendition file, read back: what the manifest says of it and the segment times
+/// it must share with the others.
+#[derive(Debug, Clone)]
+pub struct RenditionFile {
+    pub rendition: Rendition,
+    pub times: Vec<SegmentTime>,
+    header: Header,
+}
+
+impl RenditionFile {
+    /// Reads the `.aez` of `spec` in `dir` (its header and index, and each segment's first
+    /// packet for its tool).
+    pub fn read(dir: &Path, spec: &RenditionSpec) -> Result<Self, LadderError> {
+        let file = spec.file_name();
+        let fail = |cause: ContainerError| LadderError::Read {
+            file: file.clone(),
+            cause,
+        };
+        let input = File::open(dir.join(&file)).map_err(|e| fail(e.into()))?;
+        let bytes = input.metadata().map_err(|e| fail(e.into()))?.len();
+        let mut reader = SeekableReader::new(BufReader::new(input)).map_err(fail)?;
+        let header = reader.header().clone();
+        let (times, segments) = segments_of(&mut reader).map_err(fail)?;
+        Ok(Self {
+            rendition: Rendition {
+                width: spec.width,
+                height: spec.height,
+                target_bitrate: spec.bitrate,
+                bitrate: bytes as f64 * 8.0 / header.duration_s(),
+                bytes,
+                header_bytes: reader.first_packet_offset(),
+                models: header
+                    .models()
+                    .into_iter()
+                    .map(|(id, bytes)| ManifestModel {
+                        id: id.hex(),
+                        bytes,
+                    })
+                    .collect(),
+                segments,
+                file,
+            },
+            times,
+            header,
+        })
+    }
+}
+
+impl Manifest {
+    /// The manifest of `files`, lowest bitrate first; fails unless every file has the same
+    /// segments.
+    pub fn new(files: Vec<RenditionFile>) -> Result<Self, LadderError> {
+        let first = files.first().ok_or(LadderError::Empty)?;
+        let (header, times) = (first.header.clone(), first.times.clone());
+        let mut renditions = Vec::with_capacity(files.len());
+        for f in files {
+            // Rate control codes whole groups of one length, so this holds unless the source
+            // decodes to a different frame count at another size.
+            if f.times != times {
+                return Err(LadderError::Misaligned(f.rendition.file));
+            }
+            renditions.push(f.rendition);
+        }
+        renditions.sort_by(|a, b| a.target_bitrate.total_cmp(&b.target_bitrate));
+        Ok(Self {
+            format: "aez-ladder".into(),
+            version: 1,
+            frame_rate: header.frame_rate.to_string(),
+            frame_count: u64::from(header.frame_count),
+            duration_s: header.duration_s(),
+            segments: times,
+            renditions,
+        })
+    }
 }
 
 /// The segments of a finished rendition file, cut at its intra frames: their times and
 /// byte ranges.
-pub fn segments_of<R: Read + Seek>(
+fn segments_of<R: Read + Seek>(
     reader: &mut SeekableReader<R>,
-) -> Result<(Vec<SegmentTime>, Vec<SegmentBytes>), LadderError> {
+) -> Result<(Vec<SegmentTime>, Vec<SegmentBytes>), ContainerError> {
     let header = reader.header().clone();
     let fps = header.frame_rate.as_f64();
     let index = reader.index().to_vec();

@@ -22,7 +22,7 @@ macro_rules! outln {
 }
 
 use aecodec::container::{ContainerReader, ContainerWriter, FileStats, SeekableReader};
-use aecodec::ladder::{default_ladder, Manifest, ManifestModel, Rendition, RenditionSpec};
+use aecodec::ladder::{default_ladder, Manifest, RenditionFile, RenditionSpec};
 use aecodec::output::{check_output, AtomicFile};
 use aecodec::pipeline::{decode_stream, encode_stream, FrameDecoder, FrameEncoder, StreamError};
 use aecodec::ratecontrol::{encode_stream_at_rate, RateTarget};
@@ -243,7 +243,7 @@ fn main() -> ExitCode {
                 size: None,
                 force,
             };
-            encode(&input, &output, &plan, &options).map(|_| ())
+            encode(&input, &output, &plan, &options)
         })
         .and_then(|()| {
             outln!("{}", output.display());
@@ -457,13 +457,8 @@ struct EncodeOptions {
     force: bool,
 }
 
-/// Encodes `input` to `output`; returns the finished file's header.
-fn encode(
-    input: &Path,
-    output: &Path,
-    plan: &EncodePlan,
-    options: &EncodeOptions,
-) -> Result<aecodec::container::Header> {
+/// Encodes `input` to `output`.
+fn encode(input: &Path, output: &Path, plan: &EncodePlan, options: &EncodeOptions) -> Result<()> {
     let max_frames = options.frames;
     check_output(output, &[input], options.force)?;
     if let EncodePlan::AtRate { target, .. } = plan {
@@ -535,7 +530,7 @@ fn encode(
     if let (Some(report), EncodePlan::AtRate { target, .. }) = (report, plan) {
         report_rate(&report, target, kbps, &header);
     }
-    Ok(header)
+    Ok(())
 }
 
 /// Encodes every rendition of a ladder at its bitrate and writes the manifest.
@@ -559,15 +554,9 @@ fn ladder(
         ..*options
     };
     let tools = rate_tools(None, None)?;
-    let mut manifest: Option<Manifest> = None;
+    let mut files = Vec::with_capacity(specs.len());
     for spec in &specs {
-        let file = format!(
-            "{}x{}-{:.0}k.aez",
-            spec.width,
-            spec.height,
-            spec.bitrate / 1000.0
-        );
-        let path = dir.join(&file);
+        let file = spec.file_name();
         eprintln!(
             "rendition {file}: {}x{} at {:.0} kbit/s",
             spec.width,
@@ -582,64 +571,14 @@ fn ladder(
                 bufsize: None,
             },
         };
-        let header = encode(
-            input,
-            &path,
-            &plan,
-            &EncodeOptions {
-                size: Some((spec.width, spec.height)),
-                ..options
-            },
-        )?;
-        let bytes = std::fs::metadata(&path)?.len();
-        let mut reader = SeekableReader::new(BufReader::new(File::open(&path)?))
-            .with_context(|| format!("reading back {}", path.display()))?;
-        let header_bytes = reader.first_packet_offset();
-        let (times, segments) = aecodec::ladder::segments_of(&mut reader)?;
-        let rendition = Rendition {
-            file,
-            width: spec.width,
-            height: spec.height,
-            target_bitrate: spec.bitrate,
-            bitrate: bytes as f64 * 8.0 / header.duration_s(),
-            bytes,
-            header_bytes,
-            models: header
-                .models()
-                .into_iter()
-                .map(|(id, bytes)| ManifestModel {
-                    id: id.hex(),
-                    bytes,
-                })
-                .collect(),
-            segments,
+        let options = EncodeOptions {
+            size: Some((spec.width, spec.height)),
+            ..options
         };
-        match &mut manifest {
-            None => {
-                manifest = Some(Manifest {
-                    format: "aez-ladder".into(),
-                    version: 1,
-                    frame_rate: header.frame_rate.to_string(),
-                    frame_count: u64::from(header.frame_count),
-                    duration_s: header.duration_s(),
-                    segments: times,
-                    renditions: vec![rendition],
-                })
-            }
-            Some(m) => {
-                // Rate control codes whole groups of the same length, so this holds unless
-                // the source decodes to a different frame count at another size.
-                if m.segments != times {
-                    bail!(
-                        "{}: its segments do not line up with the other renditions'",
-                        rendition.file
-                    );
-                }
-                m.renditions.push(rendition);
-            }
-        }
+        encode(input, &dir.join(&file), &plan, &options)?;
+        files.push(RenditionFile::read(dir, spec)?);
     }
-    let manifest = manifest.context("no renditions")?;
+    let manifest = Manifest::new(files)?;
     let mut out = AtomicFile::create(&manifest_path)?;
     {
         let mut w = BufWriter::new(out.file());
