@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use aecodec::container::{ContainerReader, FrameType};
-use common::{encode, read_y4m, run, run_ok, s, sample, stderr};
+use common::{encode, read_packets, read_y4m, run, run_ok, s, sample, stderr};
 
 const FRAMES: &str = "60";
 const GOP: &str = "10";
@@ -62,11 +62,10 @@ fn the_bitrate_is_held_and_each_group_decodes_as_its_level_alone() {
     );
 
     // The tool of each group, from the packets.
-    let bytes = std::fs::read(&aez).unwrap();
-    let mut reader = ContainerReader::new(bytes.as_slice()).unwrap();
-    assert_eq!(reader.header().tools.len(), 4);
+    let (header, packets) = read_packets(&aez);
+    assert_eq!(header.tools.len(), 4);
     let mut tools = Vec::new();
-    while let Some(packet) = reader.next_packet().unwrap() {
+    for packet in &packets {
         if tools.len() % 10 == 0 {
             assert_eq!(packet.frame_type, FrameType::Intra);
         }

@@ -221,13 +221,9 @@ fn a_stream_that_switches_tools_plays_as_it_decodes() {
             "10",
         ],
     );
-    let mut tools = Vec::new();
-    let bytes = std::fs::read(&aez).unwrap();
-    let mut reader = aecodec::container::ContainerReader::new(bytes.as_slice()).unwrap();
-    assert_eq!(reader.header().models().len(), 1);
-    while let Some(p) = reader.next_packet().unwrap() {
-        tools.push(p.tool);
-    }
+    let (header, packets) = common::read_packets(&aez);
+    assert_eq!(header.models().len(), 1);
+    let mut tools: Vec<u8> = packets.iter().map(|p| p.tool).collect();
     tools.dedup();
     assert!(tools.len() >= 2, "one step for every group: {tools:?}");
 

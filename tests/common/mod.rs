@@ -131,3 +131,14 @@ pub fn rgb_frames(path: &Path, max: usize) -> Vec<aecodec::RgbFrame> {
     }
     frames
 }
+
+/// An `.aez` file's header and every packet, read front to back.
+pub fn read_packets(path: &Path) -> (aecodec::container::Header, Vec<aecodec::container::Packet>) {
+    let bytes = std::fs::read(path).expect("read .aez");
+    let mut reader = aecodec::container::ContainerReader::new(bytes.as_slice()).expect("header");
+    let mut packets = Vec::new();
+    while let Some(packet) = reader.next_packet().expect("packet") {
+        packets.push(packet);
+    }
+    (reader.header().clone(), packets)
+}
