@@ -2,55 +2,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use common::{bin, encode, run, run_ok, s, sample};
-
-/// A running server process, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(dir: &Path, addr: &str) -> Server {
-        Self::start_with(dir, addr, &[])
-    }
-
-    fn start_with(dir: &Path, addr: &str, extra: &[&str]) -> Server {
-        let mut child = Command::new(bin("aeplay"))
-            .args(["serve", dir.to_str().unwrap(), "--addr", addr])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .expect("address line")
-            .to_string();
-        Server { child, addr }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{bin, encode, run, run_ok, s, sample, Server};
 
 /// A served directory with a PCA-coded clip (and its model) and a pixel-coded clip.
 fn media_dir() -> tempfile::TempDir {
@@ -590,6 +546,7 @@ fn fifty_concurrent_clients_stream_without_errors() {
                     models: vec![],
                     model_cache: cache,
                     start: None,
+                    adaptive: Default::default(),
                 };
                 aeplay::play(&url, &options)
             })

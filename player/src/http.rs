@@ -6,6 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+/// Characters a file name keeps in a URL path segment: RFC 3986's unreserved ones.
+pub const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// How long a client waits on a server that has stopped sending, and how many times in a row
 /// it reconnects without receiving a byte before it gives up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,13 +147,15 @@ pub fn download(url: &str, limit: u64, out: &mut impl Write) -> Result<u64, Http
     }
 }
 
-/// The bytes of a URL from `offset` on, as one `Read` stream. A dropped connection is
-/// reopened with `Range: bytes=<offset>-` and `If-Range: <etag>` (so a file that changed is
-/// an error, not a splice), retrying with exponential backoff.
+/// The bytes of a URL from `offset` on (up to an end, if given), as one `Read` stream. A
+/// dropped connection is reopened with `Range: bytes=<offset>-` and `If-Range: <etag>` (so a
+/// file that changed is an error, not a splice), retrying with exponential backoff.
 pub struct HttpStream {
     agent: ureq::Agent,
     url: String,
     offset: u64,
+    /// Where a stream of one byte range ends (exclusive).
+    end: Option<u64>,
     total: Option<u64>,
     etag: Option<String>,
     body: Option<ureq::BodyReader<'static>>,
@@ -177,6 +186,19 @@ impl HttpStream {
         )
     }
 
+    /// The bytes `range` of the URL only (one segment of a ladder), adding to existing
+    /// byte and reconnection counters.
+    pub fn open_range(
+        url: &str,
+        range: std::ops::Range<u64>,
+        fetched: Arc<AtomicU64>,
+        reconnects: Arc<AtomicU64>,
+    ) -> Result<Self, HttpError> {
+        let mut stream = Self::unopened(url, range.start, fetched, reconnects);
+        stream.end = Some(range.end.max(range.start));
+        stream.connect_first()
+    }
+
     /// [`open_counting`](Self::open_counting) with an explicit patience.
     pub fn open_with(
         url: &str,
@@ -185,24 +207,49 @@ impl HttpStream {
         reconnects: Arc<AtomicU64>,
         patience: Patience,
     ) -> Result<Self, HttpError> {
-        let mut stream = Self {
+        let mut stream = Self::unopened(url, offset, fetched, reconnects);
+        stream.patience = patience;
+        stream.agent = agent(patience);
+        stream.connect_first()
+    }
+
+    fn unopened(
+        url: &str,
+        offset: u64,
+        fetched: Arc<AtomicU64>,
+        reconnects: Arc<AtomicU64>,
+    ) -> Self {
+        let patience = Patience::process_default();
+        Self {
             patience,
             agent: agent(patience),
             url: url.to_string(),
             offset,
+            end: None,
             total: None,
             etag: None,
             body: None,
             fetched,
             reconnects,
-        };
-        match stream.connect_once() {
+        }
+    }
+
+    fn connect_first(mut self) -> Result<Self, HttpError> {
+        if self.end == Some(self.offset) {
+            return Ok(self);
+        }
+        match self.connect_once() {
             Ok(()) => {}
             // Busy: the first read tries again, with backoff.
             Err(HttpError::Status { status, .. }) if is_busy(status) => {}
             Err(e) => return Err(e),
         }
-        Ok(stream)
+        Ok(self)
+    }
+
+    /// Where reading stops: the end of the range asked for, else of the file once known.
+    fn stop(&self) -> Option<u64> {
+        self.end.or(self.total)
     }
 
     /// Bytes received so far (shared, for statistics).
@@ -220,10 +267,11 @@ impl HttpStream {
             url: self.url.clone(),
             cause,
         };
-        let mut request = self
-            .agent
-            .get(&self.url)
-            .header("Range", format!("bytes={}-", self.offset));
+        let range = match self.end {
+            Some(end) => format!("bytes={}-{}", self.offset, end - 1),
+            None => format!("bytes={}-", self.offset),
+        };
+        let mut request = self.agent.get(&self.url).header("Range", range);
         if let Some(etag) = &self.etag {
             request = request.header("If-Range", etag);
         }
@@ -318,15 +366,17 @@ impl Read for HttpStream {
         // counts like one that drops the connection, and both end after `patience.attempts`.
         let mut attempt = 0;
         loop {
-            if self.total == Some(self.offset) || buf.is_empty() {
+            if self.stop() == Some(self.offset) || buf.is_empty() {
                 return Ok(0);
             }
+            let room = self.stop().map_or(buf.len() as u64, |s| s - self.offset);
+            let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
             let Some(body) = self.body.as_mut() else {
                 self.reconnect(attempt, "no connection")?;
                 attempt += 1;
                 continue;
             };
-            match body.read(buf) {
+            match body.read(&mut buf[..want]) {
                 Ok(0) if self.total.is_none() => return Ok(0),
                 Ok(0) => {
                     self.reconnect(attempt, "the connection closed early")?;

@@ -10,8 +10,12 @@
 //! * [`presenter`]: frames are paced at the video's rate (late ones dropped) and handed to an
 //!   output: a y4m file or pipe, or nothing (`--null`).
 //!
+//! A ladder's manifest plays through [`adaptive`]: the same stages with a fetcher in front
+//! that picks each segment's rendition.
+//!
 //! [`FrameDecoder`]: aecodec::pipeline::FrameDecoder
 
+pub mod adaptive;
 pub mod control;
 pub mod http;
 pub mod presenter;
@@ -32,9 +36,9 @@ pub use presenter::{PlaybackStats, Presenter};
 pub use source::open_source;
 
 /// Packets and frames that may wait between stages.
-const QUEUE_DEPTH: usize = 8;
-/// Times one damaged packet is fetched again before playback stops at it.
-const MAX_REFETCHES: u32 = 3;
+pub(crate) const QUEUE_DEPTH: usize = 8;
+/// Times one damaged packet (or ladder segment) is fetched again before playback stops at it.
+pub(crate) const MAX_REFETCHES: u32 = 3;
 
 /// How to play.
 #[derive(Debug, Clone)]
@@ -48,6 +52,8 @@ pub struct PlayOptions {
     pub model_cache: std::path::PathBuf,
     /// Start at this time (seconds): the last intra frame at or before it.
     pub start: Option<f64>,
+    /// How a ladder manifest is played (unused for a single `.aez`).
+    pub adaptive: adaptive::AdaptiveOptions,
 }
 
 /// Why playback stopped short.
@@ -68,11 +74,17 @@ pub enum PlayError {
 /// (frames before it were all played).
 pub struct PlayOutcome {
     pub stats: PlaybackStats,
-    pub damage: Option<aecodec::container::ContainerError>,
+    pub damage: Option<source::SourceError>,
+    /// For a ladder: the renditions played and the switches between them.
+    pub adaptive: Option<adaptive::AdaptiveStats>,
 }
 
-/// Plays a stream from `source` to the chosen output.
+/// Plays `source` to the chosen output: an `.aez` file or URL, or a ladder's manifest
+/// (`.json`), which plays adaptively.
 pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayError> {
+    if adaptive::is_manifest(source) {
+        return adaptive::play_ladder(source, options, &options.adaptive);
+    }
     let started = Instant::now();
     let opened = open_source(source, options.start)?;
     let header: Header = opened.reader.header().clone();
@@ -83,8 +95,14 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
         }
     })?;
     models.search_dir(options.model_cache.clone());
-    let model_fetched = source::ensure_models(&opened, &header, &mut models, &options.model_cache)?;
-    let mut presenter = Presenter::new(&header, options.output.clone(), options.paced, started)?;
+    let model_fetched =
+        source::ensure_models(opened.server(), &header, &mut models, &options.model_cache)?;
+    let mut presenter = Presenter::new(
+        (&header).into(),
+        options.output.clone(),
+        options.paced,
+        started,
+    )?;
     let (mut bytes, mut decode_busy, mut fetched, mut reconnects) = (0, Duration::ZERO, 0, 0);
     let mut next = Some(opened);
     let mut damage = None;
@@ -107,7 +125,14 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
         stats.bytes_fetched = fetched;
         stats.reconnects = reconnects;
     }
-    Ok(PlayOutcome { stats, damage })
+    Ok(PlayOutcome {
+        stats,
+        damage: damage.map(|cause| source::SourceError::Container {
+            path: source.into(),
+            cause,
+        }),
+        adaptive: None,
+    })
 }
 
 /// What one segment of playback did.
@@ -209,7 +234,7 @@ fn read_packets(mut opened: source::Source, packets: Sender<Packet>) -> ReadOutc
 /// Runs one decoding stage: each input through `work`, timed, on to `output`, until the
 /// input ends, an error has been passed on, or the next stage has gone. Returns the stage's
 /// busy time.
-fn run_stage<I, O>(
+pub(crate) fn run_stage<I, O>(
     input: impl IntoIterator<Item = I>,
     output: Sender<Result<O, PlayError>>,
     mut work: impl FnMut(I) -> Result<O, PlayError>,

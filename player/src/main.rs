@@ -23,10 +23,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Play an .aez file or URL. Without a display, choose a headless output: --output
-    /// FILE.y4m, --output - (y4m on stdout, e.g. `| ffplay -`), or --null.
+    /// Play an .aez file or URL, or a ladder's manifest.json (from `aecodec ladder`), which
+    /// plays adaptively: it starts on the lowest rendition and switches at segment boundaries
+    /// to the best one the network and this machine's decoding speed sustain. Without a
+    /// display, choose a headless output: --output FILE.y4m, --output - (y4m on stdout, e.g.
+    /// `| ffplay -`), or --null.
     Play {
-        /// A local .aez file, or an http:// URL served by `aeplay serve`.
+        /// A local .aez file or manifest.json, or an http:// URL of either (any HTTP server
+        /// with byte ranges serves a ladder; `aeplay serve` also serves models).
         source: String,
         /// Write the presented frames to this file (.y4m, .mkv lossless FFV1 or .mp4 x264, by
         /// the extension), or `-` for y4m on stdout.
@@ -68,9 +72,20 @@ enum Command {
         /// Reconnections in a row that bring no data before playback gives up.
         #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..))]
         retries: u32,
+        /// Ladders: play only this rendition (0 is the lowest bitrate, as the manifest lists
+        /// them) instead of adapting.
+        #[arg(long, value_name = "N", conflicts_with = "start_rendition")]
+        rendition: Option<usize>,
+        /// Ladders: start on this rendition (0 is the lowest), then adapt.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        start_rendition: usize,
+        /// Ladders: seconds of video fetched ahead of what is shown, at most.
+        #[arg(long, value_name = "SECONDS", default_value_t = 6.0)]
+        max_buffer: f64,
     },
     /// Serve the .aez and model files of a directory over HTTP: /catalog.json,
-    /// /media/<file>.aez (byte ranges, ETag), /models/<sha256>.
+    /// /media/<file>.aez (byte ranges, ETag), /models/<sha256>; a ladder made by `aecodec
+    /// ladder` inside it plays from /media/<ladder dir>/manifest.json.
     Serve {
         /// The directory to serve; nothing outside it is served.
         dir: PathBuf,
@@ -94,7 +109,24 @@ enum Command {
         /// limit).
         #[arg(long, value_name = "BYTES_PER_S", value_parser = clap::value_parser!(u64).range(1..))]
         limit_rate: Option<u64>,
+        /// From SECONDS after the server starts, each connection may send BYTES_PER_S
+        /// instead (repeatable: a network that slows down or recovers, e.g. for testing
+        /// adaptive playback).
+        #[arg(long, value_name = "SECONDS:BYTES_PER_S", value_parser = parse_rate_change)]
+        limit_rate_at: Vec<(f64, u64)>,
     },
+}
+
+/// `SECONDS:BYTES_PER_S`, as `--limit-rate-at` takes it.
+fn parse_rate_change(text: &str) -> Result<(f64, u64), String> {
+    let bad = || format!("{text:?}: write SECONDS:BYTES_PER_S, such as 5:20000");
+    let (t, r) = text.split_once(':').ok_or_else(bad)?;
+    let t: f64 = t.trim().parse().map_err(|_| bad())?;
+    let r: u64 = r.trim().parse().map_err(|_| bad())?;
+    if !(t.is_finite() && t >= 0.0) || r == 0 {
+        return Err(bad());
+    }
+    Ok((t, r))
 }
 
 fn main() -> ExitCode {
@@ -118,6 +150,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             header_timeout,
             idle_timeout,
             limit_rate,
+            limit_rate_at,
         } => {
             let mut options = aeplay::server::ServeOptions::new(max_connections as usize);
             if let Some(n) = max_per_address {
@@ -125,7 +158,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             options.header_timeout = std::time::Duration::from_secs(header_timeout);
             options.idle_timeout = std::time::Duration::from_secs(idle_timeout);
-            options.limit_rate = limit_rate;
+            options.limit_rate = match (limit_rate, limit_rate_at.is_empty()) {
+                (None, true) => None,
+                (Some(rate), true) => Some(aeplay::server::RateLimit::constant(rate)),
+                (initial, false) => {
+                    Some(aeplay::server::RateLimit::changing(initial, &limit_rate_at))
+                }
+            };
             aeplay::server::serve(&dir, addr, options, |bound| {
                 use std::io::Write;
                 println!("listening on http://{bound}");
@@ -152,7 +191,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             start,
             stall_timeout,
             retries,
+            rendition,
+            start_rendition,
+            max_buffer,
         } => {
+            let ladder = aeplay::adaptive::is_manifest(&source);
+            if (rendition.is_some() || start_rendition > 0) && !ladder {
+                anyhow::bail!("--rendition and --start-rendition pick renditions of a ladder: give a manifest.json");
+            }
+            if !(max_buffer.is_finite() && (0.5..=600.0).contains(&max_buffer)) {
+                anyhow::bail!("--max-buffer must be 0.5 to 600 seconds");
+            }
             if !(stall_timeout.is_finite() && stall_timeout > 0.0 && stall_timeout <= 3600.0) {
                 anyhow::bail!("--stall-timeout must be a number of seconds above 0 (at most 3600)");
             }
@@ -191,15 +240,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 models: model,
                 model_cache: cache.unwrap_or_else(aecodec::registry::cache_dir),
                 start,
+                adaptive: aeplay::adaptive::AdaptiveOptions {
+                    rendition,
+                    start_rendition,
+                    max_buffer_s: max_buffer,
+                },
             };
             let outcome = play(&source, &options)?;
-            report(&source, &output, &outcome, stats_json, strict)
+            report(&output, &outcome, stats_json, strict)
         }
     }
 }
 
 fn report(
-    source: &str,
     output: &Output,
     outcome: &aeplay::PlayOutcome,
     stats_json: bool,
@@ -210,8 +263,31 @@ fn report(
         "played {} frames ({} dropped) in {:.2} s ({:.1} fps; decoder alone {:.1} fps), first frame after {:.0} ms, {:.0} kbit/s, {} reconnects",
         s.frames, s.dropped, s.wall_s, s.playback_fps, s.decode_fps, s.time_to_first_frame_ms, s.bitrate_kbps, s.reconnects
     );
+    if let Some(a) = &outcome.adaptive {
+        let seconds: Vec<String> = a
+            .renditions
+            .iter()
+            .map(|r| format!("{}x{} {:.1} s", r.width, r.height, r.seconds_played))
+            .collect();
+        eprintln!(
+            "renditions played: {}; {} switches, {} stalls",
+            seconds.join(", "),
+            a.switches.len(),
+            s.stalls
+        );
+    }
     if stats_json {
-        let json = serde_json::to_string_pretty(s)?;
+        #[derive(serde::Serialize)]
+        struct Report<'a> {
+            #[serde(flatten)]
+            playback: &'a aeplay::PlaybackStats,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            adaptive: Option<&'a aeplay::adaptive::AdaptiveStats>,
+        }
+        let json = serde_json::to_string_pretty(&Report {
+            playback: s,
+            adaptive: outcome.adaptive.as_ref(),
+        })?;
         // Standard output may be carrying the video.
         if matches!(output, Output::Stdout) {
             eprintln!("{json}");
@@ -223,10 +299,7 @@ fn report(
         eprintln!("wrote {}", p.display());
     }
     if let Some(e) = &outcome.damage {
-        eprintln!(
-            "warning: {source}: {e}; stopped after {} good frames",
-            s.frames
-        );
+        eprintln!("warning: {e}; stopped after {} good frames", s.frames);
         if strict {
             return Ok(ExitCode::from(2));
         }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use aecodec::container::Header;
+use aecodec::container::{Header, Rational};
 use aecodec::video::{open_output, VideoError, VideoSink};
 use aecodec::RgbFrame;
 use serde::Serialize;
@@ -31,6 +31,32 @@ pub struct PlaybackStats {
     pub model_bytes_fetched: u64,
     /// Connections reopened after a drop.
     pub reconnects: u64,
+    /// Times paced playback froze after the first frame: a frame came more than a frame
+    /// interval late with none decoded behind it (the network or the decoder fell behind).
+    /// Playback resumes from such a frame, as a player resumes after rebuffering.
+    pub stalls: u64,
+    /// Time frozen in those stalls, milliseconds.
+    pub stalled_ms: f64,
+}
+
+/// What the presenter shows: the size frames reach it at, and the video's timing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Presentation {
+    pub width: u32,
+    pub height: u32,
+    pub frame_rate: Rational,
+    pub frame_count: u64,
+}
+
+impl From<&Header> for Presentation {
+    fn from(header: &Header) -> Self {
+        Self {
+            width: header.width,
+            height: header.height,
+            frame_rate: header.frame_rate,
+            frame_count: u64::from(header.frame_count),
+        }
+    }
 }
 
 enum Sink {
@@ -57,16 +83,18 @@ pub struct Presenter {
     clock: Option<(Instant, u64)>,
     frames: u64,
     dropped: u64,
+    stalls: u64,
+    stalled: Duration,
 }
 
 impl Presenter {
     pub fn new(
-        header: &Header,
+        shown: Presentation,
         output: Output,
         paced: bool,
         started: Instant,
     ) -> Result<Self, VideoError> {
-        let (w, h, rate) = (header.width, header.height, header.frame_rate);
+        let (w, h, rate) = (shown.width, shown.height, shown.frame_rate);
         // A file keeps every frame; the other outputs are watched live.
         let live = !matches!(output, Output::File(_));
         let sink = match output {
@@ -76,7 +104,7 @@ impl Presenter {
             Output::Window => Sink::Window(Box::new(crate::window::WindowSink::open(w, h)?)),
             Output::File(path) => Sink::Video(open_output(&path, w, h, rate)?),
         };
-        let status = indicatif::ProgressBar::new(u64::from(header.frame_count));
+        let status = indicatif::ProgressBar::new(shown.frame_count);
         status.set_style(
             indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
                 .expect("valid template"),
@@ -94,6 +122,8 @@ impl Presenter {
             clock: None,
             frames: 0,
             dropped: 0,
+            stalls: 0,
+            stalled: Duration::ZERO,
         })
     }
 
@@ -132,9 +162,19 @@ impl Presenter {
             // is already waiting; with none waiting, this late frame is still the freshest
             // picture there is (dropping it would show nothing when decoding is the slow
             // stage). A file keeps every frame.
-            if self.live && buffered > 0 && now > due + self.frame_interval {
-                self.dropped += 1;
-                return Ok(Control::Continue);
+            if now > due + self.frame_interval {
+                if self.live && buffered > 0 {
+                    self.dropped += 1;
+                    return Ok(Control::Continue);
+                }
+                if buffered == 0 {
+                    // Starved: the viewer has been looking at the last picture. Resume the
+                    // clock from this frame, so the ones behind it are not all late too.
+                    let late = now - due;
+                    self.stalls += 1;
+                    self.stalled += late;
+                    self.clock = Some((clock_start + late, index + 1));
+                }
             }
             if due > now {
                 std::thread::sleep(due - now);
@@ -189,6 +229,8 @@ impl Presenter {
             bitrate_kbps: bytes_fetched as f64 * 8.0 / wall.max(1e-9) / 1000.0,
             model_bytes_fetched: 0,
             reconnects: 0,
+            stalls: self.stalls,
+            stalled_ms: self.stalled.as_secs_f64() * 1000.0,
         })
     }
 }

@@ -1,7 +1,8 @@
 //! `aeplay serve`: the `.aez` files and model files of one directory over HTTP.
 //!
 //! * `GET /catalog.json`: every `.aez` in the directory with its size, duration and model.
-//! * `GET /media/<file>`: the file, with byte ranges (206/416), ETag and Last-Modified
+//! * `GET /media/<path>`: an `.aez` or `.json` file (a ladder's manifest) under the
+//!   directory, subdirectories included, with byte ranges (206/416), ETag and Last-Modified
 //!   (tower-http's `ServeFile`). The path is resolved (symbolic links included) and served only
 //!   if it lands inside the directory.
 //! * `GET /models/<sha256>`: a model file addressed by its hash; the directory and its
@@ -86,13 +87,6 @@ fn index_models(dir: &Path) -> std::io::Result<HashMap<ModelId, PathBuf>> {
     Ok(models)
 }
 
-/// Characters a file name keeps in a URL path segment: RFC 3986's unreserved ones.
-const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
 /// The catalog of `dir` (resolved): each readable `.aez` that `/media` serves, by name, with
 /// a model `url` for each model the server has (`models`, from [`index_models`]).
 pub fn catalog(dir: &Path, models: &HashMap<ModelId, PathBuf>) -> Vec<CatalogEntry> {
@@ -121,7 +115,7 @@ pub fn catalog(dir: &Path, models: &HashMap<ModelId, PathBuf>) -> Vec<CatalogEnt
                 .unwrap_or_default(),
             url: format!(
                 "/media/{}",
-                percent_encoding::utf8_percent_encode(name, PATH_SEGMENT)
+                percent_encoding::utf8_percent_encode(name, crate::http::PATH_SEGMENT)
             ),
             bytes,
             frames: h.frame_count,
@@ -153,19 +147,16 @@ async fn catalog_handler(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-/// Serves an `.aez` file under the directory, after resolving `..`, absolute paths and
-/// symbolic links: anything that ends up outside the directory, or is not an `.aez` file, is
-/// 404.
+/// Serves an `.aez` or `.json` file under the directory, after resolving `..`, absolute paths
+/// and symbolic links: anything that ends up outside the directory, or is neither, is 404.
 async fn media_handler(
     State(state): State<Arc<AppState>>,
     UrlPath(path): UrlPath<String>,
     request: Request,
 ) -> Response {
-    match inside(
-        &state.dir,
-        &state.dir.join(path.trim_start_matches('/')),
-        "aez",
-    ) {
+    let file = state.dir.join(path.trim_start_matches('/'));
+    // Streams, and the manifests of ladders (`aecodec ladder`'s directories).
+    match inside(&state.dir, &file, "aez").or_else(|| inside(&state.dir, &file, "json")) {
         Some(file) => serve_file(file, request).await,
         None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
     }
@@ -262,25 +253,74 @@ impl LimitedConnection {
     }
 }
 
-/// A token bucket for one connection's outgoing bytes: `rate` bytes per second after a
-/// burst of [`Pacer::BURST`] bytes.
+/// A limit on the bytes per second each connection may send, which may change at set times
+/// after the server starts (to act out a network that slows down or recovers).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimit {
+    /// (seconds after the server starts, bytes per second or no limit), in time order, the
+    /// first at 0.
+    steps: Arc<[(f64, Option<u64>)]>,
+}
+
+impl RateLimit {
+    /// The same limit all the time.
+    pub fn constant(bytes_per_s: u64) -> Self {
+        Self {
+            steps: Arc::new([(0.0, Some(bytes_per_s.max(1)))]),
+        }
+    }
+
+    /// `initial` (`None`: no limit) until the first of `changes` (seconds after the server
+    /// starts, bytes per second), then each in turn.
+    pub fn changing(initial: Option<u64>, changes: &[(f64, u64)]) -> Self {
+        let mut steps = vec![(0.0, initial.map(|r| r.max(1)))];
+        let mut later: Vec<(f64, Option<u64>)> = changes
+            .iter()
+            .map(|&(t, r)| (t.max(0.0), Some(r.max(1))))
+            .collect();
+        later.sort_by(|a, b| a.0.total_cmp(&b.0));
+        steps.extend(later);
+        Self {
+            steps: steps.into(),
+        }
+    }
+
+    /// The limit `seconds` after the server started.
+    fn at(&self, seconds: f64) -> Option<u64> {
+        self.steps
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= seconds)
+            .and_then(|(_, r)| *r)
+    }
+}
+
+/// A token bucket for one connection's outgoing bytes: it fills at the limit of the moment up
+/// to a burst of 1/20 s of it (1 to 64 KiB), so an idle connection cannot save up more than
+/// that, as a real link cannot.
 struct Pacer {
-    rate: u64,
-    start: tokio::time::Instant,
-    sent: u64,
+    limit: RateLimit,
+    /// When the server started (the limit's clock).
+    epoch: tokio::time::Instant,
+    tokens: f64,
+    filled_at: tokio::time::Instant,
     wait: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Pacer {
-    const BURST: u64 = 64 * 1024;
-
-    fn new(rate: u64) -> Self {
+    fn new(limit: RateLimit, epoch: tokio::time::Instant) -> Self {
+        let now = tokio::time::Instant::now();
         Self {
-            rate: rate.max(1),
-            start: tokio::time::Instant::now(),
-            sent: 0,
+            limit,
+            epoch,
+            tokens: 0.0,
+            filled_at: now,
             wait: None,
         }
+    }
+
+    fn burst(rate: u64) -> f64 {
+        (rate as f64 / 20.0).clamp(1024.0, 64.0 * 1024.0)
     }
 
     /// How many bytes may go now, or `Pending` (with a wake-up armed) when none may.
@@ -290,16 +330,27 @@ impl Pacer {
                 std::task::ready!(std::future::Future::poll(wait.as_mut(), cx));
                 self.wait = None;
             }
-            let elapsed = self.start.elapsed().as_secs_f64();
-            let earned = (elapsed * self.rate as f64) as u64 + Self::BURST;
-            if earned > self.sent {
-                return std::task::Poll::Ready((earned - self.sent) as usize);
+            let now = tokio::time::Instant::now();
+            let Some(rate) = self.limit.at((now - self.epoch).as_secs_f64()) else {
+                self.filled_at = now;
+                return std::task::Poll::Ready(usize::MAX);
+            };
+            let burst = Self::burst(rate);
+            let earned = (now - self.filled_at).as_secs_f64() * rate as f64;
+            self.tokens = (self.tokens + earned).min(burst);
+            self.filled_at = now;
+            if self.tokens >= 1.0 {
+                return std::task::Poll::Ready(self.tokens as usize);
             }
-            // Sleep until a few kilobytes more have been earned.
-            let due = (self.sent + 4096 - Self::BURST) as f64 / self.rate as f64;
-            let at = self.start + std::time::Duration::from_secs_f64(due);
+            // Sleep until a useful amount (a quarter of the burst) has been earned.
+            let due = (burst / 4.0 - self.tokens) / rate as f64;
+            let at = now + std::time::Duration::from_secs_f64(due);
             self.wait = Some(Box::pin(tokio::time::sleep_until(at)));
         }
+    }
+
+    fn spend(&mut self, bytes: usize) {
+        self.tokens -= bytes as f64;
     }
 }
 
@@ -332,7 +383,7 @@ impl tokio::io::AsyncWrite for LimitedConnection {
         let written =
             std::task::ready!(std::pin::Pin::new(&mut this.stream).poll_write(cx, &buf[..n]))?;
         if let Some(pacer) = &mut this.pacer {
-            pacer.sent += written as u64;
+            pacer.spend(written);
         }
         if written > 0 {
             this.touch();
@@ -371,7 +422,7 @@ pub fn router(dir: &Path, max_connections: usize) -> std::io::Result<Router> {
 }
 
 /// How `serve` treats its clients.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Connections held open (and requests served) at once; more wait to be accepted.
     pub max_connections: usize,
@@ -383,8 +434,8 @@ pub struct ServeOptions {
     /// A connection on which no byte moves either way for this long is closed (an idle
     /// keep-alive connection, or a client that stopped reading).
     pub idle_timeout: std::time::Duration,
-    /// Bytes per second each connection may send (after a 64 KiB burst); `None`: no limit.
-    pub limit_rate: Option<u64>,
+    /// Bytes per second each connection may send; `None`: no limit.
+    pub limit_rate: Option<RateLimit>,
 }
 
 impl ServeOptions {
@@ -460,13 +511,21 @@ async fn answer_busy(stream: &mut tokio::net::TcpStream) {
 }
 
 /// Serves one accepted connection until it closes, times out or goes idle.
-async fn serve_connection(stream: tokio::net::TcpStream, app: Router, options: ServeOptions) {
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    options: ServeOptions,
+    server_start: tokio::time::Instant,
+) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let last_activity = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let epoch = tokio::time::Instant::now();
     let io = LimitedConnection {
         stream,
-        pacer: options.limit_rate.map(Pacer::new),
+        pacer: options
+            .limit_rate
+            .clone()
+            .map(|limit| Pacer::new(limit, server_start)),
         last_activity: last_activity.clone(),
         epoch,
     };
@@ -518,6 +577,7 @@ pub fn serve(
         .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
+        let server_start = tokio::time::Instant::now();
         on_ready(listener.local_addr()?);
         let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections));
         let addresses = Arc::new(AddressCounts::default());
@@ -541,9 +601,9 @@ pub fn serve(
                     });
                     continue;
                 }
-                let (app, addresses) = (app.clone(), addresses.clone());
+                let (app, addresses, options) = (app.clone(), addresses.clone(), options.clone());
                 tokio::spawn(async move {
-                    serve_connection(stream, app, options).await;
+                    serve_connection(stream, app, options, server_start).await;
                     addresses.remove(ip);
                     drop(slot);
                 });

@@ -22,6 +22,8 @@ pub enum SourceError {
     Open { path: String, cause: std::io::Error },
     #[error("{path}: {cause}")]
     Container { path: String, cause: ContainerError },
+    #[error("{path}: {what}")]
+    Manifest { path: String, what: String },
     #[error(transparent)]
     Http(#[from] HttpError),
     #[error("model from {url}")]
@@ -73,6 +75,14 @@ impl UrlOrigin {
 }
 
 impl Source {
+    /// `scheme://host:port` of a URL source's server; `None` for a file.
+    pub fn server(&self) -> Option<&str> {
+        match &self.origin {
+            Origin::File => None,
+            Origin::Url(u) => Some(&u.server),
+        }
+    }
+
     /// Network bytes fetched and reconnections so far (zero for files).
     pub fn network_counts(&self) -> (u64, u64) {
         let load = |c: &AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
@@ -112,7 +122,7 @@ pub fn is_url(source: &str) -> bool {
 }
 
 /// `scheme://authority` of a URL.
-fn origin(url: &str) -> &str {
+pub(crate) fn origin(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     let end = url[after_scheme..]
         .find('/')
@@ -213,25 +223,26 @@ fn locate<R: Read + Seek>(seekable: &SeekableReader<R>, seconds: f64) -> StartPo
 }
 
 /// Makes sure `models` can decode `header`: a model already there (or in the cache) is used;
-/// otherwise a URL source's server is asked for `/models/<id>`, the download is checked
-/// against the id and saved in `cache` for next time. Every model of the stream's coding
-/// tools is fetched before playback starts. Returns the bytes downloaded.
+/// otherwise `server` (`scheme://host:port`, the stream's server; `None` for a local file) is
+/// asked for `/models/<id>`, the download is checked against the id and saved in `cache` for
+/// next time. Every model of the stream's coding tools is fetched before playback starts.
+/// Returns the bytes downloaded.
 pub fn ensure_models(
-    source: &Source,
+    server: Option<&str>,
     header: &Header,
     models: &mut ModelStore,
     cache: &Path,
 ) -> Result<u64, SourceError> {
     let mut fetched = 0;
     for (id, bytes) in header.models() {
-        fetched += ensure_model(source, id, bytes, models, cache)?;
+        fetched += ensure_model(server, id, bytes, models, cache)?;
     }
     Ok(fetched)
 }
 
 /// [`ensure_models`] for one model of `model_bytes` bytes.
 fn ensure_model(
-    source: &Source,
+    server: Option<&str>,
     model_id: ModelId,
     model_bytes: u64,
     models: &mut ModelStore,
@@ -241,10 +252,10 @@ fn ensure_model(
         return Ok(0);
     }
     let id = model_id.hex();
-    let url = match &source.origin {
-        Origin::Url(u) => format!("{}/models/{id}", u.server),
-        Origin::File => return Ok(0),
+    let Some(server) = server else {
+        return Ok(0);
     };
+    let url = format!("{server}/models/{id}");
     let fail = |cause: crate::http::BoxedError| SourceError::Model {
         url: url.clone(),
         cause,

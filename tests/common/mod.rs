@@ -1,6 +1,7 @@
 //! Helpers for end-to-end tests: the real binaries, real clips, and a y4m reader.
 #![allow(dead_code)]
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Once;
@@ -141,4 +142,47 @@ pub fn read_packets(path: &Path) -> (aecodec::container::Header, Vec<aecodec::co
         packets.push(packet);
     }
     (reader.header().clone(), packets)
+}
+
+/// A running server process, killed when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub addr: String,
+}
+
+impl Server {
+    pub fn start(dir: &Path, addr: &str) -> Server {
+        Self::start_with(dir, addr, &[])
+    }
+
+    pub fn start_with(dir: &Path, addr: &str, extra: &[&str]) -> Server {
+        let mut child = std::process::Command::new(bin("aeplay"))
+            .args(["serve", dir.to_str().unwrap(), "--addr", addr])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .expect("address line")
+            .to_string();
+        Server { child, addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

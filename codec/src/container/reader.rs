@@ -148,6 +148,9 @@ pub struct ContainerReader<R> {
     /// Offset of the next unread byte.
     offset: u64,
     first_packet: u64,
+    /// Frames before the first one this reader returns that it has no index entries for
+    /// (a segment read by itself).
+    frame_base: u64,
     seen: Vec<IndexEntry>,
     finished: bool,
 }
@@ -161,6 +164,7 @@ impl<R: Read> ContainerReader<R> {
             header,
             offset,
             first_packet: offset,
+            frame_base: 0,
             seen: Vec::new(),
             finished: false,
         })
@@ -183,7 +187,24 @@ impl<R: Read> ContainerReader<R> {
             header,
             offset,
             first_packet,
+            frame_base: 0,
             seen: earlier,
+            finished: false,
+        }
+    }
+
+    /// Reads one segment fetched by itself (a byte range of a ladder manifest): `input`
+    /// starts at the packet of frame `first_frame`, which lies at byte `offset` of the file.
+    /// Without the packets before it the index cannot be checked, so the caller reads only
+    /// as many packets as the segment holds; each is still checked (head, CRC, frame count).
+    pub fn at_segment(input: R, header: Header, first_frame: u64, offset: u64) -> Self {
+        Self {
+            input,
+            header,
+            offset,
+            first_packet: offset,
+            frame_base: first_frame,
+            seen: Vec::new(),
             finished: false,
         }
     }
@@ -203,9 +224,10 @@ impl<R: Read> ContainerReader<R> {
         self.offset
     }
 
-    /// Packets returned so far.
+    /// The frame number of the next packet: the packets returned so far, plus the frames
+    /// before a segment read [`at_segment`](Self::at_segment).
     pub fn frames_read(&self) -> u64 {
-        self.seen.len() as u64
+        self.frame_base + self.seen.len() as u64
     }
 
     /// The next packet, or `None` after the index and footer have been read and checked.

@@ -4,9 +4,11 @@
 //! [`RgbFrame`]: crate::RgbFrame
 
 mod reader;
+mod scale;
 mod writer;
 
 pub use reader::{VideoInfo, VideoReader};
+pub use scale::RgbScaler;
 pub use writer::{create_writer, open_output, OutputFormat, VideoSink, Y4mWriter};
 
 use std::borrow::Cow;
@@ -42,6 +44,8 @@ pub enum VideoError {
         want_w: u32,
         want_h: u32,
     },
+    #[error("scaling frames failed: {0}")]
+    Scale(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -66,4 +70,37 @@ pub fn is_broken_pipe(err: &(dyn std::error::Error + 'static)) -> bool {
         e.downcast_ref::<std::io::Error>().is_some_and(broken)
             || matches!(e.downcast_ref::<VideoError>(), Some(VideoError::Io(io)) if broken(io))
     })
+}
+
+/// Copies an RGB24 FFmpeg frame (rows may be padded) into a packed [`RgbFrame`].
+pub(crate) fn frame_from_ffmpeg(rgb: &ffmpeg_next::frame::Video) -> RgbFrame {
+    let (w, h) = (rgb.width(), rgb.height());
+    let row = 3 * w as usize;
+    let stride = rgb.stride(0);
+    let src = rgb.data(0);
+    let mut data = Vec::with_capacity(row * h as usize);
+    for y in 0..h as usize {
+        data.extend_from_slice(&src[y * stride..y * stride + row]);
+    }
+    RgbFrame {
+        width: w,
+        height: h,
+        data,
+    }
+}
+
+/// Copies a packed [`RgbFrame`] into an RGB24 FFmpeg frame of the same size (whose rows may be
+/// padded).
+pub(crate) fn copy_to_ffmpeg(
+    frame: &RgbFrame,
+    rgb: &mut ffmpeg_next::frame::Video,
+) -> Result<(), VideoError> {
+    writer::check_size(frame, rgb.width(), rgb.height())?;
+    let row = 3 * frame.width as usize;
+    let stride = rgb.stride(0);
+    let dst = rgb.data_mut(0);
+    for (y, src) in frame.data.chunks_exact(row).enumerate() {
+        dst[y * stride..y * stride + row].copy_from_slice(src);
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@ use ff::format::Pixel;
 use ff::software::scaling;
 use ffmpeg_next as ff;
 
-use super::{init_ffmpeg, VideoError};
+use super::{frame_from_ffmpeg, init_ffmpeg, VideoError};
 use crate::container::Rational;
 use crate::RgbFrame;
 
@@ -259,22 +259,5 @@ impl VideoReader {
                 reason: e.to_string(),
             })?;
         Ok(frame_from_ffmpeg(&self.rgb))
-    }
-}
-
-/// Copies an RGB24 FFmpeg frame (rows may be padded) into a packed [`RgbFrame`].
-fn frame_from_ffmpeg(rgb: &ff::frame::Video) -> RgbFrame {
-    let (w, h) = (rgb.width(), rgb.height());
-    let row = 3 * w as usize;
-    let stride = rgb.stride(0);
-    let src = rgb.data(0);
-    let mut data = Vec::with_capacity(row * h as usize);
-    for y in 0..h as usize {
-        data.extend_from_slice(&src[y * stride..y * stride + row]);
-    }
-    RgbFrame {
-        width: w,
-        height: h,
-        data,
     }
 }

@@ -103,7 +103,7 @@ impl FrameSink for AtomicSink {
     }
 }
 
-fn check_size(frame: &RgbFrame, width: u32, height: u32) -> Result<(), VideoError> {
+pub(super) fn check_size(frame: &RgbFrame, width: u32, height: u32) -> Result<(), VideoError> {
     if (frame.width, frame.height) != (width, height) {
         return Err(VideoError::FrameSize {
             got_w: frame.width,
@@ -314,13 +314,7 @@ impl FfmpegWriter {
 impl FrameSink for FfmpegWriter {
     type Error = VideoError;
     fn write_frame(&mut self, frame: &RgbFrame) -> Result<(), VideoError> {
-        check_size(frame, self.rgb.width(), self.rgb.height())?;
-        let row = 3 * frame.width as usize;
-        let stride = self.rgb.stride(0);
-        let dst = self.rgb.data_mut(0);
-        for (y, src) in frame.data.chunks_exact(row).enumerate() {
-            dst[y * stride..y * stride + row].copy_from_slice(src);
-        }
+        super::copy_to_ffmpeg(frame, &mut self.rgb)?;
         self.scaler
             .run(&self.rgb, &mut self.converted)
             .map_err(|e| self.err(e))?;

@@ -1,0 +1,412 @@
+//! Where a ladder's pieces come from: its manifest, each rendition's header, and segments by
+//! byte range, out of a local directory or from any HTTP server that answers range requests.
+//!
+//! Everything the manifest says is checked before it is used to size a read: segment times
+//! must tile the video, each rendition's segments must follow each other from its header to
+//! within its file, and each header must describe the video the manifest does.
+
+use std::fs::File;
+use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
+
+use aecodec::container::{
+    ContainerError, ContainerReader, FrameType, Header, Packet, PACKET_HEAD_LEN,
+};
+use aecodec::ladder::Manifest;
+
+use crate::http::{download, HttpStream, PATH_SEGMENT};
+use crate::source::{is_url, SourceError};
+
+/// The largest manifest read (a ladder of hours of video is a few hundred kilobytes).
+const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+/// The largest rendition header read: the preamble and 16 coding tools fit in far less.
+const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// A ladder opened for playback: its manifest and every rendition's header, all checked.
+pub struct Ladder {
+    /// What the manifest was named by (for messages).
+    pub name: String,
+    pub manifest: Manifest,
+    /// The header of each rendition, in the manifest's order.
+    pub headers: Vec<Header>,
+    location: Location,
+    /// Network bytes received and reconnections, over every fetch.
+    pub fetched: Arc<AtomicU64>,
+    pub reconnects: Arc<AtomicU64>,
+}
+
+/// Where the manifest's files are.
+enum Location {
+    Dir(PathBuf),
+    /// The manifest's URL up to its last `/`.
+    Url(String),
+}
+
+/// One segment of one rendition, fetched and split into checked packets.
+pub struct FetchedSegment {
+    pub rendition: usize,
+    pub segment: usize,
+    pub packets: Vec<Packet>,
+    /// Bytes fetched, and the seconds from the request to the last byte.
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+impl Ladder {
+    /// Reads the manifest at `source` (a path or URL) and the header of every rendition.
+    pub fn open(source: &str) -> Result<Self, SourceError> {
+        let (text, location) = if is_url(source) {
+            let mut body = Vec::new();
+            download(source, MAX_MANIFEST_BYTES, &mut body)?;
+            let base = &source[..source.rfind('/').map_or(source.len(), |i| i + 1)];
+            (body, Location::Url(base.to_string()))
+        } else {
+            let path = Path::new(source);
+            let open = |cause| SourceError::Open {
+                path: source.into(),
+                cause,
+            };
+            let mut body = Vec::new();
+            File::open(path)
+                .map_err(open)?
+                .take(MAX_MANIFEST_BYTES + 1)
+                .read_to_end(&mut body)
+                .map_err(open)?;
+            let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+            (body, Location::Dir(dir))
+        };
+        let bad = |what: String| SourceError::Manifest {
+            path: source.into(),
+            what,
+        };
+        if text.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(bad(format!("larger than {MAX_MANIFEST_BYTES} bytes")));
+        }
+        let manifest: Manifest = serde_json::from_slice(&text)
+            .map_err(|e| bad(format!("not a ladder manifest: {e}")))?;
+        check_manifest(&manifest).map_err(bad)?;
+        let mut ladder = Self {
+            name: source.into(),
+            manifest,
+            headers: Vec::new(),
+            location,
+            fetched: Arc::default(),
+            reconnects: Arc::default(),
+        };
+        for r in 0..ladder.manifest.renditions.len() {
+            let header = ladder.read_header(r)?;
+            check_header(&ladder.manifest, r, &header).map_err(bad)?;
+            ladder.headers.push(header);
+        }
+        Ok(ladder)
+    }
+
+    /// `scheme://host:port` of the server, which also serves the models; `None` for files.
+    pub fn server(&self) -> Option<&str> {
+        match &self.location {
+            Location::Url(base) => Some(crate::source::origin(base)),
+            Location::Dir(_) => None,
+        }
+    }
+
+    /// Where rendition `r`'s file is, for messages and fetches.
+    fn file_of(&self, r: usize) -> String {
+        let name = &self.manifest.renditions[r].file;
+        match &self.location {
+            Location::Dir(dir) => dir.join(name).display().to_string(),
+            Location::Url(base) => {
+                format!(
+                    "{base}{}",
+                    percent_encoding::utf8_percent_encode(name, PATH_SEGMENT)
+                )
+            }
+        }
+    }
+
+    /// The bytes `range` of rendition `r`'s file (whose length the checks bounded).
+    fn read_range(&self, r: usize, range: std::ops::Range<u64>) -> Result<Vec<u8>, SourceError> {
+        let file = self.file_of(r);
+        let mut bytes = Vec::with_capacity((range.end - range.start) as usize);
+        let io = |cause| SourceError::Open {
+            path: file.clone(),
+            cause,
+        };
+        match &self.location {
+            Location::Url(_) => {
+                let stream = HttpStream::open_range(
+                    &file,
+                    range.clone(),
+                    self.fetched.clone(),
+                    self.reconnects.clone(),
+                )?;
+                stream
+                    .take(range.end - range.start)
+                    .read_to_end(&mut bytes)
+                    .map_err(io)?;
+            }
+            Location::Dir(_) => {
+                let mut f = File::open(&file).map_err(io)?;
+                f.seek(SeekFrom::Start(range.start)).map_err(io)?;
+                f.take(range.end - range.start)
+                    .read_to_end(&mut bytes)
+                    .map_err(io)?;
+            }
+        }
+        Ok(bytes)
+    }
+
+    fn read_header(&self, r: usize) -> Result<Header, SourceError> {
+        let header_bytes = self.manifest.renditions[r].header_bytes;
+        let bytes = self.read_range(r, 0..header_bytes)?;
+        let container = |cause| SourceError::Container {
+            path: self.file_of(r),
+            cause,
+        };
+        let reader = ContainerReader::new(Cursor::new(bytes)).map_err(container)?;
+        if reader.offset() != header_bytes {
+            return Err(SourceError::Manifest {
+                path: self.name.clone(),
+                what: format!(
+                    "{}: the header is {} bytes, the manifest says {header_bytes}",
+                    self.manifest.renditions[r].file,
+                    reader.offset()
+                ),
+            });
+        }
+        Ok(reader.header().clone())
+    }
+
+    /// Fetches segment `k` of rendition `r` and checks its packets: as many as the segment
+    /// has frames, the first an intra frame, nothing left over.
+    pub fn fetch(&self, r: usize, k: usize) -> Result<FetchedSegment, SourceError> {
+        let place = self.manifest.renditions[r].segments[k];
+        let time = self.manifest.segments[k];
+        let started = Instant::now();
+        let bytes = self.read_range(r, place.offset..place.offset + place.bytes)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let fetched = bytes.len() as u64;
+        let container = |cause| SourceError::Container {
+            path: self.file_of(r),
+            cause,
+        };
+        let mut reader = ContainerReader::at_segment(
+            Cursor::new(bytes),
+            self.headers[r].clone(),
+            time.first_frame,
+            place.offset,
+        );
+        let mut packets = Vec::with_capacity(time.frames as usize);
+        for _ in 0..time.frames {
+            let packet = reader.next_packet().map_err(container)?.ok_or_else(|| {
+                container(ContainerError::BadPacket {
+                    frame: reader.frames_read(),
+                    offset: reader.offset(),
+                    what: "the segment ends at the file's index".into(),
+                })
+            })?;
+            packets.push(packet);
+        }
+        let bad = |what: &str| {
+            container(ContainerError::BadPacket {
+                frame: time.first_frame,
+                offset: place.offset,
+                what: what.into(),
+            })
+        };
+        if reader.offset() != place.offset + place.bytes {
+            return Err(bad("the segment's bytes are not exactly its packets"));
+        }
+        if packets[0].frame_type != FrameType::Intra {
+            return Err(bad("a segment must start with an intra frame"));
+        }
+        Ok(FetchedSegment {
+            rendition: r,
+            segment: k,
+            packets,
+            bytes: fetched,
+            seconds,
+        })
+    }
+}
+
+/// Checks that the segment times tile the video and each rendition's segments lie end to
+/// end in its file.
+fn check_manifest(m: &Manifest) -> Result<(), String> {
+    if m.format != "aez-ladder" || m.version != 1 {
+        return Err(format!(
+            "format {:?} version {}: this player reads \"aez-ladder\" version 1",
+            m.format, m.version
+        ));
+    }
+    if m.renditions.is_empty() || m.segments.is_empty() {
+        return Err("no renditions or no segments".into());
+    }
+    let mut next = 0;
+    for (k, s) in m.segments.iter().enumerate() {
+        if s.first_frame != next || s.frames == 0 {
+            return Err(format!("segment {k} does not follow the one before it"));
+        }
+        next += s.frames;
+    }
+    if next != m.frame_count {
+        return Err(format!(
+            "the segments hold {next} frames, the video {}",
+            m.frame_count
+        ));
+    }
+    for r in &m.renditions {
+        let plain =
+            !r.file.is_empty() && !r.file.contains(['/', '\\']) && r.file != ".." && r.file != ".";
+        if !plain {
+            return Err(format!(
+                "rendition file {:?} is not a plain file name",
+                r.file
+            ));
+        }
+        if r.header_bytes == 0 || r.header_bytes > MAX_HEADER_BYTES {
+            return Err(format!("{}: a header of {} bytes", r.file, r.header_bytes));
+        }
+        if r.segments.len() != m.segments.len() {
+            return Err(format!(
+                "{} has {} segments, the ladder {}",
+                r.file,
+                r.segments.len(),
+                m.segments.len()
+            ));
+        }
+        let mut offset = r.header_bytes;
+        for (k, s) in r.segments.iter().enumerate() {
+            let end = s.offset.checked_add(s.bytes);
+            if s.offset != offset || end.is_none_or(|e| e > r.bytes) {
+                return Err(format!(
+                    "{}: segment {k} is not where the one before it ends, or runs past the file",
+                    r.file
+                ));
+            }
+            offset = s.offset + s.bytes;
+        }
+    }
+    Ok(())
+}
+
+/// Checks that rendition `r`'s header describes the manifest's video, and that each of its
+/// segments fits its frames' largest packets (so a segment's size cannot ask for more).
+fn check_header(m: &Manifest, r: usize, header: &Header) -> Result<(), String> {
+    let rendition = &m.renditions[r];
+    if (header.width, header.height) != (rendition.width, rendition.height)
+        || u64::from(header.frame_count) != m.frame_count
+        || header.frame_rate.to_string() != m.frame_rate
+    {
+        return Err(format!(
+            "{}: the file is {}x{}, {} frames at {}; the manifest says {}x{}, {} frames at {}",
+            rendition.file,
+            header.width,
+            header.height,
+            header.frame_count,
+            header.frame_rate,
+            rendition.width,
+            rendition.height,
+            m.frame_count,
+            m.frame_rate
+        ));
+    }
+    let per_frame = PACKET_HEAD_LEN + header.max_payload_len();
+    for (k, (place, time)) in rendition.segments.iter().zip(&m.segments).enumerate() {
+        if place.bytes > time.frames.saturating_mul(per_frame)
+            || place.bytes < time.frames * PACKET_HEAD_LEN
+        {
+            return Err(format!(
+                "{}: segment {k}'s {} bytes cannot be {} packets",
+                rendition.file, place.bytes, time.frames
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aecodec::ladder::{Rendition, SegmentBytes, SegmentTime};
+
+    fn manifest() -> Manifest {
+        let time = |first_frame, frames| SegmentTime {
+            first_frame,
+            frames,
+            start_s: first_frame as f64 / 25.0,
+            duration_s: frames as f64 / 25.0,
+        };
+        Manifest {
+            format: "aez-ladder".into(),
+            version: 1,
+            frame_rate: "25".into(),
+            frame_count: 20,
+            duration_s: 0.8,
+            segments: vec![time(0, 10), time(10, 10)],
+            renditions: vec![Rendition {
+                file: "a.aez".into(),
+                width: 64,
+                height: 64,
+                target_bitrate: 1e5,
+                bitrate: 1e5,
+                bytes: 1000,
+                header_bytes: 100,
+                models: vec![],
+                segments: vec![
+                    SegmentBytes {
+                        offset: 100,
+                        bytes: 400,
+                        tool: 0,
+                    },
+                    SegmentBytes {
+                        offset: 500,
+                        bytes: 400,
+                        tool: 0,
+                    },
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn manifests_that_do_not_add_up_are_refused() {
+        assert_eq!(check_manifest(&manifest()), Ok(()));
+        type Change = Box<dyn Fn(&mut Manifest)>;
+        let broken: Vec<(&str, Change)> = vec![
+            ("version", Box::new(|m| m.version = 2)),
+            ("frames", Box::new(|m| m.frame_count = 21)),
+            ("gap", Box::new(|m| m.segments[1].first_frame = 11)),
+            (
+                "path",
+                Box::new(|m| m.renditions[0].file = "../a.aez".into()),
+            ),
+            (
+                "overlap",
+                Box::new(|m| m.renditions[0].segments[1].offset = 499),
+            ),
+            (
+                "past the end",
+                Box::new(|m| m.renditions[0].segments[1].bytes = 501),
+            ),
+            (
+                "huge",
+                Box::new(|m| m.renditions[0].segments[1].bytes = u64::MAX),
+            ),
+            ("header", Box::new(|m| m.renditions[0].header_bytes = 0)),
+            (
+                "count",
+                Box::new(|m| {
+                    m.renditions[0].segments.pop();
+                }),
+            ),
+        ];
+        for (what, change) in broken {
+            let mut m = manifest();
+            change(&mut m);
+            assert!(check_manifest(&m).is_err(), "{what}");
+        }
+    }
+}
