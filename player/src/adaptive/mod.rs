@@ -122,7 +122,9 @@ pub struct SegmentFetch {
 struct StageClock {
     parse: Option<f64>,
     synthesis: Option<f64>,
-    frames: u64,
+    /// Frames timed by each stage.
+    parsed: u64,
+    synthesized: u64,
 }
 
 /// Decoding speed per rendition, written by the decoding stages and read by the fetcher.
@@ -145,12 +147,17 @@ impl DecodeMeter {
     fn record(&self, rendition: usize, synthesis: bool, took: Duration) {
         let mut stages = self.stages.lock().unwrap_or_else(|e| e.into_inner());
         let clock = &mut stages[rendition];
-        let slot = if synthesis {
-            clock.frames += 1;
-            &mut clock.synthesis
+        let (slot, count) = if synthesis {
+            (&mut clock.synthesis, &mut clock.synthesized)
         } else {
-            &mut clock.parse
+            (&mut clock.parse, &mut clock.parsed)
         };
+        *count += 1;
+        // A rendition's first frame also pays for its decoder's first allocations: it says
+        // little of the speed to come.
+        if *count == 1 {
+            return;
+        }
         let t = took.as_secs_f64();
         *slot = Some(slot.map_or(t, |s| s + Self::SMOOTHING * (t - s)));
     }
@@ -161,7 +168,7 @@ impl DecodeMeter {
         stages
             .iter()
             .map(|c| match (c.parse, c.synthesis) {
-                (Some(p), Some(s)) if c.frames >= Self::MIN_FRAMES => {
+                (Some(p), Some(s)) if c.synthesized >= Self::MIN_FRAMES => {
                     Some(1.0 / p.max(s).max(1e-9))
                 }
                 _ => None,
@@ -532,13 +539,10 @@ fn parse(
     let time_base = ladder.headers[0].time_base;
     run_stage(packets, latents, |item| {
         let (r, k, frame, packet) = item?;
-        let decoder = match decoders.entry(r) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                FrameDecoder::new(&ladder.headers[r], models)
-                    .map_err(|cause| PlayError::Decode { frame, cause })?,
-            ),
-        };
+        let decoder = made_once(&mut decoders, r, || {
+            FrameDecoder::new(&ladder.headers[r], models)
+                .map_err(|cause| PlayError::Decode { frame, cause })
+        })?;
         let t = Instant::now();
         let latent = decoder
             .parse(&packet)
@@ -572,15 +576,12 @@ fn synthesize(
         let parsed = parsed?;
         let r = parsed.rendition;
         let header = &ladder.headers[r];
-        let decoder = match decoders.entry(r) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                FrameDecoder::new(header, models).map_err(|cause| PlayError::Decode {
-                    frame: parsed.frame,
-                    cause,
-                })?,
-            ),
-        };
+        let decoder = made_once(&mut decoders, r, || {
+            FrameDecoder::new(header, models).map_err(|cause| PlayError::Decode {
+                frame: parsed.frame,
+                cause,
+            })
+        })?;
         let t = Instant::now();
         let rgb = decoder.synthesize(&parsed.item);
         if let Some(ns) = slowdown {
@@ -591,12 +592,9 @@ fn synthesize(
         let rgb = if (header.width, header.height) == shown {
             rgb
         } else {
-            let scaler = match scalers.entry(r) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(RgbScaler::new((header.width, header.height), shown)?)
-                }
-            };
+            let scaler = made_once(&mut scalers, r, || {
+                RgbScaler::new((header.width, header.height), shown)
+            })?;
             scaler.scale(&rgb)?
         };
         Ok(Tagged {
@@ -607,6 +605,19 @@ fn synthesize(
             bytes: parsed.bytes,
             seconds: parsed.seconds,
         })
+    })
+}
+
+/// The entry of rendition `r`, made by `make` the first time it is needed (a rendition that
+/// never plays costs nothing).
+fn made_once<V, E>(
+    map: &mut HashMap<usize, V>,
+    r: usize,
+    make: impl FnOnce() -> Result<V, E>,
+) -> Result<&mut V, E> {
+    Ok(match map.entry(r) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => e.insert(make()?),
     })
 }
 
