@@ -10,7 +10,10 @@
 //! * **Processor.** A rendition fits the decoder when this machine decodes it at least
 //!   [`Abr::DECODE_MARGIN`] times faster than the video's frame rate: measured on the frames
 //!   of that rendition decoded so far, or, before any, predicted from the nearest measured
-//!   rendition in proportion to the pixel count (decoding time grows with the pixels).
+//!   rendition in proportion to the pixel count (decoding time grows with the pixels). A
+//!   prediction only holds back a step up: the player leaves a rendition for the decoder
+//!   only once that rendition's own frames were measured too slow (early predictions, made
+//!   while the pipeline fills, are the noisiest).
 //! * **Buffer.** The player steps down as far as it must at once, and up one rendition at a
 //!   time, only while at least [`Abr::UP_BUFFER_S`] seconds (or half the buffer target, if
 //!   that is less) are buffered, so a short burst of speed at start-up or after a stall does
@@ -158,11 +161,18 @@ impl Abr {
         }
     }
 
-    fn fits_decoder(&self, r: usize, measured: &[Option<f64>]) -> bool {
-        r == 0
-            || self
-                .decode_fps(r, measured)
-                .is_none_or(|fps| fps >= Self::DECODE_MARGIN * self.frame_rate)
+    /// Whether rendition `r` decodes fast enough, when `current` is playing.
+    fn fits_decoder(&self, r: usize, current: usize, measured: &[Option<f64>]) -> bool {
+        let fast = |fps: f64| fps >= Self::DECODE_MARGIN * self.frame_rate;
+        if r == 0 {
+            return true;
+        }
+        match measured.get(r).copied().flatten() {
+            Some(fps) => fast(fps),
+            // Not measured, and not above what plays: nothing says it is too slow.
+            None if r <= current => true,
+            None => self.decode_fps(r, measured).is_none_or(fast),
+        }
     }
 
     /// The rendition of the next segment, given the seconds of video buffered ahead of the
@@ -189,7 +199,7 @@ impl Abr {
         };
         let sustainable = (0..=last)
             .rev()
-            .find(|&r| self.fits_network(r) && self.fits_decoder(r, measured))
+            .find(|&r| self.fits_network(r) && self.fits_decoder(r, current, measured))
             .unwrap_or(0);
         let (rendition, reason) = if sustainable < current {
             let why = if self.fits_network(current) {
@@ -273,6 +283,19 @@ mod tests {
         let slow_top = [Some(200.0), None, Some(20.0)];
         let down = abr.choose(5.0, &slow_top);
         assert_eq!((down.rendition, down.reason), (1, Reason::Decoder));
+    }
+
+    #[test]
+    fn only_a_measurement_of_the_rendition_playing_steps_down_for_the_decoder() {
+        let mut abr = ladder();
+        abr.choose(0.0, &[None; 3]);
+        abr.record_download(10_000_000, 0.1);
+        abr.choose(5.0, &[Some(200.0), None, None]);
+        assert_eq!(abr.choose(5.0, &[Some(200.0), None, None]).rendition, 2);
+        // 540p's first frames came out slow, and 720p has not been measured yet: the
+        // prediction from 540p (27 × 4/9 ≈ 12 fps) does not take the player down.
+        let early = [Some(200.0), Some(27.0), None];
+        assert_eq!(abr.choose(5.0, &early).reason, Reason::Hold);
     }
 
     #[test]
