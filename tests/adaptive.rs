@@ -323,7 +323,7 @@ fn a_decoder_too_slow_for_the_top_rendition_steps_down() {
     println!("renditions fetched: {renditions:?}");
     assert_eq!(renditions[0], 2);
     let on_top = renditions.iter().filter(|&&r| r == 2).count();
-    assert!(on_top <= 4, "{renditions:?}");
+    assert!(on_top <= 5, "{renditions:?}");
     assert!(*renditions.last().unwrap() < 2);
     let switches = stats["adaptive"]["switches"].as_array().unwrap();
     assert_eq!(switches[0]["reason"], "decoder", "{switches:?}");
@@ -356,4 +356,56 @@ fn a_pinned_rendition_plays_alone_and_bad_choices_are_refused() {
     let aez = ladder().join("96x80-50k.aez");
     let not_ladder = run("aeplay", &["play", s(&aez), "--null", "--rendition", "0"]);
     assert!(!not_ladder.status.success());
+}
+
+#[test]
+fn a_damaged_segment_ends_playback_after_the_frames_before_it_and_a_bad_manifest_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(ladder()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    // One byte of the lowest rendition's sixth segment, past its first packet's head.
+    let seg = &manifest()["renditions"][0]["segments"][5];
+    let at = (seg["offset"].as_u64().unwrap() + 40) as usize;
+    let file = dir.path().join("96x80-50k.aez");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[at] ^= 0x55;
+    std::fs::write(&file, &bytes).unwrap();
+    let manifest = dir.path().join("manifest.json");
+    let args = [
+        "play",
+        s(&manifest),
+        "--null",
+        "--no-pace",
+        "--rendition",
+        "0",
+    ];
+    let out = run("aeplay", &args);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let said = common::stderr(&out);
+    assert!(
+        said.contains("CRC") && said.contains("stopped after 50 good frames"),
+        "{said}"
+    );
+    let strict = run("aeplay", &[&args[..], &["--strict"]].concat());
+    assert_eq!(strict.status.code(), Some(2));
+    // A manifest that is not one, or that names a file outside its directory.
+    std::fs::write(&manifest, "{\"format\": \"aez-ladder\"}").unwrap();
+    let bad = run("aeplay", &["play", s(&manifest), "--null"]);
+    assert!(!bad.status.success());
+    assert!(
+        common::stderr(&bad).contains("not a ladder manifest"),
+        "{}",
+        common::stderr(&bad)
+    );
+    let mut m = self::manifest();
+    m["renditions"][0]["file"] = "../96x80-50k.aez".into();
+    std::fs::write(&manifest, m.to_string()).unwrap();
+    let outside = run("aeplay", &["play", s(&manifest), "--null"]);
+    assert!(
+        common::stderr(&outside).contains("not a plain file name"),
+        "{}",
+        common::stderr(&outside)
+    );
 }
