@@ -22,8 +22,11 @@ pub fn bin(name: &str) -> PathBuf {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
+        // `--tests` as well: with the test targets' dev-dependencies in the build, features
+        // resolve as under `cargo test`, so this reuses what it built instead of rebuilding
+        // dependencies (ring, rustls, ureq) with other features (a minute and a half).
         cmd.current_dir(root())
-            .args(["build", "--workspace", "--bins", "--quiet"]);
+            .args(["build", "--workspace", "--bins", "--tests", "--quiet"]);
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
         }
