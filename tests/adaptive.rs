@@ -176,6 +176,25 @@ fn decoded_at(size: (u32, u32), dir: &Path) -> Vec<Vec<aecodec::RgbFrame>> {
 #[test]
 fn with_no_limit_it_climbs_to_the_top_and_plays_what_the_decoder_makes() {
     let server = Server::start(ladder().parent().unwrap(), "127.0.0.1:0");
+    // The catalog lists the ladder by its directory, with the manifest to play.
+    let mut listing = Vec::new();
+    aeplay::http::download(&server.url("/catalog.json"), 1 << 20, &mut listing).unwrap();
+    let catalog: Value = serde_json::from_slice(&listing).unwrap();
+    let entry = catalog
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["title"] == "adaptive-ladder")
+        .expect("the ladder is in the catalog");
+    assert_eq!(entry["url"], "/media/adaptive-ladder/manifest.json");
+    assert_eq!(
+        (entry["renditions"].as_u64(), entry["frames"].as_u64()),
+        (Some(3), Some(120))
+    );
+    assert_eq!(
+        (entry["width"].as_u64(), entry["height"].as_u64()),
+        (Some(176), Some(144))
+    );
     let out = tempfile::tempdir().unwrap();
     let played = out.path().join("played.mkv");
     let stats = play(

@@ -1,6 +1,7 @@
 //! `aeplay serve`: the `.aez` files and model files of one directory over HTTP.
 //!
-//! * `GET /catalog.json`: every `.aez` in the directory with its size, duration and model.
+//! * `GET /catalog.json`: every `.aez` in the directory with its size, duration and model,
+//!   and every ladder in a subdirectory (its `manifest.json`, which plays adaptively).
 //! * `GET /media/<path>`: an `.aez` or `.json` file (a ladder's manifest) under the
 //!   directory, subdirectories included, with byte ranges (206/416), ETag and Last-Modified
 //!   (tower-http's `ServeFile`). The path is resolved (symbolic links included) and served only
@@ -39,6 +40,10 @@ pub struct CatalogEntry {
     pub frame_rate: f64,
     /// The models the title needs (one per model its coding tools use).
     pub models: Vec<CatalogModel>,
+    /// For a ladder (`url` is its manifest): how many renditions it has; `width`, `height`
+    /// and `bytes` are then the largest rendition's size and all renditions' bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renditions: Option<usize>,
 }
 
 /// A model a title needs.
@@ -126,17 +131,91 @@ pub fn catalog(dir: &Path, models: &HashMap<ModelId, PathBuf>) -> Vec<CatalogEnt
             models: h
                 .models()
                 .into_iter()
-                .map(|(id, bytes)| CatalogModel {
-                    id: id.hex(),
-                    url: models
-                        .contains_key(&id)
-                        .then(|| format!("/models/{}", id.hex())),
-                    bytes,
-                })
+                .map(|(id, bytes)| catalog_model(id, bytes, models))
                 .collect(),
+            renditions: None,
         });
     }
+    entries.extend(ladders(dir, models));
     entries.sort_by(|a, b| a.title.cmp(&b.title));
+    entries
+}
+
+fn catalog_model(id: ModelId, bytes: u64, models: &HashMap<ModelId, PathBuf>) -> CatalogModel {
+    CatalogModel {
+        id: id.hex(),
+        url: models
+            .contains_key(&id)
+            .then(|| format!("/models/{}", id.hex())),
+        bytes,
+    }
+}
+
+/// A manifest's `num/den` (or whole) frame rate as a number; 0 if it is neither.
+fn frames_per_second(text: &str) -> f64 {
+    let number = |t: &str| t.trim().parse::<f64>().ok();
+    let rate = match text.split_once('/') {
+        Some((n, d)) => number(n).zip(number(d)).map(|(n, d)| n / d),
+        None => number(text),
+    };
+    rate.filter(|r| r.is_finite()).unwrap_or(0.0)
+}
+
+/// The ladders in `dir`'s subdirectories: each readable `manifest.json` (at most 16 MiB)
+/// that `/media` serves, titled by its directory.
+fn ladders(dir: &Path, models: &HashMap<ModelId, PathBuf>) -> Vec<CatalogEntry> {
+    use std::io::Read;
+    let mut entries = Vec::new();
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return entries;
+    };
+    for entry in listing.flatten() {
+        let sub = entry.path();
+        let Some(manifest_path) = inside(dir, &sub.join("manifest.json"), "json") else {
+            continue;
+        };
+        let mut text = Vec::new();
+        let read = File::open(&manifest_path).and_then(|f| f.take(16 << 20).read_to_end(&mut text));
+        let Ok(m) = read.map_err(|_| ()).and_then(|_| {
+            serde_json::from_slice::<aecodec::ladder::Manifest>(&text).map_err(|_| ())
+        }) else {
+            continue;
+        };
+        let (Some(top), Some(name)) = (
+            m.renditions
+                .iter()
+                .max_by_key(|r| u64::from(r.width) * u64::from(r.height)),
+            sub.file_name().and_then(|n| n.to_str()),
+        ) else {
+            continue;
+        };
+        let mut needed: Vec<(ModelId, u64)> = Vec::new();
+        for model in m.renditions.iter().flat_map(|r| &r.models) {
+            if let Some(id) = ModelId::from_hex(&model.id) {
+                if !needed.iter().any(|(n, _)| *n == id) {
+                    needed.push((id, model.bytes));
+                }
+            }
+        }
+        entries.push(CatalogEntry {
+            title: name.to_string(),
+            url: format!(
+                "/media/{}/manifest.json",
+                percent_encoding::utf8_percent_encode(name, crate::http::PATH_SEGMENT)
+            ),
+            bytes: m.renditions.iter().map(|r| r.bytes).sum(),
+            frames: u32::try_from(m.frame_count).unwrap_or(u32::MAX),
+            duration_s: m.duration_s,
+            width: top.width,
+            height: top.height,
+            frame_rate: frames_per_second(&m.frame_rate),
+            models: needed
+                .into_iter()
+                .map(|(id, bytes)| catalog_model(id, bytes, models))
+                .collect(),
+            renditions: Some(m.renditions.len()),
+        });
+    }
     entries
 }
 
