@@ -14,6 +14,7 @@
 
 pub mod abr;
 mod fetch;
+mod stats;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,7 +27,6 @@ use aecodec::registry::ModelStore;
 use aecodec::video::RgbScaler;
 use aecodec::RgbFrame;
 use crossbeam_channel::{bounded, Receiver, Sender};
-use serde::Serialize;
 
 use crate::control::Control;
 use crate::presenter::{Presentation, Presenter};
@@ -34,6 +34,7 @@ use crate::source::{ensure_models, SourceError};
 use crate::{run_stage, PlayError, PlayOptions, PlayOutcome, MAX_REFETCHES, QUEUE_DEPTH};
 use abr::{Abr, Reason, RenditionLoad};
 pub use fetch::{FetchedSegment, Ladder};
+pub use stats::{AdaptiveStats, RenditionPlayed, SegmentFetch, Switch};
 
 /// How a ladder is played.
 #[derive(Debug, Clone)]
@@ -60,61 +61,6 @@ impl Default for AdaptiveOptions {
 pub fn is_manifest(source: &str) -> bool {
     let path = source.split(['?', '#']).next().unwrap_or(source);
     path.to_ascii_lowercase().ends_with(".json")
-}
-
-/// What adaptive playback did, for `--stats-json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct AdaptiveStats {
-    /// The size every frame was presented at.
-    pub presentation_width: u32,
-    pub presentation_height: u32,
-    /// Each rendition, and how long it was on screen.
-    pub renditions: Vec<RenditionPlayed>,
-    /// Changes of rendition between segments that were played, in order.
-    pub switches: Vec<Switch>,
-    /// Every segment fetched, in order: the trace of the rule's decisions.
-    pub segments: Vec<SegmentFetch>,
-}
-
-/// One rendition of the ladder and its share of the playback.
-#[derive(Debug, Clone, Serialize)]
-pub struct RenditionPlayed {
-    pub file: String,
-    pub width: u32,
-    pub height: u32,
-    pub bitrate: f64,
-    pub frames_played: u64,
-    pub seconds_played: f64,
-    /// Frames per second this machine decoded it at (entropy decoding and synthesis run in
-    /// parallel: the slower of the two), if it was played.
-    pub decode_fps: Option<f64>,
-}
-
-/// A change of rendition, at the first frame of the segment that made it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Switch {
-    /// Presentation time, seconds.
-    pub at_s: f64,
-    pub segment: usize,
-    pub from: usize,
-    pub to: usize,
-    pub reason: Reason,
-}
-
-/// One segment fetch and the state the rule saw when it chose it.
-#[derive(Debug, Clone, Serialize)]
-pub struct SegmentFetch {
-    pub segment: usize,
-    pub rendition: usize,
-    pub reason: Reason,
-    /// Seconds since playback started, when the fetch began.
-    pub at_s: f64,
-    /// Video buffered ahead of the playhead when it was chosen, seconds.
-    pub buffer_s: f64,
-    /// The throughput estimate it was chosen with, kbit/s (none before the first download).
-    pub estimate_kbps: Option<f64>,
-    pub bytes: u64,
-    pub fetch_ms: f64,
 }
 
 /// Per rendition, the smoothed seconds per frame of the two decoding stages.
