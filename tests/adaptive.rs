@@ -428,3 +428,51 @@ fn a_damaged_segment_ends_playback_after_the_frames_before_it_and_a_bad_manifest
         common::stderr(&outside)
     );
 }
+
+/// A server that ignores `Range`: every GET gets the whole file with 200, as some static
+/// servers do. Returns its base URL.
+fn rangeless_server(dir: &'static Path) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                // Drain the request's header.
+                let mut h = String::new();
+                while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+                    h.clear();
+                }
+                let path = line
+                    .split(' ')
+                    .nth(1)
+                    .unwrap_or("/")
+                    .trim_start_matches('/');
+                let body = std::fs::read(dir.join(path)).unwrap_or_default();
+                let mut conn = conn;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes());
+                let _ = conn.write_all(&body);
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn a_server_that_ignores_byte_ranges_is_named_as_the_cause() {
+    let base = rangeless_server(ladder());
+    let out = run(
+        "aeplay",
+        &["play", &format!("{base}/manifest.json"), "--null"],
+    );
+    assert!(!out.status.success());
+    let said = common::stderr(&out);
+    assert!(said.contains("ignores byte ranges"), "{said}");
+}

@@ -64,6 +64,8 @@ pub enum HttpError {
     Status { url: String, status: u16 },
     #[error("{url}: the file changed on the server during playback")]
     Changed { url: String },
+    #[error("{url}: the server ignores byte ranges (it answered a range request with the whole file); serve it with one that honours them, such as `aeplay serve`")]
+    NoRanges { url: String },
     #[error("{url}: larger than the {limit} bytes expected")]
     TooLarge { url: String, limit: u64 },
     #[error("{url}")]
@@ -308,6 +310,13 @@ impl HttpStream {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse().ok());
             }
+            // A whole file in answer to a range: the file changed (If-Range), or, before any
+            // validator was seen, the server does not do ranges at all.
+            200 if self.etag.is_none() => {
+                return Err(HttpError::NoRanges {
+                    url: self.url.clone(),
+                })
+            }
             200 => {
                 return Err(HttpError::Changed {
                     url: self.url.clone(),
@@ -351,7 +360,11 @@ impl HttpStream {
         std::thread::sleep(backoff(attempt));
         match self.connect_once() {
             Ok(()) => Ok(()),
-            Err(e @ (HttpError::Changed { .. } | HttpError::Status { .. })) if !matches!(e, HttpError::Status { status, .. } if is_busy(status)) => {
+            Err(
+                e @ (HttpError::Changed { .. }
+                | HttpError::NoRanges { .. }
+                | HttpError::Status { .. }),
+            ) if !matches!(e, HttpError::Status { status, .. } if is_busy(status)) => {
                 Err(std::io::Error::other(e.to_string()))
             }
             // Refused, reset, busy: the next read tries again.
