@@ -66,6 +66,17 @@ fn play(source: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
     serde_json::from_slice(&out.stdout).expect("stats JSON")
 }
 
+/// [`play`] of the ladder's manifest over loopback, from an `aeplay serve` of the ladder's
+/// parent directory started with `serve_args` (its rate limit); returns the statistics.
+fn play_served(serve_args: &[&str], play_args: &[&str]) -> Value {
+    let server = Server::start_with(ladder().parent().unwrap(), "127.0.0.1:0", serve_args);
+    play(
+        &server.url("/media/adaptive-ladder/manifest.json"),
+        play_args,
+        &[],
+    )
+}
+
 /// The rendition of every segment fetched, in order.
 fn fetched(stats: &Value) -> Vec<u64> {
     stats["adaptive"]["segments"]
@@ -237,16 +248,7 @@ fn with_no_limit_it_climbs_to_the_top_and_plays_what_the_decoder_makes() {
 #[test]
 fn with_a_low_limit_it_settles_on_the_lowest_without_stalls() {
     // 70 kbit/s: the lowest rendition (50k) fits, the next (90k) is far from it.
-    let server = Server::start_with(
-        ladder().parent().unwrap(),
-        "127.0.0.1:0",
-        &["--limit-rate", "8750"],
-    );
-    let stats = play(
-        &server.url("/media/adaptive-ladder/manifest.json"),
-        &["--null"],
-        &[],
-    );
+    let stats = play_served(&["--limit-rate", "8750"], &["--null"]);
     let renditions = fetched(&stats);
     println!("renditions fetched: {renditions:?}");
     assert_eq!(stats["stalls"], 0, "{stats}");
@@ -260,16 +262,7 @@ fn with_a_limit_between_two_renditions_it_plays_the_one_below() {
     // 176 kbit/s: 90k fits with the margin, 170k does not. (Small segments are measured at
     // about 80 % of the limit: each request's round trip and response head take their share,
     // so the lowest's segments measure about 140k, and 0.8 of that carries 90k.)
-    let server = Server::start_with(
-        ladder().parent().unwrap(),
-        "127.0.0.1:0",
-        &["--limit-rate", "22000"],
-    );
-    let stats = play(
-        &server.url("/media/adaptive-ladder/manifest.json"),
-        &["--null"],
-        &[],
-    );
+    let stats = play_served(&["--limit-rate", "22000"], &["--null"]);
     let renditions = fetched(&stats);
     println!("renditions fetched: {renditions:?}");
     assert_eq!(stats["stalls"], 0, "{stats}");
@@ -286,15 +279,9 @@ fn with_a_limit_between_two_renditions_it_plays_the_one_below() {
 #[test]
 fn when_the_limit_falls_it_steps_down_within_a_few_segments() {
     // No limit, then 70 kbit/s from 1.5 s on; a 1 s buffer keeps fetches close to playback.
-    let server = Server::start_with(
-        ladder().parent().unwrap(),
-        "127.0.0.1:0",
+    let stats = play_served(
         &["--limit-rate-at", "1.5:8750"],
-    );
-    let stats = play(
-        &server.url("/media/adaptive-ladder/manifest.json"),
         &["--null", "--max-buffer", "1"],
-        &[],
     );
     let segments = stats["adaptive"]["segments"].as_array().unwrap();
     let renditions = fetched(&stats);

@@ -105,6 +105,10 @@ pub fn parse_renditions(text: &str) -> Result<Vec<RenditionSpec>, String> {
     Ok(ladder)
 }
 
+/// The largest manifest a reader takes (a ladder of hours of video is a few hundred
+/// kilobytes).
+pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
 /// The ladder's description, `manifest.json` beside the renditions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {

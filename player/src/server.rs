@@ -151,17 +151,8 @@ fn catalog_model(id: ModelId, bytes: u64, models: &HashMap<ModelId, PathBuf>) ->
     }
 }
 
-/// A manifest's `num/den` (or whole) frame rate as a number; 0 if it is neither.
-fn frames_per_second(text: &str) -> f64 {
-    let number = |t: &str| t.trim().parse::<f64>().ok();
-    let rate = match text.split_once('/') {
-        Some((n, d)) => number(n).zip(number(d)).map(|(n, d)| n / d),
-        None => number(text),
-    };
-    rate.filter(|r| r.is_finite()).unwrap_or(0.0)
-}
-
-/// The ladders in `dir`'s subdirectories: each readable `manifest.json` (at most 16 MiB)
+/// The ladders in `dir`'s subdirectories: each readable `manifest.json` (at most
+/// [`MAX_MANIFEST_BYTES`](aecodec::ladder::MAX_MANIFEST_BYTES))
 /// that `/media` serves, titled by its directory.
 fn ladders(dir: &Path, models: &HashMap<ModelId, PathBuf>) -> Vec<CatalogEntry> {
     use std::io::Read;
@@ -175,7 +166,10 @@ fn ladders(dir: &Path, models: &HashMap<ModelId, PathBuf>) -> Vec<CatalogEntry> 
             continue;
         };
         let mut text = Vec::new();
-        let read = File::open(&manifest_path).and_then(|f| f.take(16 << 20).read_to_end(&mut text));
+        let read = File::open(&manifest_path).and_then(|f| {
+            f.take(aecodec::ladder::MAX_MANIFEST_BYTES)
+                .read_to_end(&mut text)
+        });
         let Ok(m) = read.map_err(|_| ()).and_then(|_| {
             serde_json::from_slice::<aecodec::ladder::Manifest>(&text).map_err(|_| ())
         }) else {
@@ -208,7 +202,10 @@ fn ladders(dir: &Path, models: &HashMap<ModelId, PathBuf>) -> Vec<CatalogEntry> 
             duration_s: m.duration_s,
             width: top.width,
             height: top.height,
-            frame_rate: frames_per_second(&m.frame_rate),
+            frame_rate: m
+                .frame_rate
+                .parse::<aecodec::container::Rational>()
+                .map_or(0.0, aecodec::container::Rational::as_f64),
             models: needed
                 .into_iter()
                 .map(|(id, bytes)| catalog_model(id, bytes, models))

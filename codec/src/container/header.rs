@@ -55,6 +55,26 @@ impl Rational {
     }
 }
 
+/// Reads what `Display` writes, `num/den`, or a whole number (`25` is 25/1); each term must
+/// be 1 to the largest a header allows.
+impl std::str::FromStr for Rational {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let term = |t: &str| {
+            t.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{text:?} is not a ratio of whole numbers such as 30000/1001"))
+        };
+        let rational = match text.split_once('/') {
+            Some((num, den)) => Self::new(term(num)?, term(den)?),
+            None => Self::new(term(text)?, 1),
+        };
+        rational.check("ratio")?;
+        Ok(rational)
+    }
+}
+
 impl std::fmt::Display for Rational {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.num, self.den)
@@ -307,5 +327,21 @@ impl Header {
     /// Duration of the stream in seconds.
     pub fn duration_s(&self) -> f64 {
         f64::from(self.frame_count) / self.frame_rate.as_f64()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rational;
+
+    #[test]
+    fn a_rational_reads_back_what_it_writes() {
+        for r in [Rational::new(30000, 1001), Rational::new(25, 1)] {
+            assert_eq!(r.to_string().parse::<Rational>(), Ok(r));
+        }
+        assert_eq!("25".parse::<Rational>(), Ok(Rational::new(25, 1)));
+        for bad in ["", "25/", "/1", "0/1", "1/0", "2.5", "-25/1", "2000000/1"] {
+            assert!(bad.parse::<Rational>().is_err(), "{bad}");
+        }
     }
 }

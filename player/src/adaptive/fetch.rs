@@ -15,13 +15,11 @@ use std::time::Instant;
 use aecodec::container::{
     ContainerError, ContainerReader, FrameType, Header, Packet, PACKET_HEAD_LEN,
 };
-use aecodec::ladder::Manifest;
+use aecodec::ladder::{Manifest, MAX_MANIFEST_BYTES};
 
 use crate::http::{download, HttpStream, PATH_SEGMENT};
 use crate::source::{is_url, SourceError};
 
-/// The largest manifest read (a ladder of hours of video is a few hundred kilobytes).
-const MAX_MANIFEST_BYTES: u64 = 16 << 20;
 /// The largest rendition header read: the preamble and 16 coding tools fit in far less.
 const MAX_HEADER_BYTES: u64 = 1 << 20;
 
