@@ -1,6 +1,6 @@
 //! Any bytes through the container reader and the frame decoder the header selects (the
-//! built-in pixel coder, the shipped 8×8 PCA model or the built-in learned models, intra and
-//! predicted frames).
+//! built-in pixel coder, the shipped 8×8 PCA model, the built-in learned models, or the first
+//! default learned model that the oldest seeds were coded with; intra and predicted frames).
 #![no_main]
 
 use aecodec::container::ContainerReader;
@@ -14,6 +14,8 @@ fn models() -> &'static ModelStore {
         let mut store = ModelStore::new();
         let bytes = include_bytes!("../../samples/models/pca8.model");
         store.add(aecodec::registry::Model::from_bytes(bytes).expect("shipped model"));
+        let first = include_bytes!("../../codec/tests/models/learned-q1-f7a6efd0.model");
+        store.add(aecodec::registry::Model::from_bytes(first).expect("kept model"));
         store
     })
 }

@@ -32,7 +32,10 @@ pub enum CoderError {
         "a predicted frame without the frame before it (decoding must start at an intra frame)"
     )]
     NoReference,
-    #[error("this file needs model {0}, which is not available (pass it with --model)")]
+    #[error(
+        "this file needs model {0}, which is neither built in nor in the model cache \
+         (pass it with --model FILE, or save it in the cache as {0}.model)"
+    )]
     ModelUnavailable(ModelId),
     #[error(transparent)]
     Model(#[from] ModelError),
