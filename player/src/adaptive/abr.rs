@@ -13,7 +13,9 @@
 //!   rendition in proportion to the pixel count (decoding time grows with the pixels). A
 //!   prediction only holds back a step up: the player leaves a rendition for the decoder
 //!   only once that rendition's own frames were measured too slow (early predictions, made
-//!   while the pipeline fills, are the noisiest).
+//!   while the pipeline fills, are the noisiest). A rendition not decoded for a while has its
+//!   speed forgotten (the player's decode meter), so it is predicted again and may be tried
+//!   again.
 //! * **Buffer.** The player steps down as far as it must at once, and up one rendition at a
 //!   time, only while at least [`Abr::UP_BUFFER_S`] seconds (or half the buffer target, if
 //!   that is less) are buffered, so a short burst of speed at start-up or after a stall does

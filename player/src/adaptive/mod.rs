@@ -71,6 +71,21 @@ struct StageClock {
     /// Frames timed by each stage.
     parsed: u64,
     synthesized: u64,
+    /// When its last frame was synthesized.
+    last: Option<Instant>,
+    /// Times its speed was forgotten (each doubles the wait before the next).
+    forgotten: u32,
+    /// The speed measured before it was last forgotten, for the statistics.
+    earlier_fps: Option<f64>,
+}
+
+impl StageClock {
+    fn fps(&self, min_frames: u64) -> Option<f64> {
+        match (self.parse, self.synthesis) {
+            (Some(p), Some(s)) if self.synthesized >= min_frames => Some(1.0 / p.max(s).max(1e-9)),
+            _ => None,
+        }
+    }
 }
 
 /// Decoding speed per rendition, written by the decoding stages and read by the fetcher.
@@ -83,6 +98,11 @@ impl DecodeMeter {
     const SMOOTHING: f64 = 0.1;
     /// Frames of a rendition decoded before its speed is trusted.
     const MIN_FRAMES: u64 = 4;
+    /// A rendition not decoded for this long has its speed forgotten, so that the rule
+    /// predicts it again from the renditions playing now and may try it again: a machine
+    /// that was busy when it was measured too slow may not be any more. If it still is, it is
+    /// measured too slow again within a few frames, and the wait doubles (up to 16×).
+    const RETRY_AFTER: Duration = Duration::from_secs(20);
 
     fn new(renditions: usize) -> Self {
         Self {
@@ -99,6 +119,9 @@ impl DecodeMeter {
             (&mut clock.parse, &mut clock.parsed)
         };
         *count += 1;
+        if synthesis {
+            clock.last = Some(Instant::now());
+        }
         // A rendition's first frame also pays for its decoder's first allocations: it says
         // little of the speed to come.
         if *count == 1 {
@@ -108,18 +131,41 @@ impl DecodeMeter {
         *slot = Some(slot.map_or(t, |s| s + Self::SMOOTHING * (t - s)));
     }
 
-    /// Frames per second each rendition decodes at, where enough of it was decoded.
+    /// Frames per second each rendition decodes at, where enough of it was decoded since
+    /// its speed was last forgotten: what the rule decides on.
     fn fps(&self) -> Vec<Option<f64>> {
+        let stages = self.stages.lock().unwrap_or_else(|e| e.into_inner());
+        stages.iter().map(|c| c.fps(Self::MIN_FRAMES)).collect()
+    }
+
+    /// [`fps`](Self::fps), or the speed measured before it was forgotten: what the
+    /// statistics report.
+    fn reported_fps(&self) -> Vec<Option<f64>> {
         let stages = self.stages.lock().unwrap_or_else(|e| e.into_inner());
         stages
             .iter()
-            .map(|c| match (c.parse, c.synthesis) {
-                (Some(p), Some(s)) if c.synthesized >= Self::MIN_FRAMES => {
-                    Some(1.0 / p.max(s).max(1e-9))
-                }
-                _ => None,
-            })
+            .map(|c| c.fps(Self::MIN_FRAMES).or(c.earlier_fps))
             .collect()
+    }
+
+    /// Forgets the speed of every rendition whose last frame was decoded longer ago than
+    /// [`RETRY_AFTER`](Self::RETRY_AFTER) (doubled for each earlier time it was forgotten).
+    fn forget_stale(&self, now: Instant) {
+        let mut stages = self.stages.lock().unwrap_or_else(|e| e.into_inner());
+        for clock in stages.iter_mut() {
+            let Some(last) = clock.last else { continue };
+            let Some(fps) = clock.fps(Self::MIN_FRAMES) else {
+                continue;
+            };
+            let wait = Self::RETRY_AFTER * (1u32 << clock.forgotten.min(4));
+            if now.saturating_duration_since(last) >= wait {
+                *clock = StageClock {
+                    forgotten: clock.forgotten + 1,
+                    earlier_fps: Some(fps),
+                    ..StageClock::default()
+                };
+            }
+        }
     }
 }
 
@@ -342,7 +388,7 @@ impl Session<'_> {
     fn stats(&self) -> AdaptiveStats {
         let manifest = &self.ladder.manifest;
         let fps = self.ladder.headers[0].frame_rate.as_f64();
-        let measured = self.meter.fps();
+        let measured = self.meter.reported_fps();
         let renditions = manifest
             .renditions
             .iter()
@@ -424,6 +470,7 @@ impl Fetcher<'_> {
             }
             let buffer_s = self.buffered_s(time.first_frame);
             let estimate_kbps = self.abr.throughput().map(|t| t / 1000.0);
+            self.meter.forget_stale(Instant::now());
             let choice = self.abr.choose(buffer_s, &self.meter.fps());
             let at_s = self.started.elapsed().as_secs_f64();
             let fetched = self.fetch(choice.rendition, k);
@@ -591,4 +638,42 @@ fn present(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Six frames of rendition `r` through both stages, `seconds` each.
+    fn decode_frames(meter: &DecodeMeter, r: usize, seconds: f64) {
+        for _ in 0..6 {
+            meter.record(r, false, Duration::from_secs_f64(seconds / 2.0));
+            meter.record(r, true, Duration::from_secs_f64(seconds));
+        }
+    }
+
+    #[test]
+    fn a_speed_not_measured_for_a_while_is_forgotten_and_the_wait_doubles() {
+        let meter = DecodeMeter::new(2);
+        decode_frames(&meter, 1, 0.1);
+        let measured = meter.fps()[1].expect("six frames are enough");
+        assert!((measured - 10.0).abs() < 1e-6, "{measured}");
+        let retry = DecodeMeter::RETRY_AFTER;
+        let now = Instant::now();
+        meter.forget_stale(now + retry - Duration::from_secs(1));
+        assert_eq!(meter.fps()[1], Some(measured), "forgotten too early");
+        meter.forget_stale(now + retry + Duration::from_secs(1));
+        assert_eq!(meter.fps()[1], None);
+        assert_eq!(meter.reported_fps()[1], Some(measured));
+        assert_eq!(meter.fps()[0], None, "never measured, nothing to forget");
+
+        // Tried again and measured again: now it is kept twice as long.
+        decode_frames(&meter, 1, 0.05);
+        assert!(meter.fps()[1].is_some_and(|f| f > measured));
+        let now = Instant::now();
+        meter.forget_stale(now + retry + Duration::from_secs(1));
+        assert!(meter.fps()[1].is_some(), "the second wait is doubled");
+        meter.forget_stale(now + 2 * retry + Duration::from_secs(1));
+        assert_eq!(meter.fps()[1], None);
+    }
 }
