@@ -88,13 +88,7 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
     let started = Instant::now();
     let opened = open_source(source, options.start)?;
     let header: Header = opened.reader.header().clone();
-    let mut models = aecodec::registry::ModelStore::with_files(&options.models).map_err(|e| {
-        PlayError::Decode {
-            frame: 0,
-            cause: e.into(),
-        }
-    })?;
-    models.search_dir(options.model_cache.clone());
+    let mut models = model_store(options)?;
     let model_fetched =
         source::ensure_models(opened.server(), &header, &mut models, &options.model_cache)?;
     let mut presenter = Presenter::new(
@@ -133,6 +127,21 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
         }),
         adaptive: None,
     })
+}
+
+/// The models given on the command line, then the model cache: where playback looks for the
+/// models a stream names before asking its server.
+pub(crate) fn model_store(
+    options: &PlayOptions,
+) -> Result<aecodec::registry::ModelStore, PlayError> {
+    let mut models = aecodec::registry::ModelStore::with_files(&options.models).map_err(|e| {
+        PlayError::Decode {
+            frame: 0,
+            cause: e.into(),
+        }
+    })?;
+    models.search_dir(options.model_cache.clone());
+    Ok(models)
 }
 
 /// What one segment of playback did.
@@ -267,7 +276,7 @@ fn parse_packets(
                 frame: frame as u64,
                 cause: e,
             })?;
-            let seconds = packet.pts as f64 * f64::from(time_base.num) / f64::from(time_base.den);
+            let seconds = time_base.seconds(packet.pts);
             Ok((latent, packet.stored_len(), seconds))
         },
     )

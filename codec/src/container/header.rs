@@ -42,6 +42,11 @@ impl Rational {
         f64::from(self.num) / f64::from(self.den)
     }
 
+    /// Seconds of `ticks` of this time base (a packet's `pts`).
+    pub fn seconds(self, ticks: i64) -> f64 {
+        ticks as f64 * f64::from(self.num) / f64::from(self.den)
+    }
+
     fn check(self, what: &str) -> Result<(), String> {
         let ok = |t: u32| (1..=MAX_RATIONAL_TERM).contains(&t);
         if ok(self.num) && ok(self.den) {

@@ -415,9 +415,7 @@ impl<R: Read + Seek> SeekableReader<R> {
             .iter()
             .enumerate()
             .filter(|(_, e)| e.frame_type == FrameType::Intra)
-            .take_while(|(_, e)| {
-                e.pts as f64 * f64::from(tb.num) / f64::from(tb.den) <= seconds + 1e-9
-            })
+            .take_while(|(_, e)| tb.seconds(e.pts) <= seconds + 1e-9)
             .last()
             .map_or(0, |(i, _)| i)
     }

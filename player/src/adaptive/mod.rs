@@ -31,7 +31,9 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use crate::control::Control;
 use crate::presenter::{Presentation, Presenter};
 use crate::source::{ensure_models, SourceError};
-use crate::{run_stage, PlayError, PlayOptions, PlayOutcome, MAX_REFETCHES, QUEUE_DEPTH};
+use crate::{
+    model_store, run_stage, PlayError, PlayOptions, PlayOutcome, MAX_REFETCHES, QUEUE_DEPTH,
+};
 use abr::{Abr, Reason, RenditionLoad};
 pub use fetch::{FetchedSegment, Ladder};
 pub use stats::{AdaptiveStats, RenditionPlayed, SegmentFetch, Switch};
@@ -213,11 +215,7 @@ pub fn play_ladder(
             }));
         }
     }
-    let mut models = ModelStore::with_files(&options.models).map_err(|e| PlayError::Decode {
-        frame: 0,
-        cause: e.into(),
-    })?;
-    models.search_dir(options.model_cache.clone());
+    let mut models = model_store(options)?;
     let mut model_bytes = 0;
     for header in &ladder.headers {
         model_bytes += ensure_models(ladder.server(), header, &mut models, &options.model_cache)?;
@@ -547,7 +545,7 @@ fn parse(
             rendition: r,
             segment: k,
             bytes: packet.stored_len(),
-            seconds: packet.pts as f64 * f64::from(time_base.num) / f64::from(time_base.den),
+            seconds: time_base.seconds(packet.pts),
         })
     })
 }
