@@ -238,6 +238,16 @@ impl RenditionFile {
 }
 
 impl Manifest {
+    /// Reads a manifest from its JSON: refused above [`MAX_MANIFEST_BYTES`] (a reader takes
+    /// at most one byte more than that, so this is the one check of the bound), or when it is
+    /// not a manifest.
+    pub fn from_json(text: &[u8]) -> Result<Self, String> {
+        if text.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(format!("larger than {MAX_MANIFEST_BYTES} bytes"));
+        }
+        serde_json::from_slice(text).map_err(|e| format!("not a ladder manifest: {e}"))
+    }
+
     /// The manifest of `files`, lowest bitrate first; fails unless every file has the same
     /// segments.
     pub fn new(files: Vec<RenditionFile>) -> Result<Self, LadderError> {

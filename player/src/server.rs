@@ -167,12 +167,13 @@ fn ladders(dir: &Path, models: &HashMap<ModelId, PathBuf>) -> Vec<CatalogEntry> 
         };
         let mut text = Vec::new();
         let read = File::open(&manifest_path).and_then(|f| {
-            f.take(aecodec::ladder::MAX_MANIFEST_BYTES)
+            f.take(aecodec::ladder::MAX_MANIFEST_BYTES + 1)
                 .read_to_end(&mut text)
         });
-        let Ok(m) = read.map_err(|_| ()).and_then(|_| {
-            serde_json::from_slice::<aecodec::ladder::Manifest>(&text).map_err(|_| ())
-        }) else {
+        let Some(m) = read
+            .ok()
+            .and_then(|_| aecodec::ladder::Manifest::from_json(&text).ok())
+        else {
             continue;
         };
         let (Some(top), Some(name)) = (

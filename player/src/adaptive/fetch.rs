@@ -80,11 +80,7 @@ impl Ladder {
             path: source.into(),
             what,
         };
-        if text.len() as u64 > MAX_MANIFEST_BYTES {
-            return Err(bad(format!("larger than {MAX_MANIFEST_BYTES} bytes")));
-        }
-        let manifest: Manifest = serde_json::from_slice(&text)
-            .map_err(|e| bad(format!("not a ladder manifest: {e}")))?;
+        let manifest = Manifest::from_json(&text).map_err(bad)?;
         check_manifest(&manifest).map_err(bad)?;
         let mut ladder = Self {
             name: source.into(),
