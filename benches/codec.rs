@@ -167,6 +167,7 @@ fn encode_stage(c: &mut Criterion) {
 fn learned_spec() -> CoderSpec {
     CoderSpec::Learned {
         model: aecodec::registry::builtin::model(3).expect("built-in model"),
+        detail_step: None,
     }
 }
 

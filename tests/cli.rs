@@ -369,8 +369,8 @@ fn every_built_in_quality_decodes_and_costs_more_bits_at_higher_levels() {
     let dir = tmp();
     let clip = sample("carphone_pristine.mp4");
     let input = rgb_frames(&clip, 4);
-    let mut sizes = Vec::new();
-    for q in ["1", "2", "3", "4"] {
+    let (mut sizes, mut psnrs) = (Vec::new(), Vec::new());
+    for q in ["1", "2", "3", "4", "5", "6", "7"] {
         let aez = dir.path().join(format!("q{q}.aez"));
         let mkv = dir.path().join(format!("q{q}.mkv"));
         encode(&clip, &aez, &["--quality", q, "--frames", "4"]);
@@ -384,8 +384,11 @@ fn every_built_in_quality_decodes_and_costs_more_bits_at_higher_levels() {
         // A loose floor: the frames are the clip's, not noise or another size.
         assert!(acc.psnr() > 20.0, "q{q}: {:.2} dB", acc.psnr());
         sizes.push(std::fs::metadata(&aez).unwrap().len());
+        psnrs.push(acc.psnr());
     }
     assert!(sizes.windows(2).all(|w| w[0] < w[1]), "{sizes:?}");
+    // Each level looks better than the one below (the ladder is not flat).
+    assert!(psnrs.windows(2).all(|w| w[0] + 0.3 < w[1]), "{psnrs:?}");
     assert!(!run(
         "aecodec",
         &[
@@ -394,7 +397,7 @@ fn every_built_in_quality_decodes_and_costs_more_bits_at_higher_levels() {
             "-o",
             s(&dir.path().join("x.aez")),
             "--quality",
-            "5"
+            "8"
         ]
     )
     .status
@@ -478,6 +481,7 @@ fn a_forged_short_payload_is_damage_not_a_picture() {
     // indices and one ANS word, far less than such a frame's symbols need.
     let spec = aecodec::registry::CoderSpec::Learned {
         model: aecodec::registry::builtin::model(3).unwrap(),
+        detail_step: None,
     };
     let encoder = aecodec::pipeline::FrameEncoder::new(&spec, 8192, 4320, Rational::new(25, 1), 1);
     let file = std::fs::File::create(&forged).unwrap();

@@ -57,10 +57,16 @@ enum Command {
         /// model (`aetrain pca`). Without one, the built-in learned model of --quality is used.
         #[arg(long, conflicts_with = "pixel")]
         model: Option<PathBuf>,
-        /// Quality of the built-in learned model: 1 (smallest files) to 4 (best looking).
+        /// Quality level of the built-in coder: 1 (smallest files, the learned codec alone) to
+        /// 7 (best looking); levels 2 and up add a detail layer over the learned picture.
         #[arg(short, long, default_value_t = aecodec::registry::builtin::DEFAULT_QUALITY,
-              value_parser = clap::value_parser!(u8).range(1..=4), conflicts_with = "model")]
+              value_parser = clap::value_parser!(u8).range(1..=aecodec::registry::builtin::LEVELS as i64),
+              conflicts_with = "model")]
         quality: u8,
+        /// With a learned --model: add a detail layer at this quantizer step (1 to 255; smaller
+        /// is better looking and larger).
+        #[arg(long, requires = "model")]
+        detail_step: Option<f32>,
         /// Use the built-in pixel coder (quantized pixels, no model; --step 1 is lossless).
         #[arg(long)]
         pixel: bool,
@@ -170,9 +176,15 @@ enum Command {
         /// Generic PCA model files for pca8/pca16 (repeatable).
         #[arg(long, default_values = ["samples/models/pca8.model", "samples/models/pca16.model"])]
         pca_model: Vec<PathBuf>,
-        /// Learned model files for learned/learned-p, one setting each (repeatable).
-        #[arg(long, default_values = aecodec::registry::builtin::PATHS)]
+        /// Learned model files for learned/learned-p, one setting each (repeatable). The default
+        /// with the default --detail-steps is the built-in quality ladder.
+        #[arg(long, default_value = aecodec::registry::builtin::LADDER_PATH)]
         learned_model: Vec<PathBuf>,
+        /// Also run every learned model with a detail layer at each of these quantizer steps
+        /// (comma-separated, 1 to 255; labelled q<N>+d<step>; 0 for none).
+        #[arg(long, value_delimiter = ',',
+              default_values_t = aecodec::registry::builtin::DETAIL_STEPS)]
+        detail_steps: Vec<f32>,
         /// The codec BD-rates are measured against.
         #[arg(long, default_value = "jpeg")]
         reference: String,
@@ -212,6 +224,7 @@ fn main() -> ExitCode {
             output,
             model,
             quality,
+            detail_step,
             pixel,
             step,
             components,
@@ -223,8 +236,15 @@ fn main() -> ExitCode {
             maxrate,
             bufsize,
         } => match bitrate {
-            None => coder_spec(model.as_deref(), pixel, quality, step, components)
-                .map(|spec| EncodePlan::Fixed(Box::new(spec))),
+            None => coder_spec(
+                model.as_deref(),
+                pixel,
+                quality,
+                step,
+                components,
+                detail_step,
+            )
+            .map(|spec| EncodePlan::Fixed(Box::new(spec))),
             Some(bitrate) => {
                 rate_tools(model.as_deref(), components).map(|tools| EncodePlan::AtRate {
                     tools,
@@ -296,6 +316,7 @@ fn main() -> ExitCode {
             codecs,
             pca_model,
             learned_model,
+            detail_steps,
             reference,
         } => eval(
             clips,
@@ -303,6 +324,7 @@ fn main() -> ExitCode {
             frames,
             codecs,
             [pca_model, learned_model],
+            detail_steps,
             &reference,
         )
         .map(|()| ExitCode::SUCCESS),
@@ -324,7 +346,17 @@ fn coder_spec(
     quality: u8,
     step: Option<f32>,
     components: Option<u16>,
+    detail_step: Option<f32>,
 ) -> Result<CoderSpec> {
+    if let Some(s) = detail_step {
+        let (min, max) = (
+            aecodec::coders::detail::MIN_STEP,
+            aecodec::coders::detail::MAX_STEP,
+        );
+        if !(min..=max).contains(&s) {
+            bail!("--detail-step must be from {min} to {max}, got {s}");
+        }
+    }
     if let Some(s) = step {
         if !(s.is_finite() && s > 0.0) {
             bail!("--step must be a positive number, got {s}");
@@ -334,9 +366,7 @@ fn coder_spec(
         if step.is_some() || components.is_some() {
             bail!("--step and --components need --pixel or a PCA --model; the built-in learned models take --quality");
         }
-        let model =
-            aecodec::registry::builtin::model(quality).context("loading the built-in model")?;
-        return Ok(CoderSpec::Learned { model });
+        return aecodec::registry::builtin::level(quality).context("loading the built-in model");
     }
     let Some(path) = model else {
         let step = step.unwrap_or(4.0);
@@ -351,6 +381,9 @@ fn coder_spec(
     let model = Model::load(path).with_context(|| format!("loading model {}", path.display()))?;
     match &model {
         Model::Pca(m) => {
+            if detail_step.is_some() {
+                bail!("--detail-step adds a detail layer to a learned model, not to a PCA one");
+            }
             let params = aecodec::container::CodingParams::Pca {
                 block: m.block,
                 components: components.unwrap_or(m.components),
@@ -360,9 +393,12 @@ fn coder_spec(
         }
         Model::Learned(m) => {
             if step.is_some() || components.is_some() {
-                bail!("--step and --components are for PCA models; a learned model's quality is fixed by its training");
+                bail!("--step and --components are for PCA models; a learned model's quality is fixed by its training (add a detail layer with --detail-step)");
             }
-            Ok(CoderSpec::Learned { model: m.clone() })
+            Ok(CoderSpec::Learned {
+                model: m.clone(),
+                detail_step,
+            })
         }
     }
 }
@@ -418,12 +454,8 @@ fn rate_tools(model: Option<&Path>, components: Option<u16>) -> Result<Vec<Coder
         if components.is_some() {
             bail!("--components needs a PCA --model");
         }
-        return (1..=aecodec::registry::builtin::QUALITIES)
-            .map(|q| {
-                let model =
-                    aecodec::registry::builtin::model(q).context("loading the built-in models")?;
-                Ok(CoderSpec::Learned { model })
-            })
+        return (1..=aecodec::registry::builtin::LEVELS)
+            .map(|q| aecodec::registry::builtin::level(q).context("loading the built-in models"))
             .collect();
     };
     let model = Model::load(path).with_context(|| format!("loading model {}", path.display()))?;
@@ -673,9 +705,20 @@ fn eval(
     frames: usize,
     codecs: Vec<String>,
     [pca_models, learned_models]: [Vec<PathBuf>; 2],
+    detail_steps: Vec<f32>,
     reference: &str,
 ) -> Result<()> {
     use aecodec::eval::{report, run, EvalConfig};
+    let detail_steps: Vec<f32> = detail_steps.into_iter().filter(|&s| s != 0.0).collect();
+    if let Some(s) = detail_steps.iter().find(|s| {
+        !(aecodec::coders::detail::MIN_STEP..=aecodec::coders::detail::MAX_STEP).contains(*s)
+    }) {
+        bail!(
+            "--detail-steps takes steps from {} to {}, got {s}",
+            aecodec::coders::detail::MIN_STEP,
+            aecodec::coders::detail::MAX_STEP
+        );
+    }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let work = tempfile::Builder::new()
         .prefix(".aecodec-eval-")
@@ -700,6 +743,7 @@ fn eval(
         codecs,
         models,
         work_dir: work.path().to_path_buf(),
+        detail_steps,
     };
     let bar = ProgressBar::no_length();
     bar.set_style(ProgressStyle::with_template(
@@ -736,12 +780,12 @@ fn bench(input: Option<PathBuf>, models: &[PathBuf], runs: usize, json: bool) ->
                 bail!("no file given and samples/bikes.mp4 is not here; run from the repository or pass an .aez");
             }
             let out = work.path().join("sample.aez");
-            let model =
-                aecodec::registry::builtin::model(aecodec::registry::builtin::DEFAULT_QUALITY)?;
+            let spec =
+                aecodec::registry::builtin::level(aecodec::registry::builtin::DEFAULT_QUALITY)?;
             encode(
                 sample,
                 &out,
-                &EncodePlan::Fixed(Box::new(CoderSpec::Learned { model })),
+                &EncodePlan::Fixed(Box::new(spec)),
                 &EncodeOptions::default(),
             )?;
             out

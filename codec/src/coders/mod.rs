@@ -1,9 +1,11 @@
 //! Frame coders: one per coding tool. Each turns a padded RGB frame into a packet payload and
 //! back; the container stores the payload and the header names the tool.
 
+pub mod detail;
 pub mod pca;
 mod pixel;
 
+pub use detail::DetailedCoder;
 pub use pca::{PcaCoder, PcaModel};
 pub use pixel::{PixelCoder, MODEL_NAME as PIXEL_MODEL_NAME};
 

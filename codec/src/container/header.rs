@@ -126,6 +126,9 @@ pub enum CodingParams {
     },
     /// A learned autoencoder; `quality` is informational, the model file is authoritative.
     Learned { quality: u8 },
+    /// A learned autoencoder plus a detail layer: the residual in 8×8 blocks, quantized with
+    /// `detail_step` (`crate::coders::detail`). `quality` is informational.
+    LearnedDetail { quality: u8, detail_step: f32 },
 }
 
 impl CodingParams {
@@ -151,6 +154,16 @@ impl CodingParams {
                 }
                 Ok(())
             }
+            CodingParams::LearnedDetail { detail_step, .. }
+                if !(crate::coders::detail::MIN_STEP..=crate::coders::detail::MAX_STEP)
+                    .contains(&detail_step) =>
+            {
+                Err(format!(
+                    "detail step {detail_step} outside {}..={}",
+                    crate::coders::detail::MIN_STEP,
+                    crate::coders::detail::MAX_STEP
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -164,7 +177,9 @@ impl CodingParams {
         match *self {
             CodingParams::Pixel { .. } => 1,
             CodingParams::Pca { block, .. } => u32::from(block),
-            CodingParams::Learned { .. } => Self::LEARNED_STRIDE,
+            CodingParams::Learned { .. } | CodingParams::LearnedDetail { .. } => {
+                Self::LEARNED_STRIDE
+            }
         }
     }
 }

@@ -140,6 +140,8 @@ pub struct EvalConfig {
     pub models: Vec<PathBuf>,
     /// Scratch directory for coded files.
     pub work_dir: PathBuf,
+    /// Detail layer steps: `learned` also runs each learned model with a detail layer at each.
+    pub detail_steps: Vec<f32>,
 }
 
 /// How our coders are run: every frame intra, or predicted frames between intra frames at the
@@ -182,6 +184,8 @@ enum Codec {
     Learned {
         name: String,
         models: Vec<Arc<LearnedModel>>,
+        /// Each model is also run with a detail layer at each of these steps.
+        detail_steps: Vec<f32>,
         prediction: Prediction,
     },
     Classic(classic::Classic),
@@ -194,8 +198,9 @@ enum Setting {
     PixelStep(u8),
     /// A PCA quantizer step.
     PcaStep(f32),
-    /// The learned model at this index of the codec's list.
-    LearnedModel(usize),
+    /// The learned model at this index of the codec's list, with a detail layer at this step
+    /// or none.
+    LearnedModel(usize, Option<f32>),
     /// A classic codec's quality argument, as FFmpeg takes it.
     Classic(&'static str),
 }
@@ -226,21 +231,30 @@ impl Codec {
                 .iter()
                 .map(|&s| (s.to_string(), Setting::Classic(s)))
                 .collect(),
-            Codec::Learned { models, .. } => {
+            Codec::Learned {
+                models,
+                detail_steps,
+                ..
+            } => {
                 // Named by quality; two models of one quality (an A/B run) also by their ids,
-                // so that neither their rows nor their work files run together.
+                // so that neither their rows nor their work files run together. A detail
+                // layer adds `+d<step>`.
                 let shared = |q: u8| models.iter().filter(|m| m.info.quality == q).count() > 1;
-                models
-                    .iter()
-                    .enumerate()
-                    .map(|(i, m)| {
-                        let label = match m.info.quality {
-                            q if shared(q) => format!("q{q}-{}", &m.id.hex()[..8]),
-                            q => format!("q{q}"),
-                        };
-                        (label, Setting::LearnedModel(i))
-                    })
-                    .collect()
+                let mut settings = Vec::new();
+                for (i, m) in models.iter().enumerate() {
+                    let label = match m.info.quality {
+                        q if shared(q) => format!("q{q}-{}", &m.id.hex()[..8]),
+                        q => format!("q{q}"),
+                    };
+                    settings.push((label.clone(), Setting::LearnedModel(i, None)));
+                    for &step in detail_steps {
+                        settings.push((
+                            format!("{label}+d{step}"),
+                            Setting::LearnedModel(i, Some(step)),
+                        ));
+                    }
+                }
+                settings
             }
         }
     }
@@ -284,6 +298,7 @@ fn parse_codecs(config: &EvalConfig) -> Result<Vec<Codec>, EvalError> {
             "learned" | "learned-p" => Ok(Codec::Learned {
                 name: name.clone(),
                 models: learned.clone(),
+                detail_steps: config.detail_steps.clone(),
                 prediction: Prediction::of_name(name),
             }),
             other => classic::Classic::parse(other)
@@ -475,11 +490,12 @@ pub fn run(
                                 Codec::Learned {
                                     models, prediction, ..
                                 },
-                                Setting::LearnedModel(i),
+                                Setting::LearnedModel(i, detail_step),
                                 _,
                             ) => (
                                 CoderSpec::Learned {
                                     model: models[i].clone(),
+                                    detail_step,
                                 },
                                 *prediction,
                             ),
@@ -538,6 +554,7 @@ mod tests {
         let (q1, q3) = (builtin::model(1).unwrap(), builtin::model(3).unwrap());
         let learned = |models: Vec<Arc<LearnedModel>>| Codec::Learned {
             name: "learned".into(),
+            detail_steps: Vec::new(),
             models,
             prediction: Prediction::IntraOnly,
         };

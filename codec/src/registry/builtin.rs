@@ -1,18 +1,48 @@
 //! The default learned models, embedded in the binary so that encoding and decoding need no
-//! model file. Quality 1 makes the smallest files, [`QUALITIES`] the best-looking ones.
-//! `samples/models/README.md` says how each was trained. This is the one list of them: the
-//! command line's defaults ([`PATHS`]) and the embedded bytes come from the same names.
+//! model file, and the quality levels built from them. `samples/models/README.md` says how each
+//! model was trained. This is the one list of them: the command line's defaults ([`PATHS`]) and
+//! the embedded bytes come from the same names.
+//!
+//! The levels (`aecodec encode --quality`, rate control's choices): level 1 is the learned
+//! model of quality [`LADDER_MODEL`] alone; each level above adds a detail layer
+//! (`crate::coders::detail`) at the next of [`DETAIL_STEPS`]. The learned models of higher
+//! quality stay built in for the files coded with them, but no level uses them: a detail layer
+//! over the lowest model gives more quality for fewer bits than they do (README, "The detail
+//! layer").
 
 use std::sync::{Arc, OnceLock};
 
+use super::CoderSpec;
 use crate::learned::LearnedModel;
 use crate::model_file::{ModelError, ModelId};
 
-/// Number of default quality levels.
+/// Number of built-in learned models (`learned-q1.model` ...).
 pub const QUALITIES: u8 = 4;
 
-/// The default quality of `aecodec encode`.
-pub const DEFAULT_QUALITY: u8 = 3;
+/// The learned model (by its quality) that every level codes its base layer with.
+pub const LADDER_MODEL: u8 = 1;
+
+/// Detail layer steps of levels 2 and up, coarsest first.
+pub const DETAIL_STEPS: [f32; 6] = [64.0, 44.0, 30.0, 20.0, 14.0, 10.0];
+
+/// Number of quality levels.
+pub const LEVELS: u8 = 1 + DETAIL_STEPS.len() as u8;
+
+/// The default level of `aecodec encode`.
+pub const DEFAULT_QUALITY: u8 = 4;
+
+/// The coder of quality level `level` (1..=[`LEVELS`]).
+pub fn level(level: u8) -> Result<CoderSpec, ModelError> {
+    if !(1..=LEVELS).contains(&level) {
+        return Err(ModelError::BadConfig(format!(
+            "quality {level} is not 1..={LEVELS}"
+        )));
+    }
+    Ok(CoderSpec::Learned {
+        model: model(LADDER_MODEL)?,
+        detail_step: (usize::from(level).checked_sub(2)).and_then(|i| DETAIL_STEPS.get(i).copied()),
+    })
+}
 
 /// Declares the built-in models once: their paths in the repository, and (with the feature
 /// `builtin-models`) their bytes.
@@ -34,17 +64,20 @@ builtin_models!(
     "learned-q4.model",
 );
 
+/// The file of the ladder's learned model.
+pub const LADDER_PATH: &str = PATHS[LADDER_MODEL as usize - 1];
+
 /// A build without the `builtin-models` feature (the trainer's GPU kit, which must travel
 /// small) has none: every model comes from a file.
 #[cfg(not(feature = "builtin-models"))]
 static FILES: &[&[u8]] = &[];
 
-/// The embedded file of a quality level (1..=[`QUALITIES`]).
+/// The embedded file of a learned model by its quality (1..=[`QUALITIES`]).
 pub fn model_file(quality: u8) -> Option<&'static [u8]> {
     FILES.get(usize::from(quality).checked_sub(1)?).copied()
 }
 
-/// The default model of a quality level, parsed once.
+/// The built-in learned model of a quality (1..=[`QUALITIES`]), parsed once.
 pub fn model(quality: u8) -> Result<Arc<LearnedModel>, ModelError> {
     static MODELS: [OnceLock<Arc<LearnedModel>>; QUALITIES as usize] =
         [const { OnceLock::new() }; QUALITIES as usize];
@@ -71,4 +104,43 @@ pub fn find(id: &ModelId) -> Option<Arc<LearnedModel>> {
     let ids = IDS.get_or_init(|| FILES.iter().map(|f| ModelId::of_bytes(f)).collect());
     let quality = ids.iter().position(|i| i == id)? as u8 + 1;
     model(quality).ok()
+}
+
+#[cfg(all(test, feature = "builtin-models", feature = "ffmpeg"))]
+mod tests {
+    use super::*;
+    use crate::container::FrameType;
+    use crate::RgbFrame;
+
+    /// Every level codes and decodes a real frame, each above the one below in quality and
+    /// in size (the ladder is monotone, not flat).
+    #[test]
+    fn every_level_decodes_and_each_is_better_and_larger_than_the_one_below() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/bikes.mp4");
+        let mut reader = crate::video::VideoReader::open(&path).unwrap();
+        let frame = reader.next_frame().unwrap().unwrap();
+        let frame = frame.padded(
+            frame.width.next_multiple_of(16),
+            frame.height.next_multiple_of(16),
+        );
+        let mut previous: Option<(usize, f64)> = None;
+        for q in 1..=LEVELS {
+            let spec = level(q).unwrap();
+            let coded = spec
+                .build(frame.width, frame.height)
+                .encode(&frame, FrameType::Intra)
+                .unwrap();
+            let decoded: RgbFrame = spec
+                .build(frame.width, frame.height)
+                .decode(FrameType::Intra, &coded.payload)
+                .unwrap();
+            let psnr = crate::metrics::psnr(&frame, &decoded);
+            println!("level {q}: {} bytes, {psnr:.2} dB", coded.payload.len());
+            if let Some((bytes, db)) = previous {
+                assert!(coded.payload.len() > bytes && psnr > db + 0.3, "level {q}");
+            }
+            previous = Some((coded.payload.len(), psnr));
+        }
+        assert!(level(0).is_err() && level(LEVELS + 1).is_err());
+    }
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::coders::pca::{self, PcaModel};
+use crate::coders::{detail, DetailedCoder};
 use crate::coders::{CoderError, FrameCoder, PcaCoder, PixelCoder, PIXEL_MODEL_NAME};
 use crate::container::{CodingParams, CodingTool, Header};
 use crate::learned::{LearnedCoder, LearnedModel};
@@ -78,8 +79,17 @@ impl Model {
                     step,
                 })
             }
-            (Model::Learned(m), CodingParams::Learned { .. }) => {
-                Ok(CoderSpec::Learned { model: m.clone() })
+            (Model::Learned(m), CodingParams::Learned { .. }) => Ok(CoderSpec::Learned {
+                model: m.clone(),
+                detail_step: None,
+            }),
+            (Model::Learned(m), CodingParams::LearnedDetail { detail_step, .. })
+                if (detail::MIN_STEP..=detail::MAX_STEP).contains(&detail_step) =>
+            {
+                Ok(CoderSpec::Learned {
+                    model: m.clone(),
+                    detail_step: Some(detail_step),
+                })
             }
             (Model::Learned(_), p) => Err(CoderError::Incompatible {
                 kind: "learned",
@@ -111,8 +121,12 @@ pub enum CoderSpec {
         components: u16,
         step: f32,
     },
-    /// A learned autoencoder with a hyperprior.
-    Learned { model: Arc<LearnedModel> },
+    /// A learned autoencoder with a hyperprior, and a detail layer at this quantizer step if
+    /// there is one.
+    Learned {
+        model: Arc<LearnedModel>,
+        detail_step: Option<f32>,
+    },
 }
 
 impl CoderSpec {
@@ -121,7 +135,7 @@ impl CoderSpec {
         match self {
             CoderSpec::Pixel { .. } => ModelId::of_bytes(PIXEL_MODEL_NAME.as_bytes()),
             CoderSpec::Pca { model, .. } => model.id,
-            CoderSpec::Learned { model } => model.id,
+            CoderSpec::Learned { model, .. } => model.id,
         }
     }
 
@@ -130,7 +144,7 @@ impl CoderSpec {
         match self {
             CoderSpec::Pixel { .. } => 0,
             CoderSpec::Pca { model, .. } => model.file_bytes,
-            CoderSpec::Learned { model } => model.file_bytes,
+            CoderSpec::Learned { model, .. } => model.file_bytes,
         }
     }
 
@@ -155,8 +169,18 @@ impl CoderSpec {
                 components: *components,
                 step: *step,
             },
-            CoderSpec::Learned { model } => CodingParams::Learned {
+            CoderSpec::Learned {
+                model,
+                detail_step: None,
+            } => CodingParams::Learned {
                 quality: model.info.quality,
+            },
+            CoderSpec::Learned {
+                model,
+                detail_step: Some(step),
+            } => CodingParams::LearnedDetail {
+                quality: model.info.quality,
+                detail_step: *step,
             },
         }
     }
@@ -183,8 +207,24 @@ impl CoderSpec {
                 coded_width,
                 coded_height,
             )),
-            CoderSpec::Learned { model } => {
-                Box::new(LearnedCoder::new(model.clone(), coded_width, coded_height))
+            CoderSpec::Learned {
+                model,
+                detail_step: None,
+            } => Box::new(LearnedCoder::new(model.clone(), coded_width, coded_height)),
+            CoderSpec::Learned {
+                model,
+                detail_step: Some(step),
+            } => {
+                let base = || -> Box<dyn FrameCoder> {
+                    Box::new(LearnedCoder::new(model.clone(), coded_width, coded_height))
+                };
+                Box::new(DetailedCoder::new(
+                    base(),
+                    base(),
+                    *step,
+                    coded_width,
+                    coded_height,
+                ))
             }
         }
     }

@@ -1,0 +1,808 @@
+//! The detail layer: what a base coder's frame still lacks, coded as a residual.
+//!
+//! The learned synthesis renders shapes well at low rates but cannot render fine detail, however
+//! many bits it is given (its latent holds 128 numbers per 16×16 block, README "Why the curve
+//! is flat"). The detail layer codes the difference between the source and the frame the
+//! decoder will rebuild from the base layer, in a fixed orthonormal transform: an opponent
+//! colour rotation (luma and two colour differences) and an 8×8 DCT of each plane, quantized
+//! uniformly with `step` (orthonormal, so the error is the same in pixels and coefficients).
+//!
+//! Coding: coefficients are read block by block (raster order), plane by plane, row by row.
+//! Each is coded under one of the scale bank's tables, chosen per frame for its group: its plane,
+//! its frequency band (u + v, merged into [`BANDS`]) and its block's activity class, which is
+//! decided by how many nonzero coefficients the same plane of the blocks left of and above it
+//! had (integers the decoder already has, so the classes are exact on every machine).
+//!
+//! Payload: `group table indices (one byte per group)` then the ANS words.
+
+use super::{check_frame_size, CoderError, EncodedFrame, FrameCoder, LatentFrame};
+use crate::container::FrameType;
+use crate::entropy::{self, CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder};
+use crate::varint;
+use crate::RgbFrame;
+
+/// Side of a transform block.
+pub const BLOCK: usize = 8;
+/// Coefficients of one block: three planes of 8×8.
+const BLOCK_COEFFS: usize = 3 * BLOCK * BLOCK;
+/// Frequency band groups: band `u + v` 0, 1, 2, 3–4, 5–7, 8–14.
+const BANDS: usize = 6;
+/// Activity classes of a block.
+const CLASSES: usize = 4;
+/// Classes of a coefficient by the same coefficient of the blocks left and above.
+const NEIGHBOUR_CLASSES: usize = 3;
+/// Table groups of coefficients.
+const COEFF_GROUPS: usize = 3 * BANDS * CLASSES * NEIGHBOUR_CLASSES;
+/// Table groups in all: the coefficients', then the block flags' (per plane, by how many of
+/// the blocks left and above have the flag set).
+const GROUPS: usize = COEFF_GROUPS + 3 * 3;
+/// Bytes of the mask of groups a frame uses.
+const MASK_BYTES: usize = GROUPS.div_ceil(8);
+
+/// What decides a coefficient's table group beside its plane and band: counts of nonzero
+/// coefficients of the blocks coded so far, per plane.
+struct Context {
+    blocks_wide: usize,
+    nonzeros: Vec<[u32; 3]>,
+}
+
+impl Context {
+    fn new((blocks_wide, blocks_high): (usize, usize)) -> Self {
+        Self {
+            blocks_wide,
+            nonzeros: vec![[0; 3]; blocks_wide * blocks_high],
+        }
+    }
+
+    /// The group of coefficient `i` of plane `p` of `block`; `q` holds every earlier block.
+    fn group(&self, block: usize, p: usize, i: usize, q: &[i32]) -> u8 {
+        let (bx, by) = (block % self.blocks_wide, block / self.blocks_wide);
+        let mut around = 0;
+        let mut same = 0;
+        if bx > 0 {
+            around += self.nonzeros[block - 1][p];
+            same += q[(block - 1) * BLOCK_COEFFS + p * 64 + i].unsigned_abs();
+        }
+        if by > 0 {
+            around += self.nonzeros[block - self.blocks_wide][p];
+            same += q[(block - self.blocks_wide) * BLOCK_COEFFS + p * 64 + i].unsigned_abs();
+        }
+        let class = activity_class(around);
+        let neighbour = same.min(NEIGHBOUR_CLASSES as u32 - 1) as usize;
+        let band = band_group(i % 8, i / 8);
+        (((p * CLASSES + class) * NEIGHBOUR_CLASSES + neighbour) * BANDS + band) as u8
+    }
+
+    /// The group of the flag that says whether plane `p` of `block` has any nonzero
+    /// coefficient.
+    fn flag_group(&self, block: usize, p: usize) -> u8 {
+        let (bx, by) = (block % self.blocks_wide, block / self.blocks_wide);
+        let mut set = 0;
+        if bx > 0 && self.nonzeros[block - 1][p] > 0 {
+            set += 1;
+        }
+        if by > 0 && self.nonzeros[block - self.blocks_wide][p] > 0 {
+            set += 1;
+        }
+        (COEFF_GROUPS + 3 * p + set) as u8
+    }
+
+    /// Records a block once all its coefficients are known.
+    fn done(&mut self, block: usize, coeffs: &[i32]) {
+        for p in 0..3 {
+            self.nonzeros[block][p] =
+                coeffs[p * 64..][..64].iter().filter(|&&v| v != 0).count() as u32;
+        }
+    }
+}
+
+/// Smallest and largest quantizer step the detail layer takes.
+pub const MIN_STEP: f32 = 1.0;
+pub const MAX_STEP: f32 = 255.0;
+
+/// Squared error (in steps) one bit is worth when the encoder rounds an intra frame's
+/// coefficients ([`DetailLayer::round_rd`]). On 4 frames of `ukui-wallpapers` over a q1 base,
+/// bpp at 39 dB: 0.71 with plain rounding, 0.66 at 0.12, 0.70 at 0.25, 0.72 at 0.4.
+const RATE_WEIGHT: f64 = 0.15;
+
+/// How far (in steps) a predicted frame's coefficient may lie from the previous frame's
+/// before it is coded anew ([`DetailLayer::round_near`]), as the learned latent's
+/// `TEMPORAL_DEAD_ZONE`.
+const TEMPORAL_DEAD_ZONE: f32 = 0.6;
+
+/// How a frame's detail layer is coded: its first payload byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DetailMode {
+    /// The coefficients themselves.
+    Intra = 0,
+    /// Their change from the previous frame's (predicted frames only).
+    Change = 1,
+}
+
+fn band_group(u: usize, v: usize) -> usize {
+    match u + v {
+        0 => 0,
+        1 => 1,
+        2 => 2,
+        3 | 4 => 3,
+        5..=7 => 4,
+        _ => 5,
+    }
+}
+
+fn activity_class(neighbour_nonzeros: u32) -> usize {
+    match neighbour_nonzeros {
+        0 => 0,
+        1..=3 => 1,
+        4..=12 => 2,
+        _ => 3,
+    }
+}
+
+/// The table byte of every group for the values coded in it; `None` for a group with none.
+/// A coefficient group's byte is the index of its cheapest table in the scale bank; a flag
+/// group's is the chance of a set flag in 256ths (1..=255).
+fn table_indices(symbols: &[(u8, i32)]) -> Vec<Option<u8>> {
+    let mut members = vec![Vec::new(); GROUPS];
+    for &(g, v) in symbols {
+        members[usize::from(g)].push(v);
+    }
+    let bank = ScaleBank::get();
+    members
+        .iter()
+        .enumerate()
+        .map(|(g, m)| {
+            if m.is_empty() {
+                None
+            } else if g >= COEFF_GROUPS {
+                let set = m.iter().filter(|&&v| v != 0).count();
+                Some((256 * set / m.len()).clamp(1, 255) as u8)
+            } else {
+                Some(bank.index_near_mean(m))
+            }
+        })
+        .collect()
+}
+
+/// The binary tables of the flag groups a frame uses, from their bytes (integers only).
+fn flag_tables(indices: &[Option<u8>]) -> Result<Vec<Option<CategoricalTable>>, CoderError> {
+    indices
+        .iter()
+        .enumerate()
+        .map(|(g, &index)| match index {
+            Some(k) if g >= COEFF_GROUPS => {
+                let k = u64::from(k.max(1));
+                Ok(Some(CategoricalTable::from_counts(0, &[256 - k, k])?))
+            }
+            _ => Ok(None),
+        })
+        .collect()
+}
+
+/// The fixed transform: colour rotation and 8×8 DCT-II, both orthonormal.
+struct Transform {
+    /// `dct[k][n]`: basis function k at sample n.
+    dct: [[f32; BLOCK]; BLOCK],
+}
+
+/// Rows of the orthonormal colour rotation: luma, red–blue, green against red and blue.
+const COLOUR: [[f32; 3]; 3] = [
+    [0.577_350_3, 0.577_350_3, 0.577_350_3],
+    [0.707_106_77, 0.0, -0.707_106_77],
+    [0.408_248_3, -0.816_496_6, 0.408_248_3],
+];
+
+impl Transform {
+    fn new() -> Self {
+        let mut dct = [[0f32; BLOCK]; BLOCK];
+        for (k, row) in dct.iter_mut().enumerate() {
+            let scale = if k == 0 { (1.0f64 / 8.0).sqrt() } else { 0.5 };
+            for (n, v) in row.iter_mut().enumerate() {
+                let angle = std::f64::consts::PI * (2 * n + 1) as f64 * k as f64 / 16.0;
+                *v = (scale * angle.cos()) as f32;
+            }
+        }
+        Self { dct }
+    }
+
+    /// One plane's 8×8 samples (row-major) to coefficients `[v][u]` (v vertical frequency).
+    fn forward(&self, block: &[f32; 64]) -> [f32; 64] {
+        let mut rows = [0f32; 64];
+        for y in 0..BLOCK {
+            for u in 0..BLOCK {
+                rows[y * 8 + u] = (0..BLOCK).map(|x| self.dct[u][x] * block[y * 8 + x]).sum();
+            }
+        }
+        let mut out = [0f32; 64];
+        for v in 0..BLOCK {
+            for u in 0..BLOCK {
+                out[v * 8 + u] = (0..BLOCK).map(|y| self.dct[v][y] * rows[y * 8 + u]).sum();
+            }
+        }
+        out
+    }
+
+    /// Coefficients `[v][u]` back to 8×8 samples.
+    fn inverse(&self, coeffs: &[f32; 64]) -> [f32; 64] {
+        let mut cols = [0f32; 64];
+        for y in 0..BLOCK {
+            for u in 0..BLOCK {
+                cols[y * 8 + u] = (0..BLOCK).map(|v| self.dct[v][y] * coeffs[v * 8 + u]).sum();
+            }
+        }
+        let mut out = [0f32; 64];
+        for y in 0..BLOCK {
+            for x in 0..BLOCK {
+                out[y * 8 + x] = (0..BLOCK).map(|u| self.dct[u][x] * cols[y * 8 + u]).sum();
+            }
+        }
+        out
+    }
+}
+
+/// Quantizes, codes and rebuilds the residual of frames of one size.
+pub struct DetailLayer {
+    step: f32,
+    width: usize,
+    height: usize,
+    transform: Transform,
+}
+
+impl DetailLayer {
+    /// A layer for `width`×`height` frames (multiples of [`BLOCK`]) at quantizer `step`.
+    pub fn new(step: f32, width: u32, height: u32) -> Self {
+        Self {
+            step,
+            width: width as usize,
+            height: height as usize,
+            transform: Transform::new(),
+        }
+    }
+
+    fn blocks(&self) -> (usize, usize) {
+        (self.width / BLOCK, self.height / BLOCK)
+    }
+
+    /// Number of coefficients of a frame.
+    pub fn coefficients(&self) -> usize {
+        let (bw, bh) = self.blocks();
+        bw * bh * BLOCK_COEFFS
+    }
+
+    /// Coefficients of `source − base` in steps, unrounded: block-raster order, 192 per block
+    /// (plane, then `[v][u]`).
+    pub fn analyze(&self, source: &RgbFrame, base: &RgbFrame) -> Vec<f32> {
+        let (bw, bh) = self.blocks();
+        let mut out = Vec::with_capacity(self.coefficients());
+        let row = 3 * self.width;
+        for by in 0..bh {
+            for bx in 0..bw {
+                let mut planes = [[0f32; 64]; 3];
+                for y in 0..BLOCK {
+                    let at = (by * BLOCK + y) * row + 3 * bx * BLOCK;
+                    let (s, b) = (
+                        &source.data[at..at + 3 * BLOCK],
+                        &base.data[at..at + 3 * BLOCK],
+                    );
+                    for x in 0..BLOCK {
+                        let d: [f32; 3] = std::array::from_fn(|c| {
+                            f32::from(s[3 * x + c]) - f32::from(b[3 * x + c])
+                        });
+                        for (p, plane) in planes.iter_mut().enumerate() {
+                            plane[y * 8 + x] = (0..3).map(|c| COLOUR[p][c] * d[c]).sum();
+                        }
+                    }
+                }
+                for plane in &planes {
+                    out.extend(self.transform.forward(plane).map(|c| c / self.step));
+                }
+            }
+        }
+        out
+    }
+
+    /// Rounds a predicted frame's coefficients: each keeps the previous frame's value where
+    /// it lies within [`TEMPORAL_DEAD_ZONE`] of it (so a still scene's detail costs almost
+    /// nothing), and is rounded to nearest elsewhere.
+    pub fn round_near(&self, ratios: &[f32], previous: &[i32]) -> Vec<i32> {
+        ratios
+            .iter()
+            .zip(previous)
+            .map(|(&r, &p)| {
+                if (r - p as f32).abs() < TEMPORAL_DEAD_ZONE {
+                    p
+                } else {
+                    r.round().clamp(-1e6, 1e6) as i32
+                }
+            })
+            .collect()
+    }
+
+    /// Rounds coefficients (in steps) to the integers coded: each to nearest or one step
+    /// nearer zero, whichever costs less in squared error plus [`RATE_WEIGHT`] per bit under
+    /// the tables plain rounding would get. Encoder-only: the decoder reads what is chosen.
+    pub fn round_rd(&self, ratios: &[f32]) -> Vec<i32> {
+        let nearest: Vec<i32> = ratios
+            .iter()
+            .map(|&r| r.round().clamp(-1e6, 1e6) as i32)
+            .collect();
+        let weight = RATE_WEIGHT;
+        let bank = ScaleBank::get();
+        let groups = self.groups_of(&nearest);
+        let indices = table_indices(&self.symbols(&nearest));
+        ratios
+            .iter()
+            .zip(&nearest)
+            .zip(&groups)
+            .map(|((&r, &n), &g)| {
+                if n == 0 {
+                    return 0;
+                }
+                // A coefficient of a block plain rounding leaves all zero is zero already.
+                let Some(index) = indices[usize::from(g)] else {
+                    return n;
+                };
+                let nearer = n - n.signum();
+                let cost = |v: i32| {
+                    let e = f64::from(r) - f64::from(v);
+                    e * e + weight * bank.bits(index, v)
+                };
+                if cost(nearer) < cost(n) {
+                    nearer
+                } else {
+                    n
+                }
+            })
+            .collect()
+    }
+
+    /// The table group of every coefficient (coded or not), from the coefficients of the
+    /// blocks before it.
+    fn groups_of(&self, q: &[i32]) -> Vec<u8> {
+        let mut groups = Vec::with_capacity(q.len());
+        let mut context = Context::new(self.blocks());
+        for (block, coeffs) in q.chunks_exact(BLOCK_COEFFS).enumerate() {
+            for p in 0..3 {
+                for i in 0..64 {
+                    groups.push(context.group(block, p, i, q));
+                }
+            }
+            context.done(block, coeffs);
+        }
+        groups
+    }
+
+    /// What is coded for `q`, in order, each value with its table group: per block and plane,
+    /// a flag (1 if any coefficient is nonzero), then the 64 coefficients if it is set. The
+    /// groups depend only on what comes before, so the decoder finds the same ones.
+    fn symbols(&self, q: &[i32]) -> Vec<(u8, i32)> {
+        let mut symbols = Vec::new();
+        let mut context = Context::new(self.blocks());
+        for (block, coeffs) in q.chunks_exact(BLOCK_COEFFS).enumerate() {
+            for (p, plane) in coeffs.chunks_exact(64).enumerate() {
+                let set = plane.iter().any(|&v| v != 0);
+                symbols.push((context.flag_group(block, p), i32::from(set)));
+                if set {
+                    for (i, &v) in plane.iter().enumerate() {
+                        symbols.push((context.group(block, p, i, q), v));
+                    }
+                }
+            }
+            context.done(block, coeffs);
+        }
+        symbols
+    }
+
+    /// Entropy-codes quantized coefficients: the mask of the groups used, one table index per
+    /// group used, then the ANS words.
+    pub fn code(&self, q: &[i32]) -> Result<Vec<u8>, CoderError> {
+        let bank = ScaleBank::get();
+        let symbols = self.symbols(q);
+        let indices = table_indices(&symbols);
+        let mut payload = vec![0u8; MASK_BYTES];
+        for (g, index) in indices.iter().enumerate() {
+            if let Some(index) = index {
+                payload[g / 8] |= 1 << (g % 8);
+                payload.push(*index);
+            }
+        }
+        let flags = flag_tables(&indices)?;
+        let mut items = Vec::with_capacity(symbols.len());
+        for &(g, v) in &symbols {
+            match &flags[usize::from(g)] {
+                Some(table) => items.push((table, v)),
+                None => {
+                    let index = indices[usize::from(g)].expect("every group coded has a table");
+                    bank.push_symbols(index, v, &mut items);
+                }
+            }
+        }
+        entropy::write_words(&mut payload, &entropy::encode(items.into_iter())?);
+        Ok(payload)
+    }
+
+    /// Parses what [`code`](Self::code) wrote; the groups follow as coefficients arrive.
+    pub fn parse(&self, payload: &[u8], end: StreamEnd) -> Result<Vec<i32>, CoderError> {
+        let corrupt = |what: &str| CoderError::Payload(format!("detail layer: {what}"));
+        if payload.len() < MASK_BYTES {
+            return Err(corrupt("no group mask"));
+        }
+        let (mask, rest) = payload.split_at(MASK_BYTES);
+        let used: Vec<bool> = (0..GROUPS)
+            .map(|g| mask[g / 8] >> (g % 8) & 1 == 1)
+            .collect();
+        if mask[MASK_BYTES - 1] >> (GROUPS % 8) != 0 {
+            return Err(corrupt("mask bits past the last group"));
+        }
+        let count = used.iter().filter(|&&u| u).count();
+        if rest.len() < count {
+            return Err(corrupt("table bytes missing"));
+        }
+        let (index_bytes, words) = rest.split_at(count);
+        let mut indices = vec![None; GROUPS];
+        let mut next = index_bytes.iter();
+        for (g, slot) in indices.iter_mut().enumerate().filter(|&(g, _)| used[g]) {
+            let byte = *next.next().expect("counted above");
+            *slot = Some(if g < COEFF_GROUPS {
+                entropy::check_table_index(byte)?
+            } else {
+                byte
+            });
+        }
+        let table =
+            |g: u8| indices[usize::from(g)].ok_or_else(|| corrupt("a group not in the mask"));
+        let flags = flag_tables(&indices)?;
+        let bank = ScaleBank::get();
+        let mut decoder = SymbolDecoder::new(words, end)?;
+        let mut q = vec![0i32; self.coefficients()];
+        let mut context = Context::new(self.blocks());
+        for block in 0..q.len() / BLOCK_COEFFS {
+            for p in 0..3 {
+                let group = context.flag_group(block, p);
+                table(group)?;
+                let flag = flags[usize::from(group)].as_ref().expect("a flag group");
+                if decoder.decode(flag) == 0 {
+                    continue;
+                }
+                decoder.check()?;
+                for i in 0..64 {
+                    let group = context.group(block, p, i, &q);
+                    q[block * BLOCK_COEFFS + p * 64 + i] =
+                        bank.decode(table(group)?, &mut decoder)?;
+                }
+            }
+            context.done(block, &q[block * BLOCK_COEFFS..][..BLOCK_COEFFS]);
+        }
+        decoder.finish()?;
+        Ok(q)
+    }
+
+    /// Adds the residual that quantized coefficients describe to `base`.
+    pub fn add_to(&self, base: &mut RgbFrame, q: &[i32]) {
+        let (bw, _) = self.blocks();
+        let row = 3 * self.width;
+        for (block, coeffs) in q.chunks_exact(BLOCK_COEFFS).enumerate() {
+            if coeffs.iter().all(|&v| v == 0) {
+                continue;
+            }
+            let (bx, by) = (block % bw, block / bw);
+            let planes: [[f32; 64]; 3] = std::array::from_fn(|p| {
+                let c: [f32; 64] = std::array::from_fn(|i| coeffs[p * 64 + i] as f32 * self.step);
+                self.transform.inverse(&c)
+            });
+            for y in 0..BLOCK {
+                let at = (by * BLOCK + y) * row + 3 * bx * BLOCK;
+                let out = &mut base.data[at..at + 3 * BLOCK];
+                for x in 0..BLOCK {
+                    let i = y * 8 + x;
+                    for c in 0..3 {
+                        // The rotation is orthonormal: its inverse is its transpose.
+                        let d: f32 = (0..3).map(|p| COLOUR[p][c] * planes[p][i]).sum();
+                        let v = f32::from(out[3 * x + c]) + d;
+                        out[3 * x + c] = (v.clamp(0.0, 255.0) + 0.5) as u8;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A base coder plus a detail layer. Each frame's payload is the base payload (its length
+/// first, as a varint), then the detail layer's: a mode byte ([`DetailMode`]), then the
+/// coefficients or, in a predicted frame, their change from the previous frame's, whichever
+/// the encoder found shorter. The residual is taken against the frame the decoder rebuilds
+/// from the base payload, and the coefficients are integers on both sides, so nothing drifts.
+pub struct DetailedCoder {
+    base: Box<dyn FrameCoder>,
+    /// A second base coder that decodes what `base` wrote, on the encoder's side: the residual
+    /// is taken against exactly the frame the decoder will have.
+    mirror: Box<dyn FrameCoder>,
+    layer: DetailLayer,
+    /// The last frame's detail coefficients (what a predicted frame's change is from).
+    previous: Option<Vec<i32>>,
+    stream_end: StreamEnd,
+}
+
+impl DetailedCoder {
+    /// `base` codes and decodes; `mirror` is a fresh coder of the same kind, for the encoder.
+    pub fn new(
+        base: Box<dyn FrameCoder>,
+        mirror: Box<dyn FrameCoder>,
+        step: f32,
+        width: u32,
+        height: u32,
+    ) -> Self {
+        Self {
+            base,
+            mirror,
+            layer: DetailLayer::new(step, width, height),
+            previous: None,
+            stream_end: StreamEnd::Sealed,
+        }
+    }
+
+    fn split(payload: &[u8]) -> Result<(&[u8], &[u8]), CoderError> {
+        let mut rest = payload;
+        let len = varint::read_u64(&mut rest)
+            .map_err(|e| CoderError::Payload(format!("base layer length: {e}")))?;
+        if len > rest.len() as u64 {
+            return Err(CoderError::Payload(format!(
+                "base layer of {len} bytes in a payload of {}",
+                rest.len()
+            )));
+        }
+        Ok(rest.split_at(len as usize))
+    }
+
+    /// The detail layer of a frame (mode byte first) and its coefficients.
+    fn encode_detail(
+        &self,
+        ratios: &[f32],
+        frame_type: FrameType,
+    ) -> Result<(Vec<u8>, Vec<i32>), CoderError> {
+        let coded = |mode: DetailMode, values: &[i32]| -> Result<Vec<u8>, CoderError> {
+            let mut out = vec![mode as u8];
+            out.extend(self.layer.code(values)?);
+            Ok(out)
+        };
+        let q = self.layer.round_rd(ratios);
+        let mut best = (coded(DetailMode::Intra, &q)?, q);
+        if let (FrameType::Predicted, Some(previous)) = (frame_type, &self.previous) {
+            let q = self.layer.round_near(ratios, previous);
+            let change: Vec<i32> = q.iter().zip(previous).map(|(&a, &b)| a - b).collect();
+            let payload = coded(DetailMode::Change, &change)?;
+            if payload.len() < best.0.len() {
+                best = (payload, q);
+            }
+        }
+        Ok(best)
+    }
+}
+
+impl FrameCoder for DetailedCoder {
+    fn supports_prediction(&self) -> bool {
+        self.base.supports_prediction()
+    }
+
+    fn encode(
+        &mut self,
+        frame: &RgbFrame,
+        frame_type: FrameType,
+    ) -> Result<EncodedFrame, CoderError> {
+        check_frame_size(frame, self.layer.width as u32, self.layer.height as u32)?;
+        let base = self.base.encode(frame, frame_type)?;
+        let rebuilt = self.mirror.decode(base.frame_type, &base.payload)?;
+        let ratios = self.layer.analyze(frame, &rebuilt);
+        let (detail, q) = self.encode_detail(&ratios, base.frame_type)?;
+        self.previous = Some(q);
+        let mut payload = Vec::with_capacity(base.payload.len() + detail.len() + 4);
+        varint::write_u64(&mut payload, base.payload.len() as u64);
+        payload.extend_from_slice(&base.payload);
+        payload.extend_from_slice(&detail);
+        Ok(EncodedFrame {
+            frame_type: base.frame_type,
+            payload,
+        })
+    }
+
+    fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError> {
+        let (base, detail) = Self::split(payload)?;
+        let (&mode, detail) = detail
+            .split_first()
+            .ok_or_else(|| CoderError::Payload("no detail layer".into()))?;
+        let mut latent = self.base.parse(frame_type, base)?;
+        let values = self.layer.parse(detail, self.stream_end)?;
+        let q = match (mode, frame_type) {
+            (0, _) => values,
+            (1, FrameType::Predicted) => {
+                let previous = self.previous.as_ref().ok_or(CoderError::NoReference)?;
+                values
+                    .iter()
+                    .zip(previous)
+                    .map(|(&change, &p)| {
+                        p.checked_add(change)
+                            .ok_or_else(|| CoderError::Payload("detail overflow".into()))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            (mode, _) => {
+                return Err(CoderError::Payload(format!(
+                    "detail mode {mode} in a {frame_type:?} frame"
+                )))
+            }
+        };
+        latent.values.extend_from_slice(&q);
+        self.previous = Some(q);
+        Ok(latent)
+    }
+
+    fn synthesize(&self, latent: &LatentFrame) -> RgbFrame {
+        let n = self.layer.coefficients();
+        assert!(latent.values.len() >= n, "latent from another coder");
+        let (base, detail) = latent.values.split_at(latent.values.len() - n);
+        let mut frame = self.base.synthesize(&LatentFrame {
+            values: base.to_vec(),
+        });
+        self.layer.add_to(&mut frame, detail);
+        frame
+    }
+
+    fn read_streams_as(&mut self, end: StreamEnd) {
+        self.base.read_streams_as(end);
+        self.mirror.read_streams_as(end);
+        self.stream_end = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coders::{PcaCoder, PcaModel, PixelCoder};
+    use crate::model_file::TrainingInfo;
+    use std::sync::Arc;
+
+    /// Texture, edges and a colour ramp: something a coarse base layer gets wrong.
+    fn test_frame(w: u32, h: u32, shift: u32) -> RgbFrame {
+        let data = (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = (i % w + shift, i / w);
+                let edge = if (x / 7 + y / 5) % 2 == 0 { 200 } else { 40 };
+                [edge, ((x * 9) ^ (y * 5)) as u8, (x * 2 + y) as u8]
+            })
+            .collect();
+        RgbFrame::from_data(w, h, data).unwrap()
+    }
+
+    fn pixel_base(w: u32, h: u32, step: f32) -> DetailedCoder {
+        let base = || -> Box<dyn FrameCoder> { Box::new(PixelCoder::new(64, w, h)) };
+        DetailedCoder::new(base(), base(), step, w, h)
+    }
+
+    fn mse(a: &RgbFrame, b: &RgbFrame) -> f64 {
+        let sum: f64 = a
+            .data
+            .iter()
+            .zip(&b.data)
+            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+            .sum();
+        sum / a.data.len() as f64
+    }
+
+    #[test]
+    fn the_transform_is_orthonormal() {
+        let t = Transform::new();
+        let block: [f32; 64] = std::array::from_fn(|i| ((i * 37) % 101) as f32 - 50.0);
+        let coeffs = t.forward(&block);
+        let energy = |v: &[f32; 64]| v.iter().map(|x| x * x).sum::<f32>();
+        assert!((energy(&coeffs) / energy(&block) - 1.0).abs() < 1e-4);
+        for (a, b) in t.inverse(&coeffs).iter().zip(&block) {
+            assert!((a - b).abs() < 1e-3, "{a} {b}");
+        }
+        for (p, row) in COLOUR.iter().enumerate() {
+            for (q, other) in COLOUR.iter().enumerate() {
+                let dot: f32 = row.iter().zip(other).map(|(a, b)| a * b).sum();
+                assert!((dot - f32::from(u8::from(p == q))).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn the_detail_layer_adds_what_the_base_lacks_and_finer_steps_add_more() {
+        let (w, h) = (48, 32);
+        let frame = test_frame(w, h, 0);
+        let base_only = PixelCoder::new(64, w, h)
+            .encode(&frame, FrameType::Intra)
+            .unwrap();
+        let base = PixelCoder::new(64, w, h)
+            .decode(FrameType::Intra, &base_only.payload)
+            .unwrap();
+        let mut errors = vec![mse(&frame, &base)];
+        let mut sizes = vec![base_only.payload.len()];
+        for step in [32.0, 8.0, 1.0] {
+            let coded = pixel_base(w, h, step)
+                .encode(&frame, FrameType::Intra)
+                .unwrap();
+            let decoded = pixel_base(w, h, step)
+                .decode(FrameType::Intra, &coded.payload)
+                .unwrap();
+            errors.push(mse(&frame, &decoded));
+            sizes.push(coded.payload.len());
+        }
+        assert!(errors.windows(2).all(|e| e[1] < e[0]), "{errors:?}");
+        assert!(sizes.windows(2).all(|s| s[1] > s[0]), "{sizes:?}");
+        // At step 1 only the final rounding to bytes is left.
+        assert!(errors[3] < 0.5, "{errors:?}");
+    }
+
+    #[test]
+    fn predicted_frames_rebuild_exactly_what_the_encoder_had() {
+        let (w, h) = (32, 32);
+        let patches: Vec<f32> = (0..6)
+            .flat_map(|i| crate::coders::pca::patches(&test_frame(w, h, i), 8))
+            .collect();
+        let model = Arc::new(PcaModel::fit(8, &patches, TrainingInfo::default()));
+        let base =
+            || -> Box<dyn FrameCoder> { Box::new(PcaCoder::new(model.clone(), 6, 24.0, w, h)) };
+        let mut enc = DetailedCoder::new(base(), base(), 6.0, w, h);
+        let mut dec = DetailedCoder::new(base(), base(), 6.0, w, h);
+        let mut modes = Vec::new();
+        for i in 0..4 {
+            // A still frame, then the same frame again: its detail is coded as no change.
+            let frame = test_frame(w, h, [0, 0, 3, 3][i]);
+            let frame_type = if i == 0 {
+                FrameType::Intra
+            } else {
+                FrameType::Predicted
+            };
+            let coded = enc.encode(&frame, frame_type).unwrap();
+            let (_, detail) = DetailedCoder::split(&coded.payload).unwrap();
+            modes.push(detail[0]);
+            let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
+            assert_eq!(
+                enc.previous.as_deref(),
+                dec.previous.as_deref(),
+                "frame {i}"
+            );
+            let decoded = dec.synthesize(&latent);
+            assert!(mse(&frame, &decoded) < 6.0 * 6.0, "frame {i}");
+        }
+        assert_eq!(modes[0], DetailMode::Intra as u8);
+        assert_eq!(modes[1], DetailMode::Change as u8, "{modes:?}");
+        // A predicted frame cannot be decoded without the frame before it.
+        let coded = enc
+            .encode(&test_frame(w, h, 3), FrameType::Predicted)
+            .unwrap();
+        let mut fresh = DetailedCoder::new(base(), base(), 6.0, w, h);
+        assert!(fresh.parse(FrameType::Predicted, &coded.payload).is_err());
+    }
+
+    #[test]
+    fn corrupt_payloads_are_errors() {
+        let (w, h) = (32, 16);
+        let coded = pixel_base(w, h, 8.0)
+            .encode(&test_frame(w, h, 0), FrameType::Intra)
+            .unwrap();
+        let mut dec = pixel_base(w, h, 8.0);
+        for cut in 0..coded.payload.len() {
+            let _ = dec.parse(FrameType::Intra, &coded.payload[..cut]);
+        }
+        assert!(dec.parse(FrameType::Intra, &[]).is_err());
+        assert!(dec.parse(FrameType::Intra, &[200, 1]).is_err());
+        // A change from the previous frame in an intra frame.
+        let (_, detail) = DetailedCoder::split(&coded.payload).unwrap();
+        let mode_at = coded.payload.len() - detail.len();
+        let mut forged = coded.payload.clone();
+        forged[mode_at] = DetailMode::Change as u8;
+        assert!(dec.parse(FrameType::Intra, &forged).is_err());
+        forged[mode_at] = 7;
+        assert!(dec.parse(FrameType::Intra, &forged).is_err());
+        // Every byte flipped in turn: an error or a frame, never a panic.
+        for i in 0..coded.payload.len() {
+            let mut bad = coded.payload.clone();
+            bad[i] ^= 0x5a;
+            if let Ok(latent) = dec.parse(FrameType::Intra, &bad) {
+                dec.synthesize(&latent);
+            }
+        }
+    }
+}
