@@ -30,7 +30,7 @@ fn decoded(aez: &Path) -> Vec<Vec<u8>> {
 fn the_bitrate_is_held_and_each_group_decodes_as_its_level_alone() {
     let dir = tempfile::tempdir().unwrap();
     let clip = sample("carphone_pristine.mp4");
-    let levels: Vec<_> = (1..=4)
+    let levels: Vec<_> = (1..=aecodec::registry::builtin::LEVELS)
         .map(|q| {
             let aez = dir.path().join(format!("q{q}.aez"));
             let q = q.to_string();
@@ -63,7 +63,10 @@ fn the_bitrate_is_held_and_each_group_decodes_as_its_level_alone() {
 
     // The tool of each group, from the packets.
     let (header, packets) = read_packets(&aez);
-    assert_eq!(header.tools.len(), 4);
+    assert_eq!(
+        header.tools.len(),
+        usize::from(aecodec::registry::builtin::LEVELS)
+    );
     let mut tools = Vec::new();
     for packet in &packets {
         if tools.len() % 10 == 0 {

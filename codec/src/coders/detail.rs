@@ -97,8 +97,7 @@ impl Context {
 }
 
 /// Smallest and largest quantizer step the detail layer takes.
-pub const MIN_STEP: f32 = 1.0;
-pub const MAX_STEP: f32 = 255.0;
+pub use crate::container::{MAX_DETAIL_STEP as MAX_STEP, MIN_DETAIL_STEP as MIN_STEP};
 
 /// Squared error (in steps) one bit is worth when the encoder rounds an intra frame's
 /// coefficients ([`DetailLayer::round_rd`]). On 4 frames of `ukui-wallpapers` over a q1 base,

@@ -17,6 +17,10 @@ pub const MAX_RATIONAL_TERM: u32 = 1_000_000;
 /// Most coding tools one stream may switch between (a packet names its tool in 7 bits).
 pub const MAX_TOOLS: usize = 16;
 
+/// Smallest and largest quantizer step of a detail layer (`CodingParams::LearnedDetail`).
+pub const MIN_DETAIL_STEP: f32 = 1.0;
+pub const MAX_DETAIL_STEP: f32 = 255.0;
+
 /// Refuses a stream of `count` coding tools unless it is 1..=[`MAX_TOOLS`].
 pub fn check_tool_count(count: usize) -> Result<(), String> {
     if (1..=MAX_TOOLS).contains(&count) {
@@ -155,13 +159,10 @@ impl CodingParams {
                 Ok(())
             }
             CodingParams::LearnedDetail { detail_step, .. }
-                if !(crate::coders::detail::MIN_STEP..=crate::coders::detail::MAX_STEP)
-                    .contains(&detail_step) =>
+                if !(MIN_DETAIL_STEP..=MAX_DETAIL_STEP).contains(&detail_step) =>
             {
                 Err(format!(
-                    "detail step {detail_step} outside {}..={}",
-                    crate::coders::detail::MIN_STEP,
-                    crate::coders::detail::MAX_STEP
+                    "detail step {detail_step} outside {MIN_DETAIL_STEP}..={MAX_DETAIL_STEP}"
                 ))
             }
             _ => Ok(()),
