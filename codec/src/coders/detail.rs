@@ -615,14 +615,7 @@ impl FrameCoder for DetailedCoder {
             (0, _) => values,
             (1, FrameType::Predicted) => {
                 let previous = self.previous.as_ref().ok_or(CoderError::NoReference)?;
-                values
-                    .iter()
-                    .zip(previous)
-                    .map(|(&change, &p)| {
-                        p.checked_add(change)
-                            .ok_or_else(|| CoderError::Payload("detail overflow".into()))
-                    })
-                    .collect::<Result<_, _>>()?
+                super::add_changes(previous, &values, "detail")?
             }
             (mode, _) => {
                 return Err(CoderError::Payload(format!(

@@ -60,6 +60,23 @@ pub fn check_frame_size(frame: &RgbFrame, width: u32, height: u32) -> Result<(),
     Ok(())
 }
 
+/// A predicted frame's values: `reference` plus the decoded `changes`, element by element; a
+/// sum that overflows is a corrupt payload (`what` names the values in the message).
+pub(crate) fn add_changes(
+    reference: &[i32],
+    changes: &[i32],
+    what: &str,
+) -> Result<Vec<i32>, CoderError> {
+    changes
+        .iter()
+        .zip(reference)
+        .map(|(&change, &r)| {
+            r.checked_add(change)
+                .ok_or_else(|| CoderError::Payload(format!("{what} overflow")))
+        })
+        .collect()
+}
+
 /// A coded frame, ready for the container.
 #[derive(Debug, Clone)]
 pub struct EncodedFrame {

@@ -421,14 +421,7 @@ impl FrameCoder for PcaCoder {
             FrameType::Intra => values,
             FrameType::Predicted => {
                 let reference = self.reference.as_ref().ok_or(CoderError::NoReference)?;
-                values
-                    .iter()
-                    .zip(reference)
-                    .map(|(&change, &r)| {
-                        r.checked_add(change)
-                            .ok_or_else(|| CoderError::Payload("coefficient overflow".into()))
-                    })
-                    .collect::<Result<_, _>>()?
+                super::add_changes(reference, &values, "coefficient")?
             }
         };
         self.reference = Some(q.clone());
