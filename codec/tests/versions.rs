@@ -7,7 +7,7 @@
 //! The version 2–4 seeds were coded with the first default quality-1 model (id `f7a6efd0…`),
 //! which the default ladder has since replaced; it is kept beside these tests
 //! (`tests/models/`), as a user keeps the model of an old file, and given to the decoder's
-//! model store as a file. The version-5 seed uses today's built-in models.
+//! model store as a file. The version-5 seed uses today's built-in levels.
 
 use std::path::Path;
 
@@ -76,8 +76,9 @@ fn predicted_frames_with_motion_fields_decode() {
     }
 }
 
-/// The same strip at `aecodec encode strip.mkv --gop 2 --bitrate 120k` (coded again when the
-/// default ladder changed, 2026-11-26): its first group at quality 1, its second at quality 3.
+/// The same strip at `aecodec encode strip.mkv --gop 2 --bitrate 120k` (coded again whenever
+/// the built-in models change, last when the levels' learned q1 did, 2026-11-26): its first
+/// group at level 1 (the learned model alone), its second at level 3 (with a detail layer).
 #[test]
 fn a_version_5_file_switches_models_between_groups() {
     let seed = "bikes-strip-learned-rate-v5.aez";

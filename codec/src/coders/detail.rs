@@ -36,6 +36,8 @@ const COEFF_GROUPS: usize = 3 * BANDS * CLASSES * NEIGHBOUR_CLASSES;
 /// Table groups in all: the coefficients', then the block flags' (per plane, by how many of
 /// the blocks left and above have the flag set).
 const GROUPS: usize = COEFF_GROUPS + 3 * 3;
+/// A table group's number.
+type Group = u8;
 /// Bytes of the mask of groups a frame uses.
 const MASK_BYTES: usize = GROUPS.div_ceil(8);
 
@@ -55,7 +57,7 @@ impl Context {
     }
 
     /// The group of coefficient `i` of plane `p` of `block`; `q` holds every earlier block.
-    fn group(&self, block: usize, p: usize, i: usize, q: &[i32]) -> u8 {
+    fn group(&self, block: usize, p: usize, i: usize, q: &[i32]) -> Group {
         let (bx, by) = (block % self.blocks_wide, block / self.blocks_wide);
         let mut around = 0;
         let mut same = 0;
@@ -70,12 +72,12 @@ impl Context {
         let class = activity_class(around);
         let neighbour = same.min(NEIGHBOUR_CLASSES as u32 - 1) as usize;
         let band = band_group(i % 8, i / 8);
-        (((p * CLASSES + class) * NEIGHBOUR_CLASSES + neighbour) * BANDS + band) as u8
+        (((p * CLASSES + class) * NEIGHBOUR_CLASSES + neighbour) * BANDS + band) as Group
     }
 
     /// The group of the flag that says whether plane `p` of `block` has any nonzero
     /// coefficient.
-    fn flag_group(&self, block: usize, p: usize) -> u8 {
+    fn flag_group(&self, block: usize, p: usize) -> Group {
         let (bx, by) = (block % self.blocks_wide, block / self.blocks_wide);
         let mut set = 0;
         if bx > 0 && self.nonzeros[block - 1][p] > 0 {
@@ -84,7 +86,7 @@ impl Context {
         if by > 0 && self.nonzeros[block - self.blocks_wide][p] > 0 {
             set += 1;
         }
-        (COEFF_GROUPS + 3 * p + set) as u8
+        (COEFF_GROUPS + 3 * p + set) as Group
     }
 
     /// Records a block once all its coefficients are known.
@@ -141,7 +143,7 @@ fn activity_class(neighbour_nonzeros: u32) -> usize {
 /// The table byte of every group for the values coded in it; `None` for a group with none.
 /// A coefficient group's byte is the index of its cheapest table in the scale bank; a flag
 /// group's is the chance of a set flag in 256ths (1..=255).
-fn table_indices(symbols: &[(u8, i32)]) -> Vec<Option<u8>> {
+fn table_indices(symbols: &[(Group, i32)]) -> Vec<Option<u8>> {
     let mut members = vec![Vec::new(); GROUPS];
     for &(g, v) in symbols {
         members[usize::from(g)].push(v);
@@ -329,7 +331,7 @@ impl DetailLayer {
         let bank = ScaleBank::get();
         let groups = self.groups_of(&nearest);
         let indices = table_indices(&self.symbols(&nearest));
-        ratios
+        let mut q: Vec<i32> = ratios
             .iter()
             .zip(&nearest)
             .zip(&groups)
@@ -352,12 +354,58 @@ impl DetailLayer {
                     n
                 }
             })
-            .collect()
+            .collect();
+        self.zero_weak_planes(ratios, &mut q, &groups, &indices);
+        q
+    }
+
+    /// Zeroes each block plane whose coefficients buy less squared error than the bits they
+    /// cost with their block flag, at [`RATE_WEIGHT`] (coefficient by coefficient rounding
+    /// cannot see the flag's bits nor the zeros coded beside a lone small value).
+    fn zero_weak_planes(
+        &self,
+        ratios: &[f32],
+        q: &mut [i32],
+        groups: &[Group],
+        indices: &[Option<u8>],
+    ) {
+        let bank = ScaleBank::get();
+        let mut context = Context::new(self.blocks());
+        let flag_bits = |g: Group, set: bool| {
+            let k = f64::from(indices[usize::from(g)].unwrap_or(128).max(1));
+            let p = if set { k / 256.0 } else { 1.0 - k / 256.0 };
+            -p.max(1.0 / 256.0).log2()
+        };
+        for block in 0..q.len() / BLOCK_COEFFS {
+            for p in 0..3 {
+                let at = block * BLOCK_COEFFS + p * 64;
+                let plane = &q[at..at + 64];
+                if plane.iter().all(|&v| v == 0) {
+                    continue;
+                }
+                let mut gain = 0.0;
+                let mut bits = 0.0;
+                for i in 0..64 {
+                    let r = f64::from(ratios[at + i]);
+                    let v = plane[i];
+                    gain += r * r - (r - f64::from(v)).powi(2);
+                    if let Some(index) = indices[usize::from(groups[at + i])] {
+                        bits += bank.bits(index, v);
+                    }
+                }
+                let g = context.flag_group(block, p);
+                bits += flag_bits(g, true) - flag_bits(g, false);
+                if gain < RATE_WEIGHT * bits {
+                    q[at..at + 64].fill(0);
+                }
+            }
+            context.done(block, &q[block * BLOCK_COEFFS..][..BLOCK_COEFFS]);
+        }
     }
 
     /// The table group of every coefficient (coded or not), from the coefficients of the
     /// blocks before it.
-    fn groups_of(&self, q: &[i32]) -> Vec<u8> {
+    fn groups_of(&self, q: &[i32]) -> Vec<Group> {
         let mut groups = Vec::with_capacity(q.len());
         let mut context = Context::new(self.blocks());
         for (block, coeffs) in q.chunks_exact(BLOCK_COEFFS).enumerate() {
@@ -374,7 +422,7 @@ impl DetailLayer {
     /// What is coded for `q`, in order, each value with its table group: per block and plane,
     /// a flag (1 if any coefficient is nonzero), then the 64 coefficients if it is set. The
     /// groups depend only on what comes before, so the decoder finds the same ones.
-    fn symbols(&self, q: &[i32]) -> Vec<(u8, i32)> {
+    fn symbols(&self, q: &[i32]) -> Vec<(Group, i32)> {
         let mut symbols = Vec::new();
         let mut context = Context::new(self.blocks());
         for (block, coeffs) in q.chunks_exact(BLOCK_COEFFS).enumerate() {
@@ -449,7 +497,7 @@ impl DetailLayer {
             });
         }
         let table =
-            |g: u8| indices[usize::from(g)].ok_or_else(|| corrupt("a group not in the mask"));
+            |g: Group| indices[usize::from(g)].ok_or_else(|| corrupt("a group not in the mask"));
         let flags = flag_tables(&indices)?;
         let bank = ScaleBank::get();
         let mut decoder = SymbolDecoder::new(words, end)?;
@@ -724,6 +772,29 @@ mod tests {
         assert!(sizes.windows(2).all(|s| s[1] > s[0]), "{sizes:?}");
         // At step 1 only the final rounding to bytes is left.
         assert!(errors[3] < 0.5, "{errors:?}");
+    }
+
+    #[test]
+    fn a_plane_whose_bits_buy_too_little_is_zeroed_and_a_strong_one_is_kept() {
+        let layer = DetailLayer::new(8.0, 32, 8);
+        let mut ratios = vec![0f32; layer.coefficients()];
+        // Blocks 0 and 1: strong luma detail in many coefficients.
+        for block in 0..2 {
+            ratios[block * BLOCK_COEFFS..][..64].fill(6.3);
+        }
+        // Block 2: one lone coefficient just over a step in luma, which plain rounding keeps.
+        ratios[2 * BLOCK_COEFFS + 9] = 1.2;
+        // Block 3: a lone but large one, worth its bits.
+        ratios[3 * BLOCK_COEFFS + 9] = 9.0;
+        let q = layer.round_rd(&ratios);
+        let plane = |b: usize| &q[b * BLOCK_COEFFS..][..64];
+        assert!(plane(0).iter().all(|&v| v != 0));
+        assert!(plane(2).iter().all(|&v| v == 0), "{:?}", plane(2));
+        assert_ne!(plane(3)[9], 0);
+        // The zeroed frame codes in fewer bytes than plain rounding's.
+        let nearest: Vec<i32> = ratios.iter().map(|r| r.round() as i32).collect();
+        assert_ne!(nearest[2 * BLOCK_COEFFS + 9], 0);
+        assert!(layer.code(&q).unwrap().len() < layer.code(&nearest).unwrap().len());
     }
 
     #[test]
