@@ -7,13 +7,14 @@
 //! colour rotation (luma and two colour differences) and an 8×8 DCT of each plane, quantized
 //! uniformly with `step` (orthonormal, so the error is the same in pixels and coefficients).
 //!
-//! Coding: coefficients are read block by block (raster order), plane by plane, row by row.
-//! Each is coded under one of the scale bank's tables, chosen per frame for its group: its plane,
-//! its frequency band (u + v, merged into [`BANDS`]) and its block's activity class, which is
-//! decided by how many nonzero coefficients the same plane of the blocks left of and above it
-//! had (integers the decoder already has, so the classes are exact on every machine).
+//! Coding: coefficients are read block by block (raster order), plane by plane, band by band
+//! ([`Scheme`]). Each is coded under one of the scale bank's tables, chosen per frame for its
+//! group: its plane, its frequency band (u + v, merged into [`BANDS`]), its block's activity
+//! class (how many nonzero coefficients the same plane of the blocks left of and above it had),
+//! the same coefficient of those blocks and, in colour-difference planes, of the planes before
+//! it: integers the decoder already has, so the groups are exact on every machine.
 //!
-//! Payload: `group table indices (one byte per group)` then the ANS words.
+//! Payload: `mode`, the mask of groups used, one table byte per group used, the ANS words.
 
 use super::{check_frame_size, CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::FrameType;
@@ -31,48 +32,118 @@ const BANDS: usize = 6;
 const CLASSES: usize = 4;
 /// Classes of a coefficient by the same coefficient of the blocks left and above.
 const NEIGHBOUR_CLASSES: usize = 3;
-/// Table groups of coefficients.
-const COEFF_GROUPS: usize = 3 * BANDS * CLASSES * NEIGHBOUR_CLASSES;
-/// Table groups in all: the coefficients', then the block flags' (per plane, by how many of
-/// the blocks left and above have the flag set).
-const GROUPS: usize = COEFF_GROUPS + 3 * 3;
+/// Coefficient groups of one plane (or, in [`Scheme::Banded`], of one cross class of a plane).
+const PLANE_GROUPS: usize = BANDS * CLASSES * NEIGHBOUR_CLASSES;
+/// Block flag groups: per plane, by how many of the blocks left and above have the flag set.
+const FLAG_GROUPS: usize = 3 * 3;
 /// A table group's number.
-type Group = u8;
-/// Bytes of the mask of groups a frame uses.
-const MASK_BYTES: usize = GROUPS.div_ceil(8);
+type Group = u16;
+
+/// How a frame's coefficients are ordered and grouped; the mode byte says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// The first layout (files of stop 25, still read): every coefficient of a plane whose
+    /// flag is set, row by row, grouped by plane, band, activity and neighbours.
+    Full,
+    /// What the encoder writes: a set plane's coefficients band by band, each band but the
+    /// last followed by a flag saying whether a later band has a nonzero coefficient (most
+    /// planes stop after a few bands, so the decoder reads about a third of the symbols);
+    /// colour-difference coefficients are grouped also by whether the same coefficient of the
+    /// planes before them in the block is nonzero.
+    Banded,
+}
+
+impl Scheme {
+    /// Cross classes: 1 (luma) + 2 per colour-difference plane.
+    const BANDED_SETS: usize = 1 + 2 * 2;
+
+    /// Table groups of coefficients; the flags' follow.
+    fn coeff_groups(self) -> usize {
+        match self {
+            Scheme::Full => 3 * PLANE_GROUPS,
+            Scheme::Banded => Self::BANDED_SETS * PLANE_GROUPS,
+        }
+    }
+
+    /// Band-end flag groups: per plane and activity class, one per band but the last.
+    fn end_groups(self) -> usize {
+        match self {
+            Scheme::Full => 0,
+            Scheme::Banded => 3 * CLASSES * (BANDS - 1),
+        }
+    }
+
+    fn groups(self) -> usize {
+        self.coeff_groups() + FLAG_GROUPS + self.end_groups()
+    }
+
+    /// Bytes of the mask of groups a frame uses.
+    fn mask_bytes(self) -> usize {
+        self.groups().div_ceil(8)
+    }
+}
 
 /// What decides a coefficient's table group beside its plane and band: counts of nonzero
 /// coefficients of the blocks coded so far, per plane.
 struct Context {
+    scheme: Scheme,
     blocks_wide: usize,
     nonzeros: Vec<[u32; 3]>,
 }
 
 impl Context {
-    fn new((blocks_wide, blocks_high): (usize, usize)) -> Self {
+    fn new(scheme: Scheme, (blocks_wide, blocks_high): (usize, usize)) -> Self {
         Self {
+            scheme,
             blocks_wide,
             nonzeros: vec![[0; 3]; blocks_wide * blocks_high],
         }
     }
 
-    /// The group of coefficient `i` of plane `p` of `block`; `q` holds every earlier block.
-    fn group(&self, block: usize, p: usize, i: usize, q: &[i32]) -> Group {
+    /// How many nonzero coefficients plane `p` of the blocks left of and above `block` had.
+    fn around(&self, block: usize, p: usize) -> u32 {
         let (bx, by) = (block % self.blocks_wide, block / self.blocks_wide);
         let mut around = 0;
-        let mut same = 0;
         if bx > 0 {
             around += self.nonzeros[block - 1][p];
-            same += q[(block - 1) * BLOCK_COEFFS + p * 64 + i].unsigned_abs();
         }
         if by > 0 {
             around += self.nonzeros[block - self.blocks_wide][p];
+        }
+        around
+    }
+
+    /// The group of coefficient `i` of plane `p` of `block`; `q` holds every earlier block
+    /// and the earlier planes of this one.
+    fn group(&self, block: usize, p: usize, i: usize, q: &[i32]) -> Group {
+        let (bx, by) = (block % self.blocks_wide, block / self.blocks_wide);
+        let mut same = 0;
+        if bx > 0 {
+            same += q[(block - 1) * BLOCK_COEFFS + p * 64 + i].unsigned_abs();
+        }
+        if by > 0 {
             same += q[(block - self.blocks_wide) * BLOCK_COEFFS + p * 64 + i].unsigned_abs();
         }
-        let class = activity_class(around);
+        let class = activity_class(self.around(block, p));
         let neighbour = same.min(NEIGHBOUR_CLASSES as u32 - 1) as usize;
         let band = band_group(i % 8, i / 8);
-        (((p * CLASSES + class) * NEIGHBOUR_CLASSES + neighbour) * BANDS + band) as Group
+        let set = match self.scheme {
+            Scheme::Full => p,
+            Scheme::Banded if p == 0 => 0,
+            Scheme::Banded => {
+                let here = &q[block * BLOCK_COEFFS..];
+                let cross = (0..p).any(|earlier| here[earlier * 64 + i] != 0);
+                1 + 2 * (p - 1) + usize::from(cross)
+            }
+        };
+        (((set * CLASSES + class) * NEIGHBOUR_CLASSES + neighbour) * BANDS + band) as Group
+    }
+
+    /// The group of the flag after band `band` of plane `p` of `block` ([`Scheme::Banded`]).
+    fn end_group(&self, block: usize, p: usize, band: usize) -> Group {
+        let class = activity_class(self.around(block, p));
+        let base = self.scheme.coeff_groups() + FLAG_GROUPS;
+        (base + (p * CLASSES + class) * (BANDS - 1) + band) as Group
     }
 
     /// The group of the flag that says whether plane `p` of `block` has any nonzero
@@ -86,7 +157,7 @@ impl Context {
         if by > 0 && self.nonzeros[block - self.blocks_wide][p] > 0 {
             set += 1;
         }
-        (COEFF_GROUPS + 3 * p + set) as Group
+        (self.scheme.coeff_groups() + 3 * p + set) as Group
     }
 
     /// Records a block once all its coefficients are known.
@@ -106,18 +177,76 @@ pub use crate::container::{MAX_DETAIL_STEP as MAX_STEP, MIN_DETAIL_STEP as MIN_S
 /// bpp at 39 dB: 0.71 with plain rounding, 0.66 at 0.12, 0.70 at 0.25, 0.72 at 0.4.
 const RATE_WEIGHT: f64 = 0.15;
 
+/// The scheme the encoder writes.
+const WRITTEN: Scheme = Scheme::Banded;
+
 /// How far (in steps) a predicted frame's coefficient may lie from the previous frame's
 /// before it is coded anew ([`DetailLayer::round_near`]), as the learned latent's
 /// `TEMPORAL_DEAD_ZONE`.
 const TEMPORAL_DEAD_ZONE: f32 = 0.6;
 
-/// How a frame's detail layer is coded: its first payload byte.
+/// What a frame's detail layer codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DetailMode {
     /// The coefficients themselves.
-    Intra = 0,
+    Intra,
     /// Their change from the previous frame's (predicted frames only).
-    Change = 1,
+    Change,
+}
+
+/// The first payload byte of a frame's detail layer: what it codes, and how.
+fn mode_byte(mode: DetailMode, scheme: Scheme) -> u8 {
+    match (scheme, mode) {
+        (Scheme::Full, DetailMode::Intra) => 0,
+        (Scheme::Full, DetailMode::Change) => 1,
+        (Scheme::Banded, DetailMode::Intra) => 2,
+        (Scheme::Banded, DetailMode::Change) => 3,
+    }
+}
+
+/// The inverse of [`mode_byte`]; `None` for any other byte.
+fn parse_mode(byte: u8) -> Option<(DetailMode, Scheme)> {
+    Some(match byte {
+        0 => (DetailMode::Intra, Scheme::Full),
+        1 => (DetailMode::Change, Scheme::Full),
+        2 => (DetailMode::Intra, Scheme::Banded),
+        3 => (DetailMode::Change, Scheme::Banded),
+        _ => return None,
+    })
+}
+
+/// Coefficient indices (`v·8 + u`) band by band (row-major within a band), and where each
+/// band ends in that order.
+struct BandOrder {
+    order: [u8; 64],
+    ends: [usize; BANDS],
+}
+
+impl BandOrder {
+    fn get() -> &'static BandOrder {
+        static ORDER: std::sync::OnceLock<BandOrder> = std::sync::OnceLock::new();
+        ORDER.get_or_init(|| {
+            let mut order = [0u8; 64];
+            let mut ends = [0; BANDS];
+            let mut at = 0;
+            for (band, end) in ends.iter_mut().enumerate() {
+                for i in 0..64 {
+                    if band_group(i % 8, i / 8) == band {
+                        order[at] = i as u8;
+                        at += 1;
+                    }
+                }
+                *end = at;
+            }
+            BandOrder { order, ends }
+        })
+    }
+
+    /// The coefficient indices of `band`.
+    fn band(&self, band: usize) -> &[u8] {
+        let start = if band == 0 { 0 } else { self.ends[band - 1] };
+        &self.order[start..self.ends[band]]
+    }
 }
 
 fn band_group(u: usize, v: usize) -> usize {
@@ -143,8 +272,8 @@ fn activity_class(neighbour_nonzeros: u32) -> usize {
 /// The table byte of every group for the values coded in it; `None` for a group with none.
 /// A coefficient group's byte is the index of its cheapest table in the scale bank; a flag
 /// group's is the chance of a set flag in 256ths (1..=255).
-fn table_indices(symbols: &[(Group, i32)]) -> Vec<Option<u8>> {
-    let mut members = vec![Vec::new(); GROUPS];
+fn table_indices(scheme: Scheme, symbols: &[(Group, i32)]) -> Vec<Option<u8>> {
+    let mut members = vec![Vec::new(); scheme.groups()];
     for &(g, v) in symbols {
         members[usize::from(g)].push(v);
     }
@@ -155,7 +284,7 @@ fn table_indices(symbols: &[(Group, i32)]) -> Vec<Option<u8>> {
         .map(|(g, m)| {
             if m.is_empty() {
                 None
-            } else if g >= COEFF_GROUPS {
+            } else if g >= scheme.coeff_groups() {
                 let set = m.iter().filter(|&&v| v != 0).count();
                 Some((256 * set / m.len()).clamp(1, 255) as u8)
             } else {
@@ -166,12 +295,15 @@ fn table_indices(symbols: &[(Group, i32)]) -> Vec<Option<u8>> {
 }
 
 /// The binary tables of the flag groups a frame uses, from their bytes (integers only).
-fn flag_tables(indices: &[Option<u8>]) -> Result<Vec<Option<CategoricalTable>>, CoderError> {
+fn flag_tables(
+    scheme: Scheme,
+    indices: &[Option<u8>],
+) -> Result<Vec<Option<CategoricalTable>>, CoderError> {
     indices
         .iter()
         .enumerate()
         .map(|(g, &index)| match index {
-            Some(k) if g >= COEFF_GROUPS => {
+            Some(k) if g >= scheme.coeff_groups() => {
                 let k = u64::from(k.max(1));
                 Ok(Some(CategoricalTable::from_counts(0, &[256 - k, k])?))
             }
@@ -330,7 +462,7 @@ impl DetailLayer {
         let weight = RATE_WEIGHT;
         let bank = ScaleBank::get();
         let groups = self.groups_of(&nearest);
-        let indices = table_indices(&self.symbols(&nearest));
+        let indices = table_indices(WRITTEN, &self.symbols(WRITTEN, &nearest));
         let mut q: Vec<i32> = ratios
             .iter()
             .zip(&nearest)
@@ -361,7 +493,8 @@ impl DetailLayer {
 
     /// Zeroes each block plane whose coefficients buy less squared error than the bits they
     /// cost with their block flag, at [`RATE_WEIGHT`] (coefficient by coefficient rounding
-    /// cannot see the flag's bits nor the zeros coded beside a lone small value).
+    /// cannot see the flag's bits nor the zeros coded beside a lone small value). The bits are
+    /// estimated as if every coefficient were coded (band-end flags left out).
     fn zero_weak_planes(
         &self,
         ratios: &[f32],
@@ -370,7 +503,7 @@ impl DetailLayer {
         indices: &[Option<u8>],
     ) {
         let bank = ScaleBank::get();
-        let mut context = Context::new(self.blocks());
+        let mut context = Context::new(WRITTEN, self.blocks());
         let flag_bits = |g: Group, set: bool| {
             let k = f64::from(indices[usize::from(g)].unwrap_or(128).max(1));
             let p = if set { k / 256.0 } else { 1.0 - k / 256.0 };
@@ -403,11 +536,11 @@ impl DetailLayer {
         }
     }
 
-    /// The table group of every coefficient (coded or not), from the coefficients of the
-    /// blocks before it.
+    /// The table group of every coefficient (coded or not) in the scheme written, from the
+    /// coefficients before it.
     fn groups_of(&self, q: &[i32]) -> Vec<Group> {
         let mut groups = Vec::with_capacity(q.len());
-        let mut context = Context::new(self.blocks());
+        let mut context = Context::new(WRITTEN, self.blocks());
         for (block, coeffs) in q.chunks_exact(BLOCK_COEFFS).enumerate() {
             for p in 0..3 {
                 for i in 0..64 {
@@ -419,19 +552,43 @@ impl DetailLayer {
         groups
     }
 
-    /// What is coded for `q`, in order, each value with its table group: per block and plane,
-    /// a flag (1 if any coefficient is nonzero), then the 64 coefficients if it is set. The
-    /// groups depend only on what comes before, so the decoder finds the same ones.
-    fn symbols(&self, q: &[i32]) -> Vec<(Group, i32)> {
+    /// What is coded for `q` in `scheme`, in order, each value with its table group: per
+    /// block and plane, a flag (1 if any coefficient is nonzero), then if it is set the
+    /// coefficients ([`Scheme`]). The groups depend only on what comes before, so the decoder
+    /// finds the same ones.
+    fn symbols(&self, scheme: Scheme, q: &[i32]) -> Vec<(Group, i32)> {
+        let order = BandOrder::get();
         let mut symbols = Vec::new();
-        let mut context = Context::new(self.blocks());
+        let mut context = Context::new(scheme, self.blocks());
         for (block, coeffs) in q.chunks_exact(BLOCK_COEFFS).enumerate() {
             for (p, plane) in coeffs.chunks_exact(64).enumerate() {
                 let set = plane.iter().any(|&v| v != 0);
                 symbols.push((context.flag_group(block, p), i32::from(set)));
-                if set {
-                    for (i, &v) in plane.iter().enumerate() {
-                        symbols.push((context.group(block, p, i, q), v));
+                if !set {
+                    continue;
+                }
+                match scheme {
+                    Scheme::Full => {
+                        for (i, &v) in plane.iter().enumerate() {
+                            symbols.push((context.group(block, p, i, q), v));
+                        }
+                    }
+                    Scheme::Banded => {
+                        let last = (0..64)
+                            .filter(|&i| plane[i] != 0)
+                            .map(|i| band_group(i % 8, i / 8))
+                            .max()
+                            .expect("a set plane");
+                        for band in 0..=last {
+                            for &i in order.band(band) {
+                                let i = usize::from(i);
+                                symbols.push((context.group(block, p, i, q), plane[i]));
+                            }
+                            if band + 1 < BANDS {
+                                let more = i32::from(band < last);
+                                symbols.push((context.end_group(block, p, band), more));
+                            }
+                        }
                     }
                 }
             }
@@ -440,20 +597,20 @@ impl DetailLayer {
         symbols
     }
 
-    /// Entropy-codes quantized coefficients: the mask of the groups used, one table index per
-    /// group used, then the ANS words.
-    pub fn code(&self, q: &[i32]) -> Result<Vec<u8>, CoderError> {
+    /// Entropy-codes quantized coefficients in `scheme`: the mask of the groups used, one
+    /// table index per group used, then the ANS words.
+    fn code(&self, scheme: Scheme, q: &[i32]) -> Result<Vec<u8>, CoderError> {
         let bank = ScaleBank::get();
-        let symbols = self.symbols(q);
-        let indices = table_indices(&symbols);
-        let mut payload = vec![0u8; MASK_BYTES];
+        let symbols = self.symbols(scheme, q);
+        let indices = table_indices(scheme, &symbols);
+        let mut payload = vec![0u8; scheme.mask_bytes()];
         for (g, index) in indices.iter().enumerate() {
             if let Some(index) = index {
                 payload[g / 8] |= 1 << (g % 8);
                 payload.push(*index);
             }
         }
-        let flags = flag_tables(&indices)?;
+        let flags = flag_tables(scheme, &indices)?;
         let mut items = Vec::with_capacity(symbols.len());
         for &(g, v) in &symbols {
             match &flags[usize::from(g)] {
@@ -468,17 +625,24 @@ impl DetailLayer {
         Ok(payload)
     }
 
-    /// Parses what [`code`](Self::code) wrote; the groups follow as coefficients arrive.
-    pub fn parse(&self, payload: &[u8], end: StreamEnd) -> Result<Vec<i32>, CoderError> {
+    /// Parses what [`code`](Self::code) wrote in `scheme`; the groups follow as coefficients
+    /// arrive.
+    fn parse(
+        &self,
+        scheme: Scheme,
+        payload: &[u8],
+        end: StreamEnd,
+    ) -> Result<Vec<i32>, CoderError> {
         let corrupt = |what: &str| CoderError::Payload(format!("detail layer: {what}"));
-        if payload.len() < MASK_BYTES {
+        let (groups, mask_bytes) = (scheme.groups(), scheme.mask_bytes());
+        if payload.len() < mask_bytes {
             return Err(corrupt("no group mask"));
         }
-        let (mask, rest) = payload.split_at(MASK_BYTES);
-        let used: Vec<bool> = (0..GROUPS)
+        let (mask, rest) = payload.split_at(mask_bytes);
+        let used: Vec<bool> = (0..groups)
             .map(|g| mask[g / 8] >> (g % 8) & 1 == 1)
             .collect();
-        if mask[MASK_BYTES - 1] >> (GROUPS % 8) != 0 {
+        if mask[mask_bytes - 1] >> (groups % 8) != 0 {
             return Err(corrupt("mask bits past the last group"));
         }
         let count = used.iter().filter(|&&u| u).count();
@@ -486,11 +650,11 @@ impl DetailLayer {
             return Err(corrupt("table bytes missing"));
         }
         let (index_bytes, words) = rest.split_at(count);
-        let mut indices = vec![None; GROUPS];
+        let mut indices = vec![None; groups];
         let mut next = index_bytes.iter();
         for (g, slot) in indices.iter_mut().enumerate().filter(|&(g, _)| used[g]) {
             let byte = *next.next().expect("counted above");
-            *slot = Some(if g < COEFF_GROUPS {
+            *slot = Some(if g < scheme.coeff_groups() {
                 entropy::check_table_index(byte)?
             } else {
                 byte
@@ -498,24 +662,46 @@ impl DetailLayer {
         }
         let table =
             |g: Group| indices[usize::from(g)].ok_or_else(|| corrupt("a group not in the mask"));
-        let flags = flag_tables(&indices)?;
+        let flags = flag_tables(scheme, &indices)?;
+        let flag = |g: Group| -> Result<&CategoricalTable, CoderError> {
+            table(g)?;
+            Ok(flags[usize::from(g)].as_ref().expect("a flag group"))
+        };
         let bank = ScaleBank::get();
+        let order = BandOrder::get();
         let mut decoder = SymbolDecoder::new(words, end)?;
         let mut q = vec![0i32; self.coefficients()];
-        let mut context = Context::new(self.blocks());
+        let mut context = Context::new(scheme, self.blocks());
         for block in 0..q.len() / BLOCK_COEFFS {
             for p in 0..3 {
-                let group = context.flag_group(block, p);
-                table(group)?;
-                let flag = flags[usize::from(group)].as_ref().expect("a flag group");
-                if decoder.decode(flag) == 0 {
+                if decoder.decode(flag(context.flag_group(block, p))?) == 0 {
                     continue;
                 }
                 decoder.check()?;
-                for i in 0..64 {
-                    let group = context.group(block, p, i, &q);
-                    q[block * BLOCK_COEFFS + p * 64 + i] =
-                        bank.decode(table(group)?, &mut decoder)?;
+                let at = block * BLOCK_COEFFS + p * 64;
+                match scheme {
+                    Scheme::Full => {
+                        for i in 0..64 {
+                            let group = context.group(block, p, i, &q);
+                            q[at + i] = bank.decode(table(group)?, &mut decoder)?;
+                        }
+                    }
+                    Scheme::Banded => {
+                        for band in 0..BANDS {
+                            for &i in order.band(band) {
+                                let i = usize::from(i);
+                                let group = context.group(block, p, i, &q);
+                                q[at + i] = bank.decode(table(group)?, &mut decoder)?;
+                            }
+                            if band + 1 < BANDS {
+                                let end = flag(context.end_group(block, p, band))?;
+                                if decoder.decode(end) == 0 {
+                                    break;
+                                }
+                                decoder.check()?;
+                            }
+                        }
+                    }
                 }
             }
             context.done(block, &q[block * BLOCK_COEFFS..][..BLOCK_COEFFS]);
@@ -533,8 +719,13 @@ impl DetailLayer {
                 continue;
             }
             let (bx, by) = (block % bw, block / bw);
+            // Most planes of a block are zero (their flag unset): no transform for them.
             let planes: [[f32; 64]; 3] = std::array::from_fn(|p| {
-                let c: [f32; 64] = std::array::from_fn(|i| coeffs[p * 64 + i] as f32 * self.step);
+                let plane = &coeffs[p * 64..][..64];
+                if plane.iter().all(|&v| v == 0) {
+                    return [0.0; 64];
+                }
+                let c: [f32; 64] = std::array::from_fn(|i| plane[i] as f32 * self.step);
                 self.transform.inverse(&c)
             });
             for y in 0..BLOCK {
@@ -608,8 +799,8 @@ impl DetailedCoder {
         frame_type: FrameType,
     ) -> Result<(Vec<u8>, Vec<i32>), CoderError> {
         let coded = |mode: DetailMode, values: &[i32]| -> Result<Vec<u8>, CoderError> {
-            let mut out = vec![mode as u8];
-            out.extend(self.layer.code(values)?);
+            let mut out = vec![mode_byte(mode, WRITTEN)];
+            out.extend(self.layer.code(WRITTEN, values)?);
             Ok(out)
         };
         let q = self.layer.round_rd(ratios);
@@ -657,18 +848,19 @@ impl FrameCoder for DetailedCoder {
         let (&mode, detail) = detail
             .split_first()
             .ok_or_else(|| CoderError::Payload("no detail layer".into()))?;
+        let bad_mode =
+            || CoderError::Payload(format!("detail mode {mode} in a {frame_type:?} frame"));
+        let (kind, scheme) = parse_mode(mode).ok_or_else(bad_mode)?;
+        if kind == DetailMode::Change && frame_type != FrameType::Predicted {
+            return Err(bad_mode());
+        }
         let mut latent = self.base.parse(frame_type, base)?;
-        let values = self.layer.parse(detail, self.stream_end)?;
-        let q = match (mode, frame_type) {
-            (0, _) => values,
-            (1, FrameType::Predicted) => {
+        let values = self.layer.parse(scheme, detail, self.stream_end)?;
+        let q = match kind {
+            DetailMode::Intra => values,
+            DetailMode::Change => {
                 let previous = self.previous.as_ref().ok_or(CoderError::NoReference)?;
                 super::add_changes(previous, &values, "detail")?
-            }
-            (mode, _) => {
-                return Err(CoderError::Payload(format!(
-                    "detail mode {mode} in a {frame_type:?} frame"
-                )))
             }
         };
         latent.values.extend_from_slice(&q);
@@ -775,6 +967,44 @@ mod tests {
     }
 
     #[test]
+    fn both_schemes_parse_what_they_code_and_banded_planes_stop_after_their_last_band() {
+        let layer = DetailLayer::new(8.0, 32, 16);
+        let mut q = vec![0i32; layer.coefficients()];
+        q[0] = 5; // block 0, luma: the DC alone
+        q[64 + 63] = -2; // block 0, red–blue: the last coefficient (band 5)
+        q[BLOCK_COEFFS + 64 + 9] = 1; // block 1, red–blue, band 2
+        q[BLOCK_COEFFS + 128 + 9] = 300; // block 1, green: an escape, same coefficient
+        for (i, v) in q[5 * BLOCK_COEFFS..6 * BLOCK_COEFFS].iter_mut().enumerate() {
+            *v = (i as i32 % 7) - 3;
+        }
+        for scheme in [Scheme::Full, Scheme::Banded] {
+            let payload = layer.code(scheme, &q).unwrap();
+            assert_eq!(layer.parse(scheme, &payload, StreamEnd::Sealed).unwrap(), q);
+        }
+        // Block 0's luma: flag, the DC, "no later band"; its red–blue: flag, all 64 values
+        // and five "more" flags; its green: the flag alone.
+        let symbols = layer.symbols(Scheme::Banded, &q);
+        let block0 = &symbols[..3 + 1 + 64 + 5 + 1];
+        assert_eq!(
+            block0[..3].iter().map(|s| s.1).collect::<Vec<_>>(),
+            [1, 5, 0]
+        );
+        assert_eq!(block0[3..].iter().filter(|s| s.1 == 1).count(), 1 + 5);
+        assert_eq!(
+            layer.symbols(Scheme::Full, &q)[..1 + 64 + 1 + 64 + 1].len(),
+            131
+        );
+        // A green value whose red–blue twin is nonzero is in the next cross class.
+        let context = Context::new(Scheme::Banded, layer.blocks());
+        let mut alone = q.clone();
+        alone[BLOCK_COEFFS + 64 + 9] = 0;
+        assert_eq!(
+            context.group(1, 2, 9, &q),
+            context.group(1, 2, 9, &alone) + PLANE_GROUPS as Group
+        );
+    }
+
+    #[test]
     fn a_plane_whose_bits_buy_too_little_is_zeroed_and_a_strong_one_is_kept() {
         let layer = DetailLayer::new(8.0, 32, 8);
         let mut ratios = vec![0f32; layer.coefficients()];
@@ -794,7 +1024,9 @@ mod tests {
         // The zeroed frame codes in fewer bytes than plain rounding's.
         let nearest: Vec<i32> = ratios.iter().map(|r| r.round() as i32).collect();
         assert_ne!(nearest[2 * BLOCK_COEFFS + 9], 0);
-        assert!(layer.code(&q).unwrap().len() < layer.code(&nearest).unwrap().len());
+        assert!(
+            layer.code(WRITTEN, &q).unwrap().len() < layer.code(WRITTEN, &nearest).unwrap().len()
+        );
     }
 
     #[test]
@@ -829,8 +1061,12 @@ mod tests {
             let decoded = dec.synthesize(&latent);
             assert!(mse(&frame, &decoded) < 6.0 * 6.0, "frame {i}");
         }
-        assert_eq!(modes[0], DetailMode::Intra as u8);
-        assert_eq!(modes[1], DetailMode::Change as u8, "{modes:?}");
+        assert_eq!(modes[0], mode_byte(DetailMode::Intra, WRITTEN));
+        assert_eq!(
+            modes[1],
+            mode_byte(DetailMode::Change, WRITTEN),
+            "{modes:?}"
+        );
         // A predicted frame cannot be decoded without the frame before it.
         let coded = enc
             .encode(&test_frame(w, h, 3), FrameType::Predicted)
@@ -855,7 +1091,7 @@ mod tests {
         let (_, detail) = DetailedCoder::split(&coded.payload).unwrap();
         let mode_at = coded.payload.len() - detail.len();
         let mut forged = coded.payload.clone();
-        forged[mode_at] = DetailMode::Change as u8;
+        forged[mode_at] = mode_byte(DetailMode::Change, WRITTEN);
         assert!(dec.parse(FrameType::Intra, &forged).is_err());
         forged[mode_at] = 7;
         assert!(dec.parse(FrameType::Intra, &forged).is_err());
