@@ -80,18 +80,31 @@ fn predicted_frames_with_motion_fields_decode() {
 /// the built-in models change, last when the levels' learned q1 did, 2026-11-26): its first
 /// group at level 1 (the learned model alone), its second at level 3 (with a detail layer).
 /// The first seed's detail layer is in the first ("full") layout, the second's in the banded
-/// one the encoder writes since (docs/FORMAT.md).
+/// one the encoder writes since, the third's second group without base layer (its payloads'
+/// base length is 0), as the encoder has chosen since (docs/FORMAT.md).
 #[test]
 fn a_version_5_file_switches_models_between_groups() {
     for seed in [
         "bikes-strip-learned-rate-v5.aez",
         "bikes-strip-learned-rate-v5-banded.aez",
+        "bikes-strip-learned-rate-v5-baseless.aez",
     ] {
         let (version, frames, _, tools) = decode_seed_tools(seed);
         assert_eq!(version, aecodec::container::VERSION);
         assert_eq!(tools, [0, 0, 2, 2], "{seed}");
         close_to_the_source(seed, &frames);
     }
+    let bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/seeds/bikes-strip-learned-rate-v5-baseless.aez"),
+    )
+    .unwrap();
+    let mut reader = ContainerReader::new(bytes.as_slice()).unwrap();
+    let mut base_lengths = Vec::new();
+    while let Some(packet) = reader.next_packet().unwrap() {
+        base_lengths.push(packet.payload[0]);
+    }
+    assert_eq!(base_lengths[2..], [0, 0], "{base_lengths:?}");
 }
 
 fn decodes_close_to_the_source(seed: &str, expected_version: u16) {

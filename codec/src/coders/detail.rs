@@ -15,6 +15,7 @@
 //! it: integers the decoder already has, so the groups are exact on every machine.
 //!
 //! Payload: `mode`, the mask of groups used, one table byte per group used, the ANS words.
+//! Where the base layer does not pay for itself the encoder leaves it out ([`DetailedCoder`]).
 
 use super::{check_frame_size, CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::container::FrameType;
@@ -710,6 +711,47 @@ impl DetailLayer {
         Ok(q)
     }
 
+    /// The prediction of the DC of plane `p` of `block` from the DCs (decoded integers) of
+    /// the blocks left of and above it: their mean rounded down, the one there is, or 0.
+    fn dc_prediction(&self, q: &[i32], block: usize, p: usize) -> i32 {
+        let (bw, _) = self.blocks();
+        let dc = |b: usize| i64::from(q[b * BLOCK_COEFFS + p * 64]);
+        let left = (!block.is_multiple_of(bw)).then(|| dc(block - 1));
+        let up = (block >= bw).then(|| dc(block - bw));
+        let predicted = match (left, up) {
+            (Some(l), Some(u)) => (l + u).div_euclid(2),
+            (Some(v), None) | (None, Some(v)) => v,
+            (None, None) => 0,
+        };
+        predicted as i32
+    }
+
+    /// A frame without base layer codes each DC as its difference from
+    /// [`dc_prediction`](Self::dc_prediction) (the rest of the picture's mean level is what
+    /// the base would have carried).
+    fn predict_dcs(&self, q: &[i32]) -> Vec<i32> {
+        let mut coded = q.to_vec();
+        for block in 0..q.len() / BLOCK_COEFFS {
+            for p in 0..3 {
+                coded[block * BLOCK_COEFFS + p * 64] -= self.dc_prediction(q, block, p);
+            }
+        }
+        coded
+    }
+
+    /// Undoes [`predict_dcs`](Self::predict_dcs) in place; a sum that overflows is corrupt.
+    fn unpredict_dcs(&self, q: &mut [i32]) -> Result<(), CoderError> {
+        for block in 0..q.len() / BLOCK_COEFFS {
+            for p in 0..3 {
+                let at = block * BLOCK_COEFFS + p * 64;
+                q[at] = q[at]
+                    .checked_add(self.dc_prediction(q, block, p))
+                    .ok_or_else(|| CoderError::Payload("detail DC overflow".into()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Adds the residual that quantized coefficients describe to `base`.
     pub fn add_to(&self, base: &mut RgbFrame, q: &[i32]) {
         let (bw, _) = self.blocks();
@@ -750,6 +792,13 @@ impl DetailLayer {
 /// coefficients or, in a predicted frame, their change from the previous frame's, whichever
 /// the encoder found shorter. The residual is taken against the frame the decoder rebuilds
 /// from the base payload, and the coefficients are integers on both sides, so nothing drifts.
+///
+/// An intra frame may go without base layer (length 0): the layer is then the residual from
+/// mid-grey, its DCs predicted from the blocks left and above. The encoder codes both and keeps
+/// the cheaper in squared error plus [`RATE_WEIGHT`] per bit; on the held-out test set the DCT
+/// alone wins at every detail step on most pictures (README, "The detail layer"). The frames
+/// after one without base in its group of pictures go without too, since a predicted base
+/// layer needs the previous frame's.
 pub struct DetailedCoder {
     base: Box<dyn FrameCoder>,
     /// A second base coder that decodes what `base` wrote, on the encoder's side: the residual
@@ -758,7 +807,27 @@ pub struct DetailedCoder {
     layer: DetailLayer,
     /// The last frame's detail coefficients (what a predicted frame's change is from).
     previous: Option<Vec<i32>>,
+    /// Whether the last frame had a base layer: a predicted frame's base layer needs the
+    /// previous frame's (a group of pictures whose intra frame has none has none).
+    base_live: bool,
     stream_end: StreamEnd,
+}
+
+/// The mid-grey frame a frame without base layer adds its detail to.
+fn grey(width: usize, height: usize) -> RgbFrame {
+    RgbFrame::from_data(width as u32, height as u32, vec![128; 3 * width * height])
+        .expect("the size matches")
+}
+
+/// What the encoder minimizes when it chooses between coding a frame with or without base
+/// layer: squared error in steps plus [`RATE_WEIGHT`] per bit of the whole payload.
+fn frame_cost(ratios: &[f32], q: &[i32], payload_bytes: usize) -> f64 {
+    let error: f64 = ratios
+        .iter()
+        .zip(q)
+        .map(|(&r, &v)| (f64::from(r) - f64::from(v)).powi(2))
+        .sum();
+    error + RATE_WEIGHT * 8.0 * payload_bytes as f64
 }
 
 impl DetailedCoder {
@@ -775,6 +844,7 @@ impl DetailedCoder {
             mirror,
             layer: DetailLayer::new(step, width, height),
             previous: None,
+            base_live: false,
             stream_end: StreamEnd::Sealed,
         }
     }
@@ -792,11 +862,13 @@ impl DetailedCoder {
         Ok(rest.split_at(len as usize))
     }
 
-    /// The detail layer of a frame (mode byte first) and its coefficients.
+    /// The detail layer of a frame (mode byte first) and its coefficients; `with_base` says
+    /// whether the frame has a base layer (without, intra coefficients' DCs are predicted).
     fn encode_detail(
         &self,
         ratios: &[f32],
         frame_type: FrameType,
+        with_base: bool,
     ) -> Result<(Vec<u8>, Vec<i32>), CoderError> {
         let coded = |mode: DetailMode, values: &[i32]| -> Result<Vec<u8>, CoderError> {
             let mut out = vec![mode_byte(mode, WRITTEN)];
@@ -804,7 +876,12 @@ impl DetailedCoder {
             Ok(out)
         };
         let q = self.layer.round_rd(ratios);
-        let mut best = (coded(DetailMode::Intra, &q)?, q);
+        let intra = if with_base {
+            coded(DetailMode::Intra, &q)?
+        } else {
+            coded(DetailMode::Intra, &self.layer.predict_dcs(&q))?
+        };
+        let mut best = (intra, q);
         if let (FrameType::Predicted, Some(previous)) = (frame_type, &self.previous) {
             let q = self.layer.round_near(ratios, previous);
             let change: Vec<i32> = q.iter().zip(previous).map(|(&a, &b)| a - b).collect();
@@ -828,15 +905,49 @@ impl FrameCoder for DetailedCoder {
         frame_type: FrameType,
     ) -> Result<EncodedFrame, CoderError> {
         check_frame_size(frame, self.layer.width as u32, self.layer.height as u32)?;
+        let assemble = |base: &[u8], detail: &[u8]| {
+            let mut payload = Vec::with_capacity(base.len() + detail.len() + 4);
+            varint::write_u64(&mut payload, base.len() as u64);
+            payload.extend_from_slice(base);
+            payload.extend_from_slice(detail);
+            payload
+        };
+        let grey = || grey(self.layer.width, self.layer.height);
+        let predicted = frame_type == FrameType::Predicted && self.previous.is_some();
+        if predicted && !self.base_live {
+            // A group of pictures whose intra frame has no base layer goes on without.
+            let ratios = self.layer.analyze(frame, &grey());
+            let (detail, q) = self.encode_detail(&ratios, FrameType::Predicted, false)?;
+            self.previous = Some(q);
+            return Ok(EncodedFrame {
+                frame_type: FrameType::Predicted,
+                payload: assemble(&[], &detail),
+            });
+        }
         let base = self.base.encode(frame, frame_type)?;
         let rebuilt = self.mirror.decode(base.frame_type, &base.payload)?;
         let ratios = self.layer.analyze(frame, &rebuilt);
-        let (detail, q) = self.encode_detail(&ratios, base.frame_type)?;
+        let (detail, q) = self.encode_detail(&ratios, base.frame_type, true)?;
+        let payload = assemble(&base.payload, &detail);
+        if base.frame_type == FrameType::Intra {
+            // Where the base does not help (synthetic pictures, text, fine steps), the detail
+            // layer alone costs less: the encoder tries both.
+            let alone = self.layer.analyze(frame, &grey());
+            let (detail_alone, q_alone) = self.encode_detail(&alone, FrameType::Intra, false)?;
+            let payload_alone = assemble(&[], &detail_alone);
+            if frame_cost(&alone, &q_alone, payload_alone.len())
+                < frame_cost(&ratios, &q, payload.len())
+            {
+                self.previous = Some(q_alone);
+                self.base_live = false;
+                return Ok(EncodedFrame {
+                    frame_type: FrameType::Intra,
+                    payload: payload_alone,
+                });
+            }
+        }
         self.previous = Some(q);
-        let mut payload = Vec::with_capacity(base.payload.len() + detail.len() + 4);
-        varint::write_u64(&mut payload, base.payload.len() as u64);
-        payload.extend_from_slice(&base.payload);
-        payload.extend_from_slice(&detail);
+        self.base_live = true;
         Ok(EncodedFrame {
             frame_type: base.frame_type,
             payload,
@@ -854,8 +965,19 @@ impl FrameCoder for DetailedCoder {
         if kind == DetailMode::Change && frame_type != FrameType::Predicted {
             return Err(bad_mode());
         }
-        let mut latent = self.base.parse(frame_type, base)?;
-        let values = self.layer.parse(scheme, detail, self.stream_end)?;
+        let with_base = !base.is_empty();
+        if with_base && frame_type == FrameType::Predicted && !self.base_live {
+            return Err(CoderError::NoReference);
+        }
+        let mut latent = if with_base {
+            self.base.parse(frame_type, base)?
+        } else {
+            LatentFrame { values: Vec::new() }
+        };
+        let mut values = self.layer.parse(scheme, detail, self.stream_end)?;
+        if !with_base && kind == DetailMode::Intra {
+            self.layer.unpredict_dcs(&mut values)?;
+        }
         let q = match kind {
             DetailMode::Intra => values,
             DetailMode::Change => {
@@ -865,6 +987,7 @@ impl FrameCoder for DetailedCoder {
         };
         latent.values.extend_from_slice(&q);
         self.previous = Some(q);
+        self.base_live = with_base;
         Ok(latent)
     }
 
@@ -872,9 +995,13 @@ impl FrameCoder for DetailedCoder {
         let n = self.layer.coefficients();
         assert!(latent.values.len() >= n, "latent from another coder");
         let (base, detail) = latent.values.split_at(latent.values.len() - n);
-        let mut frame = self.base.synthesize(&LatentFrame {
-            values: base.to_vec(),
-        });
+        let mut frame = if base.is_empty() {
+            grey(self.layer.width, self.layer.height)
+        } else {
+            self.base.synthesize(&LatentFrame {
+                values: base.to_vec(),
+            })
+        };
         self.layer.add_to(&mut frame, detail);
         frame
     }
@@ -1002,6 +1129,83 @@ mod tests {
             context.group(1, 2, 9, &q),
             context.group(1, 2, 9, &alone) + PLANE_GROUPS as Group
         );
+    }
+
+    /// The base layer's length in a payload (0: the frame has none).
+    fn base_len(payload: &[u8]) -> usize {
+        DetailedCoder::split(payload).unwrap().0.len()
+    }
+
+    #[test]
+    fn where_the_base_does_not_pay_frames_go_without_it_and_rebuild_exactly() {
+        let (w, h) = (48, 32);
+        // Smooth ramps, which a coarse pixel base turns into steps the detail layer would
+        // have to undo; without the base they cost a DC and a few low frequencies.
+        let ramp = |shift: u32| {
+            let data = (0..w * h)
+                .flat_map(|i| {
+                    let (x, y) = (i % w + shift, i / w);
+                    [(x * 4) as u8, (y * 6) as u8, (x + y + 40) as u8]
+                })
+                .collect();
+            RgbFrame::from_data(w, h, data).unwrap()
+        };
+        let mut enc = pixel_base(w, h, 4.0);
+        let mut dec = pixel_base(w, h, 4.0);
+        for i in 0..3 {
+            let frame = ramp(i);
+            let frame_type = if i == 0 {
+                FrameType::Intra
+            } else {
+                FrameType::Predicted
+            };
+            let coded = enc.encode(&frame, frame_type).unwrap();
+            assert_eq!(base_len(&coded.payload), 0, "frame {i} kept its base");
+            let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
+            assert_eq!(
+                enc.previous.as_deref(),
+                dec.previous.as_deref(),
+                "frame {i}"
+            );
+            let decoded = dec.synthesize(&latent);
+            assert!(mse(&frame, &decoded) < 4.0 * 4.0, "frame {i}");
+        }
+        // A frame the base renders well keeps it: noise of four levels, which a pixel coder
+        // of step 64 codes exactly in 2 bits a sample and a DCT cannot compact.
+        let data = (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = (i % w, i / w);
+                let level = |k: u32| ((((x * 7) ^ (y * 13)) + k) % 4 * 64) as u8;
+                [level(0), level(1), level(3)]
+            })
+            .collect();
+        let noise = RgbFrame::from_data(w, h, data).unwrap();
+        let mut with_base = pixel_base(w, h, 4.0);
+        let intra = with_base.encode(&noise, FrameType::Intra).unwrap();
+        assert!(base_len(&intra.payload) > 0);
+        // A predicted frame with a base layer cannot follow one without (its base would
+        // predict from a frame the decoder never had): that payload, read as predicted.
+        assert!(matches!(
+            dec.parse(FrameType::Predicted, &intra.payload),
+            Err(CoderError::NoReference)
+        ));
+    }
+
+    #[test]
+    fn dc_prediction_is_undone_exactly_and_overflow_is_corrupt() {
+        let layer = DetailLayer::new(8.0, 32, 16);
+        let q: Vec<i32> = (0..layer.coefficients() as i32)
+            .map(|i| (i * 7919) % 301 - 150)
+            .collect();
+        let coded = layer.predict_dcs(&q);
+        assert_ne!(coded, q);
+        let mut back = coded.clone();
+        layer.unpredict_dcs(&mut back).unwrap();
+        assert_eq!(back, q);
+        let mut forged = vec![0; layer.coefficients()];
+        forged[0] = i32::MAX;
+        forged[BLOCK_COEFFS] = i32::MAX;
+        assert!(layer.unpredict_dcs(&mut forged).is_err());
     }
 
     #[test]

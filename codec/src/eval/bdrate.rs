@@ -114,6 +114,20 @@ fn slopes(x: &[f64], y: &[f64]) -> Vec<f64> {
     d
 }
 
+/// The points of a curve that no other point beats (as many bits or fewer for a higher PSNR,
+/// or fewer bits for as high a one), in rate order: the operational rate–distortion curve. A
+/// user never picks a dominated setting, and a curve through one turns back.
+pub fn frontier(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let beaten = |p: &(f64, f64)| {
+        points
+            .iter()
+            .any(|q| (q.0 <= p.0 && q.1 > p.1) || (q.0 < p.0 && q.1 >= p.1))
+    };
+    let mut kept: Vec<(f64, f64)> = points.iter().copied().filter(|p| !beaten(p)).collect();
+    kept.sort_by(|a, b| a.0.total_cmp(&b.0));
+    kept
+}
+
 /// Rate at a given PSNR, interpolating log-rate linearly between measured points (no
 /// extrapolation).
 pub fn rate_at_psnr(points: &[(f64, f64)], psnr: f64) -> Option<f64> {
@@ -192,6 +206,20 @@ mod tests {
         let near = [(0.3, 36.0), (0.45, 38.0), (0.55, 38.9), (0.6, 38.93)];
         let bd = bd_rate(&a, &near).unwrap();
         assert!((bd + 92.85919).abs() < 1e-4, "{bd}");
+    }
+
+    #[test]
+    fn the_frontier_leaves_out_dominated_points_only() {
+        let curve = [
+            (2.0, 29.0),
+            (1.5, 35.0),
+            (2.5, 38.0),
+            (2.5, 37.0),
+            (4.0, 41.0),
+        ];
+        assert_eq!(frontier(&curve), [(1.5, 35.0), (2.5, 38.0), (4.0, 41.0)]);
+        let a = [(1.0, 30.0), (2.0, 33.0), (4.0, 36.0), (8.0, 39.0)];
+        assert_eq!(frontier(&a), a);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::Path;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
-use super::bdrate::{bd_rate, rate_at_psnr};
+use super::bdrate::{bd_rate, frontier, rate_at_psnr};
 use super::EvalRow;
 
 /// PSNRs at which the summary reports bits per pixel.
@@ -60,7 +60,8 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
 }
 
 /// The markdown summary: per clip, each codec's BD-rate against `reference` and its bits per
-/// pixel at the target PSNRs (interpolated between measured points, never extrapolated).
+/// pixel at the target PSNRs (interpolated between measured points, never extrapolated), both
+/// on each codec's [`frontier`]; the settings left out as dominated are listed under the table.
 pub fn summary_markdown(rows: &[EvalRow], reference: &str) -> String {
     let mut md = String::new();
     for (clip, codecs) in curves(rows) {
@@ -74,8 +75,9 @@ pub fn summary_markdown(rows: &[EvalRow], reference: &str) -> String {
         let reference_curve = codecs
             .iter()
             .find(|(c, _)| c == reference)
-            .map(|(_, p)| p.clone());
+            .map(|(_, p)| frontier(p));
         for (codec, points) in &codecs {
+            let points = &frontier(points);
             let bd = if codec == reference {
                 "(reference)".to_string()
             } else {
@@ -100,6 +102,32 @@ pub fn summary_markdown(rows: &[EvalRow], reference: &str) -> String {
                 _ => "0".to_string(),
             };
             let _ = writeln!(md, " {model} |");
+        }
+        let dominated: Vec<String> = rows
+            .iter()
+            .filter(|r| r.clip == clip)
+            .filter(|r| {
+                let curve = &codecs
+                    .iter()
+                    .find(|(c, _)| c == &r.codec)
+                    .expect("grouped")
+                    .1;
+                !frontier(curve).contains(&(r.bpp, r.psnr_rgb))
+            })
+            .map(|r| {
+                format!(
+                    "{} {} ({:.3} bpp, {:.2} dB)",
+                    r.codec, r.setting, r.bpp, r.psnr_rgb
+                )
+            })
+            .collect();
+        if !dominated.is_empty() {
+            let _ = writeln!(
+                md,
+                "\nLeft out of the BD-rates and rates above as dominated (another setting of the \
+                 same codec has fewer bits and a higher PSNR): {}.",
+                dominated.join("; ")
+            );
         }
         let _ = writeln!(md);
     }
@@ -243,5 +271,28 @@ mod tests {
         assert!(summary_markdown(&same, "jpeg").contains("| 7 |"));
         let mixed = [row("q1", 30.0, 0.1, 7), row("q2", 33.0, 0.2, 9)];
         assert!(summary_markdown(&mixed, "jpeg").contains("| 7–9 |"));
+    }
+
+    #[test]
+    fn a_dominated_setting_is_named_and_left_out_of_the_bd_rate() {
+        let mut rows = vec![
+            row("q1", 29.0, 0.20, 7),
+            row("q1+d64", 35.0, 0.15, 7),
+            row("q1+d30", 38.0, 0.30, 7),
+            row("q1+d20", 40.0, 0.45, 7),
+            row("q1+d10", 43.0, 0.70, 7),
+        ];
+        for (psnr, bpp) in [(33.0, 0.2), (36.0, 0.35), (39.0, 0.6), (42.0, 1.0)] {
+            rows.push(EvalRow {
+                codec: "jpeg".into(),
+                ..row("q", psnr, bpp, 0)
+            });
+        }
+        let md = summary_markdown(&rows, "jpeg");
+        assert!(md.contains("as dominated"), "{md}");
+        assert!(md.contains("learned q1 (0.200 bpp, 29.00 dB)"), "{md}");
+        assert!(!md.contains("learned q1+d64 ("), "{md}");
+        let learned = md.lines().find(|l| l.starts_with("| learned |")).unwrap();
+        assert!(!learned.contains("n/a"), "{learned}");
     }
 }
