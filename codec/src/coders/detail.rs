@@ -712,14 +712,16 @@ impl DetailLayer {
     }
 
     /// The prediction of the DC of plane `p` of `block` from the DCs (decoded integers) of
-    /// the blocks left of and above it: their mean rounded down, the one there is, or 0.
+    /// the blocks left (`l`), above (`u`) and above-left (`c`) of it: `l + u − c` clamped to
+    /// between `l` and `u` (the median predictor of JPEG-LS, which follows an edge where a
+    /// mean would blur it), the one of `l` and `u` there is, or 0.
     fn dc_prediction(&self, q: &[i32], block: usize, p: usize) -> i32 {
         let (bw, _) = self.blocks();
         let dc = |b: usize| i64::from(q[b * BLOCK_COEFFS + p * 64]);
         let left = (!block.is_multiple_of(bw)).then(|| dc(block - 1));
         let up = (block >= bw).then(|| dc(block - bw));
         let predicted = match (left, up) {
-            (Some(l), Some(u)) => (l + u).div_euclid(2),
+            (Some(l), Some(u)) => (l + u - dc(block - bw - 1)).clamp(l.min(u), l.max(u)),
             (Some(v), None) | (None, Some(v)) => v,
             (None, None) => 0,
         };
