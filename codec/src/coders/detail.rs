@@ -8,8 +8,8 @@
 //! uniformly with `step` (orthonormal, so the error is the same in pixels and coefficients).
 //!
 //! Coding: coefficients are read block by block (raster order), plane by plane, band by band
-//! ([`Scheme`]). Each is coded under one of the scale bank's tables, chosen per frame for its
-//! group: its plane, its frequency band (u + v, merged into [`BANDS`]), its block's activity
+//! (`Scheme`). Each is coded under one of the scale bank's tables, chosen per frame for its
+//! group: its plane, its frequency band (u + v, merged into `BANDS`), its block's activity
 //! class (how many nonzero coefficients the same plane of the blocks left of and above it had),
 //! the same coefficient of those blocks and, in colour-difference planes, of the planes before
 //! it: integers the decoder already has, so the groups are exact on every machine.
@@ -436,7 +436,7 @@ impl DetailLayer {
     }
 
     /// Rounds a predicted frame's coefficients: each keeps the previous frame's value where
-    /// it lies within [`TEMPORAL_DEAD_ZONE`] of it (so a still scene's detail costs almost
+    /// it lies within `TEMPORAL_DEAD_ZONE` of it (so a still scene's detail costs almost
     /// nothing), and is rounded to nearest elsewhere.
     pub fn round_near(&self, ratios: &[f32], previous: &[i32]) -> Vec<i32> {
         ratios
@@ -453,7 +453,7 @@ impl DetailLayer {
     }
 
     /// Rounds coefficients (in steps) to the integers coded: each to nearest or one step
-    /// nearer zero, whichever costs less in squared error plus [`RATE_WEIGHT`] per bit under
+    /// nearer zero, whichever costs less in squared error plus `RATE_WEIGHT` per bit under
     /// the tables plain rounding would get. Encoder-only: the decoder reads what is chosen.
     pub fn round_rd(&self, ratios: &[f32]) -> Vec<i32> {
         let nearest: Vec<i32> = ratios
@@ -790,14 +790,14 @@ impl DetailLayer {
 }
 
 /// A base coder plus a detail layer. Each frame's payload is the base payload (its length
-/// first, as a varint), then the detail layer's: a mode byte ([`DetailMode`]), then the
+/// first, as a varint), then the detail layer's: a mode byte (`DetailMode`), then the
 /// coefficients or, in a predicted frame, their change from the previous frame's, whichever
 /// the encoder found shorter. The residual is taken against the frame the decoder rebuilds
 /// from the base payload, and the coefficients are integers on both sides, so nothing drifts.
 ///
 /// An intra frame may go without base layer (length 0): the layer is then the residual from
 /// mid-grey, its DCs predicted from the blocks left and above. The encoder codes both and keeps
-/// the cheaper in squared error plus [`RATE_WEIGHT`] per bit; on the held-out test set the DCT
+/// the cheaper in squared error plus `RATE_WEIGHT` per bit; on the held-out test set the DCT
 /// alone wins at every detail step on most pictures (README, "The detail layer"). The frames
 /// after one without base in its group of pictures go without too, since a predicted base
 /// layer needs the previous frame's.
