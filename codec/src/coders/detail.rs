@@ -17,7 +17,9 @@
 //! Payload: `mode`, the mask of groups used, one table byte per group used, the ANS words.
 //! Where the base layer does not pay for itself the encoder leaves it out ([`DetailedCoder`]).
 
-use super::{check_frame_size, CoderError, EncodedFrame, FrameCoder, LatentFrame};
+use super::{
+    check_frame_size, round_element, round_near, CoderError, EncodedFrame, FrameCoder, LatentFrame,
+};
 use crate::container::FrameType;
 use crate::entropy::{self, CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder};
 use crate::varint;
@@ -182,8 +184,8 @@ const RATE_WEIGHT: f64 = 0.15;
 const WRITTEN: Scheme = Scheme::Banded;
 
 /// How far (in steps) a predicted frame's coefficient may lie from the previous frame's
-/// before it is coded anew ([`DetailLayer::round_near`]), as the learned latent's
-/// `TEMPORAL_DEAD_ZONE`.
+/// before it is coded anew (`super::round_near`): the value the learned latent's
+/// `TEMPORAL_DEAD_ZONE` was tuned to, so a still scene's detail costs almost nothing.
 const TEMPORAL_DEAD_ZONE: f32 = 0.6;
 
 /// What a frame's detail layer codes.
@@ -435,31 +437,11 @@ impl DetailLayer {
         out
     }
 
-    /// Rounds a predicted frame's coefficients: each keeps the previous frame's value where
-    /// it lies within `TEMPORAL_DEAD_ZONE` of it (so a still scene's detail costs almost
-    /// nothing), and is rounded to nearest elsewhere.
-    pub fn round_near(&self, ratios: &[f32], previous: &[i32]) -> Vec<i32> {
-        ratios
-            .iter()
-            .zip(previous)
-            .map(|(&r, &p)| {
-                if (r - p as f32).abs() < TEMPORAL_DEAD_ZONE {
-                    p
-                } else {
-                    r.round().clamp(-1e6, 1e6) as i32
-                }
-            })
-            .collect()
-    }
-
     /// Rounds coefficients (in steps) to the integers coded: each to nearest or one step
     /// nearer zero, whichever costs less in squared error plus `RATE_WEIGHT` per bit under
     /// the tables plain rounding would get. Encoder-only: the decoder reads what is chosen.
     pub fn round_rd(&self, ratios: &[f32]) -> Vec<i32> {
-        let nearest: Vec<i32> = ratios
-            .iter()
-            .map(|&r| r.round().clamp(-1e6, 1e6) as i32)
-            .collect();
+        let nearest: Vec<i32> = ratios.iter().map(|&r| round_element(r)).collect();
         let weight = RATE_WEIGHT;
         let bank = ScaleBank::get();
         let groups = self.groups_of(&nearest);
@@ -885,7 +867,7 @@ impl DetailedCoder {
         };
         let mut best = (intra, q);
         if let (FrameType::Predicted, Some(previous)) = (frame_type, &self.previous) {
-            let q = self.layer.round_near(ratios, previous);
+            let q = round_near(ratios, previous, TEMPORAL_DEAD_ZONE);
             let change: Vec<i32> = q.iter().zip(previous).map(|(&a, &b)| a - b).collect();
             let payload = coded(DetailMode::Change, &change)?;
             if payload.len() < best.0.len() {

@@ -77,6 +77,30 @@ pub(crate) fn add_changes(
         .collect()
 }
 
+/// Rounds one unrounded value (a latent element, a coefficient in steps) to the integer that is
+/// coded, clamping absurd values.
+pub(crate) fn round_element(value: f32) -> i32 {
+    value.round().clamp(-1e6, 1e6) as i32
+}
+
+/// Encoder-only: rounds the unrounded values `exact` of a predicted frame, except where one lies
+/// within `dead_zone` (in steps) of its prediction, whose value is then kept: the small
+/// back-and-forth changes near a still value cost bits and buy little. The decoder reads
+/// whatever the encoder chose.
+pub(crate) fn round_near(exact: &[f32], prediction: &[i32], dead_zone: f32) -> Vec<i32> {
+    exact
+        .iter()
+        .zip(prediction)
+        .map(|(&f, &p)| {
+            if (f - p as f32).abs() < dead_zone {
+                p
+            } else {
+                round_element(f)
+            }
+        })
+        .collect()
+}
+
 /// A coded frame, ready for the container.
 #[derive(Debug, Clone)]
 pub struct EncodedFrame {

@@ -12,7 +12,9 @@ use super::intra::HyperpriorCodec;
 use super::motion::MotionField;
 use super::predicted::{self, PredictionContext, ReferenceFrame, RefineWeights};
 use super::{round_element, LatentShape, LearnedModel};
-use crate::coders::{check_frame_size, CoderError, EncodedFrame, FrameCoder, LatentFrame};
+use crate::coders::{
+    check_frame_size, round_near, CoderError, EncodedFrame, FrameCoder, LatentFrame,
+};
 use crate::container::FrameType;
 use crate::entropy::{self, ScaleBank, StreamEnd};
 use crate::RgbFrame;
@@ -94,7 +96,7 @@ impl LearnedCoder {
                 previous: reference.tables.as_ref(),
                 shape: self.latent,
             };
-            let mut latent = round_near(exact, prediction);
+            let mut latent = round_near(exact, prediction, TEMPORAL_DEAD_ZONE);
             // The tables the dead zone's latent would get price each element's choice; the
             // tables are then chosen again for the refined latent.
             let first = context.choose_tables(&latent);
@@ -187,23 +189,6 @@ pub const RATE_WEIGHT: f64 = 0.08;
 /// each predicted frame's error whatever its place in the GOP (0.8 and 1.0 gave the same
 /// BD-rate on `cockatoo`).
 pub const MAX_KEPT_ERROR: f32 = 0.8;
-
-/// Encoder-only: rounds the unrounded latent `exact`, except where it lies within
-/// [`TEMPORAL_DEAD_ZONE`] of the prediction, whose value is then kept. The decoder reads
-/// whatever the encoder chose.
-fn round_near(exact: &[f32], prediction: &[i32]) -> Vec<i32> {
-    exact
-        .iter()
-        .zip(prediction)
-        .map(|(&f, &p)| {
-            if (f - p as f32).abs() < TEMPORAL_DEAD_ZONE {
-                p
-            } else {
-                round_element(f)
-            }
-        })
-        .collect()
-}
 
 /// Rounds a float latent to integers, clamping absurd values.
 fn round_latent(map: &FeatureMap<f32>) -> Vec<i32> {

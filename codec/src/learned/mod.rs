@@ -54,10 +54,7 @@ impl LatentShape {
     }
 }
 
-/// Rounds one unrounded latent value to the integer that is coded, clamping absurd values.
-pub(crate) fn round_element(value: f32) -> i32 {
-    value.round().clamp(-1e6, 1e6) as i32
-}
+pub(crate) use crate::coders::round_element;
 
 /// Named weight tensors (flattened, shapes as the architecture says).
 #[derive(Debug, Clone, Default, PartialEq)]
