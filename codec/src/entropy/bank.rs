@@ -204,6 +204,25 @@ impl ScaleBank {
             .map_or(0, |(i, _)| i)
     }
 
+    /// The cheapest index of the whole bank for `values`, costed through their histogram (so
+    /// the search costs 64 tables × distinct values, not × values). Where few values are large
+    /// and most are zero, the mean's guess can be several tables off.
+    pub fn cheapest_of_all(&self, values: &[i32]) -> u8 {
+        let mut sorted = values.to_vec();
+        sorted.sort_unstable();
+        let histogram: Vec<(i32, f64)> = sorted
+            .chunk_by(|a, b| a == b)
+            .map(|run| (run[0], run.len() as f64))
+            .collect();
+        (0..SCALES as u8)
+            .map(|i| {
+                let bits: f64 = histogram.iter().map(|&(v, n)| n * self.bits(i, v)).sum();
+                (i, bits)
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(0, |(i, _)| i)
+    }
+
     /// The cheapest index for `values` within two of the one their mean magnitude suggests:
     /// nearly always the cheapest of all, at a twelfth of the search.
     pub fn index_near_mean(&self, values: &[i32]) -> u8 {
