@@ -54,10 +54,10 @@ enum Scheme {
     /// colour-difference coefficients are grouped also by whether the same coefficient of the
     /// planes before them in the block is nonzero.
     Banded,
-    /// What the encoder writes: [`Scheme::Banded`], and each block transformed either as one
-    /// 8×8 DCT or as four 4×4 DCTs ([`Transform::forward_split`]), which keep text and thin
-    /// lines sharp where the 8×8 basis rings. An intra-coded layer says which after each block
-    /// with a nonzero plane; a layer of changes keeps the previous frame's choice.
+    /// What the encoder writes: [`Scheme::Banded`], each block in one of three transforms
+    /// ([`Kernel`]), and coefficients grouped also by whether the coefficient before them in
+    /// their row or column is nonzero. An intra-coded layer says each block's transform after
+    /// its planes if one is set; a layer of changes keeps the previous frame's.
     Switched,
 }
 
@@ -82,21 +82,49 @@ impl Scheme {
         }
     }
 
-    /// Transform flag groups: by how many of the blocks left and above are split.
-    fn split_groups(self) -> usize {
+    /// Transform flag groups: "not the 8×8 DCT" and "Haar, not 4×4 DCTs", each by how many of
+    /// the blocks left and above are so.
+    fn kernel_groups(self) -> usize {
         match self {
             Scheme::Full | Scheme::Banded => 0,
-            Scheme::Switched => 3,
+            Scheme::Switched => 2 * 3,
         }
     }
 
     fn groups(self) -> usize {
-        self.coeff_groups() + FLAG_GROUPS + self.end_groups() + self.split_groups()
+        self.coeff_groups() + FLAG_GROUPS + self.end_groups() + self.kernel_groups()
     }
 
     /// Bytes of the mask of groups a frame uses.
     fn mask_bytes(self) -> usize {
         self.groups().div_ceil(8)
+    }
+}
+
+/// The transform of a block's three planes. Coefficient 0 is the block's DC in each, so the DC
+/// predictor serves all three, and a coefficient's place says roughly how fine it is, so bands
+/// and contexts do too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// One 8×8 DCT: smooth and textured pictures.
+    Dct8,
+    /// Four 4×4 DCTs ([`Transform::forward_split`]): detail that changes within the block.
+    Dct4,
+    /// The 8×8 Haar transform: sharp edges on flat ground (text, drawn interfaces), where the
+    /// DCT's long basis functions ring.
+    Haar,
+}
+
+impl Kernel {
+    const ALL: [Kernel; 3] = [Kernel::Dct8, Kernel::Dct4, Kernel::Haar];
+
+    /// Its number in a decoded latent.
+    fn index(self) -> i32 {
+        match self {
+            Kernel::Dct8 => 0,
+            Kernel::Dct4 => 1,
+            Kernel::Haar => 2,
+        }
     }
 }
 
@@ -106,8 +134,8 @@ struct Context {
     scheme: Scheme,
     blocks_wide: usize,
     nonzeros: Vec<[u32; 3]>,
-    /// Which blocks coded so far said they are split (a block that says nothing is not).
-    splits: Vec<bool>,
+    /// The transforms of the blocks coded so far (a block that says nothing is in the 8×8 DCT).
+    kernels: Vec<Kernel>,
 }
 
 impl Context {
@@ -116,7 +144,7 @@ impl Context {
             scheme,
             blocks_wide,
             nonzeros: vec![[0; 3]; blocks_wide * blocks_high],
-            splits: vec![false; blocks_wide * blocks_high],
+            kernels: vec![Kernel::Dct8; blocks_wide * blocks_high],
         }
     }
 
@@ -178,14 +206,32 @@ impl Context {
         (base + (p * CLASSES + class) * (BANDS - 1) + band) as Group
     }
 
-    /// The group of the flag that says whether `block` is split into 4×4 transforms
-    /// ([`Scheme::Switched`]).
-    fn split_group(&self, block: usize) -> Group {
+    /// The groups of the two flags that say `block`'s transform ([`Scheme::Switched`]):
+    /// whether it is other than the 8×8 DCT, and then whether it is the Haar transform.
+    fn kernel_groups(&self, block: usize) -> (Group, Group) {
         let (bx, by) = (block % self.blocks_wide, block / self.blocks_wide);
-        let split = usize::from(bx > 0 && self.splits[block - 1])
-            + usize::from(by > 0 && self.splits[block - self.blocks_wide]);
+        let mut around = Vec::with_capacity(2);
+        if bx > 0 {
+            around.push(self.kernels[block - 1]);
+        }
+        if by > 0 {
+            around.push(self.kernels[block - self.blocks_wide]);
+        }
+        let count = |pred: fn(&Kernel) -> bool| around.iter().filter(|k| pred(k)).count();
         let base = self.scheme.coeff_groups() + FLAG_GROUPS + self.scheme.end_groups();
-        (base + split) as Group
+        let other = base + count(|&k| k != Kernel::Dct8);
+        let haar = base + 3 + count(|&k| k == Kernel::Haar);
+        (other as Group, haar as Group)
+    }
+
+    /// Appends the flags that say `kernel` for `block`, and records it.
+    fn say_kernel(&mut self, block: usize, kernel: Kernel, symbols: &mut Vec<(Group, i32)>) {
+        let (other, haar) = self.kernel_groups(block);
+        symbols.push((other, i32::from(kernel != Kernel::Dct8)));
+        if kernel != Kernel::Dct8 {
+            symbols.push((haar, i32::from(kernel == Kernel::Haar)));
+        }
+        self.kernels[block] = kernel;
     }
 
     /// The group of the flag that says whether plane `p` of `block` has any nonzero
@@ -219,12 +265,12 @@ pub use crate::container::{MAX_DETAIL_STEP as MAX_STEP, MIN_DETAIL_STEP as MIN_S
 /// bpp at 39 dB: 0.71 with plain rounding, 0.66 at 0.12, 0.70 at 0.25, 0.72 at 0.4.
 const RATE_WEIGHT: f64 = 0.15;
 
-/// How much less (squared error in steps plus [`RATE_WEIGHT`] per bit) a block must cost split
-/// before the encoder splits it. Each way is costed under tables fitted to a frame all in that
-/// way, but the blocks of both share the tables coded; without a margin camera video lost 3
-/// points of BD-rate against JPEG (4 frames of `bikes`: −36.8 → −33.6 %; with 1, −36.5 %, and
-/// the text and UI pictures keep their gain).
-const SPLIT_MARGIN: f64 = 1.0;
+/// How much less (squared error in steps plus [`RATE_WEIGHT`] per bit) a block must cost in
+/// another transform before the encoder leaves the 8×8 DCT. Each transform is costed under
+/// tables fitted to a frame all in it, but the blocks of all share the tables coded; without a
+/// margin camera video lost 3 points of BD-rate against JPEG (4 frames of `bikes`, 8×8 or 4×4
+/// DCTs: −36.8 → −33.6 %; with 1, −36.5 %, and the text and UI pictures kept their gain).
+const KERNEL_MARGIN: f64 = 1.0;
 
 /// The scheme the encoder writes.
 const WRITTEN: Scheme = Scheme::Switched;
@@ -392,6 +438,8 @@ struct Transform {
     dct: [[f32; BLOCK]; BLOCK],
     /// The same for 4 samples.
     dct4: [[f32; 4]; 4],
+    /// The orthonormal 8-point Haar basis, coarse to fine ([`haar_basis`]).
+    haar: [[f32; BLOCK]; BLOCK],
 }
 
 /// The quarters `(sy, sx)` of a split block.
@@ -413,6 +461,24 @@ fn dct_basis<const N: usize>() -> [[f32; N]; N] {
         }
     }
     dct
+}
+
+/// The orthonormal 8-point Haar basis `[k][n]`, coarse to fine: the mean, the difference of
+/// the halves, of the quarters within each half, of the pairs within each quarter.
+fn haar_basis() -> [[f32; BLOCK]; BLOCK] {
+    let mut haar = [[0f32; BLOCK]; BLOCK];
+    haar[0] = [(1.0f64 / 8.0).sqrt() as f32; BLOCK];
+    for (k, row) in haar.iter_mut().enumerate().skip(1) {
+        // Row k: level `span` (the support of its plus and minus halves), position `at`.
+        let level = k.ilog2();
+        let span = BLOCK >> level;
+        let at = (k - (1 << level)) * span;
+        let value = (1.0f64 / span as f64).sqrt() as f32;
+        for (n, v) in row.iter_mut().enumerate().skip(at).take(span) {
+            *v = if n < at + span / 2 { value } else { -value };
+        }
+    }
+    haar
 }
 
 /// The 2×2 Haar transform of the values at 0, 1, 8 and 9 (the quarters' DCs in a split
@@ -437,6 +503,25 @@ impl Transform {
         Self {
             dct: dct_basis(),
             dct4: dct_basis(),
+            haar: haar_basis(),
+        }
+    }
+
+    /// One plane's samples to coefficients in `kernel`.
+    fn forward_in(&self, kernel: Kernel, block: &[f32; 64]) -> [f32; 64] {
+        match kernel {
+            Kernel::Dct8 => self.forward(block),
+            Kernel::Dct4 => self.forward_split(block),
+            Kernel::Haar => separable_forward(&self.haar, block),
+        }
+    }
+
+    /// The inverse of [`forward_in`](Self::forward_in).
+    fn inverse_in(&self, kernel: Kernel, coeffs: &[f32; 64]) -> [f32; 64] {
+        match kernel {
+            Kernel::Dct8 => self.inverse(coeffs),
+            Kernel::Dct4 => self.inverse_split(coeffs),
+            Kernel::Haar => separable_inverse(&self.haar, coeffs),
         }
     }
 
@@ -491,37 +576,48 @@ impl Transform {
 
     /// One plane's 8×8 samples (row-major) to coefficients `[v][u]` (v vertical frequency).
     fn forward(&self, block: &[f32; 64]) -> [f32; 64] {
-        let mut rows = [0f32; 64];
-        for y in 0..BLOCK {
-            for u in 0..BLOCK {
-                rows[y * 8 + u] = (0..BLOCK).map(|x| self.dct[u][x] * block[y * 8 + x]).sum();
-            }
-        }
-        let mut out = [0f32; 64];
-        for v in 0..BLOCK {
-            for u in 0..BLOCK {
-                out[v * 8 + u] = (0..BLOCK).map(|y| self.dct[v][y] * rows[y * 8 + u]).sum();
-            }
-        }
-        out
+        separable_forward(&self.dct, block)
     }
 
     /// Coefficients `[v][u]` back to 8×8 samples.
     fn inverse(&self, coeffs: &[f32; 64]) -> [f32; 64] {
-        let mut cols = [0f32; 64];
-        for y in 0..BLOCK {
-            for u in 0..BLOCK {
-                cols[y * 8 + u] = (0..BLOCK).map(|v| self.dct[v][y] * coeffs[v * 8 + u]).sum();
-            }
-        }
-        let mut out = [0f32; 64];
-        for y in 0..BLOCK {
-            for x in 0..BLOCK {
-                out[y * 8 + x] = (0..BLOCK).map(|u| self.dct[u][x] * cols[y * 8 + u]).sum();
-            }
-        }
-        out
+        separable_inverse(&self.dct, coeffs)
     }
+}
+
+/// 8×8 samples (row-major) to coefficients `[v][u]` in an orthonormal `basis` (`[k][n]`),
+/// rows first.
+fn separable_forward(basis: &[[f32; BLOCK]; BLOCK], block: &[f32; 64]) -> [f32; 64] {
+    let mut rows = [0f32; 64];
+    for y in 0..BLOCK {
+        for u in 0..BLOCK {
+            rows[y * 8 + u] = (0..BLOCK).map(|x| basis[u][x] * block[y * 8 + x]).sum();
+        }
+    }
+    let mut out = [0f32; 64];
+    for v in 0..BLOCK {
+        for u in 0..BLOCK {
+            out[v * 8 + u] = (0..BLOCK).map(|y| basis[v][y] * rows[y * 8 + u]).sum();
+        }
+    }
+    out
+}
+
+/// The inverse of [`separable_forward`] (the basis is orthonormal: its transpose).
+fn separable_inverse(basis: &[[f32; BLOCK]; BLOCK], coeffs: &[f32; 64]) -> [f32; 64] {
+    let mut cols = [0f32; 64];
+    for y in 0..BLOCK {
+        for u in 0..BLOCK {
+            cols[y * 8 + u] = (0..BLOCK).map(|v| basis[v][y] * coeffs[v * 8 + u]).sum();
+        }
+    }
+    let mut out = [0f32; 64];
+    for y in 0..BLOCK {
+        for x in 0..BLOCK {
+            out[y * 8 + x] = (0..BLOCK).map(|u| basis[u][x] * cols[y * 8 + u]).sum();
+        }
+    }
+    out
 }
 
 /// Quantizes, codes and rebuilds the residual of frames of one size.
@@ -588,17 +684,13 @@ impl DetailLayer {
         out
     }
 
-    /// A residual's coefficients in steps, unrounded, each block in its transform (`splits`):
+    /// A residual's coefficients in steps, unrounded, each block in its transform:
     /// block-raster order, 192 per block (plane, then `[v][u]`).
-    fn ratios(&self, residual: &Residual, splits: &[bool]) -> Vec<f32> {
+    fn ratios(&self, residual: &Residual, kernels: &[Kernel]) -> Vec<f32> {
         let mut out = Vec::with_capacity(self.coefficients());
-        for (planes, &split) in residual.iter().zip(splits) {
+        for (planes, &kernel) in residual.iter().zip(kernels) {
             for plane in planes {
-                let coeffs = if split {
-                    self.transform.forward_split(plane)
-                } else {
-                    self.transform.forward(plane)
-                };
+                let coeffs = self.transform.forward_in(kernel, plane);
                 out.extend(coeffs.map(|c| c / self.step));
             }
         }
@@ -607,21 +699,29 @@ impl DetailLayer {
 
     /// Coefficients of `source − base` in steps, unrounded, every block in the 8×8 DCT.
     pub fn analyze(&self, source: &RgbFrame, base: &RgbFrame) -> Vec<f32> {
-        let whole = vec![false; self.block_count()];
-        self.ratios(&self.residual(source, base), &whole)
+        let dct8 = vec![Kernel::Dct8; self.block_count()];
+        self.ratios(&self.residual(source, base), &dct8)
     }
 
-    /// Which blocks to split into 4×4 transforms: those whose squared error plus
-    /// [`RATE_WEIGHT`] per bit is lower split ([`block_costs`](Self::block_costs), each layout
-    /// under the tables it would get were every block in it). Encoder-only.
-    fn choose_splits(&self, residual: &Residual) -> Vec<bool> {
+    /// Each block's transform: the 8×8 DCT unless another costs [`KERNEL_MARGIN`] less in
+    /// squared error plus [`RATE_WEIGHT`] per bit ([`block_costs`](Self::block_costs), each
+    /// transform under the tables it would get were every block in it). Encoder-only.
+    fn choose_kernels(&self, residual: &Residual) -> Vec<Kernel> {
         let n = self.block_count();
-        let whole = self.block_costs(&self.ratios(residual, &vec![false; n]));
-        let split = self.block_costs(&self.ratios(residual, &vec![true; n]));
-        whole
+        let costs: Vec<Vec<f64>> = Kernel::ALL
             .iter()
-            .zip(&split)
-            .map(|(w, s)| *s < *w - SPLIT_MARGIN)
+            .map(|&k| self.block_costs(&self.ratios(residual, &vec![k; n])))
+            .collect();
+        (0..n)
+            .map(|b| {
+                let (mut best, mut cost) = (Kernel::Dct8, costs[0][b] - KERNEL_MARGIN);
+                for (&kernel, kernel_costs) in Kernel::ALL.iter().zip(&costs).skip(1) {
+                    if kernel_costs[b] < cost {
+                        (best, cost) = (kernel, kernel_costs[b]);
+                    }
+                }
+                best
+            })
             .collect()
     }
 
@@ -742,9 +842,14 @@ impl DetailLayer {
     /// coefficients ([`Scheme`]). The groups depend only on what comes before, so the decoder
     /// finds the same ones.
     ///
-    /// `splits`, where given, are the blocks' transforms, each said after the block's planes
+    /// `kernels`, where given, are the blocks' transforms, each said after the block's planes
     /// if one of them is set ([`Scheme::Switched`], intra layers).
-    fn symbols(&self, scheme: Scheme, q: &[i32], splits: Option<&[bool]>) -> Vec<(Group, i32)> {
+    fn symbols(
+        &self,
+        scheme: Scheme,
+        q: &[i32],
+        kernels: Option<&[Kernel]>,
+    ) -> Vec<(Group, i32)> {
         let order = BandOrder::get();
         let mut symbols = Vec::new();
         let mut context = Context::new(scheme, self.blocks());
@@ -780,9 +885,8 @@ impl DetailLayer {
                     }
                 }
             }
-            if let Some(splits) = splits.filter(|_| coeffs.iter().any(|&v| v != 0)) {
-                symbols.push((context.split_group(block), i32::from(splits[block])));
-                context.splits[block] = splits[block];
+            if let Some(kernels) = kernels.filter(|_| coeffs.iter().any(|&v| v != 0)) {
+                context.say_kernel(block, kernels[block], &mut symbols);
             }
             context.done(block, coeffs);
         }
@@ -795,10 +899,10 @@ impl DetailLayer {
         &self,
         scheme: Scheme,
         q: &[i32],
-        splits: Option<&[bool]>,
+        kernels: Option<&[Kernel]>,
     ) -> Result<Vec<u8>, CoderError> {
         let bank = ScaleBank::get();
-        let symbols = self.symbols(scheme, q, splits);
+        let symbols = self.symbols(scheme, q, kernels);
         let indices = table_indices(scheme, &symbols);
         let mut payload = vec![0u8; scheme.mask_bytes()];
         for (g, index) in indices.iter().enumerate() {
@@ -823,15 +927,15 @@ impl DetailLayer {
     }
 
     /// Parses what [`code`](Self::code) wrote in `scheme`; the groups follow as coefficients
-    /// arrive. With `read_splits` the blocks' transform flags are read too (else, and for a
-    /// block with no nonzero plane, a block is not split).
+    /// arrive. With `read_kernels` the blocks' transforms are read too (else, and for a block
+    /// with no nonzero plane, a block is in the 8×8 DCT).
     fn parse(
         &self,
         scheme: Scheme,
         payload: &[u8],
         end: StreamEnd,
-        read_splits: bool,
-    ) -> Result<(Vec<i32>, Vec<bool>), CoderError> {
+        read_kernels: bool,
+    ) -> Result<(Vec<i32>, Vec<Kernel>), CoderError> {
         let corrupt = |what: &str| CoderError::Payload(format!("detail layer: {what}"));
         let (groups, mask_bytes) = (scheme.groups(), scheme.mask_bytes());
         if payload.len() < mask_bytes {
@@ -904,14 +1008,23 @@ impl DetailLayer {
                 }
             }
             let coeffs = &q[block * BLOCK_COEFFS..][..BLOCK_COEFFS];
-            if read_splits && coeffs.iter().any(|&v| v != 0) {
-                context.splits[block] = decoder.decode(flag(context.split_group(block))?) == 1;
+            if read_kernels && coeffs.iter().any(|&v| v != 0) {
+                let (other, haar) = context.kernel_groups(block);
+                let mut kernel = Kernel::Dct8;
+                if decoder.decode(flag(other)?) == 1 {
+                    decoder.check()?;
+                    kernel = match decoder.decode(flag(haar)?) {
+                        1 => Kernel::Haar,
+                        _ => Kernel::Dct4,
+                    };
+                }
                 decoder.check()?;
+                context.kernels[block] = kernel;
             }
             context.done(block, coeffs);
         }
         decoder.finish()?;
-        Ok((q, context.splits))
+        Ok((q, context.kernels))
     }
 
     /// The prediction of the DC of plane `p` of `block` from the DCs (decoded integers) of
@@ -958,11 +1071,11 @@ impl DetailLayer {
     }
 
     /// Adds the residual that quantized coefficients describe to `base`.
-    /// `splits` says which blocks are in four 4×4 transforms.
-    pub fn add_to(&self, base: &mut RgbFrame, q: &[i32], splits: &[bool]) {
+    /// `kernels` are the blocks' transforms.
+    fn add_to(&self, base: &mut RgbFrame, q: &[i32], kernels: &[Kernel]) {
         let (bw, _) = self.blocks();
         let row = 3 * self.width;
-        for ((block, coeffs), &split) in q.chunks_exact(BLOCK_COEFFS).enumerate().zip(splits) {
+        for ((block, coeffs), &kernel) in q.chunks_exact(BLOCK_COEFFS).enumerate().zip(kernels) {
             if coeffs.iter().all(|&v| v == 0) {
                 continue;
             }
@@ -974,11 +1087,7 @@ impl DetailLayer {
                     return [0.0; 64];
                 }
                 let c: [f32; 64] = std::array::from_fn(|i| plane[i] as f32 * self.step);
-                if split {
-                    self.transform.inverse_split(&c)
-                } else {
-                    self.transform.inverse(&c)
-                }
+                self.transform.inverse_in(kernel, &c)
             });
             for y in 0..BLOCK {
                 let at = (by * BLOCK + y) * row + 3 * bx * BLOCK;
@@ -1023,11 +1132,11 @@ pub struct DetailedCoder {
     stream_end: StreamEnd,
 }
 
-/// A frame's detail layer as decoded: its coefficients and which blocks are split.
+/// A frame's detail layer as decoded: its coefficients and its blocks' transforms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct DetailFrame {
     q: Vec<i32>,
-    splits: Vec<bool>,
+    kernels: Vec<Kernel>,
 }
 
 /// A detail layer the encoder made: its bytes (mode first), what the decoder will have, and
@@ -1101,18 +1210,20 @@ impl DetailedCoder {
         with_base: bool,
     ) -> Result<CodedLayer, CoderError> {
         let layer = &self.layer;
-        let coded = |mode: DetailMode, values: &[i32], splits: Option<&[bool]>| {
+        let coded = |mode: DetailMode, values: &[i32], kernels: Option<&[Kernel]>| {
             let mut out = vec![mode_byte(mode, WRITTEN)];
-            out.extend(layer.code(WRITTEN, values, splits)?);
+            out.extend(layer.code(WRITTEN, values, kernels)?);
             Ok::<_, CoderError>(out)
         };
-        let mut splits = layer.choose_splits(residual);
-        let ratios = layer.ratios(residual, &splits);
+        let mut kernels = layer.choose_kernels(residual);
+        let ratios = layer.ratios(residual, &kernels);
         let q = layer.round_rd(&ratios);
         // A block with nothing coded says nothing of its transform: the decoder takes it as
-        // not split, and so must the contexts here.
-        for (split, coeffs) in splits.iter_mut().zip(q.chunks_exact(BLOCK_COEFFS)) {
-            *split &= coeffs.iter().any(|&v| v != 0);
+        // the 8×8 DCT, and so must the contexts here.
+        for (kernel, coeffs) in kernels.iter_mut().zip(q.chunks_exact(BLOCK_COEFFS)) {
+            if coeffs.iter().all(|&v| v == 0) {
+                *kernel = Kernel::Dct8;
+            }
         }
         let values = if with_base {
             q.clone()
@@ -1120,12 +1231,12 @@ impl DetailedCoder {
             layer.predict_dcs(&q)
         };
         let mut best = CodedLayer {
-            payload: coded(DetailMode::Intra, &values, Some(&splits))?,
+            payload: coded(DetailMode::Intra, &values, Some(&kernels))?,
             error: squared_error(&ratios, &q),
-            frame: DetailFrame { q, splits },
+            frame: DetailFrame { q, kernels },
         };
         if let (FrameType::Predicted, Some(previous)) = (frame_type, &self.previous) {
-            let ratios = layer.ratios(residual, &previous.splits);
+            let ratios = layer.ratios(residual, &previous.kernels);
             let q = round_near(&ratios, &previous.q, TEMPORAL_DEAD_ZONE);
             let change: Vec<i32> = q.iter().zip(&previous.q).map(|(&a, &b)| a - b).collect();
             let payload = coded(DetailMode::Change, &change, None)?;
@@ -1135,7 +1246,7 @@ impl DetailedCoder {
                     error: squared_error(&ratios, &q),
                     frame: DetailFrame {
                         q,
-                        splits: previous.splits.clone(),
+                        kernels: previous.kernels.clone(),
                     },
                 };
             }
@@ -1222,29 +1333,29 @@ impl FrameCoder for DetailedCoder {
         } else {
             LatentFrame { values: Vec::new() }
         };
-        let read_splits = kind == DetailMode::Intra && scheme == Scheme::Switched;
-        let (mut values, splits) =
+        let read_kernels = kind == DetailMode::Intra && scheme == Scheme::Switched;
+        let (mut values, kernels) =
             self.layer
-                .parse(scheme, detail, self.stream_end, read_splits)?;
+                .parse(scheme, detail, self.stream_end, read_kernels)?;
         if !with_base && kind == DetailMode::Intra {
             self.layer.unpredict_dcs(&mut values)?;
         }
         let frame = match kind {
-            DetailMode::Intra => DetailFrame { q: values, splits },
+            DetailMode::Intra => DetailFrame { q: values, kernels },
             DetailMode::Change => {
                 // A layer of changes keeps the previous frame's transforms.
                 let previous = self.previous.as_ref().ok_or(CoderError::NoReference)?;
                 DetailFrame {
                     q: super::add_changes(&previous.q, &values, "detail")?,
-                    splits: previous.splits.clone(),
+                    kernels: previous.kernels.clone(),
                 }
             }
         };
-        // The latent carries the coefficients, then one value per block: 1 if it is split.
+        // The latent carries the coefficients, then each block's transform (`Kernel::index`).
         latent.values.extend_from_slice(&frame.q);
         latent
             .values
-            .extend(frame.splits.iter().map(|&s| i32::from(s)));
+            .extend(frame.kernels.iter().map(|k| k.index()));
         self.previous = Some(frame);
         self.base_live = with_base;
         Ok(latent)
@@ -1255,8 +1366,11 @@ impl FrameCoder for DetailedCoder {
         let n = coefficients + blocks;
         assert!(latent.values.len() >= n, "latent from another coder");
         let (base, detail) = latent.values.split_at(latent.values.len() - n);
-        let (detail, splits) = detail.split_at(coefficients);
-        let splits: Vec<bool> = splits.iter().map(|&s| s != 0).collect();
+        let (detail, kernels) = detail.split_at(coefficients);
+        let kernels: Vec<Kernel> = kernels
+            .iter()
+            .map(|&i| Kernel::ALL[(i as usize).min(2)])
+            .collect();
         let mut frame = if base.is_empty() {
             grey(self.layer.width, self.layer.height)
         } else {
@@ -1264,7 +1378,7 @@ impl FrameCoder for DetailedCoder {
                 values: base.to_vec(),
             })
         };
-        self.layer.add_to(&mut frame, detail, &splits);
+        self.layer.add_to(&mut frame, detail, &kernels);
         frame
     }
 
@@ -1366,11 +1480,11 @@ mod tests {
         for (i, v) in q[5 * BLOCK_COEFFS..6 * BLOCK_COEFFS].iter_mut().enumerate() {
             *v = (i as i32 % 7) - 3;
         }
-        let unsplit = vec![false; layer.block_count()];
+        let dct8 = vec![Kernel::Dct8; layer.block_count()];
         for scheme in [Scheme::Full, Scheme::Banded, Scheme::Switched] {
             let payload = layer.code(scheme, &q, None).unwrap();
             let parsed = layer.parse(scheme, &payload, StreamEnd::Sealed, false);
-            assert_eq!(parsed.unwrap(), (q.clone(), unsplit.clone()));
+            assert_eq!(parsed.unwrap(), (q.clone(), dct8.clone()));
         }
         // Block 0's luma: flag, the DC, "no later band"; its red–blue: flag, all 64 values
         // and five "more" flags; its green: the flag alone.
@@ -1474,30 +1588,35 @@ mod tests {
 
     #[test]
     fn switched_layers_carry_each_coded_blocks_transform() {
+        use Kernel::{Dct4, Dct8, Haar};
         let layer = DetailLayer::new(8.0, 32, 16);
         let mut q = vec![0i32; layer.coefficients()];
-        q[0] = 3; // block 0, split
-        q[BLOCK_COEFFS + 70] = -1; // block 1, not split
-        q[2 * BLOCK_COEFFS + 1] = 2; // block 2, split
-                                     // Block 3 codes nothing: its transform is not said, and it reads as not split.
-        let splits = [true, false, true, true, false, false, false, false];
-        let payload = layer.code(Scheme::Switched, &q, Some(&splits)).unwrap();
+        q[0] = 3; // block 0
+        q[BLOCK_COEFFS + 70] = -1; // block 1
+        q[2 * BLOCK_COEFFS + 1] = 2; // block 2
+        q[4 * BLOCK_COEFFS + 5] = 1; // block 4
+        // Block 3 codes nothing: its transform is not said, and it reads as the 8×8 DCT.
+        let kernels = [Dct4, Dct8, Haar, Haar, Haar, Dct8, Dct8, Dct8];
+        let payload = layer.code(Scheme::Switched, &q, Some(&kernels)).unwrap();
         let (parsed, read) = layer
             .parse(Scheme::Switched, &payload, StreamEnd::Sealed, true)
             .unwrap();
         assert_eq!(parsed, q);
-        assert_eq!(read, [true, false, true, false, false, false, false, false]);
-        // One transform flag per block with a nonzero coefficient: three.
-        let symbols = layer.symbols(Scheme::Switched, &q, Some(&splits));
-        let said = symbols
+        assert_eq!(read, [Dct4, Dct8, Haar, Dct8, Haar, Dct8, Dct8, Dct8]);
+        // Per block with a nonzero coefficient, "not the 8×8 DCT" and, where it is not,
+        // "Haar": 1 + 0 + 1 + 1 flags set of 4 + 3 said.
+        let symbols = layer.symbols(Scheme::Switched, &q, Some(&kernels));
+        let first = Scheme::Switched.groups() - Scheme::Switched.kernel_groups();
+        let said: Vec<i32> = symbols
             .iter()
-            .filter(|s| usize::from(s.0) >= Scheme::Switched.groups() - 3)
-            .count();
-        assert_eq!(said, 3);
+            .filter(|s| usize::from(s.0) >= first)
+            .map(|s| s.1)
+            .collect();
+        assert_eq!(said, [1, 0, 0, 1, 1, 1, 1]);
     }
 
     #[test]
-    fn text_like_blocks_are_split_and_decode_as_the_encoder_had() {
+    fn text_like_blocks_leave_the_8x8_dct_and_decode_as_the_encoder_had() {
         let (w, h) = (64, 32);
         // One-pixel strokes on black: the 8×8 DCT rings, four 4×4s keep them tight.
         let text = |shift: u32| {
@@ -1522,8 +1641,11 @@ mod tests {
             let coded = enc.encode(&text(i % 2), frame_type).unwrap();
             let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
             assert_eq!(enc.previous.as_ref(), dec.previous.as_ref(), "frame {i}");
-            let splits = &dec.previous.as_ref().unwrap().splits;
-            assert!(splits.iter().any(|&s| s), "frame {i}: no block split");
+            let kernels = &dec.previous.as_ref().unwrap().kernels;
+            assert!(
+                kernels.iter().any(|&k| k != Kernel::Dct8),
+                "frame {i}: every block in the 8×8 DCT"
+            );
             let decoded = dec.synthesize(&latent);
             assert!(mse(&text(i % 2), &decoded) < 24.0 * 24.0, "frame {i}");
         }
