@@ -1566,21 +1566,28 @@ mod tests {
     }
 
     #[test]
-    fn the_split_transform_is_orthonormal_and_keeps_the_blocks_dc_first() {
+    fn every_block_transform_is_orthonormal_and_keeps_the_blocks_dc_first() {
         let t = Transform::new();
         let block: [f32; 64] = std::array::from_fn(|i| ((i * 53) % 97) as f32 - 40.0);
-        let split = t.forward_split(&block);
         let energy = |v: &[f32; 64]| v.iter().map(|x| x * x).sum::<f32>();
-        assert!((energy(&split) / energy(&block) - 1.0).abs() < 1e-4);
-        for (a, b) in t.inverse_split(&split).iter().zip(&block) {
-            assert!((a - b).abs() < 1e-3, "{a} {b}");
+        for kernel in Kernel::ALL {
+            let coeffs = t.forward_in(kernel, &block);
+            assert!((energy(&coeffs) / energy(&block) - 1.0).abs() < 1e-4, "{kernel:?}");
+            for (a, b) in t.inverse_in(kernel, &coeffs).iter().zip(&block) {
+                assert!((a - b).abs() < 1e-3, "{kernel:?}: {a} {b}");
+            }
+            // Coefficient 0 is the 8×8 DC in each, so the DC predictor serves all.
+            assert!((coeffs[0] - t.forward(&block)[0]).abs() < 1e-3, "{kernel:?}");
         }
-        // Coefficient 0 is the 8×8 DC either way, so the DC predictor serves both.
-        assert!((split[0] - t.forward(&block)[0]).abs() < 1e-3);
+        // Haar: a flat block but one step at its middle is its DC and one coefficient.
+        let halves: [f32; 64] = std::array::from_fn(|i| if i < 32 { 50.0 } else { 10.0 });
+        let haar = t.forward_in(Kernel::Haar, &halves);
+        let nonzero: Vec<usize> = (0..64).filter(|&i| haar[i].abs() > 1e-3).collect();
+        assert_eq!(nonzero, [0, 8]);
         // A step edge between the quarters' columns 3 and 4 leaves each 4×4 quarter flat: only
         // the DCs and their horizontal Haar difference (coefficient 1) are nonzero.
         let edge: [f32; 64] = std::array::from_fn(|i| if i % 8 < 4 { 100.0 } else { -20.0 });
-        let split = t.forward_split(&edge);
+        let split = t.forward_in(Kernel::Dct4, &edge);
         let nonzero: Vec<usize> = (0..64).filter(|&i| split[i].abs() > 1e-3).collect();
         assert_eq!(nonzero, [0, 1]);
         assert!(t.forward(&edge).iter().filter(|c| c.abs() > 1e-3).count() > 2);
