@@ -176,14 +176,15 @@ enum Command {
         /// Generic PCA model files for pca8/pca16 (repeatable).
         #[arg(long, default_values = ["samples/models/pca8.model", "samples/models/pca16.model"])]
         pca_model: Vec<PathBuf>,
-        /// Learned model files for learned/learned-p, one setting each (repeatable). The default
-        /// with the default --detail-steps is the built-in quality ladder.
+        /// Learned model files for learned/learned-p, one setting each (repeatable). The default,
+        /// with the default --detail-steps, runs every built-in quality level and two more.
         #[arg(long, default_value = aecodec::registry::builtin::LADDER_PATH)]
         learned_model: Vec<PathBuf>,
         /// Also run every learned model with a detail layer at each of these quantizer steps
-        /// (comma-separated, 1 to 255; labelled q<N>+d<step>; 0 for none).
+        /// (comma-separated, 1 to 255; labelled q<N>+d<step>; 0 for none). The default is the
+        /// levels' steps (64 to 10) and two coarser ones that `encode --detail-step` reaches.
         #[arg(long, value_delimiter = ',',
-              default_values_t = aecodec::registry::builtin::DETAIL_STEPS)]
+              default_values_t = aecodec::registry::builtin::EVAL_DETAIL_STEPS)]
         detail_steps: Vec<f32>,
         /// The codec BD-rates are measured against.
         #[arg(long, default_value = "jpeg")]

@@ -80,31 +80,48 @@ fn predicted_frames_with_motion_fields_decode() {
 /// the built-in models change, last when the levels' learned q1 did, 2026-11-26): its first
 /// group at level 1 (the learned model alone), its second at level 3 (with a detail layer).
 /// The first seed's detail layer is in the first ("full") layout, the second's in the banded
-/// one the encoder writes since, the third's second group without base layer (its payloads'
-/// base length is 0), as the encoder has chosen since (docs/FORMAT.md).
+/// one, the third's second group without base layer (its payloads' base length is 0), the
+/// fourth's in the switched layout the encoder writes since stop 27 (each block in one of three
+/// transforms; docs/FORMAT.md).
 #[test]
 fn a_version_5_file_switches_models_between_groups() {
     for seed in [
         "bikes-strip-learned-rate-v5.aez",
         "bikes-strip-learned-rate-v5-banded.aez",
         "bikes-strip-learned-rate-v5-baseless.aez",
+        "bikes-strip-learned-rate-v5-switched.aez",
     ] {
         let (version, frames, _, tools) = decode_seed_tools(seed);
         assert_eq!(version, aecodec::container::VERSION);
         assert_eq!(tools, [0, 0, 2, 2], "{seed}");
         close_to_the_source(seed, &frames);
     }
-    let bytes = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../fuzz/seeds/bikes-strip-learned-rate-v5-baseless.aez"),
-    )
-    .unwrap();
-    let mut reader = ContainerReader::new(bytes.as_slice()).unwrap();
-    let mut base_lengths = Vec::new();
-    while let Some(packet) = reader.next_packet().unwrap() {
-        base_lengths.push(packet.payload[0]);
-    }
-    assert_eq!(base_lengths[2..], [0, 0], "{base_lengths:?}");
+    // Base length, then (without base) the detail layer's mode byte, of the second group.
+    let heads = |seed: &str| -> Vec<[u8; 2]> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/seeds")
+            .join(seed);
+        let bytes = std::fs::read(path).unwrap();
+        let mut reader = ContainerReader::new(bytes.as_slice()).unwrap();
+        let mut heads = Vec::new();
+        while let Some(packet) = reader.next_packet().unwrap() {
+            heads.push([packet.payload[0], packet.payload[1]]);
+        }
+        heads.split_off(2)
+    };
+    // Intra and banded (mode 2), then a change or the coefficients again (3 or 2).
+    let baseless = heads("bikes-strip-learned-rate-v5-baseless.aez");
+    assert_eq!(baseless[0], [0, 2], "{baseless:?}");
+    assert!(
+        baseless[1] == [0, 3] || baseless[1] == [0, 2],
+        "{baseless:?}"
+    );
+    let switched = heads("bikes-strip-learned-rate-v5-switched.aez");
+    assert_eq!(switched[0], [0, 4], "{switched:?}");
+    assert!(
+        switched[1] == [0, 5] || switched[1] == [0, 4],
+        "{switched:?}"
+    );
 }
 
 fn decodes_close_to_the_source(seed: &str, expected_version: u16) {

@@ -844,12 +844,7 @@ impl DetailLayer {
     ///
     /// `kernels`, where given, are the blocks' transforms, each said after the block's planes
     /// if one of them is set ([`Scheme::Switched`], intra layers).
-    fn symbols(
-        &self,
-        scheme: Scheme,
-        q: &[i32],
-        kernels: Option<&[Kernel]>,
-    ) -> Vec<(Group, i32)> {
+    fn symbols(&self, scheme: Scheme, q: &[i32], kernels: Option<&[Kernel]>) -> Vec<(Group, i32)> {
         let order = BandOrder::get();
         let mut symbols = Vec::new();
         let mut context = Context::new(scheme, self.blocks());
@@ -1572,12 +1567,18 @@ mod tests {
         let energy = |v: &[f32; 64]| v.iter().map(|x| x * x).sum::<f32>();
         for kernel in Kernel::ALL {
             let coeffs = t.forward_in(kernel, &block);
-            assert!((energy(&coeffs) / energy(&block) - 1.0).abs() < 1e-4, "{kernel:?}");
+            assert!(
+                (energy(&coeffs) / energy(&block) - 1.0).abs() < 1e-4,
+                "{kernel:?}"
+            );
             for (a, b) in t.inverse_in(kernel, &coeffs).iter().zip(&block) {
                 assert!((a - b).abs() < 1e-3, "{kernel:?}: {a} {b}");
             }
             // Coefficient 0 is the 8×8 DC in each, so the DC predictor serves all.
-            assert!((coeffs[0] - t.forward(&block)[0]).abs() < 1e-3, "{kernel:?}");
+            assert!(
+                (coeffs[0] - t.forward(&block)[0]).abs() < 1e-3,
+                "{kernel:?}"
+            );
         }
         // Haar: a flat block but one step at its middle is its DC and one coefficient.
         let halves: [f32; 64] = std::array::from_fn(|i| if i < 32 { 50.0 } else { 10.0 });
@@ -1602,7 +1603,7 @@ mod tests {
         q[BLOCK_COEFFS + 70] = -1; // block 1
         q[2 * BLOCK_COEFFS + 1] = 2; // block 2
         q[4 * BLOCK_COEFFS + 5] = 1; // block 4
-        // Block 3 codes nothing: its transform is not said, and it reads as the 8×8 DCT.
+                                     // Block 3 codes nothing: its transform is not said, and it reads as the 8×8 DCT.
         let kernels = [Dct4, Dct8, Haar, Haar, Haar, Dct8, Dct8, Dct8];
         let payload = layer.code(Scheme::Switched, &q, Some(&kernels)).unwrap();
         let (parsed, read) = layer
