@@ -18,7 +18,7 @@
 //! Beside them: [`model_file`] (the model file format and [`model_file::ModelId`]),
 //! [`registry`] (which models and coders exist: built-in models, the model cache, the coder a
 //! header calls for), [`metrics`] (PSNR and MS-SSIM on RGB frames), [`output`] (atomic output
-//! files, interrupts), and with `ffmpeg` [`eval`] (rate–distortion runs) and [`bench`].
+//! files, interrupts), and with `ffmpeg` [`eval`] (rate–distortion runs) and [`bench`](mod@bench).
 //!
 //! The public modules are the API the player, the trainer, the tests and the benchmarks use;
 //! [`prelude`] holds what a program that only encodes and decodes needs.

@@ -30,7 +30,7 @@ const THETA: [u64; SCALES] = [
 /// Largest magnitude a table codes directly; larger values escape.
 const MAX_RADIUS: i64 = 1500;
 
-/// The bank's scale grid: table `j` has scale `SMALLEST_SCALE · SCALE_RATIO^j` ([`THETA`] and
+/// The bank's scale grid: table `j` has scale `SMALLEST_SCALE · SCALE_RATIO^j` (`THETA` and
 /// [`index_for_log_scale`]'s integer constants are computed from these two).
 pub const SMALLEST_SCALE: f64 = 0.15;
 /// Ratio of neighbouring tables' scales.

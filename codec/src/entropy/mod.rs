@@ -245,11 +245,11 @@ const SEAL: u64 = 1 << 32;
 /// How a stream's end is checked, by the version of the file it comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamEnd {
-    /// Version 4 on: the encoder started at [`SEAL`]; a decoder that does not end exactly
+    /// Version 4 on: the encoder started at `SEAL`; a decoder that does not end exactly
     /// there, or whose state falls below it on the way, read data that is not there.
     Sealed,
     /// Versions 2 and 3: the encoder started at the empty state. Running out of data is
-    /// recognized only after [`LEGACY_TAIL_DECODES`] symbols decoded below [`SEAL`].
+    /// recognized only after `LEGACY_TAIL_DECODES` symbols decoded below `SEAL`.
     Legacy,
 }
 

@@ -172,8 +172,8 @@ impl LearnedArch {
     }
 }
 
-/// One convolution layer: weights `{name}.weight` [conv_out, in, k, k] and `{name}.bias`
-/// [conv_out], padding `k / 2`, then an optional pixel shuffle by `upsample`.
+/// One convolution layer: weights `{name}.weight` `[conv_out, in, k, k]` and `{name}.bias`
+/// `[conv_out]`, padding `k / 2`, then an optional pixel shuffle by `upsample`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConvSpec {
     pub name: String,

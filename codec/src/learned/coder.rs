@@ -174,7 +174,7 @@ impl LearnedCoder {
 pub const TEMPORAL_DEAD_ZONE: f32 = 0.6;
 
 /// Squared latent error one bit is worth in the encoder's second pass over a predicted frame
-/// ([`predicted::refine`]): with the first pass's tables, each element keeps its predicted
+/// (`predicted::refine`): with the first pass's tables, each element keeps its predicted
 /// value or takes its rounded one, whichever costs less. Unlike the dead zone alone, this keeps
 /// more where a change is dear (a narrow table: the scene is still around it) and less where
 /// it is cheap. BD-rate of predicted against intra-only streams, 30 frames, dead zone alone →

@@ -80,7 +80,7 @@ impl HyperpriorCodec<'_> {
 }
 
 /// Squared latent error one bit is worth when the encoder rounds an intra frame's latent
-/// ([`round_intra`]): an element one step nearer zero costs at least 0.25 more squared error,
+/// (`round_intra`): an element one step nearer zero costs at least 0.25 more squared error,
 /// so only elements whose step is worth 3 bits or more, or that lie near the middle of two
 /// steps, move. BD-rate of intra-only streams against JPEG, 30 frames, `bikes` /
 /// `carphone_pristine`: nearest rounding −13.3 / −21.8 %; 0.04: −17.5 / −29.2 %; 0.08: −18.9 /
