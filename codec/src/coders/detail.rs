@@ -697,12 +697,6 @@ impl DetailLayer {
         out
     }
 
-    /// Coefficients of `source − base` in steps, unrounded, every block in the 8×8 DCT.
-    pub fn analyze(&self, source: &RgbFrame, base: &RgbFrame) -> Vec<f32> {
-        let dct8 = vec![Kernel::Dct8; self.block_count()];
-        self.ratios(&self.residual(source, base), &dct8)
-    }
-
     /// Each block's transform: the 8×8 DCT unless another costs [`KERNEL_MARGIN`] less in
     /// squared error plus [`RATE_WEIGHT`] per bit ([`block_costs`](Self::block_costs), each
     /// transform under the tables it would get were every block in it). Encoder-only.
@@ -772,15 +766,15 @@ impl DetailLayer {
                 rd_rounding(r, n, index).0
             })
             .collect();
-        self.zero_weak_planes(ratios, &mut q, &groups, &indices);
+        self.truncate_planes(ratios, &mut q, &groups, &indices);
         q
     }
 
-    /// Zeroes each block plane whose coefficients buy less squared error than the bits they
-    /// cost with their block flag, at [`RATE_WEIGHT`] (coefficient by coefficient rounding
-    /// cannot see the flag's bits nor the zeros coded beside a lone small value). The bits are
-    /// estimated as if every coefficient were coded (band-end flags left out).
-    fn zero_weak_planes(
+    /// Ends each block plane after the band where its squared error plus [`RATE_WEIGHT`] per
+    /// bit is least, or zeroes it: rounding coefficient by coefficient cannot see the plane's
+    /// flag, the band-end flags, nor the zeros coded beside a lone small value in a late band.
+    /// Bits are those of the tables plain rounding gets; the flags' from their bytes.
+    fn truncate_planes(
         &self,
         ratios: &[f32],
         q: &mut [i32],
@@ -794,27 +788,52 @@ impl DetailLayer {
             let p = if set { k / 256.0 } else { 1.0 - k / 256.0 };
             -p.max(1.0 / 256.0).log2()
         };
+        let order = BandOrder::get();
         for block in 0..q.len() / BLOCK_COEFFS {
             for p in 0..3 {
                 let at = block * BLOCK_COEFFS + p * 64;
                 let plane = &q[at..at + 64];
-                if plane.iter().all(|&v| v == 0) {
+                let Some(last) = (0..64)
+                    .filter(|&i| plane[i] != 0)
+                    .map(|i| band_group(i % 8, i / 8))
+                    .max()
+                else {
                     continue;
-                }
-                let mut gain = 0.0;
-                let mut bits = 0.0;
-                for i in 0..64 {
-                    let r = f64::from(ratios[at + i]);
-                    let v = plane[i];
-                    gain += r * r - (r - f64::from(v)).powi(2);
-                    if let Some(index) = indices[usize::from(groups[at + i])] {
-                        bits += bank.bits(index, v);
+                };
+                // Cost (squared error bought back, negated, plus RATE_WEIGHT per bit) of
+                // coding the plane up to and including each band; the plane's flag first.
+                let g = context.flag_group(block, p);
+                let zeroed = RATE_WEIGHT * flag_bits(g, false);
+                let mut running = RATE_WEIGHT * flag_bits(g, true);
+                let (mut best, mut best_cost) = (None, zeroed);
+                for band in 0..=last {
+                    for &i in order.band(band) {
+                        let i = usize::from(i);
+                        let (r, v) = (f64::from(ratios[at + i]), plane[i]);
+                        running -= r * r - (r - f64::from(v)).powi(2);
+                        if let Some(index) = indices[usize::from(groups[at + i])] {
+                            running += RATE_WEIGHT * bank.bits(index, v);
+                        }
+                    }
+                    let mut cost = running;
+                    if band + 1 < BANDS {
+                        let end = context.end_group(block, p, band);
+                        cost += RATE_WEIGHT * flag_bits(end, false);
+                        running += RATE_WEIGHT * flag_bits(end, true);
+                    }
+                    if cost < best_cost {
+                        (best, best_cost) = (Some(band), cost);
                     }
                 }
-                let g = context.flag_group(block, p);
-                bits += flag_bits(g, true) - flag_bits(g, false);
-                if gain < RATE_WEIGHT * bits {
-                    q[at..at + 64].fill(0);
+                match best {
+                    None => q[at..at + 64].fill(0),
+                    Some(end) => {
+                        for band in end + 1..=last {
+                            for &i in order.band(band) {
+                                q[at + usize::from(i)] = 0;
+                            }
+                        }
+                    }
                 }
             }
             context.done(block, &q[block * BLOCK_COEFFS..][..BLOCK_COEFFS]);
@@ -1677,7 +1696,7 @@ mod tests {
     }
 
     #[test]
-    fn a_plane_whose_bits_buy_too_little_is_zeroed_and_a_strong_one_is_kept() {
+    fn a_plane_whose_bits_buy_too_little_is_zeroed_or_ended_early_and_a_strong_one_is_kept() {
         let layer = DetailLayer::new(8.0, 32, 8);
         let mut ratios = vec![0f32; layer.coefficients()];
         // Blocks 0 and 1: strong luma detail in many coefficients.
@@ -1685,7 +1704,7 @@ mod tests {
             ratios[block * BLOCK_COEFFS..][..64].fill(6.3);
         }
         // Block 2: one lone coefficient in luma, which plain rounding keeps.
-        ratios[2 * BLOCK_COEFFS + 9] = 0.7;
+        ratios[2 * BLOCK_COEFFS + 9] = 0.55;
         // Block 3: a lone but large one, worth its bits.
         ratios[3 * BLOCK_COEFFS + 9] = 9.0;
         let q = layer.round_rd(&ratios);
@@ -1700,6 +1719,32 @@ mod tests {
             layer.code(WRITTEN, &q, None).unwrap().len()
                 < layer.code(WRITTEN, &nearest, None).unwrap().len()
         );
+    }
+
+    #[test]
+    fn a_plane_ends_after_the_band_where_its_cost_is_least() {
+        let layer = DetailLayer::new(8.0, 16, 8);
+        let mut ratios = vec![0f32; layer.coefficients()];
+        // Block 0's luma: a strong DC and band 1, then, alone in the last band, a value just
+        // over one step that buys 1.6 step² of error for the zeros and band ends before it.
+        ratios[0] = 9.0;
+        ratios[1] = -4.2;
+        ratios[63] = 1.3;
+        // Block 1's luma: the same late value beside strong values in every band keeps it.
+        ratios[BLOCK_COEFFS..][..64].fill(3.1);
+        ratios[BLOCK_COEFFS + 63] = 1.3;
+        let mut q: Vec<i32> = ratios.iter().map(|&r| round_element(r)).collect();
+        let groups = layer.groups_of(&q);
+        // Tables as a frame of busy planes would get them: zeros cost about a bit and a half.
+        let indices: Vec<Option<u8>> = (0..WRITTEN.groups())
+            .map(|g| Some(if g < WRITTEN.coeff_groups() { 12 } else { 128 }))
+            .collect();
+        layer.truncate_planes(&ratios, &mut q, &groups, &indices);
+        assert_eq!(q[..3], [9, -4, 0]);
+        assert_eq!(q[63], 0, "the lone late value stays");
+        assert!(q[1..63].iter().all(|&v| v == 0 || v == -4));
+        assert_eq!(q[BLOCK_COEFFS + 63], 1, "a plane coded to its end keeps it");
+        assert!(q[BLOCK_COEFFS..][..63].iter().all(|&v| v == 3));
     }
 
     #[test]
