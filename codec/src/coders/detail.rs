@@ -3,16 +3,18 @@
 //! The learned synthesis renders shapes well at low rates but cannot render fine detail, however
 //! many bits it is given (its latent holds 128 numbers per 16×16 block, README "Why the curve
 //! is flat"). The detail layer codes the difference between the source and the frame the
-//! decoder will rebuild from the base layer, in a fixed orthonormal transform: an opponent
-//! colour rotation (luma and two colour differences) and an 8×8 DCT of each plane, quantized
+//! decoder will rebuild from the base layer, in fixed orthonormal transforms: an opponent
+//! colour rotation (luma and two colour differences) and, per 8×8 block, an 8×8 DCT, four 4×4
+//! DCTs or the 8×8 Haar transform of each plane (`Kernel`, the encoder's choice), quantized
 //! uniformly with `step` (orthonormal, so the error is the same in pixels and coefficients).
 //!
 //! Coding: coefficients are read block by block (raster order), plane by plane, band by band
 //! (`Scheme`). Each is coded under one of the scale bank's tables, chosen per frame for its
 //! group: its plane, its frequency band (u + v, merged into `BANDS`), its block's activity
 //! class (how many nonzero coefficients the same plane of the blocks left of and above it had),
-//! the same coefficient of those blocks and, in colour-difference planes, of the planes before
-//! it: integers the decoder already has, so the groups are exact on every machine.
+//! the same coefficient of those blocks, the coefficients before it in its row and column and,
+//! in colour-difference planes, the same coefficient of the planes before it: integers the
+//! decoder already has, so the groups are exact on every machine.
 //!
 //! Payload: `mode`, the mask of groups used, one table byte per group used, the ANS words.
 //! Where the base layer does not pay for itself the encoder leaves it out ([`DetailedCoder`]).
@@ -432,7 +434,8 @@ fn flag_tables(
         .collect()
 }
 
-/// The fixed transforms: colour rotation and 8×8 DCT-II, or four 4×4 DCT-IIs; all orthonormal.
+/// The fixed transforms, all orthonormal: the colour rotation, and per block an 8×8 DCT-II, four
+/// 4×4 DCT-IIs or the 8×8 Haar transform ([`Kernel`]).
 struct Transform {
     /// `dct[k][n]`: basis function k at sample n.
     dct: [[f32; BLOCK]; BLOCK],
