@@ -406,6 +406,41 @@ fn every_built_in_quality_decodes_and_costs_more_bits_at_higher_levels() {
 }
 
 #[test]
+fn a_detail_step_alone_codes_over_the_levels_model_and_clashes_with_a_level() {
+    let dir = tmp();
+    let clip = sample("carphone_pristine.mp4");
+    let (coarse, level2) = (dir.path().join("d90.aez"), dir.path().join("q2.aez"));
+    encode(&clip, &coarse, &["--detail-step", "90", "--frames", "2"]);
+    encode(&clip, &level2, &["--quality", "2", "--frames", "2"]);
+    let info = run_ok("aecodec", &["info", s(&coarse)]);
+    assert!(info.contains("detail_step: 90.0"), "{info}");
+    // Coarser than level 2's step 64: fewer bytes.
+    let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
+    assert!(size(&coarse) < size(&level2));
+    let clash = dir.path().join("clash.aez");
+    let out = run(
+        "aecodec",
+        &[
+            "encode",
+            s(&clip),
+            "-o",
+            s(&clash),
+            "--detail-step",
+            "90",
+            "-q",
+            "3",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot be used with"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!clash.exists());
+}
+
+#[test]
 fn a_stream_whose_learned_model_is_not_at_hand_names_the_model_it_needs() {
     let dir = tmp();
     let clip = sample("carphone_pristine.mp4");

@@ -63,9 +63,10 @@ enum Command {
               value_parser = clap::value_parser!(u8).range(1..=aecodec::registry::builtin::LEVELS as i64),
               conflicts_with = "model")]
         quality: u8,
-        /// With a learned --model: add a detail layer at this quantizer step (1 to 255; smaller
-        /// is better looking and larger).
-        #[arg(long, requires = "model")]
+        /// Add a detail layer at this quantizer step (1 to 255; smaller is better looking and
+        /// larger) to a learned --model, or, without one, to the levels' built-in model: the
+        /// levels' steps are 64 (level 2) to 10 (level 7); 90 and 128 go below level 2.
+        #[arg(long, conflicts_with_all = ["quality", "pixel"])]
         detail_step: Option<f32>,
         /// Use the built-in pixel coder (quantized pixels, no model; --step 1 is lossless).
         #[arg(long)]
@@ -366,6 +367,14 @@ fn coder_spec(
     if model.is_none() && !pixel {
         if step.is_some() || components.is_some() {
             bail!("--step and --components need --pixel or a PCA --model; the built-in learned models take --quality");
+        }
+        if detail_step.is_some() {
+            let ladder = aecodec::registry::builtin::LADDER_MODEL;
+            return Ok(CoderSpec::Learned {
+                model: aecodec::registry::builtin::model(ladder)
+                    .context("loading the built-in model")?,
+                detail_step,
+            });
         }
         return aecodec::registry::builtin::level(quality).context("loading the built-in model");
     }
