@@ -368,15 +368,11 @@ fn coder_spec(
         if step.is_some() || components.is_some() {
             bail!("--step and --components need --pixel or a PCA --model; the built-in learned models take --quality");
         }
-        if detail_step.is_some() {
-            let ladder = aecodec::registry::builtin::LADDER_MODEL;
-            return Ok(CoderSpec::Learned {
-                model: aecodec::registry::builtin::model(ladder)
-                    .context("loading the built-in model")?,
-                detail_step,
-            });
-        }
-        return aecodec::registry::builtin::level(quality).context("loading the built-in model");
+        let spec = match detail_step {
+            Some(_) => aecodec::registry::builtin::ladder(detail_step),
+            None => aecodec::registry::builtin::level(quality),
+        };
+        return spec.context("loading the built-in model");
     }
     let Some(path) = model else {
         let step = step.unwrap_or(4.0);

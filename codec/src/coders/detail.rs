@@ -150,48 +150,44 @@ impl Context {
         }
     }
 
+    /// The blocks left of and above `block`, those of them inside the frame.
+    fn neighbours(&self, block: usize) -> impl Iterator<Item = usize> {
+        let (bx, by) = (block % self.blocks_wide, block / self.blocks_wide);
+        let left = (bx > 0).then(|| block - 1);
+        let up = (by > 0).then(|| block - self.blocks_wide);
+        left.into_iter().chain(up)
+    }
+
     /// How many nonzero coefficients plane `p` of the blocks left of and above `block` had.
     fn around(&self, block: usize, p: usize) -> u32 {
-        let (bx, by) = (block % self.blocks_wide, block / self.blocks_wide);
-        let mut around = 0;
-        if bx > 0 {
-            around += self.nonzeros[block - 1][p];
-        }
-        if by > 0 {
-            around += self.nonzeros[block - self.blocks_wide][p];
-        }
-        around
+        self.neighbours(block).map(|b| self.nonzeros[b][p]).sum()
     }
 
     /// The group of coefficient `i` of plane `p` of `block`; `q` holds every earlier block
     /// and the earlier planes of this one.
     fn group(&self, block: usize, p: usize, i: usize, q: &[i32]) -> Group {
-        let (bx, by) = (block % self.blocks_wide, block / self.blocks_wide);
-        let mut same = 0;
-        if bx > 0 {
-            same += q[(block - 1) * BLOCK_COEFFS + p * 64 + i].unsigned_abs();
-        }
-        if by > 0 {
-            same += q[(block - self.blocks_wide) * BLOCK_COEFFS + p * 64 + i].unsigned_abs();
-        }
+        let same: u32 = self
+            .neighbours(block)
+            .map(|b| q[b * BLOCK_COEFFS + p * 64 + i].unsigned_abs())
+            .sum();
         let class = activity_class(self.around(block, p));
         let neighbour = same.min(NEIGHBOUR_CLASSES as u32 - 1) as usize;
-        let band = band_group(i % 8, i / 8);
+        let (u, v) = (i % 8, i / 8);
+        let band = band_group(u, v);
+        let here = &q[block * BLOCK_COEFFS..][..BLOCK_COEFFS];
+        let plane = &here[p * 64..][..64];
         // In the switched scheme, whether the coefficient before it in the row or the column
         // (coded already: an earlier band, or earlier in this one) is nonzero.
-        let here = &q[block * BLOCK_COEFFS + p * 64..][..64];
-        let (u, v) = (i % 8, i / 8);
         let template = match self.scheme {
             Scheme::Full | Scheme::Banded => 0,
             Scheme::Switched => {
-                usize::from((u > 0 && here[i - 1] != 0) || (v > 0 && here[i - 8] != 0))
+                usize::from((u > 0 && plane[i - 1] != 0) || (v > 0 && plane[i - 8] != 0))
             }
         };
         let set = match self.scheme {
             Scheme::Full => p,
             Scheme::Banded | Scheme::Switched if p == 0 => 0,
             Scheme::Banded | Scheme::Switched => {
-                let here = &q[block * BLOCK_COEFFS..];
                 let cross = (0..p).any(|earlier| here[earlier * 64 + i] != 0);
                 1 + 2 * (p - 1) + usize::from(cross)
             }
@@ -211,18 +207,14 @@ impl Context {
     /// The groups of the two flags that say `block`'s transform ([`Scheme::Switched`]):
     /// whether it is other than the 8×8 DCT, and then whether it is the Haar transform.
     fn kernel_groups(&self, block: usize) -> (Group, Group) {
-        let (bx, by) = (block % self.blocks_wide, block / self.blocks_wide);
-        let mut around = Vec::with_capacity(2);
-        if bx > 0 {
-            around.push(self.kernels[block - 1]);
-        }
-        if by > 0 {
-            around.push(self.kernels[block - self.blocks_wide]);
-        }
-        let count = |pred: fn(&Kernel) -> bool| around.iter().filter(|k| pred(k)).count();
+        let count = |pred: fn(Kernel) -> bool| {
+            self.neighbours(block)
+                .filter(|&b| pred(self.kernels[b]))
+                .count()
+        };
         let base = self.scheme.coeff_groups() + FLAG_GROUPS + self.scheme.end_groups();
-        let other = base + count(|&k| k != Kernel::Dct8);
-        let haar = base + 3 + count(|&k| k == Kernel::Haar);
+        let other = base + count(|k| k != Kernel::Dct8);
+        let haar = base + 3 + count(|k| k == Kernel::Haar);
         (other as Group, haar as Group)
     }
 
@@ -239,14 +231,10 @@ impl Context {
     /// The group of the flag that says whether plane `p` of `block` has any nonzero
     /// coefficient.
     fn flag_group(&self, block: usize, p: usize) -> Group {
-        let (bx, by) = (block % self.blocks_wide, block / self.blocks_wide);
-        let mut set = 0;
-        if bx > 0 && self.nonzeros[block - 1][p] > 0 {
-            set += 1;
-        }
-        if by > 0 && self.nonzeros[block - self.blocks_wide][p] > 0 {
-            set += 1;
-        }
+        let set = self
+            .neighbours(block)
+            .filter(|&b| self.nonzeros[b][p] > 0)
+            .count();
         (self.scheme.coeff_groups() + 3 * p + set) as Group
     }
 
@@ -359,6 +347,14 @@ fn band_group(u: usize, v: usize) -> usize {
         5..=7 => 4,
         _ => 5,
     }
+}
+
+/// The last band of a plane's 64 values with a nonzero value; `None` for an all-zero plane.
+fn last_band(plane: &[i32]) -> Option<usize> {
+    (0..64)
+        .filter(|&i| plane[i] != 0)
+        .map(|i| band_group(i % 8, i / 8))
+        .max()
 }
 
 fn activity_class(neighbour_nonzeros: u32) -> usize {
@@ -702,33 +698,45 @@ impl DetailLayer {
 
     /// Each block's transform: the 8×8 DCT unless another costs [`KERNEL_MARGIN`] less in
     /// squared error plus [`RATE_WEIGHT`] per bit ([`block_costs`](Self::block_costs), each
-    /// transform under the tables it would get were every block in it). Encoder-only.
-    fn choose_kernels(&self, residual: &Residual) -> Vec<Kernel> {
+    /// transform under the tables it would get were every block in it); and the residual's
+    /// coefficients so transformed ([`ratios`](Self::ratios)). Encoder-only.
+    fn choose_kernels(&self, residual: &Residual) -> (Vec<Kernel>, Vec<f32>) {
         let n = self.block_count();
-        let costs: Vec<Vec<f64>> = Kernel::ALL
+        let all: Vec<Vec<f32>> = Kernel::ALL
             .iter()
-            .map(|&k| self.block_costs(&self.ratios(residual, &vec![k; n])))
+            .map(|&k| self.ratios(residual, &vec![k; n]))
             .collect();
-        (0..n)
+        let costs: Vec<Vec<f64>> = all.iter().map(|r| self.block_costs(r)).collect();
+        let mut ratios = Vec::with_capacity(self.coefficients());
+        let kernels = (0..n)
             .map(|b| {
-                let (mut best, mut cost) = (Kernel::Dct8, costs[0][b] - KERNEL_MARGIN);
-                for (&kernel, kernel_costs) in Kernel::ALL.iter().zip(&costs).skip(1) {
+                let (mut best, mut cost) = (0, costs[0][b] - KERNEL_MARGIN);
+                for (k, kernel_costs) in costs.iter().enumerate().skip(1) {
                     if kernel_costs[b] < cost {
-                        (best, cost) = (kernel, kernel_costs[b]);
+                        (best, cost) = (k, kernel_costs[b]);
                     }
                 }
-                best
+                ratios.extend_from_slice(&all[best][b * BLOCK_COEFFS..][..BLOCK_COEFFS]);
+                Kernel::ALL[best]
             })
-            .collect()
+            .collect();
+        (kernels, ratios)
+    }
+
+    /// Plain rounding of `ratios`, each value's table group and the table bytes the frame
+    /// would get coded so: what the encoder's rounding choices price bits with.
+    fn plain_rounding(&self, ratios: &[f32]) -> (Vec<i32>, Vec<Group>, Vec<Option<u8>>) {
+        let nearest: Vec<i32> = ratios.iter().map(|&r| round_element(r)).collect();
+        let groups = self.groups_of(&nearest);
+        let indices = table_indices(WRITTEN, &self.symbols(WRITTEN, &nearest, None));
+        (nearest, groups, indices)
     }
 
     /// Per block, the squared error plus [`RATE_WEIGHT`] per bit of rounding its
     /// coefficients as [`round_rd`](Self::round_rd) does (each plane left out where that
     /// costs less), under the tables plain rounding of the whole frame gets.
     fn block_costs(&self, ratios: &[f32]) -> Vec<f64> {
-        let nearest: Vec<i32> = ratios.iter().map(|&r| round_element(r)).collect();
-        let groups = self.groups_of(&nearest);
-        let indices = table_indices(WRITTEN, &self.symbols(WRITTEN, &nearest, None));
+        let (nearest, groups, indices) = self.plain_rounding(ratios);
         let plane_cost = |at: usize| {
             let mut coded = 0.0;
             let mut dropped = 0.0;
@@ -751,9 +759,7 @@ impl DetailLayer {
     /// nearer zero, whichever costs less in squared error plus `RATE_WEIGHT` per bit under
     /// the tables plain rounding would get. Encoder-only: the decoder reads what is chosen.
     pub fn round_rd(&self, ratios: &[f32]) -> Vec<i32> {
-        let nearest: Vec<i32> = ratios.iter().map(|&r| round_element(r)).collect();
-        let groups = self.groups_of(&nearest);
-        let indices = table_indices(WRITTEN, &self.symbols(WRITTEN, &nearest, None));
+        let (nearest, groups, indices) = self.plain_rounding(ratios);
         let mut q: Vec<i32> = ratios
             .iter()
             .zip(&nearest)
@@ -796,11 +802,7 @@ impl DetailLayer {
             for p in 0..3 {
                 let at = block * BLOCK_COEFFS + p * 64;
                 let plane = &q[at..at + 64];
-                let Some(last) = (0..64)
-                    .filter(|&i| plane[i] != 0)
-                    .map(|i| band_group(i % 8, i / 8))
-                    .max()
-                else {
+                let Some(last) = last_band(plane) else {
                     continue;
                 };
                 // Cost (squared error bought back, negated, plus RATE_WEIGHT per bit) of
@@ -884,11 +886,7 @@ impl DetailLayer {
                         }
                     }
                     Scheme::Banded | Scheme::Switched => {
-                        let last = (0..64)
-                            .filter(|&i| plane[i] != 0)
-                            .map(|i| band_group(i % 8, i / 8))
-                            .max()
-                            .expect("a set plane");
+                        let last = last_band(plane).expect("a set plane");
                         for band in 0..=last {
                             for &i in order.band(band) {
                                 let i = usize::from(i);
@@ -1232,8 +1230,7 @@ impl DetailedCoder {
             out.extend(layer.code(WRITTEN, values, kernels)?);
             Ok::<_, CoderError>(out)
         };
-        let mut kernels = layer.choose_kernels(residual);
-        let ratios = layer.ratios(residual, &kernels);
+        let (mut kernels, ratios) = layer.choose_kernels(residual);
         let q = layer.round_rd(&ratios);
         // A block with nothing coded says nothing of its transform: the decoder takes it as
         // the 8×8 DCT, and so must the contexts here.

@@ -65,6 +65,11 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
 pub fn summary_markdown(rows: &[EvalRow], reference: &str) -> String {
     let mut md = String::new();
     for (clip, codecs) in curves(rows) {
+        let frontiers: Vec<Curve> = codecs.into_iter().map(|(c, p)| (c, frontier(&p))).collect();
+        let frontier_of = |codec: &str| {
+            let curve = frontiers.iter().find(|(c, _)| c == codec);
+            &curve.expect("every row's codec has a curve").1
+        };
         let _ = writeln!(md, "### {clip}\n");
         let _ = write!(md, "| codec | BD-rate vs {reference} |");
         for p in TARGET_PSNRS {
@@ -72,16 +77,15 @@ pub fn summary_markdown(rows: &[EvalRow], reference: &str) -> String {
         }
         let _ = writeln!(md, " model bytes |");
         let _ = writeln!(md, "|---|---|{}---|", "---|".repeat(TARGET_PSNRS.len()));
-        let reference_curve = codecs
+        let reference_curve = frontiers
             .iter()
             .find(|(c, _)| c == reference)
-            .map(|(_, p)| frontier(p));
-        for (codec, points) in &codecs {
-            let points = &frontier(points);
+            .map(|(_, p)| p);
+        for (codec, points) in &frontiers {
             let bd = if codec == reference {
                 "(reference)".to_string()
             } else {
-                match reference_curve.as_ref().and_then(|r| bd_rate(r, points)) {
+                match reference_curve.and_then(|r| bd_rate(r, points)) {
                     Some(v) => format!("{v:+.1} %"),
                     None => "n/a".to_string(),
                 }
@@ -106,14 +110,7 @@ pub fn summary_markdown(rows: &[EvalRow], reference: &str) -> String {
         let dominated: Vec<String> = rows
             .iter()
             .filter(|r| r.clip == clip)
-            .filter(|r| {
-                let curve = &codecs
-                    .iter()
-                    .find(|(c, _)| c == &r.codec)
-                    .expect("grouped")
-                    .1;
-                !frontier(curve).contains(&(r.bpp, r.psnr_rgb))
-            })
+            .filter(|r| !frontier_of(&r.codec).contains(&(r.bpp, r.psnr_rgb)))
             .map(|r| {
                 format!(
                     "{} {} ({:.3} bpp, {:.2} dB)",

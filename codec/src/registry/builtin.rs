@@ -29,7 +29,15 @@ pub const DETAIL_STEPS: [f32; 6] = [64.0, 44.0, 30.0, 20.0, 14.0, 10.0];
 /// which `aecodec encode --detail-step` reaches. They trace the codec's curve below level 2,
 /// where JPEG and PCA still have points, but no level has them: on camera video's intra frames
 /// they come out below level 1's quality (`bikes`, 4 frames: 31.0 and 34.1 dB against 36.9).
-pub const EVAL_DETAIL_STEPS: [f32; 8] = [128.0, 90.0, 64.0, 44.0, 30.0, 20.0, 14.0, 10.0];
+pub const EVAL_DETAIL_STEPS: [f32; 8] = {
+    let mut steps = [128.0, 90.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+    let mut i = 0;
+    while i < DETAIL_STEPS.len() {
+        steps[2 + i] = DETAIL_STEPS[i];
+        i += 1;
+    }
+    steps
+};
 
 /// Number of quality levels.
 pub const LEVELS: u8 = 1 + DETAIL_STEPS.len() as u8;
@@ -44,9 +52,19 @@ pub fn level(level: u8) -> Result<CoderSpec, ModelError> {
             "quality {level} is not 1..={LEVELS}"
         )));
     }
+    ladder(
+        usize::from(level)
+            .checked_sub(2)
+            .and_then(|i| DETAIL_STEPS.get(i).copied()),
+    )
+}
+
+/// The levels' learned model ([`LADDER_MODEL`]) with a detail layer at `detail_step`, if any:
+/// a level, or a step of the user's own (`aecodec encode --detail-step`).
+pub fn ladder(detail_step: Option<f32>) -> Result<CoderSpec, ModelError> {
     Ok(CoderSpec::Learned {
         model: model(LADDER_MODEL)?,
-        detail_step: (usize::from(level).checked_sub(2)).and_then(|i| DETAIL_STEPS.get(i).copied()),
+        detail_step,
     })
 }
 
