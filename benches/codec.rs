@@ -168,6 +168,7 @@ fn learned_spec() -> CoderSpec {
     CoderSpec::Learned {
         model: aecodec::registry::builtin::model(3).expect("built-in model"),
         detail_step: None,
+        latent_step: aecodec::learned::LatentStep::UNIT,
     }
 }
 

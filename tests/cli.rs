@@ -517,6 +517,7 @@ fn a_forged_short_payload_is_damage_not_a_picture() {
     let spec = aecodec::registry::CoderSpec::Learned {
         model: aecodec::registry::builtin::model(3).unwrap(),
         detail_step: None,
+        latent_step: aecodec::learned::LatentStep::UNIT,
     };
     let encoder = aecodec::pipeline::FrameEncoder::new(&spec, 8192, 4320, Rational::new(25, 1), 1);
     let file = std::fs::File::create(&forged).unwrap();

@@ -23,6 +23,7 @@ macro_rules! outln {
 
 use aecodec::container::{ContainerReader, ContainerWriter, FileStats, SeekableReader};
 use aecodec::ladder::{default_ladder, Manifest, RenditionFile, RenditionSpec};
+use aecodec::learned::LatentStep;
 use aecodec::output::{check_output, AtomicFile};
 use aecodec::pipeline::{decode_stream, encode_stream, FrameDecoder, FrameEncoder, StreamError};
 use aecodec::ratecontrol::{encode_stream_at_rate, RateTarget};
@@ -72,7 +73,9 @@ enum Command {
         #[arg(long)]
         pixel: bool,
         /// Quantizer step: larger is smaller and coarser. Pixel coder: an integer 1..=64
-        /// (1 is lossless, default 4). PCA: any positive number (default 8).
+        /// (1 is lossless, default 4). PCA: any positive number (default 8). A learned model
+        /// of the shallow kind: its latent's step, 0.02 to 50 (1, the default, codes at the
+        /// rate it was trained for).
         #[arg(long)]
         step: Option<f32>,
         /// PCA components to keep (default: all the model has).
@@ -187,6 +190,10 @@ enum Command {
         #[arg(long, value_delimiter = ',',
               default_values_t = aecodec::registry::builtin::EVAL_DETAIL_STEPS)]
         detail_steps: Vec<f32>,
+        /// Latent steps a learned model of the shallow kind runs at, one setting each
+        /// (comma-separated, 0.02 to 50; its `--step`), labelled q<N>@<step>.
+        #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_EVAL_LATENT_STEPS)]
+        latent_steps: Vec<f32>,
         /// The codec BD-rates are measured against.
         #[arg(long, default_value = "jpeg")]
         reference: String,
@@ -319,6 +326,7 @@ fn main() -> ExitCode {
             pca_model,
             learned_model,
             detail_steps,
+            latent_steps,
             reference,
         } => eval(
             clips,
@@ -326,7 +334,7 @@ fn main() -> ExitCode {
             frames,
             codecs,
             [pca_model, learned_model],
-            detail_steps,
+            [detail_steps, latent_steps],
             &reference,
         )
         .map(|()| ExitCode::SUCCESS),
@@ -340,6 +348,14 @@ fn main() -> ExitCode {
         ExitCode::FAILURE
     })
 }
+
+/// The latent steps `eval` runs a shallow learned model at by default: half to four times the
+/// trained step, about 1.4x apart.
+const DEFAULT_EVAL_LATENT_STEPS: [f32; 7] = [0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0];
+
+/// The latent steps `encode --step` takes for a learned model (the grid's ends, e^±4, are
+/// just beyond).
+const LATENT_STEPS: std::ops::RangeInclusive<f32> = 0.02..=50.0;
 
 /// The coder `encode` uses: the model given, the pixel coder, or the built-in learned model.
 fn coder_spec(
@@ -398,12 +414,22 @@ fn coder_spec(
             Ok(model.coder(params)?)
         }
         Model::Learned(m) => {
-            if step.is_some() || components.is_some() {
-                bail!("--step and --components are for PCA models; a learned model's quality is fixed by its training (add a detail layer with --detail-step)");
+            if components.is_some() || (step.is_some() && !m.has_latent_step()) {
+                bail!("--step and --components are for PCA models and learned models of the shallow kind; this learned model's quality is fixed by its training (add a detail layer with --detail-step)");
             }
+            let latent_step = match step {
+                Some(s) if !(LATENT_STEPS.contains(&s)) => bail!(
+                    "a learned model's --step is from {} to {}, got {s}",
+                    LATENT_STEPS.start(),
+                    LATENT_STEPS.end()
+                ),
+                Some(s) => LatentStep::nearest(f64::from(s)).expect("a positive step"),
+                None => LatentStep::UNIT,
+            };
             Ok(CoderSpec::Learned {
                 model: m.clone(),
                 detail_step,
+                latent_step,
             })
         }
     }
@@ -711,9 +737,21 @@ fn eval(
     frames: usize,
     codecs: Vec<String>,
     [pca_models, learned_models]: [Vec<PathBuf>; 2],
-    detail_steps: Vec<f32>,
+    [detail_steps, latent_steps]: [Vec<f32>; 2],
     reference: &str,
 ) -> Result<()> {
+    if let Some(s) = latent_steps.iter().find(|s| !LATENT_STEPS.contains(*s)) {
+        bail!(
+            "--latent-steps takes steps from {} to {}, got {s}",
+            LATENT_STEPS.start(),
+            LATENT_STEPS.end()
+        );
+    }
+    let mut latent_steps: Vec<LatentStep> = latent_steps
+        .iter()
+        .filter_map(|&s| LatentStep::nearest(f64::from(s)))
+        .collect();
+    latent_steps.dedup();
     use aecodec::eval::{report, run, EvalConfig};
     let detail_steps: Vec<f32> = detail_steps.into_iter().filter(|&s| s != 0.0).collect();
     if let Some(s) = detail_steps.iter().find(|s| {
@@ -750,6 +788,7 @@ fn eval(
         models,
         work_dir: work.path().to_path_buf(),
         detail_steps,
+        latent_steps,
     };
     let bar = ProgressBar::no_length();
     bar.set_style(ProgressStyle::with_template(

@@ -9,7 +9,7 @@ use aecodec::learned::{LearnedArch, LearnedModel};
 use aecodec::registry::Model;
 use aetrain::data::FrameSampling;
 use aetrain::device::TrainDevice;
-use aetrain::train::{TrainConfig, TrainEvent};
+use aetrain::train::{OptimizerState, TrainConfig, TrainEvent};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::io::{IsTerminal, Write};
@@ -71,6 +71,13 @@ struct TrainArgs {
     force: bool,
 }
 
+/// `aetrain train --arch`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ArchChoice {
+    Shallow,
+    PixelShuffle,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Train a learned model (autoencoder + scale hyperprior) for rate and distortion:
@@ -93,10 +100,20 @@ enum Command {
         /// Start from this model's weights (for example to train another quality level).
         #[arg(long, conflicts_with = "resume")]
         init: Option<PathBuf>,
-        /// Channels of the latent (default 128, or the --init model's). Larger than the --init
-        /// model's widens it: its trained weights are kept and the added channels learn.
+        /// Channels of the latent (default: the --arch's, or the --init model's). Larger than
+        /// the --init model's widens it: its trained weights are kept and the added channels
+        /// learn.
         #[arg(long, conflicts_with = "resume", value_parser = clap::value_parser!(u16).range(1..=512))]
         latent_channels: Option<u16>,
+        /// Layer layout of a model started afresh: `shallow` (a 320-value latent per 16x16
+        /// block and a two-layer synthesis, started as the PCA of the training patches) or
+        /// `pixel-shuffle` (the layout of the built-in q1..q4 models).
+        #[arg(long, value_enum, default_value_t = ArchChoice::Shallow, conflicts_with_all = ["resume", "init"])]
+        arch: ArchChoice,
+        /// Latent step in code values of the shallow kind's PCA start (default: the one the
+        /// lambda implies at high rate).
+        #[arg(long, conflicts_with_all = ["resume", "init"])]
+        pca_step: Option<f32>,
         #[command(flatten)]
         args: TrainArgs,
     },
@@ -204,27 +221,52 @@ fn run(cli: Cli) -> Result<()> {
             resume,
             init,
             latent_channels,
+            arch: choice,
+            pca_step,
             args,
         } => {
-            let (start, resuming) = match (resume, init) {
-                (Some(p), _) => (Some(load_learned(&p)?), true),
+            let (start, resuming) = match (&resume, init) {
+                (Some(p), _) => (Some(load_learned(p)?), true),
                 (_, Some(p)) => (Some(load_learned(&p)?), false),
                 _ => (None, false),
+            };
+            let optimizer = match &resume {
+                Some(p) => load_optimizer_state(p)?,
+                None => None,
             };
             let resumed = start.as_ref().filter(|_| resuming);
             let lambda = lambda.or(resumed.map(|m| m.info.lambda)).unwrap_or(0.01);
             let quality = quality.or(resumed.map(|m| m.info.quality)).unwrap_or(1);
-            let mut arch = start.as_ref().map_or(LearnedArch::DEFAULT, |m| m.info.arch);
+            let fresh = match choice {
+                ArchChoice::Shallow => LearnedArch::SHALLOW,
+                ArchChoice::PixelShuffle => LearnedArch::DEFAULT,
+            };
+            let mut arch = start.as_ref().map_or(fresh, |m| m.info.arch);
             if let Some(n) = latent_channels {
                 arch.latent_channels = n;
+                if arch.kind == aecodec::learned::ArchKind::Shallow {
+                    arch.analysis_channels = 2 * n;
+                }
             }
-            train(clips, lambda, quality, arch, start, resuming, args)
+            let start = Start {
+                model: start,
+                resume: resuming,
+                optimizer,
+                pca_step,
+            };
+            train(clips, lambda, quality, arch, start, args)
         }
         Command::Finetune { movie, from, args } => {
             let start = load_learned(&from)?;
             let (lambda, quality) = (start.info.lambda, start.info.quality);
             let arch = start.info.arch;
-            train(vec![movie], lambda, quality, arch, Some(start), false, args)
+            let start = Start {
+                model: Some(start),
+                resume: false,
+                optimizer: None,
+                pca_step: None,
+            };
+            train(vec![movie], lambda, quality, arch, start, args)
         }
         pca @ Command::Pca { .. } => fit_pca(pca),
         command @ Command::Pack { .. } => pack(command),
@@ -253,15 +295,46 @@ fn load_learned(path: &std::path::Path) -> Result<Arc<LearnedModel>> {
     }
 }
 
+/// Reads the optimizer state saved beside a checkpoint, if there is one.
+fn load_optimizer_state(checkpoint: &std::path::Path) -> Result<Option<OptimizerState>> {
+    let path = OptimizerState::path_for(checkpoint);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(
+            OptimizerState::from_bytes(&bytes)
+                .with_context(|| format!("reading {}", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "note: no optimizer state beside the checkpoint ({}): Adam starts afresh",
+                path.display()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Where a run starts from.
+struct Start {
+    model: Option<Arc<LearnedModel>>,
+    /// `model` is this run's own checkpoint, continued.
+    resume: bool,
+    optimizer: Option<OptimizerState>,
+    pca_step: Option<f32>,
+}
+
 fn train(
     clips: Vec<PathBuf>,
     lambda: f64,
     quality: u8,
     arch: LearnedArch,
-    start: Option<Arc<LearnedModel>>,
-    resume: bool,
+    start: Start,
     a: TrainArgs,
 ) -> Result<()> {
+    let resume = start.resume;
+    if start.pca_step.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+        bail!("--pca-step must be a positive number");
+    }
     if a.crop == 0 || !a.crop.is_multiple_of(64) {
         bail!("--crop must be a positive multiple of 64");
     }
@@ -297,8 +370,10 @@ fn train(
             .map(|m| std::time::Duration::from_secs_f64(m * 60.0)),
         arch,
         device: a.device,
-        start,
+        start: start.model,
         resume,
+        optimizer_state: start.optimizer,
+        pca_step: start.pca_step,
         command: std::env::args().collect::<Vec<_>>().join(" "),
     };
     let (enc, dec) = config.arch.macs_per_pixel();
@@ -339,7 +414,16 @@ fn train(
                 );
             }
         }
-        TrainEvent::Validation { step, bpp, psnr, model_bytes } => {
+        TrainEvent::PcaStart { patches, step } => bar.suspend(|| {
+            eprintln!("started from the PCA of {patches} training patches, latent step {step:.1}")
+        }),
+        TrainEvent::Validation {
+            step,
+            bpp,
+            psnr,
+            model_bytes,
+            optimizer,
+        } => {
             if let Some(log) = log.as_mut() {
                 log.validation(step, bpp, psnr);
             }
@@ -348,7 +432,10 @@ fn train(
                     "step {step}: held-out frames coded at {bpp:.4} bpp, {psnr:.2} dB (real bitstreams)"
                 )
             });
-            if let Err(e) = write_model(&output, model_bytes) {
+            // The optimizer state first: a checkpoint never sits beside an older state
+            // (resuming checks that their steps agree).
+            let state = write_model(&OptimizerState::path_for(&output), &optimizer.to_bytes());
+            if let Err(e) = state.and_then(|()| write_model(&output, model_bytes)) {
                 checkpoint_error.get_or_insert(e);
             }
         }

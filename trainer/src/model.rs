@@ -1,8 +1,11 @@
 //! The learned model as burn modules, built from the codec's [`LearnedArch`] so that training
 //! and coding share one architecture definition, and the training-time rate–distortion loss.
 
-use aecodec::learned::{ConvSpec, LearnedArch, LearnedWeights, MIN_SCALE, Z_LOG_SCALE};
-use burn::module::{Module, Param};
+use aecodec::coders::pca::{patch_dims, PcaModel};
+use aecodec::learned::{
+    ArchKind, ConvSpec, LearnedArch, LearnedWeights, MIN_SCALE, SHALLOW_BLOCK, Z_LOG_SCALE,
+};
+use burn::module::{Module, Param, ParamId};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{PaddingConfig2d, PixelShuffle, PixelShuffleConfig};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
@@ -149,8 +152,16 @@ impl LearnedNet {
     }
 
     /// A network holding `weights` (shapes as `arch` says; checked when they were loaded).
+    ///
+    /// Parameters are numbered in a fixed order, so the optimizer state saved beside a
+    /// checkpoint (keyed by parameter) finds its parameters again when the run resumes.
     pub fn from_weights(arch: &LearnedArch, weights: &LearnedWeights, device: &Device) -> Self {
         let mut net = Self::new(arch, device);
+        let mut next_id = 0u64;
+        let mut id = || {
+            next_id += 1;
+            ParamId::from(next_id)
+        };
         let groups = [
             (arch.analysis(), &mut net.g_a),
             (arch.synthesis(), &mut net.g_s),
@@ -162,15 +173,128 @@ impl LearnedNet {
                 let w = weights.get(&spec.weight_name()).to_vec();
                 let shape: [usize; 4] = spec.weight_shape().try_into().expect("4-d weight");
                 layer.conv.weight = Param::from_data(TensorData::new(w, shape), device);
+                layer.conv.weight.id = id();
                 let b = weights.get(&spec.bias_name()).to_vec();
                 let n = b.len();
-                layer.conv.bias = Some(Param::from_data(TensorData::new(b, [n]), device));
+                let mut bias = Param::from_data(TensorData::new(b, [n]), device);
+                bias.id = id();
+                layer.conv.bias = Some(bias);
             }
         }
         let z = weights.get(Z_LOG_SCALE).to_vec();
         let n = z.len();
         net.z_log_scale = Param::from_data(TensorData::new(z, [n]), device);
+        net.z_log_scale.id = id();
         net
+    }
+
+    /// A shallow-kind network that starts as the linear autoencoder `pca` (a 16×16 block PCA,
+    /// values 0..=255) with latent step `step` code values: the latent is the first
+    /// `latent_channels` PCA coefficients divided by `step`, the synthesis their inverse, each
+    /// ReLU stage carrying its filters twice, once negated (module docs of the codec's
+    /// `learned::arch`). The hyper-synthesis starts by predicting each channel's own scale
+    /// (from `variances`, the coefficients' variances) everywhere, a factorized prior that the
+    /// hyperprior then learns to adapt.
+    pub fn from_pca(
+        arch: &LearnedArch,
+        pca: &PcaModel,
+        variances: &[f64],
+        step: f32,
+        device: &Device,
+    ) -> Result<Self, String> {
+        let m = usize::from(arch.latent_channels);
+        let a = usize::from(arch.analysis_channels);
+        let c = usize::from(arch.synthesis_channels[0]);
+        let b = SHALLOW_BLOCK;
+        let d = patch_dims(b as u8);
+        if arch.kind != ArchKind::Shallow || usize::from(pca.block) != b {
+            return Err("a PCA start needs the shallow kind and a 16x16 PCA".into());
+        }
+        if a != 2 * m || c != 24 || m > usize::from(pca.components) || variances.len() < m {
+            return Err(format!(
+                "a PCA start needs analysis channels = 2 x latent ({a} vs {m}), 24 synthesis \
+                 channels ({c}) and at most {} latent channels",
+                pca.components
+            ));
+        }
+        let basis = |k: usize| &pca.basis[k * d..(k + 1) * d];
+        let mut w = Self::new(arch, device).weights(arch);
+        // g_a.0: patch → ±coefficients / step (input in 0..=1).
+        let mut g_a0 = vec![0f32; a * d];
+        let mut g_a0_bias = vec![0f32; a];
+        for k in 0..m {
+            let mean_projection: f32 = basis(k).iter().zip(&pca.mean).map(|(u, v)| u * v).sum();
+            for (index, &u) in basis(k).iter().enumerate() {
+                // Patch sample `index` is 3·(16·y + x) + colour; the weight is [colour][y][x].
+                let (pixel, colour) = (index / 3, index % 3);
+                let at = colour * b * b + pixel;
+                g_a0[k * d + at] = u * 255.0 / step;
+                g_a0[(m + k) * d + at] = -u * 255.0 / step;
+            }
+            g_a0_bias[k] = -mean_projection / step;
+            g_a0_bias[m + k] = mean_projection / step;
+        }
+        // g_a.1: 3×3, the difference of each pair at the centre tap.
+        let mut g_a1 = vec![0f32; m * a * 9];
+        for k in 0..m {
+            g_a1[(k * a + k) * 9 + 4] = 1.0;
+            g_a1[(k * a + m + k) * 9 + 4] = -1.0;
+        }
+        // g_s.0: 1×1, shuffled by 8 to 24 half-resolution channels: channel colour·4 + s holds
+        // the pixels at sub-position s = 2·sy + sx of each 2×2 cell (and 12 + that channel
+        // their negation), so that g_s.1's shuffle by 2 puts every pixel back in its place.
+        // They hold code values times 1/√255 and g_s.1 scales by 1/√255 again, back to
+        // 0..=1: the weights of both layers are then of a like size, and Adam (whose steps are
+        // the same size for every weight) moves each layer at a like pace relative to them.
+        let split = 255f32.sqrt().recip();
+        let half = b / 2;
+        let mut g_s0 = vec![0f32; c * half * half * m];
+        let mut g_s0_bias = vec![0f32; c * half * half];
+        for channel in 0..12 {
+            let (colour, sy, sx) = (channel / 4, (channel % 4) / 2, channel % 2);
+            for i in 0..half {
+                for j in 0..half {
+                    let index = 3 * (b * (2 * i + sy) + 2 * j + sx) + colour;
+                    let out = channel * half * half + i * half + j;
+                    let neg = (12 + channel) * half * half + i * half + j;
+                    for k in 0..m {
+                        let v = basis(k)[index] * step * split;
+                        g_s0[out * m + k] = v;
+                        g_s0[neg * m + k] = -v;
+                    }
+                    g_s0_bias[out] = pca.mean[index] * split;
+                    g_s0_bias[neg] = -pca.mean[index] * split;
+                }
+            }
+        }
+        // g_s.1: 5×5 from 24 to 12, the difference of each pair at the centre tap.
+        let mut g_s1 = vec![0f32; 12 * c * 25];
+        for o in 0..12 {
+            g_s1[(o * c + o) * 25 + 12] = split;
+            g_s1[(o * c + 12 + o) * 25 + 12] = -split;
+        }
+        let [ga0, ga1] = [&arch.analysis()[0], &arch.analysis()[1]].map(|l| l.name.clone());
+        let [gs0, gs1] = [&arch.synthesis()[0], &arch.synthesis()[1]].map(|l| l.name.clone());
+        w.insert(format!("{ga0}.weight"), g_a0);
+        w.insert(format!("{ga0}.bias"), g_a0_bias);
+        w.insert(format!("{ga1}.weight"), g_a1);
+        w.insert(format!("{ga1}.bias"), vec![0.0; m]);
+        w.insert(format!("{gs0}.weight"), g_s0);
+        w.insert(format!("{gs0}.bias"), g_s0_bias);
+        w.insert(format!("{gs1}.weight"), g_s1);
+        w.insert(format!("{gs1}.bias"), vec![0.0; 12]);
+        // The log-scale layer: each channel's Laplace scale (mean |y| = σ/√2) as its bias,
+        // its weights quietened so that the side latent starts as a small correction.
+        let log_scale = arch.log_scale_layer();
+        let mut ws = w.get(&log_scale.weight_name()).to_vec();
+        ws.iter_mut().for_each(|v| *v *= 0.1);
+        w.insert(log_scale.weight_name(), ws);
+        let bias = variances[..m]
+            .iter()
+            .map(|&var| ((var / 2.0).sqrt() as f32 / step).max(0.2).ln())
+            .collect();
+        w.insert(log_scale.bias_name(), bias);
+        Ok(Self::from_weights(arch, &w, device))
     }
 
     /// A network of `arch` that starts as the smaller trained model (`from`, `weights`) embedded

@@ -9,13 +9,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use aecodec::coders::pca::{self, patch_dims, PcaModel};
 use aecodec::coders::FrameCoder;
 use aecodec::container::FrameType;
-use aecodec::learned::{LearnedArch, LearnedCoder, LearnedInfo, LearnedModel, LearnedWeights};
+use aecodec::learned::{
+    ArchKind, LearnedArch, LearnedCoder, LearnedInfo, LearnedModel, LearnedWeights, SHALLOW_BLOCK,
+};
 use aecodec::metrics::PsnrAccumulator;
 use aecodec::model_file::TrainingInfo;
 use aecodec::RgbFrame;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, OptimizerRecord};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::data::Rng;
@@ -40,6 +43,8 @@ pub enum TrainError {
     Arch(String),
     #[error(transparent)]
     Device(#[from] crate::device::DeviceError),
+    #[error("optimizer state: {0}")]
+    OptimizerState(String),
 }
 
 /// Everything a training run needs.
@@ -70,6 +75,12 @@ pub struct TrainConfig {
     pub start: Option<Arc<LearnedModel>>,
     /// Whether `start` is the same run continued (`--resume`) or a parent (`finetune`).
     pub resume: bool,
+    /// The optimizer's state saved beside the resumed checkpoint
+    /// ([`OptimizerState`]), so that Adam continues instead of restarting.
+    pub optimizer_state: Option<OptimizerState>,
+    /// A shallow-kind model started afresh begins as the PCA of its training patches, with
+    /// this latent step in code values (default: [`pca_step_for`] the lambda).
+    pub pca_step: Option<f32>,
     pub command: String,
 }
 
@@ -87,7 +98,57 @@ pub enum TrainEvent<'a> {
         psnr: f64,
         /// The model as of this step, to checkpoint.
         model_bytes: &'a [u8],
+        /// The optimizer's state as of this step, to save beside it.
+        optimizer: &'a OptimizerState,
     },
+    /// A fresh shallow model was started from the PCA of the training patches.
+    PcaStart { patches: usize, step: f32 },
+}
+
+/// Adam's state at a checkpoint: the total steps of the model it belongs to, then burn's
+/// optimizer record (burnpack bytes). Saved beside the model file, never inside it: a model's
+/// id is the hash of its file, and a decoder needs no optimizer.
+#[derive(Clone)]
+pub struct OptimizerState {
+    pub steps: u64,
+    pub record: Vec<u8>,
+}
+
+impl OptimizerState {
+    const MAGIC: &'static [u8; 8] = b"AEADAM01";
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Self::MAGIC.to_vec();
+        out.extend_from_slice(&self.steps.to_le_bytes());
+        out.extend_from_slice(&self.record);
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TrainError> {
+        let bad = || TrainError::OptimizerState("not an optimizer state file".into());
+        if bytes.len() < 16 || &bytes[..8] != Self::MAGIC {
+            return Err(bad());
+        }
+        let steps = u64::from_le_bytes(bytes[8..16].try_into().map_err(|_| bad())?);
+        Ok(Self {
+            steps,
+            record: bytes[16..].to_vec(),
+        })
+    }
+
+    /// Where the state of checkpoint `model` is kept: beside it, `.adam` appended.
+    pub fn path_for(model: &std::path::Path) -> PathBuf {
+        let mut name = model.as_os_str().to_owned();
+        name.push(".adam");
+        PathBuf::from(name)
+    }
+}
+
+/// The latent step (code values) a PCA start takes for `lambda`: where a uniform quantizer's
+/// distortion (step²/12 per sample) meets the lambda's slope at high rate, with the three
+/// samples per pixel a complete transform codes (D = 3 / (2 ln 2 · lambda)).
+pub fn pca_step_for(lambda: f64) -> f32 {
+    (12.0 * 3.0 / (2.0 * std::f64::consts::LN_2 * lambda)).sqrt() as f32
 }
 
 /// Training frames held in memory.
@@ -187,7 +248,7 @@ pub fn train(
     let frames = load_frames(config)?;
     device.seed(config.seed);
     let mut rng = Rng(config.seed ^ 0x9e37_79b9_7f4a_7c15);
-    let (arch, mut net, previous_steps, parent, previous_seconds) = match &config.start {
+    let (arch, net, previous_steps, parent, previous_seconds) = match &config.start {
         Some(m) if m.info.arch == config.arch => (
             m.info.arch,
             LearnedNet::from_weights(&m.info.arch, &m.weights, &device),
@@ -217,6 +278,14 @@ pub fn train(
             Some(m.id.hex()),
             0.0,
         ),
+        None if config.arch.kind == ArchKind::Shallow => {
+            let step = config.pca_step.unwrap_or(pca_step_for(config.lambda));
+            let (pca, variances, patches) = fit_pca(&frames.train);
+            on_event(TrainEvent::PcaStart { patches, step });
+            let net = LearnedNet::from_pca(&config.arch, &pca, &variances, step, &device)
+                .map_err(TrainError::Arch)?;
+            (config.arch, net, 0, None, 0.0)
+        }
         None => (
             config.arch,
             LearnedNet::new(&config.arch, &device),
@@ -225,7 +294,29 @@ pub fn train(
             0.0,
         ),
     };
+    // Parameters numbered as every resumed run numbers them (`LearnedNet::from_weights`).
+    let mut net = LearnedNet::from_weights(&arch, &net.weights(&arch), &device);
     let mut optimizer = AdamConfig::new().init();
+    if let (true, Some(state)) = (config.resume, &config.optimizer_state) {
+        if state.steps != previous_steps {
+            return Err(TrainError::OptimizerState(format!(
+                "saved at step {}, the checkpoint is at step {previous_steps}",
+                state.steps
+            )));
+        }
+        let record =
+            OptimizerRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(state.record.clone()))
+                .map_err(|e| TrainError::OptimizerState(e.to_string()))?;
+        optimizer = optimizer.load_record(record);
+    }
+    let optimizer_state = |optimizer: &burn::optim::ModuleOptimizer, steps: u64| {
+        let record = optimizer
+            .to_record()
+            .into_bytes()
+            .map(|b| b.to_vec())
+            .map_err(|e| TrainError::OptimizerState(e.to_string()))?;
+        Ok::<_, TrainError>(OptimizerState { steps, record })
+    };
     let info = |steps: u64, seconds: f64| LearnedInfo {
         arch,
         lambda: config.lambda,
@@ -288,6 +379,7 @@ pub fn train(
                 bpp,
                 psnr,
                 model_bytes: &bytes,
+                optimizer: &optimizer_state(&optimizer, previous_steps + step)?,
             });
             if last {
                 return Ok(bytes);
@@ -296,6 +388,49 @@ pub fn train(
     }
     // Zero steps: the starting point itself.
     Ok(model_bytes(&net, &info(previous_steps, previous_seconds)))
+}
+
+/// Patches of 16×16 taken from the training frames for the PCA start: at most this many.
+const PCA_PATCHES: usize = 60_000;
+
+/// The closed-form PCA of 16×16 patches of `frames` (spread evenly over them), the variance
+/// of every coefficient, and how many patches it saw.
+fn fit_pca(frames: &[RgbFrame]) -> (PcaModel, Vec<f64>, usize) {
+    let block = SHALLOW_BLOCK as u8;
+    let d = patch_dims(block);
+    let mut all = Vec::new();
+    for f in frames {
+        all.extend(pca::patches(f, block));
+    }
+    let n = all.len() / d;
+    let keep = n.min(PCA_PATCHES);
+    let mut patches = Vec::with_capacity(keep * d);
+    for i in 0..keep {
+        let k = i * n / keep;
+        patches.extend_from_slice(&all[k * d..(k + 1) * d]);
+    }
+    let model = PcaModel::fit(block, &patches, TrainingInfo::default());
+    // The variance of each coefficient, on a sample of the patches.
+    let components = usize::from(model.components);
+    let sample = keep.min(4000);
+    let mut variances = vec![0f64; components];
+    for i in 0..sample {
+        let p = &patches[(i * keep / sample) * d..][..d];
+        for (k, var) in variances.iter_mut().enumerate() {
+            let u = &model.basis[k * d..(k + 1) * d];
+            let c: f32 = u
+                .iter()
+                .zip(p)
+                .zip(&model.mean)
+                .map(|((u, v), m)| u * (v - m))
+                .sum();
+            *var += f64::from(c * c);
+        }
+    }
+    variances
+        .iter_mut()
+        .for_each(|v| *v /= sample.max(1) as f64);
+    (model, variances, keep)
 }
 
 /// The weights of a model, to check a trained network round-trips through its file.

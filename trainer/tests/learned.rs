@@ -13,11 +13,11 @@ use std::sync::Arc;
 use aecodec::coders::FrameCoder;
 use aecodec::container::FrameType;
 use aecodec::learned::conv::FeatureMap;
-use aecodec::learned::{new_info, LearnedArch, LearnedCoder, LearnedModel};
+use aecodec::learned::{new_info, ArchKind, LearnedArch, LearnedCoder, LearnedModel};
 use aetrain::data::FrameSampling;
 use aetrain::device::TrainDevice;
 use aetrain::model::LearnedNet;
-use aetrain::train::{train, TrainConfig, TrainEvent};
+use aetrain::train::{train, OptimizerState, TrainConfig, TrainEvent};
 use burn::tensor::{Device, Tensor, TensorData};
 
 /// burn seeds one random generator per device: tests that initialize or train in parallel
@@ -142,6 +142,8 @@ fn config(steps: u64) -> TrainConfig {
         device: test_device(),
         start: None,
         resume: false,
+        optimizer_state: None,
+        pca_step: None,
         command: "test".into(),
     }
 }
@@ -154,6 +156,7 @@ fn a_few_training_steps_make_a_model_the_codec_codes_with() {
     let bytes = train(&config(4), |e| match e {
         TrainEvent::Step { loss, .. } => losses.push(loss),
         TrainEvent::Validation { bpp, psnr, .. } => validated = Some((bpp, psnr)),
+        TrainEvent::PcaStart { .. } => panic!("the pixel-shuffle kind starts at random"),
     })
     .unwrap();
     assert_eq!(losses.len(), 4);
@@ -478,9 +481,166 @@ fn a_time_limit_ends_training_with_a_checkpoint() {
     let bytes = train(&c, |e| match e {
         TrainEvent::Step { .. } => steps += 1,
         TrainEvent::Validation { .. } => validations += 1,
+        TrainEvent::PcaStart { .. } => {}
     })
     .unwrap();
     assert!((1..1_000).contains(&steps), "{steps} steps");
     assert_eq!(validations, 1);
     assert!(LearnedModel::from_bytes(&bytes).is_ok());
+}
+
+/// A small shallow-kind architecture for tests.
+const SMALL_SHALLOW: LearnedArch = LearnedArch {
+    kind: ArchKind::Shallow,
+    analysis_channels: 48,
+    latent_channels: 24,
+    synthesis_channels: [24, 0, 0],
+    hyper_channels: 8,
+    side_channels: 4,
+};
+
+#[test]
+fn a_shallow_model_starts_as_the_linear_autoencoder_of_its_patches() {
+    let _turn = serial();
+    let mut c = config(0);
+    c.arch = SMALL_SHALLOW;
+    c.pca_step = Some(4.0);
+    let mut started = None;
+    let bytes = train(&c, |e| {
+        if let TrainEvent::PcaStart { patches, step } = e {
+            started = Some((patches, step));
+        }
+    })
+    .unwrap();
+    let (patches, step) = started.expect("a fresh shallow model starts from the PCA");
+    assert!(patches > 100, "{patches} patches");
+    assert_eq!(step, 4.0);
+    let model = LearnedModel::from_bytes(&bytes).unwrap();
+    assert_eq!(model.info.arch.kind, ArchKind::Shallow);
+
+    // The codec's analysis is the projection on orthonormal directions (divided by the
+    // step), and the synthesis of the unrounded latent is the projection back: applying
+    // the synthesis to the analysis twice changes nothing (a projection is idempotent), and
+    // the reconstruction error is what the discarded directions held (below the frame's own
+    // spread).
+    let frame = aecodec::video::VideoReader::open(&clip())
+        .unwrap()
+        .next_frame()
+        .unwrap()
+        .unwrap()
+        .cropped(176, 144);
+    let once = model.synthesize_map(model.analyze(&frame));
+    let x = aecodec::learned::frame_to_map(&frame);
+    let twice = model.synthesize_map(model.analyze(&aecodec::learned::map_to_frame(&once)));
+    let twice_diff = once
+        .data
+        .iter()
+        .zip(&twice.data)
+        .map(|(a, b)| (a - b).abs())
+        .sum::<f32>()
+        / once.data.len() as f32;
+    // Only the 8-bit rounding (and clamping) of `once` separates the two.
+    assert!(
+        twice_diff < 0.003,
+        "projection not idempotent: {twice_diff}"
+    );
+    let mse = |a: &[f32], b: &[f32]| {
+        a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum::<f32>() / a.len() as f32
+    };
+    let mean = x.data.iter().sum::<f32>() / x.data.len() as f32;
+    let spread = x.data.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / x.data.len() as f32;
+    let error = mse(&once.data, &x.data);
+    eprintln!("idempotence {twice_diff}, error {error}, spread {spread}");
+    assert!(error < 0.2 * spread, "error {error}, spread {spread}");
+    // The latent of a grey patch is centred: the mean patch codes as (nearly) zero.
+    let y = model.analyze(&frame);
+    let scale = y.data.iter().map(|v| v.abs()).fold(0.0, f32::max);
+    assert!(scale > 1.0, "latent in units of the step: max {scale}");
+
+    // The whole coder runs on it: a real frame coded and decoded.
+    let model = Arc::new(model);
+    let mut enc = LearnedCoder::new(model.clone(), 176, 144);
+    let coded = enc.encode(&frame, FrameType::Intra).unwrap();
+    let mut dec = LearnedCoder::new(model, 176, 144);
+    let decoded = dec.decode(FrameType::Intra, &coded.payload).unwrap();
+    let mut acc = aecodec::metrics::PsnrAccumulator::default();
+    acc.add(&frame, &decoded);
+    assert!(
+        acc.psnr() > 25.0,
+        "PCA start decodes at {:.2} dB",
+        acc.psnr()
+    );
+}
+
+#[test]
+fn a_resumed_run_continues_adam_from_the_saved_state() {
+    let _turn = serial();
+    let mut first = config(2);
+    first.validate_every = 2;
+    let mut state = None;
+    let bytes = train(&first, |e| {
+        if let TrainEvent::Validation { optimizer, .. } = e {
+            state = Some(optimizer.to_bytes());
+        }
+    })
+    .unwrap();
+    let state = OptimizerState::from_bytes(&state.expect("the last step validates")).unwrap();
+    assert_eq!(state.steps, 2);
+    assert!(OptimizerState::from_bytes(b"AEADAM0").is_err());
+    let model = Arc::new(LearnedModel::from_bytes(&bytes).unwrap());
+
+    // One more step from the checkpoint, with and without Adam's state. Afresh, Adam's first
+    // step moves every weight by the learning rate (its moments are that one gradient, so
+    // m/√v = ±1); continued, the moments of the earlier steps make most moves smaller.
+    let step_from = |optimizer_state| {
+        let mut c = config(1);
+        c.start = Some(model.clone());
+        c.resume = true;
+        c.optimizer_state = optimizer_state;
+        LearnedModel::from_bytes(&train(&c, |_| {}).unwrap()).unwrap()
+    };
+    let median_move = |after: &LearnedModel| {
+        // config(1) takes its one step at a tenth of the learning rate (the last tenth).
+        let lr = config(1).learning_rate as f32 / 10.0;
+        let mut moves = Vec::new();
+        for (name, _) in aecodec::learned::LearnedWeights::expected_shapes(&model.info.arch) {
+            for (a, b) in after
+                .weights
+                .get(&name)
+                .iter()
+                .zip(model.weights.get(&name))
+            {
+                if a != b {
+                    moves.push((a - b).abs() / lr);
+                }
+            }
+        }
+        moves.sort_by(f32::total_cmp);
+        moves[moves.len() / 2]
+    };
+    let continued = step_from(Some(OptimizerState {
+        steps: 2,
+        record: state.record.clone(),
+    }));
+    let restarted = step_from(None);
+    assert_eq!(continued.info.steps, 3);
+    let (fresh, kept) = (median_move(&restarted), median_move(&continued));
+    assert!(
+        (0.95..1.05).contains(&fresh),
+        "a fresh Adam step moved {fresh} x lr"
+    );
+    assert!(
+        kept < 0.9,
+        "the saved state did not reach the optimizer: {kept} x lr"
+    );
+
+    // A state saved at another step is refused, not silently applied.
+    let mut c = config(1);
+    c.start = Some(model);
+    c.resume = true;
+    c.optimizer_state = Some(OptimizerState {
+        steps: 7,
+        record: state.record,
+    });
+    assert!(train(&c, |_| {}).is_err());
 }

@@ -1345,7 +1345,7 @@ impl FrameCoder for DetailedCoder {
         let mut latent = if with_base {
             self.base.parse(frame_type, base)?
         } else {
-            LatentFrame { values: Vec::new() }
+            LatentFrame::plain(Vec::new())
         };
         let read_kernels = kind == DetailMode::Intra && scheme == Scheme::Switched;
         let (mut values, kernels) =
@@ -1390,6 +1390,7 @@ impl FrameCoder for DetailedCoder {
         } else {
             self.base.synthesize(&LatentFrame {
                 values: base.to_vec(),
+                scale: latent.scale,
             })
         };
         self.layer.add_to(&mut frame, detail, &kernels);

@@ -139,7 +139,17 @@ pub trait FrameCoder: Send {
 
 /// A frame's quantized latent as the entropy decoder delivers it: the integers synthesis
 /// turns into pixels (pixel values for the pixel coder, coefficients for PCA).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LatentFrame {
     pub values: Vec<i32>,
+    /// What each value counts (the learned coder's [latent step](crate::learned::LatentStep));
+    /// 1 for coders whose integers are what they code.
+    pub scale: f32,
+}
+
+impl LatentFrame {
+    /// Integers that stand for themselves.
+    pub fn plain(values: Vec<i32>) -> Self {
+        Self { values, scale: 1.0 }
+    }
 }

@@ -425,7 +425,7 @@ impl FrameCoder for PcaCoder {
             }
         };
         self.reference = Some(q.clone());
-        Ok(LatentFrame { values: q })
+        Ok(LatentFrame::plain(q))
     }
 
     fn synthesize(&self, latent: &LatentFrame) -> RgbFrame {

@@ -92,7 +92,7 @@ impl FrameCoder for PixelCoder {
             // arithmetic stays bounded.
             q[i] = value.clamp(0, max_q);
         }
-        Ok(LatentFrame { values: q })
+        Ok(LatentFrame::plain(q))
     }
 
     fn synthesize(&self, latent: &LatentFrame) -> RgbFrame {

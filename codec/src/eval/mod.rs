@@ -26,7 +26,7 @@ use std::ops::ControlFlow;
 use crate::coders::pca::{patches, PcaModel};
 use crate::coders::CoderError;
 use crate::container::{ContainerError, ContainerReader, ContainerWriter, Rational};
-use crate::learned::LearnedModel;
+use crate::learned::{LatentStep, LearnedModel};
 use crate::metrics::{ms_ssim, PsnrAccumulator};
 use crate::model_file::{ModelError, TrainingInfo};
 use crate::pipeline::{
@@ -142,6 +142,9 @@ pub struct EvalConfig {
     pub work_dir: PathBuf,
     /// Detail layer steps: `learned` also runs each learned model with a detail layer at each.
     pub detail_steps: Vec<f32>,
+    /// Latent steps a learned model of the shallow kind is run at, each a setting (one model
+    /// for every rate); models of the pixel-shuffle kind have one.
+    pub latent_steps: Vec<LatentStep>,
 }
 
 /// How our coders are run: every frame intra, or predicted frames between intra frames at the
@@ -186,6 +189,8 @@ enum Codec {
         models: Vec<Arc<LearnedModel>>,
         /// Each model is also run with a detail layer at each of these steps.
         detail_steps: Vec<f32>,
+        /// Each model with a latent step runs at each of these.
+        latent_steps: Vec<LatentStep>,
         prediction: Prediction,
     },
     Classic(classic::Classic),
@@ -199,8 +204,8 @@ enum Setting {
     /// A PCA quantizer step.
     PcaStep(f32),
     /// The learned model at this index of the codec's list, with a detail layer at this step
-    /// or none.
-    LearnedModel(usize, Option<f32>),
+    /// or none, its latent quantized at this step.
+    LearnedModel(usize, Option<f32>, LatentStep),
     /// A classic codec's quality argument, as FFmpeg takes it.
     Classic(&'static str),
 }
@@ -234,6 +239,7 @@ impl Codec {
             Codec::Learned {
                 models,
                 detail_steps,
+                latent_steps,
                 ..
             } => {
                 // Named by quality; two models of one quality (an A/B run) also by their ids,
@@ -246,12 +252,23 @@ impl Codec {
                         q if shared(q) => format!("q{q}-{}", &m.id.hex()[..8]),
                         q => format!("q{q}"),
                     };
-                    settings.push((label.clone(), Setting::LearnedModel(i, None)));
-                    for &step in detail_steps {
-                        settings.push((
-                            format!("{label}+d{step}"),
-                            Setting::LearnedModel(i, Some(step)),
-                        ));
+                    let steps = match m.has_latent_step() {
+                        true if !latent_steps.is_empty() => latent_steps.clone(),
+                        _ => vec![LatentStep::UNIT],
+                    };
+                    for latent_step in steps {
+                        // A latent step other than 1 adds `@<step>`.
+                        let label = match latent_step {
+                            LatentStep::UNIT => label.clone(),
+                            s => format!("{label}@{s}"),
+                        };
+                        settings.push((label.clone(), Setting::LearnedModel(i, None, latent_step)));
+                        for &step in detail_steps {
+                            settings.push((
+                                format!("{label}+d{step}"),
+                                Setting::LearnedModel(i, Some(step), latent_step),
+                            ));
+                        }
                     }
                 }
                 settings
@@ -299,6 +316,7 @@ fn parse_codecs(config: &EvalConfig) -> Result<Vec<Codec>, EvalError> {
                 name: name.clone(),
                 models: learned.clone(),
                 detail_steps: config.detail_steps.clone(),
+                latent_steps: config.latent_steps.clone(),
                 prediction: Prediction::of_name(name),
             }),
             other => classic::Classic::parse(other)
@@ -490,12 +508,13 @@ pub fn run(
                                 Codec::Learned {
                                     models, prediction, ..
                                 },
-                                Setting::LearnedModel(i, detail_step),
+                                Setting::LearnedModel(i, detail_step, latent_step),
                                 _,
                             ) => (
                                 CoderSpec::Learned {
                                     model: models[i].clone(),
                                     detail_step,
+                                    latent_step,
                                 },
                                 *prediction,
                             ),
@@ -555,6 +574,7 @@ mod tests {
         let learned = |models: Vec<Arc<LearnedModel>>| Codec::Learned {
             name: "learned".into(),
             detail_steps: Vec::new(),
+            latent_steps: vec![LatentStep::UNIT, LatentStep::from_index(150)],
             models,
             prediction: Prediction::IntraOnly,
         };

@@ -12,18 +12,56 @@
 //!
 //! Every convolution is "same" padded (zeros) and, after upsampling, cropped to the size of
 //! the tensor it mirrors, so any coded size that is a multiple of 16 works.
+//!
+//! Two kinds of model share the hyperprior and differ in `g_a` and `g_s` ([`ArchKind`]):
+//! the pixel-shuffle kind above, and the *shallow* kind, a wide latent with a two-layer
+//! synthesis in the spirit of Yang & Mandt 2023:
+//!
+//! * `g_a`: a 16×16 stride-16 convolution (one patch per latent position), ReLU, then a 3×3
+//!   convolution to the latent, so every latent element sees its neighbours' patches;
+//! * `g_s`: a 1×1 convolution whose outputs are pixel-shuffled by 8 to a few channels at half
+//!   resolution (a 16×16 block transform), ReLU, then a 5×5 convolution shuffled by 2 to RGB,
+//!   which blends neighbouring blocks.
+//!
+//! Both chains are ReLU networks that can start as an exact linear transform: each layer
+//! before a ReLU carries every filter twice, once negated, and the layer after it takes their
+//! difference (`relu(v) − relu(−v) = v`). The trainer starts the shallow kind that way from
+//! the closed-form PCA of its training patches (the linear autoencoder), so training refines a
+//! transform that already codes, instead of discovering one.
 
 use serde::{Deserialize, Serialize};
+
+/// Which layer layout the analysis and synthesis transforms have (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArchKind {
+    /// Four 5×5 stride-2 analysis layers; four 3×3 + pixel-shuffle synthesis layers.
+    #[default]
+    PixelShuffle,
+    /// A patch analysis and a two-layer synthesis around a wide latent.
+    Shallow,
+}
+
+impl ArchKind {
+    fn is_pixel_shuffle(&self) -> bool {
+        *self == ArchKind::PixelShuffle
+    }
+}
 
 /// Sizes of the transforms. The tensor names and shapes follow from these alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LearnedArch {
+    /// The layer layout. Files of the pixel-shuffle kind do not name it, so their bytes (and
+    /// ids) are what they were before the shallow kind existed.
+    #[serde(default, skip_serializing_if = "ArchKind::is_pixel_shuffle")]
+    pub kind: ArchKind,
     /// Channels inside the analysis transform.
     pub analysis_channels: u16,
     /// Channels of the latent `y`.
     pub latent_channels: u16,
     /// Channels inside the synthesis transform, from the latent's resolution up:
-    /// at 1/8, 1/4 and 1/2 resolution.
+    /// at 1/8, 1/4 and 1/2 resolution (pixel-shuffle kind); the shallow kind has only the
+    /// first, its channels at 1/2 resolution, and the other two are 0.
     pub synthesis_channels: [u16; 3],
     /// Channels inside the hyper transforms.
     pub hyper_channels: u16,
@@ -35,6 +73,7 @@ impl LearnedArch {
     /// The architecture of the default models (trained at 64 latent channels, then widened;
     /// `samples/models/README.md`).
     pub const DEFAULT: LearnedArch = LearnedArch {
+        kind: ArchKind::PixelShuffle,
         analysis_channels: 64,
         latent_channels: 128,
         synthesis_channels: [64, 32, 16],
@@ -42,33 +81,49 @@ impl LearnedArch {
         side_channels: 32,
     };
 
-    /// Every channel count, in declaration order.
-    fn channel_counts(&self) -> [u16; 7] {
-        [
-            self.analysis_channels,
-            self.latent_channels,
-            self.synthesis_channels[0],
-            self.synthesis_channels[1],
-            self.synthesis_channels[2],
-            self.hyper_channels,
-            self.side_channels,
-        ]
+    /// The shallow kind's default sizes: 320 latent values per 16×16 block (CompressAI's
+    /// high-rate width), 24 channels at half resolution (12 and their negations, see the
+    /// module docs), a hyperprior of 64 channels.
+    pub const SHALLOW: LearnedArch = LearnedArch {
+        kind: ArchKind::Shallow,
+        analysis_channels: 640,
+        latent_channels: 320,
+        synthesis_channels: [24, 0, 0],
+        hyper_channels: 64,
+        side_channels: 32,
+    };
+
+    /// Every channel count the kind uses, in declaration order.
+    fn channel_counts(&self) -> Vec<u16> {
+        let synthesis = match self.kind {
+            ArchKind::PixelShuffle => &self.synthesis_channels[..],
+            ArchKind::Shallow => &self.synthesis_channels[..1],
+        };
+        let mut all = vec![self.analysis_channels, self.latent_channels];
+        all.extend_from_slice(synthesis);
+        all.extend([self.hyper_channels, self.side_channels]);
+        all
     }
 
     /// Whether a model of this architecture fits inside `wider` channel for channel, so
     /// that its weights can start a model of `wider` (see the trainer's widening).
     pub fn fits_in(&self, wider: &LearnedArch) -> bool {
-        self.channel_counts()
-            .iter()
-            .zip(wider.channel_counts())
-            .all(|(&narrow, wide)| narrow <= wide)
+        self.kind == wider.kind
+            && self
+                .channel_counts()
+                .iter()
+                .zip(wider.channel_counts())
+                .all(|(&narrow, wide)| narrow <= wide)
     }
 
     /// Refuses sizes a model file could use to make the decoder allocate without bound.
     pub fn check(&self) -> Result<(), String> {
         let all = self.channel_counts();
-        if all.iter().any(|&c| c == 0 || c > 512) {
-            return Err(format!("channel counts {all:?} outside 1..=512"));
+        if all.iter().any(|&c| c == 0 || c > 1024) {
+            return Err(format!("channel counts {all:?} outside 1..=1024"));
+        }
+        if self.kind == ArchKind::Shallow && self.synthesis_channels[1..] != [0, 0] {
+            return Err("the shallow kind has one synthesis width".into());
         }
         Ok(())
     }
@@ -97,6 +152,12 @@ impl LearnedArch {
     pub fn analysis(&self) -> Vec<ConvSpec> {
         let n = usize::from(self.analysis_channels);
         let m = usize::from(self.latent_channels);
+        if self.kind == ArchKind::Shallow {
+            return vec![
+                ConvSpec::patch("g_a.0", 3, n, SHALLOW_BLOCK),
+                ConvSpec::same("g_a.1", n, m, 3),
+            ];
+        }
         vec![
             ConvSpec::down("g_a.0", 3, n),
             ConvSpec::down("g_a.1", n, n),
@@ -105,11 +166,18 @@ impl LearnedArch {
         ]
     }
 
-    /// The synthesis transform's layers. Each is a 3×3 convolution to 4× the channels, then a
-    /// pixel shuffle doubling the resolution; ReLU follows every layer but the last.
+    /// The synthesis transform's layers. Pixel-shuffle kind: each is a 3×3 convolution to 4×
+    /// the channels, then a pixel shuffle doubling the resolution; shallow kind: see the
+    /// module docs. ReLU follows every layer but the last.
     pub fn synthesis(&self) -> Vec<ConvSpec> {
         let m = usize::from(self.latent_channels);
         let [d1, d2, d3] = self.synthesis_channels.map(usize::from);
+        if self.kind == ArchKind::Shallow {
+            return vec![
+                ConvSpec::same("g_s.0", m, d1, 1).shuffled(SHALLOW_BLOCK / 2),
+                ConvSpec::same("g_s.1", d1, 3, 5).shuffled(2),
+            ];
+        }
         vec![
             ConvSpec::up("g_s.0", m, d1),
             ConvSpec::up("g_s.1", d1, d2),
@@ -211,6 +279,26 @@ impl ConvSpec {
         }
     }
 
+    /// A `block`×`block` convolution of stride `block` (no padding): one patch per output.
+    fn patch(name: &str, in_channels: usize, out_channels: usize, block: usize) -> Self {
+        Self {
+            name: name.into(),
+            in_channels,
+            out_channels,
+            kernel: block,
+            stride: block,
+            upsample: 1,
+        }
+    }
+
+    /// The same layer followed by a pixel shuffle by `r`.
+    fn shuffled(self, r: usize) -> Self {
+        Self {
+            upsample: r,
+            ..self
+        }
+    }
+
     fn same(name: &str, in_channels: usize, out_channels: usize, kernel: usize) -> Self {
         Self {
             name: name.into(),
@@ -227,8 +315,14 @@ impl ConvSpec {
         self.out_channels * self.upsample * self.upsample
     }
 
+    /// Zeros around the input: half the kernel ("same"), none for a patch convolution
+    /// (stride equal to the kernel), whose patches tile the input.
     pub fn padding(&self) -> usize {
-        self.kernel / 2
+        if self.stride == self.kernel {
+            0
+        } else {
+            self.kernel / 2
+        }
     }
 
     pub fn weight_name(&self) -> String {
@@ -255,6 +349,9 @@ impl ConvSpec {
 /// fits each frame at least as well as one fixed scale. Every shipped model stores it, and
 /// model ids hash the whole file, so it stays (README, Layout).
 pub const Z_LOG_SCALE: &str = "z_log_scale";
+
+/// Pixels across one latent element of the shallow kind (its patch analysis's block).
+pub const SHALLOW_BLOCK: usize = 16;
 
 /// Lowest Laplace scale the training likelihood uses (the bank's smallest is 0.15).
 pub const MIN_SCALE: f32 = 0.11;
@@ -288,18 +385,48 @@ mod tests {
     }
 
     #[test]
+    fn the_shallow_kind_codes_on_the_same_grid_within_the_budget() {
+        let arch = LearnedArch::SHALLOW;
+        arch.check().unwrap();
+        assert_eq!(arch.downsampling(), 16);
+        assert_eq!(arch.latent_layer().weight_name(), "g_a.1.weight");
+        assert_eq!(arch.analysis()[0].conv_output_size(368), 23);
+        let (enc, dec) = arch.macs_per_pixel();
+        // At most 8k multiply-accumulates per decoded pixel.
+        assert!(dec < 8000.0, "decoder {dec} MAC/px");
+        assert!(enc > dec, "encoder {enc} MAC/px");
+        // Widening never crosses kinds.
+        assert!(!LearnedArch::DEFAULT.fits_in(&arch));
+        let mut bad = arch;
+        bad.synthesis_channels[2] = 8;
+        assert!(bad.check().is_err());
+    }
+
+    #[test]
+    fn pixel_shuffle_files_do_not_name_their_kind() {
+        let json = serde_json::to_string(&LearnedArch::DEFAULT).unwrap();
+        assert!(!json.contains("kind"), "{json}");
+        let back: LearnedArch = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, LearnedArch::DEFAULT);
+        let json = serde_json::to_string(&LearnedArch::SHALLOW).unwrap();
+        assert!(json.contains("\"kind\":\"shallow\""), "{json}");
+    }
+
+    #[test]
     fn layer_shapes_chain() {
-        let arch = LearnedArch::DEFAULT;
-        for layers in [
-            arch.analysis(),
-            arch.synthesis(),
-            arch.hyper_analysis(),
-            arch.hyper_synthesis(),
-        ] {
-            for pair in layers.windows(2) {
-                assert_eq!(pair[0].out_channels, pair[1].in_channels);
+        for arch in [LearnedArch::DEFAULT, LearnedArch::SHALLOW] {
+            for layers in [
+                arch.analysis(),
+                arch.synthesis(),
+                arch.hyper_analysis(),
+                arch.hyper_synthesis(),
+            ] {
+                for pair in layers.windows(2) {
+                    assert_eq!(pair[0].out_channels, pair[1].in_channels);
+                }
             }
         }
+        let arch = LearnedArch::DEFAULT;
         assert_eq!(arch.analysis()[0].conv_output_size(368), 184);
         assert_eq!(arch.analysis()[0].conv_output_size(23), 12);
     }

@@ -11,7 +11,7 @@ use super::conv::FeatureMap;
 use super::intra::HyperpriorCodec;
 use super::motion::MotionField;
 use super::predicted::{self, PredictionContext, ReferenceFrame, RefineWeights};
-use super::{round_element, LatentShape, LearnedModel};
+use super::{round_element, LatentShape, LatentStep, LearnedModel};
 use crate::coders::{
     check_frame_size, round_near, CoderError, EncodedFrame, FrameCoder, LatentFrame,
 };
@@ -31,6 +31,9 @@ pub struct LearnedCoder {
     /// The entropy cost of the last frame encoded.
     last_cost: Option<EntropyCost>,
     stream_end: StreamEnd,
+    /// The latent step intra frames are coded at (encoder), or the one the last intra
+    /// frame parsed carried (decoder): its group's predicted frames share it.
+    step: LatentStep,
 }
 
 impl LearnedCoder {
@@ -59,7 +62,17 @@ impl LearnedCoder {
             reference: None,
             last_cost: None,
             stream_end: StreamEnd::Sealed,
+            step: LatentStep::UNIT,
         }
+    }
+
+    /// Codes with the latent quantized at `step` (a model of the shallow kind; others have
+    /// one step, and this changes nothing for them).
+    pub fn with_latent_step(mut self, step: LatentStep) -> Self {
+        if self.model.has_latent_step() {
+            self.step = step;
+        }
+        self
     }
 
     /// The entropy coder's cost for the last frame this coder encoded (`None` before the first).
@@ -79,6 +92,7 @@ impl LearnedCoder {
             model: &self.model,
             latent: self.latent,
             side: self.side,
+            step: self.step,
         }
     }
 
@@ -144,14 +158,22 @@ impl LearnedCoder {
                 y_map.channels, y_map.height, y_map.width
             )));
         }
+        // The latent in units of the step (the hyperprior's side latent is the model's own,
+        // from the latent as trained).
+        let step = self.step.value();
+        let scaled: Vec<f32> = if step == 1.0 {
+            y_map.data.clone()
+        } else {
+            y_map.data.iter().map(|&v| v / step).collect()
+        };
         let (frame_type, coded) = match (frame_type, &self.reference) {
             (FrameType::Predicted, Some(reference)) => (
                 FrameType::Predicted,
-                self.encode_predicted(&y_map.data, reference)?,
+                self.encode_predicted(&scaled, reference)?,
             ),
             _ => {
                 let z = round_latent(&self.model.hyper_analyze(y_map));
-                (FrameType::Intra, self.intra().encode(&y_map.data, &z)?)
+                (FrameType::Intra, self.intra().encode(&scaled, &z)?)
             }
         };
         self.reference = Some(coded.reference);
@@ -216,10 +238,14 @@ impl FrameCoder for LearnedCoder {
 
     fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError> {
         let state = match frame_type {
-            FrameType::Intra => ReferenceFrame {
-                latent: self.intra().parse(payload, self.stream_end)?,
-                tables: None,
-            },
+            FrameType::Intra => {
+                let (latent, step) = self.intra().parse(payload, self.stream_end)?;
+                self.step = step;
+                ReferenceFrame {
+                    latent,
+                    tables: None,
+                }
+            }
             FrameType::Predicted => {
                 let reference = self.reference.as_ref().ok_or(CoderError::NoReference)?;
                 predicted::parse(payload, reference, self.latent, self.stream_end)?
@@ -228,16 +254,22 @@ impl FrameCoder for LearnedCoder {
         debug_assert_eq!(state.latent.len(), self.latent.elements());
         let values = state.latent.clone();
         self.reference = Some(state);
-        Ok(LatentFrame { values })
+        Ok(LatentFrame {
+            values,
+            scale: self.step.value(),
+        })
     }
 
     fn synthesize(&self, latent: &LatentFrame) -> RgbFrame {
-        self.model.synthesize(&FeatureMap {
-            channels: self.latent.channels,
-            height: self.latent.height,
-            width: self.latent.width,
-            data: latent.values.clone(),
-        })
+        self.model.synthesize(
+            &FeatureMap {
+                channels: self.latent.channels,
+                height: self.latent.height,
+                width: self.latent.width,
+                data: latent.values.clone(),
+            },
+            latent.scale,
+        )
     }
 }
 
@@ -248,6 +280,7 @@ mod tests {
     use crate::learned::{new_info, LearnedArch, LearnedWeights};
 
     const SMALL: LearnedArch = LearnedArch {
+        kind: crate::learned::ArchKind::PixelShuffle,
         analysis_channels: 8,
         latent_channels: 8,
         synthesis_channels: [8, 8, 8],
@@ -255,11 +288,25 @@ mod tests {
         side_channels: 4,
     };
 
+    /// A small shallow-kind architecture.
+    const SMALL_SHALLOW: LearnedArch = LearnedArch {
+        kind: crate::learned::ArchKind::Shallow,
+        analysis_channels: 16,
+        latent_channels: 8,
+        synthesis_channels: [24, 0, 0],
+        hyper_channels: 8,
+        side_channels: 4,
+    };
+
     /// A model with deterministic pseudo-random weights (scaled so latents are a few units).
     fn random_model() -> Arc<LearnedModel> {
+        random_model_of(SMALL)
+    }
+
+    fn random_model_of(arch: LearnedArch) -> Arc<LearnedModel> {
         let mut state = 99u64;
         let mut weights = LearnedWeights::default();
-        for (name, shape) in LearnedWeights::expected_shapes(&SMALL) {
+        for (name, shape) in LearnedWeights::expected_shapes(&arch) {
             let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);
             let gain = if name.starts_with("g_a") { 6.0 } else { 2.0 };
             let values = (0..shape.iter().product::<usize>())
@@ -271,9 +318,60 @@ mod tests {
                 .collect();
             weights.insert(name, values);
         }
-        let info = new_info(SMALL, 0.01, 1);
+        let info = new_info(arch, 0.01, 1);
         let bytes = LearnedModel::file_bytes_for(&info, &weights);
         Arc::new(LearnedModel::from_bytes(&bytes).unwrap())
+    }
+
+    /// One shallow model codes at every latent step: the step rides in the intra payload,
+    /// its group's predicted frames keep it, a larger step spends fewer bits, and the decoder
+    /// rebuilds `ŷ · step` from exactly the encoder's integers.
+    #[test]
+    fn a_shallow_model_codes_at_the_step_its_intra_frame_names() {
+        let model = random_model_of(SMALL_SHALLOW);
+        assert!(model.has_latent_step() && !random_model().has_latent_step());
+        let (w, h) = (96, 80);
+        let mut sizes = Vec::new();
+        for index in [96u8, 128, 160] {
+            let step = LatentStep::from_index(index);
+            let mut enc = LearnedCoder::new(model.clone(), w, h).with_latent_step(step);
+            let mut dec = LearnedCoder::new(model.clone(), w, h);
+            let mut bytes = 0;
+            for (i, frame_type) in [FrameType::Intra, FrameType::Predicted]
+                .into_iter()
+                .enumerate()
+            {
+                let frame = test_frame(w, h, i as u32 * 4);
+                let coded = enc.encode(&frame, frame_type).unwrap();
+                if frame_type == FrameType::Intra {
+                    assert_eq!(coded.payload[0], index, "the step leads the intra payload");
+                }
+                bytes += coded.payload.len();
+                let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
+                assert_eq!(Some(latent.values.as_slice()), enc.last_latent());
+                assert_eq!(latent.scale, step.value(), "frame {i}");
+                // The synthesis reads the latent times the step.
+                let y = FeatureMap {
+                    channels: 8,
+                    height: h as usize / 16,
+                    width: w as usize / 16,
+                    data: latent.values.clone(),
+                };
+                assert_eq!(dec.synthesize(&latent), model.synthesize(&y, step.value()));
+            }
+            sizes.push(bytes);
+        }
+        assert!(sizes[0] > sizes[1] && sizes[1] > sizes[2], "{sizes:?}");
+        // A model without a step ignores one asked for, and its payload has no step byte.
+        let plain = random_model();
+        let mut a =
+            LearnedCoder::new(plain.clone(), w, h).with_latent_step(LatentStep::from_index(160));
+        let mut b = LearnedCoder::new(plain, w, h);
+        let frame = test_frame(w, h, 0);
+        assert_eq!(
+            a.encode(&frame, FrameType::Intra).unwrap().payload,
+            b.encode(&frame, FrameType::Intra).unwrap().payload
+        );
     }
 
     fn test_frame(w: u32, h: u32, shift: u32) -> RgbFrame {
@@ -335,7 +433,7 @@ mod tests {
         let coder = LearnedCoder::new(model.clone(), frame.width, frame.height);
         let exact = model.analyze(&frame);
         let z = round_latent(&model.hyper_analyze(&exact));
-        let indices = coder.intra().table_indices(z);
+        let indices = coder.intra().table_indices(z, LatentStep::UNIT);
         let bank = ScaleBank::get();
         let measure = |latent: &[i32]| {
             let bits: f64 = latent

@@ -48,8 +48,15 @@ impl ExactHyperSynthesis {
     }
 
     /// Table indices for a latent of `height`×`width` from the rounded side latent `z`
-    /// (planar, `side_channels` × zh × zw): one index per latent element, planar.
-    pub fn table_indices(&self, z: &FeatureMap<i32>, height: usize, width: usize) -> Vec<u8> {
+    /// (planar, `side_channels` × zh × zw): one index per latent element, planar. Each
+    /// log-scale is lowered by `log_step_q8` (the latent step's `ln`, in 2^−8) first.
+    pub fn table_indices(
+        &self,
+        z: &FeatureMap<i32>,
+        height: usize,
+        width: usize,
+        log_step_q8: i64,
+    ) -> Vec<u8> {
         let ascale = f64::from(1u32 << HYPER_ACTIVATION_BITS);
         let limit = ACTIVATION_LIMIT * ascale;
         let mut x = FeatureMap {
@@ -72,7 +79,7 @@ impl ExactHyperSynthesis {
         log_scale
             .data
             .iter()
-            .map(|&s| index_for_log_scale(s as i64))
+            .map(|&s| index_for_log_scale(s as i64 - log_step_q8))
             .collect()
     }
 }

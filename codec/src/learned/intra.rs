@@ -1,13 +1,14 @@
 //! Intra frames: the hyperprior latent codec (Ballé et al. 2018, scale only).
 //!
-//! Payload: one bank index per side-latent channel, then one ANS stream holding the side
-//! latent `ẑ` (each channel under its index) followed by the latent `ŷ`, each element under
-//! the index the exact hyper-synthesis computes from `ẑ`.
+//! Payload: for a model with a [latent step](super::step) its index (one byte), then one bank
+//! index per side-latent channel, then one ANS stream holding the side latent `ẑ` (each
+//! channel under its index) followed by the latent `ŷ`, each element under the index the
+//! exact hyper-synthesis computes from `ẑ` and the step.
 
 use super::coded::CodedLatent;
 use super::conv::FeatureMap;
 use super::predicted::ReferenceFrame;
-use super::{round_element, LatentShape, LearnedModel};
+use super::{round_element, LatentShape, LatentStep, LearnedModel};
 use crate::coders::CoderError;
 use crate::entropy::{self, CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder};
 
@@ -18,6 +19,9 @@ pub struct HyperpriorCodec<'a> {
     pub latent: LatentShape,
     /// The side latent `z`.
     pub side: LatentShape,
+    /// The step the encoder quantizes `y` with (written in the payload of a model that has
+    /// one; others code at step 1).
+    pub step: LatentStep,
 }
 
 impl HyperpriorCodec<'_> {
@@ -30,18 +34,27 @@ impl HyperpriorCodec<'_> {
         }
     }
 
-    /// The bank index of every latent element, from the rounded side latent `z`.
-    pub fn table_indices(&self, z: Vec<i32>) -> Vec<u8> {
+    /// The bank index of every latent element, from the rounded side latent `z`, for a
+    /// latent quantized with `step`.
+    pub fn table_indices(&self, z: Vec<i32>, step: LatentStep) -> Vec<u8> {
         let (height, width) = (self.latent.height, self.latent.width);
-        self.model.table_indices(&self.side_map(z), height, width)
+        self.model
+            .table_indices(&self.side_map(z), height, width, step)
     }
 
-    /// Codes a frame whose unrounded latent is `exact` and rounded side latent `z`.
+    /// Codes a frame whose unrounded latent, already divided by the step, is `exact`, and
+    /// whose rounded side latent is `z`.
     pub fn encode(&self, exact: &[f32], z: &[i32]) -> Result<CodedLatent, CoderError> {
         let bank = ScaleBank::get();
         let plane = self.side.plane();
-        let side_indices: Vec<u8> = z.chunks(plane).map(|c| bank.index_near_mean(c)).collect();
-        let indices = self.table_indices(z.to_vec());
+        let step = self.coded_step();
+        let mut leading: Vec<u8> = Vec::with_capacity(self.side.channels + 1);
+        if self.model.has_latent_step() {
+            leading.push(step.index());
+        }
+        leading.extend(z.chunks(plane).map(|c| bank.index_near_mean(c)));
+        let side_indices = &leading[leading.len() - self.side.channels..];
+        let indices = self.table_indices(z.to_vec(), step);
         let y = round_intra(exact, &indices, INTRA_RATE_WEIGHT);
         let mut items: Vec<(&CategoricalTable, i32)> = Vec::with_capacity(y.len() + z.len());
         for (i, &v) in z.iter().enumerate() {
@@ -54,12 +67,34 @@ impl HyperpriorCodec<'_> {
             latent: y,
             tables: None,
         };
-        CodedLatent::finish(side_indices, items, reference)
+        CodedLatent::finish(leading, items, reference)
     }
 
-    /// Parses a payload to the latent the encoder had.
-    pub fn parse(&self, payload: &[u8], end: StreamEnd) -> Result<Vec<i32>, CoderError> {
+    /// The step this codec's payloads are coded at: the model's only one unless it carries
+    /// a step.
+    fn coded_step(&self) -> LatentStep {
+        if self.model.has_latent_step() {
+            self.step
+        } else {
+            LatentStep::UNIT
+        }
+    }
+
+    /// Parses a payload to the latent the encoder had and the step it is quantized with.
+    pub fn parse(
+        &self,
+        payload: &[u8],
+        end: StreamEnd,
+    ) -> Result<(Vec<i32>, LatentStep), CoderError> {
         let side = self.side;
+        let (step, payload) = if self.model.has_latent_step() {
+            let (&index, rest) = payload
+                .split_first()
+                .ok_or_else(|| CoderError::Payload("no latent step".into()))?;
+            (LatentStep::from_index(index), rest)
+        } else {
+            (LatentStep::UNIT, payload)
+        };
         let (side_indices, words) = entropy::split_table_indices(payload, side.channels)?;
         let bank = ScaleBank::get();
         let mut decoder = SymbolDecoder::new(words, end)?;
@@ -70,12 +105,12 @@ impl HyperpriorCodec<'_> {
             }
         }
         let y = self
-            .table_indices(z)
+            .table_indices(z, step)
             .iter()
             .map(|&index| bank.decode(index, &mut decoder))
             .collect::<Result<Vec<_>, _>>()?;
         decoder.finish()?;
-        Ok(y)
+        Ok((y, step))
     }
 }
 

@@ -6,6 +6,7 @@
 //! * [`motion`] and [`predicted`]: predicted frames, the latent moved block by block and the
 //!   change from it coded under context-chosen tables;
 //! * [`intra`]: intra frames, the hyperprior latent codec;
+//! * [`step`]: the latent quantizer step that lets one shallow model code at every rate;
 //! * [`coded`]: what a latent codec hands back (payload, cost, the frame's state);
 //! * [`coder`]: the [`FrameCoder`](crate::coders::FrameCoder) that ties them together and
 //!   keeps the reference frame.
@@ -18,10 +19,12 @@ pub mod hyper;
 pub mod intra;
 pub mod motion;
 pub mod predicted;
+pub mod step;
 
-pub use arch::{ConvSpec, LearnedArch, MIN_SCALE, Z_LOG_SCALE};
+pub use arch::{ArchKind, ConvSpec, LearnedArch, MIN_SCALE, SHALLOW_BLOCK, Z_LOG_SCALE};
 pub use coded::{CodedLatent, EntropyCost};
 pub use coder::LearnedCoder;
+pub use step::LatentStep;
 
 use std::collections::BTreeMap;
 
@@ -205,18 +208,32 @@ impl LearnedModel {
         run_chain(&self.hyper_analysis, abs)
     }
 
-    /// Table indices for every element of a `height`×`width` latent, from the rounded `ẑ`.
-    pub fn table_indices(&self, z: &FeatureMap<i32>, height: usize, width: usize) -> Vec<u8> {
-        self.hyper_synthesis.table_indices(z, height, width)
+    /// Table indices for every element of a `height`×`width` latent quantized with `step`,
+    /// from the rounded `ẑ`.
+    pub fn table_indices(
+        &self,
+        z: &FeatureMap<i32>,
+        height: usize,
+        width: usize,
+        step: LatentStep,
+    ) -> Vec<u8> {
+        self.hyper_synthesis
+            .table_indices(z, height, width, step.log_q8())
     }
 
-    /// The synthesis transform: the rounded latent to a frame.
-    pub fn synthesize(&self, y: &FeatureMap<i32>) -> RgbFrame {
+    /// Whether this model's intra payloads carry a [`LatentStep`] (the shallow kind's do;
+    /// the pixel-shuffle kind codes at its training rate only, as it always has).
+    pub fn has_latent_step(&self) -> bool {
+        self.info.arch.kind == ArchKind::Shallow
+    }
+
+    /// The synthesis transform: the rounded latent, quantized with `step`, to a frame.
+    pub fn synthesize(&self, y: &FeatureMap<i32>, step: f32) -> RgbFrame {
         let map = FeatureMap {
             channels: y.channels,
             height: y.height,
             width: y.width,
-            data: y.data.iter().map(|&v| v as f32).collect(),
+            data: y.data.iter().map(|&v| v as f32 * step).collect(),
         };
         map_to_frame(&run_chain(&self.synthesis, map))
     }

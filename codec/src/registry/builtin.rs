@@ -65,6 +65,7 @@ pub fn ladder(detail_step: Option<f32>) -> Result<CoderSpec, ModelError> {
     Ok(CoderSpec::Learned {
         model: model(LADDER_MODEL)?,
         detail_step,
+        latent_step: crate::learned::LatentStep::UNIT,
     })
 }
 

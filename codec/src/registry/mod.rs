@@ -13,7 +13,7 @@ use crate::coders::pca::{self, PcaModel};
 use crate::coders::{detail, DetailedCoder};
 use crate::coders::{CoderError, FrameCoder, PcaCoder, PixelCoder, PIXEL_MODEL_NAME};
 use crate::container::{CodingParams, CodingTool, Header};
-use crate::learned::{LearnedCoder, LearnedModel};
+use crate::learned::{LatentStep, LearnedCoder, LearnedModel};
 use crate::model_file::{read_model_file, ModelError, ModelFile, ModelId};
 
 /// A model ready to code with.
@@ -82,6 +82,7 @@ impl Model {
             (Model::Learned(m), CodingParams::Learned { .. }) => Ok(CoderSpec::Learned {
                 model: m.clone(),
                 detail_step: None,
+                latent_step: LatentStep::UNIT,
             }),
             (Model::Learned(m), CodingParams::LearnedDetail { detail_step, .. })
                 if (detail::MIN_STEP..=detail::MAX_STEP).contains(&detail_step) =>
@@ -89,6 +90,7 @@ impl Model {
                 Ok(CoderSpec::Learned {
                     model: m.clone(),
                     detail_step: Some(detail_step),
+                    latent_step: LatentStep::UNIT,
                 })
             }
             (Model::Learned(_), p) => Err(CoderError::Incompatible {
@@ -126,6 +128,9 @@ pub enum CoderSpec {
     Learned {
         model: Arc<LearnedModel>,
         detail_step: Option<f32>,
+        /// The step the encoder quantizes the latent with, for a model that has one
+        /// ([`LatentStep`]); decoders read it from each group of pictures.
+        latent_step: LatentStep,
     },
 }
 
@@ -172,12 +177,14 @@ impl CoderSpec {
             CoderSpec::Learned {
                 model,
                 detail_step: None,
+                ..
             } => CodingParams::Learned {
                 quality: model.info.quality,
             },
             CoderSpec::Learned {
                 model,
                 detail_step: Some(step),
+                ..
             } => CodingParams::LearnedDetail {
                 quality: model.info.quality,
                 detail_step: *step,
@@ -210,13 +217,21 @@ impl CoderSpec {
             CoderSpec::Learned {
                 model,
                 detail_step: None,
-            } => Box::new(LearnedCoder::new(model.clone(), coded_width, coded_height)),
+                latent_step,
+            } => Box::new(
+                LearnedCoder::new(model.clone(), coded_width, coded_height)
+                    .with_latent_step(*latent_step),
+            ),
             CoderSpec::Learned {
                 model,
                 detail_step: Some(step),
+                latent_step,
             } => {
                 let base = || -> Box<dyn FrameCoder> {
-                    Box::new(LearnedCoder::new(model.clone(), coded_width, coded_height))
+                    Box::new(
+                        LearnedCoder::new(model.clone(), coded_width, coded_height)
+                            .with_latent_step(*latent_step),
+                    )
                 };
                 Box::new(DetailedCoder::new(
                     base(),
