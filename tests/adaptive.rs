@@ -189,7 +189,7 @@ fn with_no_limit_it_climbs_to_the_top_and_plays_what_the_decoder_makes() {
     let server = Server::start(ladder().parent().unwrap(), "127.0.0.1:0");
     // The catalog lists the ladder by its directory, with the manifest to play.
     let mut listing = Vec::new();
-    aeplay::http::download(&server.url("/catalog.json"), 1 << 20, &mut listing).unwrap();
+    aeplay::http::download(&server.url("/catalog.json"), 1 << 20, &mut listing, None).unwrap();
     let catalog: Value = serde_json::from_slice(&listing).unwrap();
     let entry = catalog
         .as_array()
@@ -463,4 +463,126 @@ fn a_server_that_ignores_byte_ranges_is_named_as_the_cause() {
     assert!(!out.status.success());
     let said = common::stderr(&out);
     assert!(said.contains("ignores byte ranges"), "{said}");
+}
+
+/// A copy of the ladder in `ladder/` of a temporary directory, with `change` made to its
+/// manifest; returns the directory and the manifest's path.
+fn forged(change: impl FnOnce(&mut Value, &Path)) -> (tempfile::TempDir, PathBuf) {
+    let top = tempfile::tempdir().unwrap();
+    let dir = top.path().join("ladder");
+    std::fs::create_dir(&dir).unwrap();
+    for entry in std::fs::read_dir(ladder()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let mut m = manifest();
+    change(&mut m, &dir);
+    let path = dir.join("manifest.json");
+    std::fs::write(&path, m.to_string()).unwrap();
+    (top, path)
+}
+
+/// `aeplay play` that must end within a minute (a hang is a failure, not a stuck test).
+fn run_bounded(args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(bin("aeplay"))
+        .args(args)
+        .env("AECODEC_THREADS", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("aeplay {args:?} still runs after a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn forged_ladders_are_refused_with_a_message_never_a_panic_or_a_hang() {
+    // Segment frame counts that wrap a 64-bit sum back to the video's 30 frames.
+    let (_dir, wrap) = forged(|m, _| {
+        let half = 1u64 << 63;
+        m["frame_count"] = 30.into();
+        m["segments"] = serde_json::json!([
+            {"first_frame": 0, "frames": half, "start_s": 0.0, "duration_s": 1.0},
+            {"first_frame": half, "frames": half, "start_s": 1.0, "duration_s": 1.0},
+            {"first_frame": 0, "frames": 30, "start_s": 2.0, "duration_s": 1.0},
+        ]);
+        for r in m["renditions"].as_array_mut().unwrap() {
+            let segs = r["segments"].as_array().unwrap()[..3].to_vec();
+            r["segments"] = segs.into();
+        }
+    });
+    let out = run_bounded(&["play", s(&wrap), "--null", "--no-pace"]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("runs past the video's 30 frames"),
+        "{}",
+        common::stderr(&out)
+    );
+
+    // A rendition file that is a FIFO: opening it would block for ever.
+    let (_dir, fifo) = forged(|m, dir| {
+        let name = "pipe.aez";
+        let made = Command::new("mkfifo").arg(dir.join(name)).status().unwrap();
+        assert!(made.success());
+        m["renditions"][0]["file"] = name.into();
+    });
+    let out = run_bounded(&["play", s(&fifo), "--null", "--no-pace"]);
+    assert!(!out.status.success());
+    assert!(
+        common::stderr(&out).contains("not a regular file"),
+        "{}",
+        common::stderr(&out)
+    );
+}
+
+#[test]
+fn a_segment_its_file_does_not_hold_is_played_from_another_rendition() {
+    // The lowest rendition's last segment claims more bytes than the file has (the manifest's
+    // own file size forged to match): the player checks the real size, reads nothing of the
+    // claim, and takes that segment from another rendition.
+    let (dir, path) = forged(|m, dir| {
+        let r = &mut m["renditions"][0];
+        let last = r["segments"].as_array().unwrap().len() - 1;
+        // Past the index and footer too: 1,000 bytes beyond the file's end.
+        let on_disk = std::fs::metadata(dir.join(r["file"].as_str().unwrap()))
+            .unwrap()
+            .len();
+        let end = r["segments"][last]["offset"].as_u64().unwrap()
+            + r["segments"][last]["bytes"].as_u64().unwrap();
+        let extra = on_disk + 1_000 - end;
+        let bytes = r["segments"][last]["bytes"].as_u64().unwrap() + extra;
+        r["segments"][last]["bytes"] = bytes.into();
+        let total = r["bytes"].as_u64().unwrap() + extra;
+        r["bytes"] = total.into();
+    });
+    // Served at 70 kbit/s, where the player keeps to the lowest rendition (as
+    // `with_a_low_limit_it_settles_on_the_lowest_without_stalls` shows).
+    let server = Server::start_with(dir.path(), "127.0.0.1:0", &["--limit-rate", "8750"]);
+    let stats = play(&server.url("/media/ladder/manifest.json"), &["--null"], &[]);
+    assert_eq!(stats["frames"], 120, "{stats}");
+    let renditions = fetched(&stats);
+    assert_eq!(renditions.len(), 12, "{stats}");
+    assert_ne!(
+        renditions[11], 0,
+        "the last segment came from rendition 0: {stats}"
+    );
+    // Pinned to that rendition, the player has nowhere else to go: it stops with the
+    // frames before the segment, saying why.
+    let out = run(
+        "aeplay",
+        &["play", s(&path), "--null", "--no-pace", "--rendition", "0"],
+    );
+    let said = common::stderr(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("past the file's end") && said.contains("stopped after 110 good frames"),
+        "{said}"
+    );
 }

@@ -581,3 +581,50 @@ fn variable_frame_rate_input_keeps_its_timing() {
     let pause = (0.4 * rate).round() as usize;
     assert_eq!(decoded.frames[pause], decoded.frames[pause + 5]);
 }
+
+#[test]
+fn an_intact_packet_that_does_not_decode_keeps_the_frames_before_it() {
+    use aecodec::container::ContainerWriter;
+    let dir = tmp();
+    let good = dir.path().join("good.aez");
+    common::encode(&sample("bikes.mp4"), &good, &["--frames", "6"]);
+    // Frame 4's payload cut to its first bytes, written anew (so its CRC matches).
+    let (header, packets) = common::read_packets(&good);
+    let forged = dir.path().join("forged.aez");
+    let mut writer = ContainerWriter::new(std::fs::File::create(&forged).unwrap(), header).unwrap();
+    for (i, p) in packets.iter().enumerate() {
+        let payload = if i == 4 {
+            &p.payload[..3]
+        } else {
+            &p.payload[..]
+        };
+        writer
+            .write_packet(p.frame_type, p.tool, p.pts, payload)
+            .unwrap();
+    }
+    writer.finish().unwrap();
+    for (strict, code) in [(false, 0), (true, 2)] {
+        let out = dir.path().join(format!("out-{strict}.y4m"));
+        let mut args = vec!["decode", s(&forged), "-o", s(&out)];
+        if strict {
+            args.push("--strict");
+        }
+        let decoded = common::run("aecodec", &args);
+        let said = common::stderr(&decoded);
+        assert_eq!(decoded.status.code(), Some(code), "{said}");
+        assert!(said.contains("frame 4 does not decode"), "{said}");
+        assert!(!said.contains("coding frame"), "{said}");
+        let y4m = read_y4m(&std::fs::read(&out).unwrap());
+        assert_eq!(y4m.frames.len(), 4, "the frames before it are kept");
+        // So does the player writing what it plays.
+        let played = dir.path().join(format!("played-{strict}.y4m"));
+        let mut args = vec!["play", s(&forged), "-o", s(&played), "--no-pace"];
+        if strict {
+            args.push("--strict");
+        }
+        let out = common::run("aeplay", &args);
+        assert_eq!(out.status.code(), Some(code), "{}", common::stderr(&out));
+        let y4m = read_y4m(&std::fs::read(&played).unwrap());
+        assert_eq!(y4m.frames.len(), 4);
+    }
+}

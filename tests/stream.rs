@@ -465,7 +465,7 @@ fn bytes_damaged_in_transit_are_fetched_again_never_shown() {
 
 fn fetch_text(url: &str) -> String {
     let mut bytes = Vec::new();
-    aeplay::http::download(url, 1 << 20, &mut bytes).unwrap();
+    aeplay::http::download(url, 1 << 20, &mut bytes, None).unwrap();
     String::from_utf8(bytes).unwrap()
 }
 
@@ -945,7 +945,7 @@ fn an_oversized_download_is_refused_before_it_is_held() {
     });
     let url = format!("http://{addr}/models/x");
     let mut sink = Vec::new();
-    let err = aeplay::http::download(&url, 10_000, &mut sink).unwrap_err();
+    let err = aeplay::http::download(&url, 10_000, &mut sink, None).unwrap_err();
     assert!(
         matches!(err, aeplay::http::HttpError::TooLarge { .. }),
         "{err}"
@@ -954,10 +954,68 @@ fn an_oversized_download_is_refused_before_it_is_held() {
         sink.is_empty(),
         "nothing is written for a body announced too large"
     );
-    let err = aeplay::http::download(&url, 10_000, &mut sink).unwrap_err();
+    let err = aeplay::http::download(&url, 10_000, &mut sink, None).unwrap_err();
     assert!(
         matches!(err, aeplay::http::HttpError::TooLarge { .. }),
         "{err}"
     );
     assert!(sink.len() <= 10_000, "{} bytes taken", sink.len());
+}
+
+/// A server on loopback that answers every request with a 200 of `len` bytes (and a
+/// `Content-Range` for ranges), sending one byte every `gap`: never slow enough for the
+/// stall timeout, far too slow to finish.
+fn trickling_server(len: usize, gap: std::time::Duration) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                let n = conn.read(&mut buf).unwrap_or(0);
+                let ranged = String::from_utf8_lossy(&buf[..n]).contains("Range:");
+                let head = if ranged {
+                    format!(
+                        "HTTP/1.1 206 Partial Content\r\nContent-Length: {len}\r\n\
+                         Content-Range: bytes 0-{}/{len}\r\n\r\n",
+                        len - 1
+                    )
+                } else {
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n")
+                };
+                let _ = conn.write_all(head.as_bytes());
+                for _ in 0..len {
+                    std::thread::sleep(gap);
+                    if conn.write_all(b"x").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}/manifest.json")
+}
+
+#[test]
+fn a_server_that_trickles_meets_the_fetchs_deadline() {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let url = trickling_server(200, Duration::from_millis(200));
+    // 200 bytes at 5 a second would take 40 s; the deadline is 1 s.
+    let started = Instant::now();
+    let mut sink = Vec::new();
+    let deadline = Some(Instant::now() + Duration::from_secs(1));
+    let err = aeplay::http::download(&url, 10_000, &mut sink, deadline).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    let started = Instant::now();
+    let stream =
+        aeplay::http::HttpStream::open_range(&url, 0..200, Default::default(), Default::default())
+            .unwrap()
+            .with_deadline(Instant::now() + Duration::from_secs(1));
+    let err = stream.take(200).read_to_end(&mut Vec::new()).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    assert!(err.to_string().contains("too slow"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
 }

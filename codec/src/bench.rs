@@ -75,7 +75,7 @@ pub enum BenchError {
     #[error(transparent)]
     Stream(#[from] StreamError<VideoError>),
     #[error("the file is damaged")]
-    Damaged(#[source] ContainerError),
+    Damaged(#[source] crate::pipeline::StreamDamage),
     #[error(transparent)]
     Video(#[from] VideoError),
 }

@@ -710,6 +710,10 @@ fn decode(
     })
     .map_err(stream_error)?;
     bar.finish_and_clear();
+    if let (0, Some(damage)) = (decoded.frames, &decoded.damage) {
+        // Nothing to keep: the output is not written.
+        bail!("{}: no frame decodes: {damage}", input.display());
+    }
     sink.finish()?;
     let (frames, secs) = (decoded.frames, start.elapsed().as_secs_f64());
     eprintln!(

@@ -372,16 +372,27 @@ pub struct StageTimes {
 pub struct DecodedStream {
     /// Frames decoded and written to the sink.
     pub frames: u64,
-    /// The damage that ended a file early (a truncated or corrupt packet); every frame
-    /// before it was decoded.
-    pub damage: Option<ContainerError>,
+    /// The damage that ended a file early (a truncated or corrupt packet, or an intact one
+    /// that does not decode); every frame before it was decoded.
+    pub damage: Option<StreamDamage>,
     pub times: StageTimes,
+}
+
+/// What ended a decoded stream early.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamDamage {
+    /// The file's bytes: truncated, or failing their checks.
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    /// A packet whose bytes are intact (its CRC matches) but that does not decode.
+    #[error("frame {frame} does not decode: {cause}")]
+    Payload { frame: u64, cause: CoderError },
 }
 
 /// Decodes every packet `reader` holds into `sink`. `each` hears of every frame written and
 /// may stop the stream. Damage in the file ends the stream without an error (see
-/// [`DecodedStream::damage`]); a packet that parses but does not decode is an error. The
-/// caller finishes the sink.
+/// [`DecodedStream::damage`]), and so does a packet that is intact but does not decode:
+/// either way every frame before it is in the sink. The caller finishes the sink.
 pub fn decode_stream<R, K>(
     reader: &mut ContainerReader<R>,
     decoder: &mut FrameDecoder,
@@ -402,17 +413,25 @@ where
             Err(damage) => {
                 return Ok(DecodedStream {
                     frames,
-                    damage: Some(damage),
+                    damage: Some(damage.into()),
                     times,
                 })
             }
         };
         let t1 = Instant::now();
-        let coder_error = |cause| StreamError::Coder {
-            frame: frames,
-            cause,
+        let latent = match decoder.parse(&packet) {
+            Ok(latent) => latent,
+            Err(cause) => {
+                return Ok(DecodedStream {
+                    frames,
+                    damage: Some(StreamDamage::Payload {
+                        frame: frames,
+                        cause,
+                    }),
+                    times,
+                })
+            }
         };
-        let latent = decoder.parse(&packet).map_err(coder_error)?;
         let t2 = Instant::now();
         let frame = decoder.synthesize(&latent);
         let t3 = Instant::now();

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Characters a file name keeps in a URL path segment: RFC 3986's unreserved ones.
 pub const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -51,6 +51,30 @@ impl Patience {
     }
 }
 
+/// How long a fetch may take: metadata (a manifest, a header) gets a fixed time, a segment
+/// that time plus its bytes at a minimum rate, so a server that trickles is an error instead
+/// of a hang.
+pub struct Deadline;
+
+impl Deadline {
+    /// The whole time allowed for a manifest or a rendition header.
+    pub const METADATA: std::time::Duration = std::time::Duration::from_secs(30);
+    /// The slowest rate a segment may arrive at, beyond [`Self::METADATA`]: 16 KiB/s.
+    pub const MIN_MEDIA_RATE: f64 = 16.0 * 1024.0;
+
+    /// When a fetch of `bytes` of media started now must be done.
+    pub fn for_media(bytes: u64) -> Instant {
+        Instant::now()
+            + Self::METADATA
+            + std::time::Duration::from_secs_f64(bytes as f64 / Self::MIN_MEDIA_RATE)
+    }
+
+    /// When a fetch of metadata started now must be done.
+    pub fn for_metadata() -> Instant {
+        Instant::now() + Self::METADATA
+    }
+}
+
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -80,11 +104,17 @@ pub enum HttpError {
 pub type BoxedError = Box<dyn std::error::Error + Send + Sync>;
 
 fn agent(patience: Patience) -> ureq::Agent {
+    agent_until(patience, None)
+}
+
+/// An agent whose calls, bodies included, must end by `deadline`.
+fn agent_until(patience: Patience, deadline: Option<Instant>) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(5)))
         .timeout_recv_response(Some(Duration::from_secs(10)))
         .timeout_per_read(Some(patience.stall))
+        .timeout_global(deadline.map(|d| d.saturating_duration_since(Instant::now())))
         .build()
         .into()
 }
@@ -101,13 +131,19 @@ fn is_busy(status: u16) -> bool {
 
 /// Streams a whole resource into `out`, refusing more than `limit` bytes: by its announced
 /// length before any byte is read, else as the bytes arrive (so at most `limit` + 1 bytes
-/// are ever taken). Returns the bytes written.
-pub fn download(url: &str, limit: u64, out: &mut impl Write) -> Result<u64, HttpError> {
+/// are ever taken), and failing once `deadline` (if any) has passed. Returns the bytes
+/// written.
+pub fn download(
+    url: &str,
+    limit: u64,
+    out: &mut impl Write,
+    deadline: Option<Instant>,
+) -> Result<u64, HttpError> {
     let err = |cause: BoxedError| HttpError::Request {
         url: url.into(),
         cause,
     };
-    let response = agent(Patience::process_default())
+    let response = agent_until(Patience::process_default(), deadline)
         .get(url)
         .call()
         .map_err(|e| err(e.into()))?;
@@ -164,9 +200,37 @@ pub struct HttpStream {
     fetched: Arc<AtomicU64>,
     reconnects: Arc<AtomicU64>,
     patience: Patience,
+    /// Reading (and reconnecting) fails after this.
+    deadline: Option<Instant>,
 }
 
 impl HttpStream {
+    /// Fails any read after `deadline`: a server that trickles bytes cannot hold the
+    /// reader past it (it may overrun by one stall timeout).
+    pub fn with_deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// The file's whole length, as the server's answer gave it (`None` before one came, or
+    /// if it did not say).
+    pub fn total(&self) -> Option<u64> {
+        self.total
+    }
+
+    fn check_deadline(&self) -> std::io::Result<()> {
+        match self.deadline {
+            Some(d) if Instant::now() > d => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "{}: too slow: the server did not send this in the time allowed",
+                    self.url
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Opens the stream at `offset`.
     pub fn open(url: &str, offset: u64) -> Result<Self, HttpError> {
         Self::open_counting(url, offset, Arc::default(), Arc::default())
@@ -233,6 +297,7 @@ impl HttpStream {
             body: None,
             fetched,
             reconnects,
+            deadline: None,
         }
     }
 
@@ -382,6 +447,7 @@ impl Read for HttpStream {
             if self.stop() == Some(self.offset) || buf.is_empty() {
                 return Ok(0);
             }
+            self.check_deadline()?;
             let room = self.stop().map_or(buf.len() as u64, |s| s - self.offset);
             let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
             let Some(body) = self.body.as_mut() else {

@@ -121,10 +121,7 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
     }
     Ok(PlayOutcome {
         stats,
-        damage: damage.map(|cause| source::SourceError::Container {
-            path: source.into(),
-            cause,
-        }),
+        damage: damage.map(|d| d.at(source)),
         adaptive: None,
     })
 }
@@ -150,9 +147,49 @@ struct Segment {
     decode_busy: Duration,
     fetched: u64,
     reconnects: u64,
-    damage: Option<aecodec::container::ContainerError>,
+    damage: Option<Damage>,
     /// The viewer asked to continue from this time.
     seek_to: Option<f64>,
+}
+
+/// What ended a stream early; every frame before it was played.
+enum Damage {
+    /// Its bytes: truncated, or failing their checks.
+    Container(ContainerError),
+    /// A packet that is intact but does not decode.
+    Payload {
+        frame: u64,
+        cause: aecodec::coders::CoderError,
+    },
+}
+
+impl Damage {
+    fn at(self, path: &str) -> source::SourceError {
+        match self {
+            Damage::Container(cause) => source::SourceError::Container {
+                path: path.into(),
+                cause,
+            },
+            Damage::Payload { frame, cause } => source::SourceError::Undecodable {
+                path: path.into(),
+                frame,
+                cause,
+            },
+        }
+    }
+}
+
+/// How the presenter stage ended.
+enum Presented {
+    /// The stream ended, or the viewer quit.
+    Ended,
+    /// The viewer asked to continue from this time.
+    Seek(f64),
+    /// A frame did not decode: playback ends there, as at damage in the file.
+    Undecodable {
+        frame: u64,
+        cause: aecodec::coders::CoderError,
+    },
 }
 
 /// A parsed frame on its way to synthesis: its latent, packet size and time.
@@ -187,13 +224,19 @@ fn play_segment(
         // Decoder time: the busier of the two stages bounds the rate.
         let parse_busy = parsing.join().expect("entropy decoding thread panicked");
         let decode_busy = parse_busy.max(synthesis.join().expect("synthesis thread panicked"));
-        let seek_to = presented?;
+        let (seek_to, damage) = match presented? {
+            Presented::Seek(t) => (Some(t), None),
+            Presented::Ended => (None, read.damage.map(Damage::Container)),
+            Presented::Undecodable { frame, cause } => {
+                (None, Some(Damage::Payload { frame, cause }))
+            }
+        };
         Ok(Segment {
             bytes: read.bytes,
             decode_busy,
             fetched: read.network.0,
             reconnects: read.network.1,
-            damage: if seek_to.is_some() { None } else { read.damage },
+            damage,
             seek_to,
         })
     })
@@ -298,21 +341,27 @@ fn synthesize_frames(
     })
 }
 
-/// Presenter stage, on the calling thread: frames to the output until the stream ends or the
-/// viewer quits. Returns the time the viewer asked to seek to, if they did.
+/// Presenter stage, on the calling thread: frames to the output until the stream ends, a
+/// frame does not decode, or the viewer seeks or quits.
 fn present_frames(
     presenter: &mut Presenter,
     frames: &Receiver<Result<DecodedFrame, PlayError>>,
-) -> Result<Option<f64>, PlayError> {
+) -> Result<Presented, PlayError> {
     while let Ok(decoded) = frames.recv() {
-        let f = decoded?;
+        let f = match decoded {
+            Ok(f) => f,
+            Err(PlayError::Decode { frame, cause }) => {
+                return Ok(Presented::Undecodable { frame, cause })
+            }
+            Err(e) => return Err(e),
+        };
         match presenter.present(f.rgb, frames.len(), f.bytes, f.seconds)? {
             Control::Continue => {}
-            Control::Seek(t) => return Ok(Some(t)),
+            Control::Seek(t) => return Ok(Presented::Seek(t)),
             Control::Quit => break,
         }
     }
-    Ok(None)
+    Ok(Presented::Ended)
 }
 
 /// A decoded frame on its way to the presenter.

@@ -12,7 +12,7 @@ use aecodec::model_file::{ModelError, ModelId};
 use aecodec::output::AtomicFile;
 use aecodec::registry::{Model, ModelStore};
 
-use crate::http::{download, HttpError, HttpFile, HttpStream};
+use crate::http::{download, Deadline, HttpError, HttpFile, HttpStream};
 use sha2::{Digest, Sha256};
 
 /// Why a source could not be opened.
@@ -22,6 +22,13 @@ pub enum SourceError {
     Open { path: String, cause: std::io::Error },
     #[error("{path}: {cause}")]
     Container { path: String, cause: ContainerError },
+    /// A packet whose bytes are intact (its CRC matches) but that does not decode.
+    #[error("{path}: frame {frame} does not decode: {cause}")]
+    Undecodable {
+        path: String,
+        frame: u64,
+        cause: aecodec::coders::CoderError,
+    },
     #[error("{path}: {what}")]
     Manifest { path: String, what: String },
     #[error(transparent)]
@@ -279,7 +286,12 @@ fn ensure_model(
             inner: std::io::BufWriter::new(file.file()),
             hasher: Sha256::new(),
         };
-        let size = download(&url, model_bytes, &mut sink)?;
+        let size = download(
+            &url,
+            model_bytes,
+            &mut sink,
+            Some(Deadline::for_media(model_bytes)),
+        )?;
         sink.flush().map_err(|e| fail(e.into()))?;
         let actual = ModelId(sink.hasher.finalize().into());
         (size, actual)

@@ -104,7 +104,7 @@ pub enum CodeError {
     #[error(transparent)]
     Stream(#[from] StreamError<Infallible>),
     #[error("the file just written is damaged")]
-    Damaged(#[source] ContainerError),
+    Damaged(#[source] crate::pipeline::StreamDamage),
 }
 
 /// Codec names `eval` understands.

@@ -89,6 +89,11 @@ impl Abr {
     /// The rule for `renditions` (lowest bitrate first) of a video at `frame_rate`, with one
     /// rendition `pinned` if asked. Playback starts on the lowest rendition; see
     /// [`starting_at`](Self::starting_at).
+    /// The rendition `--rendition` pinned, if any.
+    pub fn pinned(&self) -> Option<usize> {
+        self.pinned
+    }
+
     pub fn new(renditions: Vec<RenditionLoad>, frame_rate: f64, pinned: Option<usize>) -> Self {
         Self {
             renditions,

@@ -2,11 +2,17 @@
 //! byte range, out of a local directory or from any HTTP server that answers range requests.
 //!
 //! Everything the manifest says is checked before it is used to size a read: segment times
-//! must tile the video, each rendition's segments must follow each other from its header to
-//! within its file, and each header must describe the video the manifest does.
+//! must tile the video (in checked arithmetic: no count from a file can wrap), each
+//! rendition's segments must follow each other from its header to within its file, each
+//! header must describe the video the manifest does, and no segment may run past the real end
+//! of its file (its size on disk, or the server's `Content-Range` total). A segment is read
+//! packet by packet as it arrives, so junk is refused at its first bad byte with memory
+//! bounded by the largest legal packet, and no allocation is ever sized by a claimed length.
+//! Every fetch has a deadline ([`Deadline`]): a server that sends one byte now and then
+//! cannot hold the player.
 
 use std::fs::File;
-use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -17,11 +23,14 @@ use aecodec::container::{
 };
 use aecodec::ladder::{Manifest, MAX_MANIFEST_BYTES};
 
-use crate::http::{download, HttpStream, PATH_SEGMENT};
+use crate::http::{download, Deadline, HttpStream, PATH_SEGMENT};
 use crate::source::{is_url, SourceError};
 
 /// The largest rendition header read: the preamble and 16 coding tools fit in far less.
 const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// The most renditions a ladder may have: each costs a header fetch before playback starts.
+pub const MAX_RENDITIONS: usize = 64;
 
 /// A ladder opened for playback: its manifest and every rendition's header, all checked.
 pub struct Ladder {
@@ -58,9 +67,13 @@ impl Ladder {
     pub fn open(source: &str) -> Result<Self, SourceError> {
         let (text, location) = if is_url(source) {
             let mut body = Vec::new();
-            download(source, MAX_MANIFEST_BYTES, &mut body)?;
-            let base = &source[..source.rfind('/').map_or(source.len(), |i| i + 1)];
-            (body, Location::Url(base.to_string()))
+            download(
+                source,
+                MAX_MANIFEST_BYTES,
+                &mut body,
+                Some(Deadline::for_metadata()),
+            )?;
+            (body, Location::Url(url_base(source).to_string()))
         } else {
             let path = Path::new(source);
             let open = |cause| SourceError::Open {
@@ -68,7 +81,7 @@ impl Ladder {
                 cause,
             };
             let mut body = Vec::new();
-            File::open(path)
+            open_regular(path)
                 .map_err(open)?
                 .take(MAX_MANIFEST_BYTES + 1)
                 .read_to_end(&mut body)
@@ -120,14 +133,28 @@ impl Ladder {
         }
     }
 
-    /// The bytes `range` of rendition `r`'s file (whose length the checks bounded).
-    fn read_range(&self, r: usize, range: std::ops::Range<u64>) -> Result<Vec<u8>, SourceError> {
+    /// The bytes `range` of rendition `r`'s file as a stream, after checking that the file
+    /// (its size on disk, or the server's total) holds them: nothing is read or allocated
+    /// for a range the file does not have. Reading past `deadline` is an error.
+    fn open_range(
+        &self,
+        r: usize,
+        range: std::ops::Range<u64>,
+        deadline: Instant,
+    ) -> Result<Box<dyn Read + Send>, SourceError> {
         let file = self.file_of(r);
-        let mut bytes = Vec::with_capacity((range.end - range.start) as usize);
         let io = |cause| SourceError::Open {
             path: file.clone(),
             cause,
         };
+        let short = |len: u64| SourceError::Manifest {
+            path: self.name.clone(),
+            what: format!(
+                "{}: bytes {}..{} are past the file's end ({len} bytes)",
+                self.manifest.renditions[r].file, range.start, range.end
+            ),
+        };
+        let len = range.end - range.start;
         match &self.location {
             Location::Url(_) => {
                 let stream = HttpStream::open_range(
@@ -135,31 +162,33 @@ impl Ladder {
                     range.clone(),
                     self.fetched.clone(),
                     self.reconnects.clone(),
-                )?;
-                stream
-                    .take(range.end - range.start)
-                    .read_to_end(&mut bytes)
-                    .map_err(io)?;
+                )?
+                .with_deadline(deadline);
+                match stream.total() {
+                    Some(total) if total < range.end => Err(short(total)),
+                    _ => Ok(Box::new(stream.take(len))),
+                }
             }
             Location::Dir(_) => {
-                let mut f = File::open(&file).map_err(io)?;
+                let mut f = open_regular(Path::new(&file)).map_err(io)?;
+                let on_disk = f.metadata().map_err(io)?.len();
+                if on_disk < range.end {
+                    return Err(short(on_disk));
+                }
                 f.seek(SeekFrom::Start(range.start)).map_err(io)?;
-                f.take(range.end - range.start)
-                    .read_to_end(&mut bytes)
-                    .map_err(io)?;
+                Ok(Box::new(f.take(len)))
             }
         }
-        Ok(bytes)
     }
 
     fn read_header(&self, r: usize) -> Result<Header, SourceError> {
         let header_bytes = self.manifest.renditions[r].header_bytes;
-        let bytes = self.read_range(r, 0..header_bytes)?;
+        let input = self.open_range(r, 0..header_bytes, Deadline::for_metadata())?;
         let container = |cause| SourceError::Container {
             path: self.file_of(r),
             cause,
         };
-        let reader = ContainerReader::new(Cursor::new(bytes)).map_err(container)?;
+        let reader = ContainerReader::new(input).map_err(container)?;
         if reader.offset() != header_bytes {
             return Err(SourceError::Manifest {
                 path: self.name.clone(),
@@ -173,26 +202,27 @@ impl Ladder {
         Ok(reader.header().clone())
     }
 
-    /// Fetches segment `k` of rendition `r` and checks its packets: as many as the segment
-    /// has frames, the first an intra frame, nothing left over.
+    /// Fetches segment `k` of rendition `r` and checks its packets as they arrive: as many
+    /// as the segment has frames, the first an intra frame, nothing left over.
     pub fn fetch(&self, r: usize, k: usize) -> Result<FetchedSegment, SourceError> {
         let place = self.manifest.renditions[r].segments[k];
         let time = self.manifest.segments[k];
         let started = Instant::now();
-        let bytes = self.read_range(r, place.offset..place.offset + place.bytes)?;
-        let seconds = started.elapsed().as_secs_f64();
-        let fetched = bytes.len() as u64;
+        let end = place.offset + place.bytes;
+        let input = self.open_range(r, place.offset..end, Deadline::for_media(place.bytes))?;
         let container = |cause| SourceError::Container {
             path: self.file_of(r),
             cause,
         };
         let mut reader = ContainerReader::at_segment(
-            Cursor::new(bytes),
+            input,
             self.headers[r].clone(),
             time.first_frame,
             place.offset,
         );
-        let mut packets = Vec::with_capacity(time.frames as usize);
+        // The manifest's checks bound the count by the header's frames; the vector still
+        // grows with what arrives rather than trusting it.
+        let mut packets = Vec::with_capacity(time.frames.min(256) as usize);
         for _ in 0..time.frames {
             let packet = reader.next_packet().map_err(container)?.ok_or_else(|| {
                 container(ContainerError::BadPacket {
@@ -210,7 +240,9 @@ impl Ladder {
                 what: what.into(),
             })
         };
-        if reader.offset() != place.offset + place.bytes {
+        let seconds = started.elapsed().as_secs_f64();
+        let fetched = reader.offset() - place.offset;
+        if reader.offset() != end {
             return Err(bad("the segment's bytes are not exactly its packets"));
         }
         if packets[0].frame_type != FrameType::Intra {
@@ -226,6 +258,26 @@ impl Ladder {
     }
 }
 
+/// The base a manifest's relative names resolve against (RFC 3986, section 5.2): the URL up to
+/// the last `/` of its path, the query and fragment left out (a `/` in them is not a path's).
+pub fn url_base(url: &str) -> &str {
+    let path_end = url.find(['?', '#']).unwrap_or(url.len());
+    let path = &url[..path_end];
+    &path[..path.rfind('/').map_or(path.len(), |i| i + 1)]
+}
+
+/// Opens a file only if it is a regular one: a FIFO or a device named by a manifest would
+/// block `open` or never end.
+fn open_regular(path: &Path) -> std::io::Result<File> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    File::open(path)
+}
+
 /// Checks that the segment times tile the video and each rendition's segments lie end to
 /// end in its file.
 fn check_manifest(m: &Manifest) -> Result<(), String> {
@@ -238,12 +290,21 @@ fn check_manifest(m: &Manifest) -> Result<(), String> {
     if m.renditions.is_empty() || m.segments.is_empty() {
         return Err("no renditions or no segments".into());
     }
-    let mut next = 0;
+    if m.renditions.len() > MAX_RENDITIONS {
+        return Err(format!(
+            "{} renditions: this player reads at most {MAX_RENDITIONS}",
+            m.renditions.len()
+        ));
+    }
+    let mut next = 0u64;
     for (k, s) in m.segments.iter().enumerate() {
         if s.first_frame != next || s.frames == 0 {
             return Err(format!("segment {k} does not follow the one before it"));
         }
-        next += s.frames;
+        next = next
+            .checked_add(s.frames)
+            .filter(|&n| n <= m.frame_count)
+            .ok_or_else(|| format!("segment {k} runs past the video's {} frames", m.frame_count))?;
     }
     if next != m.frame_count {
         return Err(format!(
@@ -309,8 +370,10 @@ fn check_header(m: &Manifest, r: usize, header: &Header) -> Result<(), String> {
     }
     let per_frame = PACKET_HEAD_LEN + header.max_payload_len();
     for (k, (place, time)) in rendition.segments.iter().zip(&m.segments).enumerate() {
+        // `check_manifest` bounded every segment's frames by the video's, which the header
+        // has just confirmed; saturating products cannot wrap past either bound.
         if place.bytes > time.frames.saturating_mul(per_frame)
-            || place.bytes < time.frames * PACKET_HEAD_LEN
+            || place.bytes < time.frames.saturating_mul(PACKET_HEAD_LEN)
         {
             return Err(format!(
                 "{}: segment {k}'s {} bytes cannot be {} packets",
@@ -391,6 +454,26 @@ mod tests {
             ),
             ("header", Box::new(|m| m.renditions[0].header_bytes = 0)),
             (
+                "wrapping frame counts",
+                Box::new(|m| {
+                    let half = 1u64 << 63;
+                    m.segments[0].frames = half;
+                    m.segments[1].first_frame = half;
+                    m.segments[1].frames = half + 20;
+                }),
+            ),
+            (
+                "a segment longer than the video",
+                Box::new(|m| m.segments[1].frames = 11),
+            ),
+            (
+                "too many renditions",
+                Box::new(|m| {
+                    let r = m.renditions[0].clone();
+                    m.renditions = vec![r; MAX_RENDITIONS + 1];
+                }),
+            ),
+            (
                 "count",
                 Box::new(|m| {
                     m.renditions[0].segments.pop();
@@ -402,5 +485,15 @@ mod tests {
             change(&mut m);
             assert!(check_manifest(&m).is_err(), "{what}");
         }
+    }
+
+    #[test]
+    fn relative_names_resolve_against_the_path_not_the_query() {
+        assert_eq!(
+            url_base("http://h:1/media/x/manifest.json?token=a/b"),
+            "http://h:1/media/x/"
+        );
+        assert_eq!(url_base("http://h/a/m.json#frag/ment"), "http://h/a/");
+        assert_eq!(url_base("http://h/a/m.json"), "http://h/a/");
     }
 }

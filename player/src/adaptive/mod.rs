@@ -379,6 +379,15 @@ impl Session<'_> {
                 damage: Some(e),
                 seek_to: None,
             }),
+            // An intact packet that does not decode, likewise.
+            Err(PlayError::Decode { frame, cause }) if !self.played.is_empty() => Ok(Run {
+                damage: Some(SourceError::Undecodable {
+                    path: self.ladder.name.clone(),
+                    frame,
+                    cause,
+                }),
+                seek_to: None,
+            }),
             Err(e) => Err(e),
         }
     }
@@ -476,7 +485,7 @@ impl Fetcher<'_> {
                 self.abr.record_download(s.bytes, s.seconds);
                 self.trace.push(SegmentFetch {
                     segment: k,
-                    rendition: choice.rendition,
+                    rendition: s.rendition,
                     reason: choice.reason,
                     at_s,
                     buffer_s,
@@ -493,15 +502,37 @@ impl Fetcher<'_> {
     }
 
     /// One segment, fetched again (a few times at most) when its bytes fail their checks:
-    /// damage on the way is fetched anew, never shown.
+    /// damage on the way is fetched anew, never shown. A segment that stays bad in rendition
+    /// `r` (or that its file does not hold) is taken from another rendition, the nearest
+    /// below first: every segment starts with an intra frame, so any rendition can play it.
+    /// Only when every rendition fails is the first failure reported. A pinned rendition
+    /// (`--rendition`) is the only one tried.
     fn fetch(&self, r: usize, k: usize) -> Fetched {
-        let mut tries = 0;
-        loop {
-            match self.ladder.fetch(r, k) {
-                Err(SourceError::Container { .. }) if tries < MAX_REFETCHES => tries += 1,
-                other => return other,
-            }
+        let count = match self.abr.pinned() {
+            Some(_) => r + 1,
+            None => self.ladder.manifest.renditions.len(),
+        };
+        let below = if self.abr.pinned().is_some() {
+            0..0
+        } else {
+            0..r
+        };
+        let order = std::iter::once(r).chain(below.rev()).chain(r + 1..count);
+        let mut first_failure = None;
+        for candidate in order {
+            let mut tries = 0;
+            let failure = loop {
+                match self.ladder.fetch(candidate, k) {
+                    Err(SourceError::Container { .. }) if tries < MAX_REFETCHES => tries += 1,
+                    Err(e @ (SourceError::Container { .. } | SourceError::Manifest { .. })) => {
+                        break e
+                    }
+                    other => return other,
+                }
+            };
+            first_failure.get_or_insert(failure);
         }
+        Err(first_failure.expect("a ladder has renditions"))
     }
 }
 
