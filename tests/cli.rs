@@ -628,3 +628,100 @@ fn an_intact_packet_that_does_not_decode_keeps_the_frames_before_it() {
         assert_eq!(y4m.frames.len(), 4);
     }
 }
+
+/// Every file of a directory with its bytes, by name.
+fn dir_contents(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read(e.path()).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_ladder_is_replaced_whole_or_not_at_all() {
+    let top = tmp();
+    let dir = top.path().join("ladder");
+    let clip = sample("carphone_pristine.mp4");
+    let ladder = |renditions: &str| {
+        vec![
+            "ladder".to_string(),
+            s(&clip).to_string(),
+            "-o".into(),
+            s(&dir).to_string(),
+            "--renditions".into(),
+            renditions.into(),
+            "--force".into(),
+        ]
+    };
+    let args = ladder("96x80@50k,128x104@90k");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_ok("aecodec", &args);
+    let before = dir_contents(&dir);
+    assert_eq!(before.len(), 3, "{:?}", before.keys());
+
+    // Interrupted once the new ladder's first rendition is written (staged beside it).
+    let args = ladder("112x96@60k,160x128@120k");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = std::process::Command::new(common::bin("aecodec"))
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let staged_rendition = || {
+        std::fs::read_dir(top.path()).unwrap().flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(".ladder.")
+                && std::fs::read_dir(e.path()).is_ok_and(|mut files| {
+                    files.any(|f| {
+                        f.is_ok_and(|f| f.file_name().to_string_lossy().ends_with("k.aez"))
+                    })
+                })
+        })
+    };
+    while !staged_rendition() {
+        assert!(started.elapsed().as_secs() < 120, "no rendition was staged");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("interrupted"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir_contents(&dir) == before, "the old ladder is as it was");
+    let left: Vec<_> = std::fs::read_dir(top.path()).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "nothing staged is left: {left:?}");
+
+    // Run to the end, the new ladder replaces the old one whole.
+    run_ok("aecodec", &args);
+    let after = dir_contents(&dir);
+    let names: Vec<&str> = after.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["112x96-60k.aez", "160x128-120k.aez", "manifest.json"]
+    );
+
+    // A directory holding anything else is not replaced: that file would be lost.
+    std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
+    let refused = common::run("aecodec", &args);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("notes.txt"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"mine");
+}

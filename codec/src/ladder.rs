@@ -237,6 +237,35 @@ impl RenditionFile {
     }
 }
 
+/// Whether `dir` may be replaced by a new ladder: it is absent or empty, or holds only a
+/// ladder (its `manifest.json`, the renditions it names, and temporary files of our naming).
+/// Anything else there (an input video, a user's file) would be lost with the old directory.
+pub fn check_replaceable(dir: &Path) -> Result<(), crate::output::OutputError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let manifest = std::fs::read(dir.join("manifest.json"))
+        .ok()
+        .and_then(|text| Manifest::from_json(&text).ok());
+    let ours = |name: &str| {
+        name == "manifest.json"
+            || (name.starts_with('.') && name.ends_with(".partial"))
+            || manifest
+                .as_ref()
+                .is_some_and(|m| m.renditions.iter().any(|r| r.file == name))
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !ours(&name) {
+            return Err(crate::output::OutputError::NotALadder {
+                dir: dir.to_path_buf(),
+                name,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Manifest {
     /// Reads a manifest from its JSON: refused above [`MAX_MANIFEST_BYTES`] (a reader takes
     /// at most one byte more than that, so this is the one check of the bound), or when it is

@@ -24,7 +24,7 @@ macro_rules! outln {
 use aecodec::container::{ContainerReader, ContainerWriter, FileStats, SeekableReader};
 use aecodec::ladder::{default_ladder, Manifest, RenditionFile, RenditionSpec};
 use aecodec::learned::LatentStep;
-use aecodec::output::{check_output, AtomicFile};
+use aecodec::output::{check_output, AtomicFile, StagedDir};
 use aecodec::pipeline::{decode_stream, encode_stream, FrameDecoder, FrameEncoder, StreamError};
 use aecodec::ratecontrol::{encode_stream_at_rate, RateTarget};
 use aecodec::registry::{CoderSpec, Model, ModelStore};
@@ -606,9 +606,12 @@ fn ladder(
 ) -> Result<()> {
     let info = *VideoReader::open(input)?.info();
     let specs = renditions.unwrap_or_else(|| default_ladder(info.width, info.height));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let manifest_path = dir.join("manifest.json");
     check_output(&manifest_path, &[input], options.force)?;
+    aecodec::ladder::check_replaceable(dir)?;
+    // The whole ladder is written beside `dir` and put in its place at the end: a reader
+    // sees the old ladder or the new one, and an interruption leaves the old one as it was.
+    let staged = StagedDir::create(dir)?;
     let options = EncodeOptions {
         gop: Some(
             options
@@ -639,17 +642,18 @@ fn ladder(
             size: Some((spec.width, spec.height)),
             ..options
         };
-        encode(input, &dir.join(&file), &plan, &options)?;
-        files.push(RenditionFile::read(dir, spec)?);
+        encode(input, &staged.path().join(&file), &plan, &options)?;
+        files.push(RenditionFile::read(staged.path(), spec)?);
     }
     let manifest = Manifest::new(files)?;
-    let mut out = AtomicFile::create(&manifest_path)?;
+    let mut out = AtomicFile::create(&staged.path().join("manifest.json"))?;
     {
         let mut w = BufWriter::new(out.file());
         serde_json::to_writer_pretty(&mut w, &manifest)?;
         w.flush()?;
     }
     out.commit()?;
+    staged.commit()?;
     outln!("{}", manifest_path.display());
     Ok(())
 }

@@ -35,8 +35,170 @@ pub fn interrupted() -> bool {
 fn remove_unfinished() {
     let paths = UNFINISHED.lock().unwrap_or_else(|e| e.into_inner());
     for path in paths.iter() {
-        let _ = std::fs::remove_file(path);
+        // A file, or a staged directory.
+        let _ = std::fs::remove_file(path).or_else(|_| std::fs::remove_dir_all(path));
     }
+}
+
+fn register_unfinished(path: &Path) {
+    UNFINISHED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(path.to_path_buf());
+}
+
+fn unregister_unfinished(path: &Path) {
+    UNFINISHED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|p| p != path);
+}
+
+/// Temporary outputs of this naming (`.NAME.*.partial`) left in `dir` by a process that was
+/// killed before it could remove them: older than this, they are removed on the next write
+/// there. A live writer's file is younger (it is being written).
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes stale temporary outputs for `name` in `dir` (see [`STALE_AFTER`]).
+fn remove_stale(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        if !(file_name.starts_with(&prefix) && file_name.ends_with(".partial")) {
+            continue;
+        }
+        let age = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if age.is_some_and(|a| a > STALE_AFTER) {
+            let path = entry.path();
+            let _ = std::fs::remove_file(&path).or_else(|_| std::fs::remove_dir_all(&path));
+        }
+    }
+}
+
+/// A directory written under a temporary name beside its destination and put in its place
+/// whole: a reader sees the old directory or the new one, never a mix. Dropped before
+/// [`commit`](Self::commit), or interrupted, it is removed.
+pub struct StagedDir {
+    temp: Option<tempfile::TempDir>,
+    destination: PathBuf,
+}
+
+impl StagedDir {
+    pub fn create(destination: &Path) -> Result<Self, OutputError> {
+        let (parent, name) = parent_and_name(destination);
+        std::fs::create_dir_all(&parent).map_err(|cause| OutputError::Temp {
+            dir: parent.clone(),
+            cause,
+        })?;
+        remove_stale(&parent, &name);
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".partial")
+            .tempdir_in(&parent)
+            .map_err(|cause| OutputError::Temp { dir: parent, cause })?;
+        register_unfinished(temp.path());
+        Ok(Self {
+            temp: Some(temp),
+            destination: destination.to_path_buf(),
+        })
+    }
+
+    /// Where to write the directory's files.
+    pub fn path(&self) -> &Path {
+        self.temp.as_ref().expect("not committed").path()
+    }
+
+    /// Puts the staged directory in place: renamed there if nothing (or an empty directory)
+    /// is, else atomically exchanged with the directory there (Linux), whose old contents are
+    /// then removed.
+    pub fn commit(mut self) -> Result<(), OutputError> {
+        let temp = self.temp.take().expect("committed once").keep();
+        unregister_unfinished(&temp);
+        let persist = |cause| OutputError::Persist {
+            path: self.destination.clone(),
+            cause,
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let perms = std::fs::Permissions::from_mode(0o755);
+            std::fs::set_permissions(&temp, perms).map_err(persist)?;
+        }
+        if std::fs::rename(&temp, &self.destination).is_ok() {
+            return Ok(());
+        }
+        exchange(&temp, &self.destination).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&temp);
+            persist(e)
+        })?;
+        // `temp` now holds the old directory.
+        std::fs::remove_dir_all(&temp).map_err(persist)
+    }
+}
+
+impl Drop for StagedDir {
+    fn drop(&mut self) {
+        if let Some(temp) = &self.temp {
+            unregister_unfinished(temp.path());
+        }
+    }
+}
+
+/// Swaps two directories in one step.
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: both are NUL-terminated paths that live across the call.
+    let done = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Swaps two directories: elsewhere, in two renames (for a moment neither is in place).
+#[cfg(not(target_os = "linux"))]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    let aside = a.with_extension("old");
+    std::fs::rename(b, &aside)?;
+    std::fs::rename(a, b)?;
+    std::fs::rename(&aside, a)
+}
+
+/// The directory a destination is in (`.` for a bare name) and its file name.
+fn parent_and_name(destination: &Path) -> (PathBuf, String) {
+    let dir = destination
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let name = destination
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (dir, name)
 }
 
 /// Why an output cannot be written.
@@ -52,6 +214,8 @@ pub enum OutputError {
         #[source]
         cause: std::io::Error,
     },
+    #[error("{dir} holds files that are not its ladder's ({name}): write the ladder to a new or empty directory")]
+    NotALadder { dir: PathBuf, name: String },
     #[error("cannot move the finished output to {path}")]
     Persist {
         path: PathBuf,
@@ -96,23 +260,14 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Creates the temporary file in the destination's directory (so the rename is atomic).
     pub fn create(destination: &Path) -> Result<Self, OutputError> {
-        let dir = destination
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
-        let name = destination
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned());
+        let (dir, name) = parent_and_name(destination);
+        remove_stale(&dir, &name);
         let temp = tempfile::Builder::new()
-            .prefix(&format!(".{}.", name.unwrap_or_default()))
+            .prefix(&format!(".{name}."))
             .suffix(".partial")
             .tempfile_in(&dir)
             .map_err(|cause| OutputError::Temp { dir, cause })?;
-        UNFINISHED
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(temp.path().to_path_buf());
+        register_unfinished(temp.path());
         Ok(Self {
             temp,
             destination: destination.to_path_buf(),
@@ -135,10 +290,7 @@ impl AtomicFile {
     /// Flushes to disk and renames into place, readable by others like any new file.
     pub fn commit(self) -> Result<(), OutputError> {
         let path = self.destination.clone();
-        UNFINISHED
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|p| p != self.temp.path());
+        unregister_unfinished(self.temp.path());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
