@@ -725,3 +725,39 @@ fn a_ladder_is_replaced_whole_or_not_at_all() {
     );
     assert_eq!(std::fs::read(dir.join("notes.txt")).unwrap(), b"mine");
 }
+
+#[test]
+fn info_tells_which_frames_the_learned_picture_carries() {
+    let dir = tmp();
+    for quality in ["1", "4"] {
+        let out = dir.path().join(format!("q{quality}.aez"));
+        encode(
+            &sample("bikes.mp4"),
+            &out,
+            &["--frames", "4", "--quality", quality],
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&run_ok("aecodec", &["info", s(&out), "--json"])).unwrap();
+        let stats = &json;
+        let layers = &stats["layer_bytes"];
+        let sum = ["learned", "detail", "other"]
+            .iter()
+            .map(|k| layers[k].as_u64().unwrap())
+            .sum::<u64>();
+        assert_eq!(sum, stats["latent_bytes"].as_u64().unwrap(), "{json}");
+        let learned = stats["learned_frames"].as_u64().unwrap();
+        if quality == "1" {
+            // The learned model alone: every frame, every byte.
+            assert_eq!(learned, 4, "{json}");
+            assert_eq!(layers["detail"], 0, "{json}");
+        } else {
+            assert!(layers["detail"].as_u64().unwrap() > 0, "{json}");
+            // The frames without a learned base are not counted.
+            assert_eq!(
+                learned > 0,
+                layers["learned"].as_u64().unwrap() > 0,
+                "{json}"
+            );
+        }
+    }
+}

@@ -886,9 +886,16 @@ fn info_report(input: &Path) -> Result<InfoReport> {
     let file_bytes = file.metadata()?.len();
     let reader = SeekableReader::new(BufReader::new(file))
         .with_context(|| format!("reading {}", input.display()))?;
+    let mut stats = FileStats::of(&reader, file_bytes);
+    // Which bytes are whose layer: the packets themselves, front to back.
+    let mut packets = ContainerReader::new(BufReader::new(File::open(input)?))
+        .with_context(|| format!("reading {}", input.display()))?;
+    let header = packets.header().clone();
+    let all = std::iter::from_fn(|| packets.next_packet().ok().flatten());
+    stats.count_layers(&header, all);
     Ok(InfoReport {
         file: input.display().to_string(),
-        stats: FileStats::of(&reader, file_bytes),
+        stats,
     })
 }
 
@@ -930,6 +937,15 @@ fn info(input: &Path, json: bool) -> Result<()> {
         out,
         "latents      {} bytes; container overhead {} bytes",
         r.latent_bytes, r.container_bytes
+    )?;
+    writeln!(
+        out,
+        "layers       learned {} bytes ({} of {} frames), detail {} bytes, other {} bytes",
+        r.layer_bytes.learned,
+        r.learned_frames,
+        r.frame_count,
+        r.layer_bytes.detail,
+        r.layer_bytes.other
     )?;
     writeln!(
         out,

@@ -1202,7 +1202,9 @@ impl DetailedCoder {
         }
     }
 
-    fn split(payload: &[u8]) -> Result<(&[u8], &[u8]), CoderError> {
+    /// A payload's base layer (the learned coder's payload, empty for a frame without one)
+    /// and its detail layer.
+    pub fn split(payload: &[u8]) -> Result<(&[u8], &[u8]), CoderError> {
         let mut rest = payload;
         let len = varint::read_u64(&mut rest)
             .map_err(|e| CoderError::Payload(format!("base layer length: {e}")))?;

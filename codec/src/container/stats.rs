@@ -39,6 +39,20 @@ pub struct FileStats {
     pub bytes_per_frame_max: u64,
     pub bitrate_kbps: f64,
     pub bits_per_pixel: f64,
+    /// Frames whose picture the learned synthesis renders (every frame of a learned tool,
+    /// and the frames of a learned + detail tool whose payload has a base layer).
+    pub learned_frames: u64,
+    /// Payload bytes by layer ([`LayerBytes`]).
+    pub layer_bytes: LayerBytes,
+}
+
+/// Payload bytes by what they code: the learned latent, the block-transform detail layer,
+/// and the other coders (PCA, pixel).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LayerBytes {
+    pub learned: u64,
+    pub detail: u64,
+    pub other: u64,
 }
 
 impl FileStats {
@@ -85,6 +99,44 @@ impl FileStats {
             bitrate_kbps: file_bytes as f64 * 8.0 / h.duration_s().max(1e-9) / 1000.0,
             bits_per_pixel: file_bytes as f64 * 8.0
                 / (n * f64::from(h.width) * f64::from(h.height)),
+            learned_frames: 0,
+            layer_bytes: LayerBytes::default(),
+        }
+    }
+
+    /// Adds what each packet's layers hold: `packets` are the file's packets, in order (the
+    /// index alone does not say which bytes are whose).
+    pub fn count_layers(
+        &mut self,
+        header: &super::Header,
+        packets: impl IntoIterator<Item = super::Packet>,
+    ) {
+        use super::CodingParams;
+        for packet in packets {
+            let len = packet.payload.len() as u64;
+            let coding = header
+                .tools
+                .get(usize::from(packet.tool))
+                .map(|t| &t.coding);
+            match coding {
+                Some(CodingParams::Learned { .. }) => {
+                    self.learned_frames += 1;
+                    self.layer_bytes.learned += len;
+                }
+                Some(CodingParams::LearnedDetail { .. }) => {
+                    match crate::coders::detail::DetailedCoder::split(&packet.payload) {
+                        Ok((base, detail)) => {
+                            self.learned_frames += u64::from(!base.is_empty());
+                            self.layer_bytes.learned += base.len() as u64;
+                            self.layer_bytes.detail += detail.len() as u64;
+                            // The base layer's length prefix.
+                            self.layer_bytes.other += len - (base.len() + detail.len()) as u64;
+                        }
+                        Err(_) => self.layer_bytes.other += len,
+                    }
+                }
+                _ => self.layer_bytes.other += len,
+            }
         }
     }
 }
