@@ -229,6 +229,27 @@ fn catalog_ranges_and_paths_outside_the_directory() {
         .collect();
     assert_eq!(titles, ["car", "small"]);
     assert_eq!(catalog[0]["frames"], 40);
+    // The server keeps the catalog while its files stay as they are, and makes it anew
+    // when one comes, goes or changes.
+    let titles_now = || -> Vec<String> {
+        let c: serde_json::Value =
+            serde_json::from_str(&fetch_text(&server.url("/catalog.json"))).unwrap();
+        c.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["title"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(titles_now(), ["car", "small"]);
+    std::fs::copy(
+        media.path().join("small.aez"),
+        media.path().join("copy.aez"),
+    )
+    .unwrap();
+    assert_eq!(titles_now(), ["car", "copy", "small"]);
+    std::fs::write(media.path().join("copy.aez"), b"not a stream").unwrap();
+    assert_eq!(titles_now(), ["car", "small"]);
+    std::fs::remove_file(media.path().join("copy.aez")).unwrap();
     assert!(catalog[0]["models"][0]["url"]
         .as_str()
         .unwrap()

@@ -22,7 +22,7 @@ use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use serde::Serialize;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
@@ -60,6 +60,42 @@ struct AppState {
     /// The served directory, resolved.
     dir: PathBuf,
     models: HashMap<ModelId, PathBuf>,
+    /// The last catalog made, kept while the files it was made from stay as they were. The
+    /// lock also makes concurrent requests wait for one rebuild instead of each parsing every
+    /// header and manifest again.
+    catalog: tokio::sync::Mutex<Option<CachedCatalog>>,
+}
+
+/// A catalog's JSON and what it was made from.
+struct CachedCatalog {
+    made_from: Vec<FileStamp>,
+    json: axum::body::Bytes,
+}
+
+/// A file the catalog reads, as it was: path, size and modification time.
+type FileStamp = (PathBuf, u64, Option<std::time::SystemTime>);
+
+/// The files [`catalog`] would read (each `.aez` of `dir`, each subdirectory's
+/// `manifest.json`) with their sizes and times: cheap to take (no file is opened), and it
+/// changes whenever the catalog could.
+fn catalog_sources(dir: &Path) -> Vec<FileStamp> {
+    let mut stamps = Vec::new();
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return stamps;
+    };
+    for entry in listing.flatten() {
+        let path = entry.path();
+        let source = if path.extension().is_some_and(|e| e == "aez") {
+            path
+        } else {
+            path.join("manifest.json")
+        };
+        if let Ok(m) = std::fs::metadata(&source) {
+            stamps.push((source, m.len(), m.modified().ok()));
+        }
+    }
+    stamps.sort();
+    stamps
 }
 
 /// `path` resolved (symbolic links followed), if it is a file with extension `ext` inside
@@ -217,11 +253,33 @@ fn ladders(dir: &Path, models: &HashMap<ModelId, PathBuf>) -> Vec<CatalogEntry> 
     entries
 }
 
+/// The catalog as JSON: the cached one while its files are unchanged, else made anew (by
+/// one request at a time).
 async fn catalog_handler(State(state): State<Arc<AppState>>) -> Response {
-    match tokio::task::spawn_blocking(move || catalog(&state.dir, &state.models)).await {
-        Ok(list) => Json(list).into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    let mut cached = state.catalog.lock().await;
+    let dir = state.dir.clone();
+    let Ok(sources) = tokio::task::spawn_blocking(move || catalog_sources(&dir)).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if cached.as_ref().is_none_or(|c| c.made_from != sources) {
+        let st = state.clone();
+        let made =
+            tokio::task::spawn_blocking(move || serde_json::to_vec(&catalog(&st.dir, &st.models)))
+                .await;
+        let Ok(Ok(json)) = made else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        *cached = Some(CachedCatalog {
+            made_from: sources,
+            json: json.into(),
+        });
     }
+    let json = cached.as_ref().expect("made above").json.clone();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        json,
+    )
+        .into_response()
 }
 
 /// Serves an `.aez` or `.json` file under the directory, after resolving `..`, absolute paths
@@ -489,6 +547,7 @@ pub fn router(dir: &Path, max_connections: usize) -> std::io::Result<Router> {
     let state = Arc::new(AppState {
         models: index_models(&dir)?,
         dir,
+        catalog: tokio::sync::Mutex::new(None),
     });
     Ok(Router::new()
         .route("/catalog.json", get(catalog_handler))

@@ -136,12 +136,64 @@ impl OptimizerState {
         })
     }
 
+    /// The record with every f32 tensor (Adam's moments) stored in bfloat16: half the bytes,
+    /// and 8 significant bits are plenty for running averages of gradients. The checkpoints
+    /// committed to the repository stay small enough to travel with it to a GPU.
+    pub fn compact(record: &[u8]) -> Result<Vec<u8>, TrainError> {
+        convert_record(record, burn_pack::DType::F32, burn_pack::DType::BF16, |b| {
+            let v = f32::from_le_bytes(b.try_into().expect("4 bytes"));
+            half::bf16::from_f32(v).to_le_bytes().to_vec()
+        })
+    }
+
+    /// A [`compact`](Self::compact)ed record back in f32, as the optimizer takes it (an f32
+    /// record passes unchanged).
+    pub fn expand(record: &[u8]) -> Result<Vec<u8>, TrainError> {
+        convert_record(record, burn_pack::DType::BF16, burn_pack::DType::F32, |b| {
+            let v = half::bf16::from_le_bytes(b.try_into().expect("2 bytes"));
+            v.to_f32().to_le_bytes().to_vec()
+        })
+    }
+
     /// Where the state of checkpoint `model` is kept: beside it, `.adam` appended.
     pub fn path_for(model: &std::path::Path) -> PathBuf {
         let mut name = model.as_os_str().to_owned();
         name.push(".adam");
         PathBuf::from(name)
     }
+}
+
+/// Rewrites a burnpack record with every tensor of dtype `from` converted element by
+/// element to `to` (`convert` maps one element's little-endian bytes); the rest is kept.
+fn convert_record(
+    record: &[u8],
+    from: burn_pack::DType,
+    to: burn_pack::DType,
+    convert: impl Fn(&[u8]) -> Vec<u8>,
+) -> Result<Vec<u8>, TrainError> {
+    let bad = |e: burn_pack::Error| TrainError::OptimizerState(e.to_string());
+    let reader = burn_pack::Reader::from_bytes(burn_pack::Bytes::from_bytes_vec(record.to_vec()))
+        .map_err(bad)?;
+    let (scalars, metadata) = (reader.scalars().clone(), reader.metadata().clone());
+    let mut tensors = Vec::new();
+    for tensor in reader.into_tensors().map_err(bad)? {
+        let (name, dtype, shape, id, bytes) = tensor.into_parts().map_err(bad)?;
+        let (dtype, bytes) = if dtype == from {
+            let converted: Vec<u8> = bytes.chunks_exact(from.size()).flat_map(&convert).collect();
+            (to, burn_pack::Bytes::from_bytes_vec(converted))
+        } else {
+            (dtype, bytes)
+        };
+        tensors.push(burn_pack::Tensor::new(name, dtype, shape, id, bytes));
+    }
+    let mut writer = burn_pack::Writer::new(tensors);
+    for (key, value) in &scalars {
+        writer = writer.with_scalar(key, *value);
+    }
+    for (key, value) in &metadata {
+        writer = writer.with_metadata(key, value);
+    }
+    Ok(writer.into_bytes().map_err(bad)?.to_vec())
 }
 
 /// The latent step (code values) a PCA start takes for `lambda`: where a uniform quantizer's
@@ -304,9 +356,9 @@ pub fn train(
                 state.steps
             )));
         }
-        let record =
-            OptimizerRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(state.record.clone()))
-                .map_err(|e| TrainError::OptimizerState(e.to_string()))?;
+        let record = OptimizerState::expand(&state.record)?;
+        let record = OptimizerRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(record))
+            .map_err(|e| TrainError::OptimizerState(e.to_string()))?;
         optimizer = optimizer.load_record(record);
     }
     let optimizer_state = |optimizer: &burn::optim::ModuleOptimizer, steps: u64| {
@@ -315,6 +367,7 @@ pub fn train(
             .into_bytes()
             .map(|b| b.to_vec())
             .map_err(|e| TrainError::OptimizerState(e.to_string()))?;
+        let record = OptimizerState::compact(&record)?;
         Ok::<_, TrainError>(OptimizerState { steps, record })
     };
     let info = |steps: u64, seconds: f64| LearnedInfo {
