@@ -58,7 +58,7 @@ pub struct Deadline;
 
 impl Deadline {
     /// The whole time allowed for a manifest or a rendition header.
-    pub const METADATA: std::time::Duration = std::time::Duration::from_secs(30);
+    pub const METADATA: Duration = Duration::from_secs(30);
     /// The slowest rate a segment may arrive at, beyond [`Self::METADATA`]: 16 KiB/s.
     pub const MIN_MEDIA_RATE: f64 = 16.0 * 1024.0;
 
@@ -66,7 +66,7 @@ impl Deadline {
     pub fn for_media(bytes: u64) -> Instant {
         Instant::now()
             + Self::METADATA
-            + std::time::Duration::from_secs_f64(bytes as f64 / Self::MIN_MEDIA_RATE)
+            + Duration::from_secs_f64(bytes as f64 / Self::MIN_MEDIA_RATE)
     }
 
     /// When a fetch of metadata started now must be done.

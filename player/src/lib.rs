@@ -27,7 +27,7 @@ mod window;
 use std::time::{Duration, Instant};
 
 use aecodec::container::{ContainerError, Header, Packet, Rational};
-use aecodec::pipeline::{FrameDecoder, PacketLatent};
+use aecodec::pipeline::{FrameDecoder, PacketLatent, StreamDamage};
 use aecodec::RgbFrame;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
@@ -121,7 +121,7 @@ pub fn play(source: &str, options: &PlayOptions) -> Result<PlayOutcome, PlayErro
     }
     Ok(PlayOutcome {
         stats,
-        damage: damage.map(|d| d.at(source)),
+        damage: damage.map(|d| damage_at(d, source)),
         adaptive: None,
     })
 }
@@ -147,35 +147,23 @@ struct Segment {
     decode_busy: Duration,
     fetched: u64,
     reconnects: u64,
-    damage: Option<Damage>,
+    damage: Option<StreamDamage>,
     /// The viewer asked to continue from this time.
     seek_to: Option<f64>,
 }
 
-/// What ended a stream early; every frame before it was played.
-enum Damage {
-    /// Its bytes: truncated, or failing their checks.
-    Container(ContainerError),
-    /// A packet that is intact but does not decode.
-    Payload {
-        frame: u64,
-        cause: aecodec::coders::CoderError,
-    },
-}
-
-impl Damage {
-    fn at(self, path: &str) -> source::SourceError {
-        match self {
-            Damage::Container(cause) => source::SourceError::Container {
-                path: path.into(),
-                cause,
-            },
-            Damage::Payload { frame, cause } => source::SourceError::Undecodable {
-                path: path.into(),
-                frame,
-                cause,
-            },
-        }
+/// The source error for `damage` in the stream at `path`.
+fn damage_at(damage: StreamDamage, path: &str) -> source::SourceError {
+    match damage {
+        StreamDamage::Container(cause) => source::SourceError::Container {
+            path: path.into(),
+            cause,
+        },
+        StreamDamage::Payload { frame, cause } => source::SourceError::Undecodable {
+            path: path.into(),
+            frame,
+            cause,
+        },
     }
 }
 
@@ -226,9 +214,9 @@ fn play_segment(
         let decode_busy = parse_busy.max(synthesis.join().expect("synthesis thread panicked"));
         let (seek_to, damage) = match presented? {
             Presented::Seek(t) => (Some(t), None),
-            Presented::Ended => (None, read.damage.map(Damage::Container)),
+            Presented::Ended => (None, read.damage.map(StreamDamage::Container)),
             Presented::Undecodable { frame, cause } => {
-                (None, Some(Damage::Payload { frame, cause }))
+                (None, Some(StreamDamage::Payload { frame, cause }))
             }
         };
         Ok(Segment {

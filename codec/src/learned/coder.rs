@@ -161,8 +161,8 @@ impl LearnedCoder {
         // The latent in units of the step (the hyperprior's side latent is the model's own,
         // from the latent as trained).
         let step = self.step.value();
-        let scaled: Vec<f32> = if step == 1.0 {
-            y_map.data.clone()
+        let scaled: std::borrow::Cow<'_, [f32]> = if step == 1.0 {
+            y_map.data.as_slice().into()
         } else {
             y_map.data.iter().map(|&v| v / step).collect()
         };

@@ -19,7 +19,7 @@ pub struct LatentStep(u8);
 impl LatentStep {
     /// Step 1: the latent as the model was trained.
     pub const UNIT: LatentStep = LatentStep(128);
-    /// Steps per doubling of the log-step grid's base e: `ln step = (index − 128) / 32`.
+    /// Grid steps per unit of `ln step`: `ln step = (index − 128) / 32`.
     const PER_NAT: f64 = 32.0;
 
     pub const fn from_index(index: u8) -> Self {

@@ -508,16 +508,12 @@ impl Fetcher<'_> {
     /// Only when every rendition fails is the first failure reported. A pinned rendition
     /// (`--rendition`) is the only one tried.
     fn fetch(&self, r: usize, k: usize) -> Fetched {
-        let count = match self.abr.pinned() {
-            Some(_) => r + 1,
-            None => self.ladder.manifest.renditions.len(),
+        let count = self.ladder.manifest.renditions.len();
+        let others: Vec<usize> = match self.abr.pinned() {
+            Some(_) => Vec::new(),
+            None => (0..r).rev().chain(r + 1..count).collect(),
         };
-        let below = if self.abr.pinned().is_some() {
-            0..0
-        } else {
-            0..r
-        };
-        let order = std::iter::once(r).chain(below.rev()).chain(r + 1..count);
+        let order = std::iter::once(r).chain(others);
         let mut first_failure = None;
         for candidate in order {
             let mut tries = 0;
