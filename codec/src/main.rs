@@ -891,8 +891,13 @@ fn info_report(input: &Path) -> Result<InfoReport> {
     let mut packets = ContainerReader::new(BufReader::new(File::open(input)?))
         .with_context(|| format!("reading {}", input.display()))?;
     let header = packets.header().clone();
-    let all = std::iter::from_fn(|| packets.next_packet().ok().flatten());
-    stats.count_layers(&header, all);
+    while let Ok(Some(packet)) = packets.next_packet() {
+        let coding = header
+            .tools
+            .get(usize::from(packet.tool))
+            .map(|t| &t.coding);
+        stats.add_packet(aecodec::coders::packet_layers(coding, &packet.payload));
+    }
     Ok(InfoReport {
         file: input.display().to_string(),
         stats,

@@ -9,7 +9,7 @@ pub use detail::DetailedCoder;
 pub use pca::{PcaCoder, PcaModel};
 pub use pixel::{PixelCoder, MODEL_NAME as PIXEL_MODEL_NAME};
 
-use crate::container::FrameType;
+use crate::container::{CodingParams, FrameType, LayerBytes, PacketLayers};
 use crate::entropy::{EntropyError, StreamEnd};
 use crate::model_file::{ModelError, ModelId};
 use crate::RgbFrame;
@@ -151,5 +151,41 @@ impl LatentFrame {
     /// Integers that stand for themselves.
     pub fn plain(values: Vec<i32>) -> Self {
         Self { values, scale: 1.0 }
+    }
+}
+
+/// Which of `payload`'s bytes belong to which layer, for a packet coded with `coding`: a
+/// learned tool's payload is all latent; a learned + detail payload splits into its base
+/// (empty when the frame skips the learned synthesis), its detail layer and the base's length
+/// prefix; anything else, or a payload that does not split, counts as other.
+pub fn packet_layers(coding: Option<&CodingParams>, payload: &[u8]) -> PacketLayers {
+    let len = payload.len() as u64;
+    let other = |len| PacketLayers {
+        bytes: LayerBytes {
+            other: len,
+            ..LayerBytes::default()
+        },
+        renders_learned: false,
+    };
+    match coding {
+        Some(CodingParams::Learned { .. }) => PacketLayers {
+            bytes: LayerBytes {
+                learned: len,
+                ..LayerBytes::default()
+            },
+            renders_learned: true,
+        },
+        Some(CodingParams::LearnedDetail { .. }) => match DetailedCoder::split(payload) {
+            Ok((base, detail)) => PacketLayers {
+                bytes: LayerBytes {
+                    learned: base.len() as u64,
+                    detail: detail.len() as u64,
+                    other: len - (base.len() + detail.len()) as u64,
+                },
+                renders_learned: !base.is_empty(),
+            },
+            Err(_) => other(len),
+        },
+        _ => other(len),
     }
 }

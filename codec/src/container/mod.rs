@@ -13,7 +13,7 @@ pub use header::{
 };
 pub use index::{Footer, IndexEntry, FOOTER_LEN, INDEX_ENTRY_LEN};
 pub use reader::{ContainerReader, SeekableReader};
-pub use stats::{FileStats, ToolStats};
+pub use stats::{FileStats, LayerBytes, PacketLayers, ToolStats};
 pub use writer::ContainerWriter;
 
 /// First four bytes of every `.aez` file.

@@ -55,6 +55,14 @@ pub struct LayerBytes {
     pub other: u64,
 }
 
+/// What one packet's payload holds, by layer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PacketLayers {
+    pub bytes: LayerBytes,
+    /// Whether the learned synthesis renders this frame's picture.
+    pub renders_learned: bool,
+}
+
 impl FileStats {
     /// The statistics of an opened file of `file_bytes` bytes.
     pub fn of<R: Read + Seek>(reader: &SeekableReader<R>, file_bytes: u64) -> Self {
@@ -104,39 +112,12 @@ impl FileStats {
         }
     }
 
-    /// Adds what each packet's layers hold: `packets` are the file's packets, in order (the
-    /// index alone does not say which bytes are whose).
-    pub fn count_layers(
-        &mut self,
-        header: &super::Header,
-        packets: impl IntoIterator<Item = super::Packet>,
-    ) {
-        use super::CodingParams;
-        for packet in packets {
-            let len = packet.payload.len() as u64;
-            let coding = header
-                .tools
-                .get(usize::from(packet.tool))
-                .map(|t| &t.coding);
-            match coding {
-                Some(CodingParams::Learned { .. }) => {
-                    self.learned_frames += 1;
-                    self.layer_bytes.learned += len;
-                }
-                Some(CodingParams::LearnedDetail { .. }) => {
-                    match crate::coders::detail::DetailedCoder::split(&packet.payload) {
-                        Ok((base, detail)) => {
-                            self.learned_frames += u64::from(!base.is_empty());
-                            self.layer_bytes.learned += base.len() as u64;
-                            self.layer_bytes.detail += detail.len() as u64;
-                            // The base layer's length prefix.
-                            self.layer_bytes.other += len - (base.len() + detail.len()) as u64;
-                        }
-                        Err(_) => self.layer_bytes.other += len,
-                    }
-                }
-                _ => self.layer_bytes.other += len,
-            }
-        }
+    /// Adds one packet's layers (the index alone does not say which bytes are whose; the
+    /// coder that wrote the payload does, see `coders::packet_layers`).
+    pub fn add_packet(&mut self, layers: PacketLayers) {
+        self.learned_frames += u64::from(layers.renders_learned);
+        self.layer_bytes.learned += layers.bytes.learned;
+        self.layer_bytes.detail += layers.bytes.detail;
+        self.layer_bytes.other += layers.bytes.other;
     }
 }
