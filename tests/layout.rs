@@ -1,4 +1,4 @@
-//! The house rule of README's Layout: no module of a crate imports one that imports it back.
+//! The house rule of the Layout of docs/DESIGN.md: no module of a crate imports one that imports it back.
 //! Each crate's top-level modules (and their submodules, counted as the top-level one) form
 //! a graph by the `crate::` paths their code names outside tests and comments; the graph
 //! must have no cycle.

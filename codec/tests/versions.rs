@@ -81,7 +81,7 @@ fn predicted_frames_with_motion_fields_decode() {
 /// group at level 1 (the learned model alone), its second at level 3 (with a detail layer).
 /// The first seed's detail layer is in the first ("full") layout, the second's in the banded
 /// one, the third's second group without base layer (its payloads' base length is 0), the
-/// fourth's in the switched layout the encoder writes since stop 27 (each block in one of three
+/// fourth's in the switched layout the encoder writes today (each block in one of three
 /// transforms; docs/FORMAT.md).
 #[test]
 fn a_version_5_file_switches_models_between_groups() {

@@ -1,7 +1,7 @@
 //! The detail layer: what a base coder's frame still lacks, coded as a residual.
 //!
 //! The learned synthesis renders shapes well at low rates but cannot render fine detail, however
-//! many bits it is given (its latent holds 128 numbers per 16×16 block, README "Why the curve
+//! many bits it is given (its latent holds 128 numbers per 16×16 block, CHANGELOG.md "Why the curve
 //! is flat"). The detail layer codes the difference between the source and the frame the
 //! decoder will rebuild from the base layer, in fixed orthonormal transforms: an opponent
 //! colour rotation (luma and two colour differences) and, per 8×8 block, an 8×8 DCT, four 4×4
@@ -47,7 +47,7 @@ type Group = u16;
 /// How a frame's coefficients are ordered and grouped; the mode byte says which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scheme {
-    /// The first layout (files of stop 25, still read): every coefficient of a plane whose
+    /// The first layout (files of the first detail layer, still read): every coefficient of a plane whose
     /// flag is set, row by row, grouped by plane, band, activity and neighbours.
     Full,
     /// What the encoder writes: a set plane's coefficients band by band, each band but the
@@ -1130,7 +1130,7 @@ impl DetailLayer {
 /// An intra frame may go without base layer (length 0): the layer is then the residual from
 /// mid-grey, its DCs predicted from the blocks left and above. The encoder codes both and keeps
 /// the cheaper in squared error plus `RATE_WEIGHT` per bit; on the held-out test set the DCT
-/// alone wins at every detail step on most pictures (README, "The detail layer"). The frames
+/// alone wins at every detail step on most pictures (CHANGELOG.md, "The detail layer"). The frames
 /// after one without base in its group of pictures go without too, since a predicted base
 /// layer needs the previous frame's.
 pub struct DetailedCoder {

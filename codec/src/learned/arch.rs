@@ -347,7 +347,7 @@ impl ConvSpec {
 /// The codec does not read it: it codes `z` per frame and channel under a bank table whose
 /// index it transmits (chosen from that frame's values), which costs a byte per channel and
 /// fits each frame at least as well as one fixed scale. Every shipped model stores it, and
-/// model ids hash the whole file, so it stays (README, Layout).
+/// model ids hash the whole file, so it stays (docs/DESIGN.md, Layout).
 pub const Z_LOG_SCALE: &str = "z_log_scale";
 
 /// Pixels across one latent element of the shallow kind (its patch analysis's block).

@@ -556,7 +556,7 @@ mod tests {
         let _ = dec.parse(FrameType::Intra, &flipped);
     }
 
-    /// Issue 7's target: the coded size within 1% of the ideal information content, on real
+    /// The target: the coded size within 1% of the ideal information content, on real
     /// frames with the default models. Prints the figures (`-- --nocapture`).
     #[test]
     #[cfg(feature = "ffmpeg")]

@@ -7,7 +7,7 @@
 //! model of quality [`LADDER_MODEL`] alone; each level above adds a detail layer
 //! (`crate::coders::detail`) at the next of [`DETAIL_STEPS`]. The learned models of higher
 //! quality stay built in for the files coded with them, but no level uses them: a detail layer
-//! over the lowest model gives more quality for fewer bits than they do (README, "The detail
+//! over the lowest model gives more quality for fewer bits than they do (CHANGELOG.md, "The detail
 //! layer").
 
 use std::sync::{Arc, OnceLock};
