@@ -761,3 +761,63 @@ fn info_tells_which_frames_the_learned_picture_carries() {
         }
     }
 }
+
+/// Runs a binary with writes limited to `kib` KiB per file and SIGXFSZ ignored, so a write
+/// past the limit fails as on a full disk (EFBIG where a full disk gives ENOSPC).
+fn run_with_file_limit(name: &str, kib: u32, args: &[&str]) -> std::process::Output {
+    let mut script = format!("trap '' XFSZ; ulimit -f {kib}; exec \"$0\"");
+    for i in 1..=args.len() {
+        script.push_str(&format!(" \"${{{i}}}\""));
+    }
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(common::bin(name))
+        .args(args)
+        .output()
+        .expect("sh runs")
+}
+
+#[test]
+fn a_write_that_fails_names_the_output_and_leaves_nothing() {
+    let dir = tmp();
+    let clip = sample("carphone_pristine.mp4");
+    let small = dir.path().join("small.aez");
+    encode(&clip, &small, &["--frames", "3"]);
+    let outputs = [
+        (
+            dir.path().join("lossless.aez"),
+            vec!["encode", s(&clip), "--pixel", "--step", "1", "-o"],
+        ),
+        (
+            dir.path().join("frames.y4m"),
+            vec!["decode", s(&small), "-o"],
+        ),
+        (
+            dir.path().join("frames.mkv"),
+            vec!["decode", s(&small), "-o"],
+        ),
+    ];
+    for (output, args) in &outputs {
+        let mut args = args.clone();
+        args.push(s(output));
+        let out = run_with_file_limit("aecodec", 8, &args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} succeeded past the limit");
+        assert!(
+            err.contains(&format!("writing {}", output.display())),
+            "{args:?}: the error names no output: {err}"
+        );
+        assert!(
+            !err.contains(".partial"),
+            "{args:?}: names a temporary file: {err}"
+        );
+        assert!(!output.exists(), "{args:?} left a partial output");
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".partial"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}

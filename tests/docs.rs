@@ -125,7 +125,10 @@ fn the_documents_speak_of_the_product() {
             }
         }
     }
-    assert!(found.is_empty(), "process words in the documents: {found:?}");
+    assert!(
+        found.is_empty(),
+        "process words in the documents: {found:?}"
+    );
 }
 
 #[test]

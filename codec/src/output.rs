@@ -251,6 +251,37 @@ pub fn check_output(output: &Path, inputs: &[&Path], force: bool) -> Result<(), 
     Ok(())
 }
 
+/// Writes to an [`AtomicFile`]; an error says which output it was writing.
+pub struct OutputWriter<'a> {
+    file: &'a mut File,
+    destination: &'a Path,
+}
+
+impl OutputWriter<'_> {
+    fn name_destination(&self, e: std::io::Error) -> std::io::Error {
+        std::io::Error::new(
+            e.kind(),
+            format!("writing {}: {e}", self.destination.display()),
+        )
+    }
+}
+
+impl std::io::Seek for OutputWriter<'_> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.file.seek(to).map_err(|e| self.name_destination(e))
+    }
+}
+
+impl std::io::Write for OutputWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf).map_err(|e| self.name_destination(e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush().map_err(|e| self.name_destination(e))
+    }
+}
+
 /// A file being written under a temporary name next to its destination.
 pub struct AtomicFile {
     temp: tempfile::NamedTempFile,
@@ -279,8 +310,13 @@ impl AtomicFile {
         self.temp.path()
     }
 
-    pub fn file(&mut self) -> &mut File {
-        self.temp.as_file_mut()
+    /// The file to write, as a writer whose errors name the destination (a full disk says
+    /// which output it stopped).
+    pub fn file(&mut self) -> OutputWriter<'_> {
+        OutputWriter {
+            file: self.temp.as_file_mut(),
+            destination: &self.destination,
+        }
     }
 
     pub fn destination(&self) -> &Path {

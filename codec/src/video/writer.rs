@@ -91,15 +91,36 @@ struct AtomicSink {
     file: AtomicFile,
 }
 
+impl AtomicSink {
+    /// The writers below see only the temporary name; a failure names the output the user
+    /// asked for (a full disk says which file it stopped).
+    fn name_destination(destination: &Path, e: VideoError) -> VideoError {
+        let path = destination.display().to_string();
+        match e {
+            VideoError::Io(cause) => VideoError::Encode {
+                path,
+                reason: cause.to_string(),
+            },
+            VideoError::Encode { reason, .. } => VideoError::Encode { path, reason },
+            other => other,
+        }
+    }
+}
+
 impl FrameSink for AtomicSink {
     type Error = VideoError;
     fn write_frame(&mut self, frame: &RgbFrame) -> Result<(), VideoError> {
-        self.inner.write_frame(frame)
+        self.inner
+            .write_frame(frame)
+            .map_err(|e| Self::name_destination(self.file.destination(), e))
     }
 
     fn finish(self: Box<Self>) -> Result<(), VideoError> {
-        self.inner.finish()?;
-        Ok(self.file.commit()?)
+        let Self { inner, file } = *self;
+        if let Err(e) = inner.finish() {
+            return Err(Self::name_destination(file.destination(), e));
+        }
+        Ok(file.commit()?)
     }
 }
 

@@ -1,0 +1,819 @@
+//! The detail layer: what a base coder's frame still lacks, coded as a residual.
+//!
+//! The learned synthesis renders shapes well at low rates but cannot render fine detail, however
+//! many bits it is given (its latent holds 128 numbers per 16×16 block, CHANGELOG.md "Why the curve
+//! is flat"). The detail layer codes the difference between the source and the frame the
+//! decoder will rebuild from the base layer, in fixed orthonormal transforms: an opponent
+//! colour rotation (luma and two colour differences) and, per 8×8 block, an 8×8 DCT, four 4×4
+//! DCTs or the 8×8 Haar transform of each plane (`Kernel`, the encoder's choice), quantized
+//! uniformly with `step` (orthonormal, so the error is the same in pixels and coefficients).
+//!
+//! Coding: coefficients are read block by block (raster order), plane by plane, band by band
+//! (`Scheme`). Each is coded under one of the scale bank's tables, chosen per frame for its
+//! group: its plane, its frequency band (u + v, merged into `BANDS`), its block's activity
+//! class (how many nonzero coefficients the same plane of the blocks left of and above it had),
+//! the same coefficient of those blocks, the coefficients before it in its row and column and,
+//! in colour-difference planes, the same coefficient of the planes before it: integers the
+//! decoder already has, so the groups are exact on every machine.
+//!
+//! Payload: `mode`, the mask of groups used, one table byte per group used, the ANS words.
+//! Where the base layer does not pay for itself the encoder leaves it out ([`DetailedCoder`]).
+
+mod context;
+mod predict;
+mod rdo;
+mod symbols;
+mod transform;
+
+use context::*;
+use symbols::*;
+use transform::*;
+
+use super::{
+    check_frame_size, round_element, round_near, CoderError, EncodedFrame, FrameCoder, LatentFrame,
+};
+use crate::container::FrameType;
+use crate::entropy::{self, CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder};
+use crate::varint;
+use crate::RgbFrame;
+
+/// Side of a transform block.
+pub const BLOCK: usize = 8;
+/// Coefficients of one block: three planes of 8×8.
+const BLOCK_COEFFS: usize = 3 * BLOCK * BLOCK;
+/// Frequency band groups: band `u + v` 0, 1, 2, 3–4, 5–7, 8–14.
+const BANDS: usize = 6;
+/// Activity classes of a block.
+const CLASSES: usize = 4;
+/// Classes of a coefficient by the same coefficient of the blocks left and above.
+const NEIGHBOUR_CLASSES: usize = 3;
+/// Coefficient groups of one plane (or, in [`Scheme::Banded`], of one cross class of a plane).
+const PLANE_GROUPS: usize = BANDS * CLASSES * NEIGHBOUR_CLASSES;
+/// Block flag groups: per plane, by how many of the blocks left and above have the flag set.
+const FLAG_GROUPS: usize = 3 * 3;
+/// A table group's number.
+type Group = u16;
+
+/// Smallest and largest quantizer step the detail layer takes.
+pub use crate::container::{MAX_DETAIL_STEP as MAX_STEP, MIN_DETAIL_STEP as MIN_STEP};
+
+/// Squared error (in steps) one bit is worth when the encoder rounds an intra frame's
+/// coefficients ([`DetailLayer::round_rd`]). On 4 frames of `ukui-wallpapers` over a q1 base,
+/// bpp at 39 dB: 0.71 with plain rounding, 0.66 at 0.12, 0.70 at 0.25, 0.72 at 0.4.
+const RATE_WEIGHT: f64 = 0.15;
+
+/// How much less (squared error in steps plus [`RATE_WEIGHT`] per bit) a block must cost in
+/// another transform before the encoder leaves the 8×8 DCT. Each transform is costed under
+/// tables fitted to a frame all in it, but the blocks of all share the tables coded; without a
+/// margin camera video lost 3 points of BD-rate against JPEG (4 frames of `bikes`, 8×8 or 4×4
+/// DCTs: −36.8 → −33.6 %; with 1, −36.5 %, and the text and UI pictures kept their gain).
+const KERNEL_MARGIN: f64 = 1.0;
+
+/// The scheme the encoder writes.
+const WRITTEN: Scheme = Scheme::Switched;
+
+/// How far (in steps) a predicted frame's coefficient may lie from the previous frame's
+/// before it is coded anew (`super::round_near`): the value the learned latent's
+/// `TEMPORAL_DEAD_ZONE` was tuned to, so a still scene's detail costs almost nothing.
+const TEMPORAL_DEAD_ZONE: f32 = 0.6;
+
+/// A frame's residual: per block, its three colour-rotated planes of 8×8 samples.
+type Residual = Vec<[[f32; 64]; 3]>;
+
+/// Quantizes, codes and rebuilds the residual of frames of one size.
+pub struct DetailLayer {
+    step: f32,
+    width: usize,
+    height: usize,
+    transform: Transform,
+}
+
+impl DetailLayer {
+    /// A layer for `width`×`height` frames (multiples of [`BLOCK`]) at quantizer `step`.
+    pub fn new(step: f32, width: u32, height: u32) -> Self {
+        Self {
+            step,
+            width: width as usize,
+            height: height as usize,
+            transform: Transform::new(),
+        }
+    }
+
+    fn blocks(&self) -> (usize, usize) {
+        (self.width / BLOCK, self.height / BLOCK)
+    }
+
+    /// Number of coefficients of a frame.
+    pub fn coefficients(&self) -> usize {
+        let (bw, bh) = self.blocks();
+        bw * bh * BLOCK_COEFFS
+    }
+
+    /// Number of blocks of a frame.
+    fn block_count(&self) -> usize {
+        let (bw, bh) = self.blocks();
+        bw * bh
+    }
+}
+
+/// A base coder plus a detail layer. Each frame's payload is the base payload (its length
+/// first, as a varint), then the detail layer's: a mode byte (`DetailMode`), then the
+/// coefficients or, in a predicted frame, their change from the previous frame's, whichever
+/// the encoder found shorter. The residual is taken against the frame the decoder rebuilds
+/// from the base payload, and the coefficients are integers on both sides, so nothing drifts.
+///
+/// An intra frame may go without base layer (length 0): the layer is then the residual from
+/// mid-grey, its DCs predicted from the blocks left and above. The encoder codes both and keeps
+/// the cheaper in squared error plus `RATE_WEIGHT` per bit; on the held-out test set the DCT
+/// alone wins at every detail step on most pictures (CHANGELOG.md, "The detail layer"). The frames
+/// after one without base in its group of pictures go without too, since a predicted base
+/// layer needs the previous frame's.
+pub struct DetailedCoder {
+    base: Box<dyn FrameCoder>,
+    /// A second base coder that decodes what `base` wrote, on the encoder's side: the residual
+    /// is taken against exactly the frame the decoder will have.
+    mirror: Box<dyn FrameCoder>,
+    layer: DetailLayer,
+    /// The last frame's detail layer (what a predicted frame's change is from).
+    previous: Option<DetailFrame>,
+    /// Whether the last frame had a base layer: a predicted frame's base layer needs the
+    /// previous frame's (a group of pictures whose intra frame has none has none).
+    base_live: bool,
+    stream_end: StreamEnd,
+}
+
+/// A frame's detail layer as decoded: its coefficients and its blocks' transforms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DetailFrame {
+    q: Vec<i32>,
+    kernels: Vec<Kernel>,
+}
+
+/// A detail layer the encoder made: its bytes (mode first), what the decoder will have, and
+/// the squared error (in steps) it leaves.
+struct CodedLayer {
+    payload: Vec<u8>,
+    frame: DetailFrame,
+    error: f64,
+}
+
+/// Squared error in steps of coding `ratios` as `q`.
+fn squared_error(ratios: &[f32], q: &[i32]) -> f64 {
+    ratios
+        .iter()
+        .zip(q)
+        .map(|(&r, &v)| (f64::from(r) - f64::from(v)).powi(2))
+        .sum()
+}
+
+/// The mid-grey frame a frame without base layer adds its detail to.
+fn grey(width: usize, height: usize) -> RgbFrame {
+    RgbFrame::from_data(width as u32, height as u32, vec![128; 3 * width * height])
+        .expect("the size matches")
+}
+
+/// What the encoder minimizes when it chooses between coding a frame with or without base
+/// layer: squared error in steps plus [`RATE_WEIGHT`] per bit of the whole payload.
+fn frame_cost(layer: &CodedLayer, payload_bytes: usize) -> f64 {
+    layer.error + RATE_WEIGHT * 8.0 * payload_bytes as f64
+}
+
+impl DetailedCoder {
+    /// `base` codes and decodes; `mirror` is a fresh coder of the same kind, for the encoder.
+    pub fn new(
+        base: Box<dyn FrameCoder>,
+        mirror: Box<dyn FrameCoder>,
+        step: f32,
+        width: u32,
+        height: u32,
+    ) -> Self {
+        Self {
+            base,
+            mirror,
+            layer: DetailLayer::new(step, width, height),
+            previous: None,
+            base_live: false,
+            stream_end: StreamEnd::Sealed,
+        }
+    }
+
+    /// A payload's base layer (the learned coder's payload, empty for a frame without one)
+    /// and its detail layer.
+    pub fn split(payload: &[u8]) -> Result<(&[u8], &[u8]), CoderError> {
+        let mut rest = payload;
+        let len = varint::read_u64(&mut rest)
+            .map_err(|e| CoderError::Payload(format!("base layer length: {e}")))?;
+        if len > rest.len() as u64 {
+            return Err(CoderError::Payload(format!(
+                "base layer of {len} bytes in a payload of {}",
+                rest.len()
+            )));
+        }
+        Ok(rest.split_at(len as usize))
+    }
+
+    /// The detail layer of a frame's `residual`; `with_base` says whether the frame has a
+    /// base layer (without, intra coefficients' DCs are predicted). A predicted frame's layer
+    /// is the change from the previous frame's where that is shorter.
+    fn encode_detail(
+        &self,
+        residual: &Residual,
+        frame_type: FrameType,
+        with_base: bool,
+    ) -> Result<CodedLayer, CoderError> {
+        let layer = &self.layer;
+        let coded = |mode: DetailMode, values: &[i32], kernels: Option<&[Kernel]>| {
+            let mut out = vec![mode_byte(mode, WRITTEN)];
+            out.extend(layer.code(WRITTEN, values, kernels)?);
+            Ok::<_, CoderError>(out)
+        };
+        let (mut kernels, ratios) = layer.choose_kernels(residual);
+        let q = layer.round_rd(&ratios);
+        // A block with nothing coded says nothing of its transform: the decoder takes it as
+        // the 8×8 DCT, and so must the contexts here.
+        for (kernel, coeffs) in kernels.iter_mut().zip(q.chunks_exact(BLOCK_COEFFS)) {
+            if coeffs.iter().all(|&v| v == 0) {
+                *kernel = Kernel::Dct8;
+            }
+        }
+        let values = if with_base {
+            q.clone()
+        } else {
+            layer.predict_dcs(&q)
+        };
+        let mut best = CodedLayer {
+            payload: coded(DetailMode::Intra, &values, Some(&kernels))?,
+            error: squared_error(&ratios, &q),
+            frame: DetailFrame { q, kernels },
+        };
+        if let (FrameType::Predicted, Some(previous)) = (frame_type, &self.previous) {
+            let ratios = layer.ratios(residual, &previous.kernels);
+            let q = round_near(&ratios, &previous.q, TEMPORAL_DEAD_ZONE);
+            let change: Vec<i32> = q.iter().zip(&previous.q).map(|(&a, &b)| a - b).collect();
+            let payload = coded(DetailMode::Change, &change, None)?;
+            if payload.len() < best.payload.len() {
+                best = CodedLayer {
+                    payload,
+                    error: squared_error(&ratios, &q),
+                    frame: DetailFrame {
+                        q,
+                        kernels: previous.kernels.clone(),
+                    },
+                };
+            }
+        }
+        Ok(best)
+    }
+}
+
+impl FrameCoder for DetailedCoder {
+    fn supports_prediction(&self) -> bool {
+        self.base.supports_prediction()
+    }
+
+    fn encode(
+        &mut self,
+        frame: &RgbFrame,
+        frame_type: FrameType,
+    ) -> Result<EncodedFrame, CoderError> {
+        check_frame_size(frame, self.layer.width as u32, self.layer.height as u32)?;
+        let assemble = |base: &[u8], detail: &[u8]| {
+            let mut payload = Vec::with_capacity(base.len() + detail.len() + 4);
+            varint::write_u64(&mut payload, base.len() as u64);
+            payload.extend_from_slice(base);
+            payload.extend_from_slice(detail);
+            payload
+        };
+        let grey = || grey(self.layer.width, self.layer.height);
+        let predicted = frame_type == FrameType::Predicted && self.previous.is_some();
+        if predicted && !self.base_live {
+            // A group of pictures whose intra frame has no base layer goes on without.
+            let residual = self.layer.residual(frame, &grey());
+            let detail = self.encode_detail(&residual, FrameType::Predicted, false)?;
+            self.previous = Some(detail.frame);
+            return Ok(EncodedFrame {
+                frame_type: FrameType::Predicted,
+                payload: assemble(&[], &detail.payload),
+            });
+        }
+        let base = self.base.encode(frame, frame_type)?;
+        let rebuilt = self.mirror.decode(base.frame_type, &base.payload)?;
+        let residual = self.layer.residual(frame, &rebuilt);
+        let detail = self.encode_detail(&residual, base.frame_type, true)?;
+        let payload = assemble(&base.payload, &detail.payload);
+        if base.frame_type == FrameType::Intra {
+            // Where the base does not help (synthetic pictures, text, fine steps), the detail
+            // layer alone costs less: the encoder tries both.
+            let residual = self.layer.residual(frame, &grey());
+            let alone = self.encode_detail(&residual, FrameType::Intra, false)?;
+            let payload_alone = assemble(&[], &alone.payload);
+            if frame_cost(&alone, payload_alone.len()) < frame_cost(&detail, payload.len()) {
+                self.previous = Some(alone.frame);
+                self.base_live = false;
+                return Ok(EncodedFrame {
+                    frame_type: FrameType::Intra,
+                    payload: payload_alone,
+                });
+            }
+        }
+        self.previous = Some(detail.frame);
+        self.base_live = true;
+        Ok(EncodedFrame {
+            frame_type: base.frame_type,
+            payload,
+        })
+    }
+
+    fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError> {
+        let (base, detail) = Self::split(payload)?;
+        let (&mode, detail) = detail
+            .split_first()
+            .ok_or_else(|| CoderError::Payload("no detail layer".into()))?;
+        let bad_mode =
+            || CoderError::Payload(format!("detail mode {mode} in a {frame_type:?} frame"));
+        let (kind, scheme) = parse_mode(mode).ok_or_else(bad_mode)?;
+        if kind == DetailMode::Change && frame_type != FrameType::Predicted {
+            return Err(bad_mode());
+        }
+        let with_base = !base.is_empty();
+        if with_base && frame_type == FrameType::Predicted && !self.base_live {
+            return Err(CoderError::NoReference);
+        }
+        let mut latent = if with_base {
+            self.base.parse(frame_type, base)?
+        } else {
+            LatentFrame::plain(Vec::new())
+        };
+        let read_kernels = kind == DetailMode::Intra && scheme == Scheme::Switched;
+        let (mut values, kernels) =
+            self.layer
+                .parse(scheme, detail, self.stream_end, read_kernels)?;
+        if !with_base && kind == DetailMode::Intra {
+            self.layer.unpredict_dcs(&mut values)?;
+        }
+        let frame = match kind {
+            DetailMode::Intra => DetailFrame { q: values, kernels },
+            DetailMode::Change => {
+                // A layer of changes keeps the previous frame's transforms.
+                let previous = self.previous.as_ref().ok_or(CoderError::NoReference)?;
+                DetailFrame {
+                    q: super::add_changes(&previous.q, &values, "detail")?,
+                    kernels: previous.kernels.clone(),
+                }
+            }
+        };
+        // The latent carries the coefficients, then each block's transform (`Kernel::index`).
+        latent.values.extend_from_slice(&frame.q);
+        latent
+            .values
+            .extend(frame.kernels.iter().map(|k| k.index()));
+        self.previous = Some(frame);
+        self.base_live = with_base;
+        Ok(latent)
+    }
+
+    fn synthesize(&self, latent: &LatentFrame) -> RgbFrame {
+        let (coefficients, blocks) = (self.layer.coefficients(), self.layer.block_count());
+        let n = coefficients + blocks;
+        assert!(latent.values.len() >= n, "latent from another coder");
+        let (base, detail) = latent.values.split_at(latent.values.len() - n);
+        let (detail, kernels) = detail.split_at(coefficients);
+        let kernels: Vec<Kernel> = kernels
+            .iter()
+            .map(|&i| Kernel::ALL[(i as usize).min(2)])
+            .collect();
+        let mut frame = if base.is_empty() {
+            grey(self.layer.width, self.layer.height)
+        } else {
+            self.base.synthesize(&LatentFrame {
+                values: base.to_vec(),
+                scale: latent.scale,
+            })
+        };
+        self.layer.add_to(&mut frame, detail, &kernels);
+        frame
+    }
+
+    fn read_streams_as(&mut self, end: StreamEnd) {
+        self.base.read_streams_as(end);
+        self.mirror.read_streams_as(end);
+        self.stream_end = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coders::{PcaCoder, PcaModel, PixelCoder};
+    use crate::model_file::TrainingInfo;
+    use std::sync::Arc;
+
+    /// Texture, edges and a colour ramp: something a coarse base layer gets wrong.
+    fn test_frame(w: u32, h: u32, shift: u32) -> RgbFrame {
+        let data = (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = (i % w + shift, i / w);
+                let edge = if (x / 7 + y / 5) % 2 == 0 { 200 } else { 40 };
+                [edge, ((x * 9) ^ (y * 5)) as u8, (x * 2 + y) as u8]
+            })
+            .collect();
+        RgbFrame::from_data(w, h, data).unwrap()
+    }
+
+    fn pixel_base(w: u32, h: u32, step: f32) -> DetailedCoder {
+        let base = || -> Box<dyn FrameCoder> { Box::new(PixelCoder::new(64, w, h)) };
+        DetailedCoder::new(base(), base(), step, w, h)
+    }
+
+    fn mse(a: &RgbFrame, b: &RgbFrame) -> f64 {
+        let sum: f64 = a
+            .data
+            .iter()
+            .zip(&b.data)
+            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+            .sum();
+        sum / a.data.len() as f64
+    }
+
+    #[test]
+    fn the_transform_is_orthonormal() {
+        let t = Transform::new();
+        let block: [f32; 64] = std::array::from_fn(|i| ((i * 37) % 101) as f32 - 50.0);
+        let coeffs = t.forward(&block);
+        let energy = |v: &[f32; 64]| v.iter().map(|x| x * x).sum::<f32>();
+        assert!((energy(&coeffs) / energy(&block) - 1.0).abs() < 1e-4);
+        for (a, b) in t.inverse(&coeffs).iter().zip(&block) {
+            assert!((a - b).abs() < 1e-3, "{a} {b}");
+        }
+        for (p, row) in COLOUR.iter().enumerate() {
+            for (q, other) in COLOUR.iter().enumerate() {
+                let dot: f32 = row.iter().zip(other).map(|(a, b)| a * b).sum();
+                assert!((dot - f32::from(u8::from(p == q))).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn the_detail_layer_adds_what_the_base_lacks_and_finer_steps_add_more() {
+        let (w, h) = (48, 32);
+        let frame = test_frame(w, h, 0);
+        let base_only = PixelCoder::new(64, w, h)
+            .encode(&frame, FrameType::Intra)
+            .unwrap();
+        let base = PixelCoder::new(64, w, h)
+            .decode(FrameType::Intra, &base_only.payload)
+            .unwrap();
+        let mut errors = vec![mse(&frame, &base)];
+        let mut sizes = vec![base_only.payload.len()];
+        for step in [32.0, 8.0, 1.0] {
+            let coded = pixel_base(w, h, step)
+                .encode(&frame, FrameType::Intra)
+                .unwrap();
+            let decoded = pixel_base(w, h, step)
+                .decode(FrameType::Intra, &coded.payload)
+                .unwrap();
+            errors.push(mse(&frame, &decoded));
+            sizes.push(coded.payload.len());
+        }
+        assert!(errors.windows(2).all(|e| e[1] < e[0]), "{errors:?}");
+        assert!(sizes.windows(2).all(|s| s[1] > s[0]), "{sizes:?}");
+        // At step 1 only the final rounding to bytes is left.
+        assert!(errors[3] < 0.5, "{errors:?}");
+    }
+
+    #[test]
+    fn both_schemes_parse_what_they_code_and_banded_planes_stop_after_their_last_band() {
+        let layer = DetailLayer::new(8.0, 32, 16);
+        let mut q = vec![0i32; layer.coefficients()];
+        q[0] = 5; // block 0, luma: the DC alone
+        q[64 + 63] = -2; // block 0, red–blue: the last coefficient (band 5)
+        q[BLOCK_COEFFS + 64 + 9] = 1; // block 1, red–blue, band 2
+        q[BLOCK_COEFFS + 128 + 9] = 300; // block 1, green: an escape, same coefficient
+        for (i, v) in q[5 * BLOCK_COEFFS..6 * BLOCK_COEFFS].iter_mut().enumerate() {
+            *v = (i as i32 % 7) - 3;
+        }
+        let dct8 = vec![Kernel::Dct8; layer.block_count()];
+        for scheme in [Scheme::Full, Scheme::Banded, Scheme::Switched] {
+            let payload = layer.code(scheme, &q, None).unwrap();
+            let parsed = layer.parse(scheme, &payload, StreamEnd::Sealed, false);
+            assert_eq!(parsed.unwrap(), (q.clone(), dct8.clone()));
+        }
+        // Block 0's luma: flag, the DC, "no later band"; its red–blue: flag, all 64 values
+        // and five "more" flags; its green: the flag alone.
+        let symbols = layer.symbols(Scheme::Banded, &q, None);
+        let block0 = &symbols[..3 + 1 + 64 + 5 + 1];
+        assert_eq!(
+            block0[..3].iter().map(|s| s.1).collect::<Vec<_>>(),
+            [1, 5, 0]
+        );
+        assert_eq!(block0[3..].iter().filter(|s| s.1 == 1).count(), 1 + 5);
+        assert_eq!(
+            layer.symbols(Scheme::Full, &q, None)[..1 + 64 + 1 + 64 + 1].len(),
+            131
+        );
+        // A green value whose red–blue twin is nonzero is in the next cross class.
+        let context = Context::new(Scheme::Banded, layer.blocks());
+        let mut alone = q.clone();
+        alone[BLOCK_COEFFS + 64 + 9] = 0;
+        assert_eq!(
+            context.group(1, 2, 9, &q),
+            context.group(1, 2, 9, &alone) + PLANE_GROUPS as Group
+        );
+    }
+
+    /// The base layer's length in a payload (0: the frame has none).
+    fn base_len(payload: &[u8]) -> usize {
+        DetailedCoder::split(payload).unwrap().0.len()
+    }
+
+    #[test]
+    fn where_the_base_does_not_pay_frames_go_without_it_and_rebuild_exactly() {
+        let (w, h) = (48, 32);
+        // Smooth ramps, which a coarse pixel base turns into steps the detail layer would
+        // have to undo; without the base they cost a DC and a few low frequencies.
+        let ramp = |shift: u32| {
+            let data = (0..w * h)
+                .flat_map(|i| {
+                    let (x, y) = (i % w + shift, i / w);
+                    [(x * 4) as u8, (y * 6) as u8, (x + y + 40) as u8]
+                })
+                .collect();
+            RgbFrame::from_data(w, h, data).unwrap()
+        };
+        let mut enc = pixel_base(w, h, 4.0);
+        let mut dec = pixel_base(w, h, 4.0);
+        for i in 0..3 {
+            let frame = ramp(i);
+            let frame_type = if i == 0 {
+                FrameType::Intra
+            } else {
+                FrameType::Predicted
+            };
+            let coded = enc.encode(&frame, frame_type).unwrap();
+            assert_eq!(base_len(&coded.payload), 0, "frame {i} kept its base");
+            let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
+            assert_eq!(enc.previous.as_ref(), dec.previous.as_ref(), "frame {i}");
+            let decoded = dec.synthesize(&latent);
+            assert!(mse(&frame, &decoded) < 4.0 * 4.0, "frame {i}");
+        }
+        // A frame the base renders well keeps it: noise of four levels, which a pixel coder
+        // of step 64 codes exactly in 2 bits a sample and a DCT cannot compact.
+        let data = (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = (i % w, i / w);
+                let level = |k: u32| ((((x * 7) ^ (y * 13)) + k) % 4 * 64) as u8;
+                [level(0), level(1), level(3)]
+            })
+            .collect();
+        let noise = RgbFrame::from_data(w, h, data).unwrap();
+        let mut with_base = pixel_base(w, h, 4.0);
+        let intra = with_base.encode(&noise, FrameType::Intra).unwrap();
+        assert!(base_len(&intra.payload) > 0);
+        // A predicted frame with a base layer cannot follow one without (its base would
+        // predict from a frame the decoder never had): that payload, read as predicted.
+        assert!(matches!(
+            dec.parse(FrameType::Predicted, &intra.payload),
+            Err(CoderError::NoReference)
+        ));
+    }
+
+    #[test]
+    fn every_block_transform_is_orthonormal_and_keeps_the_blocks_dc_first() {
+        let t = Transform::new();
+        let block: [f32; 64] = std::array::from_fn(|i| ((i * 53) % 97) as f32 - 40.0);
+        let energy = |v: &[f32; 64]| v.iter().map(|x| x * x).sum::<f32>();
+        for kernel in Kernel::ALL {
+            let coeffs = t.forward_in(kernel, &block);
+            assert!(
+                (energy(&coeffs) / energy(&block) - 1.0).abs() < 1e-4,
+                "{kernel:?}"
+            );
+            for (a, b) in t.inverse_in(kernel, &coeffs).iter().zip(&block) {
+                assert!((a - b).abs() < 1e-3, "{kernel:?}: {a} {b}");
+            }
+            // Coefficient 0 is the 8×8 DC in each, so the DC predictor serves all.
+            assert!(
+                (coeffs[0] - t.forward(&block)[0]).abs() < 1e-3,
+                "{kernel:?}"
+            );
+        }
+        // Haar: a flat block but one step at its middle is its DC and one coefficient.
+        let halves: [f32; 64] = std::array::from_fn(|i| if i < 32 { 50.0 } else { 10.0 });
+        let haar = t.forward_in(Kernel::Haar, &halves);
+        let nonzero: Vec<usize> = (0..64).filter(|&i| haar[i].abs() > 1e-3).collect();
+        assert_eq!(nonzero, [0, 8]);
+        // A step edge between the quarters' columns 3 and 4 leaves each 4×4 quarter flat: only
+        // the DCs and their horizontal Haar difference (coefficient 1) are nonzero.
+        let edge: [f32; 64] = std::array::from_fn(|i| if i % 8 < 4 { 100.0 } else { -20.0 });
+        let split = t.forward_in(Kernel::Dct4, &edge);
+        let nonzero: Vec<usize> = (0..64).filter(|&i| split[i].abs() > 1e-3).collect();
+        assert_eq!(nonzero, [0, 1]);
+        assert!(t.forward(&edge).iter().filter(|c| c.abs() > 1e-3).count() > 2);
+    }
+
+    #[test]
+    fn switched_layers_carry_each_coded_blocks_transform() {
+        use Kernel::{Dct4, Dct8, Haar};
+        let layer = DetailLayer::new(8.0, 32, 16);
+        let mut q = vec![0i32; layer.coefficients()];
+        q[0] = 3; // block 0
+        q[BLOCK_COEFFS + 70] = -1; // block 1
+        q[2 * BLOCK_COEFFS + 1] = 2; // block 2
+        q[4 * BLOCK_COEFFS + 5] = 1; // block 4
+                                     // Block 3 codes nothing: its transform is not said, and it reads as the 8×8 DCT.
+        let kernels = [Dct4, Dct8, Haar, Haar, Haar, Dct8, Dct8, Dct8];
+        let payload = layer.code(Scheme::Switched, &q, Some(&kernels)).unwrap();
+        let (parsed, read) = layer
+            .parse(Scheme::Switched, &payload, StreamEnd::Sealed, true)
+            .unwrap();
+        assert_eq!(parsed, q);
+        assert_eq!(read, [Dct4, Dct8, Haar, Dct8, Haar, Dct8, Dct8, Dct8]);
+        // Per block with a nonzero coefficient, "not the 8×8 DCT" and, where it is not,
+        // "Haar": 1 + 0 + 1 + 1 flags set of 4 + 3 said.
+        let symbols = layer.symbols(Scheme::Switched, &q, Some(&kernels));
+        let first = Scheme::Switched.groups() - Scheme::Switched.kernel_groups();
+        let said: Vec<i32> = symbols
+            .iter()
+            .filter(|s| usize::from(s.0) >= first)
+            .map(|s| s.1)
+            .collect();
+        assert_eq!(said, [1, 0, 0, 1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn text_like_blocks_leave_the_8x8_dct_and_decode_as_the_encoder_had() {
+        let (w, h) = (64, 32);
+        // One-pixel strokes on black: the 8×8 DCT rings, four 4×4s keep them tight.
+        let text = |shift: u32| {
+            let data = (0..w * h)
+                .flat_map(|i| {
+                    let (x, y) = (i % w + shift, i / w);
+                    let stroke = x % 5 == 0 || (y % 7 == 0 && x % 11 < 6);
+                    let v = if stroke { 230 } else { 10 };
+                    [v, v, v]
+                })
+                .collect();
+            RgbFrame::from_data(w, h, data).unwrap()
+        };
+        let mut enc = pixel_base(w, h, 24.0);
+        let mut dec = pixel_base(w, h, 24.0);
+        for i in 0..3 {
+            let frame_type = if i == 0 {
+                FrameType::Intra
+            } else {
+                FrameType::Predicted
+            };
+            let coded = enc.encode(&text(i % 2), frame_type).unwrap();
+            let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
+            assert_eq!(enc.previous.as_ref(), dec.previous.as_ref(), "frame {i}");
+            let kernels = &dec.previous.as_ref().unwrap().kernels;
+            assert!(
+                kernels.iter().any(|&k| k != Kernel::Dct8),
+                "frame {i}: every block in the 8×8 DCT"
+            );
+            let decoded = dec.synthesize(&latent);
+            assert!(mse(&text(i % 2), &decoded) < 24.0 * 24.0, "frame {i}");
+        }
+    }
+
+    #[test]
+    fn dc_prediction_is_undone_exactly_and_overflow_is_corrupt() {
+        let layer = DetailLayer::new(8.0, 32, 16);
+        let q: Vec<i32> = (0..layer.coefficients() as i32)
+            .map(|i| (i * 7919) % 301 - 150)
+            .collect();
+        let coded = layer.predict_dcs(&q);
+        assert_ne!(coded, q);
+        let mut back = coded.clone();
+        layer.unpredict_dcs(&mut back).unwrap();
+        assert_eq!(back, q);
+        let mut forged = vec![0; layer.coefficients()];
+        forged[0] = i32::MAX;
+        forged[BLOCK_COEFFS] = i32::MAX;
+        assert!(layer.unpredict_dcs(&mut forged).is_err());
+    }
+
+    #[test]
+    fn a_plane_whose_bits_buy_too_little_is_zeroed_or_ended_early_and_a_strong_one_is_kept() {
+        let layer = DetailLayer::new(8.0, 32, 8);
+        let mut ratios = vec![0f32; layer.coefficients()];
+        // Blocks 0 and 1: strong luma detail in many coefficients.
+        for block in 0..2 {
+            ratios[block * BLOCK_COEFFS..][..64].fill(6.3);
+        }
+        // Block 2: one lone coefficient in luma, which plain rounding keeps.
+        ratios[2 * BLOCK_COEFFS + 9] = 0.55;
+        // Block 3: a lone but large one, worth its bits.
+        ratios[3 * BLOCK_COEFFS + 9] = 9.0;
+        let q = layer.round_rd(&ratios);
+        let plane = |b: usize| &q[b * BLOCK_COEFFS..][..64];
+        assert!(plane(0).iter().all(|&v| v != 0));
+        assert!(plane(2).iter().all(|&v| v == 0), "{:?}", plane(2));
+        assert_ne!(plane(3)[9], 0);
+        // The zeroed frame codes in fewer bytes than plain rounding's.
+        let nearest: Vec<i32> = ratios.iter().map(|r| r.round() as i32).collect();
+        assert_ne!(nearest[2 * BLOCK_COEFFS + 9], 0);
+        assert!(
+            layer.code(WRITTEN, &q, None).unwrap().len()
+                < layer.code(WRITTEN, &nearest, None).unwrap().len()
+        );
+    }
+
+    #[test]
+    fn a_plane_ends_after_the_band_where_its_cost_is_least() {
+        let layer = DetailLayer::new(8.0, 16, 8);
+        let mut ratios = vec![0f32; layer.coefficients()];
+        // Block 0's luma: a strong DC and band 1, then, alone in the last band, a value just
+        // over one step that buys 1.6 step² of error for the zeros and band ends before it.
+        ratios[0] = 9.0;
+        ratios[1] = -4.2;
+        ratios[63] = 1.3;
+        // Block 1's luma: the same late value beside strong values in every band keeps it.
+        ratios[BLOCK_COEFFS..][..64].fill(3.1);
+        ratios[BLOCK_COEFFS + 63] = 1.3;
+        let mut q: Vec<i32> = ratios.iter().map(|&r| round_element(r)).collect();
+        let groups = layer.groups_of(&q);
+        // Tables as a frame of busy planes would get them: zeros cost about a bit and a half.
+        let indices: Vec<Option<u8>> = (0..WRITTEN.groups())
+            .map(|g| Some(if g < WRITTEN.coeff_groups() { 12 } else { 128 }))
+            .collect();
+        layer.truncate_planes(&ratios, &mut q, &groups, &indices);
+        assert_eq!(q[..3], [9, -4, 0]);
+        assert_eq!(q[63], 0, "the lone late value stays");
+        assert!(q[1..63].iter().all(|&v| v == 0 || v == -4));
+        assert_eq!(q[BLOCK_COEFFS + 63], 1, "a plane coded to its end keeps it");
+        assert!(q[BLOCK_COEFFS..][..63].iter().all(|&v| v == 3));
+    }
+
+    #[test]
+    fn predicted_frames_rebuild_exactly_what_the_encoder_had() {
+        let (w, h) = (32, 32);
+        let patches: Vec<f32> = (0..6)
+            .flat_map(|i| crate::coders::pca::patches(&test_frame(w, h, i), 8))
+            .collect();
+        let model = Arc::new(PcaModel::fit(8, &patches, TrainingInfo::default()));
+        let base =
+            || -> Box<dyn FrameCoder> { Box::new(PcaCoder::new(model.clone(), 6, 24.0, w, h)) };
+        let mut enc = DetailedCoder::new(base(), base(), 6.0, w, h);
+        let mut dec = DetailedCoder::new(base(), base(), 6.0, w, h);
+        let mut modes = Vec::new();
+        for i in 0..4 {
+            // A still frame, then the same frame again: its detail is coded as no change.
+            let frame = test_frame(w, h, [0, 0, 3, 3][i]);
+            let frame_type = if i == 0 {
+                FrameType::Intra
+            } else {
+                FrameType::Predicted
+            };
+            let coded = enc.encode(&frame, frame_type).unwrap();
+            let (_, detail) = DetailedCoder::split(&coded.payload).unwrap();
+            modes.push(detail[0]);
+            let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
+            assert_eq!(enc.previous.as_ref(), dec.previous.as_ref(), "frame {i}");
+            let decoded = dec.synthesize(&latent);
+            assert!(mse(&frame, &decoded) < 6.0 * 6.0, "frame {i}");
+        }
+        assert_eq!(modes[0], mode_byte(DetailMode::Intra, WRITTEN));
+        assert_eq!(
+            modes[1],
+            mode_byte(DetailMode::Change, WRITTEN),
+            "{modes:?}"
+        );
+        // A predicted frame cannot be decoded without the frame before it.
+        let coded = enc
+            .encode(&test_frame(w, h, 3), FrameType::Predicted)
+            .unwrap();
+        let mut fresh = DetailedCoder::new(base(), base(), 6.0, w, h);
+        assert!(fresh.parse(FrameType::Predicted, &coded.payload).is_err());
+    }
+
+    #[test]
+    fn corrupt_payloads_are_errors() {
+        let (w, h) = (32, 16);
+        let coded = pixel_base(w, h, 8.0)
+            .encode(&test_frame(w, h, 0), FrameType::Intra)
+            .unwrap();
+        let mut dec = pixel_base(w, h, 8.0);
+        for cut in 0..coded.payload.len() {
+            let _ = dec.parse(FrameType::Intra, &coded.payload[..cut]);
+        }
+        assert!(dec.parse(FrameType::Intra, &[]).is_err());
+        assert!(dec.parse(FrameType::Intra, &[200, 1]).is_err());
+        // A change from the previous frame in an intra frame.
+        let (_, detail) = DetailedCoder::split(&coded.payload).unwrap();
+        let mode_at = coded.payload.len() - detail.len();
+        let mut forged = coded.payload.clone();
+        forged[mode_at] = mode_byte(DetailMode::Change, WRITTEN);
+        assert!(dec.parse(FrameType::Intra, &forged).is_err());
+        forged[mode_at] = 7;
+        assert!(dec.parse(FrameType::Intra, &forged).is_err());
+        // Every byte flipped in turn: an error or a frame, never a panic.
+        for i in 0..coded.payload.len() {
+            let mut bad = coded.payload.clone();
+            bad[i] ^= 0x5a;
+            if let Ok(latent) = dec.parse(FrameType::Intra, &bad) {
+                dec.synthesize(&latent);
+            }
+        }
+    }
+}
