@@ -1,0 +1,351 @@
+//! `aecodec`: encode any video to `.aez`, decode it back, and inspect files.
+
+// The synthesis allocates large feature maps for every frame; mimalloc reuses that memory
+// where glibc hands it back to the kernel and faults it in again (measured: +18-40 % synthesis
+// frames/s with `aecodec bench`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `println!` that reports a closed standard output as an error (which `main` treats as a
+/// quiet exit: `aecodec bench | head`) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
+
+mod coder;
+mod decode;
+mod encode;
+mod info;
+mod measure;
+mod progress;
+
+use coder::*;
+use decode::*;
+use encode::*;
+use info::*;
+use measure::*;
+use progress::*;
+
+use aecodec::ratecontrol::RateTarget;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "aecodec",
+    version,
+    about = "A learned video codec: encode videos to .aez, decode them, inspect them"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Encode a video (anything FFmpeg reads) to an .aez file.
+    Encode {
+        /// Input video: mp4, mkv, mov, avi, y4m, ...
+        input: PathBuf,
+        /// Output .aez file (written atomically: it appears only when complete).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Model file to code with: a learned model (`aetrain train`/`finetune`) or a PCA
+        /// model (`aetrain pca`). Without one, the built-in learned model of --quality is used.
+        #[arg(long, conflicts_with = "pixel")]
+        model: Option<PathBuf>,
+        /// Quality level of the built-in coder: 1 (smallest files, the learned codec alone) to
+        /// 7 (best looking); levels 2 and up add a detail layer over the learned picture.
+        #[arg(short, long, default_value_t = aecodec::registry::builtin::DEFAULT_QUALITY,
+              value_parser = clap::value_parser!(u8).range(1..=aecodec::registry::builtin::LEVELS as i64),
+              conflicts_with = "model")]
+        quality: u8,
+        /// Add a detail layer at this quantizer step (1 to 255; smaller is better looking and
+        /// larger) to a learned --model, or, without one, to the levels' built-in model: the
+        /// levels' steps are 64 (level 2) to 10 (level 7); 90 and 128 go below level 2.
+        #[arg(long, conflicts_with_all = ["quality", "pixel"])]
+        detail_step: Option<f32>,
+        /// Use the built-in pixel coder (quantized pixels, no model; --step 1 is lossless).
+        #[arg(long)]
+        pixel: bool,
+        /// Quantizer step: larger is smaller and coarser. Pixel coder: an integer 1..=64
+        /// (1 is lossless, default 4). PCA: any positive number (default 8). A learned model
+        /// of the shallow kind: its latent's step, 0.02 to 50 (1, the default, codes at the
+        /// rate it was trained for).
+        #[arg(long)]
+        step: Option<f32>,
+        /// PCA components to keep (default: all the model has).
+        #[arg(long)]
+        components: Option<u16>,
+        /// Encode at most this many frames.
+        #[arg(long)]
+        frames: Option<u64>,
+        /// An intra frame (where playback and seeking can start) at least every N frames;
+        /// frames between are predicted from the one before. Default: about 2 seconds.
+        /// The pixel coder writes intra frames only.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        gop: Option<u32>,
+        /// Code every frame as an intra frame (the same as --gop 1).
+        #[arg(long, conflicts_with = "gop")]
+        intra_only: bool,
+        /// Average bitrate to hold over the file (its real size), such as 600k or 1.5M bits/s.
+        /// Each group of pictures gets one of the quality levels (the built-in learned models,
+        /// or 16 steps of a PCA --model): it is coded at the level of the group before, then
+        /// one level up or down at a time while that comes nearer the target, and the nearest
+        /// is written. Encoding takes 2 to 3 passes.
+        #[arg(long, value_parser = aecodec::ratecontrol::parse_rate,
+              conflicts_with_all = ["quality", "step", "pixel"])]
+        bitrate: Option<f64>,
+        /// With --bitrate: a peak rate (bits/s) that a player's buffer of --bufsize is filled
+        /// at; no group of pictures may need more (x264's --vbv-maxrate).
+        #[arg(long, value_parser = aecodec::ratecontrol::parse_rate, requires = "bitrate")]
+        maxrate: Option<f64>,
+        /// With --maxrate: the player's buffer in bits (default: one second at --maxrate).
+        #[arg(long, value_parser = aecodec::ratecontrol::parse_rate, requires = "maxrate")]
+        bufsize: Option<f64>,
+        /// Replace the output if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Encode a ladder of renditions for adaptive streaming: one .aez per size and bitrate
+    /// (rate-controlled, intra frames at the same times in all) and DIR/manifest.json with
+    /// every segment's byte range (docs/FORMAT.md). Any static HTTP server can serve DIR.
+    Ladder {
+        /// Input video.
+        input: PathBuf,
+        /// Output directory (created if missing).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Renditions as WIDTHxHEIGHT@BITRATE, comma-separated. Default: 640x360@400k,
+        /// 960x540@900k and 1280x720@1800k, those not taller than the source (widths keep
+        /// its aspect ratio); a smaller source gets one rendition at its own size.
+        #[arg(long)]
+        renditions: Option<String>,
+        /// Frames per segment (group of pictures). Default: about 2 seconds.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        gop: Option<u32>,
+        /// Encode at most this many frames.
+        #[arg(long)]
+        frames: Option<u64>,
+        /// Replace existing renditions and manifest.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Decode an .aez file to video: .y4m, .mkv (lossless FFV1), .mp4 (x264), or - for y4m on stdout.
+    Decode {
+        /// Input .aez file.
+        input: PathBuf,
+        /// Output video; the extension picks the format. `-` writes y4m to stdout.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Replace the output if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Exit non-zero when the file is damaged or truncated (frames before the damage are
+        /// still written).
+        #[arg(long)]
+        strict: bool,
+        /// A model file to decode with (repeatable); the model cache
+        /// ($AECODEC_MODELS or ~/.cache/aecodec/models) is searched too.
+        #[arg(long)]
+        model: Vec<PathBuf>,
+    },
+    /// Measure rate–distortion: every codec at several settings on each clip; rates are real
+    /// file sizes, quality is RGB PSNR and MS-SSIM of frames decoded from those files.
+    /// Writes results.csv, summary.md (BD-rate, bpp at 32/36/40 dB) and rd.svg.
+    Eval {
+        /// Clips to evaluate on.
+        #[arg(required = true)]
+        clips: Vec<PathBuf>,
+        /// Directory for the report (created if missing).
+        #[arg(long, default_value = "report")]
+        out: PathBuf,
+        /// Frames per clip, from the start.
+        #[arg(long, default_value_t = 30)]
+        frames: usize,
+        /// Codecs to run, comma-separated: learned (the learned models, intra only),
+        /// learned-p (with predicted frames, 2 s GOP), pixel, pca8, pca16 (intra only), pca8-p,
+        /// pca16-p (predicted frames), pca8-title (fitted on the clip), jpeg, x264, x264-intra,
+        /// x265.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "learned,learned-p,pca8,pca8-p,pca16,pca16-p,pca8-title,jpeg,x264-intra,x264,x265"
+        )]
+        codecs: Vec<String>,
+        /// Generic PCA model files for pca8/pca16 (repeatable).
+        #[arg(long, default_values = ["samples/models/pca8.model", "samples/models/pca16.model"])]
+        pca_model: Vec<PathBuf>,
+        /// Learned model files for learned/learned-p, one setting each (repeatable). The default,
+        /// with the default --detail-steps, runs every built-in quality level and two more.
+        #[arg(long, default_value = aecodec::registry::builtin::LADDER_PATH)]
+        learned_model: Vec<PathBuf>,
+        /// Also run every learned model with a detail layer at each of these quantizer steps
+        /// (comma-separated, 1 to 255; labelled q<N>+d<step>; 0 for none). The default is the
+        /// levels' steps (64 to 10) and two coarser ones that `encode --detail-step` reaches.
+        #[arg(long, value_delimiter = ',',
+              default_values_t = aecodec::registry::builtin::EVAL_DETAIL_STEPS)]
+        detail_steps: Vec<f32>,
+        /// Latent steps a learned model of the shallow kind runs at, one setting each
+        /// (comma-separated, 0.02 to 50; its `--step`), labelled q<N>@<step>.
+        #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_EVAL_LATENT_STEPS)]
+        latent_steps: Vec<f32>,
+        /// The codec BD-rates are measured against.
+        #[arg(long, default_value = "jpeg")]
+        reference: String,
+    },
+    /// Measure decode speed: frames/s of container reading, entropy decoding and synthesis
+    /// (medians over runs), peak memory, and FFmpeg's x264 decoding the same content.
+    Bench {
+        /// The .aez file (default: samples/bikes.mp4 encoded with the default learned model).
+        input: Option<PathBuf>,
+        /// A model file to decode with (repeatable).
+        #[arg(long)]
+        model: Vec<PathBuf>,
+        /// Runs to take the median of.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an .aez file's header, frame count, sizes and bitrate.
+    Info {
+        /// The .aez file.
+        input: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A second signal while the first is being handled ends the process at once.
+    aecodec::output::handle_interrupts(true);
+    let result = match cli.command {
+        Command::Encode {
+            input,
+            output,
+            model,
+            quality,
+            detail_step,
+            pixel,
+            step,
+            components,
+            frames,
+            force,
+            gop,
+            intra_only,
+            bitrate,
+            maxrate,
+            bufsize,
+        } => match bitrate {
+            None => coder_spec(
+                model.as_deref(),
+                pixel,
+                quality,
+                step,
+                components,
+                detail_step,
+            )
+            .map(|spec| EncodePlan::Fixed(Box::new(spec))),
+            Some(bitrate) => {
+                rate_tools(model.as_deref(), components).map(|tools| EncodePlan::AtRate {
+                    tools,
+                    target: RateTarget {
+                        bitrate,
+                        maxrate,
+                        bufsize,
+                    },
+                })
+            }
+        }
+        .and_then(|plan| {
+            let options = EncodeOptions {
+                frames,
+                gop: if intra_only { Some(1) } else { gop },
+                size: None,
+                force,
+            };
+            encode(&input, &output, &plan, &options)
+        })
+        .and_then(|()| {
+            outln!("{}", output.display());
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Decode {
+            input,
+            output,
+            force,
+            strict,
+            model,
+        } => decode(&input, &output, &model, force, strict),
+        Command::Ladder {
+            input,
+            output,
+            renditions,
+            gop,
+            frames,
+            force,
+        } => renditions
+            .as_deref()
+            .map(aecodec::ladder::parse_renditions)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--renditions: {e}"))
+            .and_then(|renditions| {
+                ladder(
+                    &input,
+                    &output,
+                    renditions,
+                    &EncodeOptions {
+                        frames,
+                        gop,
+                        size: None,
+                        force,
+                    },
+                )
+            })
+            .map(|()| ExitCode::SUCCESS),
+        Command::Info { input, json } => info(&input, json).map(|()| ExitCode::SUCCESS),
+        Command::Bench {
+            input,
+            model,
+            runs,
+            json,
+        } => bench(input, &model, runs, json).map(|()| ExitCode::SUCCESS),
+        Command::Eval {
+            clips,
+            out,
+            frames,
+            codecs,
+            pca_model,
+            learned_model,
+            detail_steps,
+            latent_steps,
+            reference,
+        } => eval(
+            clips,
+            &out,
+            frames,
+            codecs,
+            [pca_model, learned_model],
+            [detail_steps, latent_steps],
+            &reference,
+        )
+        .map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|e| {
+        // The reader of our standard output went away (`| head`): nothing to report.
+        if aecodec::video::is_broken_pipe(e.as_ref()) {
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
