@@ -5,12 +5,15 @@
 //! know nothing of each other's kinds.
 
 pub mod builtin;
+mod request;
+
+pub use request::{check_detail_step, CoderRequest, RequestError, LATENT_STEPS, PIXEL_STEPS};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::coders::pca::{self, PcaModel};
-use crate::coders::{detail, DetailedCoder};
+use crate::coders::DetailedCoder;
 use crate::coders::{CoderError, FrameCoder, PcaCoder, PixelCoder, PIXEL_MODEL_NAME};
 use crate::container::{CodingParams, CodingTool, Header};
 use crate::learned::{LatentStep, LearnedCoder, LearnedModel};
@@ -85,7 +88,7 @@ impl Model {
                 latent_step: LatentStep::UNIT,
             }),
             (Model::Learned(m), CodingParams::LearnedDetail { detail_step, .. })
-                if (detail::MIN_STEP..=detail::MAX_STEP).contains(&detail_step) =>
+                if check_detail_step(detail_step).is_ok() =>
             {
                 Ok(CoderSpec::Learned {
                     model: m.clone(),

@@ -9,6 +9,7 @@ use aecodec::ladder::{default_ladder, Manifest, RenditionFile, RenditionSpec};
 use aecodec::output::{check_output, AtomicFile, StagedDir};
 use aecodec::pipeline::{encode_stream, FrameEncoder};
 use aecodec::ratecontrol::{encode_stream_at_rate, RateTarget};
+use aecodec::registry::CoderRequest;
 use aecodec::video::VideoReader;
 use anyhow::{bail, Result};
 
@@ -131,7 +132,7 @@ pub(crate) fn ladder(
         ),
         ..*options
     };
-    let tools = rate_tools(None, None)?;
+    let tools = CoderRequest::default().rate_tools().map_err(with_flag)?;
     let mut files = Vec::with_capacity(specs.len());
     for spec in &specs {
         let file = spec.file_name();

@@ -33,6 +33,7 @@ use measure::*;
 use progress::*;
 
 use aecodec::ratecontrol::RateTarget;
+use aecodec::registry::CoderRequest;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -245,27 +246,21 @@ fn main() -> ExitCode {
             bitrate,
             maxrate,
             bufsize,
-        } => match bitrate {
-            None => coder_spec(
-                model.as_deref(),
+        } => EncodePlan::new(
+            &CoderRequest {
+                model,
                 pixel,
                 quality,
                 step,
                 components,
                 detail_step,
-            )
-            .map(|spec| EncodePlan::Fixed(Box::new(spec))),
-            Some(bitrate) => {
-                rate_tools(model.as_deref(), components).map(|tools| EncodePlan::AtRate {
-                    tools,
-                    target: RateTarget {
-                        bitrate,
-                        maxrate,
-                        bufsize,
-                    },
-                })
-            }
-        }
+            },
+            bitrate.map(|bitrate| RateTarget {
+                bitrate,
+                maxrate,
+                bufsize,
+            }),
+        )
         .and_then(|plan| {
             let options = EncodeOptions {
                 frames,

@@ -19,11 +19,14 @@ pub(crate) fn eval(
     [detail_steps, latent_steps]: [Vec<f32>; 2],
     reference: &str,
 ) -> Result<()> {
-    if let Some(s) = latent_steps.iter().find(|s| !LATENT_STEPS.contains(*s)) {
+    if let Some(s) = latent_steps
+        .iter()
+        .find(|s| !aecodec::registry::LATENT_STEPS.contains(*s))
+    {
         bail!(
             "--latent-steps takes steps from {} to {}, got {s}",
-            LATENT_STEPS.start(),
-            LATENT_STEPS.end()
+            aecodec::registry::LATENT_STEPS.start(),
+            aecodec::registry::LATENT_STEPS.end()
         );
     }
     let mut latent_steps: Vec<LatentStep> = latent_steps
@@ -33,14 +36,8 @@ pub(crate) fn eval(
     latent_steps.dedup();
     use aecodec::eval::{report, run, EvalConfig};
     let detail_steps: Vec<f32> = detail_steps.into_iter().filter(|&s| s != 0.0).collect();
-    if let Some(s) = detail_steps.iter().find(|s| {
-        !(aecodec::coders::detail::MIN_STEP..=aecodec::coders::detail::MAX_STEP).contains(*s)
-    }) {
-        bail!(
-            "--detail-steps takes steps from {} to {}, got {s}",
-            aecodec::coders::detail::MIN_STEP,
-            aecodec::coders::detail::MAX_STEP
-        );
+    for &s in &detail_steps {
+        aecodec::registry::check_detail_step(s).context("--detail-steps")?;
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let work = tempfile::Builder::new()

@@ -54,9 +54,6 @@ const FLAG_GROUPS: usize = 3 * 3;
 /// A table group's number.
 type Group = u16;
 
-/// Smallest and largest quantizer step the detail layer takes.
-pub use crate::container::{MAX_DETAIL_STEP as MAX_STEP, MIN_DETAIL_STEP as MIN_STEP};
-
 /// Squared error (in steps) one bit is worth when the encoder rounds an intra frame's
 /// coefficients ([`DetailLayer::round_rd`]). On 4 frames of `ukui-wallpapers` over a q1 base,
 /// bpp at 39 dB: 0.71 with plain rounding, 0.66 at 0.12, 0.70 at 0.25, 0.72 at 0.4.
