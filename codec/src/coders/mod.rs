@@ -14,6 +14,15 @@ use crate::entropy::{EntropyError, StreamEnd};
 use crate::model_file::{ModelError, ModelId};
 use crate::RgbFrame;
 
+/// The model an error (or one of its causes) says is missing, so that a program can say how
+/// its user gives it.
+pub fn missing_model(err: &(dyn std::error::Error + 'static)) -> Option<ModelId> {
+    std::iter::successors(Some(err), |e| e.source()).find_map(|e| match e.downcast_ref() {
+        Some(CoderError::ModelUnavailable(id)) => Some(*id),
+        _ => None,
+    })
+}
+
 /// Why a frame could not be coded or a payload could not be decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum CoderError {
@@ -36,7 +45,7 @@ pub enum CoderError {
     NoReference,
     #[error(
         "this file needs model {0}, which is neither built in nor in the model cache \
-         (pass it with --model FILE, or save it in the cache as {0}.model)"
+         (give its model file, or save it in the cache as {0}.model)"
     )]
     ModelUnavailable(ModelId),
     #[error(transparent)]

@@ -41,7 +41,7 @@ use crate::RgbFrame;
 pub enum EvalError {
     #[error("unknown codec {0:?}; choose from {CODECS}")]
     UnknownCodec(String),
-    #[error("{0} needs a model of its kind (--model)")]
+    #[error("{0} needs a model of its kind")]
     NeedsModel(String),
     #[error("model {path}")]
     Model {

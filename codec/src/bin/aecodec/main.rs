@@ -341,6 +341,14 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         eprintln!("error: {e:#}");
+        if let Some(hint) = hint(&e) {
+            eprintln!("hint: {hint}");
+        }
         ExitCode::FAILURE
     })
+}
+
+/// What a user does about an error the library reports in its own terms.
+fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    aecodec::coders::missing_model(e.as_ref()).map(|_| "pass the model file with --model FILE")
 }
