@@ -107,6 +107,52 @@ fn no_crate_has_an_import_cycle() {
     }
 }
 
+/// The names the crate root itself defines (not those it re-exports).
+fn root_items(lib: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for line in lib.split("#[cfg(test)]").next().unwrap_or("").lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let start = match words.first() {
+            Some(&"pub") | Some(&"pub(crate)") => 1,
+            _ => 0,
+        };
+        if let (Some(kind), Some(name)) = (words.get(start), words.get(start + 1)) {
+            if ["fn", "struct", "enum", "const", "static", "type", "trait"].contains(kind) {
+                let name: String = name
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+/// The root ties every module together, so a module that imports what the root defines is
+/// tied to every module the root uses: shared items live in a module of their own.
+#[test]
+fn no_module_imports_what_the_crate_root_defines() {
+    for krate in ["codec", "player", "trainer"] {
+        let src = common::root().join(krate).join("src");
+        let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+        let defined = root_items(&lib);
+        for (module, deps) in graph_of(&src) {
+            let tied: Vec<_> = deps.iter().filter(|d| defined.contains(d)).collect();
+            assert!(
+                tied.is_empty(),
+                "{krate}: {module} imports {tied:?} from the crate root"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_root_check_reads_definitions_not_re_exports() {
+    let lib = "pub mod stream;\npub use frame::RgbFrame;\npub(crate) fn run_stage() {}\npub struct PlayOutcome {\nconst DEPTH: usize = 8;\n";
+    assert_eq!(root_items(lib), ["run_stage", "PlayOutcome", "DEPTH"]);
+}
+
 #[test]
 fn the_check_sees_a_cycle() {
     let mut graph = Graph::new();

@@ -29,35 +29,13 @@ use aecodec::RgbFrame;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::control::Control;
+pub use crate::playback::AdaptiveOptions;
+use crate::playback::{model_store, run_stage, PlayError, PlayOptions, MAX_REFETCHES, QUEUE_DEPTH};
 use crate::presenter::{Presentation, Presenter};
 use crate::source::{ensure_models, SourceError};
-use crate::{
-    model_store, run_stage, PlayError, PlayOptions, PlayOutcome, MAX_REFETCHES, QUEUE_DEPTH,
-};
 use abr::{Abr, Reason, RenditionLoad};
 pub use fetch::{FetchedSegment, Ladder};
 pub use stats::{AdaptiveStats, RenditionPlayed, SegmentFetch, Switch};
-
-/// How a ladder is played.
-#[derive(Debug, Clone)]
-pub struct AdaptiveOptions {
-    /// Play this rendition only (0 is the lowest bitrate).
-    pub rendition: Option<usize>,
-    /// Start on this rendition, then adapt (0, the lowest, by default).
-    pub start_rendition: usize,
-    /// Seconds of video fetched ahead of the playhead at most.
-    pub max_buffer_s: f64,
-}
-
-impl Default for AdaptiveOptions {
-    fn default() -> Self {
-        Self {
-            rendition: None,
-            start_rendition: 0,
-            max_buffer_s: 6.0,
-        }
-    }
-}
 
 /// True when `source` names a ladder manifest (a `.json` path or URL) rather than an `.aez`.
 pub fn is_manifest(source: &str) -> bool {
@@ -191,12 +169,17 @@ struct Tagged<T> {
     seconds: f64,
 }
 
+/// What a ladder's playback did: its statistics, the damage that ended it early, and the
+/// renditions played and the switches between them.
+pub struct LadderPlayed {
+    pub stats: crate::presenter::PlaybackStats,
+    pub damage: Option<SourceError>,
+    pub adaptive: AdaptiveStats,
+}
+
 /// Plays the ladder whose manifest is `source` (a path or URL).
-pub fn play_ladder(
-    source: &str,
-    options: &PlayOptions,
-    adaptive: &AdaptiveOptions,
-) -> Result<PlayOutcome, PlayError> {
+pub fn play_ladder(source: &str, options: &PlayOptions) -> Result<LadderPlayed, PlayError> {
+    let adaptive = &options.adaptive;
     let started = Instant::now();
     let ladder = Ladder::open(source)?;
     let count = ladder.manifest.renditions.len();
@@ -266,11 +249,10 @@ pub fn play_ladder(
         stats.bytes_fetched = ladder.fetched.load(Ordering::Relaxed);
         stats.reconnects = ladder.reconnects.load(Ordering::Relaxed);
     }
-    let adaptive = session.stats();
-    Ok(PlayOutcome {
+    Ok(LadderPlayed {
         stats,
         damage,
-        adaptive: Some(adaptive),
+        adaptive: session.stats(),
     })
 }
 
