@@ -241,7 +241,7 @@ impl FrameDecoder {
     }
 
     /// Second stage: synthesis of a display-size frame from a latent.
-    pub fn synthesize(&self, parsed: &PacketLatent) -> RgbFrame {
+    pub fn synthesize(&mut self, parsed: &PacketLatent) -> RgbFrame {
         // `parse` made `parsed` and checked its tool.
         self.coders[usize::from(parsed.tool)]
             .synthesize(&parsed.latent)

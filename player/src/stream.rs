@@ -124,7 +124,7 @@ fn play_segment(
     std::thread::scope(|scope| {
         let reading = scope.spawn(move || read_packets(opened, packet_tx));
         let parsing = scope.spawn(move || parse_packets(parser, time_base, packet_rx, latent_tx));
-        let synthesis = scope.spawn(move || synthesize_frames(&synthesizer, latent_rx, frame_tx));
+        let synthesis = scope.spawn(move || synthesize_frames(synthesizer, latent_rx, frame_tx));
         let presented = present_frames(presenter, &frame_rx);
         // Closing the channel stops the decoder, which stops the reader.
         drop(frame_rx);
@@ -214,7 +214,7 @@ fn parse_packets(
 
 /// Synthesis stage: latents to RGB frames. Returns its busy time.
 fn synthesize_frames(
-    synthesizer: &FrameDecoder,
+    mut synthesizer: FrameDecoder,
     latents: Receiver<ParsedFrame>,
     frames: Sender<Result<DecodedFrame, PlayError>>,
 ) -> Duration {

@@ -134,8 +134,9 @@ pub trait FrameCoder: Send {
     /// First decoding stage, entropy decoding: a payload to the frame's integer latent
     /// (prediction from the previous frame included). Parsing depends on integers only.
     fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError>;
-    /// Second decoding stage, synthesis: the latent to a frame of the coded size.
-    fn synthesize(&self, latent: &LatentFrame) -> RgbFrame;
+    /// Second decoding stage, synthesis: the latent to a frame of the coded size. Latents
+    /// come in stream order: a coder that predicts pixels keeps the frame it made last.
+    fn synthesize(&mut self, latent: &LatentFrame) -> RgbFrame;
     /// How the entropy-coded streams this coder parses end (by the file's version; coders
     /// start with [`StreamEnd::Sealed`], what they write).
     fn read_streams_as(&mut self, end: StreamEnd);

@@ -428,7 +428,7 @@ impl FrameCoder for PcaCoder {
         Ok(LatentFrame::plain(q))
     }
 
-    fn synthesize(&self, latent: &LatentFrame) -> RgbFrame {
+    fn synthesize(&mut self, latent: &LatentFrame) -> RgbFrame {
         let (bw, bh) = self.blocks();
         // The GEMM below reads exactly this many values.
         assert_eq!(

@@ -95,7 +95,7 @@ impl FrameCoder for PixelCoder {
         Ok(LatentFrame::plain(q))
     }
 
-    fn synthesize(&self, latent: &LatentFrame) -> RgbFrame {
+    fn synthesize(&mut self, latent: &LatentFrame) -> RgbFrame {
         assert_eq!(
             latent.values.len(),
             3 * self.width as usize * self.height as usize,

@@ -26,7 +26,7 @@ pub const MAGIC: [u8; 4] = *b"AEZV";
 /// Version 5 lists several coding tools in the header ([`CodingTool`]) and names one in each
 /// packet, so a stream can change model or quantizer at an intra frame (rate control); its
 /// payloads are those of version 4.
-pub const VERSION: u16 = 5;
+pub const VERSION: u16 = 6;
 /// The first version whose header lists coding tools; older ones hold exactly one, inline.
 pub const FIRST_TOOL_LIST_VERSION: u16 = 5;
 /// The oldest container version this build reads.

@@ -260,7 +260,7 @@ impl FrameCoder for LearnedCoder {
         })
     }
 
-    fn synthesize(&self, latent: &LatentFrame) -> RgbFrame {
+    fn synthesize(&mut self, latent: &LatentFrame) -> RgbFrame {
         self.model.synthesize(
             &FeatureMap {
                 channels: self.latent.channels,

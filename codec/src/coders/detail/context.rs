@@ -192,6 +192,9 @@ pub(super) enum DetailMode {
     Intra,
     /// Their change from the previous frame's (predicted frames only).
     Change,
+    /// A motion field, then the coefficients of what the previous picture moved by it misses
+    /// (predicted frames without base layer only; `motion`).
+    Motion,
 }
 
 /// The first payload byte of a frame's detail layer: what it codes, and how.
@@ -203,6 +206,8 @@ pub(super) fn mode_byte(mode: DetailMode, scheme: Scheme) -> u8 {
         (Scheme::Banded, DetailMode::Change) => 3,
         (Scheme::Switched, DetailMode::Intra) => 4,
         (Scheme::Switched, DetailMode::Change) => 5,
+        // Motion frames exist in the switched scheme only.
+        (_, DetailMode::Motion) => 6,
     }
 }
 
@@ -215,6 +220,7 @@ pub(super) fn parse_mode(byte: u8) -> Option<(DetailMode, Scheme)> {
         3 => (DetailMode::Change, Scheme::Banded),
         4 => (DetailMode::Intra, Scheme::Switched),
         5 => (DetailMode::Change, Scheme::Switched),
+        6 => (DetailMode::Motion, Scheme::Switched),
         _ => return None,
     })
 }

@@ -20,6 +20,7 @@
 //! Where the base layer does not pay for itself the encoder leaves it out ([`DetailedCoder`]).
 
 mod context;
+mod motion;
 mod predict;
 mod rdo;
 mod symbols;
@@ -136,8 +137,16 @@ pub struct DetailedCoder {
     /// Whether the last frame had a base layer: a predicted frame's base layer needs the
     /// previous frame's (a group of pictures whose intra frame has none has none).
     base_live: bool,
+    /// The last frame as the decoder has it: what a motion-compensated frame is predicted
+    /// from (the encoder rebuilds it; the decoder keeps what it synthesized).
+    reference: Option<RgbFrame>,
     stream_end: StreamEnd,
 }
+
+/// The last value of a detail layer's latent: how its picture is made before the layer is
+/// added (`DetailedCoder::synthesize`).
+const FROM_BASE: i32 = 0;
+const FROM_MOTION: i32 = 1;
 
 /// A frame's detail layer as decoded: its coefficients and its blocks' transforms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +199,7 @@ impl DetailedCoder {
             layer: DetailLayer::new(step, width, height),
             previous: None,
             base_live: false,
+            reference: None,
             stream_end: StreamEnd::Sealed,
         }
     }
@@ -207,6 +217,44 @@ impl DetailedCoder {
             )));
         }
         Ok(rest.split_at(len as usize))
+    }
+
+    /// `picture` with the residual the layer `frame` describes added: what the decoder shows.
+    fn rebuilt(&self, mut picture: RgbFrame, frame: &DetailFrame) -> RgbFrame {
+        self.layer.add_to(&mut picture, &frame.q, &frame.kernels);
+        picture
+    }
+
+    /// A predicted frame without base layer, coded as the previous picture moved block by
+    /// block (`motion`) plus the layer of what that misses: the layer, with the picture the
+    /// decoder will show.
+    fn encode_moved(
+        &self,
+        frame: &RgbFrame,
+        reference: &RgbFrame,
+    ) -> Result<(CodedLayer, RgbFrame), CoderError> {
+        let layer = &self.layer;
+        let field = motion::estimate(frame, reference, f64::from(layer.step));
+        let prediction = motion::compensate(reference, &field);
+        let residual = layer.residual(frame, &prediction);
+        let (mut kernels, ratios) = layer.choose_kernels(&residual);
+        let q = layer.round_rd(&ratios);
+        for (kernel, coeffs) in kernels.iter_mut().zip(q.chunks_exact(BLOCK_COEFFS)) {
+            if coeffs.iter().all(|&v| v == 0) {
+                *kernel = Kernel::Dct8;
+            }
+        }
+        let mut payload = vec![mode_byte(DetailMode::Motion, WRITTEN)];
+        let (cols, _) = motion::grid(layer.width, layer.height);
+        field.code(cols, &mut payload)?;
+        payload.extend(layer.code(WRITTEN, &q, Some(&kernels))?);
+        let coded = CodedLayer {
+            payload,
+            error: squared_error(&ratios, &q),
+            frame: DetailFrame { q, kernels },
+        };
+        let shown = self.rebuilt(prediction, &coded.frame);
+        Ok((coded, shown))
     }
 
     /// The detail layer of a frame's `residual`; `with_base` says whether the frame has a
@@ -263,6 +311,28 @@ impl DetailedCoder {
     }
 }
 
+impl DetailedCoder {
+    /// Parses a motion-compensated frame's field and layer (the bytes after the mode byte).
+    fn parse_moved(&mut self, mut detail: &[u8]) -> Result<LatentFrame, CoderError> {
+        if self.previous.is_none() {
+            return Err(CoderError::NoReference);
+        }
+        let grid = motion::grid(self.layer.width, self.layer.height);
+        let field = motion::MotionField::parse(&mut detail, grid, self.stream_end)?;
+        let (q, kernels) = self
+            .layer
+            .parse(Scheme::Switched, detail, self.stream_end, true)?;
+        let mut values = Vec::with_capacity(2 * field.vectors.len() + q.len() + kernels.len() + 1);
+        values.extend(field.vectors.iter().flat_map(|&(x, y)| [x, y]));
+        values.extend_from_slice(&q);
+        values.extend(kernels.iter().map(|k| k.index()));
+        values.push(FROM_MOTION);
+        self.previous = Some(DetailFrame { q, kernels });
+        self.base_live = false;
+        Ok(LatentFrame::plain(values))
+    }
+}
+
 impl FrameCoder for DetailedCoder {
     fn supports_prediction(&self) -> bool {
         self.base.supports_prediction()
@@ -284,13 +354,30 @@ impl FrameCoder for DetailedCoder {
         let grey = || grey(self.layer.width, self.layer.height);
         let predicted = frame_type == FrameType::Predicted && self.previous.is_some();
         if predicted && !self.base_live {
-            // A group of pictures whose intra frame has no base layer goes on without.
+            // A group of pictures whose intra frame has no base layer goes on without: each
+            // frame is the layer alone, or its change, or the previous picture moved plus a
+            // layer, whichever costs least.
             let residual = self.layer.residual(frame, &grey());
             let detail = self.encode_detail(&residual, FrameType::Predicted, false)?;
-            self.previous = Some(detail.frame);
+            let mut payload = assemble(&[], &detail.payload);
+            let mut cost = frame_cost(&detail, payload.len());
+            let mut shown = self.rebuilt(grey(), &detail.frame);
+            let mut kept = detail.frame;
+            if let Some(reference) = &self.reference {
+                let (moved, moved_shown) = self.encode_moved(frame, reference)?;
+                let moved_payload = assemble(&[], &moved.payload);
+                let moved_cost = frame_cost(&moved, moved_payload.len());
+                if moved_cost < cost {
+                    (payload, cost, shown, kept) =
+                        (moved_payload, moved_cost, moved_shown, moved.frame);
+                }
+            }
+            let _ = cost;
+            self.previous = Some(kept);
+            self.reference = Some(shown);
             return Ok(EncodedFrame {
                 frame_type: FrameType::Predicted,
-                payload: assemble(&[], &detail.payload),
+                payload,
             });
         }
         let base = self.base.encode(frame, frame_type)?;
@@ -305,6 +392,7 @@ impl FrameCoder for DetailedCoder {
             let alone = self.encode_detail(&residual, FrameType::Intra, false)?;
             let payload_alone = assemble(&[], &alone.payload);
             if frame_cost(&alone, payload_alone.len()) < frame_cost(&detail, payload.len()) {
+                self.reference = Some(self.rebuilt(grey(), &alone.frame));
                 self.previous = Some(alone.frame);
                 self.base_live = false;
                 return Ok(EncodedFrame {
@@ -313,6 +401,7 @@ impl FrameCoder for DetailedCoder {
                 });
             }
         }
+        self.reference = Some(self.rebuilt(rebuilt, &detail.frame));
         self.previous = Some(detail.frame);
         self.base_live = true;
         Ok(EncodedFrame {
@@ -329,10 +418,16 @@ impl FrameCoder for DetailedCoder {
         let bad_mode =
             || CoderError::Payload(format!("detail mode {mode} in a {frame_type:?} frame"));
         let (kind, scheme) = parse_mode(mode).ok_or_else(bad_mode)?;
-        if kind == DetailMode::Change && frame_type != FrameType::Predicted {
+        if kind != DetailMode::Intra && frame_type != FrameType::Predicted {
             return Err(bad_mode());
         }
         let with_base = !base.is_empty();
+        if kind == DetailMode::Motion {
+            if with_base {
+                return Err(bad_mode());
+            }
+            return self.parse_moved(detail);
+        }
         if with_base && frame_type == FrameType::Predicted && !self.base_live {
             return Err(CoderError::NoReference);
         }
@@ -349,7 +444,8 @@ impl FrameCoder for DetailedCoder {
             self.layer.unpredict_dcs(&mut values)?;
         }
         let frame = match kind {
-            DetailMode::Intra => DetailFrame { q: values, kernels },
+            // (A motion frame was parsed above.)
+            DetailMode::Intra | DetailMode::Motion => DetailFrame { q: values, kernels },
             DetailMode::Change => {
                 // A layer of changes keeps the previous frame's transforms.
                 let previous = self.previous.as_ref().ok_or(CoderError::NoReference)?;
@@ -359,35 +455,53 @@ impl FrameCoder for DetailedCoder {
                 }
             }
         };
-        // The latent carries the coefficients, then each block's transform (`Kernel::index`).
+        // The latent carries the coefficients, then each block's transform (`Kernel::index`),
+        // then how the picture under the layer is made.
         latent.values.extend_from_slice(&frame.q);
         latent
             .values
             .extend(frame.kernels.iter().map(|k| k.index()));
+        latent.values.push(FROM_BASE);
         self.previous = Some(frame);
         self.base_live = with_base;
         Ok(latent)
     }
 
-    fn synthesize(&self, latent: &LatentFrame) -> RgbFrame {
+    fn synthesize(&mut self, latent: &LatentFrame) -> RgbFrame {
         let (coefficients, blocks) = (self.layer.coefficients(), self.layer.block_count());
         let n = coefficients + blocks;
-        assert!(latent.values.len() >= n, "latent from another coder");
-        let (base, detail) = latent.values.split_at(latent.values.len() - n);
+        let (&from, values) = latent
+            .values
+            .split_last()
+            .expect("latent from another coder");
+        assert!(values.len() >= n, "latent from another coder");
+        let (front, detail) = values.split_at(values.len() - n);
         let (detail, kernels) = detail.split_at(coefficients);
         let kernels: Vec<Kernel> = kernels
             .iter()
             .map(|&i| Kernel::ALL[(i as usize).min(2)])
             .collect();
-        let mut frame = if base.is_empty() {
-            grey(self.layer.width, self.layer.height)
+        let grey = || grey(self.layer.width, self.layer.height);
+        let mut frame = if from == FROM_MOTION {
+            // `parse_moved` checked the field's size; a decoder that starts here has no
+            // picture to move, and shows the layer over grey rather than fail.
+            let field = motion::MotionField {
+                vectors: front.chunks_exact(2).map(|v| (v[0], v[1])).collect(),
+            };
+            match &self.reference {
+                Some(reference) => motion::compensate(reference, &field),
+                None => grey(),
+            }
+        } else if front.is_empty() {
+            grey()
         } else {
             self.base.synthesize(&LatentFrame {
-                values: base.to_vec(),
+                values: front.to_vec(),
                 scale: latent.scale,
             })
         };
         self.layer.add_to(&mut frame, detail, &kernels);
+        self.reference = Some(frame.clone());
         frame
     }
 
@@ -664,8 +778,11 @@ mod tests {
             let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
             assert_eq!(enc.previous.as_ref(), dec.previous.as_ref(), "frame {i}");
             let kernels = &dec.previous.as_ref().unwrap().kernels;
+            // A frame the previous one moved predicts exactly has nothing left to code.
+            let (_, detail) = DetailedCoder::split(&coded.payload).unwrap();
+            let moved = detail[0] == mode_byte(DetailMode::Motion, WRITTEN);
             assert!(
-                kernels.iter().any(|&k| k != Kernel::Dct8),
+                moved || kernels.iter().any(|&k| k != Kernel::Dct8),
                 "frame {i}: every block in the 8×8 DCT"
             );
             let decoded = dec.synthesize(&latent);
@@ -782,6 +899,70 @@ mod tests {
             .unwrap();
         let mut fresh = DetailedCoder::new(base(), base(), 6.0, w, h);
         assert!(fresh.parse(FrameType::Predicted, &coded.payload).is_err());
+    }
+
+    #[test]
+    fn moving_pictures_without_base_are_predicted_by_motion_and_rebuild_exactly() {
+        let (w, h) = (64, 48);
+        // Smooth shapes (no base pays on them) moving 3 pixels right and 1 down a frame.
+        let scene = |t: i32| {
+            let data = (0..(w * h) as i32)
+                .flat_map(|i| {
+                    let (x, y) = (i % w as i32 - 3 * t, i / w as i32 - t);
+                    let blob = |cx: i32, cy: i32| {
+                        let d = (x - cx).pow(2) + (y - cy).pow(2);
+                        (180.0 * (-(d as f64) / 90.0).exp()) as i32
+                    };
+                    let v = 30 + blob(20, 20) + blob(40, 30) / 2;
+                    [
+                        v.min(255) as u8,
+                        (x * 2 + 60).clamp(0, 255) as u8,
+                        (y * 3 + 20) as u8,
+                    ]
+                })
+                .collect();
+            RgbFrame::from_data(w, h, data).unwrap()
+        };
+        let mut enc = pixel_base(w, h, 4.0);
+        let mut dec = pixel_base(w, h, 4.0);
+        let mut motion_frames = 0;
+        let mut payloads = Vec::new();
+        for t in 0..5 {
+            let frame = scene(t);
+            let frame_type = if t == 0 {
+                FrameType::Intra
+            } else {
+                FrameType::Predicted
+            };
+            let coded = enc.encode(&frame, frame_type).unwrap();
+            assert_eq!(base_len(&coded.payload), 0, "frame {t} kept its base");
+            let (_, detail) = DetailedCoder::split(&coded.payload).unwrap();
+            motion_frames += usize::from(detail[0] == mode_byte(DetailMode::Motion, WRITTEN));
+            let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
+            let decoded = dec.synthesize(&latent);
+            // The decoder shows exactly the picture the encoder predicts the next one from.
+            assert_eq!(Some(&decoded), enc.reference.as_ref(), "frame {t}");
+            assert!(mse(&frame, &decoded) < 4.0 * 4.0, "frame {t}");
+            payloads.push(coded);
+        }
+        assert!(motion_frames >= 3, "{motion_frames} frames used motion");
+        // Without the frame before it, or cut short, a motion frame is an error.
+        let moved = payloads.iter().rfind(|c| {
+            let (_, d) = DetailedCoder::split(&c.payload).unwrap();
+            d[0] == mode_byte(DetailMode::Motion, WRITTEN)
+        });
+        let moved = moved.expect("a motion frame");
+        let mut fresh = pixel_base(w, h, 4.0);
+        assert!(fresh.parse(FrameType::Predicted, &moved.payload).is_err());
+        for cut in 2..moved.payload.len() {
+            let mut dec = pixel_base(w, h, 4.0);
+            dec.parse(FrameType::Intra, &payloads[0].payload).unwrap();
+            let _ = dec.parse(FrameType::Predicted, &moved.payload[..cut]);
+        }
+        // A motion frame may not be an intra frame.
+        let mut dec = pixel_base(w, h, 4.0);
+        dec.parse(FrameType::Intra, &payloads[0].payload).unwrap();
+        assert!(dec.parse(FrameType::Intra, &moved.payload).is_err());
     }
 
     #[test]
