@@ -1,13 +1,14 @@
 //! Files written by earlier builds, and the current format, decode: the real `.aez` seeds of
 //! the fuzzer (`fuzz/seeds`), one from before motion compensation (version 2), the same
 //! clip with motion fields in its predicted frames written as version 3 (ANS streams not
-//! sealed) and version 4 (sealed), and a version-5 file (the current format) whose groups of
-//! pictures use two different models.
+//! sealed) and version 4 (sealed), version-5 files whose groups of pictures use two different
+//! models, and a version-6 file (the current format) whose predicted frames move the previous
+//! picture (detail mode 6).
 //!
 //! The version 2–4 seeds were coded with the first default quality-1 model (id `f7a6efd0…`),
 //! which the default ladder has since replaced; it is kept beside these tests
 //! (`tests/models/`), as a user keeps the model of an old file, and given to the decoder's
-//! model store as a file. The version-5 seed uses today's built-in levels.
+//! model store as a file. The version-5 and 6 seeds use today's built-in levels.
 
 use std::path::Path;
 
@@ -92,7 +93,7 @@ fn a_version_5_file_switches_models_between_groups() {
         "bikes-strip-learned-rate-v5-switched.aez",
     ] {
         let (version, frames, _, tools) = decode_seed_tools(seed);
-        assert_eq!(version, aecodec::container::VERSION);
+        assert_eq!(version, 5);
         assert_eq!(tools, [0, 0, 2, 2], "{seed}");
         close_to_the_source(seed, &frames);
     }
@@ -122,6 +123,35 @@ fn a_version_5_file_switches_models_between_groups() {
         switched[1] == [0, 5] || switched[1] == [0, 4],
         "{switched:?}"
     );
+}
+
+/// `aecodec encode samples/carphone_pristine.mp4 --frames 6 -o carphone-6frames-v6-motion.aez`
+/// (the default level): one group without learned base whose predicted frames are the
+/// previous picture moved plus a detail layer.
+#[test]
+fn a_version_6_file_moves_the_previous_picture() {
+    let seed = "carphone-6frames-v6-motion.aez";
+    let (version, frames, _, _) = decode_seed_tools(seed);
+    assert_eq!(version, aecodec::container::VERSION);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/seeds")
+        .join(seed);
+    let bytes = std::fs::read(path).unwrap();
+    let mut reader = ContainerReader::new(bytes.as_slice()).unwrap();
+    let mut moved = 0;
+    while let Some(packet) = reader.next_packet().unwrap() {
+        // Base length 0, then the detail layer's mode byte.
+        moved += usize::from(packet.payload[..2] == [0, 6]);
+    }
+    assert!(moved >= 3, "{moved} frames moved the previous picture");
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/carphone_pristine.mp4");
+    let mut source = aecodec::video::VideoReader::open(&clip).unwrap();
+    assert_eq!(frames.len(), 6);
+    for (i, decoded) in frames.iter().enumerate() {
+        let original = source.next_frame().unwrap().unwrap();
+        let p = psnr(&original, decoded);
+        assert!(p > 30.0, "frame {i} decodes to {p:.1} dB of its source");
+    }
 }
 
 fn decodes_close_to_the_source(seed: &str, expected_version: u16) {
