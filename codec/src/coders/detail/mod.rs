@@ -219,6 +219,15 @@ impl DetailedCoder {
         Ok(rest.split_at(len as usize))
     }
 
+    /// The layer of a motion-compensated frame written with step byte `byte`.
+    fn moved_layer(&self, byte: u8) -> DetailLayer {
+        DetailLayer::new(
+            self.layer.step * motion::step_factor(byte),
+            self.layer.width as u32,
+            self.layer.height as u32,
+        )
+    }
+
     /// `picture` with the residual the layer `frame` describes added: what the decoder shows.
     fn rebuilt(&self, mut picture: RgbFrame, frame: &DetailFrame) -> RgbFrame {
         self.layer.add_to(&mut picture, &frame.q, &frame.kernels);
@@ -233,8 +242,9 @@ impl DetailedCoder {
         frame: &RgbFrame,
         reference: &RgbFrame,
     ) -> Result<(CodedLayer, RgbFrame), CoderError> {
-        let layer = &self.layer;
-        let field = motion::estimate(frame, reference, f64::from(layer.step));
+        let byte = motion::MOVED_STEP_BYTE;
+        let layer = &self.moved_layer(byte);
+        let field = motion::estimate(frame, reference, f64::from(self.layer.step));
         let prediction = motion::compensate(reference, &field);
         let residual = layer.residual(frame, &prediction);
         let (mut kernels, ratios) = layer.choose_kernels(&residual);
@@ -244,16 +254,19 @@ impl DetailedCoder {
                 *kernel = Kernel::Dct8;
             }
         }
-        let mut payload = vec![mode_byte(DetailMode::Motion, WRITTEN)];
+        let mut payload = vec![mode_byte(DetailMode::Motion, WRITTEN), byte];
         let (cols, _) = motion::grid(layer.width, layer.height);
         field.code(cols, &mut payload)?;
         payload.extend(layer.code(WRITTEN, &q, Some(&kernels))?);
+        // The error in the stream's steps, as the other ways of coding the frame count it.
+        let factor = f64::from(motion::step_factor(byte));
         let coded = CodedLayer {
             payload,
-            error: squared_error(&ratios, &q),
+            error: squared_error(&ratios, &q) * factor * factor,
             frame: DetailFrame { q, kernels },
         };
-        let shown = self.rebuilt(prediction, &coded.frame);
+        let mut shown = prediction;
+        layer.add_to(&mut shown, &coded.frame.q, &coded.frame.kernels);
         Ok((coded, shown))
     }
 
@@ -317,6 +330,10 @@ impl DetailedCoder {
         if self.previous.is_none() {
             return Err(CoderError::NoReference);
         }
+        let (&byte, rest) = detail
+            .split_first()
+            .ok_or_else(|| CoderError::Payload("motion frame: no step byte".into()))?;
+        detail = rest;
         let grid = motion::grid(self.layer.width, self.layer.height);
         let field = motion::MotionField::parse(&mut detail, grid, self.stream_end)?;
         let (q, kernels) = self
@@ -326,6 +343,7 @@ impl DetailedCoder {
         values.extend(field.vectors.iter().flat_map(|&(x, y)| [x, y]));
         values.extend_from_slice(&q);
         values.extend(kernels.iter().map(|k| k.index()));
+        values.push(i32::from(byte));
         values.push(FROM_MOTION);
         self.previous = Some(DetailFrame { q, kernels });
         self.base_live = false;
@@ -470,10 +488,16 @@ impl FrameCoder for DetailedCoder {
     fn synthesize(&mut self, latent: &LatentFrame) -> RgbFrame {
         let (coefficients, blocks) = (self.layer.coefficients(), self.layer.block_count());
         let n = coefficients + blocks;
-        let (&from, values) = latent
+        let (&from, mut values) = latent
             .values
             .split_last()
             .expect("latent from another coder");
+        let mut moved_step = None;
+        if from == FROM_MOTION {
+            let (&byte, rest) = values.split_last().expect("latent from another coder");
+            moved_step = Some(byte.clamp(0, 255) as u8);
+            values = rest;
+        }
         assert!(values.len() >= n, "latent from another coder");
         let (front, detail) = values.split_at(values.len() - n);
         let (detail, kernels) = detail.split_at(coefficients);
@@ -500,7 +524,10 @@ impl FrameCoder for DetailedCoder {
                 scale: latent.scale,
             })
         };
-        self.layer.add_to(&mut frame, detail, &kernels);
+        match moved_step {
+            Some(byte) => self.moved_layer(byte).add_to(&mut frame, detail, &kernels),
+            None => self.layer.add_to(&mut frame, detail, &kernels),
+        }
         self.reference = Some(frame.clone());
         frame
     }

@@ -19,6 +19,16 @@ const MAX_COMPONENT: i32 = 1024;
 /// Integer search range around the predicted vector, in pixels.
 const SEARCH: i32 = 8;
 
+/// The step byte a motion-compensated frame's layer is written with: its quantizer step is the
+/// stream's detail step times [`step_factor`] of it. Coarser than the intra frame's, as
+/// x264's P-frames are: the intra frame's detail carries on through the moved pictures.
+pub(super) const MOVED_STEP_BYTE: u8 = 136;
+
+/// The factor a step byte puts on the detail step: `2^((byte − 128) / 16)`.
+pub(super) fn step_factor(byte: u8) -> f32 {
+    ((f64::from(byte) - 128.0) / 16.0).exp2() as f32
+}
+
 /// Filter taps per quarter-pixel phase (each sums to 64), for samples at −2 … +3.
 const TAPS: [[i32; 6]; 4] = [
     [0, 0, 64, 0, 0, 0],
