@@ -746,11 +746,16 @@ fn info_tells_which_frames_the_learned_picture_carries() {
             .sum::<u64>();
         assert_eq!(sum, stats["latent_bytes"].as_u64().unwrap(), "{json}");
         let learned = stats["learned_frames"].as_u64().unwrap();
+        let moved = stats["motion_frames"].as_u64().unwrap();
         if quality == "1" {
             // The learned model alone: every frame, every byte.
             assert_eq!(learned, 4, "{json}");
             assert_eq!(layers["detail"], 0, "{json}");
+            assert_eq!(moved, 0, "{json}");
         } else {
+            // Predicted frames only (the first is intra), and only without a learned base.
+            assert!(moved <= 3, "{json}");
+            assert!(moved == 0 || learned == 0, "{json}");
             assert!(layers["detail"].as_u64().unwrap() > 0, "{json}");
             // The frames without a learned base are not counted.
             assert_eq!(

@@ -176,6 +176,7 @@ pub fn packet_layers(coding: Option<&CodingParams>, payload: &[u8]) -> PacketLay
             ..LayerBytes::default()
         },
         renders_learned: false,
+        moves_previous: false,
     };
     match coding {
         Some(CodingParams::Learned { .. }) => PacketLayers {
@@ -184,6 +185,7 @@ pub fn packet_layers(coding: Option<&CodingParams>, payload: &[u8]) -> PacketLay
                 ..LayerBytes::default()
             },
             renders_learned: true,
+            moves_previous: false,
         },
         Some(CodingParams::LearnedDetail { .. }) => match DetailedCoder::split(payload) {
             Ok((base, detail)) => PacketLayers {
@@ -193,6 +195,7 @@ pub fn packet_layers(coding: Option<&CodingParams>, payload: &[u8]) -> PacketLay
                     other: len - (base.len() + detail.len()) as u64,
                 },
                 renders_learned: !base.is_empty(),
+                moves_previous: DetailedCoder::moves_previous(detail),
             },
             Err(_) => other(len),
         },

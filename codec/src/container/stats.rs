@@ -42,6 +42,8 @@ pub struct FileStats {
     /// Frames whose picture the learned synthesis renders (every frame of a learned tool,
     /// and the frames of a learned + detail tool whose payload has a base layer).
     pub learned_frames: u64,
+    /// Predicted frames made by moving the previous picture block by block.
+    pub motion_frames: u64,
     /// Payload bytes by layer ([`LayerBytes`]).
     pub layer_bytes: LayerBytes,
 }
@@ -61,6 +63,8 @@ pub struct PacketLayers {
     pub bytes: LayerBytes,
     /// Whether the learned synthesis renders this frame's picture.
     pub renders_learned: bool,
+    /// Whether the frame is the previous picture moved block by block (plus its layer).
+    pub moves_previous: bool,
 }
 
 impl FileStats {
@@ -108,6 +112,7 @@ impl FileStats {
             bits_per_pixel: file_bytes as f64 * 8.0
                 / (n * f64::from(h.width) * f64::from(h.height)),
             learned_frames: 0,
+            motion_frames: 0,
             layer_bytes: LayerBytes::default(),
         }
     }
@@ -116,6 +121,7 @@ impl FileStats {
     /// coder that wrote the payload does, see `coders::packet_layers`).
     pub fn add_packet(&mut self, layers: PacketLayers) {
         self.learned_frames += u64::from(layers.renders_learned);
+        self.motion_frames += u64::from(layers.moves_previous);
         self.layer_bytes.learned += layers.bytes.learned;
         self.layer_bytes.detail += layers.bytes.detail;
         self.layer_bytes.other += layers.bytes.other;

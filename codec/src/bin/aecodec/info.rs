@@ -89,6 +89,11 @@ pub(crate) fn info(input: &Path, json: bool) -> Result<()> {
     )?;
     writeln!(
         out,
+        "motion       {} of {} frames move the previous picture",
+        r.motion_frames, r.frame_count
+    )?;
+    writeln!(
+        out,
         "per frame    mean {:.0} bytes, min {}, max {}",
         r.bytes_per_frame_mean, r.bytes_per_frame_min, r.bytes_per_frame_max
     )?;

@@ -204,6 +204,11 @@ impl DetailedCoder {
         }
     }
 
+    /// Whether a payload's detail layer (after the base) is the previous picture moved.
+    pub fn moves_previous(detail: &[u8]) -> bool {
+        detail.first() == Some(&mode_byte(DetailMode::Motion, WRITTEN))
+    }
+
     /// A payload's base layer (the learned coder's payload, empty for a frame without one)
     /// and its detail layer.
     pub fn split(payload: &[u8]) -> Result<(&[u8], &[u8]), CoderError> {
