@@ -747,6 +747,12 @@ fn info_tells_which_frames_the_learned_picture_carries() {
         assert_eq!(sum, stats["latent_bytes"].as_u64().unwrap(), "{json}");
         let learned = stats["learned_frames"].as_u64().unwrap();
         let moved = stats["motion_frames"].as_u64().unwrap();
+        // The level asked for is recorded, apart from the model's training quality.
+        assert_eq!(
+            stats["level"].as_u64().unwrap().to_string(),
+            quality,
+            "{json}"
+        );
         if quality == "1" {
             // The learned model alone: every frame, every byte.
             assert_eq!(learned, 4, "{json}");

@@ -74,6 +74,7 @@ impl FrameEncoder {
             frame_count: 0,
             color: ColorSpace::Srgb8,
             tools: specs.iter().map(CoderSpec::tool).collect(),
+            level: 0,
             version: crate::container::VERSION,
         };
         Ok(Self {

@@ -34,6 +34,7 @@ fn header() -> Header {
                 coding: CodingParams::Learned { quality: 2 },
             },
         ],
+        level: 3,
         version: aecodec::container::VERSION,
     }
 }

@@ -224,9 +224,46 @@ pub struct Header {
     pub color: ColorSpace,
     /// The coding tools packets may use, 1..=[`MAX_TOOLS`]; a packet's tool is an index here.
     pub tools: Vec<CodingTool>,
+    /// The built-in quality level the file was coded at (`aecodec encode --quality`), or 0
+    /// where it was not coded at one level (a model of one's own, rate control). What the user
+    /// asked for, apart from the tools' models' training quality; decoding does not read it.
+    /// Stored from version 6; 0 in older files.
+    pub level: u8,
     /// The file's format version, from its preamble (not stored in the header itself).
     #[serde(skip)]
     pub version: u16,
+}
+
+/// The header as version 5 stores it: without the level.
+#[derive(Deserialize)]
+pub(super) struct ToolListHeader {
+    width: u32,
+    height: u32,
+    coded_width: u32,
+    coded_height: u32,
+    frame_rate: Rational,
+    time_base: Rational,
+    frame_count: u32,
+    color: ColorSpace,
+    tools: Vec<CodingTool>,
+}
+
+impl From<ToolListHeader> for Header {
+    fn from(h: ToolListHeader) -> Self {
+        Header {
+            width: h.width,
+            height: h.height,
+            coded_width: h.coded_width,
+            coded_height: h.coded_height,
+            frame_rate: h.frame_rate,
+            time_base: h.time_base,
+            frame_count: h.frame_count,
+            color: h.color,
+            tools: h.tools,
+            level: 0,
+            version: 0,
+        }
+    }
 }
 
 /// The header as versions 2 to 4 store it: one tool, its fields inline.
@@ -261,6 +298,7 @@ impl From<SingleToolHeader> for Header {
                 model_bytes: h.model_bytes,
                 coding: h.coding,
             }],
+            level: 0,
             version: 0,
         }
     }

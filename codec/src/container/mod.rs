@@ -29,6 +29,8 @@ pub const MAGIC: [u8; 4] = *b"AEZV";
 pub const VERSION: u16 = 6;
 /// The first version whose header lists coding tools; older ones hold exactly one, inline.
 pub const FIRST_TOOL_LIST_VERSION: u16 = 5;
+/// The first version whose header records the quality level asked for.
+pub const FIRST_LEVEL_VERSION: u16 = 6;
 /// The oldest container version this build reads.
 pub const OLDEST_READABLE_VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.

@@ -2,12 +2,12 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
-use super::header::SingleToolHeader;
+use super::header::{SingleToolHeader, ToolListHeader};
 use super::index::{decode_index, max_index_len, Footer, IndexEntry, FOOTER_LEN};
 use super::{
     crc32, decode_struct, split_packet_flags, ContainerError, FrameType, Header, Packet, Result,
-    FIRST_TOOL_LIST_VERSION, INDEX_HEAD_LEN, INDEX_MARKER, MAGIC, MAX_HEADER_LEN,
-    OLDEST_READABLE_VERSION, PACKET_HEAD_LEN, PACKET_MARKER, PREAMBLE_LEN, VERSION,
+    FIRST_LEVEL_VERSION, FIRST_TOOL_LIST_VERSION, INDEX_HEAD_LEN, INDEX_MARKER, MAGIC,
+    MAX_HEADER_LEN, OLDEST_READABLE_VERSION, PACKET_HEAD_LEN, PACKET_MARKER, PREAMBLE_LEN, VERSION,
 };
 
 /// Reads until `buf` is full or the input ends; returns how many bytes were read.
@@ -64,8 +64,10 @@ fn read_header(input: &mut impl Read) -> Result<(Header, u64)> {
             "CRC-32 mismatch (stored {header_crc:08x}, computed {computed:08x})"
         )));
     }
-    let mut header: Header = if version >= FIRST_TOOL_LIST_VERSION {
+    let mut header: Header = if version >= FIRST_LEVEL_VERSION {
         decode_struct::<_, { MAX_HEADER_LEN as usize }>(&bytes)
+    } else if version >= FIRST_TOOL_LIST_VERSION {
+        decode_struct::<ToolListHeader, { MAX_HEADER_LEN as usize }>(&bytes).map(Header::from)
     } else {
         decode_struct::<SingleToolHeader, { MAX_HEADER_LEN as usize }>(&bytes).map(Header::from)
     }

@@ -28,6 +28,8 @@ pub struct FileStats {
     pub intra_frames: usize,
     pub duration_s: f64,
     pub color: String,
+    /// The built-in quality level the file was coded at, 0 if none (`Header::level`).
+    pub level: u8,
     /// The coding tools packets may use (several when rate control switches between them).
     pub tools: Vec<ToolStats>,
     /// Payload bytes: the coded latents.
@@ -94,6 +96,7 @@ impl FileStats {
                 .count(),
             duration_s: h.duration_s(),
             color: format!("{:?}", h.color),
+            level: h.level,
             tools: h
                 .tools
                 .iter()

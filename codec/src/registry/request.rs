@@ -80,6 +80,16 @@ pub struct CoderRequest {
 }
 
 impl CoderRequest {
+    /// The built-in level the request names, or 0 (a model of one's own, the pixel coder, a
+    /// detail step of one's own).
+    pub fn level(&self) -> u8 {
+        if self.model.is_none() && !self.pixel && self.detail_step.is_none() {
+            self.quality
+        } else {
+            0
+        }
+    }
+
     /// The one coder the request names.
     pub fn spec(&self) -> Result<CoderSpec, RequestError> {
         if let Some(s) = self.detail_step {

@@ -4,7 +4,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use aecodec::container::ContainerWriter;
+use aecodec::container::{ContainerWriter, Header};
 use aecodec::ladder::{default_ladder, Manifest, RenditionFile, RenditionSpec};
 use aecodec::output::{check_output, AtomicFile, StagedDir};
 use aecodec::pipeline::{encode_stream, FrameEncoder};
@@ -26,6 +26,8 @@ pub(crate) struct EncodeOptions {
     pub(crate) size: Option<(u32, u32)>,
     /// Replace an existing output.
     pub(crate) force: bool,
+    /// The built-in level asked for, recorded in the header (0: none).
+    pub(crate) level: u8,
 }
 
 /// Encodes `input` to `output`.
@@ -55,7 +57,11 @@ pub(crate) fn encode(
     let mut encoder =
         FrameEncoder::with_tools(tools, info.width, info.height, info.frame_rate, gop)?;
     let mut file = AtomicFile::create(output)?;
-    let mut writer = ContainerWriter::new(BufWriter::new(file.file()), encoder.header().clone())?;
+    let header = Header {
+        level: options.level,
+        ..encoder.header().clone()
+    };
+    let mut writer = ContainerWriter::new(BufWriter::new(file.file()), header)?;
     let total = match (info.frame_count_hint, max_frames) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

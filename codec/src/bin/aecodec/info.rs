@@ -60,6 +60,13 @@ pub(crate) fn info(input: &Path, json: bool) -> Result<()> {
         r.frame_count, r.frame_rate, r.frame_rate_fps, r.duration_s, r.intra_frames
     )?;
     writeln!(out, "color        {}", r.color)?;
+    if r.level > 0 {
+        writeln!(
+            out,
+            "level        {} (the built-in quality level it was coded at)",
+            r.level
+        )?;
+    }
     for (i, t) in r.tools.iter().enumerate() {
         let name = if r.tools.len() == 1 {
             String::new()

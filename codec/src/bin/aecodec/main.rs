@@ -246,27 +246,31 @@ fn main() -> ExitCode {
             bitrate,
             maxrate,
             bufsize,
-        } => EncodePlan::new(
-            &CoderRequest {
+        } => {
+            let request = CoderRequest {
                 model,
                 pixel,
                 quality,
                 step,
                 components,
                 detail_step,
-            },
-            bitrate.map(|bitrate| RateTarget {
+            };
+            let target = bitrate.map(|bitrate| RateTarget {
                 bitrate,
                 maxrate,
                 bufsize,
-            }),
-        )
-        .and_then(|plan| {
+            });
+            // Rate control switches levels: no one level to record.
+            let level = if target.is_some() { 0 } else { request.level() };
+            EncodePlan::new(&request, target).map(|plan| (plan, level))
+        }
+        .and_then(|(plan, level)| {
             let options = EncodeOptions {
                 frames,
                 gop: if intra_only { Some(1) } else { gop },
                 size: None,
                 force,
+                level,
             };
             encode(&input, &output, &plan, &options)
         })
@@ -303,6 +307,7 @@ fn main() -> ExitCode {
                         gop,
                         size: None,
                         force,
+                        level: 0,
                     },
                 )
             })
