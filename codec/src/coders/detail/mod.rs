@@ -252,13 +252,7 @@ impl DetailedCoder {
         let field = motion::estimate(frame, reference, f64::from(self.layer.step));
         let prediction = motion::compensate(reference, &field);
         let residual = layer.residual(frame, &prediction);
-        let (mut kernels, ratios) = layer.choose_kernels(&residual);
-        let q = layer.round_rd(&ratios);
-        for (kernel, coeffs) in kernels.iter_mut().zip(q.chunks_exact(BLOCK_COEFFS)) {
-            if coeffs.iter().all(|&v| v == 0) {
-                *kernel = Kernel::Dct8;
-            }
-        }
+        let (q, kernels, ratios) = layer.quantize(&residual);
         let mut payload = vec![mode_byte(DetailMode::Motion, WRITTEN), byte];
         let (cols, _) = motion::grid(layer.width, layer.height);
         field.code(cols, &mut payload)?;
@@ -290,15 +284,7 @@ impl DetailedCoder {
             out.extend(layer.code(WRITTEN, values, kernels)?);
             Ok::<_, CoderError>(out)
         };
-        let (mut kernels, ratios) = layer.choose_kernels(residual);
-        let q = layer.round_rd(&ratios);
-        // A block with nothing coded says nothing of its transform: the decoder takes it as
-        // the 8×8 DCT, and so must the contexts here.
-        for (kernel, coeffs) in kernels.iter_mut().zip(q.chunks_exact(BLOCK_COEFFS)) {
-            if coeffs.iter().all(|&v| v == 0) {
-                *kernel = Kernel::Dct8;
-            }
-        }
+        let (q, kernels, ratios) = layer.quantize(residual);
         let values = if with_base {
             q.clone()
         } else {
@@ -383,19 +369,16 @@ impl FrameCoder for DetailedCoder {
             let residual = self.layer.residual(frame, &grey());
             let detail = self.encode_detail(&residual, FrameType::Predicted, false)?;
             let mut payload = assemble(&[], &detail.payload);
-            let mut cost = frame_cost(&detail, payload.len());
+            let cost = frame_cost(&detail, payload.len());
             let mut shown = self.rebuilt(grey(), &detail.frame);
             let mut kept = detail.frame;
             if let Some(reference) = &self.reference {
                 let (moved, moved_shown) = self.encode_moved(frame, reference)?;
                 let moved_payload = assemble(&[], &moved.payload);
-                let moved_cost = frame_cost(&moved, moved_payload.len());
-                if moved_cost < cost {
-                    (payload, cost, shown, kept) =
-                        (moved_payload, moved_cost, moved_shown, moved.frame);
+                if frame_cost(&moved, moved_payload.len()) < cost {
+                    (payload, shown, kept) = (moved_payload, moved_shown, moved.frame);
                 }
             }
-            let _ = cost;
             self.previous = Some(kept);
             self.reference = Some(shown);
             return Ok(EncodedFrame {

@@ -35,6 +35,20 @@ impl DetailLayer {
         out
     }
 
+    /// A residual quantized for coding: the rounded coefficients, each block's transform and
+    /// the unrounded coefficients (for the error). A block with nothing coded says nothing of
+    /// its transform: the decoder takes it as the 8×8 DCT, and so must the contexts here.
+    pub(super) fn quantize(&self, residual: &Residual) -> (Vec<i32>, Vec<Kernel>, Vec<f32>) {
+        let (mut kernels, ratios) = self.choose_kernels(residual);
+        let q = self.round_rd(&ratios);
+        for (kernel, coeffs) in kernels.iter_mut().zip(q.chunks_exact(BLOCK_COEFFS)) {
+            if coeffs.iter().all(|&v| v == 0) {
+                *kernel = Kernel::Dct8;
+            }
+        }
+        (q, kernels, ratios)
+    }
+
     /// Each block's transform: the 8×8 DCT unless another costs [`KERNEL_MARGIN`] less in
     /// squared error plus [`RATE_WEIGHT`] per bit ([`block_costs`](Self::block_costs), each
     /// transform under the tables it would get were every block in it); and the residual's
