@@ -21,6 +21,9 @@ pub const MAX_TOOLS: usize = 16;
 pub const MIN_DETAIL_STEP: f32 = 1.0;
 pub const MAX_DETAIL_STEP: f32 = 255.0;
 
+/// The pixel coder's quantizer steps (`CodingParams::Pixel`; 1 is lossless).
+pub const PIXEL_STEPS: std::ops::RangeInclusive<u8> = 1..=64;
+
 /// Refuses a stream of `count` coding tools unless it is 1..=[`MAX_TOOLS`].
 pub fn check_tool_count(count: usize) -> Result<(), String> {
     if (1..=MAX_TOOLS).contains(&count) {
@@ -138,9 +141,11 @@ pub enum CodingParams {
 impl CodingParams {
     fn check(&self) -> Result<(), String> {
         match *self {
-            CodingParams::Pixel { step } if !(1..=64).contains(&step) => {
-                Err(format!("pixel step {step} outside 1..=64"))
-            }
+            CodingParams::Pixel { step } if !PIXEL_STEPS.contains(&step) => Err(format!(
+                "pixel step {step} outside {}..={}",
+                PIXEL_STEPS.start(),
+                PIXEL_STEPS.end()
+            )),
             CodingParams::Pca {
                 block,
                 components,

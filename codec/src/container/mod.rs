@@ -9,7 +9,7 @@ mod writer;
 
 pub use header::{
     check_tool_count, CodingParams, CodingTool, ColorSpace, Header, Rational, MAX_DETAIL_STEP,
-    MAX_DIMENSION, MAX_FRAMES, MAX_HEADER_LEN, MAX_PIXELS, MAX_TOOLS, MIN_DETAIL_STEP,
+    MAX_DIMENSION, MAX_FRAMES, MAX_HEADER_LEN, MAX_PIXELS, MAX_TOOLS, MIN_DETAIL_STEP, PIXEL_STEPS,
 };
 pub use index::{Footer, IndexEntry, FOOTER_LEN, INDEX_ENTRY_LEN};
 pub use reader::{ContainerReader, SeekableReader};

@@ -7,7 +7,7 @@
 pub mod builtin;
 mod request;
 
-pub use request::{check_detail_step, CoderRequest, RequestError, LATENT_STEPS, PIXEL_STEPS};
+pub use request::{check_detail_step, CoderRequest, RequestError, LATENT_STEPS};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

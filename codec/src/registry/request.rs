@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::{builtin, CoderSpec, Model};
 use crate::coders::{pca, CoderError};
-use crate::container::{CodingParams, MAX_DETAIL_STEP, MAX_TOOLS, MIN_DETAIL_STEP};
+use crate::container::{CodingParams, MAX_DETAIL_STEP, MAX_TOOLS, MIN_DETAIL_STEP, PIXEL_STEPS};
 use crate::learned::LatentStep;
 use crate::model_file::ModelError;
 
@@ -15,8 +15,7 @@ use crate::model_file::ModelError;
 /// just beyond).
 pub const LATENT_STEPS: std::ops::RangeInclusive<f32> = 0.02..=50.0;
 
-/// The pixel coder's steps (1 is lossless) and its default.
-pub const PIXEL_STEPS: std::ops::RangeInclusive<f32> = 1.0..=64.0;
+/// The pixel coder's default step.
 const PIXEL_DEFAULT_STEP: f32 = 4.0;
 /// A PCA model's default quantizer step.
 const PCA_DEFAULT_STEP: f32 = 8.0;
@@ -28,7 +27,7 @@ pub enum RequestError {
     DetailStep(f32),
     #[error("the step must be a positive number, got {0}")]
     Step(f32),
-    #[error("the pixel coder's step is an integer from 1 to 64, got {0}")]
+    #[error("the pixel coder's step is an integer from {min} to {max}, got {0}", min = PIXEL_STEPS.start(), max = PIXEL_STEPS.end())]
     PixelStep(f32),
     #[error("a learned model's latent step is from {min} to {max}, got {0}", min = LATENT_STEPS.start(), max = LATENT_STEPS.end())]
     LatentStep(f32),
@@ -140,7 +139,9 @@ impl CoderRequest {
     fn builtin_spec(&self) -> Result<CoderSpec, RequestError> {
         if self.pixel {
             let step = self.step.unwrap_or(PIXEL_DEFAULT_STEP);
-            if step.fract() != 0.0 || !PIXEL_STEPS.contains(&step) {
+            let whole = (step.fract() == 0.0 && step >= 0.0 && step <= f32::from(u8::MAX))
+                .then_some(step as u8);
+            if !whole.is_some_and(|s| PIXEL_STEPS.contains(&s)) {
                 return Err(RequestError::PixelStep(step));
             }
             if self.components.is_some() {
