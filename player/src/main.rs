@@ -131,12 +131,7 @@ fn parse_rate_change(text: &str) -> Result<(f64, u64), String> {
 
 /// What a user does about an error the library reports in its own terms.
 fn hint(e: &anyhow::Error) -> Option<&'static str> {
-    let decoding = e.chain().find_map(|c| match c.downcast_ref() {
-        Some(aeplay::PlayError::Decode { cause, .. }) => aecodec::coders::missing_model(cause),
-        _ => None,
-    });
-    decoding
-        .or_else(|| aecodec::coders::missing_model(e.as_ref()))
+    aecodec::coders::missing_model(e.as_ref())
         .map(|_| "pass the model file with --model FILE, or play it from a server that has it")
 }
 

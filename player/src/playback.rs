@@ -56,9 +56,10 @@ impl Default for AdaptiveOptions {
 pub enum PlayError {
     #[error(transparent)]
     Source(#[from] source::SourceError),
-    #[error("decoding frame {frame}: {cause}")]
+    #[error("decoding frame {frame}")]
     Decode {
         frame: u64,
+        #[source]
         cause: aecodec::coders::CoderError,
     },
     #[error(transparent)]
