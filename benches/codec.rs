@@ -169,6 +169,7 @@ fn learned_spec() -> CoderSpec {
         model: aecodec::registry::builtin::model(3).expect("built-in model"),
         detail_step: None,
         latent_step: aecodec::learned::LatentStep::UNIT,
+        policy: aecodec::coders::BasePolicy::default(),
     }
 }
 

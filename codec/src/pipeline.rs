@@ -204,6 +204,7 @@ impl FrameDecoder {
             .map(|spec| {
                 let mut coder = spec.build(header.coded_width, header.coded_height);
                 coder.read_streams_as(header.stream_end());
+                coder.read_version(header.version);
                 coder
             })
             .collect();

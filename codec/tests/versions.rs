@@ -8,7 +8,7 @@
 //! The version 2–4 seeds were coded with the first default quality-1 model (id `f7a6efd0…`),
 //! which the default ladder has since replaced; it is kept beside these tests
 //! (`tests/models/`), as a user keeps the model of an old file, and given to the decoder's
-//! model store as a file. The version-5 and 6 seeds use today's built-in levels.
+//! model store as a file. The version-5 and 6 seeds use the built-in learned q1 model.
 
 use std::path::Path;
 
@@ -132,7 +132,7 @@ fn a_version_5_file_switches_models_between_groups() {
 fn a_version_6_file_moves_the_previous_picture() {
     let seed = "carphone-6frames-v6-motion.aez";
     let (version, frames, _, _) = decode_seed_tools(seed);
-    assert_eq!(version, aecodec::container::VERSION);
+    assert_eq!(version, 6);
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fuzz/seeds")
         .join(seed);
@@ -151,6 +151,40 @@ fn a_version_6_file_moves_the_previous_picture() {
         let original = source.next_frame().unwrap().unwrap();
         let p = psnr(&original, decoded);
         assert!(p > 30.0, "frame {i} decodes to {p:.1} dB of its source");
+    }
+}
+
+/// `aecodec encode samples/carphone_pristine.mp4 --frames 6 -o carphone-6frames-v7-learned.aez`
+/// (the default level of the shallow model): the intra frame carries the learned picture
+/// (its intra payload with a channel context), the predicted frames move the decoded picture.
+#[test]
+fn a_version_7_file_decodes_the_learned_picture_and_moves_it() {
+    let seed = "carphone-6frames-v7-learned.aez";
+    let (version, frames, _, _) = decode_seed_tools(seed);
+    assert_eq!(version, aecodec::container::VERSION);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/seeds")
+        .join(seed);
+    let bytes = std::fs::read(path).unwrap();
+    let mut reader = ContainerReader::new(bytes.as_slice()).unwrap();
+    let mut heads = Vec::new();
+    while let Some(packet) = reader.next_packet().unwrap() {
+        let (base, detail) = aecodec::coders::DetailedCoder::split(&packet.payload).unwrap();
+        heads.push((packet.frame_type, base.len(), detail[0]));
+    }
+    assert_eq!(heads[0].0, FrameType::Intra);
+    assert!(
+        heads[0].1 > 0,
+        "the intra frame has no learned picture: {heads:?}"
+    );
+    assert!(heads[1..].iter().all(|h| h.2 == 6), "{heads:?}");
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/carphone_pristine.mp4");
+    let mut source = aecodec::video::VideoReader::open(&clip).unwrap();
+    assert_eq!(frames.len(), 6);
+    for (i, decoded) in frames.iter().enumerate() {
+        let original = source.next_frame().unwrap().unwrap();
+        let p = psnr(&original, decoded);
+        assert!(p > 32.0, "frame {i} decodes to {p:.1} dB of its source");
     }
 }
 

@@ -5,7 +5,7 @@ pub mod detail;
 pub mod pca;
 mod pixel;
 
-pub use detail::DetailedCoder;
+pub use detail::{BasePolicy, DetailedCoder};
 pub use pca::{PcaCoder, PcaModel};
 pub use pixel::{PixelCoder, MODEL_NAME as PIXEL_MODEL_NAME};
 
@@ -137,14 +137,46 @@ pub trait FrameCoder: Send {
     /// Second decoding stage, synthesis: the latent to a frame of the coded size. Latents
     /// come in stream order: a coder that predicts pixels keeps the frame it made last.
     fn synthesize(&mut self, latent: &LatentFrame) -> RgbFrame;
+    /// How many rates the coder's intra frames may be coded at, for a layer above it that
+    /// tries each (1: the coder's own).
+    fn intra_rates(&self) -> usize {
+        1
+    }
+    /// Codes intra frames at rate `rate` (below [`Self::intra_rates`]; 0 is the coder's own)
+    /// from now on.
+    fn set_intra_rate(&mut self, _rate: usize) {}
     /// How the entropy-coded streams this coder parses end (by the file's version; coders
     /// start with [`StreamEnd::Sealed`], what they write).
     fn read_streams_as(&mut self, end: StreamEnd);
+    /// How the payloads this coder parses are laid out, by the file's version (coders start
+    /// with this build's, what they write). Most coders' payloads never changed.
+    fn read_version(&mut self, _version: u16) {}
     /// Both stages.
     fn decode(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<RgbFrame, CoderError> {
         let latent = self.parse(frame_type, payload)?;
         Ok(self.synthesize(&latent))
     }
+}
+
+/// Codes what a motion-compensated prediction misses (the learned residual,
+/// `crate::learned::ResidualCoder`) for the detail layer's predicted frames.
+pub trait ResidualCoding: Send {
+    /// Analyses what `prediction` misses of `frame`, for the [`Self::encode`]s that follow.
+    fn prepare(&mut self, frame: &RgbFrame, prediction: &RgbFrame);
+    /// How many rates the encoder may try for one frame (finest first).
+    fn rates(&self) -> usize;
+    /// Codes the prepared residual at rate `rate` (below [`Self::rates`]): the payload, and
+    /// the latent the decoder will parse from it.
+    fn encode(&mut self, rate: usize) -> Result<(Vec<u8>, LatentFrame), CoderError>;
+    /// Parses a residual payload.
+    fn parse(&mut self, payload: &[u8]) -> Result<LatentFrame, CoderError>;
+    /// Number of values a parsed latent has.
+    fn elements(&self) -> usize;
+    /// Adds the residual a parsed latent renders to `frame`.
+    fn add_to(&self, frame: &mut RgbFrame, latent: &LatentFrame);
+    fn read_streams_as(&mut self, end: StreamEnd);
+    /// As [`FrameCoder::read_version`].
+    fn read_version(&mut self, version: u16);
 }
 
 /// A frame's quantized latent as the entropy decoder delivers it: the integers synthesis

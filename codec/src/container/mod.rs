@@ -25,12 +25,17 @@ pub const MAGIC: [u8; 4] = *b"AEZV";
 /// payload that ends before its symbols do is recognized ([`crate::entropy::StreamEnd`]).
 /// Version 5 lists several coding tools in the header ([`CodingTool`]) and names one in each
 /// packet, so a stream can change model or quantizer at an intra frame (rate control); its
-/// payloads are those of version 4.
-pub const VERSION: u16 = 6;
+/// payloads are those of version 4. Version 6 records the level asked for and adds motion-compensated
+/// detail frames. Version 7 adds the learned latent's channel context to the intra payloads of
+/// models with a latent step (`crate::learned::context`) and the learned residual of
+/// motion-compensated frames.
+pub const VERSION: u16 = 7;
 /// The first version whose header lists coding tools; older ones hold exactly one, inline.
 pub const FIRST_TOOL_LIST_VERSION: u16 = 5;
 /// The first version whose header records the quality level asked for.
 pub const FIRST_LEVEL_VERSION: u16 = 6;
+/// The first version whose intra payloads of models with a latent step carry a channel context.
+pub const FIRST_CONTEXT_VERSION: u16 = 7;
 /// The oldest container version this build reads.
 pub const OLDEST_READABLE_VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.

@@ -24,7 +24,7 @@ use std::convert::Infallible;
 use std::ops::ControlFlow;
 
 use crate::coders::pca::{patches, PcaModel};
-use crate::coders::CoderError;
+use crate::coders::{BasePolicy, CoderError};
 use crate::container::{ContainerError, ContainerReader, ContainerWriter, Rational};
 use crate::learned::{LatentStep, LearnedModel};
 use crate::metrics::{ms_ssim, PsnrAccumulator};
@@ -32,7 +32,7 @@ use crate::model_file::{ModelError, TrainingInfo};
 use crate::pipeline::{
     decode_stream, encode_stream, FrameDecoder, FrameEncoder, FrameSlice, StreamError,
 };
-use crate::registry::{CoderSpec, Model, ModelStore};
+use crate::registry::{builtin, CoderSpec, Model, ModelStore};
 use crate::video::{create_writer, OutputFormat, VideoError, VideoReader};
 use crate::RgbFrame;
 
@@ -86,6 +86,8 @@ pub enum PointError {
     /// FFmpeg's own report (its standard error).
     #[error("ffmpeg failed: {0}")]
     Ffmpeg(String),
+    #[error("loading the built-in models")]
+    BuiltIn(#[source] ModelError),
     #[error(transparent)]
     Video(#[from] VideoError),
     #[error(transparent)]
@@ -145,6 +147,9 @@ pub struct EvalConfig {
     /// Latent steps a learned model of the shallow kind is run at, each a setting (one model
     /// for every rate); models of the pixel-shuffle kind have one.
     pub latent_steps: Vec<LatentStep>,
+    /// Where the encoder puts the learned picture under the detail layer of the `learned`
+    /// codecs' models.
+    pub policy: BasePolicy,
 }
 
 /// How our coders are run: every frame intra, or predicted frames between intra frames at the
@@ -193,6 +198,13 @@ enum Codec {
         latent_steps: Vec<LatentStep>,
         prediction: Prediction,
     },
+    /// The built-in quality levels, as `aecodec encode --quality` codes them (with
+    /// `--detail-alone` for the policy [`BasePolicy::Cheapest`]).
+    Levels {
+        name: String,
+        prediction: Prediction,
+        policy: BasePolicy,
+    },
     Classic(classic::Classic),
 }
 
@@ -206,6 +218,8 @@ enum Setting {
     /// The learned model at this index of the codec's list, with a detail layer at this step
     /// or none, its latent quantized at this step.
     LearnedModel(usize, Option<f32>, LatentStep),
+    /// A built-in quality level.
+    Level(u8),
     /// A classic codec's quality argument, as FFmpeg takes it.
     Classic(&'static str),
 }
@@ -216,7 +230,7 @@ impl Codec {
             Codec::Pixel => "pixel".into(),
             Codec::Pca { name, .. } => name.clone(),
             Codec::PcaTitle { block } => format!("pca{block}-title"),
-            Codec::Learned { name, .. } => name.clone(),
+            Codec::Learned { name, .. } | Codec::Levels { name, .. } => name.clone(),
             Codec::Classic(c) => c.name().into(),
         }
     }
@@ -231,6 +245,9 @@ impl Codec {
             Codec::Pca { .. } | Codec::PcaTitle { .. } => PCA_STEPS
                 .map(|s| (s.to_string(), Setting::PcaStep(f32::from(s))))
                 .to_vec(),
+            Codec::Levels { .. } => (1..=builtin::LEVELS)
+                .map(|q| (format!("level{q}"), Setting::Level(q)))
+                .collect(),
             Codec::Classic(c) => c
                 .settings()
                 .iter()
@@ -312,6 +329,16 @@ fn parse_codecs(config: &EvalConfig) -> Result<Vec<Codec>, EvalError> {
             "learned" | "learned-p" if learned.is_empty() => {
                 Err(EvalError::NeedsModel(name.clone()))
             }
+            "levels" | "levels-p" => Ok(Codec::Levels {
+                name: name.clone(),
+                prediction: Prediction::of_name(name),
+                policy: BasePolicy::Learned,
+            }),
+            "detail-alone" | "detail-alone-p" => Ok(Codec::Levels {
+                name: name.clone(),
+                prediction: Prediction::of_name(name),
+                policy: BasePolicy::Cheapest,
+            }),
             "learned" | "learned-p" => Ok(Codec::Learned {
                 name: name.clone(),
                 models: learned.clone(),
@@ -515,6 +542,7 @@ pub fn run(
                                     model: models[i].clone(),
                                     detail_step,
                                     latent_step,
+                                    policy: config.policy,
                                 },
                                 *prediction,
                             ),
@@ -532,6 +560,18 @@ pub fn run(
                             (_, Setting::PixelStep(step), _) => {
                                 (CoderSpec::Pixel { step }, Prediction::IntraOnly)
                             }
+                            (
+                                Codec::Levels {
+                                    prediction, policy, ..
+                                },
+                                Setting::Level(q),
+                                _,
+                            ) => (
+                                builtin::level(q)
+                                    .map_err(|e| point(PointError::BuiltIn(e)))?
+                                    .with_policy(*policy),
+                                *prediction,
+                            ),
                             _ => unreachable!("settings come from their codec"),
                         };
                         let path = out.with_extension("aez");

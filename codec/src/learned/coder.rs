@@ -34,7 +34,20 @@ pub struct LearnedCoder {
     /// The latent step intra frames are coded at (encoder), or the one the last intra
     /// frame parsed carried (decoder): its group's predicted frames share it.
     step: LatentStep,
+    /// Whether intra payloads carry a channel context ([`super::context`]; this build
+    /// writes one, files before version 7 have none).
+    context: bool,
+    /// The step intra frames are coded at when the rate asked for is 0 ([`INTRA_RATES`]).
+    own_step: LatentStep,
+    /// The last frame analysed and its latent: a frame coded at several rates is analysed
+    /// once.
+    analysed: Option<(RgbFrame, FeatureMap<f32>)>,
 }
+
+/// The rates of a model with a latent step that [`FrameCoder::set_intra_rate`] chooses
+/// from, as offsets of [`LatentStep`]'s index from the coder's own step: the step itself, and
+/// √2 times finer and coarser.
+const INTRA_RATES: [i16; 3] = [0, -11, 11];
 
 impl LearnedCoder {
     /// A coder for frames of `width`×`height` (multiples of the architecture's
@@ -63,6 +76,9 @@ impl LearnedCoder {
             last_cost: None,
             stream_end: StreamEnd::Sealed,
             step: LatentStep::UNIT,
+            context: true,
+            own_step: LatentStep::UNIT,
+            analysed: None,
         }
     }
 
@@ -71,8 +87,27 @@ impl LearnedCoder {
     pub fn with_latent_step(mut self, step: LatentStep) -> Self {
         if self.model.has_latent_step() {
             self.step = step;
+            self.own_step = step;
         }
         self
+    }
+
+    /// The latent step intra frames are coded at from now on (see [`Self::with_latent_step`]).
+    pub fn set_latent_step(&mut self, step: LatentStep) {
+        if self.model.has_latent_step() {
+            self.step = step;
+            self.own_step = step;
+        }
+    }
+
+    /// The size of the coder's latent.
+    pub fn latent_shape(&self) -> LatentShape {
+        self.latent
+    }
+
+    /// The latent step of the coder's intra frames.
+    pub fn latent_step(&self) -> LatentStep {
+        self.step
     }
 
     /// The entropy coder's cost for the last frame this coder encoded (`None` before the first).
@@ -93,6 +128,7 @@ impl LearnedCoder {
             latent: self.latent,
             side: self.side,
             step: self.step,
+            context: self.context,
         }
     }
 
@@ -228,12 +264,38 @@ impl FrameCoder for LearnedCoder {
         frame_type: FrameType,
     ) -> Result<EncodedFrame, CoderError> {
         check_frame_size(frame, self.width, self.height)?;
-        let y_map = self.model.analyze(frame);
-        self.encode_analyzed(&y_map, frame_type)
+        let (analysed, y_map) = match self.analysed.take() {
+            Some((analysed, y_map)) if analysed.data == frame.data => (analysed, y_map),
+            _ => (frame.clone(), self.model.analyze(frame)),
+        };
+        let coded = self.encode_analyzed(&y_map, frame_type);
+        self.analysed = Some((analysed, y_map));
+        coded
+    }
+
+    fn intra_rates(&self) -> usize {
+        match self.model.has_latent_step() {
+            true => INTRA_RATES.len(),
+            false => 1,
+        }
+    }
+
+    fn set_intra_rate(&mut self, rate: usize) {
+        if let Some(&offset) = INTRA_RATES
+            .get(rate)
+            .filter(|_| self.model.has_latent_step())
+        {
+            let index = (i16::from(self.own_step.index()) + offset).clamp(0, 255) as u8;
+            self.step = LatentStep::from_index(index);
+        }
     }
 
     fn read_streams_as(&mut self, end: StreamEnd) {
         self.stream_end = end;
+    }
+
+    fn read_version(&mut self, version: u16) {
+        self.context = version >= crate::container::FIRST_CONTEXT_VERSION;
     }
 
     fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError> {
@@ -274,7 +336,7 @@ impl FrameCoder for LearnedCoder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::learned::intra::{round_intra, INTRA_RATE_WEIGHT};
     use crate::learned::{new_info, LearnedArch, LearnedWeights};
@@ -289,7 +351,7 @@ mod tests {
     };
 
     /// A small shallow-kind architecture.
-    const SMALL_SHALLOW: LearnedArch = LearnedArch {
+    pub(crate) const SMALL_SHALLOW: LearnedArch = LearnedArch {
         kind: crate::learned::ArchKind::Shallow,
         analysis_channels: 16,
         latent_channels: 8,
@@ -303,7 +365,7 @@ mod tests {
         random_model_of(SMALL)
     }
 
-    fn random_model_of(arch: LearnedArch) -> Arc<LearnedModel> {
+    pub(crate) fn random_model_of(arch: LearnedArch) -> Arc<LearnedModel> {
         let mut state = 99u64;
         let mut weights = LearnedWeights::default();
         for (name, shape) in LearnedWeights::expected_shapes(&arch) {
@@ -374,7 +436,7 @@ mod tests {
         );
     }
 
-    fn test_frame(w: u32, h: u32, shift: u32) -> RgbFrame {
+    pub(crate) fn test_frame(w: u32, h: u32, shift: u32) -> RgbFrame {
         let data = (0..w * h)
             .flat_map(|i| {
                 let (x, y) = (i % w + shift, i / w);

@@ -5,7 +5,9 @@
 //! * [`hyper`]: the exact integer hyper-synthesis that picks the entropy tables;
 //! * [`motion`] and [`predicted`]: predicted frames, the latent moved block by block and the
 //!   change from it coded under context-chosen tables;
-//! * [`intra`]: intra frames, the hyperprior latent codec;
+//! * [`intra`]: intra frames, the hyperprior latent codec, and [`context`], its per-channel
+//!   spatial prediction and table shifts;
+//! * [`residual`]: what motion-compensated prediction misses, coded by the intra model;
 //! * [`step`]: the latent quantizer step that lets one shallow model code at every rate;
 //! * [`coded`]: what a latent codec hands back (payload, cost, the frame's state);
 //! * [`coder`]: the [`FrameCoder`](crate::coders::FrameCoder) that ties them together and
@@ -14,16 +16,19 @@
 pub mod arch;
 pub mod coded;
 pub mod coder;
+pub mod context;
 pub mod conv;
 pub mod hyper;
 pub mod intra;
 pub mod motion;
 pub mod predicted;
+pub mod residual;
 pub mod step;
 
 pub use arch::{ArchKind, ConvSpec, LearnedArch, MIN_SCALE, SHALLOW_BLOCK, Z_LOG_SCALE};
 pub use coded::{CodedLatent, EntropyCost};
 pub use coder::LearnedCoder;
+pub use residual::ResidualCoder;
 pub use step::LatentStep;
 
 use std::collections::BTreeMap;
@@ -199,6 +204,12 @@ impl LearnedModel {
     /// The analysis transform: a padded frame to its latent `y` (1/16 resolution).
     pub fn analyze(&self, frame: &RgbFrame) -> FeatureMap<f32> {
         run_chain(&self.analysis, frame_to_map(frame))
+    }
+
+    /// The analysis of a planar map in frame units (0..=1 for a picture; a residual may leave
+    /// that range).
+    pub fn analyze_map(&self, map: FeatureMap<f32>) -> FeatureMap<f32> {
+        run_chain(&self.analysis, map)
     }
 
     /// The hyper-analysis: `y` to the side latent `z`, unrounded.

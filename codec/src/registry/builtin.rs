@@ -3,69 +3,83 @@
 //! model was trained. This is the one list of them: the command line's defaults ([`PATHS`]) and
 //! the embedded bytes come from the same names.
 //!
-//! The levels (`aecodec encode --quality`, rate control's choices): level 1 is the learned
-//! model of quality [`LADDER_MODEL`] alone; each level above adds a detail layer
-//! (`crate::coders::detail`) at the next of [`DETAIL_STEPS`]. The learned models of higher
-//! quality stay built in for the files coded with them, but no level uses them: a detail layer
-//! over the lowest model gives more quality for fewer bits than they do (CHANGELOG.md, "The detail
-//! layer").
+//! The levels (`aecodec encode --quality`, rate control's choices) all code with one model of
+//! the shallow kind ([`LEVELS_PATH`]), whose latent step sets its rate: every level decodes
+//! through the learned synthesis on every frame. Level 1 is the learned picture alone; each
+//! level above adds a detail layer (`crate::coders::detail`) that refines it ([`LEVEL_STEPS`]).
+//! The learned models of the pixel-shuffle kind (q1–q4) stay built in for the files coded
+//! with them.
 
 use std::sync::{Arc, OnceLock};
 
 use super::CoderSpec;
-use crate::learned::LearnedModel;
+use crate::coders::BasePolicy;
+use crate::learned::{LatentStep, LearnedModel};
 use crate::model_file::{ModelError, ModelId};
 
-/// Number of built-in learned models (`learned-q1.model` ...).
+/// Number of built-in learned models of the pixel-shuffle kind (`learned-q1.model` ...).
 pub const QUALITIES: u8 = 4;
 
-/// The learned model (by its quality) that every level codes its base layer with.
-pub const LADDER_MODEL: u8 = 1;
+/// Per level, from 1: the learned latent's step and the detail layer's step (none at level 1).
+/// Under a detail layer the encoder also tries the latent √2 times finer and coarser for
+/// each intra frame and keeps the cheapest. Chosen on two frames of each of seven training
+/// sources (CHANGELOG.md, "Every level decodes the learned picture"): at every detail step,
+/// steps 32 and 45 cost least at equal PSNR (8 to 22 cost more bits on every source). Level
+/// 1's step keeps it below level 2 in quality: on `bikes` with predicted frames step 8 alone
+/// gave 34.7 dB for 0.018 bpp, level 2 34.4 dB for 0.042.
+pub const LEVEL_STEPS: [(f32, Option<f32>); 7] = [
+    (16.0, None),
+    (32.0, Some(64.0)),
+    (32.0, Some(44.0)),
+    (32.0, Some(30.0)),
+    (32.0, Some(20.0)),
+    (32.0, Some(14.0)),
+    (32.0, Some(10.0)),
+];
 
-/// Detail layer steps of levels 2 and up, coarsest first.
-pub const DETAIL_STEPS: [f32; 6] = [64.0, 44.0, 30.0, 20.0, 14.0, 10.0];
+/// Per level, the latent step of `aecodec encode --learned-only` (the learned picture alone).
+pub const LEARNED_ONLY_STEPS: [f32; 7] = [11.0, 5.6, 2.8, 1.4, 0.7, 0.5, 0.35];
 
-/// The detail steps `aecodec eval` sweeps by default: the levels' and two coarser ones,
-/// which `aecodec encode --detail-step` reaches. They trace the codec's curve below level 2,
-/// where JPEG and PCA still have points, but no level has them: on camera video's intra frames
-/// they come out below level 1's quality (`bikes`, 4 frames: 31.0 and 34.1 dB against 36.9).
-pub const EVAL_DETAIL_STEPS: [f32; 8] = {
-    let mut steps = [128.0, 90.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
-    let mut i = 0;
-    while i < DETAIL_STEPS.len() {
-        steps[2 + i] = DETAIL_STEPS[i];
-        i += 1;
-    }
-    steps
-};
+/// The detail steps `aecodec eval` sweeps by default with a learned model of its own.
+pub const EVAL_DETAIL_STEPS: [f32; 8] = [128.0, 90.0, 64.0, 44.0, 30.0, 20.0, 14.0, 10.0];
 
 /// Number of quality levels.
-pub const LEVELS: u8 = 1 + DETAIL_STEPS.len() as u8;
+pub const LEVELS: u8 = LEVEL_STEPS.len() as u8;
 
 /// The default level of `aecodec encode`.
 pub const DEFAULT_QUALITY: u8 = 4;
 
 /// The coder of quality level `level` (1..=[`LEVELS`]).
 pub fn level(level: u8) -> Result<CoderSpec, ModelError> {
-    if !(1..=LEVELS).contains(&level) {
-        return Err(ModelError::BadConfig(format!(
-            "quality {level} is not 1..={LEVELS}"
-        )));
-    }
-    ladder(
-        usize::from(level)
-            .checked_sub(2)
-            .and_then(|i| DETAIL_STEPS.get(i).copied()),
-    )
+    let &(latent, detail_step) = usize::from(level)
+        .checked_sub(1)
+        .and_then(|i| LEVEL_STEPS.get(i))
+        .ok_or_else(|| ModelError::BadConfig(format!("quality {level} is not 1..={LEVELS}")))?;
+    levels_coder(latent, detail_step)
 }
 
-/// The levels' learned model ([`LADDER_MODEL`]) with a detail layer at `detail_step`, if any:
-/// a level, or a step of the user's own (`aecodec encode --detail-step`).
+/// The learned picture alone at quality level `level` (1..=[`LEVELS`]).
+pub fn learned_only(level: u8) -> Result<CoderSpec, ModelError> {
+    let &latent = usize::from(level)
+        .checked_sub(1)
+        .and_then(|i| LEARNED_ONLY_STEPS.get(i))
+        .ok_or_else(|| ModelError::BadConfig(format!("quality {level} is not 1..={LEVELS}")))?;
+    levels_coder(latent, None)
+}
+
+/// The levels' model with a detail layer at `detail_step` of the user's own (`aecodec encode
+/// --detail-step`), its latent at the default level's step.
 pub fn ladder(detail_step: Option<f32>) -> Result<CoderSpec, ModelError> {
+    let (latent, _) = LEVEL_STEPS[usize::from(DEFAULT_QUALITY) - 1];
+    levels_coder(latent, detail_step)
+}
+
+fn levels_coder(latent: f32, detail_step: Option<f32>) -> Result<CoderSpec, ModelError> {
     Ok(CoderSpec::Learned {
-        model: model(LADDER_MODEL)?,
+        model: levels_model()?,
         detail_step,
-        latent_step: crate::learned::LatentStep::UNIT,
+        latent_step: LatentStep::nearest(f64::from(latent)).expect("a positive step"),
+        policy: BasePolicy::Learned,
     })
 }
 
@@ -73,9 +87,9 @@ pub fn ladder(detail_step: Option<f32>) -> Result<CoderSpec, ModelError> {
 /// `builtin-models`) their bytes.
 macro_rules! builtin_models {
     ($($name:literal),* $(,)?) => {
-        /// The built-in models' files in the repository, quality 1 first (for tools that take
-        /// model paths, such as `aecodec eval`'s defaults).
-        pub const PATHS: [&str; QUALITIES as usize] = [$(concat!("samples/models/", $name)),*];
+        /// The built-in models' files in the repository, quality 1 first and the levels' model
+        /// last (for tools that take model paths, such as `aecodec eval`'s defaults).
+        pub const PATHS: [&str; QUALITIES as usize + 1] = [$(concat!("samples/models/", $name)),*];
 
         #[cfg(feature = "builtin-models")]
         static FILES: &[&[u8]] = &[$(include_bytes!(concat!("../../../samples/models/", $name))),*];
@@ -87,10 +101,14 @@ builtin_models!(
     "learned-q2.model",
     "learned-q3.model",
     "learned-q4.model",
+    "learned-shallow.model",
 );
 
-/// The file of the ladder's learned model.
-pub const LADDER_PATH: &str = PATHS[LADDER_MODEL as usize - 1];
+/// The file of the levels' model.
+pub const LEVELS_PATH: &str = PATHS[LEVELS_INDEX];
+
+/// Where the levels' model is in [`PATHS`].
+const LEVELS_INDEX: usize = QUALITIES as usize;
 
 /// A build without the `builtin-models` feature (the trainer's GPU kit, which must travel
 /// small) has none: every model comes from a file.
@@ -99,27 +117,44 @@ static FILES: &[&[u8]] = &[];
 
 /// The embedded file of a learned model by its quality (1..=[`QUALITIES`]).
 pub fn model_file(quality: u8) -> Option<&'static [u8]> {
-    FILES.get(usize::from(quality).checked_sub(1)?).copied()
+    FILES
+        .get(usize::from(quality).checked_sub(1)?)
+        .filter(|_| quality <= QUALITIES)
+        .copied()
+}
+
+/// The embedded file of the levels' model.
+pub fn levels_model_file() -> Option<&'static [u8]> {
+    FILES.get(LEVELS_INDEX).copied()
 }
 
 /// The built-in learned model of a quality (1..=[`QUALITIES`]), parsed once.
 pub fn model(quality: u8) -> Result<Arc<LearnedModel>, ModelError> {
-    static MODELS: [OnceLock<Arc<LearnedModel>>; QUALITIES as usize] =
-        [const { OnceLock::new() }; QUALITIES as usize];
     let index = usize::from(quality)
         .checked_sub(1)
-        .filter(|&i| i < FILES.len())
+        .filter(|&i| i < usize::from(QUALITIES))
         .ok_or_else(|| {
-            ModelError::BadConfig(if FILES.is_empty() {
-                "this build has no built-in models (feature builtin-models)".into()
-            } else {
-                format!("quality {quality} is not 1..={QUALITIES}")
-            })
+            ModelError::BadConfig(format!("quality {quality} is not 1..={QUALITIES}"))
         })?;
+    parsed(index)
+}
+
+/// The levels' built-in model, parsed once.
+pub fn levels_model() -> Result<Arc<LearnedModel>, ModelError> {
+    parsed(LEVELS_INDEX)
+}
+
+/// The embedded model at `index` of [`PATHS`], parsed once.
+fn parsed(index: usize) -> Result<Arc<LearnedModel>, ModelError> {
+    static MODELS: [OnceLock<Arc<LearnedModel>>; QUALITIES as usize + 1] =
+        [const { OnceLock::new() }; QUALITIES as usize + 1];
+    let file = FILES.get(index).ok_or_else(|| {
+        ModelError::BadConfig("this build has no built-in models (feature builtin-models)".into())
+    })?;
     if let Some(m) = MODELS[index].get() {
         return Ok(m.clone());
     }
-    let m = Arc::new(LearnedModel::from_bytes(FILES[index])?);
+    let m = Arc::new(LearnedModel::from_bytes(file)?);
     Ok(MODELS[index].get_or_init(|| m).clone())
 }
 
@@ -127,8 +162,7 @@ pub fn model(quality: u8) -> Result<Arc<LearnedModel>, ModelError> {
 pub fn find(id: &ModelId) -> Option<Arc<LearnedModel>> {
     static IDS: OnceLock<Vec<ModelId>> = OnceLock::new();
     let ids = IDS.get_or_init(|| FILES.iter().map(|f| ModelId::of_bytes(f)).collect());
-    let quality = ids.iter().position(|i| i == id)? as u8 + 1;
-    model(quality).ok()
+    parsed(ids.iter().position(|i| i == id)?).ok()
 }
 
 // Every level decoding real frames, each better and larger than the one below, is
@@ -138,15 +172,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn levels_outside_the_ladder_are_refused_and_detail_steps_get_finer() {
+    fn levels_outside_the_ladder_are_refused_and_every_level_is_learned() {
         assert!(level(0).is_err() && level(LEVELS + 1).is_err());
-        let steps: Vec<Option<f32>> = (1..=LEVELS)
+        assert!(learned_only(0).is_err() && learned_only(LEVELS + 1).is_err());
+        let shallow = levels_model().unwrap();
+        assert!(shallow.has_latent_step());
+        let steps: Vec<(LatentStep, Option<f32>)> = (1..=LEVELS)
             .map(|q| match level(q).unwrap() {
-                CoderSpec::Learned { detail_step, .. } => detail_step,
+                CoderSpec::Learned {
+                    model,
+                    detail_step,
+                    latent_step,
+                    policy,
+                } => {
+                    assert_eq!(model.id, shallow.id, "level {q}");
+                    assert_eq!(policy, BasePolicy::Learned, "level {q}");
+                    (latent_step, detail_step)
+                }
                 _ => panic!("level {q} is not learned"),
             })
             .collect();
-        assert_eq!(steps[0], None);
-        assert!(steps[1..].windows(2).all(|w| w[0] > w[1]), "{steps:?}");
+        assert_eq!(steps[0].1, None);
+        let details: Vec<f32> = steps[1..].iter().map(|s| s.1.unwrap()).collect();
+        assert!(details.windows(2).all(|w| w[0] > w[1]), "{steps:?}");
+        // Learned alone, each level's latent step is finer than the one below.
+        let alone: Vec<f32> = (1..=LEVELS)
+            .map(|q| match learned_only(q).unwrap() {
+                CoderSpec::Learned {
+                    detail_step: None,
+                    latent_step,
+                    ..
+                } => latent_step.value(),
+                _ => panic!("level {q} of --learned-only has a detail layer"),
+            })
+            .collect();
+        assert!(alone.windows(2).all(|w| w[0] > w[1]), "{alone:?}");
+        assert_eq!(find(&shallow.id).map(|m| m.id), Some(shallow.id));
     }
 }

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::coders::pca::{self, PcaModel};
-use crate::coders::DetailedCoder;
+use crate::coders::{BasePolicy, DetailedCoder};
 use crate::coders::{CoderError, FrameCoder, PcaCoder, PixelCoder, PIXEL_MODEL_NAME};
 use crate::container::{CodingParams, CodingTool, Header};
-use crate::learned::{LatentStep, LearnedCoder, LearnedModel};
+use crate::learned::{LatentStep, LearnedCoder, LearnedModel, ResidualCoder};
 use crate::model_file::{read_model_file, ModelError, ModelFile, ModelId};
 
 /// A model ready to code with.
@@ -86,6 +86,7 @@ impl Model {
                 model: m.clone(),
                 detail_step: None,
                 latent_step: LatentStep::UNIT,
+                policy: BasePolicy::default(),
             }),
             (Model::Learned(m), CodingParams::LearnedDetail { detail_step, .. })
                 if check_detail_step(detail_step).is_ok() =>
@@ -94,6 +95,7 @@ impl Model {
                     model: m.clone(),
                     detail_step: Some(detail_step),
                     latent_step: LatentStep::UNIT,
+                    policy: BasePolicy::default(),
                 })
             }
             (Model::Learned(_), p) => Err(CoderError::Incompatible {
@@ -134,6 +136,9 @@ pub enum CoderSpec {
         /// The step the encoder quantizes the latent with, for a model that has one
         /// ([`LatentStep`]); decoders read it from each group of pictures.
         latent_step: LatentStep,
+        /// Where the encoder puts the learned picture (with a detail layer; decoders read
+        /// whatever a file holds).
+        policy: BasePolicy,
     },
 }
 
@@ -195,6 +200,15 @@ impl CoderSpec {
         }
     }
 
+    /// The same coder with the encoder putting the learned picture where `policy` says (a
+    /// learned model with a detail layer; others have one way to code).
+    pub fn with_policy(mut self, policy: BasePolicy) -> Self {
+        if let CoderSpec::Learned { policy: p, .. } = &mut self {
+            *p = policy;
+        }
+        self
+    }
+
     /// The stride frames are padded to.
     pub fn stride(&self) -> u32 {
         self.params().stride()
@@ -221,6 +235,7 @@ impl CoderSpec {
                 model,
                 detail_step: None,
                 latent_step,
+                ..
             } => Box::new(
                 LearnedCoder::new(model.clone(), coded_width, coded_height)
                     .with_latent_step(*latent_step),
@@ -229,6 +244,7 @@ impl CoderSpec {
                 model,
                 detail_step: Some(step),
                 latent_step,
+                policy,
             } => {
                 let base = || -> Box<dyn FrameCoder> {
                     Box::new(
@@ -236,13 +252,19 @@ impl CoderSpec {
                             .with_latent_step(*latent_step),
                     )
                 };
-                Box::new(DetailedCoder::new(
-                    base(),
-                    base(),
-                    *step,
-                    coded_width,
-                    coded_height,
-                ))
+                let coder = DetailedCoder::new(base(), base(), *step, coded_width, coded_height)
+                    .with_policy(*policy);
+                // A shallow model codes at any step, residuals too: its files may carry
+                // learned residuals, and a decoder must be able to read them.
+                Box::new(match model.has_latent_step() {
+                    true => coder.with_residual(Box::new(ResidualCoder::new(
+                        model.clone(),
+                        coded_width,
+                        coded_height,
+                        *latent_step,
+                    ))),
+                    false => coder,
+                })
             }
         }
     }

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use super::{builtin, CoderSpec, Model};
-use crate::coders::{pca, CoderError};
+use crate::coders::{pca, BasePolicy, CoderError};
 use crate::container::{CodingParams, MAX_DETAIL_STEP, MAX_TOOLS, MIN_DETAIL_STEP, PIXEL_STEPS};
 use crate::learned::LatentStep;
 use crate::model_file::ModelError;
@@ -33,6 +33,8 @@ pub enum RequestError {
     LatentStep(f32),
     #[error("a step or a component count needs the pixel coder or a PCA model; the built-in levels take a quality level")]
     StepForLevels,
+    #[error("the learned picture alone has no detail layer, and so no detail step")]
+    DetailLearnedOnly,
     #[error("a component count needs a PCA model")]
     ComponentsNeedPca,
     #[error("a detail layer goes over a learned model, not a PCA one")]
@@ -76,13 +78,17 @@ pub struct CoderRequest {
     pub components: Option<u16>,
     /// A detail layer over a learned model, at this step.
     pub detail_step: Option<f32>,
+    /// Where the encoder puts the learned picture when there is a detail layer.
+    pub policy: BasePolicy,
+    /// The built-in level's learned picture alone, without the detail layer.
+    pub learned_only: bool,
 }
 
 impl CoderRequest {
     /// The built-in level the request names, or 0 (a model of one's own, the pixel coder, a
     /// detail step of one's own).
     pub fn level(&self) -> u8 {
-        if self.model.is_none() && !self.pixel && self.detail_step.is_none() {
+        if self.model.is_none() && !self.pixel && self.detail_step.is_none() && !self.learned_only {
             self.quality
         } else {
             0
@@ -130,6 +136,7 @@ impl CoderRequest {
                     model: m.clone(),
                     detail_step: self.detail_step,
                     latent_step,
+                    policy: self.policy,
                 })
             }
         }
@@ -152,10 +159,13 @@ impl CoderRequest {
         if self.step.is_some() || self.components.is_some() {
             return Err(RequestError::StepForLevels);
         }
-        match self.detail_step {
-            Some(_) => builtin::ladder(self.detail_step),
-            None => builtin::level(self.quality),
+        match (self.detail_step, self.learned_only) {
+            (Some(_), true) => Err(RequestError::DetailLearnedOnly)?,
+            (Some(_), false) => builtin::ladder(self.detail_step),
+            (None, true) => builtin::learned_only(self.quality),
+            (None, false) => builtin::level(self.quality),
         }
+        .map(|spec| spec.with_policy(self.policy))
         .map_err(RequestError::BuiltIn)
     }
 
@@ -166,8 +176,16 @@ impl CoderRequest {
             if self.components.is_some() {
                 return Err(RequestError::ComponentsNeedPca);
             }
+            let level = match self.learned_only {
+                true => builtin::learned_only,
+                false => builtin::level,
+            };
             return (1..=builtin::LEVELS)
-                .map(|q| builtin::level(q).map_err(RequestError::BuiltIn))
+                .map(|q| {
+                    level(q)
+                        .map(|spec| spec.with_policy(self.policy))
+                        .map_err(RequestError::BuiltIn)
+                })
                 .collect();
         };
         let model = load(path)?;

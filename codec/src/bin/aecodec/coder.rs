@@ -43,6 +43,7 @@ pub(crate) fn with_flag(e: RequestError) -> anyhow::Error {
         | RequestError::StepForLevels
         | RequestError::StepForFixedModel => "--step",
         RequestError::ComponentsNeedPca => "--components",
+        RequestError::DetailLearnedOnly => "--learned-only",
         RequestError::RateNeedsChoices => "--bitrate",
         RequestError::Model { .. } => "--model",
         RequestError::BuiltIn(_) | RequestError::Coder(_) => {

@@ -74,6 +74,15 @@ enum Command {
         /// Use the built-in pixel coder (quantized pixels, no model; --step 1 is lossless).
         #[arg(long)]
         pixel: bool,
+        /// Let the detail layer code a group of pictures alone where that costs less than the
+        /// learned picture under it (the block-transform codec; by default every frame
+        /// carries the learned picture).
+        #[arg(long, conflicts_with = "pixel")]
+        detail_alone: bool,
+        /// Code the built-in level's learned picture alone, without the detail layer that
+        /// refines it (levels 1 to 7 span the learned model's whole range).
+        #[arg(long, conflicts_with_all = ["pixel", "model", "detail_step", "detail_alone"])]
+        learned_only: bool,
         /// Quantizer step: larger is smaller and coarser. Pixel coder: an integer 1..=64
         /// (1 is lossless, default 4). PCA: any positive number (default 8). A learned model
         /// of the shallow kind: its latent's step, 0.02 to 50 (1, the default, codes at the
@@ -169,14 +178,16 @@ enum Command {
         /// Frames per clip, from the start.
         #[arg(long, default_value_t = 30)]
         frames: usize,
-        /// Codecs to run, comma-separated: learned (the learned models, intra only),
-        /// learned-p (with predicted frames, 2 s GOP), pixel, pca8, pca16 (intra only), pca8-p,
+        /// Codecs to run, comma-separated: levels (the built-in quality levels, intra only),
+        /// levels-p (with predicted frames, 2 s GOP), detail-alone, detail-alone-p (the levels
+        /// with `encode --detail-alone`), learned (the learned models of --learned-model,
+        /// intra only), learned-p, pixel, pca8, pca16 (intra only), pca8-p,
         /// pca16-p (predicted frames), pca8-title (fitted on the clip), jpeg, x264, x264-intra,
         /// x265.
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "learned,learned-p,pca8,pca8-p,pca16,pca16-p,pca8-title,jpeg,x264-intra,x264,x265"
+            default_value = "levels,levels-p,pca8,pca8-p,pca16,pca16-p,pca8-title,jpeg,x264-intra,x264,x265"
         )]
         codecs: Vec<String>,
         /// Generic PCA model files for pca8/pca16 (repeatable).
@@ -184,7 +195,7 @@ enum Command {
         pca_model: Vec<PathBuf>,
         /// Learned model files for learned/learned-p, one setting each (repeatable). The default,
         /// with the default --detail-steps, runs every built-in quality level and two more.
-        #[arg(long, default_value = aecodec::registry::builtin::LADDER_PATH)]
+        #[arg(long, default_value = aecodec::registry::builtin::LEVELS_PATH)]
         learned_model: Vec<PathBuf>,
         /// Also run every learned model with a detail layer at each of these quantizer steps
         /// (comma-separated, 1 to 255; labelled q<N>+d<step>; 0 for none). The default is the
@@ -199,6 +210,10 @@ enum Command {
         /// The codec BD-rates are measured against.
         #[arg(long, default_value = "jpeg")]
         reference: String,
+        /// Let the detail layer of the learned codecs' models code frames alone where that is
+        /// cheaper, as `encode --detail-alone` does.
+        #[arg(long)]
+        detail_alone: bool,
     },
     /// Measure decode speed: frames/s of container reading, entropy decoding and synthesis
     /// (medians over runs), peak memory, and FFmpeg's x264 decoding the same content.
@@ -225,6 +240,14 @@ enum Command {
     },
 }
 
+/// Where the encoder puts the learned picture: `--detail-alone` lets it leave it out.
+fn policy(detail_alone: bool) -> aecodec::coders::BasePolicy {
+    match detail_alone {
+        true => aecodec::coders::BasePolicy::Cheapest,
+        false => aecodec::coders::BasePolicy::Learned,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A second signal while the first is being handled ends the process at once.
@@ -237,6 +260,8 @@ fn main() -> ExitCode {
             quality,
             detail_step,
             pixel,
+            detail_alone,
+            learned_only,
             step,
             components,
             frames,
@@ -254,6 +279,8 @@ fn main() -> ExitCode {
                 step,
                 components,
                 detail_step,
+                policy: policy(detail_alone),
+                learned_only,
             };
             let target = bitrate.map(|bitrate| RateTarget {
                 bitrate,
@@ -329,13 +356,19 @@ fn main() -> ExitCode {
             detail_steps,
             latent_steps,
             reference,
+            detail_alone,
         } => eval(
             clips,
             &out,
             frames,
-            codecs,
-            [pca_model, learned_model],
-            [detail_steps, latent_steps],
+            measure::EvalSettings {
+                codecs,
+                pca_models: pca_model,
+                learned_models: learned_model,
+                detail_steps,
+                latent_steps,
+                policy: policy(detail_alone),
+            },
             &reference,
         )
         .map(|()| ExitCode::SUCCESS),

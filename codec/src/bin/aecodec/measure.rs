@@ -10,15 +10,32 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::*;
 
+/// What `aecodec eval` runs: the codecs and the settings of the learned ones.
+pub(crate) struct EvalSettings {
+    pub codecs: Vec<String>,
+    pub pca_models: Vec<PathBuf>,
+    pub learned_models: Vec<PathBuf>,
+    pub detail_steps: Vec<f32>,
+    pub latent_steps: Vec<f32>,
+    /// Where the learned models' encoder puts the learned picture.
+    pub policy: aecodec::coders::BasePolicy,
+}
+
 pub(crate) fn eval(
     clips: Vec<PathBuf>,
     out: &Path,
     frames: usize,
-    codecs: Vec<String>,
-    [pca_models, learned_models]: [Vec<PathBuf>; 2],
-    [detail_steps, latent_steps]: [Vec<f32>; 2],
+    settings: EvalSettings,
     reference: &str,
 ) -> Result<()> {
+    let EvalSettings {
+        codecs,
+        pca_models,
+        learned_models,
+        detail_steps,
+        latent_steps,
+        policy,
+    } = settings;
     if let Some(s) = latent_steps
         .iter()
         .find(|s| !aecodec::registry::LATENT_STEPS.contains(*s))
@@ -65,6 +82,7 @@ pub(crate) fn eval(
         work_dir: work.path().to_path_buf(),
         detail_steps,
         latent_steps,
+        policy,
     };
     let bar = ProgressBar::no_length();
     bar.set_style(ProgressStyle::with_template(

@@ -32,6 +32,7 @@ use transform::*;
 
 use super::{
     check_frame_size, round_element, round_near, CoderError, EncodedFrame, FrameCoder, LatentFrame,
+    ResidualCoding,
 };
 use crate::container::FrameType;
 use crate::entropy::{self, CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder};
@@ -140,7 +141,30 @@ pub struct DetailedCoder {
     /// The last frame as the decoder has it: what a motion-compensated frame is predicted
     /// from (the encoder rebuilds it; the decoder keeps what it synthesized).
     reference: Option<RgbFrame>,
+    /// The learned residual of motion-compensated frames, for a base of the shallow kind.
+    residual: Option<Box<dyn ResidualCoding>>,
+    policy: BasePolicy,
     stream_end: StreamEnd,
+    /// Whether an intra-coded layer over a base layer predicts its DCs too (files of
+    /// version 7 on: a coarse learned picture leaves DCs that vary smoothly).
+    predicts_base_dcs: bool,
+    /// Tests: a learned residual in every moved frame, whatever it costs.
+    #[cfg(test)]
+    always_residual: bool,
+}
+
+/// Where the encoder puts the learned picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BasePolicy {
+    /// Every intra frame carries it, and the frames predicted from it move it: intra frames
+    /// keep their base layer, and predicted frames are the previous picture moved, plus a
+    /// learned residual where that pays (with [`DetailedCoder::with_residual`]), the detail
+    /// layer refining both.
+    #[default]
+    Learned,
+    /// Only where it pays: an intra frame goes without base layer when the detail layer
+    /// alone costs less, and so does the rest of its group of pictures.
+    Cheapest,
 }
 
 /// The last value of a detail layer's latent: how its picture is made before the layer is
@@ -178,6 +202,15 @@ fn grey(width: usize, height: usize) -> RgbFrame {
         .expect("the size matches")
 }
 
+/// A payload: the base layer's length, the base layer, the detail layer.
+fn assemble(base: &[u8], detail: &[u8]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(base.len() + detail.len() + 4);
+    varint::write_u64(&mut payload, base.len() as u64);
+    payload.extend_from_slice(base);
+    payload.extend_from_slice(detail);
+    payload
+}
+
 /// What the encoder minimizes when it chooses between coding a frame with or without base
 /// layer: squared error in steps plus [`RATE_WEIGHT`] per bit of the whole payload.
 fn frame_cost(layer: &CodedLayer, payload_bytes: usize) -> f64 {
@@ -200,8 +233,48 @@ impl DetailedCoder {
             previous: None,
             base_live: false,
             reference: None,
+            residual: None,
+            policy: BasePolicy::default(),
             stream_end: StreamEnd::Sealed,
+            predicts_base_dcs: true,
+            #[cfg(test)]
+            always_residual: false,
         }
+    }
+
+    /// Codes what motion compensation misses with `residual` (the learned residual): the
+    /// encoder does so in every predicted frame under [`BasePolicy::Learned`].
+    pub fn with_residual(mut self, residual: Box<dyn ResidualCoding>) -> Self {
+        self.residual = Some(residual);
+        self
+    }
+
+    /// Whether the encoder adds a learned residual to every moved frame (tests only).
+    fn forces_residual(&self) -> bool {
+        #[cfg(test)]
+        return self.always_residual;
+        #[cfg(not(test))]
+        false
+    }
+
+    /// Tests: the encoder adds a learned residual to every moved frame, whatever it costs.
+    #[cfg(test)]
+    pub(crate) fn always_add_residual(mut self) -> Self {
+        self.always_residual = true;
+        self
+    }
+
+    /// The picture the last frame coded or decoded shows (the encoder's copy of what the
+    /// decoder will have).
+    #[cfg(test)]
+    pub(crate) fn shown(&self) -> Option<&RgbFrame> {
+        self.reference.as_ref()
+    }
+
+    /// Where the encoder puts the learned picture ([`BasePolicy`]).
+    pub fn with_policy(mut self, policy: BasePolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Whether a payload's detail layer (after the base) is the previous picture moved.
@@ -247,11 +320,23 @@ impl DetailedCoder {
         frame: &RgbFrame,
         reference: &RgbFrame,
     ) -> Result<(CodedLayer, RgbFrame), CoderError> {
-        let byte = motion::MOVED_STEP_BYTE;
-        let layer = &self.moved_layer(byte);
         let field = motion::estimate(frame, reference, f64::from(self.layer.step));
         let prediction = motion::compensate(reference, &field);
-        let residual = layer.residual(frame, &prediction);
+        self.moved_detail(frame, prediction, &field)
+    }
+
+    /// The detail layer of a motion-compensated frame whose picture before the layer is
+    /// `under` (the prediction, with the learned residual if there is one): the layer (mode
+    /// byte, step byte, `field`, coefficients) and the picture the decoder will show.
+    fn moved_detail(
+        &self,
+        frame: &RgbFrame,
+        under: RgbFrame,
+        field: &motion::MotionField,
+    ) -> Result<(CodedLayer, RgbFrame), CoderError> {
+        let byte = motion::MOVED_STEP_BYTE;
+        let layer = &self.moved_layer(byte);
+        let residual = layer.residual(frame, &under);
         let (q, kernels, ratios) = layer.quantize(&residual);
         let mut payload = vec![mode_byte(DetailMode::Motion, WRITTEN), byte];
         let (cols, _) = motion::grid(layer.width, layer.height);
@@ -264,14 +349,100 @@ impl DetailedCoder {
             error: squared_error(&ratios, &q) * factor * factor,
             frame: DetailFrame { q, kernels },
         };
-        let mut shown = prediction;
+        let mut shown = under;
         layer.add_to(&mut shown, &coded.frame.q, &coded.frame.kernels);
         Ok((coded, shown))
     }
 
+    /// A predicted frame coded as the previous picture moved, plus the learned residual of
+    /// what that misses where it pays, plus the detail layer of what both miss: the payload,
+    /// the layer and the picture shown.
+    fn encode_moved_learned(
+        &mut self,
+        frame: &RgbFrame,
+        reference: &RgbFrame,
+    ) -> Result<(Vec<u8>, DetailFrame, RgbFrame), CoderError> {
+        let field = motion::estimate(frame, reference, f64::from(self.layer.step));
+        let prediction = motion::compensate(reference, &field);
+        let mut coder = self.residual.take().expect("checked by the caller");
+        let best = self.cheapest_residual(coder.as_mut(), frame, &prediction, &field);
+        self.residual = Some(coder);
+        best
+    }
+
+    /// The cheapest (squared error plus [`RATE_WEIGHT`] per bit) of the moved picture
+    /// `prediction` with its detail layer alone, or with the learned residual at each of
+    /// `coder`'s rates under it.
+    fn cheapest_residual(
+        &self,
+        coder: &mut dyn ResidualCoding,
+        frame: &RgbFrame,
+        prediction: &RgbFrame,
+        field: &motion::MotionField,
+    ) -> Result<(Vec<u8>, DetailFrame, RgbFrame), CoderError> {
+        let (detail, shown) = self.moved_detail(frame, prediction.clone(), field)?;
+        let payload = assemble(&[], &detail.payload);
+        let mut best = (
+            frame_cost(&detail, payload.len()),
+            payload,
+            detail.frame,
+            shown,
+        );
+        coder.prepare(frame, prediction);
+        for rate in 0..coder.rates() {
+            let (learned, latent) = coder.encode(rate)?;
+            let mut under = prediction.clone();
+            coder.add_to(&mut under, &latent);
+            let (detail, shown) = self.moved_detail(frame, under, field)?;
+            let payload = assemble(&learned, &detail.payload);
+            let cost = frame_cost(&detail, payload.len());
+            // (A payload starting with a base length of 0 has no residual yet.)
+            if cost < best.0 || (self.forces_residual() && best.1.first() == Some(&0)) {
+                best = (cost, payload, detail.frame, shown);
+            }
+        }
+        Ok((best.1, best.2, best.3))
+    }
+
+    /// The frame coded with its base layer: the base, the picture it rebuilds, the detail
+    /// layer over it and the payload of both. An intra frame under [`BasePolicy::Learned`]
+    /// with a learned residual coder tries each of the base's intra rates and keeps the
+    /// cheapest (squared error plus [`RATE_WEIGHT`] per bit), so the learned picture's rate
+    /// follows the content. (The base coders then hold the last rate's latent, not the kept
+    /// one's; that is harmless because the frames after it are moved pictures, which never
+    /// predict from the base's latent.)
+    #[allow(clippy::type_complexity)]
+    fn encode_over_base(
+        &mut self,
+        frame: &RgbFrame,
+        frame_type: FrameType,
+    ) -> Result<(EncodedFrame, RgbFrame, CodedLayer, Vec<u8>), CoderError> {
+        let intra = frame_type == FrameType::Intra || self.previous.is_none();
+        let rates = match (intra, self.policy, &self.residual) {
+            (true, BasePolicy::Learned, Some(_)) => self.base.intra_rates(),
+            _ => 1,
+        };
+        let mut best: Option<(f64, (EncodedFrame, RgbFrame, CodedLayer, Vec<u8>))> = None;
+        for rate in 0..rates {
+            self.base.set_intra_rate(rate);
+            let base = self.base.encode(frame, frame_type)?;
+            let rebuilt = self.mirror.decode(base.frame_type, &base.payload)?;
+            let residual = self.layer.residual(frame, &rebuilt);
+            let detail = self.encode_detail(&residual, base.frame_type, true)?;
+            let payload = assemble(&base.payload, &detail.payload);
+            let cost = frame_cost(&detail, payload.len());
+            if best.as_ref().is_none_or(|b| cost < b.0) {
+                best = Some((cost, (base, rebuilt, detail, payload)));
+            }
+        }
+        self.base.set_intra_rate(0);
+        Ok(best.expect("at least one rate").1)
+    }
+
     /// The detail layer of a frame's `residual`; `with_base` says whether the frame has a
-    /// base layer (without, intra coefficients' DCs are predicted). A predicted frame's layer
-    /// is the change from the previous frame's where that is shorter.
+    /// base layer (without, or in files of version 7 on, intra coefficients' DCs are
+    /// predicted). A predicted frame's layer is the change from the previous frame's where
+    /// that is shorter.
     fn encode_detail(
         &self,
         residual: &Residual,
@@ -285,7 +456,7 @@ impl DetailedCoder {
             Ok::<_, CoderError>(out)
         };
         let (q, kernels, ratios) = layer.quantize(residual);
-        let values = if with_base {
+        let values = if with_base && !self.predicts_base_dcs {
             q.clone()
         } else {
             layer.predict_dcs(&q)
@@ -353,15 +524,28 @@ impl FrameCoder for DetailedCoder {
         frame_type: FrameType,
     ) -> Result<EncodedFrame, CoderError> {
         check_frame_size(frame, self.layer.width as u32, self.layer.height as u32)?;
-        let assemble = |base: &[u8], detail: &[u8]| {
-            let mut payload = Vec::with_capacity(base.len() + detail.len() + 4);
-            varint::write_u64(&mut payload, base.len() as u64);
-            payload.extend_from_slice(base);
-            payload.extend_from_slice(detail);
-            payload
-        };
-        let grey = || grey(self.layer.width, self.layer.height);
+        let (width, height) = (self.layer.width, self.layer.height);
+        let grey = || grey(width, height);
         let predicted = frame_type == FrameType::Predicted && self.previous.is_some();
+        let moves_learned =
+            predicted && self.policy == BasePolicy::Learned && self.residual.is_some();
+        if let Some(reference) = self.reference.take_if(|_| moves_learned) {
+            let coded = self.encode_moved_learned(frame, &reference);
+            let (payload, layer, shown) = match coded {
+                Ok(coded) => coded,
+                Err(e) => {
+                    self.reference = Some(reference);
+                    return Err(e);
+                }
+            };
+            self.previous = Some(layer);
+            self.reference = Some(shown);
+            self.base_live = false;
+            return Ok(EncodedFrame {
+                frame_type: FrameType::Predicted,
+                payload,
+            });
+        }
         if predicted && !self.base_live {
             // A group of pictures whose intra frame has no base layer goes on without: each
             // frame is the layer alone, or its change, or the previous picture moved plus a
@@ -386,12 +570,8 @@ impl FrameCoder for DetailedCoder {
                 payload,
             });
         }
-        let base = self.base.encode(frame, frame_type)?;
-        let rebuilt = self.mirror.decode(base.frame_type, &base.payload)?;
-        let residual = self.layer.residual(frame, &rebuilt);
-        let detail = self.encode_detail(&residual, base.frame_type, true)?;
-        let payload = assemble(&base.payload, &detail.payload);
-        if base.frame_type == FrameType::Intra {
+        let (base, rebuilt, detail, payload) = self.encode_over_base(frame, frame_type)?;
+        if base.frame_type == FrameType::Intra && self.policy == BasePolicy::Cheapest {
             // Where the base does not help (synthetic pictures, text, fine steps), the detail
             // layer alone costs less: the encoder tries both.
             let residual = self.layer.residual(frame, &grey());
@@ -429,10 +609,18 @@ impl FrameCoder for DetailedCoder {
         }
         let with_base = !base.is_empty();
         if kind == DetailMode::Motion {
-            if with_base {
-                return Err(bad_mode());
+            if !with_base {
+                return self.parse_moved(detail);
             }
-            return self.parse_moved(detail);
+            // The learned residual over the moved picture: its latent goes first.
+            let residual = self.residual.as_mut().ok_or_else(bad_mode)?.parse(base)?;
+            let moved = self.parse_moved(detail)?;
+            let mut values = residual.values;
+            values.extend(moved.values);
+            return Ok(LatentFrame {
+                values,
+                scale: residual.scale,
+            });
         }
         if with_base && frame_type == FrameType::Predicted && !self.base_live {
             return Err(CoderError::NoReference);
@@ -446,7 +634,7 @@ impl FrameCoder for DetailedCoder {
         let (mut values, kernels) =
             self.layer
                 .parse(scheme, detail, self.stream_end, read_kernels)?;
-        if !with_base && kind == DetailMode::Intra {
+        if (!with_base || self.predicts_base_dcs) && kind == DetailMode::Intra {
             self.layer.unpredict_dcs(&mut values)?;
         }
         let frame = match kind {
@@ -496,14 +684,25 @@ impl FrameCoder for DetailedCoder {
         let grey = || grey(self.layer.width, self.layer.height);
         let mut frame = if from == FROM_MOTION {
             // `parse_moved` checked the field's size; a decoder that starts here has no
-            // picture to move, and shows the layer over grey rather than fail.
+            // picture to move, and shows the layer over grey rather than fail. A learned
+            // residual's latent comes before the field.
+            let (cols, rows) = motion::grid(self.layer.width, self.layer.height);
+            let (learned, vectors) = front.split_at(front.len().saturating_sub(2 * cols * rows));
             let field = motion::MotionField {
-                vectors: front.chunks_exact(2).map(|v| (v[0], v[1])).collect(),
+                vectors: vectors.chunks_exact(2).map(|v| (v[0], v[1])).collect(),
             };
-            match &self.reference {
+            let mut moved = match &self.reference {
                 Some(reference) => motion::compensate(reference, &field),
                 None => grey(),
+            };
+            if let (false, Some(residual)) = (learned.is_empty(), &self.residual) {
+                let latent = LatentFrame {
+                    values: learned.to_vec(),
+                    scale: latent.scale,
+                };
+                residual.add_to(&mut moved, &latent);
             }
+            moved
         } else if front.is_empty() {
             grey()
         } else {
@@ -523,7 +722,19 @@ impl FrameCoder for DetailedCoder {
     fn read_streams_as(&mut self, end: StreamEnd) {
         self.base.read_streams_as(end);
         self.mirror.read_streams_as(end);
+        if let Some(residual) = &mut self.residual {
+            residual.read_streams_as(end);
+        }
         self.stream_end = end;
+    }
+
+    fn read_version(&mut self, version: u16) {
+        self.predicts_base_dcs = version >= crate::container::FIRST_CONTEXT_VERSION;
+        self.base.read_version(version);
+        self.mirror.read_version(version);
+        if let Some(residual) = &mut self.residual {
+            residual.read_version(version);
+        }
     }
 }
 
@@ -666,7 +877,7 @@ mod tests {
                 .collect();
             RgbFrame::from_data(w, h, data).unwrap()
         };
-        let mut enc = pixel_base(w, h, 4.0);
+        let mut enc = pixel_base(w, h, 4.0).with_policy(BasePolicy::Cheapest);
         let mut dec = pixel_base(w, h, 4.0);
         for i in 0..3 {
             let frame = ramp(i);
@@ -938,7 +1149,7 @@ mod tests {
                 .collect();
             RgbFrame::from_data(w, h, data).unwrap()
         };
-        let mut enc = pixel_base(w, h, 4.0);
+        let mut enc = pixel_base(w, h, 4.0).with_policy(BasePolicy::Cheapest);
         let mut dec = pixel_base(w, h, 4.0);
         let mut motion_frames = 0;
         let mut payloads = Vec::new();
