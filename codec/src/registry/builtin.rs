@@ -21,8 +21,8 @@ use crate::model_file::{ModelError, ModelId};
 pub const QUALITIES: u8 = 4;
 
 /// Per level, from 1: the learned latent's step and the detail layer's step (none at level 1).
-/// Under a detail layer the encoder also tries the latent √2 times finer and coarser for
-/// each intra frame and keeps the cheapest. Chosen on two frames of each of seven training
+/// Under a detail layer the encoder also tries the latent √2 times finer, √2 and 2 times
+/// coarser for each intra frame and keeps the cheapest. Chosen on two frames of each of seven training
 /// sources (CHANGELOG.md, "Every level decodes the learned picture"): at every detail step,
 /// steps 32 and 45 cost least at equal PSNR (8 to 22 cost more bits on every source). Level
 /// 1's step keeps it below level 2 in quality: on `bikes` with predicted frames step 8 alone
