@@ -389,7 +389,10 @@ impl DetailedCoder {
             shown,
         );
         coder.prepare(frame, prediction);
-        for rate in 0..coder.rates() {
+        // Coarsest first: where the cheapest residual does not pay, a finer one, which costs
+        // more bits for the same kind of correction, is not tried (it rarely pays either,
+        // and each try is an analysis-sized synthesis and a detail layer).
+        for rate in (0..coder.rates()).rev() {
             let (learned, latent) = coder.encode(rate)?;
             let mut under = prediction.clone();
             coder.add_to(&mut under, &latent);
@@ -397,8 +400,11 @@ impl DetailedCoder {
             let payload = assemble(&learned, &detail.payload);
             let cost = frame_cost(&detail, payload.len());
             // (A payload starting with a base length of 0 has no residual yet.)
-            if cost < best.0 || (self.forces_residual() && best.1.first() == Some(&0)) {
+            let forced = self.forces_residual() && best.1.first() == Some(&0);
+            if cost < best.0 || forced {
                 best = (cost, payload, detail.frame, shown);
+            } else {
+                break;
             }
         }
         Ok((best.1, best.2, best.3))
