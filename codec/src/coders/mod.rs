@@ -170,8 +170,6 @@ pub trait ResidualCoding: Send {
     fn encode(&mut self, rate: usize) -> Result<(Vec<u8>, LatentFrame), CoderError>;
     /// Parses a residual payload.
     fn parse(&mut self, payload: &[u8]) -> Result<LatentFrame, CoderError>;
-    /// Number of values a parsed latent has.
-    fn elements(&self) -> usize;
     /// Adds the residual a parsed latent renders to `frame`.
     fn add_to(&self, frame: &mut RgbFrame, latent: &LatentFrame);
     fn read_streams_as(&mut self, end: StreamEnd);

@@ -126,10 +126,6 @@ impl ResidualCoding for ResidualCoder {
         self.coder.parse(FrameType::Intra, payload)
     }
 
-    fn elements(&self) -> usize {
-        self.coder.latent_shape().elements()
-    }
-
     fn read_streams_as(&mut self, end: StreamEnd) {
         self.coder.read_streams_as(end);
     }
@@ -190,14 +186,14 @@ mod tests {
         for rate in 0..enc.rates() {
             let (payload, latent) = enc.encode(rate).unwrap();
             assert_eq!(dec.parse(&payload).unwrap(), latent, "rate {rate}");
-            assert_eq!(latent.values.len(), dec.elements());
+            assert_eq!(latent.values.len(), dec.coder.latent_shape().elements());
             scales.push(latent.scale);
         }
         assert_eq!(scales[0], step.value());
         assert!(scales.windows(2).all(|s| s[1] > s[0]), "{scales:?}");
         let mut shown = prediction.clone();
         let zero = LatentFrame {
-            values: vec![0; dec.elements()],
+            values: vec![0; dec.coder.latent_shape().elements()],
             scale: 2.0,
         };
         dec.add_to(&mut shown, &zero);

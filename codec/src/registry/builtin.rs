@@ -51,20 +51,21 @@ pub const DEFAULT_QUALITY: u8 = 4;
 
 /// The coder of quality level `level` (1..=[`LEVELS`]).
 pub fn level(level: u8) -> Result<CoderSpec, ModelError> {
-    let &(latent, detail_step) = usize::from(level)
-        .checked_sub(1)
-        .and_then(|i| LEVEL_STEPS.get(i))
-        .ok_or_else(|| ModelError::BadConfig(format!("quality {level} is not 1..={LEVELS}")))?;
+    let (latent, detail_step) = at_level(&LEVEL_STEPS, level)?;
     levels_coder(latent, detail_step)
 }
 
 /// The learned picture alone at quality level `level` (1..=[`LEVELS`]).
 pub fn learned_only(level: u8) -> Result<CoderSpec, ModelError> {
-    let &latent = usize::from(level)
+    levels_coder(at_level(&LEARNED_ONLY_STEPS, level)?, None)
+}
+
+/// Entry `level` (from 1) of a per-level table.
+fn at_level<T: Copy>(table: &[T; LEVELS as usize], level: u8) -> Result<T, ModelError> {
+    usize::from(level)
         .checked_sub(1)
-        .and_then(|i| LEARNED_ONLY_STEPS.get(i))
-        .ok_or_else(|| ModelError::BadConfig(format!("quality {level} is not 1..={LEVELS}")))?;
-    levels_coder(latent, None)
+        .and_then(|i| table.get(i).copied())
+        .ok_or_else(|| ModelError::BadConfig(format!("quality {level} is not 1..={LEVELS}")))
 }
 
 /// The levels' model with a detail layer at `detail_step` of the user's own (`aecodec encode
@@ -121,11 +122,6 @@ pub fn model_file(quality: u8) -> Option<&'static [u8]> {
         .get(usize::from(quality).checked_sub(1)?)
         .filter(|_| quality <= QUALITIES)
         .copied()
-}
-
-/// The embedded file of the levels' model.
-pub fn levels_model_file() -> Option<&'static [u8]> {
-    FILES.get(LEVELS_INDEX).copied()
 }
 
 /// The built-in learned model of a quality (1..=[`QUALITIES`]), parsed once.
