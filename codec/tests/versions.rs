@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use aecodec::container::{ContainerReader, FrameType};
+use aecodec::container::{ContainerReader, FrameType, Packet};
 use aecodec::metrics::psnr;
 use aecodec::pipeline::FrameDecoder;
 use aecodec::registry::ModelStore;
@@ -28,6 +28,20 @@ fn seed_models() -> ModelStore {
 fn decode_seed(name: &str) -> (u16, Vec<RgbFrame>, bool) {
     let (version, frames, moved, _) = decode_seed_tools(name);
     (version, frames, moved)
+}
+
+/// Every packet of a seed, as read.
+fn seed_packets(name: &str) -> Vec<Packet> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/seeds")
+        .join(name);
+    let bytes = std::fs::read(path).unwrap();
+    let mut reader = ContainerReader::new(bytes.as_slice()).unwrap();
+    let mut packets = Vec::new();
+    while let Some(packet) = reader.next_packet().unwrap() {
+        packets.push(packet);
+    }
+    packets
 }
 
 /// [`decode_seed`], and the tool of every packet.
@@ -99,15 +113,10 @@ fn a_version_5_file_switches_models_between_groups() {
     }
     // Base length, then (without base) the detail layer's mode byte, of the second group.
     let heads = |seed: &str| -> Vec<[u8; 2]> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../fuzz/seeds")
-            .join(seed);
-        let bytes = std::fs::read(path).unwrap();
-        let mut reader = ContainerReader::new(bytes.as_slice()).unwrap();
-        let mut heads = Vec::new();
-        while let Some(packet) = reader.next_packet().unwrap() {
-            heads.push([packet.payload[0], packet.payload[1]]);
-        }
+        let mut heads: Vec<[u8; 2]> = seed_packets(seed)
+            .iter()
+            .map(|p| [p.payload[0], p.payload[1]])
+            .collect();
         heads.split_off(2)
     };
     // Intra and banded (mode 2), then a change or the coefficients again (3 or 2).
@@ -133,24 +142,25 @@ fn a_version_6_file_moves_the_previous_picture() {
     let seed = "carphone-6frames-v6-motion.aez";
     let (version, frames, _, _) = decode_seed_tools(seed);
     assert_eq!(version, 6);
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/seeds")
-        .join(seed);
-    let bytes = std::fs::read(path).unwrap();
-    let mut reader = ContainerReader::new(bytes.as_slice()).unwrap();
-    let mut moved = 0;
-    while let Some(packet) = reader.next_packet().unwrap() {
-        // Base length 0, then the detail layer's mode byte.
-        moved += usize::from(packet.payload[..2] == [0, 6]);
-    }
+    // Base length 0, then the detail layer's mode byte.
+    let moved = seed_packets(seed)
+        .iter()
+        .filter(|p| p.payload[..2] == [0, 6])
+        .count();
     assert!(moved >= 3, "{moved} frames moved the previous picture");
+    close_to_carphone(&frames, 30.0);
+}
+
+/// The 6 decoded frames are each within `min_db` of the first frames of
+/// `samples/carphone_pristine.mp4`.
+fn close_to_carphone(frames: &[RgbFrame], min_db: f64) {
     let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/carphone_pristine.mp4");
     let mut source = aecodec::video::VideoReader::open(&clip).unwrap();
     assert_eq!(frames.len(), 6);
     for (i, decoded) in frames.iter().enumerate() {
         let original = source.next_frame().unwrap().unwrap();
         let p = psnr(&original, decoded);
-        assert!(p > 30.0, "frame {i} decodes to {p:.1} dB of its source");
+        assert!(p > min_db, "frame {i} decodes to {p:.1} dB of its source");
     }
 }
 
@@ -162,30 +172,20 @@ fn a_version_7_file_decodes_the_learned_picture_and_moves_it() {
     let seed = "carphone-6frames-v7-learned.aez";
     let (version, frames, _, _) = decode_seed_tools(seed);
     assert_eq!(version, aecodec::container::VERSION);
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/seeds")
-        .join(seed);
-    let bytes = std::fs::read(path).unwrap();
-    let mut reader = ContainerReader::new(bytes.as_slice()).unwrap();
-    let mut heads = Vec::new();
-    while let Some(packet) = reader.next_packet().unwrap() {
-        let (base, detail) = aecodec::coders::DetailedCoder::split(&packet.payload).unwrap();
-        heads.push((packet.frame_type, base.len(), detail[0]));
-    }
+    let heads: Vec<(FrameType, usize, u8)> = seed_packets(seed)
+        .iter()
+        .map(|p| {
+            let (base, detail) = aecodec::coders::DetailedCoder::split(&p.payload).unwrap();
+            (p.frame_type, base.len(), detail[0])
+        })
+        .collect();
     assert_eq!(heads[0].0, FrameType::Intra);
     assert!(
         heads[0].1 > 0,
         "the intra frame has no learned picture: {heads:?}"
     );
     assert!(heads[1..].iter().all(|h| h.2 == 6), "{heads:?}");
-    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/carphone_pristine.mp4");
-    let mut source = aecodec::video::VideoReader::open(&clip).unwrap();
-    assert_eq!(frames.len(), 6);
-    for (i, decoded) in frames.iter().enumerate() {
-        let original = source.next_frame().unwrap().unwrap();
-        let p = psnr(&original, decoded);
-        assert!(p > 32.0, "frame {i} decodes to {p:.1} dB of its source");
-    }
+    close_to_carphone(&frames, 32.0);
 }
 
 fn decodes_close_to_the_source(seed: &str, expected_version: u16) {
