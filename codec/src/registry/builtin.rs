@@ -4,8 +4,9 @@
 //! the embedded bytes come from the same names.
 //!
 //! The levels (`aecodec encode --quality`, rate control's choices) all code with one model of
-//! the shallow kind ([`LEVELS_PATH`]), whose latent step sets its rate: every level decodes
-//! through the learned synthesis on every frame. Level 1 is the learned picture alone; each
+//! the shallow kind ([`LEVELS_PATH`]), whose latent step sets its rate: every intra frame
+//! decodes through the learned synthesis, and predicted frames move the picture it made (at
+//! level 1 every frame is synthesized from its latent). Level 1 is the learned picture alone; each
 //! level above adds a detail layer (`crate::coders::detail`) that refines it ([`LEVEL_STEPS`]).
 //! The learned models of the pixel-shuffle kind (q1–q4) stay built in for the files coded
 //! with them.
