@@ -28,14 +28,19 @@ pub const MAGIC: [u8; 4] = *b"AEZV";
 /// payloads are those of version 4. Version 6 records the level asked for and adds motion-compensated
 /// detail frames. Version 7 adds the learned latent's channel context to the intra payloads of
 /// models with a latent step (`crate::learned::context`) and the learned residual of
-/// motion-compensated frames.
-pub const VERSION: u16 = 7;
+/// motion-compensated frames. Version 8 codes the motion fields of motion-compensated frames
+/// anew: blocks of 16×16 or four 8×8 cells, and vectors that follow their neighbours' said by a
+/// flag.
+pub const VERSION: u16 = 8;
 /// The first version whose header lists coding tools; older ones hold exactly one, inline.
 pub const FIRST_TOOL_LIST_VERSION: u16 = 5;
 /// The first version whose header records the quality level asked for.
 pub const FIRST_LEVEL_VERSION: u16 = 6;
 /// The first version whose intra payloads of models with a latent step carry a channel context.
 pub const FIRST_CONTEXT_VERSION: u16 = 7;
+/// The first version whose motion-compensated frames may split their blocks
+/// (`crate::coders::detail` motion fields).
+pub const FIRST_SPLIT_MOTION_VERSION: u16 = 8;
 /// The oldest container version this build reads.
 pub const OLDEST_READABLE_VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.

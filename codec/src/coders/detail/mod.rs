@@ -148,6 +148,8 @@ pub struct DetailedCoder {
     /// Whether an intra-coded layer over a base layer predicts its DCs too (files of
     /// version 7 on: a coarse learned picture leaves DCs that vary smoothly).
     predicts_base_dcs: bool,
+    /// How the file lays out its motion fields (by its version).
+    field_layout: motion::FieldLayout,
     /// Tests: a learned residual in every moved frame, whatever it costs.
     #[cfg(test)]
     always_residual: bool,
@@ -237,6 +239,7 @@ impl DetailedCoder {
             policy: BasePolicy::default(),
             stream_end: StreamEnd::Sealed,
             predicts_base_dcs: true,
+            field_layout: motion::FieldLayout::Split,
             #[cfg(test)]
             always_residual: false,
         }
@@ -312,6 +315,12 @@ impl DetailedCoder {
         picture
     }
 
+    /// The motion of `frame` from `reference`, its bits weighed at the detail step.
+    fn estimate_motion(&self, frame: &RgbFrame, reference: &RgbFrame) -> motion::MotionField {
+        let lambda = motion::LAMBDA_PER_STEP * f64::from(self.layer.step);
+        motion::estimate(frame, reference, lambda)
+    }
+
     /// A predicted frame without base layer, coded as the previous picture moved block by
     /// block (`motion`) plus the layer of what that misses: the layer, with the picture the
     /// decoder will show.
@@ -320,8 +329,8 @@ impl DetailedCoder {
         frame: &RgbFrame,
         reference: &RgbFrame,
     ) -> Result<(CodedLayer, RgbFrame), CoderError> {
-        let field = motion::estimate(frame, reference, f64::from(self.layer.step));
-        let prediction = motion::compensate(reference, &field);
+        let field = self.estimate_motion(frame, reference);
+        let prediction = motion::compensate(reference, &field.vectors);
         self.moved_detail(frame, prediction, &field)
     }
 
@@ -339,8 +348,10 @@ impl DetailedCoder {
         let residual = layer.residual(frame, &under);
         let (q, kernels, ratios) = layer.quantize(&residual);
         let mut payload = vec![mode_byte(DetailMode::Motion, WRITTEN), byte];
-        let (cols, _) = motion::grid(layer.width, layer.height);
-        field.code(cols, &mut payload)?;
+        field.code(
+            motion::MotionGrid::new(layer.width, layer.height),
+            &mut payload,
+        )?;
         payload.extend(layer.code(WRITTEN, &q, Some(&kernels))?);
         // The error in the stream's steps, as the other ways of coding the frame count it.
         let factor = f64::from(motion::step_factor(byte));
@@ -362,8 +373,8 @@ impl DetailedCoder {
         frame: &RgbFrame,
         reference: &RgbFrame,
     ) -> Result<(Vec<u8>, DetailFrame, RgbFrame), CoderError> {
-        let field = motion::estimate(frame, reference, f64::from(self.layer.step));
-        let prediction = motion::compensate(reference, &field);
+        let field = self.estimate_motion(frame, reference);
+        let prediction = motion::compensate(reference, &field.vectors);
         let mut coder = self.residual.take().expect("checked by the caller");
         let best = self.cheapest_residual(coder.as_mut(), frame, &prediction, &field);
         self.residual = Some(coder);
@@ -502,8 +513,9 @@ impl DetailedCoder {
             .split_first()
             .ok_or_else(|| CoderError::Payload("motion frame: no step byte".into()))?;
         detail = rest;
-        let grid = motion::grid(self.layer.width, self.layer.height);
-        let field = motion::MotionField::parse(&mut detail, grid, self.stream_end)?;
+        let grid = motion::MotionGrid::new(self.layer.width, self.layer.height);
+        let field =
+            motion::MotionField::parse(&mut detail, grid, self.stream_end, self.field_layout)?;
         let (q, kernels) = self
             .layer
             .parse(Scheme::Switched, detail, self.stream_end, true)?;
@@ -692,13 +704,11 @@ impl FrameCoder for DetailedCoder {
             // `parse_moved` checked the field's size; a decoder that starts here has no
             // picture to move, and shows the layer over grey rather than fail. A learned
             // residual's latent comes before the field.
-            let (cols, rows) = motion::grid(self.layer.width, self.layer.height);
-            let (learned, vectors) = front.split_at(front.len().saturating_sub(2 * cols * rows));
-            let field = motion::MotionField {
-                vectors: vectors.chunks_exact(2).map(|v| (v[0], v[1])).collect(),
-            };
+            let cells = motion::MotionGrid::new(self.layer.width, self.layer.height).cells();
+            let (learned, vectors) = front.split_at(front.len().saturating_sub(2 * cells));
+            let vectors: Vec<(i32, i32)> = vectors.chunks_exact(2).map(|v| (v[0], v[1])).collect();
             let mut moved = match &self.reference {
-                Some(reference) => motion::compensate(reference, &field),
+                Some(reference) => motion::compensate(reference, &vectors),
                 None => grey(),
             };
             if let (false, Some(residual)) = (learned.is_empty(), &self.residual) {
@@ -736,6 +746,11 @@ impl FrameCoder for DetailedCoder {
 
     fn read_version(&mut self, version: u16) {
         self.predicts_base_dcs = version >= crate::container::FIRST_CONTEXT_VERSION;
+        self.field_layout = if version >= crate::container::FIRST_SPLIT_MOTION_VERSION {
+            motion::FieldLayout::Split
+        } else {
+            motion::FieldLayout::Blocks
+        };
         self.base.read_version(version);
         self.mirror.read_version(version);
         if let Some(residual) = &mut self.residual {

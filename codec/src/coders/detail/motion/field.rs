@@ -1,0 +1,444 @@
+//! How a motion field is written and read.
+//!
+//! Version 8 on ([`FieldLayout::Split`]), block by block in raster order: a flag saying whether
+//! the block is split (for blocks with more than one cell inside the frame), then its units —
+//! the whole block, or its cells in Z order — each with a flag saying whether its vector is the
+//! predicted one ([`predicted`]: the median of the vectors left, above and above-right) and,
+//! where it is not, the vector's change from it, x then y. Split flags are coded under one of
+//! three binary tables by how many of the blocks left and above are split, "same" flags by how
+//! many of the cells left and above kept theirs; the changes under one table of the scale
+//! bank. Most of a camera frame's vectors follow their neighbours', and there a block costs a
+//! fraction of a bit.
+//!
+//! Versions 3 to 7 ([`FieldLayout::Blocks`]): one vector per 16×16 block, its change from the
+//! median always coded under one table.
+//!
+//! Bytes: the field's length (varint), then its body. `Split`: a mask of the groups used (bit g
+//! for group g), one byte per group used — a flag group's chance of a set flag in 256ths
+//! (1..=255), the change group's scale-bank index — then the ANS words. `Blocks`: the table
+//! index, then the words.
+
+use crate::coders::CoderError;
+use crate::entropy::{self, CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder};
+use crate::varint;
+
+use super::{predicted, MotionField, MotionGrid, MAX_COMPONENT};
+
+/// How a file lays out its motion fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldLayout {
+    /// Versions 3 to 7: a vector per 16×16 block, every change coded.
+    Blocks,
+    /// Version 8 on: blocks split or whole, vectors that follow the median said by a flag.
+    Split,
+}
+
+/// Split-flag groups (how many of the blocks left and above are split).
+pub(super) const SPLIT_GROUPS: usize = 3;
+/// Same-flag groups (how many of the cells left and above kept the predicted vector).
+const SAME_GROUPS: usize = 3;
+/// The group of the vectors' changes.
+const CHANGE_GROUP: usize = SPLIT_GROUPS + SAME_GROUPS;
+/// Table groups of a field.
+const GROUPS: usize = CHANGE_GROUP + 1;
+
+/// One unit of a block: its top-left cell and its span in cells.
+pub(super) type Unit = ((usize, usize), (usize, usize));
+
+/// What the coder and the parser both know while they walk a field: the vectors so far, and
+/// the flags the next groups depend on.
+pub(super) struct Walk {
+    pub(super) grid: MotionGrid,
+    pub(super) vectors: Vec<(i32, i32)>,
+    pub(super) decoded: Vec<bool>,
+    pub(super) same: Vec<bool>,
+    pub(super) split: Vec<bool>,
+}
+
+impl Walk {
+    pub(super) fn new(grid: MotionGrid) -> Self {
+        Self {
+            grid,
+            vectors: vec![(0, 0); grid.cells()],
+            decoded: vec![false; grid.cells()],
+            same: vec![false; grid.cells()],
+            split: vec![false; grid.blocks().0 * grid.blocks().1],
+        }
+    }
+
+    pub(super) fn split_group(&self, bx: usize, by: usize) -> usize {
+        let bcols = self.grid.blocks().0;
+        let left = bx > 0 && self.split[by * bcols + bx - 1];
+        let above = by > 0 && self.split[(by - 1) * bcols + bx];
+        usize::from(left) + usize::from(above)
+    }
+
+    pub(super) fn same_group(&self, (c, r): (usize, usize)) -> usize {
+        let cols = self.grid.cols;
+        let left = c > 0 && self.same[r * cols + c - 1];
+        let above = r > 0 && self.same[(r - 1) * cols + c];
+        SPLIT_GROUPS + usize::from(left) + usize::from(above)
+    }
+
+    pub(super) fn predictor(&self, (cell, span): Unit) -> (i32, i32) {
+        predicted(&self.vectors, &self.decoded, self.grid.cols, cell, span.0)
+    }
+
+    /// The units of block `(bx, by)`, split or whole; with the block's raster index.
+    pub(super) fn units(&self, bx: usize, by: usize, split: bool) -> Vec<Unit> {
+        let (cells, n) = self.grid.block_cells(bx, by);
+        if split {
+            cells[..n].iter().map(|&c| (c, (1, 1))).collect()
+        } else {
+            vec![(cells[0], self.grid.block_span(bx, by))]
+        }
+    }
+
+    /// Records the unit's vector in all its cells.
+    pub(super) fn set(&mut self, ((c, r), (sw, sh)): Unit, v: (i32, i32), same: bool) {
+        for row in r..r + sh {
+            for col in c..c + sw {
+                let i = row * self.grid.cols + col;
+                self.vectors[i] = v;
+                self.decoded[i] = true;
+                self.same[i] = same;
+            }
+        }
+    }
+}
+
+impl Walk {
+    /// Takes back a unit [`set`](Self::set) on trial: its cells are not decoded.
+    pub(super) fn unset(&mut self, ((c, r), (sw, sh)): Unit) {
+        for row in r..r + sh {
+            for col in c..c + sw {
+                let i = row * self.grid.cols + col;
+                self.decoded[i] = false;
+                self.same[i] = false;
+            }
+        }
+    }
+}
+
+impl MotionField {
+    /// The symbols of the field in [`FieldLayout::Split`], in order, each with its group.
+    fn symbols(&self, grid: MotionGrid) -> Vec<(usize, i32)> {
+        let mut walk = Walk::new(grid);
+        let mut out = Vec::with_capacity(2 * grid.cells());
+        let (bcols, brows) = grid.blocks();
+        for by in 0..brows {
+            for bx in 0..bcols {
+                let b = by * bcols + bx;
+                let split = grid.block_cells(bx, by).1 > 1 && self.split[b];
+                if grid.block_cells(bx, by).1 > 1 {
+                    out.push((walk.split_group(bx, by), i32::from(split)));
+                }
+                walk.split[b] = split;
+                for unit in walk.units(bx, by, split) {
+                    let p = walk.predictor(unit);
+                    let ((c, r), _) = unit;
+                    let v = self.vectors[r * grid.cols + c];
+                    out.push((walk.same_group(unit.0), i32::from(v == p)));
+                    if v != p {
+                        out.extend([(CHANGE_GROUP, v.0 - p.0), (CHANGE_GROUP, v.1 - p.1)]);
+                    }
+                    walk.set(unit, v, v == p);
+                }
+            }
+        }
+        debug_assert_eq!(
+            walk.vectors, self.vectors,
+            "a whole block's cells share a vector"
+        );
+        out
+    }
+
+    /// The field's bytes, in [`FieldLayout::Split`]: its length (varint), then its body.
+    pub(in crate::coders::detail) fn code(
+        &self,
+        grid: MotionGrid,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CoderError> {
+        let bank = ScaleBank::get();
+        let symbols = self.symbols(grid);
+        let mut members = vec![Vec::new(); GROUPS];
+        for &(g, v) in &symbols {
+            members[g].push(v);
+        }
+        let mut body = vec![0u8];
+        let mut tables: Vec<Option<CategoricalTable>> = vec![None; GROUPS];
+        let mut change_index = 0;
+        for (g, m) in members.iter().enumerate().filter(|(_, m)| !m.is_empty()) {
+            body[0] |= 1 << g;
+            if g == CHANGE_GROUP {
+                change_index = bank.cheapest_of_all(m);
+                body.push(change_index);
+            } else {
+                let set = m.iter().filter(|&&v| v != 0).count();
+                let k = (256 * set / m.len()).clamp(1, 255) as u8;
+                body.push(k);
+                tables[g] = Some(flag_table(k)?);
+            }
+        }
+        let mut items = Vec::with_capacity(symbols.len());
+        for &(g, v) in &symbols {
+            match &tables[g] {
+                Some(table) => items.push((table, v)),
+                None => bank.push_symbols(change_index, v, &mut items),
+            }
+        }
+        entropy::write_words(&mut body, &entropy::encode(items.into_iter())?);
+        varint::write_u64(out, body.len() as u64);
+        out.extend_from_slice(&body);
+        Ok(())
+    }
+
+    /// Reads a field of `grid` laid out as `layout` from the front of `input`, leaving the
+    /// rest.
+    pub(in crate::coders::detail) fn parse(
+        input: &mut &[u8],
+        grid: MotionGrid,
+        end: StreamEnd,
+        layout: FieldLayout,
+    ) -> Result<Self, CoderError> {
+        let len = varint::read_u64(input).map_err(|e| corrupt(&format!("length: {e}")))?;
+        if len > input.len() as u64 || len == 0 {
+            return Err(corrupt("its length runs past the payload"));
+        }
+        let (body, rest) = input.split_at(len as usize);
+        *input = rest;
+        match layout {
+            FieldLayout::Blocks => parse_blocks(body, grid, end),
+            FieldLayout::Split => parse_split(body, grid, end),
+        }
+    }
+}
+
+fn corrupt(what: &str) -> CoderError {
+    CoderError::Payload(format!("motion field: {what}"))
+}
+
+/// The binary table of a flag group whose byte is `k` (a set flag's chance in 256ths).
+fn flag_table(k: u8) -> Result<CategoricalTable, CoderError> {
+    let k = u64::from(k);
+    Ok(CategoricalTable::from_counts(0, &[256 - k, k])?)
+}
+
+/// A component that stays within [`MAX_COMPONENT`].
+fn component(p: i32, d: i32) -> Result<i32, CoderError> {
+    let v = p.saturating_add(d);
+    if v.abs() > MAX_COMPONENT {
+        return Err(corrupt("a vector beyond 256 pixels"));
+    }
+    Ok(v)
+}
+
+fn parse_split(body: &[u8], grid: MotionGrid, end: StreamEnd) -> Result<MotionField, CoderError> {
+    let (&mask, mut rest) = body.split_first().ok_or_else(|| corrupt("no group mask"))?;
+    if mask >> GROUPS != 0 {
+        return Err(corrupt("a group mask with unknown groups"));
+    }
+    let mut tables: Vec<Option<CategoricalTable>> = vec![None; GROUPS];
+    let mut change_index = None;
+    for (g, table) in tables.iter_mut().enumerate() {
+        if mask & (1 << g) == 0 {
+            continue;
+        }
+        let (&byte, after) = rest
+            .split_first()
+            .ok_or_else(|| corrupt("table bytes cut"))?;
+        rest = after;
+        if g == CHANGE_GROUP {
+            change_index = Some(entropy::check_table_index(byte)?);
+        } else if byte == 0 {
+            return Err(corrupt("a flag's chance of 0"));
+        } else {
+            *table = Some(flag_table(byte)?);
+        }
+    }
+    let mut decoder = SymbolDecoder::new(rest, end)?;
+    let bank = ScaleBank::get();
+    let flag = |g: usize, decoder: &mut SymbolDecoder| -> Result<bool, CoderError> {
+        let table = tables[g]
+            .as_ref()
+            .ok_or_else(|| corrupt("a flag with no table"))?;
+        let set = decoder.decode(table) == 1;
+        decoder.check()?;
+        Ok(set)
+    };
+    let mut walk = Walk::new(grid);
+    let (bcols, brows) = grid.blocks();
+    for by in 0..brows {
+        for bx in 0..bcols {
+            let split =
+                grid.block_cells(bx, by).1 > 1 && flag(walk.split_group(bx, by), &mut decoder)?;
+            walk.split[by * bcols + bx] = split;
+            for unit in walk.units(bx, by, split) {
+                let p = walk.predictor(unit);
+                let same = flag(walk.same_group(unit.0), &mut decoder)?;
+                let v = if same {
+                    p
+                } else {
+                    let index = change_index.ok_or_else(|| corrupt("a change with no table"))?;
+                    let dx = bank.decode(index, &mut decoder)?;
+                    let dy = bank.decode(index, &mut decoder)?;
+                    (component(p.0, dx)?, component(p.1, dy)?)
+                };
+                walk.set(unit, v, same);
+            }
+        }
+    }
+    decoder.finish()?;
+    Ok(MotionField {
+        vectors: walk.vectors,
+        split: walk.split,
+    })
+}
+
+/// A field of versions 3 to 7: a vector per block, read on the block grid and given to each
+/// of the block's cells.
+fn parse_blocks(body: &[u8], grid: MotionGrid, end: StreamEnd) -> Result<MotionField, CoderError> {
+    let (&index, words) = body.split_first().ok_or_else(|| corrupt("no table"))?;
+    let index = entropy::check_table_index(index)?;
+    let mut decoder = SymbolDecoder::new(words, end)?;
+    let bank = ScaleBank::get();
+    let (bcols, brows) = grid.blocks();
+    let mut blocks = vec![(0, 0); bcols * brows];
+    let mut decoded = vec![false; bcols * brows];
+    for b in 0..bcols * brows {
+        let p = predicted(&blocks, &decoded, bcols, (b % bcols, b / bcols), 1);
+        let dx = bank.decode(index, &mut decoder)?;
+        let dy = bank.decode(index, &mut decoder)?;
+        blocks[b] = (component(p.0, dx)?, component(p.1, dy)?);
+        decoded[b] = true;
+    }
+    decoder.finish()?;
+    let vectors = (0..grid.cells())
+        .map(|i| blocks[(i / grid.cols / 2) * bcols + (i % grid.cols) / 2])
+        .collect();
+    Ok(MotionField {
+        vectors,
+        split: vec![false; bcols * brows],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A field of `grid` with some blocks split, some vectors following their neighbours'
+    /// and some not.
+    fn field(grid: MotionGrid, seed: u32) -> MotionField {
+        let (bcols, brows) = grid.blocks();
+        let mut vectors = vec![(0, 0); grid.cells()];
+        let mut split = vec![false; bcols * brows];
+        let mut state = seed;
+        let mut next = || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 16) as i32
+        };
+        for by in 0..brows {
+            for bx in 0..bcols {
+                let (cells, n) = grid.block_cells(bx, by);
+                split[by * bcols + bx] = n > 1 && next() % 3 == 0;
+                let whole = (next() % 9 - 4, next() % 5 - 2);
+                for &(c, r) in &cells[..n] {
+                    vectors[r * grid.cols + c] = if split[by * bcols + bx] {
+                        (next() % 41 - 20, next() % 7 - 3)
+                    } else {
+                        whole
+                    };
+                }
+            }
+        }
+        MotionField { vectors, split }
+    }
+
+    #[test]
+    fn a_field_parses_back_exactly_and_cut_ones_are_errors() {
+        for (w, h, seed) in [(64, 48, 1), (40, 20, 2), (8, 8, 3), (72, 40, 4), (17, 9, 5)] {
+            let grid = MotionGrid::new(w, h);
+            let field = field(grid, seed);
+            let mut bytes = Vec::new();
+            field.code(grid, &mut bytes).unwrap();
+            bytes.extend([9, 9]);
+            let mut input = &bytes[..];
+            let parsed =
+                MotionField::parse(&mut input, grid, StreamEnd::Sealed, FieldLayout::Split)
+                    .unwrap();
+            assert_eq!(parsed, field, "{w}x{h}");
+            assert_eq!(input, &[9, 9]);
+            for cut in 0..bytes.len() - 2 {
+                let mut input = &bytes[..cut];
+                let layout = FieldLayout::Split;
+                assert!(MotionField::parse(&mut input, grid, StreamEnd::Sealed, layout).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn a_still_field_costs_a_few_bytes_and_forged_ones_are_errors() {
+        let grid = MotionGrid::new(640, 272);
+        let blocks = grid.blocks().0 * grid.blocks().1;
+        let still = MotionField {
+            vectors: vec![(3, -2); grid.cells()],
+            split: vec![false; blocks],
+        };
+        let mut bytes = Vec::new();
+        still.code(grid, &mut bytes).unwrap();
+        assert!(bytes.len() < 24, "{} bytes", bytes.len());
+        // A vector beyond the largest a stream may carry.
+        let mut far = still.clone();
+        far.vectors.fill((MAX_COMPONENT + 1, 0));
+        let mut bytes = Vec::new();
+        far.code(grid, &mut bytes).unwrap();
+        let layout = FieldLayout::Split;
+        assert!(MotionField::parse(&mut &bytes[..], grid, StreamEnd::Sealed, layout).is_err());
+        // Unknown groups in the mask, and a flag group without its table.
+        let mut bytes = Vec::new();
+        still.code(grid, &mut bytes).unwrap();
+        let mut forged = bytes.clone();
+        forged[1] |= 0x80;
+        assert!(MotionField::parse(&mut &forged[..], grid, StreamEnd::Sealed, layout).is_err());
+        let mut forged = bytes;
+        forged[1] &= !(1 << SPLIT_GROUPS);
+        assert!(MotionField::parse(&mut &forged[..], grid, StreamEnd::Sealed, layout).is_err());
+    }
+
+    #[test]
+    fn a_block_field_of_older_files_gives_each_cell_its_blocks_vector() {
+        // Written as versions 3 to 7 wrote it: the table index, then every change.
+        let grid = MotionGrid::new(40, 20);
+        let (bcols, brows) = grid.blocks();
+        let blocks: Vec<(i32, i32)> = vec![(4, 0), (5, -1), (-8, 2), (4, 0), (4, 1), (0, 0)];
+        let mut decoded = vec![false; blocks.len()];
+        let mut changes = Vec::new();
+        for b in 0..bcols * brows {
+            let p = predicted(&blocks, &decoded, bcols, (b % bcols, b / bcols), 1);
+            changes.extend([blocks[b].0 - p.0, blocks[b].1 - p.1]);
+            decoded[b] = true;
+        }
+        let bank = ScaleBank::get();
+        let index = bank.cheapest_of_all(&changes);
+        let mut items = Vec::new();
+        for &v in &changes {
+            bank.push_symbols(index, v, &mut items);
+        }
+        let mut body = vec![index];
+        entropy::write_words(&mut body, &entropy::encode(items.into_iter()).unwrap());
+        let mut bytes = Vec::new();
+        varint::write_u64(&mut bytes, body.len() as u64);
+        bytes.extend(body);
+        let layout = FieldLayout::Blocks;
+        let field = MotionField::parse(&mut &bytes[..], grid, StreamEnd::Sealed, layout).unwrap();
+        let cell = |c: usize, r: usize| field.vectors[r * grid.cols + c];
+        assert_eq!(
+            (cell(0, 0), cell(1, 1), cell(2, 0), cell(3, 1)),
+            ((4, 0), (4, 0), (5, -1), (5, -1))
+        );
+        assert_eq!(
+            (cell(4, 0), cell(4, 2), cell(0, 2), cell(2, 2)),
+            ((-8, 2), (0, 0), (4, 0), (4, 1))
+        );
+    }
+}
