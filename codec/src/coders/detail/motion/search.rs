@@ -13,6 +13,8 @@ use super::{MotionField, MotionGrid, CELL, MAX_COMPONENT};
 
 /// Integer search range of a block around its predicted vector (and zero), in pixels.
 const SEARCH: i32 = 8;
+/// Most whole-pixel steps the search walks beyond its windows.
+const MAX_WALK: usize = 32;
 /// Integer search range of a cell around its block's vector, its own prediction and zero.
 const CELL_SEARCH: i32 = 4;
 /// `lambda` per unit of the detail step: what a bit of a vector is worth in the search's sum
@@ -151,6 +153,24 @@ impl Search {
                     if c < best.1 {
                         best = (v, c);
                     }
+                }
+            }
+        }
+        // Beyond the windows: walk whole pixels downhill while a neighbour costs less (motion
+        // faster than the windows reach).
+        if best.0 .0 % SUBPEL == 0 && best.0 .1 % SUBPEL == 0 {
+            for _ in 0..MAX_WALK {
+                let centre = best.0;
+                for (sx, sy) in [(-1, 0), (1, 0), (0, -1), (0, 1)] {
+                    let v = (centre.0 + sx * SUBPEL, centre.1 + sy * SUBPEL);
+                    let whole = (v.0 / SUBPEL, v.1 / SUBPEL);
+                    let c = cost(v, self.integer_sad(area, whole, best.1 as i64 + 1));
+                    if c < best.1 {
+                        best = (v, c);
+                    }
+                }
+                if best.0 == centre {
+                    break;
                 }
             }
         }
