@@ -20,6 +20,7 @@
 //! Where the base layer does not pay for itself the encoder leaves it out ([`DetailedCoder`]).
 
 mod context;
+mod deblock;
 mod motion;
 mod predict;
 mod rdo;
@@ -362,6 +363,7 @@ impl DetailedCoder {
         };
         let mut shown = under;
         layer.add_to(&mut shown, &coded.frame.q, &coded.frame.kernels);
+        deblock::deblock(&mut shown, layer.step);
         Ok((coded, shown))
     }
 
@@ -728,7 +730,11 @@ impl FrameCoder for DetailedCoder {
             })
         };
         match moved_step {
-            Some(byte) => self.moved_layer(byte).add_to(&mut frame, detail, &kernels),
+            Some(byte) => {
+                let layer = self.moved_layer(byte);
+                layer.add_to(&mut frame, detail, &kernels);
+                deblock::deblock(&mut frame, layer.step);
+            }
             None => self.layer.add_to(&mut frame, detail, &kernels),
         }
         self.reference = Some(frame.clone());
