@@ -84,7 +84,7 @@ impl Walk {
         predicted(&self.vectors, &self.decoded, self.grid.cols, cell, span.0)
     }
 
-    /// The units of block `(bx, by)`, split or whole; with the block's raster index.
+    /// The units of block `(bx, by)`, split or whole.
     pub(super) fn units(&self, bx: usize, by: usize, split: bool) -> Vec<Unit> {
         let (cells, n) = self.grid.block_cells(bx, by);
         if split {
@@ -129,8 +129,9 @@ impl MotionField {
         for by in 0..brows {
             for bx in 0..bcols {
                 let b = by * bcols + bx;
-                let split = grid.block_cells(bx, by).1 > 1 && self.split[b];
-                if grid.block_cells(bx, by).1 > 1 {
+                let splittable = grid.block_cells(bx, by).1 > 1;
+                let split = splittable && self.split[b];
+                if splittable {
                     out.push((walk.split_group(bx, by), i32::from(split)));
                 }
                 walk.split[b] = split;

@@ -92,8 +92,8 @@ pub(super) struct MotionField {
 }
 
 /// The median of the vectors of the cells left of, above and above-right of a unit whose
-/// top-left cell is `(col, row)` and which is `span` cells wide: those that are decoded
-/// already (`decoded`, per cell; none is (0, 0)). Of two, the smaller.
+/// top-left cell is `(col, row)` and which is `span` cells wide, of those decoded already
+/// (`decoded`, per cell): of two, the smaller; of none, (0, 0).
 pub(super) fn predicted(
     vectors: &[(i32, i32)],
     decoded: &[bool],

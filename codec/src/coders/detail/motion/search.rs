@@ -60,6 +60,13 @@ fn luma(frame: &RgbFrame) -> Vec<i32> {
         .collect()
 }
 
+/// The 4-point Hadamard transform (unnormalized).
+fn hadamard4([d0, d1, d2, d3]: [i32; 4]) -> [i32; 4] {
+    let (a, b) = (d0 + d1, d0 - d1);
+    let (c, e) = (d2 + d3, d2 - d3);
+    [a + c, b + e, a - c, b - e]
+}
+
 /// A block of the frame: its top-left pixel and size.
 type Area = ((usize, usize), (usize, usize));
 
@@ -122,19 +129,13 @@ impl Search {
         let mut total = 0i64;
         for ty in (0..tiled_h).step_by(4) {
             for tx in (0..tiled_w).step_by(4) {
-                let mut t = [[0i32; 4]; 4];
-                for (y, row) in t.iter_mut().enumerate() {
-                    let d = [0, 1, 2, 3].map(|x| diff(tx + x, ty + y));
-                    let (a, b) = (d[0] + d[1], d[0] - d[1]);
-                    let (c, e) = (d[2] + d[3], d[2] - d[3]);
-                    *row = [a + c, b + e, a - c, b - e];
-                }
-                for x in 0..4 {
-                    let (a, b) = (t[0][x] + t[1][x], t[0][x] - t[1][x]);
-                    let (c, e) = (t[2][x] + t[3][x], t[2][x] - t[3][x]);
-                    total +=
-                        i64::from((a + c).abs() + (b + e).abs() + (a - c).abs() + (b - e).abs());
-                }
+                let rows: [[i32; 4]; 4] = std::array::from_fn(|y| {
+                    hadamard4(std::array::from_fn(|x| diff(tx + x, ty + y)))
+                });
+                total += (0..4)
+                    .flat_map(|x| hadamard4(rows.map(|row| row[x])))
+                    .map(|v| i64::from(v.abs()))
+                    .sum::<i64>();
             }
         }
         // Samples beyond whole 4×4 tiles (areas cut by the frame's edge): absolute differences.
