@@ -205,6 +205,14 @@ fn grey(width: usize, height: usize) -> RgbFrame {
         .expect("the size matches")
 }
 
+/// A motion-compensated frame's `layer` (`q`, `kernels`) added to `picture`, then deblocked:
+/// what the decoder shows and the next frame moves. The encoder and the decoder both make it
+/// here, so they cannot drift apart.
+fn add_moved_layer(layer: &DetailLayer, picture: &mut RgbFrame, q: &[i32], kernels: &[Kernel]) {
+    layer.add_to(picture, q, kernels);
+    deblock::deblock(picture, layer.step);
+}
+
 /// A payload: the base layer's length, the base layer, the detail layer.
 fn assemble(base: &[u8], detail: &[u8]) -> Vec<u8> {
     let mut payload = Vec::with_capacity(base.len() + detail.len() + 4);
@@ -362,8 +370,7 @@ impl DetailedCoder {
             frame: DetailFrame { q, kernels },
         };
         let mut shown = under;
-        layer.add_to(&mut shown, &coded.frame.q, &coded.frame.kernels);
-        deblock::deblock(&mut shown, layer.step);
+        add_moved_layer(layer, &mut shown, &coded.frame.q, &coded.frame.kernels);
         Ok((coded, shown))
     }
 
@@ -730,11 +737,7 @@ impl FrameCoder for DetailedCoder {
             })
         };
         match moved_step {
-            Some(byte) => {
-                let layer = self.moved_layer(byte);
-                layer.add_to(&mut frame, detail, &kernels);
-                deblock::deblock(&mut frame, layer.step);
-            }
+            Some(byte) => add_moved_layer(&self.moved_layer(byte), &mut frame, detail, &kernels),
             None => self.layer.add_to(&mut frame, detail, &kernels),
         }
         self.reference = Some(frame.clone());

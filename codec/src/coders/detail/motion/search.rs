@@ -190,23 +190,21 @@ impl Search {
         }
         // Beyond the windows: walk whole pixels downhill while a neighbour costs less (motion
         // faster than the windows reach).
-        {
-            for _ in 0..MAX_WALK {
-                let centre = best.0;
-                for (sx, sy) in [(-1, 0), (1, 0), (0, -1), (0, 1)] {
-                    let v = (centre.0 + sx * SUBPEL, centre.1 + sy * SUBPEL);
-                    let whole = (v.0 / SUBPEL, v.1 / SUBPEL);
-                    let c = cost(
-                        v,
-                        self.integer_sad(area, whole, (best.1 as i64).saturating_add(1)),
-                    );
-                    if c < best.1 {
-                        best = (v, c);
-                    }
+        for _ in 0..MAX_WALK {
+            let centre = best.0;
+            for (sx, sy) in [(-1, 0), (1, 0), (0, -1), (0, 1)] {
+                let v = (centre.0 + sx * SUBPEL, centre.1 + sy * SUBPEL);
+                let whole = (v.0 / SUBPEL, v.1 / SUBPEL);
+                let c = cost(
+                    v,
+                    self.integer_sad(area, whole, (best.1 as i64).saturating_add(1)),
+                );
+                if c < best.1 {
+                    best = (v, c);
                 }
-                if best.0 == centre {
-                    break;
-                }
+            }
+            if best.0 == centre {
+                break;
             }
         }
         // Then by SATD: the best whole-pixel vector against the predicted one, and the half and
@@ -276,13 +274,11 @@ pub(in crate::coders::detail) fn estimate(
                 whole_cost += lambda * WHOLE_BITS;
                 let cells = walk.units(bx, by, true);
                 let mut split_cost = lambda * SPLIT_BITS;
-                let mut chosen = Vec::with_capacity(4);
                 for &cell in &cells {
                     let (u, c) = search.unit(&walk, cell, v, CELL_SEARCH);
                     split_cost += c;
                     let same = u == walk.predictor(cell);
                     walk.set(cell, u, same);
-                    chosen.push(u);
                 }
                 split = split_cost < whole_cost;
                 if !split {
