@@ -14,7 +14,7 @@ use std::io::{Seek, Write};
 use std::ops::ControlFlow;
 
 use crate::coders::EncodedFrame;
-use crate::container::{ContainerWriter, Rational, INDEX_ENTRY_LEN, PACKET_HEAD_LEN};
+use crate::container::{index_entry_len, packet_head_len, ContainerWriter, Rational, VERSION};
 use crate::pipeline::{FrameEncoder, FrameSource, StreamError};
 use crate::RgbFrame;
 
@@ -121,8 +121,20 @@ pub struct RateController {
     last: Option<usize>,
 }
 
-/// Container bytes a packet costs beyond its payload: its head and its index entry.
-const PACKET_OVERHEAD: u64 = PACKET_HEAD_LEN + INDEX_ENTRY_LEN;
+/// A pts of two bytes, as most files' packets have, for the container bytes below.
+const TYPICAL_PTS: i64 = 1000;
+
+/// A packet of `payload` bytes as the stream carries it: with its head.
+fn with_head(payload: u64) -> u64 {
+    payload + packet_head_len(VERSION, TYPICAL_PTS, payload)
+}
+
+/// Container bytes a packet of `payload` bytes costs in the file: its head and its index
+/// entry too.
+fn in_file(payload: u64) -> u64 {
+    let packet = with_head(payload);
+    packet + index_entry_len(1, packet)
+}
 
 impl RateController {
     /// A controller for a stream at `frame_rate` that has already written `start_bytes`
@@ -172,9 +184,9 @@ impl RateController {
         let first = sizes(start)?;
         let frames = first.len() as u64;
         let budget = (self.frames + frames) as f64 * self.bytes_per_frame - self.bytes;
-        let cost = |s: &[u64]| s.iter().map(|&b| (b + PACKET_OVERHEAD) as f64).sum::<f64>();
+        let cost = |s: &[u64]| s.iter().map(|&b| in_file(b) as f64).sum::<f64>();
         let fits = |s: &[u64], buffer: Option<Buffer>| {
-            buffer.is_none_or(|b| b.after(s.iter().map(|&x| x + PACKET_HEAD_LEN)).is_some())
+            buffer.is_none_or(|b| b.after(s.iter().map(|&x| with_head(x))).is_some())
         };
         let mut pick = start;
         let mut pick_sizes = first;
@@ -203,7 +215,7 @@ impl RateController {
         self.bytes += cost(&pick_sizes);
         self.last = Some(pick);
         if let Some(b) = self.buffer {
-            match b.after(pick_sizes.iter().map(|&s| s + PACKET_HEAD_LEN)) {
+            match b.after(pick_sizes.iter().map(|&s| with_head(s))) {
                 Some(after) => self.buffer = Some(after),
                 None => {
                     // Even the smallest tool runs the buffer dry: it is written anyway and
@@ -365,7 +377,7 @@ mod tests {
         let mut chosen = Vec::new();
         for _ in 0..groups {
             let t = control.choose(&per_tool);
-            spent += 10.0 * (per_tool[t][0] + PACKET_OVERHEAD) as f64;
+            spent += 10.0 * in_file(per_tool[t][0]) as f64;
             chosen.push(t);
         }
         (chosen, spent)
@@ -424,7 +436,7 @@ mod tests {
         let fps = Rational::new(10, 1);
         let peak = RateTarget {
             bitrate: 120_000.0,
-            maxrate: Some(96_000.0 + 10.0 * 8.0 * PACKET_HEAD_LEN as f64),
+            maxrate: Some(96_000.0 + 10.0 * 8.0 * (with_head(1000) - 1000) as f64),
             bufsize: Some(2.0 * 9_600.0),
         };
         let mut control = RateController::new(peak, fps, 0);

@@ -9,6 +9,20 @@ pub enum VarintError {
     Overflow,
 }
 
+/// Bytes `value` takes as unsigned LEB128.
+pub fn len_u64(value: u64) -> u64 {
+    u64::from((64 - value.leading_zeros()).max(1).div_ceil(7))
+}
+
+/// Bytes `value` takes zigzag-mapped ([`write_i64`]).
+pub fn len_i64(value: i64) -> u64 {
+    len_u64(zigzag(value))
+}
+
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
 /// Appends `value` as unsigned LEB128.
 pub fn write_u64(out: &mut Vec<u8>, mut value: u64) {
     loop {
@@ -24,7 +38,7 @@ pub fn write_u64(out: &mut Vec<u8>, mut value: u64) {
 
 /// Appends `value` zigzag-mapped, so small negative numbers stay short.
 pub fn write_i64(out: &mut Vec<u8>, value: i64) {
-    write_u64(out, ((value << 1) ^ (value >> 63)) as u64);
+    write_u64(out, zigzag(value));
 }
 
 /// Reads an unsigned LEB128 from the front of `input`, advancing it.
@@ -63,6 +77,7 @@ mod tests {
         for v in [0i64, 1, -1, 63, -64, 64, 1 << 40, i64::MAX, i64::MIN] {
             let mut buf = Vec::new();
             write_i64(&mut buf, v);
+            assert_eq!(len_i64(v), buf.len() as u64);
             let mut slice = buf.as_slice();
             assert_eq!(read_i64(&mut slice).unwrap(), v);
             assert!(slice.is_empty());

@@ -5,7 +5,7 @@ use std::io::Cursor;
 
 use aecodec::container::{
     CodingParams, CodingTool, ColorSpace, ContainerError, ContainerReader, ContainerWriter,
-    FrameType, Header, Packet, Rational, SeekableReader, PREAMBLE_LEN,
+    FrameType, Header, Packet, Rational, SeekableReader, FOOTER_LEN, PREAMBLE_LEN,
 };
 
 fn header() -> Header {
@@ -291,7 +291,7 @@ fn payload_flip_is_a_crc_error_naming_the_frame() {
     let (all, _) = read_stream(&bytes);
     let target = &all[4];
     let mut bad = bytes.clone();
-    bad[(target.offset + 18 + 3) as usize] ^= 0xff;
+    bad[(target.offset + target.head_len + 3) as usize] ^= 0xff;
     let (packets, err) = read_stream(&bad);
     assert_eq!(packets.len(), 4);
     match err {
@@ -309,14 +309,49 @@ fn hostile_payload_length_is_refused_before_reading() {
     let mut bad = bytes[..(all[1].offset as usize)].to_vec();
     bad.push(b'P');
     bad.push(0);
-    bad.extend_from_slice(&999i64.to_le_bytes());
-    bad.extend_from_slice(&u32::MAX.to_le_bytes());
+    // pts 999 (zigzag, LEB128), then a length of 2^32 − 1.
+    bad.extend_from_slice(&[0xce, 0x0f]);
+    bad.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
     bad.extend_from_slice(&0u32.to_le_bytes());
     let (packets, err) = read_stream(&bad);
     assert_eq!(packets.len(), 1);
     assert!(
         matches!(err, Some(ContainerError::BadPacket { frame: 1, ref what, .. }) if what.contains("above the limit")),
         "{err:?}"
+    );
+}
+
+#[test]
+fn an_overlong_integer_in_a_packet_head_is_refused() {
+    let bytes = write_file(&header());
+    let (all, _) = read_stream(&bytes);
+    let mut bad = bytes[..(all[1].offset as usize)].to_vec();
+    bad.extend_from_slice(&[b'P', 0]);
+    bad.extend_from_slice(&[0xff; 12]);
+    bad.extend_from_slice(&[0u8; 8]);
+    let (packets, err) = read_stream(&bad);
+    assert_eq!(packets.len(), 1);
+    assert!(
+        matches!(err, Some(ContainerError::BadPacket { frame: 1, ref what, .. }) if what.contains("pts")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn packets_and_index_cost_a_few_bytes_each() {
+    // Heads of 9 bytes (one-byte pts and length) and index entries of 2 or 3.
+    let bytes = write_file(&header());
+    let (all, _) = read_stream(&bytes);
+    for p in &all {
+        assert_eq!(p.head_len, 8 + u64::from(p.payload.len() >= 128), "{p:?}");
+    }
+    let reader = SeekableReader::new(Cursor::new(&bytes)).unwrap();
+    let packets_end = all.last().map(|p| p.offset + p.stored_len()).unwrap();
+    let index_and_footer = bytes.len() as u64 - packets_end;
+    assert!(
+        index_and_footer <= 9 + 3 * all.len() as u64 + FOOTER_LEN,
+        "{index_and_footer} bytes for {} entries",
+        reader.index().len()
     );
 }
 

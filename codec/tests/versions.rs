@@ -180,6 +180,18 @@ fn a_version_8_file_decodes_its_split_motion_fields() {
     learned_intra_then_moved("carphone-6frames-v8-split.aez", 8);
 }
 
+/// `aecodec encode samples/carphone_pristine.mp4 --frames 6 -o carphone-6frames-v9-compact.aez`:
+/// as version 8, with compact packet heads and index entries.
+#[test]
+fn a_version_9_file_has_compact_packet_heads() {
+    let seed = "carphone-6frames-v9-compact.aez";
+    learned_intra_then_moved(seed, 9);
+    // A head of marker, flags, one-byte pts, a length of one to three bytes and the CRC.
+    for p in seed_packets(seed) {
+        assert!((8..=10).contains(&p.head_len), "{p:?}");
+    }
+}
+
 /// The seed's intra frame carries the learned picture and its predicted frames move the
 /// decoded picture; it decodes close to its source.
 fn learned_intra_then_moved(seed: &str, expected_version: u16) {

@@ -2,10 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ContainerError, FrameType, Header, Result};
+use super::packet::{payload_len_of, MIN_PACKET_HEAD_LEN};
+use super::{ContainerError, FrameType, Header, Result, COMPACT_VERSION};
+use crate::varint;
 
-/// Serialized size of one index entry.
-pub const INDEX_ENTRY_LEN: u64 = 21;
+/// Bytes of one index entry before [`COMPACT_VERSION`], and the most a compact one takes.
+const INDEX_ENTRY_LEN: u64 = 21;
 /// Size of the footer at the very end of the file.
 pub const FOOTER_LEN: u64 = 16;
 const FOOTER_MAGIC: [u8; 4] = *b"AEZE";
@@ -69,9 +71,54 @@ pub(super) fn max_index_len(header: &Header) -> u64 {
     INDEX_ENTRY_LEN * u64::from(header.frame_count) + 16
 }
 
-/// Serializes the entries.
-pub(super) fn encode_index(entries: &Vec<IndexEntry>) -> Vec<u8> {
-    super::encode_struct(entries)
+/// Bytes of a compact index entry for a packet of `size` bytes whose pts is `pts_delta` after
+/// the previous packet's.
+pub fn index_entry_len(pts_delta: i64, size: u64) -> u64 {
+    varint::len_i64(pts_delta) + varint::len_u64(2 * size + 1)
+}
+
+/// Serializes the entries as this build writes them: per packet, its pts's change from the
+/// entry before (zigzag LEB128; the first from 0), then twice its size plus its frame type
+/// (LEB128). Offsets follow from the sizes.
+pub(super) fn encode_index(entries: &[IndexEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(3 * entries.len());
+    let mut last_pts = 0i64;
+    for e in entries {
+        varint::write_i64(&mut out, e.pts.wrapping_sub(last_pts));
+        varint::write_u64(
+            &mut out,
+            2 * u64::from(e.size) + u64::from(u8::from(e.frame_type)),
+        );
+        last_pts = e.pts;
+    }
+    out
+}
+
+/// Parses compact index entries (version 9 on), placing each packet after the one before.
+fn decode_compact(bytes: &[u8], first_packet: u64) -> std::result::Result<Vec<IndexEntry>, String> {
+    let mut rest = bytes;
+    let mut entries = Vec::new();
+    let (mut pts, mut offset) = (0i64, first_packet);
+    while !rest.is_empty() {
+        let i = entries.len();
+        let delta = varint::read_i64(&mut rest).map_err(|e| format!("entry {i}'s pts: {e}"))?;
+        let sized = varint::read_u64(&mut rest).map_err(|e| format!("entry {i}'s size: {e}"))?;
+        pts = pts
+            .checked_add(delta)
+            .ok_or_else(|| format!("entry {i}'s pts overflows"))?;
+        let size = u32::try_from(sized >> 1).map_err(|_| format!("entry {i}'s size overflows"))?;
+        let frame_type = FrameType::from_byte((sized & 1) as u8).expect("one bit is a frame type");
+        entries.push(IndexEntry {
+            pts,
+            offset,
+            frame_type,
+            size,
+        });
+        offset = offset
+            .checked_add(u64::from(size))
+            .ok_or_else(|| format!("entry {i}'s offset overflows"))?;
+    }
+    Ok(entries)
 }
 
 /// Parses index entries and checks them against the header: count, order, bounds.
@@ -92,8 +139,12 @@ pub(super) fn decode_index(
             header.frame_count
         )));
     }
-    // The length check above bounds what bincode may allocate.
-    let entries: Vec<IndexEntry> = super::decode_struct::<_, { 1 << 30 }>(bytes).map_err(&bad)?;
+    // The length check above bounds what either layout may allocate.
+    let entries: Vec<IndexEntry> = if header.version >= COMPACT_VERSION {
+        decode_compact(bytes, first_packet).map_err(&bad)?
+    } else {
+        super::decode_struct::<_, { 1 << 30 }>(bytes).map_err(&bad)?
+    };
     if entries.len() != header.frame_count as usize {
         return Err(bad(format!(
             "{} entries for {} frames",
@@ -110,9 +161,11 @@ pub(super) fn decode_index(
                 e.offset
             )));
         }
-        if u64::from(e.size) < super::PACKET_HEAD_LEN {
+        if u64::from(e.size) < MIN_PACKET_HEAD_LEN
+            || payload_len_of(header.version, e.pts, u64::from(e.size)).is_none()
+        {
             return Err(bad(format!(
-                "entry {i} has size {} below a packet head",
+                "entry {i} has size {}, which no packet head and payload make",
                 e.size
             )));
         }

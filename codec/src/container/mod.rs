@@ -3,6 +3,7 @@
 
 mod header;
 mod index;
+mod packet;
 mod reader;
 mod stats;
 mod writer;
@@ -11,7 +12,8 @@ pub use header::{
     check_tool_count, CodingParams, CodingTool, ColorSpace, Header, Rational, MAX_DETAIL_STEP,
     MAX_DIMENSION, MAX_FRAMES, MAX_HEADER_LEN, MAX_PIXELS, MAX_TOOLS, MIN_DETAIL_STEP, PIXEL_STEPS,
 };
-pub use index::{Footer, IndexEntry, FOOTER_LEN, INDEX_ENTRY_LEN};
+pub use index::{index_entry_len, Footer, IndexEntry, FOOTER_LEN};
+pub use packet::{packet_head_len, payload_len_of, MAX_PACKET_HEAD_LEN, MIN_PACKET_HEAD_LEN};
 pub use reader::{ContainerReader, SeekableReader};
 pub use stats::{FileStats, LayerBytes, PacketLayers, ToolStats};
 pub use writer::ContainerWriter;
@@ -30,8 +32,9 @@ pub const MAGIC: [u8; 4] = *b"AEZV";
 /// models with a latent step (`crate::learned::context`) and the learned residual of
 /// motion-compensated frames. Version 8 codes the motion fields of motion-compensated frames
 /// anew: blocks of 16×16 or four 8×8 cells, and vectors that follow their neighbours' said by a
-/// flag.
-pub const VERSION: u16 = 8;
+/// flag. Version 9 writes each packet's pts and payload length, and the index, as
+/// variable-length integers (about 13 bytes a frame instead of 39).
+pub const VERSION: u16 = 9;
 /// The first version whose header lists coding tools; older ones hold exactly one, inline.
 pub const FIRST_TOOL_LIST_VERSION: u16 = 5;
 /// The first version whose header records the quality level asked for.
@@ -41,12 +44,12 @@ pub const FIRST_CONTEXT_VERSION: u16 = 7;
 /// The first version whose motion-compensated frames may split their blocks
 /// (`crate::coders::detail` motion fields).
 pub const FIRST_SPLIT_MOTION_VERSION: u16 = 8;
+/// The first version with compact packet heads and index entries.
+pub const COMPACT_VERSION: u16 = 9;
 /// The oldest container version this build reads.
 pub const OLDEST_READABLE_VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.
 pub const PREAMBLE_LEN: u64 = 14;
-/// Bytes before each payload.
-pub const PACKET_HEAD_LEN: u64 = 18;
 /// Bytes before the index entries: marker, length, CRC.
 pub const INDEX_HEAD_LEN: u64 = 9;
 
@@ -94,13 +97,8 @@ impl FrameType {
     }
 }
 
-/// The packet head's second byte: the frame type in bit 0, the tool in bits 1 to 7. Files
-/// before version 5 have one tool, so their byte is the frame type alone, as they define it.
-fn packet_flags(frame_type: FrameType, tool: u8) -> u8 {
-    frame_type.to_byte() | (tool << 1)
-}
-
-/// The frame type and tool a packet's flags byte holds ([`packet_flags`]).
+/// The frame type and tool a packet's flags byte holds (the frame type in bit 0, the tool in
+/// bits 1 to 7).
 fn split_packet_flags(flags: u8) -> (FrameType, u8) {
     let frame_type = FrameType::from_byte(flags & 1).expect("one bit is a frame type");
     (frame_type, flags >> 1)
@@ -116,12 +114,14 @@ pub struct Packet {
     pub payload: Vec<u8>,
     /// Byte offset of the packet's first byte in the file.
     pub offset: u64,
+    /// Bytes of its head in the file.
+    pub head_len: u64,
 }
 
 impl Packet {
     /// Bytes the packet occupies in the file, head included.
     pub fn stored_len(&self) -> u64 {
-        PACKET_HEAD_LEN + self.payload.len() as u64
+        self.head_len + self.payload.len() as u64
     }
 }
 

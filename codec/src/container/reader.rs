@@ -4,14 +4,15 @@ use std::io::{Read, Seek, SeekFrom};
 
 use super::header::{SingleToolHeader, ToolListHeader};
 use super::index::{decode_index, max_index_len, Footer, IndexEntry, FOOTER_LEN};
+use super::packet::PacketHead;
 use super::{
-    crc32, decode_struct, split_packet_flags, ContainerError, FrameType, Header, Packet, Result,
-    FIRST_LEVEL_VERSION, FIRST_TOOL_LIST_VERSION, INDEX_HEAD_LEN, INDEX_MARKER, MAGIC,
-    MAX_HEADER_LEN, OLDEST_READABLE_VERSION, PACKET_HEAD_LEN, PACKET_MARKER, PREAMBLE_LEN, VERSION,
+    crc32, decode_struct, ContainerError, FrameType, Header, Packet, Result, FIRST_LEVEL_VERSION,
+    FIRST_TOOL_LIST_VERSION, INDEX_HEAD_LEN, INDEX_MARKER, MAGIC, MAX_HEADER_LEN,
+    OLDEST_READABLE_VERSION, PREAMBLE_LEN, VERSION,
 };
 
 /// Reads until `buf` is full or the input ends; returns how many bytes were read.
-fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(super) fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match input.read(&mut buf[filled..]) {
@@ -75,55 +76,6 @@ fn read_header(input: &mut impl Read) -> Result<(Header, u64)> {
     header.version = version;
     header.validate().map_err(ContainerError::BadHeader)?;
     Ok((header, end))
-}
-
-/// The fixed part of a packet, parsed and checked.
-struct PacketHead {
-    frame_type: FrameType,
-    tool: u8,
-    pts: i64,
-    payload_len: u64,
-    payload_crc: u32,
-}
-
-fn parse_packet_head(
-    head: &[u8; PACKET_HEAD_LEN as usize],
-    header: &Header,
-    frame: u64,
-    offset: u64,
-) -> Result<PacketHead> {
-    let bad = |what: String| ContainerError::BadPacket {
-        frame,
-        offset,
-        what,
-    };
-    if head[0] != PACKET_MARKER {
-        return Err(bad(format!("marker byte {:#04x} is not a packet", head[0])));
-    }
-    let (frame_type, tool) = split_packet_flags(head[1]);
-    if header.tool(tool).is_none() {
-        return Err(bad(format!(
-            "flags byte {:#04x} names tool {tool}, but the header lists {}",
-            head[1],
-            header.tools.len()
-        )));
-    }
-    let pts = i64::from_le_bytes(head[2..10].try_into().unwrap());
-    let payload_len = u64::from(u32::from_le_bytes(head[10..14].try_into().unwrap()));
-    if payload_len > header.max_payload_len() {
-        return Err(bad(format!(
-            "payload length {payload_len} above the limit {} for this frame size",
-            header.max_payload_len()
-        )));
-    }
-    let payload_crc = u32::from_le_bytes(head[14..18].try_into().unwrap());
-    Ok(PacketHead {
-        frame_type,
-        tool,
-        pts,
-        payload_len,
-        payload_crc,
-    })
 }
 
 fn check_payload(payload: &[u8], head: &PacketHead, frame: u64, offset: u64) -> Result<()> {
@@ -242,12 +194,12 @@ impl<R: Read> ContainerReader<R> {
         let frame = self.frames_read();
         let offset = self.offset;
         let truncated = ContainerError::Truncated { frame, offset };
-        let mut head = [0u8; PACKET_HEAD_LEN as usize];
-        let got = read_up_to(&mut self.input, &mut head[..1])?;
+        let mut marker = [0u8; 1];
+        let got = read_up_to(&mut self.input, &mut marker)?;
         if got == 0 {
             return Err(truncated);
         }
-        if head[0] == INDEX_MARKER {
+        if marker[0] == INDEX_MARKER {
             self.read_index_and_footer()?;
             return Ok(None);
         }
@@ -261,10 +213,17 @@ impl<R: Read> ContainerReader<R> {
                 ),
             });
         }
-        if read_up_to(&mut self.input, &mut head[1..])? < head.len() - 1 {
-            return Err(truncated);
+        if marker[0] != super::PACKET_MARKER {
+            return Err(ContainerError::BadPacket {
+                frame,
+                offset,
+                what: format!("marker byte {:#04x} is not a packet", marker[0]),
+            });
         }
-        let parsed = parse_packet_head(&head, &self.header, frame, offset)?;
+        let parsed = match PacketHead::read(&mut self.input, &self.header, frame, offset)? {
+            Some(head) => head,
+            None => return Err(truncated),
+        };
         if self.seen.last().is_some_and(|e| parsed.pts <= e.pts) {
             return Err(ContainerError::BadPacket {
                 frame,
@@ -280,6 +239,7 @@ impl<R: Read> ContainerReader<R> {
             pts: parsed.pts,
             payload,
             offset,
+            head_len: parsed.len(self.header.version),
         };
         self.offset += packet.stored_len();
         self.seen.push(IndexEntry {
@@ -431,10 +391,11 @@ impl<R: Read + Seek> SeekableReader<R> {
             .get(usize::try_from(frame).unwrap_or(usize::MAX))
             .ok_or(ContainerError::NoSuchFrame(frame))?;
         self.input.seek(SeekFrom::Start(entry.offset))?;
-        let mut head = [0u8; PACKET_HEAD_LEN as usize];
-        self.input.read_exact(&mut head)?;
-        let parsed = parse_packet_head(&head, &self.header, frame, entry.offset)?;
-        if PACKET_HEAD_LEN + parsed.payload_len != u64::from(entry.size)
+        // The index checked that the packets fill the file up to it: the size is in the file.
+        let mut bytes = vec![0u8; entry.size as usize];
+        self.input.read_exact(&mut bytes)?;
+        let (parsed, head_len) = PacketHead::parse(&bytes, &self.header, frame, entry.offset)?;
+        if head_len + parsed.payload_len != u64::from(entry.size)
             || parsed.pts != entry.pts
             || parsed.frame_type != entry.frame_type
         {
@@ -444,8 +405,7 @@ impl<R: Read + Seek> SeekableReader<R> {
                 what: "packet head disagrees with its index entry".into(),
             });
         }
-        let mut payload = vec![0u8; parsed.payload_len as usize];
-        self.input.read_exact(&mut payload)?;
+        let payload = bytes.split_off(head_len as usize);
         check_payload(&payload, &parsed, frame, entry.offset)?;
         Ok(Packet {
             frame_type: parsed.frame_type,
@@ -453,6 +413,7 @@ impl<R: Read + Seek> SeekableReader<R> {
             pts: parsed.pts,
             payload,
             offset: entry.offset,
+            head_len,
         })
     }
 }

@@ -4,7 +4,7 @@ use std::io::{Read, Seek};
 
 use serde::Serialize;
 
-use super::{FrameType, SeekableReader, PACKET_HEAD_LEN};
+use super::{payload_len_of, FrameType, SeekableReader};
 
 /// One coding tool of a file.
 #[derive(Debug, Clone, Serialize)]
@@ -76,7 +76,7 @@ impl FileStats {
         let payloads: Vec<u64> = reader
             .index()
             .iter()
-            .map(|e| u64::from(e.size) - PACKET_HEAD_LEN)
+            .map(|e| payload_len_of(h.version, e.pts, u64::from(e.size)).unwrap_or(0))
             .collect();
         let latent_bytes: u64 = payloads.iter().sum();
         let n = payloads.len().max(1) as f64;

@@ -3,9 +3,10 @@
 use std::io::{Seek, SeekFrom, Write};
 
 use super::index::{encode_index, Footer, IndexEntry};
+use super::packet::PacketHead;
 use super::{
-    crc32, encode_struct, packet_flags, ContainerError, FrameType, Header, Result, INDEX_MARKER,
-    MAGIC, MAX_HEADER_LEN, PACKET_HEAD_LEN, PACKET_MARKER, PREAMBLE_LEN, VERSION,
+    crc32, encode_struct, ContainerError, FrameType, Header, Result, INDEX_MARKER, MAGIC,
+    MAX_HEADER_LEN, PREAMBLE_LEN, VERSION,
 };
 
 /// Writes an `.aez` file: the header first, then packets, then the index and footer.
@@ -93,15 +94,18 @@ impl<W: Write + Seek> ContainerWriter<W> {
         if frame >= u64::from(super::MAX_FRAMES) {
             return Err(bad("too many frames".into()));
         }
-        let mut head = [0u8; PACKET_HEAD_LEN as usize];
-        head[0] = PACKET_MARKER;
-        head[1] = packet_flags(frame_type, tool);
-        head[2..10].copy_from_slice(&pts.to_le_bytes());
-        head[10..14].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-        head[14..18].copy_from_slice(&crc32(payload).to_le_bytes());
+        let head = PacketHead {
+            frame_type,
+            tool,
+            pts,
+            payload_len: payload.len() as u64,
+            payload_crc: crc32(payload),
+        }
+        .to_bytes();
         self.output.write_all(&head)?;
         self.output.write_all(payload)?;
-        let size = PACKET_HEAD_LEN as u32 + payload.len() as u32;
+        // (The payload limit keeps this far below 4 GiB.)
+        let size = (head.len() + payload.len()) as u32;
         self.index.push(IndexEntry {
             pts,
             offset: self.offset,

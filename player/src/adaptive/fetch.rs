@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aecodec::container::{
-    ContainerError, ContainerReader, FrameType, Header, Packet, PACKET_HEAD_LEN,
+    ContainerError, ContainerReader, FrameType, Header, Packet, MAX_PACKET_HEAD_LEN,
+    MIN_PACKET_HEAD_LEN,
 };
 use aecodec::ladder::{Manifest, MAX_MANIFEST_BYTES};
 
@@ -368,12 +369,12 @@ fn check_header(m: &Manifest, r: usize, header: &Header) -> Result<(), String> {
             m.frame_rate
         ));
     }
-    let per_frame = PACKET_HEAD_LEN + header.max_payload_len();
+    let per_frame = MAX_PACKET_HEAD_LEN + header.max_payload_len();
     for (k, (place, time)) in rendition.segments.iter().zip(&m.segments).enumerate() {
         // `check_manifest` bounded every segment's frames by the video's, which the header
         // has just confirmed; saturating products cannot wrap past either bound.
         if place.bytes > time.frames.saturating_mul(per_frame)
-            || place.bytes < time.frames.saturating_mul(PACKET_HEAD_LEN)
+            || place.bytes < time.frames.saturating_mul(MIN_PACKET_HEAD_LEN)
         {
             return Err(format!(
                 "{}: segment {k}'s {} bytes cannot be {} packets",
