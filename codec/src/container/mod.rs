@@ -33,8 +33,9 @@ pub const MAGIC: [u8; 4] = *b"AEZV";
 /// motion-compensated frames. Version 8 codes the motion fields of motion-compensated frames
 /// anew: blocks of 16×16 or four 8×8 cells, and vectors that follow their neighbours' said by a
 /// flag. Version 9 writes each packet's pts and payload length, and the index, as
-/// variable-length integers (about 13 bytes a frame instead of 39).
-pub const VERSION: u16 = 9;
+/// variable-length integers (about 13 bytes a frame instead of 39). Version 10 deblocks every
+/// frame's detail layer, not only motion-compensated frames'.
+pub const VERSION: u16 = 10;
 /// The first version whose header lists coding tools; older ones hold exactly one, inline.
 pub const FIRST_TOOL_LIST_VERSION: u16 = 5;
 /// The first version whose header records the quality level asked for.
@@ -46,6 +47,8 @@ pub const FIRST_CONTEXT_VERSION: u16 = 7;
 pub const FIRST_SPLIT_MOTION_VERSION: u16 = 8;
 /// The first version with compact packet heads and index entries.
 pub const COMPACT_VERSION: u16 = 9;
+/// The first version that deblocks every frame's detail layer.
+pub const FIRST_DEBLOCK_ALL_VERSION: u16 = 10;
 /// The oldest container version this build reads.
 pub const OLDEST_READABLE_VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.

@@ -1,6 +1,6 @@
-//! The deblocking filter of motion-compensated frames. Coarse steps leave steps in the picture
-//! at the edges of the 8×8 grid, where both the moved cells and the detail layer's transform
-//! blocks meet; the filter smooths an edge where the jump across it is small next to the
+//! The deblocking filter of the detail layer's pictures (motion-compensated frames from version
+//! 8, every frame from version 10). Coarse steps leave steps in the picture at the edges of
+//! the 8×8 grid, where both the moved cells and the detail layer's transform blocks meet; the filter smooths an edge where the jump across it is small next to the
 //! quantizer step and the picture on either side is smooth (a real edge is left alone), as
 //! H.264's normal filter does. It runs on the picture the decoder shows, which is also the
 //! next frame's reference, so the encoder runs it too. Integers only, from the step rounded.
