@@ -18,13 +18,17 @@ static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// Kubernetes send). With `graceful`, the first signal only sets [`interrupted`], so that loops
 /// which check it stop and drop their unfinished outputs; without it, or at a second signal,
 /// the handler removes every unfinished output's temporary file and exits with status 130.
+/// (In WebAssembly there are no signals: nothing to install.)
 pub fn handle_interrupts(graceful: bool) {
+    #[cfg(not(target_arch = "wasm32"))]
     let _ = ctrlc::set_handler(move || {
         if INTERRUPTED.swap(true, Ordering::SeqCst) || !graceful {
             remove_unfinished();
             std::process::exit(130);
         }
     });
+    #[cfg(target_arch = "wasm32")]
+    let _ = graceful;
 }
 
 /// Whether a signal asked the process to stop.
@@ -32,6 +36,7 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::Relaxed)
 }
 
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 fn remove_unfinished() {
     let paths = UNFINISHED.lock().unwrap_or_else(|e| e.into_inner());
     for path in paths.iter() {
