@@ -57,6 +57,18 @@ fn packet_flags(frame_type: FrameType, tool: u8) -> u8 {
     u8::from(frame_type) | (tool << 1)
 }
 
+/// Refuses a packet `frame` at byte `offset` whose first byte is not [`PACKET_MARKER`].
+pub(super) fn check_marker(marker: u8, frame: u64, offset: u64) -> Result<()> {
+    if marker != PACKET_MARKER {
+        return Err(ContainerError::BadPacket {
+            frame,
+            offset,
+            what: format!("marker byte {marker:#04x} is not a packet"),
+        });
+    }
+    Ok(())
+}
+
 impl PacketHead {
     /// The head as this build writes it.
     pub fn to_bytes(self) -> Vec<u8> {
@@ -67,19 +79,15 @@ impl PacketHead {
         out
     }
 
-    /// Bytes the head takes in a file of `version`.
-    pub fn len(&self, version: u16) -> u64 {
-        packet_head_len(version, self.pts, self.payload_len)
-    }
-
     /// Reads a head from `input`, whose marker byte has been read already and was
-    /// [`PACKET_MARKER`]. `Ok(None)` means the input ended inside it.
+    /// [`PACKET_MARKER`] ([`check_marker`]): the head and the bytes it took. `Ok(None)` means
+    /// the input ended inside it.
     pub fn read(
         input: &mut impl Read,
         header: &Header,
         frame: u64,
         offset: u64,
-    ) -> Result<Option<Self>> {
+    ) -> Result<Option<(Self, u64)>> {
         let mut bytes = vec![PACKET_MARKER];
         let rest = if header.version < COMPACT_VERSION {
             FIXED_HEAD_LEN as usize - 1
@@ -111,7 +119,7 @@ impl PacketHead {
         }
         let (head, used) = Self::parse(&bytes, header, frame, offset)?;
         debug_assert_eq!(used, bytes.len() as u64);
-        Ok(Some(head))
+        Ok(Some((head, used)))
     }
 
     /// Parses and checks the head at the front of `bytes` (marker included); returns it and
@@ -124,9 +132,7 @@ impl PacketHead {
         };
         let short = || bad("packet head cut short".into());
         let (&marker, mut rest) = bytes.split_first().ok_or_else(short)?;
-        if marker != PACKET_MARKER {
-            return Err(bad(format!("marker byte {marker:#04x} is not a packet")));
-        }
+        check_marker(marker, frame, offset)?;
         let (&flags, after) = rest.split_first().ok_or_else(short)?;
         rest = after;
         let (frame_type, tool) = split_packet_flags(flags);

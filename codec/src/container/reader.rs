@@ -4,7 +4,7 @@ use std::io::{Read, Seek, SeekFrom};
 
 use super::header::{SingleToolHeader, ToolListHeader};
 use super::index::{decode_index, max_index_len, Footer, IndexEntry, FOOTER_LEN};
-use super::packet::PacketHead;
+use super::packet::{check_marker, PacketHead};
 use super::{
     crc32, decode_struct, ContainerError, FrameType, Header, Packet, Result, FIRST_LEVEL_VERSION,
     FIRST_TOOL_LIST_VERSION, INDEX_HEAD_LEN, INDEX_MARKER, MAGIC, MAX_HEADER_LEN,
@@ -213,17 +213,12 @@ impl<R: Read> ContainerReader<R> {
                 ),
             });
         }
-        if marker[0] != super::PACKET_MARKER {
-            return Err(ContainerError::BadPacket {
-                frame,
-                offset,
-                what: format!("marker byte {:#04x} is not a packet", marker[0]),
-            });
-        }
-        let parsed = match PacketHead::read(&mut self.input, &self.header, frame, offset)? {
-            Some(head) => head,
-            None => return Err(truncated),
-        };
+        check_marker(marker[0], frame, offset)?;
+        let (parsed, head_len) =
+            match PacketHead::read(&mut self.input, &self.header, frame, offset)? {
+                Some(head) => head,
+                None => return Err(truncated),
+            };
         if self.seen.last().is_some_and(|e| parsed.pts <= e.pts) {
             return Err(ContainerError::BadPacket {
                 frame,
@@ -239,7 +234,7 @@ impl<R: Read> ContainerReader<R> {
             pts: parsed.pts,
             payload,
             offset,
-            head_len: parsed.len(self.header.version),
+            head_len,
         };
         self.offset += packet.stored_len();
         self.seen.push(IndexEntry {

@@ -212,10 +212,10 @@ fn grey(width: usize, height: usize) -> RgbFrame {
         .expect("the size matches")
 }
 
-/// A motion-compensated frame's `layer` (`q`, `kernels`) added to `picture`, then deblocked:
-/// what the decoder shows and the next frame moves. The encoder and the decoder both make it
-/// here, so they cannot drift apart.
-fn add_moved_layer(layer: &DetailLayer, picture: &mut RgbFrame, q: &[i32], kernels: &[Kernel]) {
+/// `layer` (`q`, `kernels`) added to `picture`, then deblocked: what the decoder shows and the
+/// next frame moves (every motion-compensated frame; from version 10, every frame). The
+/// encoder and the decoder both make it here, so they cannot drift apart.
+fn add_layer_deblocked(layer: &DetailLayer, picture: &mut RgbFrame, q: &[i32], kernels: &[Kernel]) {
     layer.add_to(picture, q, kernels);
     deblock::deblock(picture, layer.step);
 }
@@ -336,7 +336,7 @@ impl DetailedCoder {
     /// says so.
     fn add_layer(&self, picture: &mut RgbFrame, q: &[i32], kernels: &[Kernel]) {
         if self.deblocks_all {
-            add_moved_layer(&self.layer, picture, q, kernels);
+            add_layer_deblocked(&self.layer, picture, q, kernels);
         } else {
             self.layer.add_to(picture, q, kernels);
         }
@@ -388,7 +388,7 @@ impl DetailedCoder {
             frame: DetailFrame { q, kernels },
         };
         let mut shown = under;
-        add_moved_layer(layer, &mut shown, &coded.frame.q, &coded.frame.kernels);
+        add_layer_deblocked(layer, &mut shown, &coded.frame.q, &coded.frame.kernels);
         Ok((coded, shown))
     }
 
@@ -755,7 +755,9 @@ impl FrameCoder for DetailedCoder {
             })
         };
         match moved_step {
-            Some(byte) => add_moved_layer(&self.moved_layer(byte), &mut frame, detail, &kernels),
+            Some(byte) => {
+                add_layer_deblocked(&self.moved_layer(byte), &mut frame, detail, &kernels)
+            }
             None => self.add_layer(&mut frame, detail, &kernels),
         }
         self.reference = Some(frame.clone());
