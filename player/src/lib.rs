@@ -14,6 +14,9 @@
 //! [`adaptive`]: the same stages with a fetcher in front that picks each segment's rendition.
 //! What both share (options, errors, the model store, the stage runner) is [`playback`].
 //!
+//! [`server`] is `aeplay serve`; it also serves [`web`], the browser player (the same decoder
+//! built for WebAssembly, in `player/web`).
+//!
 //! [`FrameDecoder`]: aecodec::pipeline::FrameDecoder
 
 pub mod adaptive;
@@ -24,6 +27,7 @@ pub mod presenter;
 pub mod server;
 pub mod source;
 pub mod stream;
+pub mod web;
 #[cfg(feature = "window")]
 mod window;
 

@@ -1,5 +1,6 @@
 //! `aeplay serve`: the `.aez` files and model files of one directory over HTTP.
 //!
+//! * `GET /`: the browser player ([`crate::web`]); `/?src=<url>&autoplay=1` plays a stream.
 //! * `GET /catalog.json`: every `.aez` in the directory with its size, duration and model,
 //!   and every ladder in a subdirectory (its `manifest.json`, which plays adaptively).
 //! * `GET /media/<path>`: an `.aez` or `.json` file (a ladder's manifest) under the
@@ -7,7 +8,8 @@
 //!   (tower-http's `ServeFile`). The path is resolved (symbolic links included) and served only
 //!   if it lands inside the directory.
 //! * `GET /models/<sha256>`: a model file addressed by its hash; the directory and its
-//!   `models/` subdirectory are indexed at start.
+//!   `models/` subdirectory are indexed at start, and the models built into aecodec are
+//!   served too (a web page has none of its own).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -18,6 +20,7 @@ use std::sync::Arc;
 
 use aecodec::container::ContainerReader;
 use aecodec::model_file::ModelId;
+use aecodec::registry::builtin;
 use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -50,8 +53,8 @@ pub struct CatalogEntry {
 #[derive(Debug, Clone, Serialize)]
 pub struct CatalogModel {
     pub id: String,
-    /// Where the model is fetched from; `None` for coders built into the player and models
-    /// this server does not have.
+    /// Where the model is fetched from (the directory's models and aecodec's built-in ones);
+    /// `None` for a model this server does not have.
     pub url: Option<String>,
     pub bytes: u64,
 }
@@ -180,8 +183,7 @@ pub fn catalog(dir: &Path, models: &HashMap<ModelId, PathBuf>) -> Vec<CatalogEnt
 fn catalog_model(id: ModelId, bytes: u64, models: &HashMap<ModelId, PathBuf>) -> CatalogModel {
     CatalogModel {
         id: id.hex(),
-        url: models
-            .contains_key(&id)
+        url: (models.contains_key(&id) || builtin::file_of(&id).is_some())
             .then(|| format!("/models/{}", id.hex())),
         bytes,
     }
@@ -303,8 +305,16 @@ async fn model_handler(
     request: Request,
 ) -> Response {
     // Either case of hex names the same model.
-    match ModelId::from_hex(&id).and_then(|m| state.models.get(&m)) {
-        Some(path) => serve_file(path.clone(), request).await,
+    let id_parsed = ModelId::from_hex(&id);
+    if let Some(path) = id_parsed.and_then(|m| state.models.get(&m)) {
+        return serve_file(path.clone(), request).await;
+    }
+    match id_parsed.and_then(|m| builtin::file_of(&m)) {
+        Some(bytes) => (
+            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+            bytes,
+        )
+            .into_response(),
         None => (StatusCode::NOT_FOUND, format!("no model {id}\n")).into_response(),
     }
 }
@@ -553,6 +563,7 @@ pub fn router(dir: &Path, max_connections: usize) -> std::io::Result<Router> {
         .route("/catalog.json", get(catalog_handler))
         .route("/models/{id}", get(model_handler))
         .route("/media/{*path}", get(media_handler))
+        .merge(crate::web::routes())
         .layer(tower::limit::ConcurrencyLimitLayer::new(max_connections))
         .with_state(state))
 }

@@ -157,9 +157,20 @@ fn parsed(index: usize) -> Result<Arc<LearnedModel>, ModelError> {
 
 /// The default model with this id, if it is one.
 pub fn find(id: &ModelId) -> Option<Arc<LearnedModel>> {
+    parsed(index_of(id)?).ok()
+}
+
+/// The embedded file of the default model with this id: what a server sends a client (a web
+/// page) that has no built-in models.
+pub fn file_of(id: &ModelId) -> Option<&'static [u8]> {
+    FILES.get(index_of(id)?).copied()
+}
+
+/// Where the embedded model with this id is in [`PATHS`].
+fn index_of(id: &ModelId) -> Option<usize> {
     static IDS: OnceLock<Vec<ModelId>> = OnceLock::new();
     let ids = IDS.get_or_init(|| FILES.iter().map(|f| ModelId::of_bytes(f)).collect());
-    parsed(ids.iter().position(|i| i == id)?).ok()
+    ids.iter().position(|i| i == id)
 }
 
 // Every level decoding real frames, each better and larger than the one below, is

@@ -1,0 +1,236 @@
+// The page: the catalog, and one stream played on a canvas at the video's frame rate. A
+// worker (worker.js) fetches and decodes ahead; this side paces, presents and keeps the
+// statistics, by aeplay's rule: a frame more than one interval late is dropped when a later
+// one is already decoded, else playback stalls and resumes from it.
+//
+// ?src=<url> plays that stream (an .aez, or a ladder's manifest.json); &autoplay=1 starts it
+// at once; &grab=0,5 keeps those frames as read back from the canvas (window.aeplay.grabs,
+// base64 RGBA) for tests. When playback ends, or fails, the statistics are written as JSON
+// into the element with id "stats".
+
+const params = new URLSearchParams(location.search);
+const canvas = document.getElementById('screen');
+const context = canvas.getContext('2d', { willReadFrequently: params.has('grab') });
+const playButton = document.getElementById('play');
+const statusLine = document.getElementById('status');
+const errorBox = document.getElementById('error');
+const statsBox = document.getElementById('stats');
+const grabList = new Set((params.get('grab') || '').split(',').filter((s) => s !== '').map(Number));
+
+window.aeplay = { stats: null, grabs: {} };
+
+let session = null;
+
+function showError(message) {
+    errorBox.textContent = message;
+    errorBox.hidden = false;
+}
+
+class Playback {
+    constructor(src) {
+        this.src = src;
+        this.opened = performance.now();
+        this.info = null;
+        this.queue = [];
+        this.handled = 0;
+        this.presented = 0;
+        this.dropped = 0;
+        this.stalls = 0;
+        this.stalledMs = 0;
+        this.clockStart = null;
+        this.firstFrameMs = null;
+        this.paused = false;
+        this.pausedAt = null;
+        this.timer = null;
+        this.ended = null;
+        this.errors = [];
+        this.finished = false;
+        this.models = [];
+        this.done = new Promise((resolve) => { this.resolveDone = resolve; });
+        this.worker = new Worker('worker.js', { type: 'module' });
+        this.worker.onmessage = (e) => this.onMessage(e.data);
+        this.worker.onerror = (e) => this.fail(`the decoder could not run: ${e.message || 'worker error'}`);
+        this.worker.postMessage({ type: 'open', src, ahead: 8 });
+        statusLine.textContent = `opening ${src}`;
+    }
+
+    onMessage(m) {
+        if (this.finished) return;
+        if (m.type === 'header') {
+            this.info = m.info;
+            this.interval = 1000 / m.info.frame_rate;
+            canvas.width = m.info.width;
+            canvas.height = m.info.height;
+            statusLine.textContent = `${m.info.width}×${m.info.height}, ${m.info.frame_count} frames at ${m.info.frame_rate.toFixed(2)} fps`;
+        } else if (m.type === 'model') {
+            this.models.push({ id: m.id, bytes: m.bytes, cached: m.cached });
+        } else if (m.type === 'frame') {
+            this.queue.push(m);
+            this.schedule();
+        } else if (m.type === 'end') {
+            this.ended = m;
+            this.schedule();
+        } else if (m.type === 'error') {
+            this.fail(m.message);
+        }
+    }
+
+    schedule(delay = 0) {
+        if (this.timer === null && !this.paused && !this.finished) {
+            this.timer = setTimeout(() => { this.timer = null; this.tick(); }, delay);
+        }
+    }
+
+    // Presents, drops or waits for the next frame.
+    tick() {
+        if (this.paused || this.finished) return;
+        if (this.queue.length === 0) {
+            if (this.ended) this.finish();
+            return; // the next frame's arrival schedules again
+        }
+        const now = performance.now();
+        if (this.clockStart === null) this.clockStart = now;
+        const due = this.clockStart + this.handled * this.interval;
+        if (now > due + this.interval && this.presented > 0) {
+            if (this.queue.length > 1) {
+                this.queue.shift();
+                this.consumed(false);
+                this.schedule();
+                return;
+            }
+            this.stalls += 1;
+            this.stalledMs += now - due;
+            this.clockStart += now - due;
+        } else if (due > now + 1) {
+            this.schedule(due - now);
+            return;
+        }
+        this.present(this.queue.shift());
+        this.consumed(true);
+        this.schedule();
+    }
+
+    present(frame) {
+        const { width, height } = this.info;
+        context.putImageData(new ImageData(new Uint8ClampedArray(frame.rgba.buffer), width, height), 0, 0);
+        if (this.firstFrameMs === null) this.firstFrameMs = performance.now() - this.opened;
+        if (grabList.has(frame.index)) {
+            const shown = context.getImageData(0, 0, width, height).data;
+            let text = '';
+            for (let i = 0; i < shown.length; i += 0x8000) {
+                text += String.fromCharCode.apply(null, shown.subarray(i, i + 0x8000));
+            }
+            window.aeplay.grabs[frame.index] = btoa(text);
+        }
+    }
+
+    consumed(shown) {
+        this.handled += 1;
+        if (shown) this.presented += 1; else this.dropped += 1;
+        this.worker.postMessage({ type: 'presented', count: this.handled });
+        if (this.info && this.handled % 25 === 0) {
+            statusLine.textContent = `frame ${this.handled} of ${this.info.frame_count}, ${this.dropped} dropped`;
+        }
+    }
+
+    togglePause() {
+        if (this.finished) return;
+        this.paused = !this.paused;
+        if (this.paused) {
+            this.pausedAt = performance.now();
+            if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+        } else {
+            if (this.clockStart !== null) this.clockStart += performance.now() - this.pausedAt;
+            this.schedule();
+        }
+        playButton.textContent = this.paused ? 'Play' : 'Pause';
+    }
+
+    fail(message) {
+        if (this.finished) return;
+        this.errors.push(message);
+        showError(message);
+        this.finish();
+    }
+
+    stats() {
+        const end = this.ended || {};
+        return {
+            src: this.src,
+            frames: this.info ? this.info.frame_count : 0,
+            presented: this.presented,
+            dropped: this.dropped,
+            stalls: this.stalls,
+            stalled_ms: Math.round(this.stalledMs),
+            decode_fps: end.decodeMs ? end.decoded / (end.decodeMs / 1000) : 0,
+            first_frame_ms: this.firstFrameMs === null ? null : Math.round(this.firstFrameMs),
+            bytes_fetched: end.bytesFetched || 0,
+            model_bytes_fetched: end.modelBytesFetched || 0,
+            models: this.models,
+            errors: this.errors,
+        };
+    }
+
+    finish() {
+        if (this.finished) return;
+        this.finished = true;
+        this.worker.terminate();
+        const stats = this.stats();
+        window.aeplay.stats = stats;
+        statsBox.textContent = JSON.stringify(stats);
+        statsBox.hidden = false;
+        playButton.textContent = 'Play again';
+        this.resolveDone(stats);
+        if (!stats.errors.length) {
+            statusLine.textContent = `played ${stats.presented} of ${stats.frames} frames, ${stats.dropped} dropped, decoding at ${stats.decode_fps.toFixed(1)} fps`;
+        }
+    }
+}
+
+function play(src) {
+    errorBox.hidden = true;
+    statsBox.hidden = true;
+    if (session && !session.finished) session.finish();
+    session = new Playback(src);
+    playButton.disabled = false;
+    playButton.textContent = 'Pause';
+}
+
+playButton.addEventListener('click', () => {
+    if (!session) return;
+    if (session.finished) play(session.src); else session.togglePause();
+});
+
+async function loadCatalog() {
+    const list = document.getElementById('titles');
+    try {
+        const response = await fetch('catalog.json');
+        if (!response.ok) throw new Error(`the server answered ${response.status}`);
+        const titles = await response.json();
+        list.replaceChildren(...titles.map((t) => {
+            const item = document.createElement('li');
+            const link = document.createElement('a');
+            link.href = `?src=${encodeURIComponent(t.url)}&autoplay=1`;
+            link.textContent = t.title;
+            const about = document.createElement('span');
+            about.textContent = ` ${t.width}×${t.height}, ${t.duration_s.toFixed(1)} s, ${(t.bytes / 1024).toFixed(0)} KiB${t.renditions ? `, ${t.renditions} renditions` : ''}`;
+            item.append(link, about);
+            return item;
+        }));
+        if (!titles.length) list.textContent = 'No titles on this server.';
+    } catch (e) {
+        list.textContent = `The catalog could not be loaded (${e.message}).`;
+    }
+}
+
+loadCatalog();
+const src = params.get('src');
+if (src) {
+    if (params.get('autoplay') === '1') {
+        play(src);
+    } else {
+        playButton.disabled = false;
+        playButton.textContent = 'Play';
+        playButton.addEventListener('click', () => { if (!session) play(src); }, { once: true });
+    }
+}
