@@ -195,6 +195,12 @@ pub struct ModelFile<'a> {
 
 impl<'a> ModelFile<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ModelError> {
+        Self::parse_as(bytes, ModelId::of_bytes(bytes))
+    }
+
+    /// Parses bytes the caller has already hashed to `id` (a web page hashes with the
+    /// browser's SHA-256, many times faster than WebAssembly's).
+    pub fn parse_as(bytes: &'a [u8], id: ModelId) -> Result<Self, ModelError> {
         let (_, meta) = SafeTensors::read_metadata(bytes)
             .map_err(|e| ModelError::NotSafetensors(e.to_string()))?;
         let json = meta
@@ -215,7 +221,7 @@ impl<'a> ModelFile<'a> {
             kind: head.kind,
             config,
             tensors,
-            id: ModelId::of_bytes(bytes),
+            id,
             file_bytes: bytes.len() as u64,
         })
     }

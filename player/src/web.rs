@@ -58,7 +58,10 @@ pub const HAS_DECODER: bool = cfg!(web_decoder);
 
 fn respond(asset: &'static Asset) -> Response {
     if asset.bytes.is_empty() {
-        return (StatusCode::NOT_FOUND, "this aeplay was built without the browser decoder\n")
+        return (
+            StatusCode::NOT_FOUND,
+            "this aeplay was built without the browser decoder\n",
+        )
             .into_response();
     }
     (

@@ -95,11 +95,59 @@ pub trait Scalar:
 impl Scalar for f32 {
     const ZERO: f32 = 0.0;
     const ONE: f32 = 1.0;
+
+    /// In WebAssembly the `gemm` crate has only a scalar kernel; the blocked one becomes
+    /// `simd128` code (about three times as fast in a browser).
+    #[cfg(target_arch = "wasm32")]
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rsc: isize,
+    ) {
+        let rsc = rsc as usize;
+        // SAFETY: the caller's pointers hold these sizes (the trait's contract).
+        let (a, b, c) = unsafe {
+            (
+                std::slice::from_raw_parts(a, m * k),
+                std::slice::from_raw_parts(b, k * n),
+                std::slice::from_raw_parts_mut(c, if m == 0 { 0 } else { (m - 1) * rsc + n }),
+            )
+        };
+        super::blocked_gemm::gemm_f32(m, k, n, a, b, c, rsc);
+    }
 }
 
 impl Scalar for f64 {
     const ZERO: f64 = 0.0;
     const ONE: f64 = 1.0;
+
+    /// As for `f32`; the hyper-synthesis's sums are exact, so this agrees with the `gemm`
+    /// crate to the bit.
+    #[cfg(target_arch = "wasm32")]
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f64,
+        b: *const f64,
+        c: *mut f64,
+        rsc: isize,
+    ) {
+        let rsc = rsc as usize;
+        // SAFETY: the caller's pointers hold these sizes (the trait's contract).
+        let (a, b, c) = unsafe {
+            (
+                std::slice::from_raw_parts(a, m * k),
+                std::slice::from_raw_parts(b, k * n),
+                std::slice::from_raw_parts_mut(c, if m == 0 { 0 } else { (m - 1) * rsc + n }),
+            )
+        };
+        super::blocked_gemm::gemm_f64(m, k, n, a, b, c, rsc);
+    }
 }
 
 /// A convolution layer's weights, ready for the GEMM.

@@ -1,7 +1,8 @@
 //! The learned codec: a convolutional autoencoder with a scale hyperprior (Ballé et al. 2018).
 //!
 //! * [`arch`]: the architecture, shared with the trainer;
-//! * [`conv`]: the inference kernels;
+//! * [`conv`]: the inference kernels, with `blocked_gemm` their matrix product in
+//!   WebAssembly;
 //! * [`hyper`]: the exact integer hyper-synthesis that picks the entropy tables;
 //! * [`motion`] and [`predicted`]: predicted frames, the latent moved block by block and the
 //!   change from it coded under context-chosen tables;
@@ -14,6 +15,9 @@
 //!   keeps the reference frame.
 
 pub mod arch;
+// Natively the `gemm` crate's kernels run; this one is tested there all the same.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod blocked_gemm;
 pub mod coded;
 pub mod coder;
 pub mod context;

@@ -11,7 +11,7 @@
 //! latent), so the encoder picks its latent step frame by frame and parsing stays the intra
 //! frames' exact integer arithmetic.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::conv::FeatureMap;
 use super::{LatentStep, LearnedCoder, LearnedModel};
@@ -24,8 +24,10 @@ use crate::RgbFrame;
 pub struct ResidualCoder {
     model: Arc<LearnedModel>,
     coder: LearnedCoder,
-    /// What the all-zero latent renders (frame units, planar).
-    zero: FeatureMap<f32>,
+    /// What the all-zero latent renders (frame units, planar), made on first use: a decoder
+    /// builds this coder for every stream of the levels, most of which carry no residual,
+    /// and the synthesis is its costliest start-up step (a quarter of a second in a browser).
+    zero: OnceLock<FeatureMap<f32>>,
     /// The step the encoder's rates are taken around (the intra frames').
     step: LatentStep,
     /// The residual [`ResidualCoding::prepare`] analysed.
@@ -46,23 +48,28 @@ impl ResidualCoder {
     /// A coder for `width`×`height` frames (multiples of the model's downsampling) whose
     /// latent steps are taken around `step`.
     pub fn new(model: Arc<LearnedModel>, width: u32, height: u32, step: LatentStep) -> Self {
-        let coder = LearnedCoder::new(model.clone(), width, height);
-        let shape = coder.latent_shape();
-        let zero =
-            model.synthesize_map(FeatureMap::zeros(shape.channels, shape.height, shape.width));
         Self {
+            coder: LearnedCoder::new(model.clone(), width, height),
             model,
-            coder,
-            zero,
+            zero: OnceLock::new(),
             step,
             prepared: None,
         }
     }
 
+    /// What the all-zero latent renders.
+    fn zero(&self) -> &FeatureMap<f32> {
+        self.zero.get_or_init(|| {
+            let shape = self.coder.latent_shape();
+            self.model
+                .synthesize_map(FeatureMap::zeros(shape.channels, shape.height, shape.width))
+        })
+    }
+
     /// The latent of what `prediction` misses of `frame`, unrounded: analysed once, then
     /// coded at as many steps as the encoder tries ([`Self::encode`]).
     pub fn analyze(&self, frame: &RgbFrame, prediction: &RgbFrame) -> FeatureMap<f32> {
-        let mut input = self.zero.clone();
+        let mut input = self.zero().clone();
         let plane = input.height * input.width;
         for (i, (f, p)) in frame
             .data
@@ -156,9 +163,10 @@ impl ResidualCoding for ResidualCoder {
                 .collect(),
         });
         let plane = rendered.height * rendered.width;
+        let zero = self.zero();
         for (i, px) in frame.data.chunks_exact_mut(3).enumerate() {
             for (c, v) in px.iter_mut().enumerate() {
-                let added = (rendered.data[c * plane + i] - self.zero.data[c * plane + i]) * 255.0;
+                let added = (rendered.data[c * plane + i] - zero.data[c * plane + i]) * 255.0;
                 *v = (f32::from(*v) + added).round().clamp(0.0, 255.0) as u8;
             }
         }

@@ -29,10 +29,18 @@ pub enum Model {
 impl Model {
     /// Parses model file bytes; the id is their SHA-256.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
-        let file = ModelFile::parse(bytes)?;
+        Self::from_file(&ModelFile::parse(bytes)?)
+    }
+
+    /// Parses model file bytes that the caller has hashed to `id` (see [`ModelFile::parse_as`]).
+    pub fn from_bytes_as(bytes: &[u8], id: ModelId) -> Result<Self, ModelError> {
+        Self::from_file(&ModelFile::parse_as(bytes, id)?)
+    }
+
+    fn from_file(file: &ModelFile) -> Result<Self, ModelError> {
         match file.kind() {
-            PcaModel::KIND => Ok(Model::Pca(Arc::new(PcaModel::from_file(&file)?))),
-            LearnedModel::KIND => Ok(Model::Learned(Arc::new(LearnedModel::from_file(&file)?))),
+            PcaModel::KIND => Ok(Model::Pca(Arc::new(PcaModel::from_file(file)?))),
+            LearnedModel::KIND => Ok(Model::Learned(Arc::new(LearnedModel::from_file(file)?))),
             other => Err(ModelError::BadConfig(format!(
                 "unknown model kind {other:?} (this build reads {:?} and {:?})",
                 PcaModel::KIND,

@@ -53,7 +53,10 @@ fn web_frames(bytes: &[u8], chunk: usize) -> (Vec<Vec<u8>>, usize) {
         feed(&mut state);
     };
     for m in &info.models {
-        assert_eq!(state.add_model(&m.id, &model_bytes(&m.id)).unwrap(), m.bytes);
+        assert_eq!(
+            state.add_model(&m.id, &model_bytes(&m.id)).unwrap(),
+            m.bytes
+        );
     }
     state.start().unwrap();
     let (mut frames, mut waits) = (Vec::new(), 0);
@@ -88,7 +91,10 @@ fn pieces_of_any_size_decode_to_the_native_decoders_frames() {
             assert_eq!(frames.len(), native.len(), "{name}, pieces of {chunk}");
             assert!(frames == native, "{name}, pieces of {chunk}: frames differ");
             if chunk < bytes.len() / 2 {
-                assert!(waits > 1, "{name}: never waited for data with {chunk}-byte pieces");
+                assert!(
+                    waits > 1,
+                    "{name}: never waited for data with {chunk}-byte pieces"
+                );
             }
         }
     }
@@ -96,7 +102,8 @@ fn pieces_of_any_size_decode_to_the_native_decoders_frames() {
 
 #[test]
 fn a_damaged_payload_or_a_truncated_file_is_an_error_not_a_wait() {
-    let bytes = std::fs::read(repo().join("fuzz/seeds/carphone-6frames-v10-deblocked.aez")).unwrap();
+    let bytes =
+        std::fs::read(repo().join("fuzz/seeds/carphone-6frames-v10-deblocked.aez")).unwrap();
     // Flip a byte in the middle of the file: some packet's CRC fails.
     let mut damaged = bytes.clone();
     let mid = damaged.len() / 2;

@@ -4,9 +4,10 @@
 // one is already decoded, else playback stalls and resumes from it.
 //
 // ?src=<url> plays that stream (an .aez, or a ladder's manifest.json); &autoplay=1 starts it
-// at once; &grab=0,5 keeps those frames as read back from the canvas (window.aeplay.grabs,
-// base64 RGBA) for tests. When playback ends, or fails, the statistics are written as JSON
-// into the element with id "stats".
+// at once; &chunk=N fetches N bytes per range request (default 256 KiB); &grab=0,5 keeps
+// those frames as read back from the canvas (window.aeplay.grabs, base64 RGBA) for tests.
+// When playback ends, or fails, the statistics are written as JSON into the element with id
+// "stats" (and window.aeplay.stats); window.aeplay.playback is the playback in progress.
 
 const params = new URLSearchParams(location.search);
 const canvas = document.getElementById('screen');
@@ -17,7 +18,7 @@ const errorBox = document.getElementById('error');
 const statsBox = document.getElementById('stats');
 const grabList = new Set((params.get('grab') || '').split(',').filter((s) => s !== '').map(Number));
 
-window.aeplay = { stats: null, grabs: {} };
+window.aeplay = { stats: null, grabs: {}, playback: null };
 
 let session = null;
 
@@ -43,14 +44,17 @@ class Playback {
         this.pausedAt = null;
         this.timer = null;
         this.ended = null;
+        this.counters = null;
         this.errors = [];
+        this.pendingError = null;
         this.finished = false;
         this.models = [];
         this.done = new Promise((resolve) => { this.resolveDone = resolve; });
         this.worker = new Worker('worker.js', { type: 'module' });
         this.worker.onmessage = (e) => this.onMessage(e.data);
         this.worker.onerror = (e) => this.fail(`the decoder could not run: ${e.message || 'worker error'}`);
-        this.worker.postMessage({ type: 'open', src, ahead: 8 });
+        const chunk = Number(params.get('chunk')) || undefined;
+        this.worker.postMessage({ type: 'open', src, ahead: 16, chunk });
         statusLine.textContent = `opening ${src}`;
     }
 
@@ -69,9 +73,13 @@ class Playback {
             this.schedule();
         } else if (m.type === 'end') {
             this.ended = m;
+            this.counters = m;
             this.schedule();
         } else if (m.type === 'error') {
-            this.fail(m.message);
+            // The frames decoded before the failure still play; then the error shows.
+            this.pendingError = m.message;
+            this.counters = m;
+            this.schedule();
         }
     }
 
@@ -85,7 +93,8 @@ class Playback {
     tick() {
         if (this.paused || this.finished) return;
         if (this.queue.length === 0) {
-            if (this.ended) this.finish();
+            if (this.pendingError) this.fail(this.pendingError);
+            else if (this.ended) this.finish();
             return; // the next frame's arrival schedules again
         }
         const now = performance.now();
@@ -154,7 +163,7 @@ class Playback {
     }
 
     stats() {
-        const end = this.ended || {};
+        const end = this.counters || {};
         return {
             src: this.src,
             frames: this.info ? this.info.frame_count : 0,
@@ -167,6 +176,9 @@ class Playback {
             bytes_fetched: end.bytesFetched || 0,
             model_bytes_fetched: end.modelBytesFetched || 0,
             models: this.models,
+            // Milliseconds from the decoding worker's start: decoder_ready, header, models,
+            // started, first_frame (decoded).
+            startup: end.startup || {},
             errors: this.errors,
         };
     }
@@ -192,6 +204,7 @@ function play(src) {
     statsBox.hidden = true;
     if (session && !session.finished) session.finish();
     session = new Playback(src);
+    window.aeplay.playback = session;
     playButton.disabled = false;
     playButton.textContent = 'Pause';
 }

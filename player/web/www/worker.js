@@ -2,14 +2,15 @@
 // in Cache Storage under their hash, checked against it), decodes ahead of the page and
 // posts each frame's RGBA pixels to it.
 //
-// Messages in:  {type: 'open', src, ahead}, {type: 'presented', count}
+// Messages in:  {type: 'open', src, ahead, chunk}, {type: 'presented', count}
 // Messages out: {type: 'header', info}, {type: 'model', id, bytes, cached},
-//               {type: 'frame', index, intra, packetBytes, rgba}, {type: 'end', ...},
-//               {type: 'error', message}
+//               {type: 'frame', index, intra, packetBytes, rgba},
+//               {type: 'end', ...counters}, {type: 'error', message, ...counters}
 
 import init, { WebDecoder } from './aeplay_web.js';
 
-const CHUNK = 256 * 1024;
+// Bytes per range request, unless the page asks otherwise.
+let chunk = 256 * 1024;
 const MODEL_CACHE = 'aeplay-models-v1';
 // A fetch that brings nothing for this long is an error, not a wait.
 const STALL_MS = 10000;
@@ -32,6 +33,7 @@ self.onmessage = (event) => {
     if (m.type === 'open') {
         src = new URL(m.src, self.location.href).href;
         ahead = m.ahead || ahead;
+        if (m.chunk > 0) chunk = Math.floor(m.chunk);
         open().catch(fail);
     } else if (m.type === 'presented') {
         presented = m.count;
@@ -39,10 +41,16 @@ self.onmessage = (event) => {
     }
 };
 
+// What the page's statistics report, whether the stream ends or fails.
+function counters() {
+    return { decoded, decodeMs, bytesFetched, modelBytesFetched, startup };
+}
+
 function fail(error) {
     if (failed) return;
     failed = true;
-    self.postMessage({ type: 'error', message: String(error && error.message ? error.message : error) });
+    const message = String(error && error.message ? error.message : error);
+    self.postMessage({ type: 'error', message, ...counters() });
 }
 
 // One fetch with a deadline: a server that goes away or stops sending fails it.
@@ -65,10 +73,10 @@ async function fetchWithin(url, init, what) {
     }
 }
 
-// The next CHUNK bytes of the stream; false once the whole file has arrived.
+// The next `chunk` bytes of the stream; false once the whole file has arrived.
 async function fetchMore() {
     if (total !== null && fetchedTo >= total) return false;
-    const end = fetchedTo + CHUNK - 1;
+    const end = fetchedTo + chunk - 1;
     const { response, bytes } = await fetchWithin(
         src, { headers: { Range: `bytes=${fetchedTo}-${end}` }, cache: 'no-store' }, `fetching ${src}`);
     if (response.status === 206) {
@@ -87,6 +95,22 @@ async function fetchMore() {
     return true;
 }
 
+// Hands the decoder a model file fetched as `id`, refusing bytes that hash to anything
+// else: with the browser's SHA-256 where the page has it (a secure context), else the
+// decoder's own.
+async function addModel(id, bytes) {
+    if (self.crypto && self.crypto.subtle) {
+        const digest = new Uint8Array(await self.crypto.subtle.digest('SHA-256', bytes));
+        const hex = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+        if (hex !== id.toLowerCase()) {
+            throw new Error(`the model fetched as ${id} has the hash ${hex}: refused`);
+        }
+        decoder.add_hashed_model(id, bytes);
+    } else {
+        decoder.add_model(id, bytes);
+    }
+}
+
 // A model file by its hash: from the cache, else from the stream's server (then cached).
 async function loadModel(model) {
     const url = new URL(`/models/${model.id}`, src).href;
@@ -96,7 +120,7 @@ async function loadModel(model) {
         if (hit) {
             const bytes = new Uint8Array(await hit.arrayBuffer());
             try {
-                decoder.add_model(model.id, bytes);
+                await addModel(model.id, bytes);
                 return { cached: true, bytes: bytes.length };
             } catch (e) {
                 // A damaged cache entry: forget it and fetch again.
@@ -105,26 +129,37 @@ async function loadModel(model) {
         }
     }
     const { bytes } = await fetchWithin(url, {}, `fetching model ${model.id.slice(0, 12)}…`);
-    decoder.add_model(model.id, bytes);
+    await addModel(model.id, bytes);
     modelBytesFetched += bytes.length;
     if (cache) await cache.put(url, new Response(bytes, { headers: { 'Content-Type': 'application/octet-stream' } }));
     return { cached: false, bytes: bytes.length };
 }
 
+// Milliseconds from the worker's start to each step of opening a stream.
+const startup = {};
+const t0 = performance.now();
+function mark(step) {
+    startup[step] = Math.round(performance.now() - t0);
+}
+
 async function open() {
     await init();
+    mark('decoder_ready');
     decoder = new WebDecoder();
     let header = null;
     while (!(header = decoder.header_json())) {
         if (!(await fetchMore())) throw new Error(`${src} ends before its header`);
     }
+    mark('header');
     const info = JSON.parse(header);
     self.postMessage({ type: 'header', info });
     for (const model of info.models) {
         const loaded = await loadModel(model);
         self.postMessage({ type: 'model', id: model.id, ...loaded });
     }
+    mark('models');
     decoder.start();
+    mark('started');
     pump();
 }
 
@@ -150,15 +185,14 @@ async function pump() {
                 const frame = JSON.parse(decoder.frame_json());
                 const rgba = decoder.take_frame();
                 decoded += 1;
+                if (decoded === 1) mark('first_frame');
                 self.postMessage({
                     type: 'frame', index: frame.index, intra: frame.intra,
                     packetBytes: frame.packet_bytes, rgba,
                 }, [rgba.buffer]);
                 await nextTask();
             } else if (decoder.ended) {
-                self.postMessage({
-                    type: 'end', decoded, decodeMs, bytesFetched, modelBytesFetched,
-                });
+                self.postMessage({ type: 'end', ...counters() });
                 return;
             } else if (!(await fetchMore())) {
                 throw new Error(`${src} ends inside a packet`);
