@@ -165,11 +165,32 @@ fn native_frames(file: &Path) -> Vec<aecodec::RgbFrame> {
 }
 
 #[test]
-fn a_clip_plays_in_chromium_every_frame_presented_with_the_native_decoders_pixels() {
+fn a_clip_a_seek_and_a_ladder_play_in_chromium_with_the_native_decoders_pixels() {
     let media = tempfile::tempdir().unwrap();
     let clip = media.path().join("carphone.aez");
-    encode(&sample("carphone_pristine.mp4"), &clip, &["--frames", "20"]);
+    // Intra frames at 0, 8 and 16: seeking lands on one.
+    encode(
+        &sample("carphone_pristine.mp4"),
+        &clip,
+        &["--frames", "20", "--gop", "8"],
+    );
     let native = native_frames(&clip);
+    let ladder = media.path().join("ladder");
+    common::run_ok(
+        "aecodec",
+        &[
+            "ladder",
+            s(&sample("carphone_pristine.mp4")),
+            "-o",
+            s(&ladder),
+            "--renditions",
+            "96x80@60k,176x144@200k",
+            "--gop",
+            "10",
+            "--frames",
+            "30",
+        ],
+    );
     let server = Server::start(media.path(), "127.0.0.1:0");
     let driver = Driver::start();
     let browser = driver.session();
@@ -208,20 +229,7 @@ fn a_clip_plays_in_chromium_every_frame_presented_with_the_native_decoders_pixel
 
     // The frames read back from the canvas are the native decoder's, within one code value.
     for &n in &grab {
-        let script = format!("return window.aeplay.grabs[{n}]");
-        let rgba = base64::engine::general_purpose::STANDARD
-            .decode(browser.eval(&script).as_str().expect("grabbed frame"))
-            .unwrap();
-        let want = &native[n];
-        assert_eq!(rgba.len(), want.pixels() * 4, "frame {n}");
-        let worst = rgba
-            .chunks_exact(4)
-            .zip(want.data.chunks_exact(3))
-            .flat_map(|(got, want)| (0..3).map(move |c| got[c].abs_diff(want[c])))
-            .max()
-            .unwrap();
-        assert!(worst <= 1, "frame {n} differs by {worst} code values");
-        assert!(rgba.chunks_exact(4).all(|px| px[3] == 255));
+        assert_grabbed_matches(&browser, n, &native[n]);
     }
     browser.screenshot(&artifacts().join("playing.png"));
 
@@ -231,6 +239,50 @@ fn a_clip_plays_in_chromium_every_frame_presented_with_the_native_decoders_pixel
     assert_eq!(again["presented"], 20, "{again}");
     assert_eq!(again["model_bytes_fetched"], 0, "{again}");
     assert_eq!(again["models"][0]["cached"], true, "{again}");
+
+    // Seeking to 0.5 s (frame 15) starts at the intra frame before it, frame 8, through the
+    // file's index.
+    browser.goto(&server.url("/?src=/media/carphone.aez&autoplay=1&t=0.5&grab=8"));
+    let sought = browser.stats();
+    assert_eq!(sought["errors"], json!([]), "{sought}");
+    assert_eq!(sought["start_frame"], 8, "{sought}");
+    assert_eq!(sought["presented"], 12, "{sought}");
+    assert_grabbed_matches(&browser, 8, &native[8]);
+
+    // The ladder plays adaptively: the lowest rendition first, then as the rule decides.
+    browser.goto(&server.url("/?src=/media/ladder/manifest.json&autoplay=1"));
+    let played = browser.stats();
+    assert_eq!(played["errors"], json!([]), "{played}");
+    assert_eq!(played["frames"], 30, "{played}");
+    assert_eq!(played["presented"], 30, "{played}");
+    let segments = played["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 3, "{played}");
+    assert_eq!(segments[0]["rendition"], 0, "{played}");
+    assert_eq!(segments[0]["reason"], "start", "{played}");
+    assert!(
+        segments
+            .iter()
+            .all(|s| s["rendition"].as_u64().unwrap() < 2),
+        "{played}"
+    );
+    browser.screenshot(&artifacts().join("ladder.png"));
+}
+
+/// Frame `n` as the page read it back from its canvas, against the native decoder's.
+fn assert_grabbed_matches(browser: &Session, n: usize, want: &aecodec::RgbFrame) {
+    let script = format!("return window.aeplay.grabs[{n}]");
+    let rgba = base64::engine::general_purpose::STANDARD
+        .decode(browser.eval(&script).as_str().expect("grabbed frame"))
+        .unwrap();
+    assert_eq!(rgba.len(), want.pixels() * 4, "frame {n}");
+    let worst = rgba
+        .chunks_exact(4)
+        .zip(want.data.chunks_exact(3))
+        .flat_map(|(got, want)| (0..3).map(move |c| got[c].abs_diff(want[c])))
+        .max()
+        .unwrap();
+    assert!(worst <= 1, "frame {n} differs by {worst} code values");
+    assert!(rgba.chunks_exact(4).all(|px| px[3] == 255));
 }
 
 #[test]

@@ -18,20 +18,11 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aecodec::container::{
-    ContainerError, ContainerReader, FrameType, Header, Packet, MAX_PACKET_HEAD_LEN,
-    MIN_PACKET_HEAD_LEN,
-};
+use aecodec::container::{ContainerError, ContainerReader, FrameType, Header, Packet};
 use aecodec::ladder::{Manifest, MAX_MANIFEST_BYTES};
 
 use crate::http::{download, Deadline, HttpStream, PATH_SEGMENT};
 use crate::source::{is_url, SourceError};
-
-/// The largest rendition header read: the preamble and 16 coding tools fit in far less.
-const MAX_HEADER_BYTES: u64 = 1 << 20;
-
-/// The most renditions a ladder may have: each costs a header fetch before playback starts.
-pub const MAX_RENDITIONS: usize = 64;
 
 /// A ladder opened for playback: its manifest and every rendition's header, all checked.
 pub struct Ladder {
@@ -95,7 +86,7 @@ impl Ladder {
             what,
         };
         let manifest = Manifest::from_json(&text).map_err(bad)?;
-        check_manifest(&manifest).map_err(bad)?;
+        manifest.check().map_err(bad)?;
         let mut ladder = Self {
             name: source.into(),
             manifest,
@@ -106,7 +97,7 @@ impl Ladder {
         };
         for r in 0..ladder.manifest.renditions.len() {
             let header = ladder.read_header(r)?;
-            check_header(&ladder.manifest, r, &header).map_err(bad)?;
+            ladder.manifest.check_header(r, &header).map_err(bad)?;
             ladder.headers.push(header);
         }
         Ok(ladder)
@@ -279,214 +270,9 @@ fn open_regular(path: &Path) -> std::io::Result<File> {
     File::open(path)
 }
 
-/// Checks that the segment times tile the video and each rendition's segments lie end to
-/// end in its file.
-fn check_manifest(m: &Manifest) -> Result<(), String> {
-    if m.format != "aez-ladder" || m.version != 1 {
-        return Err(format!(
-            "format {:?} version {}: this player reads \"aez-ladder\" version 1",
-            m.format, m.version
-        ));
-    }
-    if m.renditions.is_empty() || m.segments.is_empty() {
-        return Err("no renditions or no segments".into());
-    }
-    if m.renditions.len() > MAX_RENDITIONS {
-        return Err(format!(
-            "{} renditions: this player reads at most {MAX_RENDITIONS}",
-            m.renditions.len()
-        ));
-    }
-    let mut next = 0u64;
-    for (k, s) in m.segments.iter().enumerate() {
-        if s.first_frame != next || s.frames == 0 {
-            return Err(format!("segment {k} does not follow the one before it"));
-        }
-        next = next
-            .checked_add(s.frames)
-            .filter(|&n| n <= m.frame_count)
-            .ok_or_else(|| format!("segment {k} runs past the video's {} frames", m.frame_count))?;
-    }
-    if next != m.frame_count {
-        return Err(format!(
-            "the segments hold {next} frames, the video {}",
-            m.frame_count
-        ));
-    }
-    for r in &m.renditions {
-        let plain =
-            !r.file.is_empty() && !r.file.contains(['/', '\\']) && r.file != ".." && r.file != ".";
-        if !plain {
-            return Err(format!(
-                "rendition file {:?} is not a plain file name",
-                r.file
-            ));
-        }
-        if r.header_bytes == 0 || r.header_bytes > MAX_HEADER_BYTES {
-            return Err(format!("{}: a header of {} bytes", r.file, r.header_bytes));
-        }
-        if r.segments.len() != m.segments.len() {
-            return Err(format!(
-                "{} has {} segments, the ladder {}",
-                r.file,
-                r.segments.len(),
-                m.segments.len()
-            ));
-        }
-        let mut offset = r.header_bytes;
-        for (k, s) in r.segments.iter().enumerate() {
-            let end = s.offset.checked_add(s.bytes);
-            if s.offset != offset || end.is_none_or(|e| e > r.bytes) {
-                return Err(format!(
-                    "{}: segment {k} is not where the one before it ends, or runs past the file",
-                    r.file
-                ));
-            }
-            offset = s.offset + s.bytes;
-        }
-    }
-    Ok(())
-}
-
-/// Checks that rendition `r`'s header describes the manifest's video, and that each of its
-/// segments fits its frames' largest packets (so a segment's size cannot ask for more).
-fn check_header(m: &Manifest, r: usize, header: &Header) -> Result<(), String> {
-    let rendition = &m.renditions[r];
-    if (header.width, header.height) != (rendition.width, rendition.height)
-        || u64::from(header.frame_count) != m.frame_count
-        || header.frame_rate.to_string() != m.frame_rate
-    {
-        return Err(format!(
-            "{}: the file is {}x{}, {} frames at {}; the manifest says {}x{}, {} frames at {}",
-            rendition.file,
-            header.width,
-            header.height,
-            header.frame_count,
-            header.frame_rate,
-            rendition.width,
-            rendition.height,
-            m.frame_count,
-            m.frame_rate
-        ));
-    }
-    let per_frame = MAX_PACKET_HEAD_LEN + header.max_payload_len();
-    for (k, (place, time)) in rendition.segments.iter().zip(&m.segments).enumerate() {
-        // `check_manifest` bounded every segment's frames by the video's, which the header
-        // has just confirmed; saturating products cannot wrap past either bound.
-        if place.bytes > time.frames.saturating_mul(per_frame)
-            || place.bytes < time.frames.saturating_mul(MIN_PACKET_HEAD_LEN)
-        {
-            return Err(format!(
-                "{}: segment {k}'s {} bytes cannot be {} packets",
-                rendition.file, place.bytes, time.frames
-            ));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aecodec::ladder::{Rendition, SegmentBytes, SegmentTime};
-
-    fn manifest() -> Manifest {
-        let time = |first_frame, frames| SegmentTime {
-            first_frame,
-            frames,
-            start_s: first_frame as f64 / 25.0,
-            duration_s: frames as f64 / 25.0,
-        };
-        Manifest {
-            format: "aez-ladder".into(),
-            version: 1,
-            frame_rate: "25".into(),
-            frame_count: 20,
-            duration_s: 0.8,
-            segments: vec![time(0, 10), time(10, 10)],
-            renditions: vec![Rendition {
-                file: "a.aez".into(),
-                width: 64,
-                height: 64,
-                target_bitrate: 1e5,
-                bitrate: 1e5,
-                bytes: 1000,
-                header_bytes: 100,
-                models: vec![],
-                segments: vec![
-                    SegmentBytes {
-                        offset: 100,
-                        bytes: 400,
-                        tool: 0,
-                    },
-                    SegmentBytes {
-                        offset: 500,
-                        bytes: 400,
-                        tool: 0,
-                    },
-                ],
-            }],
-        }
-    }
-
-    #[test]
-    fn manifests_that_do_not_add_up_are_refused() {
-        assert_eq!(check_manifest(&manifest()), Ok(()));
-        type Change = Box<dyn Fn(&mut Manifest)>;
-        let broken: Vec<(&str, Change)> = vec![
-            ("version", Box::new(|m| m.version = 2)),
-            ("frames", Box::new(|m| m.frame_count = 21)),
-            ("gap", Box::new(|m| m.segments[1].first_frame = 11)),
-            (
-                "path",
-                Box::new(|m| m.renditions[0].file = "../a.aez".into()),
-            ),
-            (
-                "overlap",
-                Box::new(|m| m.renditions[0].segments[1].offset = 499),
-            ),
-            (
-                "past the end",
-                Box::new(|m| m.renditions[0].segments[1].bytes = 501),
-            ),
-            (
-                "huge",
-                Box::new(|m| m.renditions[0].segments[1].bytes = u64::MAX),
-            ),
-            ("header", Box::new(|m| m.renditions[0].header_bytes = 0)),
-            (
-                "wrapping frame counts",
-                Box::new(|m| {
-                    let half = 1u64 << 63;
-                    m.segments[0].frames = half;
-                    m.segments[1].first_frame = half;
-                    m.segments[1].frames = half + 20;
-                }),
-            ),
-            (
-                "a segment longer than the video",
-                Box::new(|m| m.segments[1].frames = 11),
-            ),
-            (
-                "too many renditions",
-                Box::new(|m| {
-                    let r = m.renditions[0].clone();
-                    m.renditions = vec![r; MAX_RENDITIONS + 1];
-                }),
-            ),
-            (
-                "count",
-                Box::new(|m| {
-                    m.renditions[0].segments.pop();
-                }),
-            ),
-        ];
-        for (what, change) in broken {
-            let mut m = manifest();
-            change(&mut m);
-            assert!(check_manifest(&m).is_err(), "{what}");
-        }
-    }
 
     #[test]
     fn relative_names_resolve_against_the_path_not_the_query() {

@@ -1,5 +1,6 @@
 //! Adaptive playback of a ladder (`aecodec ladder`'s `manifest.json`, docs/FORMAT.md): the
-//! rendition of each segment is chosen as it is fetched ([`abr`]), and every frame reaches the
+//! rendition of each segment is chosen as it is fetched (the rule of [`aecodec::ladder::abr`],
+//! which the browser player shares), and every frame reaches the
 //! presenter at one presentation size, the largest rendition's.
 //!
 //! The pipeline is the single-file one with a fetcher in front:
@@ -12,7 +13,6 @@
 //! * synthesis, timed the same way, then scaling to the presentation size;
 //! * the presenter, which advances the playhead the fetcher reads.
 
-pub mod abr;
 mod fetch;
 mod stats;
 
@@ -33,7 +33,7 @@ pub use crate::playback::AdaptiveOptions;
 use crate::playback::{model_store, run_stage, PlayError, PlayOptions, MAX_REFETCHES, QUEUE_DEPTH};
 use crate::presenter::{Presentation, Presenter};
 use crate::source::{ensure_models, SourceError};
-use abr::{Abr, Reason, RenditionLoad};
+use aecodec::ladder::abr::{Abr, Reason, RenditionLoad};
 pub use fetch::{FetchedSegment, Ladder};
 pub use stats::{AdaptiveStats, RenditionPlayed, SegmentFetch, Switch};
 

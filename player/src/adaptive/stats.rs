@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::abr::Reason;
+use aecodec::ladder::abr::Reason;
 
 /// What adaptive playback did, for `--stats-json`.
 #[derive(Debug, Clone, Serialize)]

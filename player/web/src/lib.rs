@@ -3,14 +3,20 @@
 //! pacing; this crate is the native decoder's container reader, parser and synthesis, built
 //! for `wasm32-unknown-unknown`, so a page decodes exactly what `aeplay` decodes.
 //!
-//! [`StreamState`] is the whole decoder and plain Rust (it is tested natively);
-//! [`WebDecoder`] is its JavaScript face.
+//! [`StreamState`] decodes one `.aez` and [`LadderState`] a ladder (`manifest.json`),
+//! segment by segment in the rendition that [`aecodec::ladder::abr`] chooses, as `aeplay`
+//! does; both are plain Rust (tested natively). [`WebDecoder`] and [`WebLadder`] are their
+//! JavaScript faces.
 
 use std::cell::RefCell;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::rc::Rc;
 
-use aecodec::container::{ContainerError, ContainerReader, FrameType, Header};
+use aecodec::container::{
+    ContainerError, ContainerReader, Footer, FrameType, Header, SeekableReader,
+};
+use aecodec::ladder::abr::{Abr, Reason, RenditionLoad};
+use aecodec::ladder::Manifest;
 use aecodec::prelude::{FrameDecoder, Model, ModelId, ModelStore};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -32,6 +38,10 @@ pub enum WebError {
     NoHeader,
     #[error("the decoder was not started: add the stream's models, then start it")]
     NotStarted,
+    #[error("ladder manifest: {0}")]
+    Manifest(String),
+    #[error("the ladder has no such rendition or segment")]
+    NoSegment,
 }
 
 /// The bytes fetched and not yet consumed, from byte `base` of the file on.
@@ -65,6 +75,47 @@ impl Read for FetchedRead {
         buf[..n].copy_from_slice(&available[..n]);
         f.pos += n;
         Ok(n)
+    }
+}
+
+/// A file of which only the start (up to its first packet) and the end (its index and
+/// footer) have been fetched: enough for [`SeekableReader`] to read the index.
+struct SparseFile<'a> {
+    head: &'a [u8],
+    tail: &'a [u8],
+    tail_at: u64,
+    pos: u64,
+}
+
+impl Read for SparseFile<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let (bytes, from) = if self.pos < self.head.len() as u64 {
+            (self.head, self.pos)
+        } else if self.pos >= self.tail_at {
+            (self.tail, self.pos - self.tail_at)
+        } else {
+            return Err(std::io::Error::other(format!(
+                "byte {} of the file was not fetched",
+                self.pos
+            )));
+        };
+        let available = bytes.get(from as usize..).unwrap_or_default();
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for SparseFile<'_> {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let len = self.tail_at + self.tail.len() as u64;
+        self.pos = match to {
+            SeekFrom::Start(p) => p,
+            SeekFrom::End(d) => len.saturating_add_signed(d),
+            SeekFrom::Current(d) => self.pos.saturating_add_signed(d),
+        };
+        Ok(self.pos)
     }
 }
 
@@ -131,6 +182,8 @@ pub enum Next {
 /// A stream being decoded from its bytes as they arrive.
 pub struct StreamState {
     fetched: Rc<RefCell<Fetched>>,
+    /// The file's first bytes, up to its first packet (kept for seeking).
+    head: Vec<u8>,
     reader: Option<ContainerReader<FetchedRead>>,
     models: ModelStore,
     decoder: Option<FrameDecoder>,
@@ -146,6 +199,7 @@ impl StreamState {
     pub fn new() -> Self {
         Self {
             fetched: Rc::new(RefCell::new(Fetched::default())),
+            head: Vec::new(),
             reader: None,
             models: ModelStore::new(),
             decoder: None,
@@ -174,7 +228,10 @@ impl StreamState {
         match ContainerReader::new(FetchedRead(self.fetched.clone())) {
             Ok(reader) => {
                 let info = StreamInfo::of(reader.header());
-                self.fetched.borrow_mut().drop_consumed();
+                let mut fetched = self.fetched.borrow_mut();
+                self.head = fetched.bytes[..fetched.pos].to_vec();
+                fetched.drop_consumed();
+                drop(fetched);
                 self.reader = Some(reader);
                 Ok(Some(info))
             }
@@ -186,16 +243,7 @@ impl StreamState {
     /// Adds a model file fetched as `expected_id`, checking that its bytes hash to that id.
     /// Returns the model's size in bytes.
     pub fn add_model(&mut self, expected_id: &str, bytes: &[u8]) -> Result<u64, WebError> {
-        let expected = ModelId::from_hex(expected_id)
-            .ok_or_else(|| WebError::BadModelId(expected_id.to_string()))?;
-        let actual = ModelId::of_bytes(bytes);
-        if actual != expected {
-            return Err(WebError::WrongModel {
-                expected: expected.hex(),
-                actual: actual.hex(),
-            });
-        }
-        self.add_hashed_model(actual, bytes)
+        self.add_hashed_model(checked_id(expected_id, bytes)?, bytes)
     }
 
     /// Adds a model file whose bytes the caller has hashed to `id` (the page, with the
@@ -249,6 +297,49 @@ impl StreamState {
         }
     }
 
+    /// Where the file's index starts, from its last [`FOOTER_LEN`] bytes (the file is
+    /// `file_len` bytes long).
+    pub fn index_offset(&self, footer: &[u8], file_len: u64) -> Result<u64, WebError> {
+        Ok(Footer::parse(footer, file_len)?.index_offset)
+    }
+
+    /// Moves to the last intra frame at or before `seconds`, given the file's bytes from
+    /// `tail_at` to its end (its index and footer): the bytes pushed from now on must start
+    /// at the returned offset. Returns that offset and the frame's number.
+    pub fn seek(
+        &mut self,
+        seconds: f64,
+        tail: &[u8],
+        tail_at: u64,
+    ) -> Result<(u64, u64), WebError> {
+        if self.reader.is_none() {
+            return Err(WebError::NoHeader);
+        }
+        let sparse = SparseFile {
+            head: &self.head,
+            tail,
+            tail_at,
+            pos: 0,
+        };
+        let seekable = SeekableReader::new(sparse)?;
+        let entry = seekable.seek_entry(seconds);
+        let index = seekable.index();
+        let offset = index
+            .get(entry)
+            .map_or(seekable.first_packet_offset(), |e| e.offset);
+        *self.fetched.borrow_mut() = Fetched {
+            base: offset,
+            ..Fetched::default()
+        };
+        self.reader = Some(ContainerReader::resume_at(
+            FetchedRead(self.fetched.clone()),
+            seekable.header().clone(),
+            seekable.first_packet_offset(),
+            index[..entry].to_vec(),
+        ));
+        Ok((offset, entry as u64))
+    }
+
     /// Whether `e` only says that the bytes so far end early, while more are coming. A
     /// footer cut short reads as a bad footer, so it counts too until the file is complete.
     fn waits_for_data(&self, e: &ContainerError) -> bool {
@@ -257,6 +348,204 @@ impl StreamState {
                 || matches!(e, ContainerError::BadFooter(_))
                 || matches!(e, ContainerError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof))
     }
+}
+
+/// A ladder being played: its checked manifest, the rule that picks each segment's rendition,
+/// and one decoder per rendition whose header has arrived.
+pub struct LadderState {
+    manifest: Manifest,
+    abr: Abr,
+    headers: Vec<Option<Header>>,
+    decoders: Vec<Option<FrameDecoder>>,
+    models: ModelStore,
+    segment: Option<OpenSegment>,
+}
+
+/// The segment being decoded.
+struct OpenSegment {
+    rendition: usize,
+    reader: ContainerReader<std::io::Cursor<Vec<u8>>>,
+    /// Its frames not yet decoded.
+    left: u64,
+    first: bool,
+    /// The file offset where its bytes end.
+    end: u64,
+}
+
+impl LadderState {
+    /// Parses and checks a manifest (docs/FORMAT.md, "Ladder manifest"); `ahead_s` is how
+    /// much video the player keeps decoded ahead (the rule's buffer target).
+    pub fn new(json: &[u8], ahead_s: f64) -> Result<Self, WebError> {
+        let manifest = Manifest::from_json(json).map_err(WebError::Manifest)?;
+        manifest.check().map_err(WebError::Manifest)?;
+        let fps = manifest
+            .frame_rate
+            .parse::<aecodec::container::Rational>()
+            .map_err(|e| WebError::Manifest(format!("frame rate: {e}")))?
+            .as_f64();
+        let loads = manifest
+            .renditions
+            .iter()
+            .map(|r| RenditionLoad {
+                bitrate: r.bitrate,
+                pixels: u64::from(r.width) * u64::from(r.height),
+            })
+            .collect();
+        let count = manifest.renditions.len();
+        Ok(Self {
+            abr: Abr::new(loads, fps, None).with_buffer_target(ahead_s),
+            manifest,
+            headers: vec![None; count],
+            decoders: (0..count).map(|_| None).collect(),
+            models: ModelStore::new(),
+            segment: None,
+        })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Reads rendition `r`'s header from its first `header_bytes` bytes and checks it against
+    /// the manifest.
+    pub fn set_header(&mut self, r: usize, bytes: &[u8]) -> Result<(), WebError> {
+        let rendition = self.manifest.renditions.get(r).ok_or(WebError::NoSegment)?;
+        let reader = ContainerReader::new(bytes)?;
+        if reader.offset() != rendition.header_bytes {
+            return Err(WebError::Manifest(format!(
+                "{}: the header is {} bytes, the manifest says {}",
+                rendition.file,
+                reader.offset(),
+                rendition.header_bytes
+            )));
+        }
+        self.manifest
+            .check_header(r, reader.header())
+            .map_err(WebError::Manifest)?;
+        self.headers[r] = Some(reader.header().clone());
+        Ok(())
+    }
+
+    /// Adds a model file the caller has hashed to `id`.
+    pub fn add_hashed_model(&mut self, id: ModelId, bytes: &[u8]) -> Result<u64, WebError> {
+        let model = Model::from_bytes_as(bytes, id)?;
+        let size = model.file_bytes();
+        self.models.add(model);
+        Ok(size)
+    }
+
+    /// Builds every rendition's decoder from its header and the models added.
+    pub fn start(&mut self) -> Result<(), WebError> {
+        for (r, header) in self.headers.iter().enumerate() {
+            let header = header.as_ref().ok_or(WebError::NoHeader)?;
+            self.decoders[r] = Some(FrameDecoder::new(header, &self.models)?);
+        }
+        Ok(())
+    }
+
+    /// Records a segment download (for the rule's throughput estimate).
+    pub fn record_download(&mut self, bytes: u64, seconds: f64) {
+        self.abr.record_download(bytes, seconds);
+    }
+
+    /// The rendition for the next segment, and why.
+    pub fn choose(&mut self, buffer_s: f64, measured_fps: &[Option<f64>]) -> (usize, Reason) {
+        let choice = self.abr.choose(buffer_s, measured_fps);
+        (choice.rendition, choice.reason)
+    }
+
+    /// Starts decoding segment `k` of rendition `r` from its fetched bytes.
+    pub fn open_segment(&mut self, r: usize, k: usize, bytes: Vec<u8>) -> Result<(), WebError> {
+        let (place, time) = match (
+            self.manifest.renditions.get(r),
+            self.manifest.segments.get(k),
+        ) {
+            (Some(rendition), Some(time)) => (rendition.segments[k], *time),
+            _ => return Err(WebError::NoSegment),
+        };
+        if bytes.len() as u64 != place.bytes {
+            return Err(WebError::Manifest(format!(
+                "segment {k} of rendition {r}: {} bytes arrived, the manifest says {}",
+                bytes.len(),
+                place.bytes
+            )));
+        }
+        let header = self.headers[r].clone().ok_or(WebError::NoHeader)?;
+        let reader = ContainerReader::at_segment(
+            std::io::Cursor::new(bytes),
+            header,
+            time.first_frame,
+            place.offset,
+        );
+        self.segment = Some(OpenSegment {
+            rendition: r,
+            reader,
+            left: time.frames,
+            first: true,
+            end: place.offset + place.bytes,
+        });
+        Ok(())
+    }
+
+    /// The open segment's next frame; `None` once all its frames are decoded (or before the
+    /// first segment is opened).
+    pub fn next_frame(&mut self) -> Result<Option<(usize, DecodedFrame)>, WebError> {
+        let Some(seg) = self.segment.as_mut() else {
+            return Ok(None);
+        };
+        if seg.left == 0 {
+            // Nothing may follow a segment's frames inside its bytes.
+            let (read, end) = (seg.reader.offset(), seg.end);
+            self.segment = None;
+            if read != end {
+                return Err(WebError::Manifest(format!(
+                    "{} bytes follow the segment's last frame",
+                    end - read
+                )));
+            }
+            return Ok(None);
+        }
+        let index = seg.reader.frames_read();
+        let offset = seg.reader.offset();
+        let packet = seg.reader.next_packet()?.ok_or(ContainerError::Truncated {
+            frame: index,
+            offset,
+        })?;
+        if seg.first && packet.frame_type != FrameType::Intra {
+            return Err(WebError::Manifest(format!(
+                "segment at frame {index} does not start with an intra frame"
+            )));
+        }
+        seg.first = false;
+        seg.left -= 1;
+        let decoder = self.decoders[seg.rendition]
+            .as_mut()
+            .ok_or(WebError::NotStarted)?;
+        let frame = decoder.decode(&packet)?;
+        Ok(Some((
+            seg.rendition,
+            DecodedFrame {
+                index,
+                intra: packet.frame_type == FrameType::Intra,
+                packet_bytes: packet.stored_len(),
+                rgba: rgb_to_rgba(&frame.data),
+            },
+        )))
+    }
+}
+
+/// The id of model bytes fetched as `expected`, if they hash to it.
+fn checked_id(expected: &str, bytes: &[u8]) -> Result<ModelId, WebError> {
+    let expected =
+        ModelId::from_hex(expected).ok_or_else(|| WebError::BadModelId(expected.to_string()))?;
+    let actual = ModelId::of_bytes(bytes);
+    if actual != expected {
+        return Err(WebError::WrongModel {
+            expected: expected.hex(),
+            actual: actual.hex(),
+        });
+    }
+    Ok(actual)
 }
 
 /// Packed RGB to the canvas's RGBA, opaque.
@@ -358,6 +647,24 @@ impl WebDecoder {
         self.ended
     }
 
+    /// Where the index starts, from the file's last 16 bytes.
+    pub fn index_offset(&self, footer: &[u8], file_len: f64) -> Result<f64, JsError> {
+        self.state
+            .index_offset(footer, file_len as u64)
+            .map(|o| o as f64)
+            .map_err(js_error)
+    }
+
+    /// Moves to the last intra frame at or before `seconds` (see [`StreamState::seek`]):
+    /// returns `[offset to fetch from, frame number]`.
+    pub fn seek(&mut self, seconds: f64, tail: &[u8], tail_at: f64) -> Result<Vec<f64>, JsError> {
+        let (offset, frame) = self
+            .state
+            .seek(seconds, tail, tail_at as u64)
+            .map_err(js_error)?;
+        Ok(vec![offset as f64, frame as f64])
+    }
+
     /// The frame [`decode_next`](Self::decode_next) made, as RGBA bytes.
     pub fn take_frame(&mut self) -> Option<Vec<u8>> {
         self.last.as_mut().map(|f| std::mem::take(&mut f.rgba))
@@ -368,6 +675,124 @@ impl WebDecoder {
         self.last.as_ref().map(|f| {
             serde_json::json!({
                 "index": f.index,
+                "intra": f.intra,
+                "packet_bytes": f.packet_bytes,
+            })
+            .to_string()
+        })
+    }
+}
+
+/// A ladder as the page's worker plays it.
+#[wasm_bindgen]
+pub struct WebLadder {
+    state: LadderState,
+    last: Option<(usize, DecodedFrame)>,
+    reason: Option<Reason>,
+}
+
+#[wasm_bindgen]
+impl WebLadder {
+    /// A ladder from its `manifest.json` bytes, checked; `ahead_s`: the seconds of video the
+    /// player keeps decoded ahead.
+    #[wasm_bindgen(constructor)]
+    pub fn new(manifest: &[u8], ahead_s: f64) -> Result<WebLadder, JsError> {
+        Ok(Self {
+            state: LadderState::new(manifest, ahead_s).map_err(js_error)?,
+            last: None,
+            reason: None,
+        })
+    }
+
+    /// The checked manifest, as JSON.
+    pub fn manifest_json(&self) -> String {
+        serde_json::to_string(self.state.manifest()).expect("plain struct")
+    }
+
+    pub fn set_header(&mut self, rendition: usize, bytes: &[u8]) -> Result<(), JsError> {
+        self.state.set_header(rendition, bytes).map_err(js_error)
+    }
+
+    /// Adds a model file the page has hashed to `id` with the browser's SHA-256.
+    pub fn add_hashed_model(&mut self, id: &str, bytes: &[u8]) -> Result<f64, JsError> {
+        let id =
+            ModelId::from_hex(id).ok_or_else(|| js_error(WebError::BadModelId(id.to_string())))?;
+        self.state
+            .add_hashed_model(id, bytes)
+            .map(|b| b as f64)
+            .map_err(js_error)
+    }
+
+    /// Adds a model file fetched as `id`, hashing it here.
+    pub fn add_model(&mut self, id: &str, bytes: &[u8]) -> Result<f64, JsError> {
+        let id = checked_id(id, bytes).map_err(js_error)?;
+        self.state
+            .add_hashed_model(id, bytes)
+            .map(|b| b as f64)
+            .map_err(js_error)
+    }
+
+    pub fn start(&mut self) -> Result<(), JsError> {
+        self.state.start().map_err(js_error)
+    }
+
+    pub fn record_download(&mut self, bytes: f64, seconds: f64) {
+        self.state.record_download(bytes as u64, seconds);
+    }
+
+    /// The rendition of the next segment, given the seconds of video decoded ahead and each
+    /// rendition's measured decoding speed in frames/s (0 where not measured yet).
+    pub fn choose(&mut self, buffer_s: f64, measured_fps: &[f64]) -> usize {
+        let measured: Vec<Option<f64>> = measured_fps
+            .iter()
+            .map(|&f| (f > 0.0).then_some(f))
+            .collect();
+        let (r, reason) = self.state.choose(buffer_s, &measured);
+        self.reason = Some(reason);
+        r
+    }
+
+    /// Why the last [`choose`](Self::choose) chose as it did (`start`, `hold`, `up`,
+    /// `network`, `decoder`).
+    pub fn reason(&self) -> Option<String> {
+        self.reason.map(|r| {
+            serde_json::to_value(r)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        })
+    }
+
+    pub fn open_segment(
+        &mut self,
+        rendition: usize,
+        segment: usize,
+        bytes: Vec<u8>,
+    ) -> Result<(), JsError> {
+        self.state
+            .open_segment(rendition, segment, bytes)
+            .map_err(js_error)
+    }
+
+    /// Decodes the open segment's next frame: `false` once the segment is done.
+    pub fn decode_next(&mut self) -> Result<bool, JsError> {
+        self.last = self.state.next_frame().map_err(js_error)?;
+        Ok(self.last.is_some())
+    }
+
+    pub fn take_frame(&mut self) -> Option<Vec<u8>> {
+        self.last.as_mut().map(|(_, f)| std::mem::take(&mut f.rgba))
+    }
+
+    /// Its frame number, rendition, size, whether it is an intra frame and its packet's bytes.
+    pub fn frame_json(&self) -> Option<String> {
+        self.last.as_ref().map(|(r, f)| {
+            let rendition = &self.state.manifest().renditions[*r];
+            serde_json::json!({
+                "index": f.index,
+                "rendition": r,
+                "width": rendition.width,
+                "height": rendition.height,
                 "intra": f.intra,
                 "packet_bytes": f.packet_bytes,
             })

@@ -148,3 +148,35 @@ fn a_model_whose_bytes_do_not_hash_to_its_id_is_refused() {
     state.start().unwrap();
     assert!(matches!(state.next_frame().unwrap(), Next::Frame(_)));
 }
+
+#[test]
+fn seeking_through_the_index_restarts_at_an_intra_frame_with_the_same_frames() {
+    let file = repo().join("fuzz/seeds/carphone-6frames-v10-deblocked.aez");
+    let bytes = std::fs::read(&file).unwrap();
+    let native = native_frames(&file);
+    let mut state = StreamState::new();
+    // Only the header has arrived, as when a page seeks before playing.
+    state.push(&bytes[..400], false);
+    let info = state.header().unwrap().unwrap();
+    for m in &info.models {
+        state.add_model(&m.id, &model_bytes(&m.id)).unwrap();
+    }
+    state.start().unwrap();
+    let len = bytes.len() as u64;
+    let index_at = state.index_offset(&bytes[bytes.len() - 16..], len).unwrap();
+    // Not enough of the end: the footer's index is not all there.
+    assert!(state
+        .seek(0.1, &bytes[bytes.len() - 16..], len - 16)
+        .is_err());
+    let (offset, frame) = state
+        .seek(0.1, &bytes[index_at as usize..], index_at)
+        .unwrap();
+    // One group of pictures: the only intra frame is the first.
+    assert_eq!(frame, 0);
+    state.push(&bytes[offset as usize..], true);
+    let mut frames = Vec::new();
+    while let Next::Frame(f) = state.next_frame().unwrap() {
+        frames.push(f.rgba);
+    }
+    assert!(frames == native);
+}

@@ -4,7 +4,7 @@
 // one is already decoded, else playback stalls and resumes from it.
 //
 // ?src=<url> plays that stream (an .aez, or a ladder's manifest.json); &autoplay=1 starts it
-// at once; &chunk=N fetches N bytes per range request (default 256 KiB); &grab=0,5 keeps
+// at once; &t=SECONDS starts at the last intra frame at or before that time; &chunk=N fetches N bytes per range request (default 256 KiB); &grab=0,5 keeps
 // those frames as read back from the canvas (window.aeplay.grabs, base64 RGBA) for tests.
 // When playback ends, or fails, the statistics are written as JSON into the element with id
 // "stats" (and window.aeplay.stats); window.aeplay.playback is the playback in progress.
@@ -13,6 +13,7 @@ const params = new URLSearchParams(location.search);
 const canvas = document.getElementById('screen');
 const context = canvas.getContext('2d', { willReadFrequently: params.has('grab') });
 const playButton = document.getElementById('play');
+const seekBar = document.getElementById('seek');
 const statusLine = document.getElementById('status');
 const errorBox = document.getElementById('error');
 const statsBox = document.getElementById('stats');
@@ -28,8 +29,9 @@ function showError(message) {
 }
 
 class Playback {
-    constructor(src) {
+    constructor(src, start = 0) {
         this.src = src;
+        this.start = start;
         this.opened = performance.now();
         this.info = null;
         this.queue = [];
@@ -54,7 +56,7 @@ class Playback {
         this.worker.onmessage = (e) => this.onMessage(e.data);
         this.worker.onerror = (e) => this.fail(`the decoder could not run: ${e.message || 'worker error'}`);
         const chunk = Number(params.get('chunk')) || undefined;
-        this.worker.postMessage({ type: 'open', src, ahead: 16, chunk });
+        this.worker.postMessage({ type: 'open', src, start, ahead: 16, chunk });
         statusLine.textContent = `opening ${src}`;
     }
 
@@ -65,7 +67,11 @@ class Playback {
             this.interval = 1000 / m.info.frame_rate;
             canvas.width = m.info.width;
             canvas.height = m.info.height;
-            statusLine.textContent = `${m.info.width}×${m.info.height}, ${m.info.frame_count} frames at ${m.info.frame_rate.toFixed(2)} fps`;
+            seekBar.max = String(m.info.frame_count / m.info.frame_rate);
+            seekBar.step = String(1 / m.info.frame_rate);
+            seekBar.disabled = false;
+            const ladder = m.info.renditions ? `, a ladder of ${m.info.renditions} renditions` : '';
+            statusLine.textContent = `${m.info.width}×${m.info.height}, ${m.info.frame_count} frames at ${m.info.frame_rate.toFixed(2)} fps${ladder}`;
         } else if (m.type === 'model') {
             this.models.push({ id: m.id, bytes: m.bytes, cached: m.cached });
         } else if (m.type === 'frame') {
@@ -121,7 +127,17 @@ class Playback {
 
     present(frame) {
         const { width, height } = this.info;
-        context.putImageData(new ImageData(new Uint8ClampedArray(frame.rgba.buffer), width, height), 0, 0);
+        const image = new ImageData(new Uint8ClampedArray(frame.rgba.buffer), frame.width, frame.height);
+        if (frame.width === width && frame.height === height) {
+            context.putImageData(image, 0, 0);
+        } else {
+            // A ladder's lower rendition, scaled to the largest one's size.
+            if (!this.scratch || this.scratch.width !== frame.width || this.scratch.height !== frame.height) {
+                this.scratch = new OffscreenCanvas(frame.width, frame.height);
+            }
+            this.scratch.getContext('2d').putImageData(image, 0, 0);
+            context.drawImage(this.scratch, 0, 0, width, height);
+        }
         if (this.firstFrameMs === null) this.firstFrameMs = performance.now() - this.opened;
         if (grabList.has(frame.index)) {
             const shown = context.getImageData(0, 0, width, height).data;
@@ -135,6 +151,9 @@ class Playback {
 
     consumed(shown) {
         this.handled += 1;
+        if (!seekBar.matches(':active')) {
+            seekBar.value = String((this.info.first_frame + this.handled) / this.info.frame_rate);
+        }
         if (shown) this.presented += 1; else this.dropped += 1;
         this.worker.postMessage({ type: 'presented', count: this.handled });
         if (this.info && this.handled % 25 === 0) {
@@ -166,7 +185,9 @@ class Playback {
         const end = this.counters || {};
         return {
             src: this.src,
-            frames: this.info ? this.info.frame_count : 0,
+            // The frames from the one playback started at (an intra frame) to the end.
+            start_frame: this.info ? this.info.first_frame : 0,
+            frames: this.info ? this.info.frame_count - this.info.first_frame : 0,
             presented: this.presented,
             dropped: this.dropped,
             stalls: this.stalls,
@@ -179,6 +200,8 @@ class Playback {
             // Milliseconds from the decoding worker's start: decoder_ready, header, models,
             // started, first_frame (decoded).
             startup: end.startup || {},
+            // A ladder's segments as played: {segment, rendition, reason}.
+            segments: end.segments || [],
             errors: this.errors,
         };
     }
@@ -199,15 +222,21 @@ class Playback {
     }
 }
 
-function play(src) {
+function play(src, start = 0) {
     errorBox.hidden = true;
     statsBox.hidden = true;
+    window.aeplay.stats = null;
     if (session && !session.finished) session.finish();
-    session = new Playback(src);
+    session = new Playback(src, start);
     window.aeplay.playback = session;
     playButton.disabled = false;
     playButton.textContent = 'Pause';
 }
+
+// Seeking starts the stream again from the intra frame at or before the time asked for.
+seekBar.addEventListener('change', () => {
+    if (session) play(session.src, Number(seekBar.value));
+});
 
 playButton.addEventListener('click', () => {
     if (!session) return;
@@ -240,10 +269,15 @@ loadCatalog();
 const src = params.get('src');
 if (src) {
     if (params.get('autoplay') === '1') {
-        play(src);
+        play(src, Number(params.get('t')) || 0);
     } else {
         playButton.disabled = false;
         playButton.textContent = 'Play';
-        playButton.addEventListener('click', () => { if (!session) play(src); }, { once: true });
+        // Seeking starts the stream again from the intra frame at or before the time asked for.
+seekBar.addEventListener('change', () => {
+    if (session) play(session.src, Number(seekBar.value));
+});
+
+playButton.addEventListener('click', () => { if (!session) play(src); }, { once: true });
     }
 }

@@ -1,5 +1,6 @@
 //! Choosing the rendition of the next segment: what the network has been delivering, how fast
-//! this machine decodes each rendition, and how much video is buffered.
+//! this machine decodes each rendition, and how much video is buffered. Both players follow
+//! it: `aeplay` (`player/src/adaptive`) and the browser player (`player/web`).
 //!
 //! The rule, applied before each segment is fetched:
 //!
@@ -21,7 +22,7 @@
 //!   that is less) are buffered, so a short burst of speed at start-up or after a stall does
 //!   not overreach.
 //!
-//! `--rendition N` pins one rendition and turns the rule off.
+//! Pinning one rendition (`aeplay play --rendition N`) turns the rule off.
 
 use std::collections::VecDeque;
 
@@ -45,7 +46,7 @@ pub struct RenditionLoad {
 pub enum Reason {
     /// The first segment: the lowest rendition, or the one asked to start on.
     Start,
-    /// `--rendition` fixes it.
+    /// Pinned by the viewer (`aeplay play --rendition`).
     Pinned,
     /// As before: nothing asks for a change.
     Hold,
@@ -86,14 +87,14 @@ impl Abr {
     /// Seconds of buffered video needed before stepping up.
     pub const UP_BUFFER_S: f64 = 1.0;
 
-    /// The rule for `renditions` (lowest bitrate first) of a video at `frame_rate`, with one
-    /// rendition `pinned` if asked. Playback starts on the lowest rendition; see
-    /// [`starting_at`](Self::starting_at).
-    /// The rendition `--rendition` pinned, if any.
+    /// The rendition pinned, if any.
     pub fn pinned(&self) -> Option<usize> {
         self.pinned
     }
 
+    /// The rule for `renditions` (lowest bitrate first) of a video at `frame_rate`, with one
+    /// rendition `pinned` if asked. Playback starts on the lowest rendition; see
+    /// [`starting_at`](Self::starting_at).
     pub fn new(renditions: Vec<RenditionLoad>, frame_rate: f64, pinned: Option<usize>) -> Self {
         Self {
             renditions,

@@ -9,7 +9,18 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::container::{ContainerError, FrameType, Header, SeekableReader};
+use crate::container::{
+    ContainerError, FrameType, Header, SeekableReader, MAX_PACKET_HEAD_LEN, MIN_PACKET_HEAD_LEN,
+};
+
+pub mod abr;
+
+/// The largest rendition header a player reads: the preamble and 16 coding tools fit in far
+/// less.
+pub const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// The most renditions a ladder may have: each costs a header fetch before playback starts.
+pub const MAX_RENDITIONS: usize = 64;
 
 /// One rung of a ladder as asked for: a frame size and an average bitrate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -267,6 +278,121 @@ pub fn check_replaceable(dir: &Path) -> Result<(), crate::output::OutputError> {
 }
 
 impl Manifest {
+    // What a player checks before it trusts the manifest's numbers to size a read (the
+    // native player and the browser's both: docs/FORMAT.md, "Ladder manifest").
+
+    /// Checks that the segment times tile the video and each rendition's segments lie end to
+    /// end in its file.
+    pub fn check(&self) -> Result<(), String> {
+        let m = self;
+        if m.format != "aez-ladder" || m.version != 1 {
+            return Err(format!(
+                "format {:?} version {}: a player reads \"aez-ladder\" version 1",
+                m.format, m.version
+            ));
+        }
+        if m.renditions.is_empty() || m.segments.is_empty() {
+            return Err("no renditions or no segments".into());
+        }
+        if m.renditions.len() > MAX_RENDITIONS {
+            return Err(format!(
+                "{} renditions: a player reads at most {MAX_RENDITIONS}",
+                m.renditions.len()
+            ));
+        }
+        let mut next = 0u64;
+        for (k, s) in m.segments.iter().enumerate() {
+            if s.first_frame != next || s.frames == 0 {
+                return Err(format!("segment {k} does not follow the one before it"));
+            }
+            next = next
+                .checked_add(s.frames)
+                .filter(|&n| n <= m.frame_count)
+                .ok_or_else(|| {
+                    format!("segment {k} runs past the video's {} frames", m.frame_count)
+                })?;
+        }
+        if next != m.frame_count {
+            return Err(format!(
+                "the segments hold {next} frames, the video {}",
+                m.frame_count
+            ));
+        }
+        for r in &m.renditions {
+            let plain = !r.file.is_empty()
+                && !r.file.contains(['/', '\\'])
+                && r.file != ".."
+                && r.file != ".";
+            if !plain {
+                return Err(format!(
+                    "rendition file {:?} is not a plain file name",
+                    r.file
+                ));
+            }
+            if r.header_bytes == 0 || r.header_bytes > MAX_HEADER_BYTES {
+                return Err(format!("{}: a header of {} bytes", r.file, r.header_bytes));
+            }
+            if r.segments.len() != m.segments.len() {
+                return Err(format!(
+                    "{} has {} segments, the ladder {}",
+                    r.file,
+                    r.segments.len(),
+                    m.segments.len()
+                ));
+            }
+            let mut offset = r.header_bytes;
+            for (k, s) in r.segments.iter().enumerate() {
+                let end = s.offset.checked_add(s.bytes);
+                if s.offset != offset || end.is_none_or(|e| e > r.bytes) {
+                    return Err(format!(
+                        "{}: segment {k} is not where the one before it ends, or runs past the file",
+                        r.file
+                    ));
+                }
+                offset = s.offset + s.bytes;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that rendition `r`'s header describes the manifest's video, and that each of its
+    /// segments fits its frames' largest packets (so a segment's size cannot ask for more).
+    pub fn check_header(&self, r: usize, header: &Header) -> Result<(), String> {
+        let m = self;
+        let rendition = &m.renditions[r];
+        if (header.width, header.height) != (rendition.width, rendition.height)
+            || u64::from(header.frame_count) != m.frame_count
+            || header.frame_rate.to_string() != m.frame_rate
+        {
+            return Err(format!(
+                "{}: the file is {}x{}, {} frames at {}; the manifest says {}x{}, {} frames at {}",
+                rendition.file,
+                header.width,
+                header.height,
+                header.frame_count,
+                header.frame_rate,
+                rendition.width,
+                rendition.height,
+                m.frame_count,
+                m.frame_rate
+            ));
+        }
+        let per_frame = MAX_PACKET_HEAD_LEN + header.max_payload_len();
+        for (k, (place, time)) in rendition.segments.iter().zip(&m.segments).enumerate() {
+            // `check` bounded every segment's frames by the video's, which the header
+            // has just confirmed; saturating products cannot wrap past either bound.
+            if place.bytes > time.frames.saturating_mul(per_frame)
+                || place.bytes < time.frames.saturating_mul(MIN_PACKET_HEAD_LEN)
+            {
+                return Err(format!(
+                    "{}: segment {k}'s {} bytes cannot be {} packets",
+                    rendition.file, place.bytes, time.frames
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Reads a manifest from its JSON: refused above [`MAX_MANIFEST_BYTES`] (a reader takes
     /// at most one byte more than that, so this is the one check of the bound), or when it is
     /// not a manifest.
@@ -342,6 +468,104 @@ fn segments_of<R: Read + Seek>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn manifest() -> Manifest {
+        let time = |first_frame, frames| SegmentTime {
+            first_frame,
+            frames,
+            start_s: first_frame as f64 / 25.0,
+            duration_s: frames as f64 / 25.0,
+        };
+        Manifest {
+            format: "aez-ladder".into(),
+            version: 1,
+            frame_rate: "25".into(),
+            frame_count: 20,
+            duration_s: 0.8,
+            segments: vec![time(0, 10), time(10, 10)],
+            renditions: vec![Rendition {
+                file: "a.aez".into(),
+                width: 64,
+                height: 64,
+                target_bitrate: 1e5,
+                bitrate: 1e5,
+                bytes: 1000,
+                header_bytes: 100,
+                models: vec![],
+                segments: vec![
+                    SegmentBytes {
+                        offset: 100,
+                        bytes: 400,
+                        tool: 0,
+                    },
+                    SegmentBytes {
+                        offset: 500,
+                        bytes: 400,
+                        tool: 0,
+                    },
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn manifests_that_do_not_add_up_are_refused() {
+        assert_eq!(manifest().check(), Ok(()));
+        type Change = Box<dyn Fn(&mut Manifest)>;
+        let broken: Vec<(&str, Change)> = vec![
+            ("version", Box::new(|m| m.version = 2)),
+            ("frames", Box::new(|m| m.frame_count = 21)),
+            ("gap", Box::new(|m| m.segments[1].first_frame = 11)),
+            (
+                "path",
+                Box::new(|m| m.renditions[0].file = "../a.aez".into()),
+            ),
+            (
+                "overlap",
+                Box::new(|m| m.renditions[0].segments[1].offset = 499),
+            ),
+            (
+                "past the end",
+                Box::new(|m| m.renditions[0].segments[1].bytes = 501),
+            ),
+            (
+                "huge",
+                Box::new(|m| m.renditions[0].segments[1].bytes = u64::MAX),
+            ),
+            ("header", Box::new(|m| m.renditions[0].header_bytes = 0)),
+            (
+                "wrapping frame counts",
+                Box::new(|m| {
+                    let half = 1u64 << 63;
+                    m.segments[0].frames = half;
+                    m.segments[1].first_frame = half;
+                    m.segments[1].frames = half + 20;
+                }),
+            ),
+            (
+                "a segment longer than the video",
+                Box::new(|m| m.segments[1].frames = 11),
+            ),
+            (
+                "too many renditions",
+                Box::new(|m| {
+                    let r = m.renditions[0].clone();
+                    m.renditions = vec![r; MAX_RENDITIONS + 1];
+                }),
+            ),
+            (
+                "count",
+                Box::new(|m| {
+                    m.renditions[0].segments.pop();
+                }),
+            ),
+        ];
+        for (what, change) in broken {
+            let mut m = manifest();
+            change(&mut m);
+            assert!(m.check().is_err(), "{what}");
+        }
+    }
 
     #[test]
     fn renditions_parse_and_sort_by_bitrate() {
