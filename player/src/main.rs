@@ -85,7 +85,8 @@ enum Command {
     },
     /// Serve the .aez and model files of a directory over HTTP: /catalog.json,
     /// /media/<file>.aez (byte ranges, ETag), /models/<sha256>; a ladder made by `aecodec
-    /// ladder` inside it plays from /media/<ladder dir>/manifest.json.
+    /// ladder` inside it plays from /media/<ladder dir>/manifest.json. Open / in a web
+    /// browser to play them there (/?src=/media/<file>.aez&autoplay=1).
     Serve {
         /// The directory to serve; nothing outside it is served.
         dir: PathBuf,
@@ -182,6 +183,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "serving {} (catalog: http://{bound}/catalog.json); Ctrl-C stops",
                     dir.display()
                 );
+                if aeplay::web::HAS_DECODER {
+                    eprintln!("watch in a web browser: http://{bound}/");
+                } else {
+                    eprintln!(
+                        "this aeplay was built without the browser player's decoder \
+                         (scripts/web, then build again): http://{bound}/ will say so"
+                    );
+                }
             })
             .with_context(|| format!("serving {} on {addr}", dir.display()))?;
             Ok(ExitCode::SUCCESS)
