@@ -300,6 +300,22 @@ fn a_clip_a_seek_and_a_ladder_play_in_chromium_with_the_native_decoders_pixels()
         "{played}"
     );
     browser.screenshot(&artifacts().join("ladder.png"));
+
+    // Space pauses, as in aeplay's window: nothing is presented until it is pressed again.
+    browser.goto(&page);
+    let press = "document.dispatchEvent(new KeyboardEvent('keydown', {key: ' '})); \
+                 return window.aeplay.playback.presented";
+    let at_pause = browser.eval(press).as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let held = browser.eval("return [window.aeplay.playback.presented, window.aeplay.stats]");
+    assert_eq!(
+        held[0].as_u64(),
+        Some(at_pause),
+        "frames presented while paused"
+    );
+    assert!(held[1].is_null(), "playback ended while paused");
+    browser.eval(press);
+    assert_eq!(browser.stats()["presented"], 20);
 }
 
 /// Frame `n` as the page read it back from its canvas, against the native decoder's.

@@ -127,6 +127,7 @@ class Playback {
 
     present(frame) {
         const { width, height } = this.info;
+        this.lastRendition = frame.rendition;
         const image = new ImageData(new Uint8ClampedArray(frame.rgba.buffer), frame.width, frame.height);
         if (frame.width === width && frame.height === height) {
             context.putImageData(image, 0, 0);
@@ -157,7 +158,9 @@ class Playback {
         if (shown) this.presented += 1; else this.dropped += 1;
         this.worker.postMessage({ type: 'presented', count: this.handled });
         if (this.info && this.handled % 25 === 0) {
-            statusLine.textContent = `frame ${this.handled} of ${this.info.frame_count}, ${this.dropped} dropped`;
+            const rendition = this.lastRendition === undefined || !this.info.renditions ? ''
+                : `, rendition ${this.lastRendition + 1} of ${this.info.renditions}`;
+            statusLine.textContent = `frame ${this.info.first_frame + this.handled} of ${this.info.frame_count}, ${this.dropped} dropped${rendition}`;
         }
     }
 
@@ -233,6 +236,22 @@ function play(src, start = 0) {
     playButton.textContent = 'Pause';
 }
 
+// The keys of aeplay's window: space pauses, left and right seek 5 seconds.
+document.addEventListener('keydown', (event) => {
+    if (!session || event.target instanceof HTMLInputElement) return;
+    if (event.key === ' ') {
+        session.togglePause();
+    } else if ((event.key === 'ArrowLeft' || event.key === 'ArrowRight') && session.info) {
+        const now = (session.info.first_frame + session.handled) / session.info.frame_rate;
+        const duration = session.info.frame_count / session.info.frame_rate;
+        const to = Math.min(Math.max(now + (event.key === 'ArrowLeft' ? -5 : 5), 0), duration);
+        play(session.src, to);
+    } else {
+        return;
+    }
+    event.preventDefault();
+});
+
 // Seeking starts the stream again from the intra frame at or before the time asked for.
 seekBar.addEventListener('change', () => {
     if (session) play(session.src, Number(seekBar.value));
@@ -273,7 +292,23 @@ if (src) {
     } else {
         playButton.disabled = false;
         playButton.textContent = 'Play';
-        // Seeking starts the stream again from the intra frame at or before the time asked for.
+        // The keys of aeplay's window: space pauses, left and right seek 5 seconds.
+document.addEventListener('keydown', (event) => {
+    if (!session || event.target instanceof HTMLInputElement) return;
+    if (event.key === ' ') {
+        session.togglePause();
+    } else if ((event.key === 'ArrowLeft' || event.key === 'ArrowRight') && session.info) {
+        const now = (session.info.first_frame + session.handled) / session.info.frame_rate;
+        const duration = session.info.frame_count / session.info.frame_rate;
+        const to = Math.min(Math.max(now + (event.key === 'ArrowLeft' ? -5 : 5), 0), duration);
+        play(session.src, to);
+    } else {
+        return;
+    }
+    event.preventDefault();
+});
+
+// Seeking starts the stream again from the intra frame at or before the time asked for.
 seekBar.addEventListener('change', () => {
     if (session) play(session.src, Number(seekBar.value));
 });
