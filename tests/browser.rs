@@ -301,8 +301,10 @@ fn a_clip_a_seek_and_a_ladder_play_in_chromium_with_the_native_decoders_pixels()
     );
     browser.screenshot(&artifacts().join("ladder.png"));
 
-    // Space pauses, as in aeplay's window: nothing is presented until it is pressed again.
-    browser.goto(&page);
+    // Without autoplay the Play button starts it, and space pauses, as in aeplay's window:
+    // nothing is presented until it is pressed again.
+    browser.goto(&server.url("/?src=/media/carphone.aez"));
+    browser.eval("document.getElementById('play').click()");
     let press = "document.dispatchEvent(new KeyboardEvent('keydown', {key: ' '})); \
                  return window.aeplay.playback.presented";
     let at_pause = browser.eval(press).as_u64().unwrap();

@@ -40,6 +40,15 @@ pub struct RenditionLoad {
     pub pixels: u64,
 }
 
+impl From<&super::Rendition> for RenditionLoad {
+    fn from(r: &super::Rendition) -> Self {
+        Self {
+            bitrate: r.bitrate,
+            pixels: u64::from(r.width) * u64::from(r.height),
+        }
+    }
+}
+
 /// Why the rendition of a segment was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -92,6 +92,33 @@ pub trait Scalar:
     }
 }
 
+/// The GEMM's operands as slices: `a` m×k, `b` k×n, `c` m rows of stride `rsc`.
+///
+/// # Safety
+/// The pointers must hold those sizes, as [`Scalar::gemm`] requires.
+#[cfg(target_arch = "wasm32")]
+unsafe fn gemm_slices<'a, T>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const T,
+    b: *const T,
+    c: *mut T,
+    rsc: isize,
+) -> (&'a [T], &'a [T], &'a mut [T], usize) {
+    let rsc = rsc as usize;
+    let c_len = if m == 0 { 0 } else { (m - 1) * rsc + n };
+    // SAFETY: as the caller promises.
+    unsafe {
+        (
+            std::slice::from_raw_parts(a, m * k),
+            std::slice::from_raw_parts(b, k * n),
+            std::slice::from_raw_parts_mut(c, c_len),
+            rsc,
+        )
+    }
+}
+
 impl Scalar for f32 {
     const ZERO: f32 = 0.0;
     const ONE: f32 = 1.0;
@@ -108,15 +135,8 @@ impl Scalar for f32 {
         c: *mut f32,
         rsc: isize,
     ) {
-        let rsc = rsc as usize;
         // SAFETY: the caller's pointers hold these sizes (the trait's contract).
-        let (a, b, c) = unsafe {
-            (
-                std::slice::from_raw_parts(a, m * k),
-                std::slice::from_raw_parts(b, k * n),
-                std::slice::from_raw_parts_mut(c, if m == 0 { 0 } else { (m - 1) * rsc + n }),
-            )
-        };
+        let (a, b, c, rsc) = unsafe { gemm_slices(m, k, n, a, b, c, rsc) };
         super::blocked_gemm::gemm_f32(m, k, n, a, b, c, rsc);
     }
 }
@@ -137,15 +157,8 @@ impl Scalar for f64 {
         c: *mut f64,
         rsc: isize,
     ) {
-        let rsc = rsc as usize;
         // SAFETY: the caller's pointers hold these sizes (the trait's contract).
-        let (a, b, c) = unsafe {
-            (
-                std::slice::from_raw_parts(a, m * k),
-                std::slice::from_raw_parts(b, k * n),
-                std::slice::from_raw_parts_mut(c, if m == 0 { 0 } else { (m - 1) * rsc + n }),
-            )
-        };
+        let (a, b, c, rsc) = unsafe { gemm_slices(m, k, n, a, b, c, rsc) };
         super::blocked_gemm::gemm_f64(m, k, n, a, b, c, rsc);
     }
 }

@@ -210,10 +210,7 @@ pub fn play_ladder(source: &str, options: &PlayOptions) -> Result<LadderPlayed, 
         .manifest
         .renditions
         .iter()
-        .map(|r| RenditionLoad {
-            bitrate: r.bitrate,
-            pixels: u64::from(r.width) * u64::from(r.height),
-        })
+        .map(RenditionLoad::from)
         .collect();
     let mut session = Session {
         ladder: &ladder,

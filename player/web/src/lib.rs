@@ -249,10 +249,7 @@ impl StreamState {
     /// Adds a model file whose bytes the caller has hashed to `id` (the page, with the
     /// browser's SHA-256: hashing 14 MB in WebAssembly takes about a quarter of a second).
     pub fn add_hashed_model(&mut self, id: ModelId, bytes: &[u8]) -> Result<u64, WebError> {
-        let model = Model::from_bytes_as(bytes, id)?;
-        let size = model.file_bytes();
-        self.models.add(model);
-        Ok(size)
+        add_model_to(&mut self.models, id, bytes)
     }
 
     /// Builds the decoder for the header's tools from the models added.
@@ -386,10 +383,7 @@ impl LadderState {
         let loads = manifest
             .renditions
             .iter()
-            .map(|r| RenditionLoad {
-                bitrate: r.bitrate,
-                pixels: u64::from(r.width) * u64::from(r.height),
-            })
+            .map(RenditionLoad::from)
             .collect();
         let count = manifest.renditions.len();
         Ok(Self {
@@ -428,10 +422,7 @@ impl LadderState {
 
     /// Adds a model file the caller has hashed to `id`.
     pub fn add_hashed_model(&mut self, id: ModelId, bytes: &[u8]) -> Result<u64, WebError> {
-        let model = Model::from_bytes_as(bytes, id)?;
-        let size = model.file_bytes();
-        self.models.add(model);
-        Ok(size)
+        add_model_to(&mut self.models, id, bytes)
     }
 
     /// Builds every rendition's decoder from its header and the models added.
@@ -532,6 +523,14 @@ impl LadderState {
             },
         )))
     }
+}
+
+/// Parses model bytes the caller has hashed to `id` into `store`; returns their size.
+fn add_model_to(store: &mut ModelStore, id: ModelId, bytes: &[u8]) -> Result<u64, WebError> {
+    let model = Model::from_bytes_as(bytes, id)?;
+    let size = model.file_bytes();
+    store.add(model);
+    Ok(size)
 }
 
 /// The id of model bytes fetched as `expected`, if they hash to it.

@@ -292,27 +292,6 @@ if (src) {
     } else {
         playButton.disabled = false;
         playButton.textContent = 'Play';
-        // The keys of aeplay's window: space pauses, left and right seek 5 seconds.
-document.addEventListener('keydown', (event) => {
-    if (!session || event.target instanceof HTMLInputElement) return;
-    if (event.key === ' ') {
-        session.togglePause();
-    } else if ((event.key === 'ArrowLeft' || event.key === 'ArrowRight') && session.info) {
-        const now = (session.info.first_frame + session.handled) / session.info.frame_rate;
-        const duration = session.info.frame_count / session.info.frame_rate;
-        const to = Math.min(Math.max(now + (event.key === 'ArrowLeft' ? -5 : 5), 0), duration);
-        play(session.src, to);
-    } else {
-        return;
-    }
-    event.preventDefault();
-});
-
-// Seeking starts the stream again from the intra frame at or before the time asked for.
-seekBar.addEventListener('change', () => {
-    if (session) play(session.src, Number(seekBar.value));
-});
-
-playButton.addEventListener('click', () => { if (!session) play(src); }, { once: true });
+        playButton.addEventListener('click', () => { if (!session) play(src); }, { once: true });
     }
 }
