@@ -819,6 +819,50 @@ fn hex_sha256(bytes: &[u8]) -> String {
     aecodec::model_file::ModelId::of_bytes(bytes).hex()
 }
 
+/// The whole response to a raw HTTP request, headers and body.
+fn raw_response(addr: &str, request: &str) -> String {
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.write_all(request.as_bytes()).unwrap();
+    let mut bytes = Vec::new();
+    let _ = conn.read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).to_ascii_lowercase()
+}
+
+#[test]
+fn pages_of_other_sites_may_read_streams_by_range() {
+    let media = media_dir();
+    let server = Server::start(media.path(), "127.0.0.1:0");
+    let get = raw_response(
+        &server.addr,
+        "GET /media/car.aez HTTP/1.1\r\nHost: x\r\nOrigin: http://elsewhere.test\r\n\
+         Range: bytes=0-9\r\nConnection: close\r\n\r\n",
+    );
+    assert!(get.starts_with("http/1.1 206"), "{get}");
+    assert!(get.contains("access-control-allow-origin: *"), "{get}");
+    let exposed = get
+        .lines()
+        .find(|l| l.starts_with("access-control-expose-headers:"))
+        .unwrap_or_default();
+    assert!(exposed.contains("content-range"), "{get}");
+    // The preflight a page's range request may send first.
+    let preflight = raw_response(
+        &server.addr,
+        "OPTIONS /media/car.aez HTTP/1.1\r\nHost: x\r\nOrigin: http://elsewhere.test\r\n\
+         Access-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: range\r\n\
+         Connection: close\r\n\r\n",
+    );
+    assert!(preflight.starts_with("http/1.1 200"), "{preflight}");
+    assert!(
+        preflight.contains("access-control-allow-origin: *"),
+        "{preflight}"
+    );
+    let allowed = preflight
+        .lines()
+        .find(|l| l.starts_with("access-control-allow-headers:"))
+        .unwrap_or_default();
+    assert!(allowed.contains("range"), "{preflight}");
+}
+
 #[test]
 fn if_range_and_long_suffix_ranges_follow_rfc_9110() {
     let media = media_dir();

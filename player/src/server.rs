@@ -1,6 +1,8 @@
 //! `aeplay serve`: the `.aez` files and model files of one directory over HTTP.
 //!
 //! * `GET /`: the browser player ([`crate::web`]); `/?src=<url>&autoplay=1` plays a stream.
+//!   Every route answers pages of any origin (CORS), so a player page elsewhere can play
+//!   from this server.
 //! * `GET /catalog.json`: every `.aez` in the directory with its size, duration and model,
 //!   and every ladder in a subdirectory (its `manifest.json`, which plays adaptively).
 //! * `GET /media/<path>`: an `.aez` or `.json` file (a ladder's manifest) under the
@@ -564,8 +566,26 @@ pub fn router(dir: &Path, max_connections: usize) -> std::io::Result<Router> {
         .route("/models/{id}", get(model_handler))
         .route("/media/{*path}", get(media_handler))
         .merge(crate::web::routes())
+        .layer(cors())
         .layer(tower::limit::ConcurrencyLimitLayer::new(max_connections))
         .with_state(state))
+}
+
+/// Any web page may read what this server serves (a player page on another site, as with a
+/// CDN): GET and HEAD, the `Range` and `If-Range` headers, and the response headers a player
+/// reads (`Content-Range` for a file's size). Nothing needs credentials.
+fn cors() -> tower_http::cors::CorsLayer {
+    use axum::http::{header, Method};
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::HEAD])
+        .allow_headers([header::RANGE, header::IF_RANGE])
+        .expose_headers([
+            header::CONTENT_RANGE,
+            header::CONTENT_LENGTH,
+            header::ACCEPT_RANGES,
+            header::ETAG,
+        ])
 }
 
 /// How `serve` treats its clients.
