@@ -247,8 +247,10 @@ fn with_no_limit_it_climbs_to_the_top_and_plays_what_the_decoder_makes() {
 
 #[test]
 fn with_a_low_limit_it_settles_on_the_lowest_without_stalls() {
-    // 70 kbit/s: the lowest rendition (50k) fits, the next (90k) is far from it.
-    let stats = play_served(&["--limit-rate", "8750"], &["--null"]);
+    // 80 kbit/s: the lowest rendition (51k) fits, the next (90k) is far from it (stepping up
+    // needs 90k / 0.8 = 112k). At 70 kbit/s the first frame could come fast enough, on an idle
+    // machine, to drain the buffer while the largest segment (2.8 kB, 0.37 s) arrived.
+    let stats = play_served(&["--limit-rate", "10000"], &["--null"]);
     let renditions = fetched(&stats);
     println!("renditions fetched: {renditions:?}");
     assert_eq!(stats["stalls"], 0, "{stats}");
