@@ -10,7 +10,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::container::{
-    ContainerError, FrameType, Header, SeekableReader, MAX_PACKET_HEAD_LEN, MIN_PACKET_HEAD_LEN,
+    ContainerError, ContainerReader, FrameType, Header, Packet, SeekableReader,
+    MAX_PACKET_HEAD_LEN, MIN_PACKET_HEAD_LEN,
 };
 
 pub mod abr;
@@ -114,6 +115,70 @@ pub fn parse_renditions(text: &str) -> Result<Vec<RenditionSpec>, String> {
         }
     }
     Ok(ladder)
+}
+
+/// One segment's packets, read from its bytes (fetched by the byte range its manifest gives)
+/// and checked as they arrive, as a player must: as many as the segment has frames, the first
+/// an intra frame, nothing after the last.
+pub struct SegmentReader<R> {
+    reader: ContainerReader<R>,
+    first_frame: u64,
+    offset: u64,
+    end: u64,
+    left: u64,
+}
+
+impl<R: Read> SegmentReader<R> {
+    /// `input` starts at the segment's first byte (`place.offset` of its rendition's file).
+    pub fn new(input: R, header: Header, time: &SegmentTime, place: &SegmentBytes) -> Self {
+        Self {
+            reader: ContainerReader::at_segment(input, header, time.first_frame, place.offset),
+            first_frame: time.first_frame,
+            offset: place.offset,
+            end: place.offset + place.bytes,
+            left: time.frames,
+        }
+    }
+
+    /// The frame number of the next packet.
+    pub fn frames_read(&self) -> u64 {
+        self.reader.frames_read()
+    }
+
+    /// The file offset of the next unread byte.
+    pub fn offset(&self) -> u64 {
+        self.reader.offset()
+    }
+
+    /// The next packet; `None` after the last one, once the segment's bytes are found to end
+    /// there.
+    pub fn next_packet(&mut self) -> Result<Option<Packet>, ContainerError> {
+        let bad = |what: &str| ContainerError::BadPacket {
+            frame: self.first_frame,
+            offset: self.offset,
+            what: what.into(),
+        };
+        if self.left == 0 {
+            if self.reader.offset() != self.end {
+                return Err(bad("the segment's bytes are not exactly its packets"));
+            }
+            return Ok(None);
+        }
+        let first = self.reader.frames_read() == self.first_frame;
+        let packet = self
+            .reader
+            .next_packet()?
+            .ok_or_else(|| ContainerError::BadPacket {
+                frame: self.reader.frames_read(),
+                offset: self.reader.offset(),
+                what: "the segment ends at the file's index".into(),
+            })?;
+        if first && packet.frame_type != FrameType::Intra {
+            return Err(bad("a segment must start with an intra frame"));
+        }
+        self.left -= 1;
+        Ok(Some(packet))
+    }
 }
 
 /// The largest manifest a reader takes (a ladder of hours of video is a few hundred
@@ -355,11 +420,18 @@ impl Manifest {
         Ok(())
     }
 
-    /// Checks that rendition `r`'s header describes the manifest's video, and that each of its
+    /// Checks that rendition `r`'s header, read from its file's first `header_len` bytes, ends
+    /// where the manifest says and describes the manifest's video, and that each of its
     /// segments fits its frames' largest packets (so a segment's size cannot ask for more).
-    pub fn check_header(&self, r: usize, header: &Header) -> Result<(), String> {
+    pub fn check_header(&self, r: usize, header: &Header, header_len: u64) -> Result<(), String> {
         let m = self;
         let rendition = &m.renditions[r];
+        if header_len != rendition.header_bytes {
+            return Err(format!(
+                "{}: the header is {header_len} bytes, the manifest says {}",
+                rendition.file, rendition.header_bytes
+            ));
+        }
         if (header.width, header.height) != (rendition.width, rendition.height)
             || u64::from(header.frame_count) != m.frame_count
             || header.frame_rate.to_string() != m.frame_rate

@@ -18,8 +18,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aecodec::container::{ContainerError, ContainerReader, FrameType, Header, Packet};
-use aecodec::ladder::{Manifest, MAX_MANIFEST_BYTES};
+use aecodec::container::{ContainerReader, Header, Packet};
+use aecodec::ladder::{Manifest, SegmentReader, MAX_MANIFEST_BYTES};
 
 use crate::http::{download, Deadline, HttpStream, PATH_SEGMENT};
 use crate::source::{is_url, SourceError};
@@ -96,8 +96,11 @@ impl Ladder {
             reconnects: Arc::default(),
         };
         for r in 0..ladder.manifest.renditions.len() {
-            let header = ladder.read_header(r)?;
-            ladder.manifest.check_header(r, &header).map_err(bad)?;
+            let (header, header_len) = ladder.read_header(r)?;
+            ladder
+                .manifest
+                .check_header(r, &header, header_len)
+                .map_err(bad)?;
             ladder.headers.push(header);
         }
         Ok(ladder)
@@ -173,25 +176,15 @@ impl Ladder {
         }
     }
 
-    fn read_header(&self, r: usize) -> Result<Header, SourceError> {
+    /// Rendition `r`'s header, from its first `header_bytes` bytes, and where it ended.
+    fn read_header(&self, r: usize) -> Result<(Header, u64), SourceError> {
         let header_bytes = self.manifest.renditions[r].header_bytes;
         let input = self.open_range(r, 0..header_bytes, Deadline::for_metadata())?;
-        let container = |cause| SourceError::Container {
+        let reader = ContainerReader::new(input).map_err(|cause| SourceError::Container {
             path: self.file_of(r),
             cause,
-        };
-        let reader = ContainerReader::new(input).map_err(container)?;
-        if reader.offset() != header_bytes {
-            return Err(SourceError::Manifest {
-                path: self.name.clone(),
-                what: format!(
-                    "{}: the header is {} bytes, the manifest says {header_bytes}",
-                    self.manifest.renditions[r].file,
-                    reader.offset()
-                ),
-            });
-        }
-        Ok(reader.header().clone())
+        })?;
+        Ok((reader.header().clone(), reader.offset()))
     }
 
     /// Fetches segment `k` of rendition `r` and checks its packets as they arrive: as many
@@ -206,40 +199,15 @@ impl Ladder {
             path: self.file_of(r),
             cause,
         };
-        let mut reader = ContainerReader::at_segment(
-            input,
-            self.headers[r].clone(),
-            time.first_frame,
-            place.offset,
-        );
+        let mut segment = SegmentReader::new(input, self.headers[r].clone(), &time, &place);
         // The manifest's checks bound the count by the header's frames; the vector still
         // grows with what arrives rather than trusting it.
         let mut packets = Vec::with_capacity(time.frames.min(256) as usize);
-        for _ in 0..time.frames {
-            let packet = reader.next_packet().map_err(container)?.ok_or_else(|| {
-                container(ContainerError::BadPacket {
-                    frame: reader.frames_read(),
-                    offset: reader.offset(),
-                    what: "the segment ends at the file's index".into(),
-                })
-            })?;
+        while let Some(packet) = segment.next_packet().map_err(container)? {
             packets.push(packet);
         }
-        let bad = |what: &str| {
-            container(ContainerError::BadPacket {
-                frame: time.first_frame,
-                offset: place.offset,
-                what: what.into(),
-            })
-        };
         let seconds = started.elapsed().as_secs_f64();
-        let fetched = reader.offset() - place.offset;
-        if reader.offset() != end {
-            return Err(bad("the segment's bytes are not exactly its packets"));
-        }
-        if packets[0].frame_type != FrameType::Intra {
-            return Err(bad("a segment must start with an intra frame"));
-        }
+        let fetched = segment.offset() - place.offset;
         Ok(FetchedSegment {
             rendition: r,
             segment: k,

@@ -13,11 +13,11 @@ use std::io::{Read, Seek, SeekFrom};
 use std::rc::Rc;
 
 use aecodec::container::{
-    ContainerError, ContainerReader, Footer, FrameType, Header, SeekableReader,
+    ContainerError, ContainerReader, Footer, FrameType, Header, Packet, SeekableReader,
 };
 use aecodec::ladder::abr::{Abr, Reason, RenditionLoad};
-use aecodec::ladder::Manifest;
-use aecodec::prelude::{FrameDecoder, Model, ModelId, ModelStore};
+use aecodec::ladder::{Manifest, SegmentReader};
+use aecodec::prelude::{FrameDecoder, Model, ModelId, ModelStore, RgbFrame};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -140,16 +140,16 @@ pub struct StreamInfo {
 
 impl StreamInfo {
     fn of(header: &Header) -> Self {
-        let mut models: Vec<NeededModel> = Vec::new();
-        for tool in header.tools.iter().filter(|t| t.model_bytes > 0) {
-            let id = tool.model_id.hex();
-            if !models.iter().any(|m| m.id == id) {
-                models.push(NeededModel {
-                    id,
-                    bytes: tool.model_bytes,
-                });
-            }
-        }
+        // The pixel coder's tools name no model file (0 bytes).
+        let models = header
+            .models()
+            .into_iter()
+            .filter(|&(_, bytes)| bytes > 0)
+            .map(|(id, bytes)| NeededModel {
+                id: id.hex(),
+                bytes,
+            })
+            .collect();
         Self {
             width: header.width,
             height: header.height,
@@ -168,6 +168,17 @@ pub struct DecodedFrame {
     /// Bytes of its packet, head included.
     pub packet_bytes: u64,
     pub rgba: Vec<u8>,
+}
+
+impl DecodedFrame {
+    fn new(index: u64, packet: &Packet, frame: &RgbFrame) -> Self {
+        Self {
+            index,
+            intra: packet.frame_type == FrameType::Intra,
+            packet_bytes: packet.stored_len(),
+            rgba: rgb_to_rgba(&frame.data),
+        }
+    }
 }
 
 /// What the next call to [`StreamState::next_frame`] found.
@@ -211,12 +222,6 @@ impl StreamState {
         let mut f = self.fetched.borrow_mut();
         f.bytes.extend_from_slice(bytes);
         f.complete |= last;
-    }
-
-    /// Bytes received and not yet parsed: how far the fetching is ahead of decoding.
-    pub fn buffered_bytes(&self) -> usize {
-        let f = self.fetched.borrow();
-        f.bytes.len() - f.pos
     }
 
     /// Reads the header once enough bytes have arrived: `Ok(None)` until then.
@@ -268,12 +273,7 @@ impl StreamState {
             Ok(Some(packet)) => {
                 self.fetched.borrow_mut().drop_consumed();
                 let frame = decoder.decode(&packet)?;
-                Ok(Next::Frame(DecodedFrame {
-                    index,
-                    intra: packet.frame_type == FrameType::Intra,
-                    packet_bytes: packet.stored_len(),
-                    rgba: rgb_to_rgba(&frame.data),
-                }))
+                Ok(Next::Frame(DecodedFrame::new(index, &packet, &frame)))
             }
             Ok(None) => Ok(Next::End),
             Err(e) if self.waits_for_data(&e) => {
@@ -351,6 +351,8 @@ impl StreamState {
 /// and one decoder per rendition whose header has arrived.
 pub struct LadderState {
     manifest: Manifest,
+    /// The manifest's frame rate, frames per second.
+    frame_rate: f64,
     abr: Abr,
     headers: Vec<Option<Header>>,
     decoders: Vec<Option<FrameDecoder>>,
@@ -358,21 +360,16 @@ pub struct LadderState {
     segment: Option<OpenSegment>,
 }
 
-/// The segment being decoded.
+/// The segment being decoded, and its rendition.
 struct OpenSegment {
     rendition: usize,
-    reader: ContainerReader<std::io::Cursor<Vec<u8>>>,
-    /// Its frames not yet decoded.
-    left: u64,
-    first: bool,
-    /// The file offset where its bytes end.
-    end: u64,
+    reader: SegmentReader<std::io::Cursor<Vec<u8>>>,
 }
 
 impl LadderState {
-    /// Parses and checks a manifest (docs/FORMAT.md, "Ladder manifest"); `ahead_s` is how
-    /// much video the player keeps decoded ahead (the rule's buffer target).
-    pub fn new(json: &[u8], ahead_s: f64) -> Result<Self, WebError> {
+    /// Parses and checks a manifest (docs/FORMAT.md, "Ladder manifest"); `ahead` is how many
+    /// frames the player keeps decoded ahead (the rule's buffer target).
+    pub fn new(json: &[u8], ahead: u32) -> Result<Self, WebError> {
         let manifest = Manifest::from_json(json).map_err(WebError::Manifest)?;
         manifest.check().map_err(WebError::Manifest)?;
         let fps = manifest
@@ -387,7 +384,8 @@ impl LadderState {
             .collect();
         let count = manifest.renditions.len();
         Ok(Self {
-            abr: Abr::new(loads, fps, None).with_buffer_target(ahead_s),
+            abr: Abr::new(loads, fps, None).with_buffer_target(f64::from(ahead) / fps),
+            frame_rate: fps,
             manifest,
             headers: vec![None; count],
             decoders: (0..count).map(|_| None).collect(),
@@ -400,21 +398,19 @@ impl LadderState {
         &self.manifest
     }
 
+    pub fn frame_rate(&self) -> f64 {
+        self.frame_rate
+    }
+
     /// Reads rendition `r`'s header from its first `header_bytes` bytes and checks it against
     /// the manifest.
     pub fn set_header(&mut self, r: usize, bytes: &[u8]) -> Result<(), WebError> {
-        let rendition = self.manifest.renditions.get(r).ok_or(WebError::NoSegment)?;
-        let reader = ContainerReader::new(bytes)?;
-        if reader.offset() != rendition.header_bytes {
-            return Err(WebError::Manifest(format!(
-                "{}: the header is {} bytes, the manifest says {}",
-                rendition.file,
-                reader.offset(),
-                rendition.header_bytes
-            )));
+        if r >= self.manifest.renditions.len() {
+            return Err(WebError::NoSegment);
         }
+        let reader = ContainerReader::new(bytes)?;
         self.manifest
-            .check_header(r, reader.header())
+            .check_header(r, reader.header(), reader.offset())
             .map_err(WebError::Manifest)?;
         self.headers[r] = Some(reader.header().clone());
         Ok(())
@@ -462,18 +458,9 @@ impl LadderState {
             )));
         }
         let header = self.headers[r].clone().ok_or(WebError::NoHeader)?;
-        let reader = ContainerReader::at_segment(
-            std::io::Cursor::new(bytes),
-            header,
-            time.first_frame,
-            place.offset,
-        );
         self.segment = Some(OpenSegment {
             rendition: r,
-            reader,
-            left: time.frames,
-            first: true,
-            end: place.offset + place.bytes,
+            reader: SegmentReader::new(std::io::Cursor::new(bytes), header, &time, &place),
         });
         Ok(())
     }
@@ -484,44 +471,17 @@ impl LadderState {
         let Some(seg) = self.segment.as_mut() else {
             return Ok(None);
         };
-        if seg.left == 0 {
-            // Nothing may follow a segment's frames inside its bytes.
-            let (read, end) = (seg.reader.offset(), seg.end);
-            self.segment = None;
-            if read != end {
-                return Err(WebError::Manifest(format!(
-                    "{} bytes follow the segment's last frame",
-                    end - read
-                )));
-            }
-            return Ok(None);
-        }
         let index = seg.reader.frames_read();
-        let offset = seg.reader.offset();
-        let packet = seg.reader.next_packet()?.ok_or(ContainerError::Truncated {
-            frame: index,
-            offset,
-        })?;
-        if seg.first && packet.frame_type != FrameType::Intra {
-            return Err(WebError::Manifest(format!(
-                "segment at frame {index} does not start with an intra frame"
-            )));
-        }
-        seg.first = false;
-        seg.left -= 1;
-        let decoder = self.decoders[seg.rendition]
+        let Some(packet) = seg.reader.next_packet()? else {
+            self.segment = None;
+            return Ok(None);
+        };
+        let rendition = seg.rendition;
+        let decoder = self.decoders[rendition]
             .as_mut()
             .ok_or(WebError::NotStarted)?;
         let frame = decoder.decode(&packet)?;
-        Ok(Some((
-            seg.rendition,
-            DecodedFrame {
-                index,
-                intra: packet.frame_type == FrameType::Intra,
-                packet_bytes: packet.stored_len(),
-                rgba: rgb_to_rgba(&frame.data),
-            },
-        )))
+        Ok(Some((rendition, DecodedFrame::new(index, &packet, &frame))))
     }
 }
 
@@ -533,10 +493,14 @@ fn add_model_to(store: &mut ModelStore, id: ModelId, bytes: &[u8]) -> Result<u64
     Ok(size)
 }
 
+/// A model id written in hex.
+fn parse_id(hex: &str) -> Result<ModelId, WebError> {
+    ModelId::from_hex(hex).ok_or_else(|| WebError::BadModelId(hex.to_string()))
+}
+
 /// The id of model bytes fetched as `expected`, if they hash to it.
 fn checked_id(expected: &str, bytes: &[u8]) -> Result<ModelId, WebError> {
-    let expected =
-        ModelId::from_hex(expected).ok_or_else(|| WebError::BadModelId(expected.to_string()))?;
+    let expected = parse_id(expected)?;
     let actual = ModelId::of_bytes(bytes);
     if actual != expected {
         return Err(WebError::WrongModel {
@@ -590,11 +554,6 @@ impl WebDecoder {
         self.state.push(bytes, last);
     }
 
-    #[wasm_bindgen(getter)]
-    pub fn buffered_bytes(&self) -> usize {
-        self.state.buffered_bytes()
-    }
-
     /// The header as JSON (`width`, `height`, `frame_rate`, `frame_count`, `version`,
     /// `models`), or `undefined` until its bytes have arrived.
     pub fn header_json(&mut self) -> Result<Option<String>, JsError> {
@@ -612,8 +571,7 @@ impl WebDecoder {
 
     /// Adds a model file the page has hashed to `id` with the browser's SHA-256 (WebCrypto).
     pub fn add_hashed_model(&mut self, id: &str, bytes: &[u8]) -> Result<f64, JsError> {
-        let id =
-            ModelId::from_hex(id).ok_or_else(|| js_error(WebError::BadModelId(id.to_string())))?;
+        let id = parse_id(id).map_err(js_error)?;
         self.state
             .add_hashed_model(id, bytes)
             .map(|b| b as f64)
@@ -692,15 +650,21 @@ pub struct WebLadder {
 
 #[wasm_bindgen]
 impl WebLadder {
-    /// A ladder from its `manifest.json` bytes, checked; `ahead_s`: the seconds of video the
-    /// player keeps decoded ahead.
+    /// A ladder from its `manifest.json` bytes, checked; `ahead`: the frames the player keeps
+    /// decoded ahead.
     #[wasm_bindgen(constructor)]
-    pub fn new(manifest: &[u8], ahead_s: f64) -> Result<WebLadder, JsError> {
+    pub fn new(manifest: &[u8], ahead: u32) -> Result<WebLadder, JsError> {
         Ok(Self {
-            state: LadderState::new(manifest, ahead_s).map_err(js_error)?,
+            state: LadderState::new(manifest, ahead).map_err(js_error)?,
             last: None,
             reason: None,
         })
+    }
+
+    /// Frames per second.
+    #[wasm_bindgen(getter)]
+    pub fn frame_rate(&self) -> f64 {
+        self.state.frame_rate()
     }
 
     /// The checked manifest, as JSON.
@@ -714,8 +678,7 @@ impl WebLadder {
 
     /// Adds a model file the page has hashed to `id` with the browser's SHA-256.
     pub fn add_hashed_model(&mut self, id: &str, bytes: &[u8]) -> Result<f64, JsError> {
-        let id =
-            ModelId::from_hex(id).ok_or_else(|| js_error(WebError::BadModelId(id.to_string())))?;
+        let id = parse_id(id).map_err(js_error)?;
         self.state
             .add_hashed_model(id, bytes)
             .map(|b| b as f64)

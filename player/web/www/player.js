@@ -4,8 +4,9 @@
 // one is already decoded, else playback stalls and resumes from it.
 //
 // ?src=<url> plays that stream (an .aez, or a ladder's manifest.json); &autoplay=1 starts it
-// at once; &t=SECONDS starts at the last intra frame at or before that time; &chunk=N fetches N bytes per range request (default 256 KiB); &grab=0,5 keeps
-// those frames as read back from the canvas (window.aeplay.grabs, base64 RGBA) for tests.
+// at once; &t=SECONDS starts at the last intra frame at or before that time; &chunk=N
+// fetches N bytes per range request (default 256 KiB); &grab=0,5 keeps those frames as read
+// back from the canvas (window.aeplay.grabs, base64 RGBA) for tests.
 // When playback ends, or fails, the statistics are written as JSON into the element with id
 // "stats" (and window.aeplay.stats); window.aeplay.playback is the playback in progress.
 
@@ -31,7 +32,6 @@ function showError(message) {
 class Playback {
     constructor(src, start = 0) {
         this.src = src;
-        this.start = start;
         this.opened = performance.now();
         this.info = null;
         this.queue = [];
@@ -45,13 +45,13 @@ class Playback {
         this.paused = false;
         this.pausedAt = null;
         this.timer = null;
-        this.ended = null;
+        this.ended = false;
+        // The worker's counters, from its 'end' or 'error' message.
         this.counters = null;
         this.errors = [];
         this.pendingError = null;
         this.finished = false;
         this.models = [];
-        this.done = new Promise((resolve) => { this.resolveDone = resolve; });
         this.worker = new Worker('worker.js', { type: 'module' });
         this.worker.onmessage = (e) => this.onMessage(e.data);
         this.worker.onerror = (e) => this.fail(`the decoder could not run: ${e.message || 'worker error'}`);
@@ -78,7 +78,7 @@ class Playback {
             this.queue.push(m);
             this.schedule();
         } else if (m.type === 'end') {
-            this.ended = m;
+            this.ended = true;
             this.counters = m;
             this.schedule();
         } else if (m.type === 'error') {
@@ -157,7 +157,7 @@ class Playback {
         }
         if (shown) this.presented += 1; else this.dropped += 1;
         this.worker.postMessage({ type: 'presented', count: this.handled });
-        if (this.info && this.handled % 25 === 0) {
+        if (this.handled % 25 === 0) {
             const rendition = this.lastRendition === undefined || !this.info.renditions ? ''
                 : `, rendition ${this.lastRendition + 1} of ${this.info.renditions}`;
             statusLine.textContent = `frame ${this.info.first_frame + this.handled} of ${this.info.frame_count}, ${this.dropped} dropped${rendition}`;
@@ -218,7 +218,6 @@ class Playback {
         statsBox.textContent = JSON.stringify(stats);
         statsBox.hidden = false;
         playButton.textContent = 'Play again';
-        this.resolveDone(stats);
         if (!stats.errors.length) {
             statusLine.textContent = `played ${stats.presented} of ${stats.frames} frames, ${stats.dropped} dropped, decoding at ${stats.decode_fps.toFixed(1)} fps`;
         }

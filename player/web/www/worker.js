@@ -219,10 +219,8 @@ async function openLadder() {
     const { bytes: text } = await fetchWithin(src, { cache: 'no-store' }, `fetching ${src}`);
     if (text.length > MAX_MANIFEST_BYTES) throw new Error(`${src}: a manifest of ${text.length} bytes`);
     bytesFetched += text.length;
-    const rate = String(JSON.parse(new TextDecoder().decode(text)).frame_rate || '').split('/');
-    const fps = Number(rate[0]) / Number(rate[1] || 1);
-    if (!(fps > 0)) throw new Error(`${src}: no frame rate`);
-    const ladder = new WebLadder(text, ahead / fps);
+    const ladder = new WebLadder(text, ahead);
+    const fps = ladder.frame_rate;
     const manifest = JSON.parse(ladder.manifest_json());
     const renditions = manifest.renditions;
     const fileUrl = (r) => new URL(renditions[r].file, src).href;
