@@ -567,7 +567,6 @@ pub fn router(dir: &Path, max_connections: usize) -> std::io::Result<Router> {
         .route("/media/{*path}", get(media_handler))
         .merge(crate::web::routes())
         .layer(cors())
-        .layer(axum::middleware::from_fn(cors_for_pages_only))
         .layer(tower::limit::ConcurrencyLimitLayer::new(max_connections))
         .with_state(state))
 }
@@ -587,21 +586,6 @@ fn cors() -> tower_http::cors::CorsLayer {
             header::ACCEPT_RANGES,
             header::ETAG,
         ])
-}
-
-/// Keeps the CORS headers to requests from web pages (those with an `Origin`): a player that
-/// is not a page has no use for them, and on a slow link every byte of a segment's answer
-/// counts.
-async fn cors_for_pages_only(request: Request, next: axum::middleware::Next) -> Response {
-    use axum::http::header;
-    let from_page = request.headers().contains_key(header::ORIGIN);
-    let mut response = next.run(request).await;
-    if !from_page {
-        let headers = response.headers_mut();
-        headers.remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
-        headers.remove(header::ACCESS_CONTROL_EXPOSE_HEADERS);
-    }
-    response
 }
 
 /// How `serve` treats its clients.
