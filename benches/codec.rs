@@ -170,6 +170,7 @@ fn learned_spec() -> CoderSpec {
         detail_step: None,
         latent_step: aecodec::learned::LatentStep::UNIT,
         policy: aecodec::coders::BasePolicy::default(),
+        effort: 0,
     }
 }
 

@@ -150,6 +150,9 @@ pub struct EvalConfig {
     /// Where the encoder puts the learned picture under the detail layer of the `learned`
     /// codecs' models.
     pub policy: BasePolicy,
+    /// Gradient steps of latent refinement per intra frame, for every learned coder
+    /// (`encode --effort`).
+    pub effort: u16,
 }
 
 /// How our coders are run: every frame intra, or predicted frames between intra frames at the
@@ -543,6 +546,7 @@ pub fn run(
                                     detail_step,
                                     latent_step,
                                     policy: config.policy,
+                                    effort: config.effort,
                                 },
                                 *prediction,
                             ),
@@ -569,7 +573,8 @@ pub fn run(
                             ) => (
                                 builtin::level(q)
                                     .map_err(|e| point(PointError::BuiltIn(e)))?
-                                    .with_policy(*policy),
+                                    .with_policy(*policy)
+                                    .with_effort(config.effort),
                                 *prediction,
                             ),
                             _ => unreachable!("settings come from their codec"),

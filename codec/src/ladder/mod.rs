@@ -342,80 +342,133 @@ pub fn check_replaceable(dir: &Path) -> Result<(), crate::output::OutputError> {
     Ok(())
 }
 
+/// Why a player refuses a ladder manifest, or a rendition's header against it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("larger than {MAX_MANIFEST_BYTES} bytes")]
+    TooLarge,
+    #[error("not a ladder manifest: {0}")]
+    NotAManifest(String),
+    #[error("format {format:?} version {version}: a player reads \"aez-ladder\" version 1")]
+    Format { format: String, version: u32 },
+    #[error("no renditions or no segments")]
+    Empty,
+    #[error("{0} renditions: a player reads at most {MAX_RENDITIONS}")]
+    TooManyRenditions(usize),
+    #[error("segment {0} does not follow the one before it")]
+    SegmentGap(usize),
+    #[error("segment {segment} runs past the video's {frames} frames")]
+    PastTheVideo { segment: usize, frames: u64 },
+    #[error("the segments hold {held} frames, the video {frames}")]
+    FrameCount { held: u64, frames: u64 },
+    #[error("rendition file {0:?} is not a plain file name")]
+    FileName(String),
+    #[error("{file}: a header of {bytes} bytes")]
+    HeaderBytes { file: String, bytes: u64 },
+    #[error("{file} has {segments} segments, the ladder {ladder}")]
+    SegmentCount {
+        file: String,
+        segments: usize,
+        ladder: usize,
+    },
+    #[error(
+        "{file}: segment {segment} is not where the one before it ends, or runs past the file"
+    )]
+    SegmentPlace { file: String, segment: usize },
+    #[error("{file}: the header is {read} bytes, the manifest says {stated}")]
+    HeaderLength {
+        file: String,
+        read: u64,
+        stated: u64,
+    },
+    #[error("{file}: the file is {read}; the manifest says {stated}")]
+    Video {
+        file: String,
+        read: String,
+        stated: String,
+    },
+    #[error("{file}: segment {segment}'s {bytes} bytes cannot be {frames} packets")]
+    SegmentBytes {
+        file: String,
+        segment: usize,
+        bytes: u64,
+        frames: u64,
+    },
+}
+
 impl Manifest {
     // What a player checks before it trusts the manifest's numbers to size a read (the
     // native player and the browser's both: docs/FORMAT.md, "Ladder manifest").
 
     /// Checks that the segment times tile the video and each rendition's segments lie end to
     /// end in its file.
-    pub fn check(&self) -> Result<(), String> {
-        let m = self;
-        if m.format != "aez-ladder" || m.version != 1 {
-            return Err(format!(
-                "format {:?} version {}: a player reads \"aez-ladder\" version 1",
-                m.format, m.version
-            ));
+    pub fn check(&self) -> Result<(), ManifestError> {
+        if self.format != "aez-ladder" || self.version != 1 {
+            return Err(ManifestError::Format {
+                format: self.format.clone(),
+                version: self.version,
+            });
         }
-        if m.renditions.is_empty() || m.segments.is_empty() {
-            return Err("no renditions or no segments".into());
+        if self.renditions.is_empty() || self.segments.is_empty() {
+            return Err(ManifestError::Empty);
         }
-        if m.renditions.len() > MAX_RENDITIONS {
-            return Err(format!(
-                "{} renditions: a player reads at most {MAX_RENDITIONS}",
-                m.renditions.len()
-            ));
+        if self.renditions.len() > MAX_RENDITIONS {
+            return Err(ManifestError::TooManyRenditions(self.renditions.len()));
         }
         let mut next = 0u64;
-        for (k, s) in m.segments.iter().enumerate() {
+        for (k, s) in self.segments.iter().enumerate() {
             if s.first_frame != next || s.frames == 0 {
-                return Err(format!("segment {k} does not follow the one before it"));
+                return Err(ManifestError::SegmentGap(k));
             }
             next = next
                 .checked_add(s.frames)
-                .filter(|&n| n <= m.frame_count)
-                .ok_or_else(|| {
-                    format!("segment {k} runs past the video's {} frames", m.frame_count)
+                .filter(|&n| n <= self.frame_count)
+                .ok_or(ManifestError::PastTheVideo {
+                    segment: k,
+                    frames: self.frame_count,
                 })?;
         }
-        if next != m.frame_count {
-            return Err(format!(
-                "the segments hold {next} frames, the video {}",
-                m.frame_count
-            ));
+        if next != self.frame_count {
+            return Err(ManifestError::FrameCount {
+                held: next,
+                frames: self.frame_count,
+            });
         }
-        for r in &m.renditions {
-            let plain = !r.file.is_empty()
-                && !r.file.contains(['/', '\\'])
-                && r.file != ".."
-                && r.file != ".";
-            if !plain {
-                return Err(format!(
-                    "rendition file {:?} is not a plain file name",
-                    r.file
-                ));
+        self.renditions
+            .iter()
+            .try_for_each(|r| self.check_rendition(r))
+    }
+
+    /// One rendition's file name, header size and segment places.
+    fn check_rendition(&self, r: &Rendition) -> Result<(), ManifestError> {
+        let plain =
+            !r.file.is_empty() && !r.file.contains(['/', '\\']) && r.file != ".." && r.file != ".";
+        if !plain {
+            return Err(ManifestError::FileName(r.file.clone()));
+        }
+        if r.header_bytes == 0 || r.header_bytes > MAX_HEADER_BYTES {
+            return Err(ManifestError::HeaderBytes {
+                file: r.file.clone(),
+                bytes: r.header_bytes,
+            });
+        }
+        if r.segments.len() != self.segments.len() {
+            return Err(ManifestError::SegmentCount {
+                file: r.file.clone(),
+                segments: r.segments.len(),
+                ladder: self.segments.len(),
+            });
+        }
+        let mut offset = r.header_bytes;
+        for (k, s) in r.segments.iter().enumerate() {
+            let end = s.offset.checked_add(s.bytes);
+            if s.offset != offset || end.is_none_or(|e| e > r.bytes) {
+                return Err(ManifestError::SegmentPlace {
+                    file: r.file.clone(),
+                    segment: k,
+                });
             }
-            if r.header_bytes == 0 || r.header_bytes > MAX_HEADER_BYTES {
-                return Err(format!("{}: a header of {} bytes", r.file, r.header_bytes));
-            }
-            if r.segments.len() != m.segments.len() {
-                return Err(format!(
-                    "{} has {} segments, the ladder {}",
-                    r.file,
-                    r.segments.len(),
-                    m.segments.len()
-                ));
-            }
-            let mut offset = r.header_bytes;
-            for (k, s) in r.segments.iter().enumerate() {
-                let end = s.offset.checked_add(s.bytes);
-                if s.offset != offset || end.is_none_or(|e| e > r.bytes) {
-                    return Err(format!(
-                        "{}: segment {k} is not where the one before it ends, or runs past the file",
-                        r.file
-                    ));
-                }
-                offset = s.offset + s.bytes;
-            }
+            offset = s.offset + s.bytes;
         }
         Ok(())
     }
@@ -423,43 +476,57 @@ impl Manifest {
     /// Checks that rendition `r`'s header, read from its file's first `header_len` bytes, ends
     /// where the manifest says and describes the manifest's video, and that each of its
     /// segments fits its frames' largest packets (so a segment's size cannot ask for more).
-    pub fn check_header(&self, r: usize, header: &Header, header_len: u64) -> Result<(), String> {
-        let m = self;
-        let rendition = &m.renditions[r];
+    pub fn check_header(
+        &self,
+        r: usize,
+        header: &Header,
+        header_len: u64,
+    ) -> Result<(), ManifestError> {
+        let rendition = &self.renditions[r];
+        let file = || rendition.file.clone();
         if header_len != rendition.header_bytes {
-            return Err(format!(
-                "{}: the header is {header_len} bytes, the manifest says {}",
-                rendition.file, rendition.header_bytes
-            ));
+            return Err(ManifestError::HeaderLength {
+                file: file(),
+                read: header_len,
+                stated: rendition.header_bytes,
+            });
         }
         if (header.width, header.height) != (rendition.width, rendition.height)
-            || u64::from(header.frame_count) != m.frame_count
-            || header.frame_rate.to_string() != m.frame_rate
+            || u64::from(header.frame_count) != self.frame_count
+            || header.frame_rate.to_string() != self.frame_rate
         {
-            return Err(format!(
-                "{}: the file is {}x{}, {} frames at {}; the manifest says {}x{}, {} frames at {}",
-                rendition.file,
-                header.width,
-                header.height,
-                header.frame_count,
-                header.frame_rate,
-                rendition.width,
-                rendition.height,
-                m.frame_count,
-                m.frame_rate
-            ));
+            let video = |w: u32, h: u32, frames: u64, rate: &dyn std::fmt::Display| {
+                format!("{w}x{h}, {frames} frames at {rate}")
+            };
+            return Err(ManifestError::Video {
+                file: file(),
+                read: video(
+                    header.width,
+                    header.height,
+                    header.frame_count.into(),
+                    &header.frame_rate,
+                ),
+                stated: video(
+                    rendition.width,
+                    rendition.height,
+                    self.frame_count,
+                    &self.frame_rate,
+                ),
+            });
         }
         let per_frame = MAX_PACKET_HEAD_LEN + header.max_payload_len();
-        for (k, (place, time)) in rendition.segments.iter().zip(&m.segments).enumerate() {
+        for (k, (place, time)) in rendition.segments.iter().zip(&self.segments).enumerate() {
             // `check` bounded every segment's frames by the video's, which the header
             // has just confirmed; saturating products cannot wrap past either bound.
             if place.bytes > time.frames.saturating_mul(per_frame)
                 || place.bytes < time.frames.saturating_mul(MIN_PACKET_HEAD_LEN)
             {
-                return Err(format!(
-                    "{}: segment {k}'s {} bytes cannot be {} packets",
-                    rendition.file, place.bytes, time.frames
-                ));
+                return Err(ManifestError::SegmentBytes {
+                    file: file(),
+                    segment: k,
+                    bytes: place.bytes,
+                    frames: time.frames,
+                });
             }
         }
         Ok(())
@@ -468,11 +535,11 @@ impl Manifest {
     /// Reads a manifest from its JSON: refused above [`MAX_MANIFEST_BYTES`] (a reader takes
     /// at most one byte more than that, so this is the one check of the bound), or when it is
     /// not a manifest.
-    pub fn from_json(text: &[u8]) -> Result<Self, String> {
+    pub fn from_json(text: &[u8]) -> Result<Self, ManifestError> {
         if text.len() as u64 > MAX_MANIFEST_BYTES {
-            return Err(format!("larger than {MAX_MANIFEST_BYTES} bytes"));
+            return Err(ManifestError::TooLarge);
         }
-        serde_json::from_slice(text).map_err(|e| format!("not a ladder manifest: {e}"))
+        serde_json::from_slice(text).map_err(|e| ManifestError::NotAManifest(e.to_string()))
     }
 
     /// The manifest of `files`, lowest bitrate first; fails unless every file has the same

@@ -95,7 +95,7 @@ impl HyperpriorCodec<'_> {
 
     /// The step this codec's payloads are coded at: the model's only one unless it carries
     /// a step.
-    fn coded_step(&self) -> LatentStep {
+    pub(super) fn coded_step(&self) -> LatentStep {
         if self.model.has_latent_step() {
             self.step
         } else {

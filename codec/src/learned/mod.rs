@@ -9,6 +9,8 @@
 //! * [`intra`]: intra frames, the hyperprior latent codec, and [`context`], its per-channel
 //!   spatial prediction and table shifts;
 //! * [`residual`]: what motion-compensated prediction misses, coded by the intra model;
+//! * [`refine`]: the encoder's latent refinement (`--effort`), gradient descent on a frame's
+//!   latent against its rate and distortion;
 //! * [`step`]: the latent quantizer step that lets one shallow model code at every rate;
 //! * [`coded`]: what a latent codec hands back (payload, cost, the frame's state);
 //! * [`coder`]: the [`FrameCoder`](crate::coders::FrameCoder) that ties them together and
@@ -26,6 +28,7 @@ pub mod hyper;
 pub mod intra;
 pub mod motion;
 pub mod predicted;
+pub mod refine;
 pub mod residual;
 pub mod step;
 
@@ -251,6 +254,11 @@ impl LearnedModel {
             data: y.data.iter().map(|&v| v as f32 * step).collect(),
         };
         map_to_frame(&run_chain(&self.synthesis, map))
+    }
+
+    /// The synthesis transform's layers (ReLU between them), for its gradient.
+    pub(crate) fn synthesis_layers(&self) -> &[ConvKernel<f32>] {
+        &self.synthesis
     }
 
     /// The synthesis in float, for comparing with other implementations.

@@ -82,6 +82,7 @@ fn levels_coder(latent: f32, detail_step: Option<f32>) -> Result<CoderSpec, Mode
         detail_step,
         latent_step: LatentStep::nearest(f64::from(latent)).expect("a positive step"),
         policy: BasePolicy::Learned,
+        effort: 0,
     })
 }
 
@@ -192,6 +193,7 @@ mod tests {
                     detail_step,
                     latent_step,
                     policy,
+                    ..
                 } => {
                     assert_eq!(model.id, shallow.id, "level {q}");
                     assert_eq!(policy, BasePolicy::Learned, "level {q}");

@@ -95,6 +95,7 @@ impl Model {
                 detail_step: None,
                 latent_step: LatentStep::UNIT,
                 policy: BasePolicy::default(),
+                effort: 0,
             }),
             (Model::Learned(m), CodingParams::LearnedDetail { detail_step, .. })
                 if check_detail_step(detail_step).is_ok() =>
@@ -104,6 +105,7 @@ impl Model {
                     detail_step: Some(detail_step),
                     latent_step: LatentStep::UNIT,
                     policy: BasePolicy::default(),
+                    effort: 0,
                 })
             }
             (Model::Learned(_), p) => Err(CoderError::Incompatible {
@@ -147,6 +149,9 @@ pub enum CoderSpec {
         /// Where the encoder puts the learned picture (with a detail layer; decoders read
         /// whatever a file holds).
         policy: BasePolicy,
+        /// Gradient steps the encoder refines each intra frame's latent with
+        /// ([`crate::learned::refine`]; 0: the analysis transform's latent as it is).
+        effort: u16,
     },
 }
 
@@ -217,6 +222,15 @@ impl CoderSpec {
         self
     }
 
+    /// The same coder with the encoder refining each intra frame's latent with `effort`
+    /// gradient steps (a learned model; others ignore it).
+    pub fn with_effort(mut self, effort: u16) -> Self {
+        if let CoderSpec::Learned { effort: e, .. } = &mut self {
+            *e = effort;
+        }
+        self
+    }
+
     /// The stride frames are padded to.
     pub fn stride(&self) -> u32 {
         self.params().stride()
@@ -243,21 +257,25 @@ impl CoderSpec {
                 model,
                 detail_step: None,
                 latent_step,
+                effort,
                 ..
             } => Box::new(
                 LearnedCoder::new(model.clone(), coded_width, coded_height)
-                    .with_latent_step(*latent_step),
+                    .with_latent_step(*latent_step)
+                    .with_effort(*effort),
             ),
             CoderSpec::Learned {
                 model,
                 detail_step: Some(step),
                 latent_step,
                 policy,
+                effort,
             } => {
                 let base = || -> Box<dyn FrameCoder> {
                     Box::new(
                         LearnedCoder::new(model.clone(), coded_width, coded_height)
-                            .with_latent_step(*latent_step),
+                            .with_latent_step(*latent_step)
+                            .with_effort(*effort),
                     )
                 };
                 let coder = DetailedCoder::new(base(), base(), *step, coded_width, coded_height)

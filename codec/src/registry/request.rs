@@ -82,6 +82,8 @@ pub struct CoderRequest {
     pub policy: BasePolicy,
     /// The built-in level's learned picture alone, without the detail layer.
     pub learned_only: bool,
+    /// Gradient steps of latent refinement per intra frame (learned coders; 0: none).
+    pub effort: u16,
 }
 
 impl CoderRequest {
@@ -137,6 +139,7 @@ impl CoderRequest {
                     detail_step: self.detail_step,
                     latent_step,
                     policy: self.policy,
+                    effort: self.effort,
                 })
             }
         }
@@ -165,7 +168,7 @@ impl CoderRequest {
             (None, true) => builtin::learned_only(self.quality),
             (None, false) => builtin::level(self.quality),
         }
-        .map(|spec| spec.with_policy(self.policy))
+        .map(|spec| spec.with_policy(self.policy).with_effort(self.effort))
         .map_err(RequestError::BuiltIn)
     }
 
@@ -183,7 +186,7 @@ impl CoderRequest {
             return (1..=builtin::LEVELS)
                 .map(|q| {
                     level(q)
-                        .map(|spec| spec.with_policy(self.policy))
+                        .map(|spec| spec.with_policy(self.policy).with_effort(self.effort))
                         .map_err(RequestError::BuiltIn)
                 })
                 .collect();

@@ -81,9 +81,9 @@ impl Ladder {
             let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
             (body, Location::Dir(dir))
         };
-        let bad = |what: String| SourceError::Manifest {
+        let bad = |e: aecodec::ladder::ManifestError| SourceError::Manifest {
             path: source.into(),
-            what,
+            what: e.to_string(),
         };
         let manifest = Manifest::from_json(&text).map_err(bad)?;
         manifest.check().map_err(bad)?;

@@ -370,8 +370,10 @@ impl LadderState {
     /// Parses and checks a manifest (docs/FORMAT.md, "Ladder manifest"); `ahead` is how many
     /// frames the player keeps decoded ahead (the rule's buffer target).
     pub fn new(json: &[u8], ahead: u32) -> Result<Self, WebError> {
-        let manifest = Manifest::from_json(json).map_err(WebError::Manifest)?;
-        manifest.check().map_err(WebError::Manifest)?;
+        let manifest = Manifest::from_json(json).map_err(|e| WebError::Manifest(e.to_string()))?;
+        manifest
+            .check()
+            .map_err(|e| WebError::Manifest(e.to_string()))?;
         let fps = manifest
             .frame_rate
             .parse::<aecodec::container::Rational>()
@@ -411,7 +413,7 @@ impl LadderState {
         let reader = ContainerReader::new(bytes)?;
         self.manifest
             .check_header(r, reader.header(), reader.offset())
-            .map_err(WebError::Manifest)?;
+            .map_err(|e| WebError::Manifest(e.to_string()))?;
         self.headers[r] = Some(reader.header().clone());
         Ok(())
     }

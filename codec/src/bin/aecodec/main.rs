@@ -83,6 +83,13 @@ enum Command {
         /// refines it (levels 1 to 7 span the learned model's whole range).
         #[arg(long, conflicts_with_all = ["pixel", "model", "detail_step", "detail_alone"])]
         learned_only: bool,
+        /// Encoder effort: refine each intra frame's learned latent with this many gradient
+        /// steps against its own rate and distortion (0, the default, keeps the analysis
+        /// transform's latent). Decoders need nothing new; encoding an intra frame takes about
+        /// one synthesis and its gradient per step.
+        #[arg(long, default_value_t = 0, conflicts_with = "pixel",
+              value_parser = clap::value_parser!(u16).range(0..=MAX_EFFORT))]
+        effort: u16,
         /// Quantizer step: larger is smaller and coarser. Pixel coder: an integer 1..=64
         /// (1 is lossless, default 4). PCA: any positive number (default 8). A learned model
         /// of the shallow kind: its latent's step, 0.02 to 50 (1, the default, codes at the
@@ -214,6 +221,11 @@ enum Command {
         /// cheaper, as `encode --detail-alone` does.
         #[arg(long)]
         detail_alone: bool,
+        /// Refine every learned coder's intra latents with this many gradient steps, as
+        /// `encode --effort` does.
+        #[arg(long, default_value_t = 0,
+              value_parser = clap::value_parser!(u16).range(0..=MAX_EFFORT))]
+        effort: u16,
     },
     /// Measure decode speed: frames/s of container reading, entropy decoding and synthesis
     /// (medians over runs), peak memory, and FFmpeg's x264 decoding the same content.
@@ -240,6 +252,9 @@ enum Command {
     },
 }
 
+/// Most gradient steps `--effort` takes.
+const MAX_EFFORT: i64 = 1000;
+
 /// Where the encoder puts the learned picture: `--detail-alone` lets it leave it out.
 fn policy(detail_alone: bool) -> aecodec::coders::BasePolicy {
     match detail_alone {
@@ -262,6 +277,7 @@ fn main() -> ExitCode {
             pixel,
             detail_alone,
             learned_only,
+            effort,
             step,
             components,
             frames,
@@ -281,6 +297,7 @@ fn main() -> ExitCode {
                 detail_step,
                 policy: policy(detail_alone),
                 learned_only,
+                effort,
             };
             let target = bitrate.map(|bitrate| RateTarget {
                 bitrate,
@@ -357,6 +374,7 @@ fn main() -> ExitCode {
             latent_steps,
             reference,
             detail_alone,
+            effort,
         } => eval(
             clips,
             &out,
@@ -368,6 +386,7 @@ fn main() -> ExitCode {
                 detail_steps,
                 latent_steps,
                 policy: policy(detail_alone),
+                effort,
             },
             &reference,
         )

@@ -19,6 +19,8 @@ pub(crate) struct EvalSettings {
     pub latent_steps: Vec<f32>,
     /// Where the learned models' encoder puts the learned picture.
     pub policy: aecodec::coders::BasePolicy,
+    /// Gradient steps of latent refinement per intra frame (`encode --effort`).
+    pub effort: u16,
 }
 
 pub(crate) fn eval(
@@ -35,6 +37,7 @@ pub(crate) fn eval(
         detail_steps,
         latent_steps,
         policy,
+        effort,
     } = settings;
     if let Some(s) = latent_steps
         .iter()
@@ -83,6 +86,7 @@ pub(crate) fn eval(
         detail_steps,
         latent_steps,
         policy,
+        effort,
     };
     let bar = ProgressBar::no_length();
     bar.set_style(ProgressStyle::with_template(
