@@ -371,7 +371,7 @@ fn every_built_in_quality_decodes_and_costs_more_bits_at_higher_levels() {
     let clip = sample("carphone_pristine.mp4");
     let input = rgb_frames(&clip, 4);
     let (mut sizes, mut psnrs) = (Vec::new(), Vec::new());
-    for q in ["1", "2", "3", "4", "5", "6", "7"] {
+    for q in ["1", "2", "3", "4", "5", "6", "7", "3.5"] {
         let aez = dir.path().join(format!("q{q}.aez"));
         let mkv = dir.path().join(format!("q{q}.mkv"));
         encode(&clip, &aez, &["--quality", q, "--frames", "4"]);
@@ -387,6 +387,16 @@ fn every_built_in_quality_decodes_and_costs_more_bits_at_higher_levels() {
         sizes.push(std::fs::metadata(&aez).unwrap().len());
         psnrs.push(acc.psnr());
     }
+    // A quality between two levels codes between them.
+    let (between, between_psnr) = (sizes.pop().unwrap(), psnrs.pop().unwrap());
+    assert!(
+        sizes[2] < between && between < sizes[3],
+        "{between} in {sizes:?}"
+    );
+    assert!(
+        psnrs[2] < between_psnr && between_psnr < psnrs[3],
+        "{between_psnr} in {psnrs:?}"
+    );
     assert!(sizes.windows(2).all(|w| w[0] < w[1]), "{sizes:?}");
     // Each level looks better than the one below (the ladder is not flat).
     assert!(psnrs.windows(2).all(|w| w[0] + 0.3 < w[1]), "{psnrs:?}");

@@ -61,6 +61,56 @@ pub fn learned_only(level: u8) -> Result<CoderSpec, ModelError> {
     levels_coder(at_level(&LEARNED_ONLY_STEPS, level)?, None)
 }
 
+/// The coder of any quality from 1 to [`LEVELS`]: a whole number is that level; between two
+/// levels each step is the geometric blend of theirs (so quality rises smoothly with the
+/// number). Between 1 and 2 the detail layer goes from level 2's step (64) to
+/// [`COARSEST_DETAIL`] as the quality falls towards 1, over level 2's learned picture.
+pub fn quality(quality: f32) -> Result<CoderSpec, ModelError> {
+    let (below, t) = split_quality(quality)?;
+    if t == 0.0 {
+        return level(below);
+    }
+    let (latent_a, detail_a) = LEVEL_STEPS[usize::from(below) - 1];
+    let (latent_b, detail_b) = LEVEL_STEPS[usize::from(below)];
+    let detail_b = detail_b.expect("every level above 1 has a detail layer");
+    let (latent, detail) = match detail_a {
+        Some(detail_a) => (blend(latent_a, latent_b, t), blend(detail_a, detail_b, t)),
+        None => (latent_b, blend(COARSEST_DETAIL, detail_b, t)),
+    };
+    levels_coder(latent, Some(detail))
+}
+
+/// The learned picture alone at any quality from 1 to [`LEVELS`], its latent step blended
+/// geometrically between the levels' as in [`quality`].
+pub fn learned_only_quality(quality: f32) -> Result<CoderSpec, ModelError> {
+    let (below, t) = split_quality(quality)?;
+    let i = usize::from(below) - 1;
+    let latent = match t == 0.0 {
+        true => LEARNED_ONLY_STEPS[i],
+        false => blend(LEARNED_ONLY_STEPS[i], LEARNED_ONLY_STEPS[i + 1], t),
+    };
+    levels_coder(latent, None)
+}
+
+/// The detail step that qualities just above 1 approach: the coarsest `aecodec eval` sweeps.
+pub const COARSEST_DETAIL: f32 = 128.0;
+
+/// A quality as the level at or below it and how far it lies towards the next (0 ≤ t < 1).
+fn split_quality(quality: f32) -> Result<(u8, f32), ModelError> {
+    if !(1.0..=f32::from(LEVELS)).contains(&quality) {
+        return Err(ModelError::BadConfig(format!(
+            "quality {quality} is not 1..={LEVELS}"
+        )));
+    }
+    let below = quality.floor();
+    Ok((below as u8, quality - below))
+}
+
+/// `a` at t = 0 to `b` at t = 1, geometrically.
+fn blend(a: f32, b: f32, t: f32) -> f32 {
+    a * (b / a).powf(t)
+}
+
 /// Entry `level` (from 1) of a per-level table.
 fn at_level<T: Copy>(table: &[T; LEVELS as usize], level: u8) -> Result<T, ModelError> {
     usize::from(level)
@@ -184,6 +234,45 @@ mod tests {
     fn levels_outside_the_ladder_are_refused_and_every_level_is_learned() {
         assert!(level(0).is_err() && level(LEVELS + 1).is_err());
         assert!(learned_only(0).is_err() && learned_only(LEVELS + 1).is_err());
+        for bad in [0.5, 7.01, f32::NAN, f32::INFINITY] {
+            assert!(
+                quality(bad).is_err() && learned_only_quality(bad).is_err(),
+                "{bad}"
+            );
+        }
+        // Between two levels every step lies between theirs; whole numbers are the levels.
+        let steps = |spec: CoderSpec| match spec {
+            CoderSpec::Learned {
+                latent_step,
+                detail_step,
+                ..
+            } => (latent_step.value(), detail_step),
+            _ => panic!("not learned"),
+        };
+        for q in 1..=LEVELS {
+            assert_eq!(
+                steps(quality(f32::from(q)).unwrap()),
+                steps(level(q).unwrap())
+            );
+            let alone = learned_only_quality(f32::from(q)).unwrap();
+            assert_eq!(steps(alone), steps(learned_only(q).unwrap()));
+        }
+        let mut last = (f32::INFINITY, f32::INFINITY);
+        for tenth in 11..=70u8 {
+            let q = f32::from(tenth) / 10.0;
+            let (latent, detail) = steps(quality(q).unwrap());
+            let detail = detail.expect("a detail layer above level 1");
+            assert!(
+                detail <= last.1 && detail < COARSEST_DETAIL + 1.0,
+                "{q}: {detail}"
+            );
+            let (alone, _) = steps(learned_only_quality(q).unwrap());
+            assert!(alone <= last.0, "{q}: latent step {alone} after {}", last.0);
+            assert!((16.0..=45.0).contains(&latent), "{q}: {latent}");
+            last = (alone, detail);
+        }
+        let (_, d35) = steps(quality(3.5).unwrap());
+        assert!((30.0..44.0).contains(&d35.unwrap()), "{d35:?}");
         let shallow = levels_model().unwrap();
         assert!(shallow.has_latent_step());
         let steps: Vec<(LatentStep, Option<f32>)> = (1..=LEVELS)

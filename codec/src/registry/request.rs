@@ -69,9 +69,10 @@ pub fn check_detail_step(step: f32) -> Result<(), RequestError> {
 pub struct CoderRequest {
     pub model: Option<PathBuf>,
     pub pixel: bool,
-    /// The built-in level (1 to [`builtin::LEVELS`]) when neither a model nor the pixel coder
-    /// is asked for.
-    pub quality: u8,
+    /// The built-in quality (1 to [`builtin::LEVELS`], whole numbers being the levels and
+    /// numbers between them coding between them) when neither a model nor the pixel coder is
+    /// asked for.
+    pub quality: f32,
     /// The quantizer step: the pixel coder's, a PCA model's, or a shallow model's latent step.
     pub step: Option<f32>,
     /// PCA components to keep.
@@ -88,10 +89,13 @@ pub struct CoderRequest {
 
 impl CoderRequest {
     /// The built-in level the request names, or 0 (a model of one's own, the pixel coder, a
-    /// detail step of one's own).
+    /// detail step of one's own, a quality between two levels).
     pub fn level(&self) -> u8 {
-        if self.model.is_none() && !self.pixel && self.detail_step.is_none() && !self.learned_only {
-            self.quality
+        let builtin =
+            self.model.is_none() && !self.pixel && self.detail_step.is_none() && !self.learned_only;
+        let whole = self.quality.fract() == 0.0 && (1.0..=255.0).contains(&self.quality);
+        if builtin && whole {
+            self.quality as u8
         } else {
             0
         }
@@ -165,8 +169,8 @@ impl CoderRequest {
         match (self.detail_step, self.learned_only) {
             (Some(_), true) => Err(RequestError::DetailLearnedOnly)?,
             (Some(_), false) => builtin::ladder(self.detail_step),
-            (None, true) => builtin::learned_only(self.quality),
-            (None, false) => builtin::level(self.quality),
+            (None, true) => builtin::learned_only_quality(self.quality),
+            (None, false) => builtin::quality(self.quality),
         }
         .map(|spec| spec.with_policy(self.policy).with_effort(self.effort))
         .map_err(RequestError::BuiltIn)
@@ -232,7 +236,7 @@ mod tests {
     #[test]
     fn bounds_are_the_formats_and_each_misuse_has_its_error() {
         let level = |detail_step| CoderRequest {
-            quality: 4,
+            quality: 4.0,
             detail_step,
             ..CoderRequest::default()
         };
@@ -265,7 +269,7 @@ mod tests {
         ));
         assert!(matches!(
             spec_err(CoderRequest {
-                quality: 4,
+                quality: 4.0,
                 step: Some(2.0),
                 ..CoderRequest::default()
             }),

@@ -60,12 +60,12 @@ enum Command {
         /// model (`aetrain pca`). Without one, the built-in learned model of --quality is used.
         #[arg(long, conflicts_with = "pixel")]
         model: Option<PathBuf>,
-        /// Quality level of the built-in coder: 1 (smallest files, the learned codec alone) to
-        /// 7 (best looking); levels 2 and up add a detail layer over the learned picture.
-        #[arg(short, long, default_value_t = aecodec::registry::builtin::DEFAULT_QUALITY,
-              value_parser = clap::value_parser!(u8).range(1..=aecodec::registry::builtin::LEVELS as i64),
-              conflicts_with = "model")]
-        quality: u8,
+        /// Quality of the built-in coder: level 1 (smallest files, the learned codec alone) to
+        /// 7 (best looking); levels 2 and up add a detail layer over the learned picture. Any
+        /// number between two levels, such as 3.5, codes between them.
+        #[arg(short, long, default_value_t = f32::from(aecodec::registry::builtin::DEFAULT_QUALITY),
+              value_parser = parse_quality, conflicts_with = "model")]
+        quality: f32,
         /// Add a detail layer at this quantizer step (1 to 255; smaller is better looking and
         /// larger) to a learned --model, or, without one, to the levels' built-in model: the
         /// levels' steps are 64 (level 2) to 10 (level 7); 90 and 128 go below level 2.
@@ -250,6 +250,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--quality`: a number from 1 to the top level.
+fn parse_quality(text: &str) -> Result<f32, String> {
+    let top = aecodec::registry::builtin::LEVELS;
+    text.parse::<f32>()
+        .ok()
+        .filter(|q| (1.0..=f32::from(top)).contains(q))
+        .ok_or_else(|| format!("a quality is a number from 1 to {top}, such as 4 or 3.5"))
 }
 
 /// Most gradient steps `--effort` takes.
