@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use super::coded::{CodedLatent, EntropyCost};
+use super::context::ChannelContext;
 use super::conv::FeatureMap;
 use super::intra::HyperpriorCodec;
 use super::motion::MotionField;
@@ -276,7 +277,14 @@ impl LearnedCoder {
             width: self.latent.width,
             data: scaled.to_vec(),
         };
-        if refine::refine(&self.model, target, &mut u, step.value(), &indices, params).is_none() {
+        // Priced as the plain frame's channel context codes it (which channels are predicted
+        // from their neighbours, and their tables' shifts).
+        let context = match intra.uses_context() {
+            true => ChannelContext::choose(&plain.reference.latent, &indices, self.latent),
+            false => ChannelContext::plain(self.latent.channels),
+        };
+        let rate = refine::LatentRate::new(&indices, &context, self.latent);
+        if refine::refine(&self.model, target, &mut u, step.value(), &rate, params).is_none() {
             return Ok(plain);
         }
         // The side latent of the refined latent fits its tables to what the refinement

@@ -89,7 +89,7 @@ impl HyperpriorCodec<'_> {
         CodedLatent::finish(leading, items, reference)
     }
 
-    fn uses_context(&self) -> bool {
+    pub(super) fn uses_context(&self) -> bool {
         self.context && self.model.has_latent_step()
     }
 

@@ -13,8 +13,9 @@
 //! gradient is the convolution with its kernel flipped and its channels transposed, a pixel
 //! shuffle's is the inverse shuffle, a ReLU's is its mask.
 
+use super::context::ChannelContext;
 use super::conv::{ConvKernel, FeatureMap};
-use super::{ConvSpec, LearnedModel};
+use super::{ConvSpec, LatentShape, LearnedModel};
 use crate::entropy::scale_of;
 
 /// How hard the refinement works.
@@ -62,12 +63,13 @@ pub const CURVE_SLOPE: f64 = 0.6;
 /// refinement adds error the loss cannot see, so the loss leans towards quality. BD-rate of
 /// the learned picture alone against no refinement (`aecodec eval … --codecs learned
 /// --detail-steps 0 --latent-steps 0.7,…,16`, one frame each of `bikes` and
-/// `ukui-wallpapers`, 20 steps): emphasis 1: +0.4 / −4.1 %; 2: −0.7 / −5.7 %; 4: −0.7 /
-/// −5.9 %.
-pub const DISTORTION_EMPHASIS: f64 = 2.0;
+/// `ukui-wallpapers`, 20 steps, the encoder choosing by real cost, the rate priced with the
+/// channel context): emphasis 1: −3.3 / −8.2 %; 1.2: −3.5 / −8.8 %; 1.5: −3.7 / −8.8 %; 2:
+/// −2.5 / −9.0 %; 3: −1.5 / −7.9 %.
+pub const DISTORTION_EMPHASIS: f64 = 1.5;
 
-/// Adam's first step, in latent steps (same measurement, emphasis 2, 20 steps: 0.05: −0.7 /
-/// −5.7 %; 0.15: −0.6 / −7.4 %; with 60 steps, 0.05: −0.9 / −7.6 %; 0.15: −1.0 / −8.6 %).
+/// Adam's first step, in latent steps (same measurement, emphasis 1.5: 0.1: −3.1 / −8.3 %;
+/// 0.15: −3.7 / −8.8 %; at emphasis 2, 0.3: −1.0 / −8.2 %).
 pub const LEARNING_RATE: f32 = 0.15;
 
 /// The synthesis's layers with what their gradients need.
@@ -195,6 +197,86 @@ fn laplace_bits(u: f32, b: f32) -> (f32, f32) {
     }
 }
 
+/// How the refinement prices the latent's bits: each element's Laplace scale (its
+/// hyperprior table, moved by its channel's [context](super::context) shift) and, per channel,
+/// whether the elements are coded as their differences from their neighbours' prediction
+/// (the median edge detector, here on unrounded values).
+pub struct LatentRate {
+    scales: Vec<f32>,
+    predicted: Vec<bool>,
+    shape: LatentShape,
+}
+
+impl LatentRate {
+    /// The rate of a latent of `shape` coded under the tables `indices` as `context` says.
+    pub fn new(indices: &[u8], context: &ChannelContext, shape: LatentShape) -> Self {
+        let plane = shape.plane();
+        let scales = indices
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                let table = ChannelContext::table(context.coding(i / plane), t);
+                scale_of(usize::from(table)) as f32
+            })
+            .collect();
+        let predicted = (0..shape.channels)
+            .map(|c| context.coding(c).predicted)
+            .collect();
+        Self {
+            scales,
+            predicted,
+            shape,
+        }
+    }
+
+    /// The bits of `u`; adds their gradient to `grad`.
+    fn bits(&self, u: &[f32], grad: &mut [f32]) -> f64 {
+        let (plane, width) = (self.shape.plane(), self.shape.width);
+        let mut bits = 0.0f64;
+        for (c, &predicted) in self.predicted.iter().enumerate() {
+            let at = c * plane;
+            let values = &u[at..at + plane];
+            for k in 0..plane {
+                let (i, j) = (k / width, k % width);
+                let (prediction, parts) = match predicted {
+                    true => predict_unrounded(values, width, i, j),
+                    false => (0.0, [(0, 0.0); 3]),
+                };
+                let (r, dr) = laplace_bits(values[k] - prediction, self.scales[at + k]);
+                bits += f64::from(r);
+                grad[at + k] += dr;
+                for (neighbour, d) in parts {
+                    grad[at + neighbour] -= dr * d;
+                }
+            }
+        }
+        bits
+    }
+}
+
+/// [`super::context::predict`] on unrounded values: the prediction and, for up to three
+/// neighbours (index in the plane), its derivative in each.
+fn predict_unrounded(plane: &[f32], width: usize, i: usize, j: usize) -> (f32, [(usize, f32); 3]) {
+    let one = |k: usize| (plane[k], [(k, 1.0), (0, 0.0), (0, 0.0)]);
+    match (i, j) {
+        (0, 0) => (0.0, [(0, 0.0); 3]),
+        (0, _) => one(j - 1),
+        (_, 0) => one((i - 1) * width),
+        _ => {
+            let (left, up) = (i * width + j - 1, (i - 1) * width + j);
+            let up_left = up - 1;
+            let (a, b, c) = (plane[left], plane[up], plane[up_left]);
+            if c >= a.max(b) {
+                one(if a <= b { left } else { up })
+            } else if c <= a.min(b) {
+                one(if a >= b { left } else { up })
+            } else {
+                (a + b - c, [(left, 1.0), (up, 1.0), (up_left, -1.0)])
+            }
+        }
+    }
+}
+
 /// The loss [`refine`] descends, and its gradient in the latent (step units).
 struct Loss {
     value: f64,
@@ -207,7 +289,7 @@ fn loss(
     target: &FeatureMap<f32>,
     u: &FeatureMap<f32>,
     step: f32,
-    scales: &[f32],
+    rate: &LatentRate,
     weight: f64,
 ) -> Loss {
     let input = FeatureMap {
@@ -227,40 +309,26 @@ fn loss(
         }
     }
     let back = synthesis.backward(&outputs, grad);
-    let mut bits = 0.0f64;
-    let gradient = back
-        .data
-        .iter()
-        .zip(&u.data)
-        .zip(scales)
-        .map(|((&g, &v), &b)| {
-            let (r, dr) = laplace_bits(v, b);
-            bits += f64::from(r);
-            g * step + dr
-        })
-        .collect();
+    let mut gradient: Vec<f32> = back.data.iter().map(|&g| g * step).collect();
+    let bits = rate.bits(&u.data, &mut gradient);
     Loss {
         value: weight * distortion + bits,
         gradient,
     }
 }
 
-/// Refines `u`, a latent in units of `step` whose elements are coded under the bank tables
-/// `indices`, towards a lower rate plus `params.weight` times the squared error of its
-/// synthesis against `target` (the frame, planar, 0..=1). Returns the loss before and after.
+/// Refines `u`, a latent in units of `step` whose bits `rate` prices, towards a lower rate
+/// plus `params.weight` times the squared error of its synthesis against `target` (the frame,
+/// planar, 0..=1). Returns the loss before and after.
 pub fn refine(
     model: &LearnedModel,
     target: &FeatureMap<f32>,
     u: &mut FeatureMap<f32>,
     step: f32,
-    indices: &[u8],
+    rate: &LatentRate,
     params: RefineParams,
 ) -> Option<(f64, f64)> {
     let synthesis = SynthesisGradient::new(model.synthesis_layers())?;
-    let scales: Vec<f32> = indices
-        .iter()
-        .map(|&t| scale_of(usize::from(t)) as f32)
-        .collect();
     let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
     let mut m = vec![0.0f32; u.data.len()];
     let mut v = vec![0.0f32; u.data.len()];
@@ -268,7 +336,7 @@ pub fn refine(
     let mut first = None;
     let mut best_value = f64::INFINITY;
     for t in 0..params.iterations {
-        let l = loss(&synthesis, target, u, step, &scales, params.weight);
+        let l = loss(&synthesis, target, u, step, rate, params.weight);
         first.get_or_insert(l.value);
         if l.value < best_value {
             best_value = l.value;
@@ -286,7 +354,7 @@ pub fn refine(
             *x -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
         }
     }
-    let last = loss(&synthesis, target, u, step, &scales, params.weight).value;
+    let last = loss(&synthesis, target, u, step, rate, params.weight).value;
     if last < best_value {
         best_value = last;
         best.data.copy_from_slice(&u.data);
@@ -348,14 +416,23 @@ mod tests {
                     .map(|v| v + 0.5)
                     .collect(),
             };
-            let scales = pseudo_random(c * h * w, 11, 2.0)
-                .into_iter()
-                .map(|v| v.abs() + 0.3)
-                .collect::<Vec<_>>();
+            // Every other channel coded as differences from its neighbours' prediction.
+            let rate = LatentRate {
+                scales: pseudo_random(c * h * w, 11, 2.0)
+                    .into_iter()
+                    .map(|v| v.abs() + 0.3)
+                    .collect(),
+                predicted: (0..c).map(|k| k % 2 == 1).collect(),
+                shape: LatentShape {
+                    channels: c,
+                    height: h,
+                    width: w,
+                },
+            };
             let (step, weight) = (0.7, 40.0);
-            let at = |u: &FeatureMap<f32>| loss(&synthesis, &target, u, step, &scales, weight);
+            let at = |u: &FeatureMap<f32>| loss(&synthesis, &target, u, step, &rate, weight);
             let base = at(&u);
-            for i in [0, 5, c * h * w / 2, c * h * w - 1] {
+            for i in [0, 5, h * w + 4, c * h * w / 2, c * h * w - 1] {
                 let eps = 1e-3;
                 let mut plus = u.clone();
                 plus.data[i] += eps;
