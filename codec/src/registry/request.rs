@@ -43,6 +43,8 @@ pub enum RequestError {
     StepForFixedModel,
     #[error("rate control switches between models or steps: it takes the built-in levels or a PCA model, not one learned model")]
     RateNeedsChoices,
+    #[error("an encoder effort refines a learned model's latents: the pixel coder and PCA models have none")]
+    EffortNeedsLearned,
     #[error("loading model {path}")]
     Model {
         path: PathBuf,
@@ -103,6 +105,15 @@ impl CoderRequest {
 
     /// The one coder the request names.
     pub fn spec(&self) -> Result<CoderSpec, RequestError> {
+        let spec = self.named_spec()?;
+        if self.effort > 0 && !matches!(spec, CoderSpec::Learned { .. }) {
+            return Err(RequestError::EffortNeedsLearned);
+        }
+        Ok(spec)
+    }
+
+    /// [`Self::spec`] before the effort is checked against it.
+    fn named_spec(&self) -> Result<CoderSpec, RequestError> {
         if let Some(s) = self.detail_step {
             check_detail_step(s)?;
         }
@@ -199,6 +210,9 @@ impl CoderRequest {
         let Model::Pca(m) = &model else {
             return Err(RequestError::RateNeedsChoices);
         };
+        if self.effort > 0 {
+            return Err(RequestError::EffortNeedsLearned);
+        }
         (0..MAX_TOOLS as i32)
             .rev()
             .map(|k| {
@@ -267,6 +281,37 @@ mod tests {
             spec_err(pixel(Some(65.0))),
             RequestError::PixelStep(_)
         ));
+        // An effort refines learned latents only.
+        assert!(matches!(
+            spec_err(CoderRequest {
+                effort: 5,
+                ..pixel(None)
+            }),
+            RequestError::EffortNeedsLearned
+        ));
+        let pca = CoderRequest {
+            model: Some(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../samples/models/pca8.model"),
+            ),
+            effort: 5,
+            ..CoderRequest::default()
+        };
+        assert!(matches!(
+            spec_err(pca.clone()),
+            RequestError::EffortNeedsLearned
+        ));
+        assert!(matches!(
+            pca.rate_tools(),
+            Err(RequestError::EffortNeedsLearned)
+        ));
+        assert!(CoderRequest {
+            quality: 4.0,
+            effort: 5,
+            ..CoderRequest::default()
+        }
+        .spec()
+        .is_ok());
         assert!(matches!(
             spec_err(CoderRequest {
                 quality: 4.0,
