@@ -45,6 +45,7 @@ pub(crate) fn with_flag(e: RequestError) -> anyhow::Error {
         RequestError::ComponentsNeedPca => "--components",
         RequestError::DetailLearnedOnly => "--learned-only",
         RequestError::RateNeedsChoices => "--bitrate",
+        RequestError::EffortNeedsLearned => "--effort",
         RequestError::Model { .. } => "--model",
         RequestError::BuiltIn(_) | RequestError::Coder(_) => {
             return anyhow::Error::new(e);
