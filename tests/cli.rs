@@ -899,4 +899,25 @@ fn encoder_effort_refines_the_learned_picture() {
         ],
     );
     assert!(!refused.status.success());
+    let pca = common::root().join("samples/models/pca8.model");
+    let refused = run(
+        "aecodec",
+        &[
+            "encode",
+            s(&clip),
+            "-o",
+            s(&out),
+            "--model",
+            s(&pca),
+            "--effort",
+            "5",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("--effort"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!out.exists());
 }
