@@ -870,14 +870,16 @@ fn encoder_effort_refines_the_learned_picture() {
         run_ok("aecodec", &["decode", s(&aez), "-o", s(&mkv)]);
         let decoded = rgb_frames(&mkv, usize::MAX);
         assert_eq!(decoded.len(), 2);
-        let sse: f64 = decoded
+        let sse: u64 = decoded
             .iter()
             .zip(&source)
-            .flat_map(|(d, o)| d.data.iter().zip(&o.data))
-            .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+            .map(|(d, o)| aecodec::metrics::squared_error(d, o).0)
             .sum();
         let bytes = std::fs::read(&aez).unwrap();
-        (8.0 * bytes.len() as f64 + 0.6 * 0.1 / 3.0 * sse, bytes)
+        (
+            8.0 * bytes.len() as f64 + 0.6 * 0.1 / 3.0 * sse as f64,
+            bytes,
+        )
     };
     let ((plain, plain_bytes), (refined, refined_bytes)) = (cost("0"), cost("20"));
     assert_ne!(

@@ -200,13 +200,13 @@ impl LearnedCoder {
         self.encode_latent(y_map, frame_type, None)
     }
 
-    /// [`Self::encode_analyzed`], with the intra frame's latent refined against `target`
-    /// (the frame, planar) when the coder has an effort.
+    /// [`Self::encode_analyzed`], with the intra frame's latent refined against `frame`
+    /// (the one `y_map` was analysed from) when the coder has an effort.
     fn encode_latent(
         &mut self,
         y_map: &FeatureMap<f32>,
         frame_type: FrameType,
-        target: Option<&FeatureMap<f32>>,
+        frame: Option<&RgbFrame>,
     ) -> Result<EncodedFrame, CoderError> {
         let LatentShape {
             channels: c,
@@ -235,8 +235,8 @@ impl LearnedCoder {
             _ => {
                 let z = round_latent(&self.model.hyper_analyze(y_map));
                 let plain = self.intra().encode(&scaled, &z)?;
-                let coded = match target.filter(|_| self.effort > 0) {
-                    Some(target) => self.refined_if_cheaper(target, &scaled, &z, plain)?,
+                let coded = match frame.filter(|_| self.effort > 0) {
+                    Some(frame) => self.refined_if_cheaper(frame, &scaled, &z, plain)?,
                     None => plain,
                 };
                 (FrameType::Intra, coded)
@@ -253,7 +253,7 @@ impl LearnedCoder {
 
 impl LearnedCoder {
     /// The intra frame `plain` (coded from the analysis's latent `scaled`, in units of the
-    /// step) or the same frame coded from that latent refined against `target` under the
+    /// step) or the same frame coded from that latent refined against `frame` under the
     /// tables the side latent `z` gives it (with `z`, or with the side latent of the refined
     /// latent: on `bikes` and `ukui-wallpapers`, 1 frame, effort 20, −0.9 % more), whichever
     /// costs less in real terms: the payload's
@@ -262,7 +262,7 @@ impl LearnedCoder {
     /// the channel context after it can undo what it gained.
     fn refined_if_cheaper(
         &self,
-        target: &FeatureMap<f32>,
+        frame: &RgbFrame,
         scaled: &[f32],
         z: &[i32],
         plain: CodedLatent,
@@ -271,12 +271,7 @@ impl LearnedCoder {
         let step = intra.coded_step();
         let indices = intra.table_indices(z.to_vec(), step);
         let params = RefineParams::for_model(self.effort, self.model.info.lambda, step.value());
-        let mut u = FeatureMap {
-            channels: self.latent.channels,
-            height: self.latent.height,
-            width: self.latent.width,
-            data: scaled.to_vec(),
-        };
+        let mut u = self.latent.map(scaled.to_vec());
         // Priced as the plain frame's channel context codes it (which channels are predicted
         // from their neighbours, and their tables' shifts).
         let context = match intra.uses_context() {
@@ -284,36 +279,27 @@ impl LearnedCoder {
             false => ChannelContext::plain(self.latent.channels),
         };
         let rate = refine::LatentRate::new(&indices, &context, self.latent);
-        if refine::refine(&self.model, target, &mut u, step.value(), &rate, params).is_none() {
+        let target = super::frame_to_map(frame);
+        if !refine::refine(&self.model, &target, &mut u, step.value(), &rate, params) {
             return Ok(plain);
         }
         // The side latent of the refined latent fits its tables to what the refinement
         // moved; the analysis's may still cost less. Both are tried.
-        let y = FeatureMap {
-            data: u.data.iter().map(|&v| v * step.value()).collect(),
-            ..u.clone()
-        };
+        let y = self
+            .latent
+            .map(u.data.iter().map(|&v| v * step.value()).collect());
         let z_refined = round_latent(&self.model.hyper_analyze(&y));
         let candidates = [
             intra.encode(&u.data, z)?,
             intra.encode(&u.data, &z_refined)?,
         ];
-        let choice = refine::choice_weight(self.model.info.lambda, step.value());
+        // The weight is per squared error in 0..=1 units; `squared_error` counts code values.
+        let choice = refine::choice_weight(self.model.info.lambda, step.value()) / 255.0 / 255.0;
         let cost = |coded: &CodedLatent| {
-            let latent = FeatureMap {
-                channels: u.channels,
-                height: u.height,
-                width: u.width,
-                data: coded.reference.latent.clone(),
-            };
-            let shown = super::frame_to_map(&self.model.synthesize(&latent, step.value()));
-            let sse: f64 = shown
-                .data
-                .iter()
-                .zip(&target.data)
-                .map(|(&a, &b)| f64::from(a - b).powi(2))
-                .sum();
-            8.0 * coded.payload.len() as f64 + choice * sse
+            let latent = self.latent.map(coded.reference.latent.clone());
+            let shown = self.model.synthesize(&latent, step.value());
+            let (sse, _) = crate::metrics::squared_error(&shown, frame);
+            8.0 * coded.payload.len() as f64 + choice * sse as f64
         };
         let mut best = (cost(&plain), plain);
         for coded in candidates {
@@ -373,8 +359,7 @@ impl FrameCoder for LearnedCoder {
             Some((analysed, y_map)) if analysed.data == frame.data => (analysed, y_map),
             _ => (frame.clone(), self.model.analyze(frame)),
         };
-        let target = (self.effort > 0).then(|| super::frame_to_map(frame));
-        let coded = self.encode_latent(&y_map, frame_type, target.as_ref());
+        let coded = self.encode_latent(&y_map, frame_type, Some(frame));
         self.analysed = Some((analysed, y_map));
         coded
     }
@@ -429,15 +414,8 @@ impl FrameCoder for LearnedCoder {
     }
 
     fn synthesize(&mut self, latent: &LatentFrame) -> RgbFrame {
-        self.model.synthesize(
-            &FeatureMap {
-                channels: self.latent.channels,
-                height: self.latent.height,
-                width: self.latent.width,
-                data: latent.values.clone(),
-            },
-            latent.scale,
-        )
+        self.model
+            .synthesize(&self.latent.map(latent.values.clone()), latent.scale)
     }
 }
 
@@ -560,15 +538,9 @@ pub(crate) mod tests {
             let mut dec = LearnedCoder::new(model.clone(), w, h);
             let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
             assert_eq!(Some(latent.values.as_slice()), enc.last_latent());
-            let shown = dec.synthesize(&latent);
-            let sse: f64 = shown
-                .data
-                .iter()
-                .zip(&frame.data)
-                .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
-                .sum();
+            let (sse, _) = crate::metrics::squared_error(&dec.synthesize(&latent), &frame);
             (
-                8.0 * coded.payload.len() as f64 + weight * sse,
+                8.0 * coded.payload.len() as f64 + weight * sse as f64,
                 latent.values,
             )
         };

@@ -408,11 +408,14 @@ pub fn run_chain<T: Scalar>(layers: &[ConvKernel<T>], input: FeatureMap<T>) -> F
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// `[c·r², h, w]` to `[c, h·r, w·r]`, PyTorch's channel order.
-    fn pixel_shuffle<T: Copy + Default>(input: &FeatureMap<T>, r: usize) -> FeatureMap<T> {
+    pub(crate) fn pixel_shuffle<T: Copy + Default>(
+        input: &FeatureMap<T>,
+        r: usize,
+    ) -> FeatureMap<T> {
         let c = input.channels / (r * r);
         let (h, w) = (input.height, input.width);
         let mut out = FeatureMap::zeros(c, h * r, w * r);

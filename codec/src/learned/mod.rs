@@ -67,6 +67,16 @@ impl LatentShape {
     pub fn elements(&self) -> usize {
         self.channels * self.plane()
     }
+
+    /// `data` (channel, then row, then column) as a feature map of this shape.
+    pub fn map<T>(&self, data: Vec<T>) -> FeatureMap<T> {
+        FeatureMap {
+            channels: self.channels,
+            height: self.height,
+            width: self.width,
+            data,
+        }
+    }
 }
 
 pub(crate) use crate::coders::round_element;

@@ -319,7 +319,7 @@ fn loss(
 
 /// Refines `u`, a latent in units of `step` whose bits `rate` prices, towards a lower rate
 /// plus `params.weight` times the squared error of its synthesis against `target` (the frame,
-/// planar, 0..=1). Returns the loss before and after.
+/// planar, 0..=1); `false` (and `u` as it was) where the synthesis has no gradient.
 pub fn refine(
     model: &LearnedModel,
     target: &FeatureMap<f32>,
@@ -327,17 +327,17 @@ pub fn refine(
     step: f32,
     rate: &LatentRate,
     params: RefineParams,
-) -> Option<(f64, f64)> {
-    let synthesis = SynthesisGradient::new(model.synthesis_layers())?;
+) -> bool {
+    let Some(synthesis) = SynthesisGradient::new(model.synthesis_layers()) else {
+        return false;
+    };
     let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
     let mut m = vec![0.0f32; u.data.len()];
     let mut v = vec![0.0f32; u.data.len()];
     let mut best = u.clone();
-    let mut first = None;
     let mut best_value = f64::INFINITY;
     for t in 0..params.iterations {
         let l = loss(&synthesis, target, u, step, rate, params.weight);
-        first.get_or_insert(l.value);
         if l.value < best_value {
             best_value = l.value;
             best.data.copy_from_slice(&u.data);
@@ -355,12 +355,10 @@ pub fn refine(
         }
     }
     let last = loss(&synthesis, target, u, step, rate, params.weight).value;
-    if last < best_value {
-        best_value = last;
-        best.data.copy_from_slice(&u.data);
+    if last >= best_value {
+        *u = best;
     }
-    *u = best;
-    Some((first.unwrap_or(best_value), best_value))
+    true
 }
 
 #[cfg(test)]
@@ -470,21 +468,11 @@ mod tests {
             width: 3,
             data: pseudo_random(48, 3, 1.0),
         };
-        // Shuffle by hand (PyTorch's order) then unshuffle.
-        let r = 2;
-        let mut shuffled = FeatureMap::zeros(2, 4, 6);
-        for ch in 0..2 {
-            for i in 0..r {
-                for j in 0..r {
-                    for y in 0..2 {
-                        for x in 0..3 {
-                            shuffled.data[(ch * 4 + y * r + i) * 6 + x * r + j] =
-                                map.data[((ch * r + i) * r + j) * 6 + y * 3 + x];
-                        }
-                    }
-                }
-            }
-        }
+        let shuffled = crate::learned::conv::tests::pixel_shuffle(&map, 2);
+        assert_eq!(
+            (shuffled.channels, shuffled.height, shuffled.width),
+            (2, 4, 6)
+        );
         assert_eq!(pixel_unshuffle(&shuffled, 2), map);
     }
 }
