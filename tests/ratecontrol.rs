@@ -1,7 +1,7 @@
 //! Rate control end to end: `aecodec encode --bitrate` on a real clip lands within ±10 % of
-//! the asked bitrate (the real file size), switches between the built-in levels at groups of
-//! pictures, and each group decodes to exactly what its level decodes to when the clip is
-//! encoded with that level alone.
+//! the asked bitrate (the real file size), above the top level's too, switches between the
+//! built-in levels at groups of pictures, and each group decodes to exactly what its level
+//! decodes to when the clip is encoded with that level alone.
 
 mod common;
 
@@ -63,10 +63,9 @@ fn the_bitrate_is_held_and_each_group_decodes_as_its_level_alone() {
 
     // The tool of each group, from the packets.
     let (header, packets) = read_packets(&aez);
-    assert_eq!(
-        header.tools.len(),
-        usize::from(aecodec::registry::builtin::LEVELS)
-    );
+    let levels_count = usize::from(aecodec::registry::builtin::LEVELS);
+    let above_top = aecodec::registry::builtin::ABOVE_TOP_DETAIL_STEPS.len();
+    assert_eq!(header.tools.len(), levels_count + above_top);
     let mut tools = Vec::new();
     for packet in &packets {
         if tools.len() % 10 == 0 {
@@ -92,6 +91,34 @@ fn the_bitrate_is_held_and_each_group_decodes_as_its_level_alone() {
             level + 1
         );
     }
+
+    // Above the top level: rate control goes on to its finer detail steps and lands on the
+    // rate instead of stopping at level 7's.
+    let high = dir.path().join("high.aez");
+    let asked = rates[levels_count - 1] * 1.6;
+    let kbps = format!("{:.0}k", asked / 1000.0);
+    encode(
+        &clip,
+        &high,
+        &["--bitrate", &kbps, "--frames", FRAMES, "--gop", GOP],
+    );
+    let asked = (asked / 1000.0).round() * 1000.0;
+    let got = bitrate(&high);
+    assert!(
+        (got / asked - 1.0).abs() <= 0.10,
+        "asked {kbps}, got {got:.0} bits/s (levels: {rates:?})"
+    );
+    let (_, packets) = read_packets(&high);
+    assert!(
+        packets
+            .iter()
+            .all(|p| usize::from(p.tool) >= levels_count - 1),
+        "a group below the top level"
+    );
+    assert!(
+        packets.iter().any(|p| usize::from(p.tool) >= levels_count),
+        "no group above the top level"
+    );
 }
 
 #[test]

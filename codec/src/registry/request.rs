@@ -187,24 +187,18 @@ impl CoderRequest {
         .map_err(RequestError::BuiltIn)
     }
 
-    /// The coders rate control chooses among, coarsest first: the built-in levels, or 16
-    /// quantizer steps of a PCA model from 724 down to 4, a factor of √2 apart.
+    /// The coders rate control chooses among, coarsest first: the built-in levels and the
+    /// steps above the top ([`builtin::rate_tools`]), or 16 quantizer steps of a PCA model from 724 down to 4, a factor of √2 apart.
     pub fn rate_tools(&self) -> Result<Vec<CoderSpec>, RequestError> {
         let Some(path) = &self.model else {
             if self.components.is_some() {
                 return Err(RequestError::ComponentsNeedPca);
             }
-            let level = match self.learned_only {
-                true => builtin::learned_only,
-                false => builtin::level,
-            };
-            return (1..=builtin::LEVELS)
-                .map(|q| {
-                    level(q)
-                        .map(|spec| spec.with_policy(self.policy).with_effort(self.effort))
-                        .map_err(RequestError::BuiltIn)
-                })
-                .collect();
+            return Ok(builtin::rate_tools(self.learned_only)
+                .map_err(RequestError::BuiltIn)?
+                .into_iter()
+                .map(|spec| spec.with_policy(self.policy).with_effort(self.effort))
+                .collect());
         };
         let model = load(path)?;
         let Model::Pca(m) = &model else {

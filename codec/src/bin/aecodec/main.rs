@@ -111,8 +111,8 @@ enum Command {
         #[arg(long, conflicts_with = "gop")]
         intra_only: bool,
         /// Average bitrate to hold over the file (its real size), such as 600k or 1.5M bits/s.
-        /// Each group of pictures gets one of the quality levels (the built-in learned models,
-        /// or 16 steps of a PCA --model): it is coded at the level of the group before, then
+        /// Each group of pictures gets one of the quality levels (with the detail layer, also
+        /// four finer steps above level 7, up to near-lossless; or 16 steps of a PCA --model): it is coded at the level of the group before, then
         /// one level up or down at a time while that comes nearer the target, and the nearest
         /// is written. Encoding takes 2 to 3 passes.
         #[arg(long, value_parser = aecodec::ratecontrol::parse_rate,
