@@ -59,7 +59,7 @@ impl FrameEncoder {
         frame_rate: Rational,
         gop: u32,
     ) -> Result<Self, CoderError> {
-        check_tool_count(specs.len()).map_err(CoderError::Tools)?;
+        check_tool_count(specs.len()).map_err(|e| CoderError::Tools(e.to_string()))?;
         // Strides are powers of two, so the largest is a multiple of every other.
         let stride = specs.iter().map(CoderSpec::stride).max().unwrap_or(1);
         let (coded_width, coded_height) = (round_up(width, stride), round_up(height, stride));

@@ -5,7 +5,7 @@ use std::io::Cursor;
 
 use aecodec::container::{
     CodingParams, CodingTool, ColorSpace, ContainerError, ContainerReader, ContainerWriter,
-    FrameType, Header, Packet, Rational, SeekableReader, FOOTER_LEN, PREAMBLE_LEN,
+    FrameType, Header, HeaderError, Packet, Rational, SeekableReader, FOOTER_LEN, PREAMBLE_LEN,
 };
 
 fn header() -> Header {
@@ -229,16 +229,20 @@ fn bad_magic_version_and_header_bytes_are_named() {
     older[4..6].copy_from_slice(&4u16.to_le_bytes());
     assert!(matches!(
         read_stream(&older).1,
-        Some(ContainerError::BadHeader(_))
+        Some(ContainerError::BadHeader(HeaderError::Layout(_)))
     ));
     let mut bad = good.clone();
     bad[6..10].copy_from_slice(&1_000_000u32.to_le_bytes());
-    assert!(
-        matches!(read_stream(&bad).1, Some(ContainerError::BadHeader(m)) if m.contains("length"))
-    );
+    assert!(matches!(
+        read_stream(&bad).1,
+        Some(ContainerError::BadHeader(HeaderError::Length(1_000_000)))
+    ));
     let mut bad = good;
     bad[PREAMBLE_LEN as usize + 2] ^= 1;
-    assert!(matches!(read_stream(&bad).1, Some(ContainerError::BadHeader(m)) if m.contains("CRC")));
+    assert!(matches!(
+        read_stream(&bad).1,
+        Some(ContainerError::BadHeader(HeaderError::Crc { .. }))
+    ));
 }
 
 #[test]

@@ -24,12 +24,67 @@ pub const MAX_DETAIL_STEP: f32 = 255.0;
 /// The pixel coder's quantizer steps (`CodingParams::Pixel`; 1 is lossless).
 pub const PIXEL_STEPS: std::ops::RangeInclusive<u8> = 1..=64;
 
+/// Why a header is refused: the field, its value and the limit it breaks (docs/FORMAT.md),
+/// or what kept the header from being read at all.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("header length {0} outside 1..={max}", max = super::MAX_HEADER_LEN)]
+    Length(u32),
+    #[error("header of {0} bytes is too long")]
+    TooLong(usize),
+    #[error("CRC-32 mismatch (stored {stored:08x}, computed {computed:08x})")]
+    Crc { stored: u32, computed: u32 },
+    /// The header's bytes do not decode as the version's layout.
+    #[error("{0}")]
+    Layout(String),
+    #[error("{name} {value} outside 1..={MAX_DIMENSION}")]
+    Dimension { name: &'static str, value: u32 },
+    #[error("{width}x{height} is more than {MAX_PIXELS} pixels")]
+    Pixels { width: u32, height: u32 },
+    #[error("{name} {coded} not within 0..=255 above {shown}")]
+    CodedSize {
+        name: &'static str,
+        coded: u32,
+        shown: u32,
+    },
+    #[error("{0} coding tools, not 1..={MAX_TOOLS}")]
+    ToolCount(usize),
+    #[error("coded size {width}x{height} is not a multiple of the coder's stride {stride}")]
+    Stride {
+        width: u32,
+        height: u32,
+        stride: u32,
+    },
+    #[error("{what} {num}/{den} has a term outside 1..={MAX_RATIONAL_TERM}")]
+    Rational {
+        what: &'static str,
+        num: u32,
+        den: u32,
+    },
+    #[error("frame_rate {0} is above 1000 fps")]
+    FrameRate(Rational),
+    #[error("frame_count {0} above {MAX_FRAMES}")]
+    FrameCount(u32),
+    #[error("pixel step {0} outside {min}..={max}", min = PIXEL_STEPS.start(), max = PIXEL_STEPS.end())]
+    PixelStep(u8),
+    #[error("PCA block {0} is not 4, 8, 16 or 32")]
+    PcaBlock(u8),
+    #[error("PCA keeps {components} components of {dims}")]
+    PcaComponents { components: u16, dims: u32 },
+    #[error("PCA step {0} is not a positive number")]
+    PcaStep(f32),
+    #[error("detail step {0} outside {MIN_DETAIL_STEP}..={MAX_DETAIL_STEP}")]
+    DetailStep(f32),
+    #[error("model_bytes {0} above {MAX_MODEL_BYTES}")]
+    ModelBytes(u64),
+}
+
 /// Refuses a stream of `count` coding tools unless it is 1..=[`MAX_TOOLS`].
-pub fn check_tool_count(count: usize) -> Result<(), String> {
+pub fn check_tool_count(count: usize) -> Result<(), HeaderError> {
     if (1..=MAX_TOOLS).contains(&count) {
         Ok(())
     } else {
-        Err(format!("{count} coding tools, not 1..={MAX_TOOLS}"))
+        Err(HeaderError::ToolCount(count))
     }
 }
 
@@ -54,15 +109,16 @@ impl Rational {
         ticks as f64 * f64::from(self.num) / f64::from(self.den)
     }
 
-    fn check(self, what: &str) -> Result<(), String> {
+    fn check(self, what: &'static str) -> Result<(), HeaderError> {
         let ok = |t: u32| (1..=MAX_RATIONAL_TERM).contains(&t);
         if ok(self.num) && ok(self.den) {
             Ok(())
         } else {
-            Err(format!(
-                "{what} {}/{} has a term outside 1..={MAX_RATIONAL_TERM}",
-                self.num, self.den
-            ))
+            Err(HeaderError::Rational {
+                what,
+                num: self.num,
+                den: self.den,
+            })
         }
     }
 }
@@ -82,7 +138,7 @@ impl std::str::FromStr for Rational {
             Some((num, den)) => Self::new(term(num)?, term(den)?),
             None => Self::new(term(text)?, 1),
         };
-        rational.check("ratio")?;
+        rational.check("ratio").map_err(|e| e.to_string())?;
         Ok(rational)
     }
 }
@@ -139,36 +195,32 @@ pub enum CodingParams {
 }
 
 impl CodingParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), HeaderError> {
         match *self {
-            CodingParams::Pixel { step } if !PIXEL_STEPS.contains(&step) => Err(format!(
-                "pixel step {step} outside {}..={}",
-                PIXEL_STEPS.start(),
-                PIXEL_STEPS.end()
-            )),
+            CodingParams::Pixel { step } if !PIXEL_STEPS.contains(&step) => {
+                Err(HeaderError::PixelStep(step))
+            }
             CodingParams::Pca {
                 block,
                 components,
                 step,
             } => {
                 if !matches!(block, 4 | 8 | 16 | 32) {
-                    return Err(format!("PCA block {block} is not 4, 8, 16 or 32"));
+                    return Err(HeaderError::PcaBlock(block));
                 }
                 let dims = 3 * u32::from(block) * u32::from(block);
                 if components == 0 || u32::from(components) > dims {
-                    return Err(format!("PCA keeps {components} components of {dims}"));
+                    return Err(HeaderError::PcaComponents { components, dims });
                 }
                 if !(step.is_finite() && step > 0.0) {
-                    return Err(format!("PCA step {step} is not a positive number"));
+                    return Err(HeaderError::PcaStep(step));
                 }
                 Ok(())
             }
             CodingParams::LearnedDetail { detail_step, .. }
                 if !(MIN_DETAIL_STEP..=MAX_DETAIL_STEP).contains(&detail_step) =>
             {
-                Err(format!(
-                    "detail step {detail_step} outside {MIN_DETAIL_STEP}..={MAX_DETAIL_STEP}"
-                ))
+                Err(HeaderError::DetailStep(detail_step))
             }
             _ => Ok(()),
         }
@@ -204,13 +256,10 @@ pub struct CodingTool {
 }
 
 impl CodingTool {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), HeaderError> {
         self.coding.check()?;
         if self.model_bytes > MAX_MODEL_BYTES {
-            return Err(format!(
-                "model_bytes {} above {MAX_MODEL_BYTES}",
-                self.model_bytes
-            ));
+            return Err(HeaderError::ModelBytes(self.model_bytes));
         }
         Ok(())
     }
@@ -320,25 +369,25 @@ impl Header {
     }
 
     /// Checks every field against the limits in docs/FORMAT.md; the message names the field.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [("width", self.width), ("height", self.height)] {
-            if !(1..=MAX_DIMENSION).contains(&v) {
-                return Err(format!("{name} {v} outside 1..={MAX_DIMENSION}"));
+    pub fn validate(&self) -> Result<(), HeaderError> {
+        for (name, value) in [("width", self.width), ("height", self.height)] {
+            if !(1..=MAX_DIMENSION).contains(&value) {
+                return Err(HeaderError::Dimension { name, value });
             }
         }
         let pixels = u64::from(self.width) * u64::from(self.height);
         if pixels > MAX_PIXELS {
-            return Err(format!(
-                "{}x{} is more than {MAX_PIXELS} pixels",
-                self.width, self.height
-            ));
+            return Err(HeaderError::Pixels {
+                width: self.width,
+                height: self.height,
+            });
         }
         for (name, coded, shown) in [
             ("coded_width", self.coded_width, self.width),
             ("coded_height", self.coded_height, self.height),
         ] {
             if coded < shown || coded - shown > 255 {
-                return Err(format!("{name} {coded} not within 0..=255 above {shown}"));
+                return Err(HeaderError::CodedSize { name, coded, shown });
             }
         }
         check_tool_count(self.tools.len())?;
@@ -347,22 +396,20 @@ impl Header {
             let stride = tool.coding.stride();
             if !self.coded_width.is_multiple_of(stride) || !self.coded_height.is_multiple_of(stride)
             {
-                return Err(format!(
-                    "coded size {}x{} is not a multiple of the coder's stride {stride}",
-                    self.coded_width, self.coded_height
-                ));
+                return Err(HeaderError::Stride {
+                    width: self.coded_width,
+                    height: self.coded_height,
+                    stride,
+                });
             }
         }
         self.frame_rate.check("frame_rate")?;
         if self.frame_rate.num / self.frame_rate.den > 1000 {
-            return Err(format!("frame_rate {} is above 1000 fps", self.frame_rate));
+            return Err(HeaderError::FrameRate(self.frame_rate));
         }
         self.time_base.check("time_base")?;
         if self.frame_count > MAX_FRAMES {
-            return Err(format!(
-                "frame_count {} above {MAX_FRAMES}",
-                self.frame_count
-            ));
+            return Err(HeaderError::FrameCount(self.frame_count));
         }
         Ok(())
     }

@@ -9,8 +9,9 @@ mod stats;
 mod writer;
 
 pub use header::{
-    check_tool_count, CodingParams, CodingTool, ColorSpace, Header, Rational, MAX_DETAIL_STEP,
-    MAX_DIMENSION, MAX_FRAMES, MAX_HEADER_LEN, MAX_PIXELS, MAX_TOOLS, MIN_DETAIL_STEP, PIXEL_STEPS,
+    check_tool_count, CodingParams, CodingTool, ColorSpace, Header, HeaderError, Rational,
+    MAX_DETAIL_STEP, MAX_DIMENSION, MAX_FRAMES, MAX_HEADER_LEN, MAX_PIXELS, MAX_TOOLS,
+    MIN_DETAIL_STEP, PIXEL_STEPS,
 };
 pub use index::{index_entry_len, Footer, IndexEntry, FOOTER_LEN};
 pub use packet::{packet_head_len, payload_len_of, MAX_PACKET_HEAD_LEN, MIN_PACKET_HEAD_LEN};
@@ -140,7 +141,7 @@ pub enum ContainerError {
     #[error("file ends inside the header (it needs {needed} bytes from offset 0)")]
     TruncatedHeader { needed: u64 },
     #[error("invalid header: {0}")]
-    BadHeader(String),
+    BadHeader(#[from] HeaderError),
     #[error("packet {frame} at byte {offset}: {what}")]
     BadPacket {
         frame: u64,

@@ -2,7 +2,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
-use super::header::{SingleToolHeader, ToolListHeader};
+use super::header::{HeaderError, SingleToolHeader, ToolListHeader};
 use super::index::{decode_index, max_index_len, Footer, IndexEntry, FOOTER_LEN};
 use super::packet::{check_marker, PacketHead};
 use super::{
@@ -52,18 +52,18 @@ fn read_header(input: &mut impl Read) -> Result<(Header, u64)> {
     let header_len = u32::from_le_bytes(pre[6..10].try_into().unwrap());
     let header_crc = u32::from_le_bytes(pre[10..14].try_into().unwrap());
     if header_len == 0 || header_len > MAX_HEADER_LEN {
-        return Err(ContainerError::BadHeader(format!(
-            "header length {header_len} outside 1..={MAX_HEADER_LEN}"
-        )));
+        return Err(HeaderError::Length(header_len).into());
     }
     let end = PREAMBLE_LEN + u64::from(header_len);
     let bytes = read_exact_growing(input, u64::from(header_len))?
         .ok_or(ContainerError::TruncatedHeader { needed: end })?;
     let computed = crc32(&bytes);
     if computed != header_crc {
-        return Err(ContainerError::BadHeader(format!(
-            "CRC-32 mismatch (stored {header_crc:08x}, computed {computed:08x})"
-        )));
+        return Err(HeaderError::Crc {
+            stored: header_crc,
+            computed,
+        }
+        .into());
     }
     let mut header: Header = if version >= FIRST_LEVEL_VERSION {
         decode_struct::<_, { MAX_HEADER_LEN as usize }>(&bytes)
@@ -72,9 +72,9 @@ fn read_header(input: &mut impl Read) -> Result<(Header, u64)> {
     } else {
         decode_struct::<SingleToolHeader, { MAX_HEADER_LEN as usize }>(&bytes).map(Header::from)
     }
-    .map_err(ContainerError::BadHeader)?;
+    .map_err(HeaderError::Layout)?;
     header.version = version;
-    header.validate().map_err(ContainerError::BadHeader)?;
+    header.validate()?;
     Ok((header, end))
 }
 

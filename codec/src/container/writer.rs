@@ -2,6 +2,7 @@
 
 use std::io::{Seek, SeekFrom, Write};
 
+use super::header::HeaderError;
 use super::index::{encode_index, Footer, IndexEntry};
 use super::packet::PacketHead;
 use super::{
@@ -21,13 +22,10 @@ pub struct ContainerWriter<W: Write + Seek> {
 }
 
 fn preamble_and_header(header: &Header) -> Result<Vec<u8>> {
-    header.validate().map_err(ContainerError::BadHeader)?;
+    header.validate()?;
     let body = encode_struct(header);
     if body.len() as u64 > u64::from(MAX_HEADER_LEN) {
-        return Err(ContainerError::BadHeader(format!(
-            "header of {} bytes is too long",
-            body.len()
-        )));
+        return Err(HeaderError::TooLong(body.len()).into());
     }
     let mut out = Vec::with_capacity(PREAMBLE_LEN as usize + body.len());
     out.extend_from_slice(&MAGIC);
