@@ -48,6 +48,18 @@ impl ArchKind {
     }
 }
 
+/// Most channels one layer of a model file may have.
+pub const MAX_CHANNELS: u16 = 1024;
+
+/// Why a model file's layer layout is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArchError {
+    #[error("channel counts {0:?} outside 1..={MAX_CHANNELS}")]
+    Channels(Vec<u16>),
+    #[error("the shallow kind has one synthesis width")]
+    ShallowSynthesis,
+}
+
 /// Sizes of the transforms. The tensor names and shapes follow from these alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LearnedArch {
@@ -117,13 +129,13 @@ impl LearnedArch {
     }
 
     /// Refuses sizes a model file could use to make the decoder allocate without bound.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ArchError> {
         let all = self.channel_counts();
-        if all.iter().any(|&c| c == 0 || c > 1024) {
-            return Err(format!("channel counts {all:?} outside 1..=1024"));
+        if all.iter().any(|&c| c == 0 || c > MAX_CHANNELS) {
+            return Err(ArchError::Channels(all));
         }
         if self.kind == ArchKind::Shallow && self.synthesis_channels[1..] != [0, 0] {
-            return Err("the shallow kind has one synthesis width".into());
+            return Err(ArchError::ShallowSynthesis);
         }
         Ok(())
     }

@@ -150,7 +150,9 @@ impl LearnedModel {
         id: ModelId,
         file_bytes: u64,
     ) -> Result<Self, ModelError> {
-        info.arch.check().map_err(ModelError::BadConfig)?;
+        info.arch
+            .check()
+            .map_err(|e| ModelError::BadConfig(e.to_string()))?;
         for (name, shape) in LearnedWeights::expected_shapes(&info.arch) {
             let len = weights.tensors.get(&name).map(Vec::len);
             if len != Some(shape.iter().product()) {
@@ -189,7 +191,9 @@ impl LearnedModel {
             return Err(ModelError::BadConfig("not a learned model".into()));
         }
         let info: LearnedInfo = file.config()?;
-        info.arch.check().map_err(ModelError::BadConfig)?;
+        info.arch
+            .check()
+            .map_err(|e| ModelError::BadConfig(e.to_string()))?;
         let mut weights = LearnedWeights::default();
         for (name, shape) in LearnedWeights::expected_shapes(&info.arch) {
             let values = file.tensor(&name, &shape)?;
