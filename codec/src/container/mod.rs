@@ -35,8 +35,10 @@ pub const MAGIC: [u8; 4] = *b"AEZV";
 /// anew: blocks of 16×16 or four 8×8 cells, and vectors that follow their neighbours' said by a
 /// flag. Version 9 writes each packet's pts and payload length, and the index, as
 /// variable-length integers (about 13 bytes a frame instead of 39). Version 10 deblocks every
-/// frame's detail layer, not only motion-compensated frames'.
-pub const VERSION: u16 = 10;
+/// frame's detail layer, not only motion-compensated frames'. Version 11 names the table groups
+/// a detail layer uses as a list where it uses few of them (a moved frame's layer uses 20–40
+/// of 800), instead of always a 100-byte mask.
+pub const VERSION: u16 = 11;
 /// The first version whose header lists coding tools; older ones hold exactly one, inline.
 pub const FIRST_TOOL_LIST_VERSION: u16 = 5;
 /// The first version whose header records the quality level asked for.
@@ -50,6 +52,8 @@ pub const FIRST_SPLIT_MOTION_VERSION: u16 = 8;
 pub const COMPACT_VERSION: u16 = 9;
 /// The first version that deblocks every frame's detail layer.
 pub const FIRST_DEBLOCK_ALL_VERSION: u16 = 10;
+/// The first version whose detail layers may list the table groups they use.
+pub const FIRST_LISTED_GROUPS_VERSION: u16 = 11;
 /// The oldest container version this build reads.
 pub const OLDEST_READABLE_VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.

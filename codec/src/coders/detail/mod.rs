@@ -86,6 +86,9 @@ pub struct DetailLayer {
     width: usize,
     height: usize,
     transform: Transform,
+    /// Whether the groups a frame uses may be listed (version 11 on; `symbols`), or are
+    /// always given by their mask.
+    lists_groups: bool,
 }
 
 impl DetailLayer {
@@ -96,6 +99,7 @@ impl DetailLayer {
             width: width as usize,
             height: height as usize,
             transform: Transform::new(),
+            lists_groups: true,
         }
     }
 
@@ -319,11 +323,14 @@ impl DetailedCoder {
 
     /// The layer of a motion-compensated frame written with step byte `byte`.
     fn moved_layer(&self, byte: u8) -> DetailLayer {
-        DetailLayer::new(
-            self.layer.step * motion::step_factor(byte),
-            self.layer.width as u32,
-            self.layer.height as u32,
-        )
+        DetailLayer {
+            lists_groups: self.layer.lists_groups,
+            ..DetailLayer::new(
+                self.layer.step * motion::step_factor(byte),
+                self.layer.width as u32,
+                self.layer.height as u32,
+            )
+        }
     }
 
     /// `picture` with the residual the layer `frame` describes added: what the decoder shows.
@@ -776,6 +783,7 @@ impl FrameCoder for DetailedCoder {
     fn read_version(&mut self, version: u16) {
         self.predicts_base_dcs = version >= crate::container::FIRST_CONTEXT_VERSION;
         self.deblocks_all = version >= crate::container::FIRST_DEBLOCK_ALL_VERSION;
+        self.layer.lists_groups = version >= crate::container::FIRST_LISTED_GROUPS_VERSION;
         self.field_layout = if version >= crate::container::FIRST_SPLIT_MOTION_VERSION {
             motion::FieldLayout::Split
         } else {

@@ -28,6 +28,76 @@ pub(super) fn table_indices(scheme: Scheme, symbols: &[(Group, i32)]) -> Vec<Opt
         .collect()
 }
 
+/// Writes which of `scheme`'s groups are `used`. Version 11 on (`listed`): a varint, `1` for
+/// the mask that follows, or twice the number of groups used for their list (each group's
+/// distance from the one before less one, as varints; the first counted from −1), whichever
+/// is shorter. Before: the mask alone, bit g of byte g / 8 for group g.
+fn write_groups(scheme: Scheme, used: &[bool], listed: bool, out: &mut Vec<u8>) {
+    if listed {
+        let mut list = Vec::new();
+        let mut next = 0;
+        for g in (0..used.len()).filter(|&g| used[g]) {
+            varint::write_u64(&mut list, (g - next) as u64);
+            next = g + 1;
+        }
+        let count = used.iter().filter(|&&u| u).count() as u64;
+        let mut head = Vec::new();
+        varint::write_u64(&mut head, 2 * count);
+        if head.len() + list.len() <= 1 + scheme.mask_bytes() {
+            out.extend(head);
+            out.extend(list);
+            return;
+        }
+        varint::write_u64(out, 1);
+    }
+    let start = out.len();
+    out.resize(start + scheme.mask_bytes(), 0);
+    for g in (0..used.len()).filter(|&g| used[g]) {
+        out[start + g / 8] |= 1 << (g % 8);
+    }
+}
+
+/// Reads what [`write_groups`] wrote from the front of `input`: which groups are used.
+fn read_groups(scheme: Scheme, listed: bool, input: &mut &[u8]) -> Result<Vec<bool>, String> {
+    let groups = scheme.groups();
+    let mut used = vec![false; groups];
+    if listed {
+        let form = varint::read_u64(input).map_err(|e| format!("group count: {e}"))?;
+        if form % 2 == 0 {
+            let count = form / 2;
+            if count > groups as u64 {
+                return Err(format!("{count} groups of {groups}"));
+            }
+            let mut next = 0u64;
+            for _ in 0..count {
+                let g = next + varint::read_u64(input).map_err(|e| format!("group list: {e}"))?;
+                if g >= groups as u64 {
+                    return Err(format!("group {g} of {groups}"));
+                }
+                used[g as usize] = true;
+                next = g + 1;
+            }
+            return Ok(used);
+        }
+        if form != 1 {
+            return Err(format!("group form {form}"));
+        }
+    }
+    let mask_bytes = scheme.mask_bytes();
+    if input.len() < mask_bytes {
+        return Err("no group mask".into());
+    }
+    let (mask, rest) = input.split_at(mask_bytes);
+    *input = rest;
+    for (g, slot) in used.iter_mut().enumerate() {
+        *slot = mask[g / 8] >> (g % 8) & 1 == 1;
+    }
+    if !groups.is_multiple_of(8) && mask[mask_bytes - 1] >> (groups % 8) != 0 {
+        return Err("mask bits past the last group".into());
+    }
+    Ok(used)
+}
+
 /// The binary tables of the flag groups a frame uses, from their bytes (integers only).
 pub(super) fn flag_tables(
     scheme: Scheme,
@@ -115,8 +185,8 @@ impl DetailLayer {
         symbols
     }
 
-    /// Entropy-codes quantized coefficients in `scheme`: the mask of the groups used, one
-    /// table index per group used, then the ANS words.
+    /// Entropy-codes quantized coefficients in `scheme`: the groups used ([`write_groups`]),
+    /// one table index per group used, then the ANS words.
     pub(super) fn code(
         &self,
         scheme: Scheme,
@@ -126,13 +196,10 @@ impl DetailLayer {
         let bank = ScaleBank::get();
         let symbols = self.symbols(scheme, q, kernels);
         let indices = table_indices(scheme, &symbols);
-        let mut payload = vec![0u8; scheme.mask_bytes()];
-        for (g, index) in indices.iter().enumerate() {
-            if let Some(index) = index {
-                payload[g / 8] |= 1 << (g % 8);
-                payload.push(*index);
-            }
-        }
+        let used: Vec<bool> = indices.iter().map(Option::is_some).collect();
+        let mut payload = Vec::new();
+        write_groups(scheme, &used, self.lists_groups, &mut payload);
+        payload.extend(indices.iter().flatten());
         let flags = flag_tables(scheme, &indices)?;
         let mut items = Vec::with_capacity(symbols.len());
         for &(g, v) in &symbols {
@@ -159,17 +226,9 @@ impl DetailLayer {
         read_kernels: bool,
     ) -> Result<(Vec<i32>, Vec<Kernel>), CoderError> {
         let corrupt = |what: &str| CoderError::Payload(format!("detail layer: {what}"));
-        let (groups, mask_bytes) = (scheme.groups(), scheme.mask_bytes());
-        if payload.len() < mask_bytes {
-            return Err(corrupt("no group mask"));
-        }
-        let (mask, rest) = payload.split_at(mask_bytes);
-        let used: Vec<bool> = (0..groups)
-            .map(|g| mask[g / 8] >> (g % 8) & 1 == 1)
-            .collect();
-        if groups % 8 != 0 && mask[mask_bytes - 1] >> (groups % 8) != 0 {
-            return Err(corrupt("mask bits past the last group"));
-        }
+        let groups = scheme.groups();
+        let mut rest = payload;
+        let used = read_groups(scheme, self.lists_groups, &mut rest).map_err(|e| corrupt(&e))?;
         let count = used.iter().filter(|&&u| u).count();
         if rest.len() < count {
             return Err(corrupt("table bytes missing"));
@@ -247,5 +306,58 @@ impl DetailLayer {
         }
         decoder.finish()?;
         Ok((q, context.kernels))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups_of(used: &[usize], scheme: Scheme) -> Vec<bool> {
+        let mut out = vec![false; scheme.groups()];
+        used.iter().for_each(|&g| out[g] = true);
+        out
+    }
+
+    #[test]
+    fn few_groups_are_listed_many_masked_and_both_read_back() {
+        let scheme = Scheme::Switched;
+        let few = groups_of(&[0, 3, 200, 201, scheme.groups() - 1], scheme);
+        let many: Vec<usize> = (0..scheme.groups()).step_by(7).collect();
+        let many = groups_of(&many, scheme);
+        for (used, listed, bytes) in [
+            (&few, true, 1 + 1 + 1 + 2 + 1 + 2),
+            (&many, true, 1 + scheme.mask_bytes()),
+            (&few, false, scheme.mask_bytes()),
+        ] {
+            let mut out = Vec::new();
+            write_groups(scheme, used, listed, &mut out);
+            assert_eq!(out.len(), bytes, "{listed}");
+            out.push(42);
+            let mut input = out.as_slice();
+            assert_eq!(&read_groups(scheme, listed, &mut input).unwrap(), used);
+            assert_eq!(input, [42]);
+            for cut in 0..out.len() - 1 {
+                assert!(read_groups(scheme, listed, &mut &out[..cut]).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn forged_group_sets_are_errors() {
+        let scheme = Scheme::Switched;
+        let mut more_than_there_are = Vec::new();
+        varint::write_u64(&mut more_than_there_are, 2 * (scheme.groups() as u64 + 1));
+        // A listed group past the last.
+        let mut past_the_end = vec![2];
+        varint::write_u64(&mut past_the_end, scheme.groups() as u64);
+        // A form that is neither a list nor the mask.
+        let unknown_form = [vec![3], vec![0; scheme.mask_bytes()]].concat();
+        for forged in [more_than_there_are, past_the_end, unknown_form] {
+            assert!(
+                read_groups(scheme, true, &mut forged.as_slice()).is_err(),
+                "{forged:?}"
+            );
+        }
     }
 }
