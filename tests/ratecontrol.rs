@@ -26,6 +26,23 @@ fn decoded(aez: &Path) -> Vec<Vec<u8>> {
     read_y4m(&std::fs::read(&y4m).unwrap()).frames
 }
 
+/// Encodes `clip` to `aez` with `--bitrate` at `asked` bits/s (in whole kbit/s) and checks
+/// that the file lands within 10 % of it (`rates`: the levels', for the message).
+fn encode_near(clip: &Path, aez: &Path, asked: f64, rates: &[f64]) {
+    let kbps = format!("{:.0}k", asked / 1000.0);
+    encode(
+        clip,
+        aez,
+        &["--bitrate", &kbps, "--frames", FRAMES, "--gop", GOP],
+    );
+    let asked = (asked / 1000.0).round() * 1000.0;
+    let got = bitrate(aez);
+    assert!(
+        (got / asked - 1.0).abs() <= 0.10,
+        "asked {kbps}, got {got:.0} bits/s (levels: {rates:?})"
+    );
+}
+
 #[test]
 fn the_bitrate_is_held_and_each_group_decodes_as_its_level_alone() {
     let dir = tempfile::tempdir().unwrap();
@@ -48,18 +65,7 @@ fn the_bitrate_is_held_and_each_group_decodes_as_its_level_alone() {
     );
 
     let aez = dir.path().join("rate.aez");
-    let kbps = format!("{:.0}k", asked / 1000.0);
-    encode(
-        &clip,
-        &aez,
-        &["--bitrate", &kbps, "--frames", FRAMES, "--gop", GOP],
-    );
-    let asked = (asked / 1000.0).round() * 1000.0;
-    let got = bitrate(&aez);
-    assert!(
-        (got / asked - 1.0).abs() <= 0.10,
-        "asked {kbps}, got {got:.0} bits/s (levels: {rates:?})"
-    );
+    encode_near(&clip, &aez, asked, &rates);
 
     // The tool of each group, from the packets.
     let (header, packets) = read_packets(&aez);
@@ -95,19 +101,7 @@ fn the_bitrate_is_held_and_each_group_decodes_as_its_level_alone() {
     // Above the top level: rate control goes on to its finer detail steps and lands on the
     // rate instead of stopping at level 7's.
     let high = dir.path().join("high.aez");
-    let asked = rates[levels_count - 1] * 1.6;
-    let kbps = format!("{:.0}k", asked / 1000.0);
-    encode(
-        &clip,
-        &high,
-        &["--bitrate", &kbps, "--frames", FRAMES, "--gop", GOP],
-    );
-    let asked = (asked / 1000.0).round() * 1000.0;
-    let got = bitrate(&high);
-    assert!(
-        (got / asked - 1.0).abs() <= 0.10,
-        "asked {kbps}, got {got:.0} bits/s (levels: {rates:?})"
-    );
+    encode_near(&clip, &high, rates[levels_count - 1] * 1.6, &rates);
     let (_, packets) = read_packets(&high);
     assert!(
         packets
