@@ -25,6 +25,7 @@ mod motion;
 mod predict;
 mod rdo;
 mod symbols;
+mod tables;
 mod transform;
 
 use context::*;
@@ -162,6 +163,11 @@ pub struct DetailedCoder {
     /// −16.4 %; video against x264 medium unchanged (`bikes` +77.9 → +78.2 %, `cityCC0`
     /// +49.5 → +49.3 %).
     deblocks_all: bool,
+    /// Whether a moved frame may keep the tables of the moved frame before it (version 12
+    /// on; `tables`).
+    keeps_tables: bool,
+    /// The tables of the last frame if it was moved (what the next moved frame may keep).
+    moved_tables: Option<tables::MovedTables>,
     /// Tests: a learned residual in every moved frame, whatever it costs.
     #[cfg(test)]
     always_residual: bool,
@@ -194,11 +200,12 @@ struct DetailFrame {
 }
 
 /// A detail layer the encoder made: its bytes (mode first), what the decoder will have, and
-/// the squared error (in steps) it leaves.
+/// the squared error (in steps) it leaves; for a moved frame, the tables in force after it.
 struct CodedLayer {
     payload: Vec<u8>,
     frame: DetailFrame,
     error: f64,
+    tables: Option<tables::MovedTables>,
 }
 
 /// Squared error in steps of coding `ratios` as `q`.
@@ -261,6 +268,8 @@ impl DetailedCoder {
             predicts_base_dcs: true,
             field_layout: motion::FieldLayout::Split,
             deblocks_all: true,
+            keeps_tables: true,
+            moved_tables: None,
             #[cfg(test)]
             always_residual: false,
         }
@@ -382,21 +391,34 @@ impl DetailedCoder {
         let residual = layer.residual(frame, &under);
         let (q, kernels, ratios) = layer.quantize(&residual);
         let mut payload = vec![mode_byte(DetailMode::Motion, WRITTEN), byte];
-        field.code(
-            motion::MotionGrid::new(layer.width, layer.height),
-            &mut payload,
-        )?;
-        payload.extend(layer.code(WRITTEN, &q, Some(&kernels))?);
+        let kept = self.kept_tables();
+        let grid = motion::MotionGrid::new(layer.width, layer.height);
+        let field_tables = field.code_keeping(grid, &kept.field, &mut payload)?;
+        let (bytes, layer_tables) = layer.code_keeping(WRITTEN, &q, Some(&kernels), &kept.layer)?;
+        payload.extend(bytes);
         // The error in the stream's steps, as the other ways of coding the frame count it.
         let factor = f64::from(motion::step_factor(byte));
         let coded = CodedLayer {
             payload,
             error: squared_error(&ratios, &q) * factor * factor,
             frame: DetailFrame { q, kernels },
+            tables: Some(tables::MovedTables {
+                field: field_tables,
+                layer: layer_tables,
+            }),
         };
         let mut shown = under;
         add_layer_deblocked(layer, &mut shown, &coded.frame.q, &coded.frame.kernels);
         Ok((coded, shown))
+    }
+
+    /// The tables a moved frame coded or parsed now may keep: the last frame's if it was moved
+    /// and the file keeps tables, else none.
+    fn kept_tables(&self) -> tables::MovedTables {
+        match (&self.moved_tables, self.keeps_tables) {
+            (Some(kept), true) => kept.clone(),
+            _ => tables::MovedTables::default(),
+        }
     }
 
     /// A predicted frame coded as the previous picture moved, plus the learned residual of
@@ -406,7 +428,7 @@ impl DetailedCoder {
         &mut self,
         frame: &RgbFrame,
         reference: &RgbFrame,
-    ) -> Result<(Vec<u8>, DetailFrame, RgbFrame), CoderError> {
+    ) -> Result<(Vec<u8>, CodedLayer, RgbFrame), CoderError> {
         let field = self.estimate_motion(frame, reference);
         let prediction = motion::compensate(reference, &field.vectors);
         let mut coder = self.residual.take().expect("checked by the caller");
@@ -424,15 +446,10 @@ impl DetailedCoder {
         frame: &RgbFrame,
         prediction: &RgbFrame,
         field: &motion::MotionField,
-    ) -> Result<(Vec<u8>, DetailFrame, RgbFrame), CoderError> {
+    ) -> Result<(Vec<u8>, CodedLayer, RgbFrame), CoderError> {
         let (detail, shown) = self.moved_detail(frame, prediction.clone(), field)?;
         let payload = assemble(&[], &detail.payload);
-        let mut best = (
-            frame_cost(&detail, payload.len()),
-            payload,
-            detail.frame,
-            shown,
-        );
+        let mut best = (frame_cost(&detail, payload.len()), payload, detail, shown);
         coder.prepare(frame, prediction);
         // Coarsest first: where the cheapest residual does not pay, a finer one, which costs
         // more bits for the same kind of correction, is not tried (it rarely pays either,
@@ -447,7 +464,7 @@ impl DetailedCoder {
             // (A payload starting with a base length of 0 has no residual yet.)
             let forced = self.forces_residual() && best.1.first() == Some(&0);
             if cost < best.0 || forced {
-                best = (cost, payload, detail.frame, shown);
+                best = (cost, payload, detail, shown);
             } else {
                 break;
             }
@@ -516,6 +533,7 @@ impl DetailedCoder {
             payload: coded(DetailMode::Intra, &values, Some(&kernels))?,
             error: squared_error(&ratios, &q),
             frame: DetailFrame { q, kernels },
+            tables: None,
         };
         if let (FrameType::Predicted, Some(previous)) = (frame_type, &self.previous) {
             let ratios = layer.ratios(residual, &previous.kernels);
@@ -530,6 +548,7 @@ impl DetailedCoder {
                         q,
                         kernels: previous.kernels.clone(),
                     },
+                    tables: None,
                 };
             }
         }
@@ -539,7 +558,12 @@ impl DetailedCoder {
 
 impl DetailedCoder {
     /// Parses a motion-compensated frame's field and layer (the bytes after the mode byte).
-    fn parse_moved(&mut self, mut detail: &[u8]) -> Result<LatentFrame, CoderError> {
+    /// `kept` are the tables it may keep from the frame before.
+    fn parse_moved(
+        &mut self,
+        mut detail: &[u8],
+        kept: tables::MovedTables,
+    ) -> Result<LatentFrame, CoderError> {
         if self.previous.is_none() {
             return Err(CoderError::NoReference);
         }
@@ -548,11 +572,20 @@ impl DetailedCoder {
             .ok_or_else(|| CoderError::Payload("motion frame: no step byte".into()))?;
         detail = rest;
         let grid = motion::MotionGrid::new(self.layer.width, self.layer.height);
-        let field =
-            motion::MotionField::parse(&mut detail, grid, self.stream_end, self.field_layout)?;
-        let (q, kernels) = self
-            .layer
-            .parse(Scheme::Switched, detail, self.stream_end, true)?;
+        let (field, field_tables) = motion::MotionField::parse_keeping(
+            &mut detail,
+            grid,
+            self.stream_end,
+            self.field_layout,
+            &kept.field,
+        )?;
+        let (q, kernels, layer_tables) = self.layer.parse_keeping(
+            Scheme::Switched,
+            detail,
+            self.stream_end,
+            true,
+            &kept.layer,
+        )?;
         let mut values = Vec::with_capacity(2 * field.vectors.len() + q.len() + kernels.len() + 1);
         values.extend(field.vectors.iter().flat_map(|&(x, y)| [x, y]));
         values.extend_from_slice(&q);
@@ -560,6 +593,10 @@ impl DetailedCoder {
         values.push(i32::from(byte));
         values.push(FROM_MOTION);
         self.previous = Some(DetailFrame { q, kernels });
+        self.moved_tables = Some(tables::MovedTables {
+            field: field_tables,
+            layer: layer_tables,
+        });
         self.base_live = false;
         Ok(LatentFrame::plain(values))
     }
@@ -590,7 +627,8 @@ impl FrameCoder for DetailedCoder {
                     return Err(e);
                 }
             };
-            self.previous = Some(layer);
+            self.previous = Some(layer.frame);
+            self.moved_tables = layer.tables;
             self.reference = Some(shown);
             self.base_live = false;
             return Ok(EncodedFrame {
@@ -607,15 +645,16 @@ impl FrameCoder for DetailedCoder {
             let mut payload = assemble(&[], &detail.payload);
             let cost = frame_cost(&detail, payload.len());
             let mut shown = self.rebuilt(grey(), &detail.frame);
-            let mut kept = detail.frame;
+            let mut kept = detail;
             if let Some(reference) = &self.reference {
                 let (moved, moved_shown) = self.encode_moved(frame, reference)?;
                 let moved_payload = assemble(&[], &moved.payload);
                 if frame_cost(&moved, moved_payload.len()) < cost {
-                    (payload, shown, kept) = (moved_payload, moved_shown, moved.frame);
+                    (payload, shown, kept) = (moved_payload, moved_shown, moved);
                 }
             }
-            self.previous = Some(kept);
+            self.previous = Some(kept.frame);
+            self.moved_tables = kept.tables;
             self.reference = Some(shown);
             return Ok(EncodedFrame {
                 frame_type: FrameType::Predicted,
@@ -632,6 +671,7 @@ impl FrameCoder for DetailedCoder {
             if frame_cost(&alone, payload_alone.len()) < frame_cost(&detail, payload.len()) {
                 self.reference = Some(self.rebuilt(grey(), &alone.frame));
                 self.previous = Some(alone.frame);
+                self.moved_tables = None;
                 self.base_live = false;
                 return Ok(EncodedFrame {
                     frame_type: FrameType::Intra,
@@ -641,6 +681,7 @@ impl FrameCoder for DetailedCoder {
         }
         self.reference = Some(self.rebuilt(rebuilt, &detail.frame));
         self.previous = Some(detail.frame);
+        self.moved_tables = None;
         self.base_live = true;
         Ok(EncodedFrame {
             frame_type: base.frame_type,
@@ -649,6 +690,9 @@ impl FrameCoder for DetailedCoder {
     }
 
     fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError> {
+        // Only a moved frame parsed whole leaves tables for the next one to keep.
+        let kept = self.kept_tables();
+        self.moved_tables = None;
         let (base, detail) = Self::split(payload)?;
         let (&mode, detail) = detail
             .split_first()
@@ -662,11 +706,11 @@ impl FrameCoder for DetailedCoder {
         let with_base = !base.is_empty();
         if kind == DetailMode::Motion {
             if !with_base {
-                return self.parse_moved(detail);
+                return self.parse_moved(detail, kept);
             }
             // The learned residual over the moved picture: its latent goes first.
             let residual = self.residual.as_mut().ok_or_else(bad_mode)?.parse(base)?;
-            let moved = self.parse_moved(detail)?;
+            let moved = self.parse_moved(detail, kept)?;
             let mut values = residual.values;
             values.extend(moved.values);
             return Ok(LatentFrame {
@@ -784,6 +828,7 @@ impl FrameCoder for DetailedCoder {
         self.predicts_base_dcs = version >= crate::container::FIRST_CONTEXT_VERSION;
         self.deblocks_all = version >= crate::container::FIRST_DEBLOCK_ALL_VERSION;
         self.layer.lists_groups = version >= crate::container::FIRST_LISTED_GROUPS_VERSION;
+        self.keeps_tables = version >= crate::container::FIRST_KEPT_TABLES_VERSION;
         self.field_layout = if version >= crate::container::FIRST_SPLIT_MOTION_VERSION {
             motion::FieldLayout::Split
         } else {
@@ -1186,28 +1231,30 @@ mod tests {
         assert!(fresh.parse(FrameType::Predicted, &coded.payload).is_err());
     }
 
+    /// Smooth shapes (no base pays on them) moving 3 pixels right and 1 down a frame.
+    fn moving_scene(w: u32, h: u32, t: i32) -> RgbFrame {
+        let data = (0..(w * h) as i32)
+            .flat_map(|i| {
+                let (x, y) = (i % w as i32 - 3 * t, i / w as i32 - t);
+                let blob = |cx: i32, cy: i32| {
+                    let d = (x - cx).pow(2) + (y - cy).pow(2);
+                    (180.0 * (-(d as f64) / 90.0).exp()) as i32
+                };
+                let v = 30 + blob(20, 20) + blob(40, 30) / 2;
+                [
+                    v.min(255) as u8,
+                    (x * 2 + 60).clamp(0, 255) as u8,
+                    (y * 3 + 20) as u8,
+                ]
+            })
+            .collect();
+        RgbFrame::from_data(w, h, data).unwrap()
+    }
+
     #[test]
     fn moving_pictures_without_base_are_predicted_by_motion_and_rebuild_exactly() {
         let (w, h) = (64, 48);
-        // Smooth shapes (no base pays on them) moving 3 pixels right and 1 down a frame.
-        let scene = |t: i32| {
-            let data = (0..(w * h) as i32)
-                .flat_map(|i| {
-                    let (x, y) = (i % w as i32 - 3 * t, i / w as i32 - t);
-                    let blob = |cx: i32, cy: i32| {
-                        let d = (x - cx).pow(2) + (y - cy).pow(2);
-                        (180.0 * (-(d as f64) / 90.0).exp()) as i32
-                    };
-                    let v = 30 + blob(20, 20) + blob(40, 30) / 2;
-                    [
-                        v.min(255) as u8,
-                        (x * 2 + 60).clamp(0, 255) as u8,
-                        (y * 3 + 20) as u8,
-                    ]
-                })
-                .collect();
-            RgbFrame::from_data(w, h, data).unwrap()
-        };
+        let scene = |t: i32| moving_scene(w, h, t);
         let mut enc = pixel_base(w, h, 4.0).with_policy(BasePolicy::Cheapest);
         let mut dec = pixel_base(w, h, 4.0);
         let mut motion_frames = 0;
@@ -1248,6 +1295,48 @@ mod tests {
         let mut dec = pixel_base(w, h, 4.0);
         dec.parse(FrameType::Intra, &payloads[0].payload).unwrap();
         assert!(dec.parse(FrameType::Intra, &moved.payload).is_err());
+    }
+
+    #[test]
+    fn moved_frames_keep_the_tables_before_them_and_rebuild_exactly() {
+        let (w, h) = (96, 64);
+        let encode = |version: u16| {
+            let mut enc = pixel_base(w, h, 3.0).with_policy(BasePolicy::Cheapest);
+            enc.read_version(version);
+            let mut dec = pixel_base(w, h, 3.0);
+            dec.read_version(version);
+            let mut moved = Vec::new();
+            for t in 0..8 {
+                let frame_type = [FrameType::Predicted, FrameType::Intra][usize::from(t == 0)];
+                let coded = enc.encode(&moving_scene(w, h, t), frame_type).unwrap();
+                let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
+                assert_eq!(Some(&dec.synthesize(&latent)), enc.reference.as_ref());
+                let (_, detail) = DetailedCoder::split(&coded.payload).unwrap();
+                if detail[0] == mode_byte(DetailMode::Motion, WRITTEN) {
+                    moved.push(coded.payload);
+                }
+            }
+            moved
+        };
+        let (kept, given) = (encode(12), encode(11));
+        assert!(kept.len() >= 5 && given.len() >= 5, "{} moved", kept.len());
+        let bytes = |p: &[Vec<u8>]| p[1..].iter().map(Vec::len).sum::<usize>();
+        // The first moved frame has nothing to keep; the ones after write fewer table bytes.
+        assert_eq!(kept[0], given[0]);
+        assert!(
+            bytes(&kept) + 4 * (kept.len() - 1) <= bytes(&given),
+            "{} bytes keeping tables, {} giving them all",
+            bytes(&kept),
+            bytes(&given)
+        );
+        // A moved frame that keeps tables needs the moved frame before it.
+        let mut intra = pixel_base(w, h, 3.0).with_policy(BasePolicy::Cheapest);
+        let first = intra
+            .encode(&moving_scene(w, h, 0), FrameType::Intra)
+            .unwrap();
+        let mut dec = pixel_base(w, h, 3.0);
+        dec.parse(FrameType::Intra, &first.payload).unwrap();
+        assert!(dec.parse(FrameType::Predicted, &kept[2]).is_err());
     }
 
     #[test]

@@ -193,20 +193,62 @@ impl DetailLayer {
         q: &[i32],
         kernels: Option<&[Kernel]>,
     ) -> Result<Vec<u8>, CoderError> {
-        let bank = ScaleBank::get();
         let symbols = self.symbols(scheme, q, kernels);
         let indices = table_indices(scheme, &symbols);
-        let used: Vec<bool> = indices.iter().map(Option::is_some).collect();
+        self.code_under(scheme, &symbols, &indices, &indices)
+    }
+
+    /// Codes a moved frame's layer keeping the tables `kept` of the last moved frame
+    /// (`tables`, version 12 on): the groups given a table byte ([`write_groups`]), their
+    /// bytes, then the ANS words, each group coded under its new table or its kept one. Also
+    /// returns the tables in force after it.
+    pub(super) fn code_keeping(
+        &self,
+        scheme: Scheme,
+        q: &[i32],
+        kernels: Option<&[Kernel]>,
+        kept: &[Option<u8>],
+    ) -> Result<(Vec<u8>, Vec<Option<u8>>), CoderError> {
+        let symbols = self.symbols(scheme, q, kernels);
+        let own = table_indices(scheme, &symbols);
+        let mut members = vec![Vec::new(); scheme.groups()];
+        for &(g, v) in &symbols {
+            members[usize::from(g)].push(v);
+        }
+        let bank = ScaleBank::get();
+        let bits = |g: usize, byte: u8| -> f64 {
+            if g >= scheme.coeff_groups() {
+                flag_bits(byte, &members[g])
+            } else {
+                members[g].iter().map(|&v| bank.bits(byte, v)).sum()
+            }
+        };
+        let given = tables::given(&own, kept, bits);
+        let tables = tables::merged(kept, &given);
+        Ok((self.code_under(scheme, &symbols, &given, &tables)?, tables))
+    }
+
+    /// Writes which groups are `given` a table byte and their bytes, then `symbols` coded under
+    /// `tables`.
+    fn code_under(
+        &self,
+        scheme: Scheme,
+        symbols: &[(Group, i32)],
+        given: &[Option<u8>],
+        tables: &[Option<u8>],
+    ) -> Result<Vec<u8>, CoderError> {
+        let bank = ScaleBank::get();
+        let used: Vec<bool> = given.iter().map(Option::is_some).collect();
         let mut payload = Vec::new();
         write_groups(scheme, &used, self.lists_groups, &mut payload);
-        payload.extend(indices.iter().flatten());
-        let flags = flag_tables(scheme, &indices)?;
+        payload.extend(given.iter().flatten());
+        let flags = flag_tables(scheme, tables)?;
         let mut items = Vec::with_capacity(symbols.len());
-        for &(g, v) in &symbols {
+        for &(g, v) in symbols {
             match &flags[usize::from(g)] {
                 Some(table) => items.push((table, v)),
                 None => {
-                    let index = indices[usize::from(g)].expect("every group coded has a table");
+                    let index = tables[usize::from(g)].expect("every group coded has a table");
                     bank.push_symbols(index, v, &mut items);
                 }
             }
@@ -225,8 +267,25 @@ impl DetailLayer {
         end: StreamEnd,
         read_kernels: bool,
     ) -> Result<(Vec<i32>, Vec<Kernel>), CoderError> {
+        let (q, kernels, _) = self.parse_keeping(scheme, payload, end, read_kernels, &[])?;
+        Ok((q, kernels))
+    }
+
+    /// Parses what [`code_keeping`](Self::code_keeping) wrote over the tables `kept` (with
+    /// none kept, what [`code`](Self::code) wrote); also returns the tables in force after it.
+    pub(super) fn parse_keeping(
+        &self,
+        scheme: Scheme,
+        payload: &[u8],
+        end: StreamEnd,
+        read_kernels: bool,
+        kept: &[Option<u8>],
+    ) -> Result<(Vec<i32>, Vec<Kernel>, Vec<Option<u8>>), CoderError> {
         let corrupt = |what: &str| CoderError::Payload(format!("detail layer: {what}"));
         let groups = scheme.groups();
+        if kept.len() > groups {
+            return Err(corrupt("kept tables of another scheme"));
+        }
         let mut rest = payload;
         let used = read_groups(scheme, self.lists_groups, &mut rest).map_err(|e| corrupt(&e))?;
         let count = used.iter().filter(|&&u| u).count();
@@ -234,9 +293,9 @@ impl DetailLayer {
             return Err(corrupt("table bytes missing"));
         }
         let (index_bytes, words) = rest.split_at(count);
-        let mut indices = vec![None; groups];
+        let mut given = vec![None; groups];
         let mut next = index_bytes.iter();
-        for (g, slot) in indices.iter_mut().enumerate().filter(|&(g, _)| used[g]) {
+        for (g, slot) in given.iter_mut().enumerate().filter(|&(g, _)| used[g]) {
             let byte = *next.next().expect("counted above");
             *slot = Some(if g < scheme.coeff_groups() {
                 entropy::check_table_index(byte)?
@@ -244,6 +303,8 @@ impl DetailLayer {
                 byte
             });
         }
+        let mut indices = tables::merged(kept, &given);
+        indices.resize(groups, None);
         let table =
             |g: Group| indices[usize::from(g)].ok_or_else(|| corrupt("a group not in the mask"));
         let flags = flag_tables(scheme, &indices)?;
@@ -305,8 +366,15 @@ impl DetailLayer {
             context.done(block, coeffs);
         }
         decoder.finish()?;
-        Ok((q, context.kernels))
+        Ok((q, context.kernels, indices))
     }
+}
+
+/// Bits of flags `values` (0 or 1) under the binary table of byte `k`.
+fn flag_bits(k: u8, values: &[i32]) -> f64 {
+    let set = values.iter().filter(|&&v| v != 0).count() as f64;
+    let p = f64::from(k.max(1)) / 256.0;
+    -(set * p.log2() + (values.len() as f64 - set) * (1.0 - p).log2())
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use crate::coders::CoderError;
 use crate::entropy::{self, CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder};
 use crate::varint;
 
+use super::super::tables;
 use super::{predicted, MotionField, MotionGrid, MAX_COMPONENT};
 
 /// How a file lays out its motion fields.
@@ -155,35 +156,67 @@ impl MotionField {
     }
 
     /// The field's bytes, in [`FieldLayout::Split`]: its length (varint), then its body.
+    #[cfg(test)]
     pub(in crate::coders::detail) fn code(
         &self,
         grid: MotionGrid,
         out: &mut Vec<u8>,
     ) -> Result<(), CoderError> {
+        self.code_keeping(grid, &[], out).map(drop)
+    }
+
+    /// The field's bytes, in [`FieldLayout::Split`], keeping the tables `kept` of the last
+    /// moved frame where they cost little more than the field's own (version 12 on; none
+    /// kept before): its length (varint), then its body. Returns the tables in force after
+    /// it.
+    pub(in crate::coders::detail) fn code_keeping(
+        &self,
+        grid: MotionGrid,
+        kept: &[Option<u8>],
+        out: &mut Vec<u8>,
+    ) -> Result<Vec<Option<u8>>, CoderError> {
         let bank = ScaleBank::get();
         let symbols = self.symbols(grid);
         let mut members = vec![Vec::new(); GROUPS];
         for &(g, v) in &symbols {
             members[g].push(v);
         }
-        let mut body = vec![0u8];
-        let mut tables: Vec<Option<CategoricalTable>> = vec![None; GROUPS];
-        let mut change_index = 0;
-        for (g, m) in members.iter().enumerate().filter(|(_, m)| !m.is_empty()) {
-            body[0] |= 1 << g;
+        let own: Vec<Option<u8>> = members
+            .iter()
+            .enumerate()
+            .map(|(g, m)| match (g, m.is_empty()) {
+                (_, true) => None,
+                (CHANGE_GROUP, false) => Some(bank.cheapest_of_all(m)),
+                (_, false) => {
+                    let set = m.iter().filter(|&&v| v != 0).count();
+                    Some((256 * set / m.len()).clamp(1, 255) as u8)
+                }
+            })
+            .collect();
+        let bits = |g: usize, byte: u8| -> f64 {
+            let m = &members[g];
             if g == CHANGE_GROUP {
-                change_index = bank.cheapest_of_all(m);
-                body.push(change_index);
+                m.iter().map(|&v| bank.bits(byte, v)).sum()
             } else {
-                let set = m.iter().filter(|&&v| v != 0).count();
-                let k = (256 * set / m.len()).clamp(1, 255) as u8;
-                body.push(k);
-                tables[g] = Some(flag_table(k)?);
+                let set = m.iter().filter(|&&v| v != 0).count() as f64;
+                let p = f64::from(byte) / 256.0;
+                -(set * p.log2() + (m.len() as f64 - set) * (1.0 - p).log2())
+            }
+        };
+        let given = tables::given(&own, kept, bits);
+        let in_force = tables::merged(kept, &given);
+        let mut body = vec![0u8];
+        for (g, &byte) in given.iter().enumerate() {
+            if let Some(byte) = byte {
+                body[0] |= 1 << g;
+                body.push(byte);
             }
         }
+        let flags = flag_tables(&in_force)?;
+        let change_index = in_force[CHANGE_GROUP].unwrap_or(0);
         let mut items = Vec::with_capacity(symbols.len());
         for &(g, v) in &symbols {
-            match &tables[g] {
+            match &flags[g] {
                 Some(table) => items.push((table, v)),
                 None => bank.push_symbols(change_index, v, &mut items),
             }
@@ -191,17 +224,30 @@ impl MotionField {
         entropy::write_words(&mut body, &entropy::encode(items.into_iter())?);
         varint::write_u64(out, body.len() as u64);
         out.extend_from_slice(&body);
-        Ok(())
+        Ok(in_force)
     }
 
     /// Reads a field of `grid` laid out as `layout` from the front of `input`, leaving the
     /// rest.
+    #[cfg(test)]
     pub(in crate::coders::detail) fn parse(
         input: &mut &[u8],
         grid: MotionGrid,
         end: StreamEnd,
         layout: FieldLayout,
     ) -> Result<Self, CoderError> {
+        Self::parse_keeping(input, grid, end, layout, &[]).map(|(field, _)| field)
+    }
+
+    /// Reads what [`code_keeping`](Self::code_keeping) wrote over the tables `kept`; also
+    /// returns the tables in force after it (none for [`FieldLayout::Blocks`]).
+    pub(in crate::coders::detail) fn parse_keeping(
+        input: &mut &[u8],
+        grid: MotionGrid,
+        end: StreamEnd,
+        layout: FieldLayout,
+        kept: &[Option<u8>],
+    ) -> Result<(Self, Vec<Option<u8>>), CoderError> {
         let len = varint::read_u64(input).map_err(|e| corrupt(&format!("length: {e}")))?;
         if len > input.len() as u64 || len == 0 {
             return Err(corrupt("its length runs past the payload"));
@@ -209,8 +255,8 @@ impl MotionField {
         let (body, rest) = input.split_at(len as usize);
         *input = rest;
         match layout {
-            FieldLayout::Blocks => parse_blocks(body, grid, end),
-            FieldLayout::Split => parse_split(body, grid, end),
+            FieldLayout::Blocks => Ok((parse_blocks(body, grid, end)?, Vec::new())),
+            FieldLayout::Split => parse_split(body, grid, end, kept),
         }
     }
 }
@@ -225,6 +271,18 @@ fn flag_table(k: u8) -> Result<CategoricalTable, CoderError> {
     Ok(CategoricalTable::from_counts(0, &[256 - k, k])?)
 }
 
+/// The binary tables of the flag groups among `tables` (the field's, by group).
+fn flag_tables(tables: &[Option<u8>]) -> Result<Vec<Option<CategoricalTable>>, CoderError> {
+    tables
+        .iter()
+        .enumerate()
+        .map(|(g, &byte)| match byte {
+            Some(k) if g != CHANGE_GROUP => flag_table(k).map(Some),
+            _ => Ok(None),
+        })
+        .collect()
+}
+
 /// A component that stays within [`MAX_COMPONENT`].
 fn component(p: i32, d: i32) -> Result<i32, CoderError> {
     let v = p.saturating_add(d);
@@ -234,14 +292,21 @@ fn component(p: i32, d: i32) -> Result<i32, CoderError> {
     Ok(v)
 }
 
-fn parse_split(body: &[u8], grid: MotionGrid, end: StreamEnd) -> Result<MotionField, CoderError> {
+fn parse_split(
+    body: &[u8],
+    grid: MotionGrid,
+    end: StreamEnd,
+    kept: &[Option<u8>],
+) -> Result<(MotionField, Vec<Option<u8>>), CoderError> {
     let (&mask, mut rest) = body.split_first().ok_or_else(|| corrupt("no group mask"))?;
     if mask >> GROUPS != 0 {
         return Err(corrupt("a group mask with unknown groups"));
     }
-    let mut tables: Vec<Option<CategoricalTable>> = vec![None; GROUPS];
-    let mut change_index = None;
-    for (g, table) in tables.iter_mut().enumerate() {
+    if kept.len() > GROUPS {
+        return Err(corrupt("kept tables of another layout"));
+    }
+    let mut given = vec![None; GROUPS];
+    for (g, slot) in given.iter_mut().enumerate() {
         if mask & (1 << g) == 0 {
             continue;
         }
@@ -250,13 +315,16 @@ fn parse_split(body: &[u8], grid: MotionGrid, end: StreamEnd) -> Result<MotionFi
             .ok_or_else(|| corrupt("table bytes cut"))?;
         rest = after;
         if g == CHANGE_GROUP {
-            change_index = Some(entropy::check_table_index(byte)?);
+            entropy::check_table_index(byte)?;
         } else if byte == 0 {
             return Err(corrupt("a flag's chance of 0"));
-        } else {
-            *table = Some(flag_table(byte)?);
         }
+        *slot = Some(byte);
     }
+    let mut in_force = tables::merged(kept, &given);
+    in_force.resize(GROUPS, None);
+    let tables = flag_tables(&in_force)?;
+    let change_index = in_force[CHANGE_GROUP];
     let mut decoder = SymbolDecoder::new(rest, end)?;
     let bank = ScaleBank::get();
     let flag = |g: usize, decoder: &mut SymbolDecoder| -> Result<bool, CoderError> {
@@ -290,10 +358,11 @@ fn parse_split(body: &[u8], grid: MotionGrid, end: StreamEnd) -> Result<MotionFi
         }
     }
     decoder.finish()?;
-    Ok(MotionField {
+    let field = MotionField {
         vectors: walk.vectors,
         split: walk.split,
-    })
+    };
+    Ok((field, in_force))
 }
 
 /// A field of versions 3 to 7: a vector per block, read on the block grid and given to each

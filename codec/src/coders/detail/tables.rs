@@ -1,0 +1,84 @@
+//! Table bytes a motion-compensated frame takes from the one before it (version 12 on).
+//!
+//! A moved frame's field and layer each give every table group they code a byte: a scale-bank
+//! index or a flag's chance. From one moved frame to the next the statistics barely change,
+//! yet those bytes and the list of groups they belong to were a tenth of a predicted frame at
+//! the low levels. So a moved frame writes bytes only for the groups whose table is new or
+//! pays to change; every other group keeps the table it had in the last moved frame of its
+//! group of pictures. Any frame that is not moved (intra frames among them) starts afresh,
+//! so seeking, which starts at an intra frame, needs nothing from before.
+
+/// Bits a group's own table must save over the one it would keep before the encoder writes
+/// it: about its byte and its entry in the list of groups given.
+const KEEP_MARGIN_BITS: f64 = 16.0;
+
+/// The tables of the last moved frame: the field's and the layer's, by group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct MovedTables {
+    pub(super) field: Vec<Option<u8>>,
+    pub(super) layer: Vec<Option<u8>>,
+}
+
+/// The bytes to write, by group, of a frame whose groups would each have table `own` and may
+/// keep `kept` (the last moved frame's): a group's own byte where it has no table to keep or
+/// where its own saves more than [`KEEP_MARGIN_BITS`] (`bits(g, byte)` costs group g's
+/// values under a byte).
+pub(super) fn given(
+    own: &[Option<u8>],
+    kept: &[Option<u8>],
+    bits: impl Fn(usize, u8) -> f64,
+) -> Vec<Option<u8>> {
+    own.iter()
+        .enumerate()
+        .map(|(g, &mine)| {
+            let mine = mine?;
+            match kept.get(g).copied().flatten() {
+                Some(old) if old == mine => None,
+                Some(old) if bits(g, old) <= bits(g, mine) + KEEP_MARGIN_BITS => None,
+                _ => Some(mine),
+            }
+        })
+        .collect()
+}
+
+/// The tables in force after a frame gave `given` over `kept`.
+pub(super) fn merged(kept: &[Option<u8>], given: &[Option<u8>]) -> Vec<Option<u8>> {
+    (0..kept.len().max(given.len()))
+        .map(|g| {
+            given
+                .get(g)
+                .copied()
+                .flatten()
+                .or(kept.get(g).copied().flatten())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_keeps_its_table_unless_its_own_saves_more_than_it_costs_to_write() {
+        let own = [Some(10), Some(20), None, Some(5), Some(7)];
+        let kept = [Some(10), Some(21), Some(3), None, Some(30)];
+        // Group 1's old table costs 4 bits more, group 4's 40 more.
+        let bits = |g: usize, byte: u8| match (g, byte) {
+            (1, 21) => 104.0,
+            (4, 30) => 140.0,
+            _ => 100.0,
+        };
+        let given = given(&own, &kept, bits);
+        assert_eq!(given, [None, None, None, Some(5), Some(7)]);
+        assert_eq!(
+            merged(&kept, &given),
+            [Some(10), Some(21), Some(3), Some(5), Some(7)]
+        );
+        // With nothing to keep, every group gives its own.
+        assert_eq!(given_all(&own), own);
+    }
+
+    fn given_all(own: &[Option<u8>]) -> Vec<Option<u8>> {
+        given(own, &[], |_, _| 0.0)
+    }
+}
