@@ -1337,6 +1337,25 @@ mod tests {
         let mut dec = pixel_base(w, h, 3.0);
         dec.parse(FrameType::Intra, &first.payload).unwrap();
         assert!(dec.parse(FrameType::Predicted, &kept[2]).is_err());
+        // Any byte of a moved frame that keeps tables changed, after the frames before it
+        // parsed: an error or a picture, never a panic; and a failed frame leaves no tables.
+        let (intra_payload, moved) = (first.payload.clone(), kept.clone());
+        for at in 0..moved[2].len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut dec = pixel_base(w, h, 3.0);
+                dec.parse(FrameType::Intra, &intra_payload).unwrap();
+                for m in &moved[..2] {
+                    dec.parse(FrameType::Predicted, m).unwrap();
+                }
+                let mut forged = moved[2].clone();
+                forged[at] ^= flip;
+                if let Ok(latent) = dec.parse(FrameType::Predicted, &forged) {
+                    dec.synthesize(&latent);
+                } else {
+                    assert_eq!(dec.moved_tables, None);
+                }
+            }
+        }
     }
 
     #[test]
