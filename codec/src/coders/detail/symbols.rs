@@ -208,7 +208,7 @@ impl DetailLayer {
         q: &[i32],
         kernels: Option<&[Kernel]>,
         kept: &[Option<u8>],
-    ) -> Result<(Vec<u8>, Vec<Option<u8>>), CoderError> {
+    ) -> Result<(Vec<u8>, tables::TableBytes), CoderError> {
         let symbols = self.symbols(scheme, q, kernels);
         let own = table_indices(scheme, &symbols);
         let mut members = vec![Vec::new(); scheme.groups()];
@@ -280,7 +280,7 @@ impl DetailLayer {
         end: StreamEnd,
         read_kernels: bool,
         kept: &[Option<u8>],
-    ) -> Result<(Vec<i32>, Vec<Kernel>, Vec<Option<u8>>), CoderError> {
+    ) -> Result<(Vec<i32>, Vec<Kernel>, tables::TableBytes), CoderError> {
         let corrupt = |what: &str| CoderError::Payload(format!("detail layer: {what}"));
         let groups = scheme.groups();
         if kept.len() > groups {

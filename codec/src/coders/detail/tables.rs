@@ -15,11 +15,14 @@
 /// 45,801; 40: 8,834, 16,202, 42,153); `cityCC0` at 8 0.1–0.3 % smaller than at 16.
 const KEEP_MARGIN_BITS: f64 = 8.0;
 
+/// A frame's table bytes by group (`None`: no table).
+pub(super) type TableBytes = Vec<Option<u8>>;
+
 /// The tables of the last moved frame: the field's and the layer's, by group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct MovedTables {
-    pub(super) field: Vec<Option<u8>>,
-    pub(super) layer: Vec<Option<u8>>,
+    pub(super) field: TableBytes,
+    pub(super) layer: TableBytes,
 }
 
 /// The bytes to write, by group, of a frame whose groups would each have table `own` and may
@@ -30,7 +33,7 @@ pub(super) fn given(
     own: &[Option<u8>],
     kept: &[Option<u8>],
     bits: impl Fn(usize, u8) -> f64,
-) -> Vec<Option<u8>> {
+) -> TableBytes {
     own.iter()
         .enumerate()
         .map(|(g, &mine)| {
@@ -45,7 +48,7 @@ pub(super) fn given(
 }
 
 /// The tables in force after a frame gave `given` over `kept`.
-pub(super) fn merged(kept: &[Option<u8>], given: &[Option<u8>]) -> Vec<Option<u8>> {
+pub(super) fn merged(kept: &[Option<u8>], given: &[Option<u8>]) -> TableBytes {
     (0..kept.len().max(given.len()))
         .map(|g| {
             given

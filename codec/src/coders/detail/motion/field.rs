@@ -174,7 +174,7 @@ impl MotionField {
         grid: MotionGrid,
         kept: &[Option<u8>],
         out: &mut Vec<u8>,
-    ) -> Result<Vec<Option<u8>>, CoderError> {
+    ) -> Result<tables::TableBytes, CoderError> {
         let bank = ScaleBank::get();
         let symbols = self.symbols(grid);
         let mut members = vec![Vec::new(); GROUPS];
@@ -247,7 +247,7 @@ impl MotionField {
         end: StreamEnd,
         layout: FieldLayout,
         kept: &[Option<u8>],
-    ) -> Result<(Self, Vec<Option<u8>>), CoderError> {
+    ) -> Result<(Self, tables::TableBytes), CoderError> {
         let len = varint::read_u64(input).map_err(|e| corrupt(&format!("length: {e}")))?;
         if len > input.len() as u64 || len == 0 {
             return Err(corrupt("its length runs past the payload"));
@@ -297,7 +297,7 @@ fn parse_split(
     grid: MotionGrid,
     end: StreamEnd,
     kept: &[Option<u8>],
-) -> Result<(MotionField, Vec<Option<u8>>), CoderError> {
+) -> Result<(MotionField, tables::TableBytes), CoderError> {
     let (&mask, mut rest) = body.split_first().ok_or_else(|| corrupt("no group mask"))?;
     if mask >> GROUPS != 0 {
         return Err(corrupt("a group mask with unknown groups"));
