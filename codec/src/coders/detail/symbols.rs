@@ -218,7 +218,7 @@ impl DetailLayer {
         let bank = ScaleBank::get();
         let bits = |g: usize, byte: u8| -> f64 {
             if g >= scheme.coeff_groups() {
-                flag_bits(byte, &members[g])
+                tables::flag_bits(byte, &members[g])
             } else {
                 members[g].iter().map(|&v| bank.bits(byte, v)).sum()
             }
@@ -368,13 +368,6 @@ impl DetailLayer {
         decoder.finish()?;
         Ok((q, context.kernels, indices))
     }
-}
-
-/// Bits of flags `values` (0 or 1) under the binary table of byte `k`.
-fn flag_bits(k: u8, values: &[i32]) -> f64 {
-    let set = values.iter().filter(|&&v| v != 0).count() as f64;
-    let p = f64::from(k.max(1)) / 256.0;
-    -(set * p.log2() + (values.len() as f64 - set) * (1.0 - p).log2())
 }
 
 #[cfg(test)]

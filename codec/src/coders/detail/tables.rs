@@ -47,6 +47,14 @@ pub(super) fn given(
         .collect()
 }
 
+/// Bits of flags `values` (0 or 1) under the binary table of byte `k` (a set flag's chance
+/// in 256ths), as an encoder weighs a flag group's tables.
+pub(super) fn flag_bits(k: u8, values: &[i32]) -> f64 {
+    let set = values.iter().filter(|&&v| v != 0).count() as f64;
+    let p = f64::from(k.max(1)) / 256.0;
+    -(set * p.log2() + (values.len() as f64 - set) * (1.0 - p).log2())
+}
+
 /// The tables in force after a frame gave `given` over `kept`.
 pub(super) fn merged(kept: &[Option<u8>], given: &[Option<u8>]) -> TableBytes {
     (0..kept.len().max(given.len()))

@@ -198,9 +198,7 @@ impl MotionField {
             if g == CHANGE_GROUP {
                 m.iter().map(|&v| bank.bits(byte, v)).sum()
             } else {
-                let set = m.iter().filter(|&&v| v != 0).count() as f64;
-                let p = f64::from(byte) / 256.0;
-                -(set * p.log2() + (m.len() as f64 - set) * (1.0 - p).log2())
+                tables::flag_bits(byte, m)
             }
         };
         let given = tables::given(&own, kept, bits);
