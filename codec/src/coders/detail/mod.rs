@@ -412,8 +412,8 @@ impl DetailedCoder {
         Ok((coded, shown))
     }
 
-    /// The tables a moved frame coded or parsed now may keep: the last frame's if it was moved
-    /// and the file keeps tables, else none.
+    /// The tables a moved frame coded now may keep: the last frame's if it was moved and the
+    /// file keeps tables, else none.
     fn kept_tables(&self) -> tables::MovedTables {
         match (&self.moved_tables, self.keeps_tables) {
             (Some(kept), true) => kept.clone(),
@@ -691,8 +691,11 @@ impl FrameCoder for DetailedCoder {
 
     fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError> {
         // Only a moved frame parsed whole leaves tables for the next one to keep.
-        let kept = self.kept_tables();
-        self.moved_tables = None;
+        let kept = self
+            .moved_tables
+            .take()
+            .filter(|_| self.keeps_tables)
+            .unwrap_or_default();
         let (base, detail) = Self::split(payload)?;
         let (&mode, detail) = detail
             .split_first()

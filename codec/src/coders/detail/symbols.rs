@@ -7,24 +7,15 @@ use super::*;
 /// A coefficient group's byte is the index of its cheapest table in the scale bank; a flag
 /// group's is the chance of a set flag in 256ths (1..=255).
 pub(super) fn table_indices(scheme: Scheme, symbols: &[(Group, i32)]) -> Vec<Option<u8>> {
-    let mut members = vec![Vec::new(); scheme.groups()];
-    for &(g, v) in symbols {
-        members[usize::from(g)].push(v);
-    }
-    let bank = ScaleBank::get();
+    own_bytes(scheme, &tables::members(scheme.groups(), symbols))
+}
+
+/// The table byte of every group for its `members` (the values coded in it).
+fn own_bytes(scheme: Scheme, members: &[Vec<i32>]) -> Vec<Option<u8>> {
     members
         .iter()
         .enumerate()
-        .map(|(g, m)| {
-            if m.is_empty() {
-                None
-            } else if g >= scheme.coeff_groups() {
-                let set = m.iter().filter(|&&v| v != 0).count();
-                Some((256 * set / m.len()).clamp(1, 255) as u8)
-            } else {
-                Some(bank.cheapest_of_all(m))
-            }
-        })
+        .map(|(g, m)| tables::own_byte(g >= scheme.coeff_groups(), m))
         .collect()
 }
 
@@ -107,10 +98,7 @@ pub(super) fn flag_tables(
         .iter()
         .enumerate()
         .map(|(g, &index)| match index {
-            Some(k) if g >= scheme.coeff_groups() => {
-                let k = u64::from(k.max(1));
-                Ok(Some(CategoricalTable::from_counts(0, &[256 - k, k])?))
-            }
+            Some(k) if g >= scheme.coeff_groups() => Ok(Some(tables::flag_table(k)?)),
             _ => Ok(None),
         })
         .collect()
@@ -210,19 +198,9 @@ impl DetailLayer {
         kept: &[Option<u8>],
     ) -> Result<(Vec<u8>, tables::TableBytes), CoderError> {
         let symbols = self.symbols(scheme, q, kernels);
-        let own = table_indices(scheme, &symbols);
-        let mut members = vec![Vec::new(); scheme.groups()];
-        for &(g, v) in &symbols {
-            members[usize::from(g)].push(v);
-        }
-        let bank = ScaleBank::get();
-        let bits = |g: usize, byte: u8| -> f64 {
-            if g >= scheme.coeff_groups() {
-                tables::flag_bits(byte, &members[g])
-            } else {
-                members[g].iter().map(|&v| bank.bits(byte, v)).sum()
-            }
-        };
+        let members = tables::members(scheme.groups(), &symbols);
+        let own = own_bytes(scheme, &members);
+        let bits = |g: usize, byte| tables::bits(g >= scheme.coeff_groups(), byte, &members[g]);
         let given = tables::given(&own, kept, bits);
         let tables = tables::merged(kept, &given);
         Ok((self.code_under(scheme, &symbols, &given, &tables)?, tables))
@@ -306,7 +284,7 @@ impl DetailLayer {
         let mut indices = tables::merged(kept, &given);
         indices.resize(groups, None);
         let table =
-            |g: Group| indices[usize::from(g)].ok_or_else(|| corrupt("a group not in the mask"));
+            |g: Group| indices[usize::from(g)].ok_or_else(|| corrupt("a group with no table"));
         let flags = flag_tables(scheme, &indices)?;
         let flag = |g: Group| -> Result<&CategoricalTable, CoderError> {
             table(g)?;

@@ -1,4 +1,6 @@
-//! Table bytes a motion-compensated frame takes from the one before it (version 12 on).
+//! Table bytes: the byte each table group of a detail layer or motion field gets for the
+//! values coded in it, and those a motion-compensated frame takes from the one before it
+//! (version 12 on).
 //!
 //! A moved frame's field and layer each give every table group they code a byte: a scale-bank
 //! index or a flag's chance. From one moved frame to the next the statistics barely change,
@@ -7,6 +9,8 @@
 //! pays to change; every other group keeps the table it had in the last moved frame of its
 //! group of pictures. Any frame that is not moved (intra frames among them) starts afresh,
 //! so seeking, which starts at an intra frame, needs nothing from before.
+
+use crate::entropy::{CategoricalTable, EntropyError, ScaleBank};
 
 /// Bits a group's own table must save over the one it would keep before the encoder writes
 /// it. Its byte and its entry in the list of groups given cost about 16, but a table chosen
@@ -47,12 +51,49 @@ pub(super) fn given(
         .collect()
 }
 
-/// Bits of flags `values` (0 or 1) under the binary table of byte `k` (a set flag's chance
-/// in 256ths), as an encoder weighs a flag group's tables.
-pub(super) fn flag_bits(k: u8, values: &[i32]) -> f64 {
-    let set = values.iter().filter(|&&v| v != 0).count() as f64;
-    let p = f64::from(k.max(1)) / 256.0;
-    -(set * p.log2() + (values.len() as f64 - set) * (1.0 - p).log2())
+/// The values of `symbols` (each with its group) by group, of `groups` groups.
+pub(super) fn members<G: Copy>(groups: usize, symbols: &[(G, i32)]) -> Vec<Vec<i32>>
+where
+    usize: From<G>,
+{
+    let mut members = vec![Vec::new(); groups];
+    for &(g, v) in symbols {
+        members[usize::from(g)].push(v);
+    }
+    members
+}
+
+/// A group's own table byte for the `values` coded in it (`None` for none): a flag group's
+/// chance of a set flag in 256ths (1..=255), another group's cheapest scale-bank index.
+pub(super) fn own_byte(flag: bool, values: &[i32]) -> Option<u8> {
+    if values.is_empty() {
+        None
+    } else if flag {
+        let set = values.iter().filter(|&&v| v != 0).count();
+        Some((256 * set / values.len()).clamp(1, 255) as u8)
+    } else {
+        Some(ScaleBank::get().cheapest_of_all(values))
+    }
+}
+
+/// Bits of a group's `values` under table byte `byte` (for encoders weighing tables): a flag
+/// group's values (0 or 1) under its binary table, another group's under the bank's table.
+pub(super) fn bits(flag: bool, byte: u8, values: &[i32]) -> f64 {
+    if flag {
+        let set = values.iter().filter(|&&v| v != 0).count() as f64;
+        let p = f64::from(byte.max(1)) / 256.0;
+        -(set * p.log2() + (values.len() as f64 - set) * (1.0 - p).log2())
+    } else {
+        let bank = ScaleBank::get();
+        values.iter().map(|&v| bank.bits(byte, v)).sum()
+    }
+}
+
+/// The binary table of a flag group whose byte is `k`: `[256 − k, k]` over 0 and 1 (a byte
+/// of 0 counts as 1).
+pub(super) fn flag_table(k: u8) -> Result<CategoricalTable, EntropyError> {
+    let k = u64::from(k.max(1));
+    CategoricalTable::from_counts(0, &[256 - k, k])
 }
 
 /// The tables in force after a frame gave `given` over `kept`.

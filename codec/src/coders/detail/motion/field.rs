@@ -177,30 +177,13 @@ impl MotionField {
     ) -> Result<tables::TableBytes, CoderError> {
         let bank = ScaleBank::get();
         let symbols = self.symbols(grid);
-        let mut members = vec![Vec::new(); GROUPS];
-        for &(g, v) in &symbols {
-            members[g].push(v);
-        }
+        let members = tables::members(GROUPS, &symbols);
         let own: Vec<Option<u8>> = members
             .iter()
             .enumerate()
-            .map(|(g, m)| match (g, m.is_empty()) {
-                (_, true) => None,
-                (CHANGE_GROUP, false) => Some(bank.cheapest_of_all(m)),
-                (_, false) => {
-                    let set = m.iter().filter(|&&v| v != 0).count();
-                    Some((256 * set / m.len()).clamp(1, 255) as u8)
-                }
-            })
+            .map(|(g, m)| tables::own_byte(g != CHANGE_GROUP, m))
             .collect();
-        let bits = |g: usize, byte: u8| -> f64 {
-            let m = &members[g];
-            if g == CHANGE_GROUP {
-                m.iter().map(|&v| bank.bits(byte, v)).sum()
-            } else {
-                tables::flag_bits(byte, m)
-            }
-        };
+        let bits = |g: usize, byte| tables::bits(g != CHANGE_GROUP, byte, &members[g]);
         let given = tables::given(&own, kept, bits);
         let in_force = tables::merged(kept, &given);
         let mut body = vec![0u8];
@@ -263,19 +246,13 @@ fn corrupt(what: &str) -> CoderError {
     CoderError::Payload(format!("motion field: {what}"))
 }
 
-/// The binary table of a flag group whose byte is `k` (a set flag's chance in 256ths).
-fn flag_table(k: u8) -> Result<CategoricalTable, CoderError> {
-    let k = u64::from(k);
-    Ok(CategoricalTable::from_counts(0, &[256 - k, k])?)
-}
-
 /// The binary tables of the flag groups among `tables` (the field's, by group).
 fn flag_tables(tables: &[Option<u8>]) -> Result<Vec<Option<CategoricalTable>>, CoderError> {
     tables
         .iter()
         .enumerate()
         .map(|(g, &byte)| match byte {
-            Some(k) if g != CHANGE_GROUP => flag_table(k).map(Some),
+            Some(k) if g != CHANGE_GROUP => Ok(Some(tables::flag_table(k)?)),
             _ => Ok(None),
         })
         .collect()
