@@ -923,3 +923,44 @@ fn encoder_effort_refines_the_learned_picture() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn predicted_frames_go_two_by_two_by_default_and_one_by_one_with_low_delay() {
+    let dir = tmp();
+    let clip = sample("bikes.mp4");
+    let input = rgb_frames(&clip, 8);
+    let mut files = Vec::new();
+    for (name, extra) in [("default", None), ("low-delay", Some("--low-delay"))] {
+        let aez = dir.path().join(format!("{name}.aez"));
+        let mkv = dir.path().join(format!("{name}.mkv"));
+        let mut args = vec!["--frames", "8", "--quality", "3"];
+        args.extend(extra);
+        encode(&clip, &aez, &args);
+        run_ok("aecodec", &["decode", s(&aez), "-o", s(&mkv)]);
+        let decoded = rgb_frames(&mkv, usize::MAX);
+        assert_eq!(decoded.len(), 8, "{name}");
+        for (i, (r, d)) in input.iter().zip(&decoded).enumerate() {
+            let p = aecodec::metrics::psnr(r, d);
+            assert!(p > 30.0, "{name}, frame {i}: {p:.2} dB");
+        }
+        // Detail modes after the intra frame: a bidirectional frame (7) carrying the next
+        // one hidden, the packet that shows it (8), ...; the last frame alone (6).
+        let (_, packets) = common::read_packets(&aez);
+        let modes: Vec<u8> = packets[1..]
+            .iter()
+            .map(|p| aecodec::coders::DetailedCoder::split(&p.payload).unwrap().1[0])
+            .collect();
+        let expected = match extra {
+            None => vec![7, 8, 7, 8, 7, 8, 6],
+            Some(_) => vec![6; 7],
+        };
+        assert_eq!(modes, expected, "{name}");
+        files.push(std::fs::metadata(&aez).unwrap().len());
+    }
+    assert!(
+        files[0] < files[1],
+        "bidirectional {} vs {} bytes",
+        files[0],
+        files[1]
+    );
+}

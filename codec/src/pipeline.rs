@@ -34,6 +34,10 @@ pub struct FrameEncoder {
     tool: u8,
     /// The tool the next group starts with.
     next_tool: u8,
+    /// Whether predicted frames are coded two by two, the first from the frames either side
+    /// where the coder can ([`FrameCoder::encode_pair`]): bidirectional frames, which need
+    /// the frame after them before they are coded (one frame more of delay).
+    bidirectional: bool,
 }
 
 /// The default GOP: about two seconds of frames.
@@ -87,7 +91,15 @@ impl FrameEncoder {
             frames: 0,
             tool: 0,
             next_tool: 0,
+            bidirectional: true,
         })
+    }
+
+    /// Codes every frame from the frames before it only (no bidirectional frames): each
+    /// packet can be coded as soon as its frame arrives.
+    pub fn low_delay(mut self) -> Self {
+        self.bidirectional = false;
+        self
     }
 
     pub fn header(&self) -> &Header {
@@ -151,10 +163,25 @@ impl FrameEncoder {
             FrameType::Intra
         };
         let mut coded = Vec::with_capacity(frames.len());
-        for (i, frame) in frames.iter().enumerate() {
-            let padded = self.padded(frame)?;
+        let mut i = 0;
+        while i < frames.len() {
+            let padded = self.padded(&frames[i])?;
+            let next = match frames.get(i + 1) {
+                Some(next) if i > 0 && self.bidirectional => Some(self.padded(next)?),
+                _ => None,
+            };
+            let coder = &mut self.coders[usize::from(tool)];
+            if predicted == FrameType::Predicted {
+                if let Some(next) = next {
+                    let (first, second) = coder.encode_pair(&padded, &next)?;
+                    coded.extend([first, second]);
+                    i += 2;
+                    continue;
+                }
+            }
             let frame_type = if i == 0 { FrameType::Intra } else { predicted };
-            coded.push(self.coders[usize::from(tool)].encode(&padded, frame_type)?);
+            coded.push(coder.encode(&padded, frame_type)?);
+            i += 1;
         }
         Ok(coded)
     }
@@ -173,6 +200,31 @@ impl FrameEncoder {
         };
         let coded = self.coders[usize::from(self.tool)].encode(&padded, frame_type)?;
         self.frames += 1;
+        Ok(coded)
+    }
+
+    /// Whether the next two frames are coded together ([`encode_pair`](Self::encode_pair)):
+    /// both predicted, in one group of pictures.
+    pub fn pairs_next(&self) -> bool {
+        self.bidirectional
+            && !self.at_group_start()
+            && !(self.frames + 1).is_multiple_of(u64::from(self.gop))
+    }
+
+    /// Codes the next two frames of the stream's display size together (where
+    /// [`pairs_next`](Self::pairs_next) says so; otherwise one by one): their two packets.
+    pub fn encode_pair(
+        &mut self,
+        frame: &RgbFrame,
+        next: &RgbFrame,
+    ) -> Result<(EncodedFrame, EncodedFrame), CoderError> {
+        if !self.pairs_next() {
+            let first = self.encode(frame)?;
+            return Ok((first, self.encode(next)?));
+        }
+        let (padded, next) = (self.padded(frame)?, self.padded(next)?);
+        let coded = self.coders[usize::from(self.tool)].encode_pair(&padded, &next)?;
+        self.frames += 2;
         Ok(coded)
     }
 }
@@ -333,24 +385,43 @@ where
 {
     let mut frames = 0u64;
     while limit.is_none_or(|m| frames < m) {
-        let next = source.next_frame().map_err(|cause| StreamError::Frames {
+        let read = |source: &mut S, frame| {
+            source
+                .next_frame()
+                .map(|f| f.map(Cow::into_owned))
+                .map_err(|cause| StreamError::Frames { frame, cause })
+        };
+        let Some(frame) = read(source, frames)? else {
+            break;
+        };
+        let pairs = encoder.pairs_next() && limit.is_none_or(|m| frames + 2 <= m);
+        let next = if pairs {
+            read(source, frames + 1)?
+        } else {
+            None
+        };
+        let coder_error = |cause| StreamError::Coder {
             frame: frames,
             cause,
-        })?;
-        let Some(frame) = next else { break };
-        let coded = encoder.encode(&frame).map_err(|cause| StreamError::Coder {
-            frame: frames,
-            cause,
-        })?;
-        writer.write_packet(
-            coded.frame_type,
-            encoder.current_tool(),
-            frames as i64,
-            &coded.payload,
-        )?;
-        frames += 1;
-        if each(frames - 1, &coded).is_break() {
-            return Err(StreamError::Stopped(frames));
+        };
+        let coded = match &next {
+            Some(next) => {
+                let (first, second) = encoder.encode_pair(&frame, next).map_err(coder_error)?;
+                vec![first, second]
+            }
+            None => vec![encoder.encode(&frame).map_err(coder_error)?],
+        };
+        for coded in coded {
+            writer.write_packet(
+                coded.frame_type,
+                encoder.current_tool(),
+                frames as i64,
+                &coded.payload,
+            )?;
+            frames += 1;
+            if each(frames - 1, &coded).is_break() {
+                return Err(StreamError::Stopped(frames));
+            }
         }
     }
     Ok(frames)

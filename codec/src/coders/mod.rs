@@ -131,6 +131,18 @@ pub trait FrameCoder: Send {
         frame: &RgbFrame,
         frame_type: FrameType,
     ) -> Result<EncodedFrame, CoderError>;
+    /// Codes two predicted frames in a row, `frame` then `next`: two packets' payloads, for
+    /// `frame` and for `next`. A coder with bidirectional frames codes `next` first as a hidden
+    /// anchor inside the first packet and predicts `frame` from both sides; the second packet
+    /// then only shows the anchor. Others code the two in turn.
+    fn encode_pair(
+        &mut self,
+        frame: &RgbFrame,
+        next: &RgbFrame,
+    ) -> Result<(EncodedFrame, EncodedFrame), CoderError> {
+        let first = self.encode(frame, FrameType::Predicted)?;
+        Ok((first, self.encode(next, FrameType::Predicted)?))
+    }
     /// First decoding stage, entropy decoding: a payload to the frame's integer latent
     /// (prediction from the previous frame included). Parsing depends on integers only.
     fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError>;
@@ -218,15 +230,19 @@ pub fn packet_layers(coding: Option<&CodingParams>, payload: &[u8]) -> PacketLay
             moves_previous: false,
         },
         Some(CodingParams::LearnedDetail { .. }) => match DetailedCoder::split(payload) {
-            Ok((base, detail)) => PacketLayers {
-                bytes: LayerBytes {
-                    learned: base.len() as u64,
-                    detail: detail.len() as u64,
-                    other: len - (base.len() + detail.len()) as u64,
-                },
-                renders_learned: !base.is_empty(),
-                moves_previous: DetailedCoder::moves_previous(detail),
-            },
+            Ok((base, detail)) => {
+                // A bidirectional frame's anchor may carry a learned residual of its own.
+                let learned = base.len() + DetailedCoder::hidden_learned_len(detail);
+                PacketLayers {
+                    bytes: LayerBytes {
+                        learned: learned as u64,
+                        detail: (detail.len() + base.len() - learned) as u64,
+                        other: len - (base.len() + detail.len()) as u64,
+                    },
+                    renders_learned: learned > 0,
+                    moves_previous: DetailedCoder::moves_previous(detail),
+                }
+            }
             Err(_) => other(len),
         },
         _ => other(len),

@@ -39,7 +39,10 @@ pub const MAGIC: [u8; 4] = *b"AEZV";
 /// a detail layer uses as a list where it uses few of them (a moved frame's layer uses 20–40
 /// of 800), instead of always a 100-byte mask. Version 12 lets a motion-compensated frame keep the
 /// table bytes of the one before it in its group of pictures, writing only those that change.
-pub const VERSION: u16 = 12;
+/// Version 13 adds bidirectional frames: a packet may carry the next frame hidden (an anchor),
+/// then its own frame predicted from the frames either side; the packet after it shows the
+/// anchor.
+pub const VERSION: u16 = 13;
 /// The first version whose header lists coding tools; older ones hold exactly one, inline.
 pub const FIRST_TOOL_LIST_VERSION: u16 = 5;
 /// The first version whose header records the quality level asked for.
@@ -57,6 +60,8 @@ pub const FIRST_DEBLOCK_ALL_VERSION: u16 = 10;
 pub const FIRST_LISTED_GROUPS_VERSION: u16 = 11;
 /// The first version whose motion-compensated frames may keep the tables of the one before.
 pub const FIRST_KEPT_TABLES_VERSION: u16 = 12;
+/// The first version with bidirectional frames and the anchors they hide.
+pub const FIRST_BIDIRECTIONAL_VERSION: u16 = 13;
 /// The oldest container version this build reads.
 pub const OLDEST_READABLE_VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.

@@ -174,7 +174,7 @@ impl ResidualCoding for ResidualCoder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::coders::{BasePolicy, DetailedCoder};
     use crate::learned::coder::tests::{random_model_of, test_frame, SMALL_SHALLOW};
@@ -208,7 +208,13 @@ mod tests {
         assert_eq!(shown, prediction);
     }
 
-    fn detailed(model: &Arc<LearnedModel>, w: u32, h: u32, detail_step: f32) -> DetailedCoder {
+    /// A learned base with a learned residual under the detail layer, as the levels code.
+    pub(crate) fn detailed(
+        model: &Arc<LearnedModel>,
+        w: u32,
+        h: u32,
+        detail_step: f32,
+    ) -> DetailedCoder {
         let step = LatentStep::from_index(150);
         let base = || -> Box<dyn FrameCoder> {
             Box::new(LearnedCoder::new(model.clone(), w, h).with_latent_step(step))
@@ -220,7 +226,7 @@ mod tests {
 
     /// A picture with detail at every scale, moving by `t` pixels a frame, with a brightening
     /// patch that motion alone cannot predict.
-    fn scene(w: u32, h: u32, t: u32) -> RgbFrame {
+    pub(crate) fn scene(w: u32, h: u32, t: u32) -> RgbFrame {
         let data = (0..w * h)
             .flat_map(|i| {
                 let (x, y) = (i % w + 3 * t, i / w);

@@ -28,6 +28,8 @@ pub(crate) struct EncodeOptions {
     pub(crate) force: bool,
     /// The built-in level asked for, recorded in the header (0: none).
     pub(crate) level: u8,
+    /// No bidirectional frames: each packet is coded as its frame arrives.
+    pub(crate) low_delay: bool,
 }
 
 /// Encodes `input` to `output`.
@@ -56,6 +58,9 @@ pub(crate) fn encode(
     };
     let mut encoder =
         FrameEncoder::with_tools(tools, info.width, info.height, info.frame_rate, gop)?;
+    if options.low_delay {
+        encoder = encoder.low_delay();
+    }
     let mut file = AtomicFile::create(output)?;
     let header = Header {
         level: options.level,

@@ -110,6 +110,11 @@ enum Command {
         /// Code every frame as an intra frame (the same as --gop 1).
         #[arg(long, conflicts_with = "gop")]
         intra_only: bool,
+        /// Predict every frame from the frames before it only. By default every other
+        /// predicted frame is bidirectional (predicted from the frames either side, which
+        /// takes fewer bits), so a packet waits for the frame after it: one frame of delay.
+        #[arg(long, conflicts_with = "intra_only")]
+        low_delay: bool,
         /// Average bitrate to hold over the file (its real size), such as 600k or 1.5M bits/s.
         /// Each group of pictures gets one of the quality levels (with the detail layer, also
         /// four finer steps above level 7, up to near-lossless; or 16 steps of a PCA --model): it is coded at the level of the group before, then
@@ -293,6 +298,7 @@ fn main() -> ExitCode {
             force,
             gop,
             intra_only,
+            low_delay,
             bitrate,
             maxrate,
             bufsize,
@@ -324,6 +330,7 @@ fn main() -> ExitCode {
                 size: None,
                 force,
                 level,
+                low_delay,
             };
             encode(&input, &output, &plan, &options)
         })
@@ -361,6 +368,7 @@ fn main() -> ExitCode {
                         size: None,
                         force,
                         level: 0,
+                        low_delay: false,
                     },
                 )
             })

@@ -19,6 +19,7 @@
 //! Payload: `mode`, the mask of groups used, one table byte per group used, the ANS words.
 //! Where the base layer does not pay for itself the encoder leaves it out ([`DetailedCoder`]).
 
+mod between;
 mod context;
 mod deblock;
 mod motion;
@@ -168,6 +169,16 @@ pub struct DetailedCoder {
     keeps_tables: bool,
     /// The tables of the last frame if it was moved (what the next moved frame may keep).
     moved_tables: Option<tables::MovedTables>,
+    /// Whether the file may hold bidirectional frames (version 13 on; `between`).
+    reads_between: bool,
+    /// The vectors of the last frame if it was moved: what a bidirectional frame's anchor
+    /// leaves to guide its vectors.
+    moved_vectors: Option<Vec<(i32, i32)>>,
+    /// The tables of the last bidirectional frame in the group of pictures (what the next one
+    /// may keep).
+    between_tables: Option<tables::MovedTables>,
+    /// Parsing: a bidirectional frame's anchor is hidden, and the next packet must show it.
+    anchor_hidden: bool,
     /// Tests: a learned residual in every moved frame, whatever it costs.
     #[cfg(test)]
     always_residual: bool,
@@ -191,6 +202,10 @@ pub enum BasePolicy {
 /// added (`DetailedCoder::synthesize`).
 const FROM_BASE: i32 = 0;
 const FROM_MOTION: i32 = 1;
+/// A bidirectional frame: its anchor's latent, then its own (`between`).
+const FROM_BETWEEN: i32 = 2;
+/// The hidden anchor shown.
+const FROM_ANCHOR: i32 = 3;
 
 /// A frame's detail layer as decoded: its coefficients and its blocks' transforms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,6 +221,8 @@ struct CodedLayer {
     frame: DetailFrame,
     error: f64,
     tables: Option<tables::MovedTables>,
+    /// A moved frame's vectors.
+    vectors: Option<Vec<(i32, i32)>>,
 }
 
 /// Squared error in steps of coding `ratios` as `q`.
@@ -270,6 +287,10 @@ impl DetailedCoder {
             deblocks_all: true,
             keeps_tables: true,
             moved_tables: None,
+            reads_between: true,
+            moved_vectors: None,
+            between_tables: None,
+            anchor_hidden: false,
             #[cfg(test)]
             always_residual: false,
         }
@@ -312,7 +333,9 @@ impl DetailedCoder {
 
     /// Whether a payload's detail layer (after the base) is the previous picture moved.
     pub fn moves_previous(detail: &[u8]) -> bool {
-        detail.first() == Some(&mode_byte(DetailMode::Motion, WRITTEN))
+        let first = detail.first().copied();
+        first == Some(mode_byte(DetailMode::Motion, WRITTEN))
+            || matches!(first, Some(between::BETWEEN_MODE | between::ANCHOR_MODE))
     }
 
     /// A payload's base layer (the learned coder's payload, empty for a frame without one)
@@ -393,7 +416,7 @@ impl DetailedCoder {
         let mut payload = vec![mode_byte(DetailMode::Motion, WRITTEN), byte];
         let kept = self.kept_tables();
         let grid = motion::MotionGrid::new(layer.width, layer.height);
-        let field_tables = field.code_keeping(grid, &kept.field, &mut payload)?;
+        let field_tables = field.code_keeping(grid, None, &kept.field, &mut payload)?;
         let (bytes, layer_tables) = layer.code_keeping(WRITTEN, &q, Some(&kernels), &kept.layer)?;
         payload.extend(bytes);
         // The error in the stream's steps, as the other ways of coding the frame count it.
@@ -406,6 +429,7 @@ impl DetailedCoder {
                 field: field_tables,
                 layer: layer_tables,
             }),
+            vectors: Some(field.vectors.clone()),
         };
         let mut shown = under;
         add_layer_deblocked(layer, &mut shown, &coded.frame.q, &coded.frame.kernels);
@@ -534,6 +558,7 @@ impl DetailedCoder {
             error: squared_error(&ratios, &q),
             frame: DetailFrame { q, kernels },
             tables: None,
+            vectors: None,
         };
         if let (FrameType::Predicted, Some(previous)) = (frame_type, &self.previous) {
             let ratios = layer.ratios(residual, &previous.kernels);
@@ -549,6 +574,7 @@ impl DetailedCoder {
                         kernels: previous.kernels.clone(),
                     },
                     tables: None,
+                    vectors: None,
                 };
             }
         }
@@ -577,6 +603,7 @@ impl DetailedCoder {
             grid,
             self.stream_end,
             self.field_layout,
+            None,
             &kept.field,
         )?;
         let (q, kernels, layer_tables) = self.layer.parse_keeping(
@@ -588,6 +615,7 @@ impl DetailedCoder {
         )?;
         let mut values = Vec::with_capacity(2 * field.vectors.len() + q.len() + kernels.len() + 1);
         values.extend(field.vectors.iter().flat_map(|&(x, y)| [x, y]));
+        self.moved_vectors = Some(field.vectors);
         values.extend_from_slice(&q);
         values.extend(kernels.iter().map(|k| k.index()));
         values.push(i32::from(byte));
@@ -605,6 +633,14 @@ impl DetailedCoder {
 impl FrameCoder for DetailedCoder {
     fn supports_prediction(&self) -> bool {
         self.base.supports_prediction()
+    }
+
+    fn encode_pair(
+        &mut self,
+        frame: &RgbFrame,
+        next: &RgbFrame,
+    ) -> Result<(EncodedFrame, EncodedFrame), CoderError> {
+        self.encode_between(frame, next)
     }
 
     fn encode(
@@ -629,6 +665,7 @@ impl FrameCoder for DetailedCoder {
             };
             self.previous = Some(layer.frame);
             self.moved_tables = layer.tables;
+            self.moved_vectors = layer.vectors;
             self.reference = Some(shown);
             self.base_live = false;
             return Ok(EncodedFrame {
@@ -655,6 +692,7 @@ impl FrameCoder for DetailedCoder {
             }
             self.previous = Some(kept.frame);
             self.moved_tables = kept.tables;
+            self.moved_vectors = kept.vectors;
             self.reference = Some(shown);
             return Ok(EncodedFrame {
                 frame_type: FrameType::Predicted,
@@ -671,7 +709,7 @@ impl FrameCoder for DetailedCoder {
             if frame_cost(&alone, payload_alone.len()) < frame_cost(&detail, payload.len()) {
                 self.reference = Some(self.rebuilt(grey(), &alone.frame));
                 self.previous = Some(alone.frame);
-                self.moved_tables = None;
+                self.forget_motion();
                 self.base_live = false;
                 return Ok(EncodedFrame {
                     frame_type: FrameType::Intra,
@@ -681,7 +719,7 @@ impl FrameCoder for DetailedCoder {
         }
         self.reference = Some(self.rebuilt(rebuilt, &detail.frame));
         self.previous = Some(detail.frame);
-        self.moved_tables = None;
+        self.forget_motion();
         self.base_live = true;
         Ok(EncodedFrame {
             frame_type: base.frame_type,
@@ -690,6 +728,15 @@ impl FrameCoder for DetailedCoder {
     }
 
     fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError> {
+        match self.parse_between(frame_type, payload) {
+            Ok(Some(latent)) => return Ok(latent),
+            Ok(None) => {}
+            // A frame that fails leaves nothing for the next to keep or show.
+            Err(e) => {
+                self.forget_motion();
+                return Err(e);
+            }
+        }
         // Only a moved frame parsed whole leaves tables for the next one to keep.
         let kept = self
             .moved_tables
@@ -724,6 +771,7 @@ impl FrameCoder for DetailedCoder {
         if with_base && frame_type == FrameType::Predicted && !self.base_live {
             return Err(CoderError::NoReference);
         }
+        self.forget_motion();
         let mut latent = if with_base {
             self.base.parse(frame_type, base)?
         } else {
@@ -761,6 +809,9 @@ impl FrameCoder for DetailedCoder {
     }
 
     fn synthesize(&mut self, latent: &LatentFrame) -> RgbFrame {
+        if let Some(frame) = self.synthesize_between(latent) {
+            return frame;
+        }
         let (coefficients, blocks) = (self.layer.coefficients(), self.layer.block_count());
         let n = coefficients + blocks;
         let (&from, mut values) = latent
@@ -832,6 +883,7 @@ impl FrameCoder for DetailedCoder {
         self.deblocks_all = version >= crate::container::FIRST_DEBLOCK_ALL_VERSION;
         self.layer.lists_groups = version >= crate::container::FIRST_LISTED_GROUPS_VERSION;
         self.keeps_tables = version >= crate::container::FIRST_KEPT_TABLES_VERSION;
+        self.reads_between = version >= crate::container::FIRST_BIDIRECTIONAL_VERSION;
         self.field_layout = if version >= crate::container::FIRST_SPLIT_MOTION_VERSION {
             motion::FieldLayout::Split
         } else {

@@ -54,16 +54,27 @@ pub(super) struct Walk {
     pub(super) decoded: Vec<bool>,
     pub(super) same: Vec<bool>,
     pub(super) split: Vec<bool>,
+    /// A bidirectional frame's predicted vectors, one per cell (`Guide`); none for a frame
+    /// whose vectors are predicted from their neighbours.
+    guide: Option<Vec<(i32, i32)>>,
 }
 
+/// What a bidirectional frame's vectors are predicted from: half its anchor's, cell by cell
+/// (`super::halved`). Motion that goes on at the same speed crosses half the anchor's way in
+/// the frame between, so most of such a field costs a flag per unit.
+pub(in crate::coders::detail) type Guide<'a> = Option<&'a [(i32, i32)]>;
+
 impl Walk {
-    pub(super) fn new(grid: MotionGrid) -> Self {
+    /// A walk of `grid` whose vectors are predicted by `guide` (one per cell) where given, else
+    /// by their neighbours.
+    pub(super) fn guided(grid: MotionGrid, guide: Guide) -> Self {
         Self {
             grid,
             vectors: vec![(0, 0); grid.cells()],
             decoded: vec![false; grid.cells()],
             same: vec![false; grid.cells()],
             split: vec![false; grid.blocks().0 * grid.blocks().1],
+            guide: guide.filter(|g| g.len() == grid.cells()).map(<[_]>::to_vec),
         }
     }
 
@@ -82,7 +93,10 @@ impl Walk {
     }
 
     pub(super) fn predictor(&self, (cell, span): Unit) -> (i32, i32) {
-        predicted(&self.vectors, &self.decoded, self.grid.cols, cell, span.0)
+        match &self.guide {
+            Some(guide) => guide[cell.1 * self.grid.cols + cell.0],
+            None => predicted(&self.vectors, &self.decoded, self.grid.cols, cell, span.0),
+        }
     }
 
     /// The units of block `(bx, by)`, split or whole.
@@ -123,8 +137,8 @@ impl Walk {
 
 impl MotionField {
     /// The symbols of the field in [`FieldLayout::Split`], in order, each with its group.
-    fn symbols(&self, grid: MotionGrid) -> Vec<(usize, i32)> {
-        let mut walk = Walk::new(grid);
+    fn symbols(&self, grid: MotionGrid, guide: Guide) -> Vec<(usize, i32)> {
+        let mut walk = Walk::guided(grid, guide);
         let mut out = Vec::with_capacity(2 * grid.cells());
         let (bcols, brows) = grid.blocks();
         for by in 0..brows {
@@ -162,21 +176,22 @@ impl MotionField {
         grid: MotionGrid,
         out: &mut Vec<u8>,
     ) -> Result<(), CoderError> {
-        self.code_keeping(grid, &[], out).map(drop)
+        self.code_keeping(grid, None, &[], out).map(drop)
     }
 
     /// The field's bytes, in [`FieldLayout::Split`], keeping the tables `kept` of the last
     /// moved frame where they cost little more than the field's own (version 12 on; none
     /// kept before): its length (varint), then its body. Returns the tables in force after
-    /// it.
+    /// it. A bidirectional frame's vectors are predicted by `guide`.
     pub(in crate::coders::detail) fn code_keeping(
         &self,
         grid: MotionGrid,
+        guide: Guide,
         kept: &[Option<u8>],
         out: &mut Vec<u8>,
     ) -> Result<tables::TableBytes, CoderError> {
         let bank = ScaleBank::get();
-        let symbols = self.symbols(grid);
+        let symbols = self.symbols(grid, guide);
         let members = tables::members(GROUPS, &symbols);
         let own: Vec<Option<u8>> = members
             .iter()
@@ -217,7 +232,7 @@ impl MotionField {
         end: StreamEnd,
         layout: FieldLayout,
     ) -> Result<Self, CoderError> {
-        Self::parse_keeping(input, grid, end, layout, &[]).map(|(field, _)| field)
+        Self::parse_keeping(input, grid, end, layout, None, &[]).map(|(field, _)| field)
     }
 
     /// Reads what [`code_keeping`](Self::code_keeping) wrote over the tables `kept`; also
@@ -227,6 +242,7 @@ impl MotionField {
         grid: MotionGrid,
         end: StreamEnd,
         layout: FieldLayout,
+        guide: Guide,
         kept: &[Option<u8>],
     ) -> Result<(Self, tables::TableBytes), CoderError> {
         let len = varint::read_u64(input).map_err(|e| corrupt(&format!("length: {e}")))?;
@@ -237,7 +253,7 @@ impl MotionField {
         *input = rest;
         match layout {
             FieldLayout::Blocks => Ok((parse_blocks(body, grid, end)?, Vec::new())),
-            FieldLayout::Split => parse_split(body, grid, end, kept),
+            FieldLayout::Split => parse_split(body, grid, end, guide, kept),
         }
     }
 }
@@ -271,6 +287,7 @@ fn parse_split(
     body: &[u8],
     grid: MotionGrid,
     end: StreamEnd,
+    guide: Guide,
     kept: &[Option<u8>],
 ) -> Result<(MotionField, tables::TableBytes), CoderError> {
     let (&mask, mut rest) = body.split_first().ok_or_else(|| corrupt("no group mask"))?;
@@ -310,7 +327,7 @@ fn parse_split(
         decoder.check()?;
         Ok(set)
     };
-    let mut walk = Walk::new(grid);
+    let mut walk = Walk::guided(grid, guide);
     let (bcols, brows) = grid.blocks();
     for by in 0..brows {
         for bx in 0..bcols {
@@ -419,6 +436,49 @@ mod tests {
                 assert!(MotionField::parse(&mut input, grid, StreamEnd::Sealed, layout).is_err());
             }
         }
+    }
+
+    #[test]
+    fn a_guided_field_parses_back_under_its_guide_and_costs_little_where_it_follows_it() {
+        let grid = MotionGrid::new(72, 40);
+        // Every cell a different vector: dear to predict from neighbours, free from a guide
+        // that has them.
+        let guide: Vec<(i32, i32)> = (0..grid.cells() as i32)
+            .map(|i| (i % 7 - 3, i % 5))
+            .collect();
+        let mut field = field(grid, 6);
+        let (bcols, brows) = grid.blocks();
+        field.split = (0..bcols * brows)
+            .map(|b| grid.block_cells(b % bcols, b / bcols).1 > 1)
+            .collect();
+        field.vectors.clone_from(&guide);
+        field.vectors[5] = (40, -9);
+        let coded = |guide: Guide| {
+            let mut bytes = Vec::new();
+            field.code_keeping(grid, guide, &[], &mut bytes).unwrap();
+            bytes
+        };
+        let (guided, plain) = (coded(Some(&guide)), coded(None));
+        assert!(
+            2 * guided.len() < plain.len(),
+            "{} vs {} bytes",
+            guided.len(),
+            plain.len()
+        );
+        let parse = |guide: Guide| {
+            let layout = FieldLayout::Split;
+            MotionField::parse_keeping(
+                &mut &guided[..],
+                grid,
+                StreamEnd::Sealed,
+                layout,
+                guide,
+                &[],
+            )
+            .map(|(f, _)| f)
+        };
+        assert_eq!(parse(Some(&guide)).unwrap(), field);
+        assert_ne!(parse(None).ok(), Some(field));
     }
 
     #[test]

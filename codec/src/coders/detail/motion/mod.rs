@@ -13,7 +13,7 @@ mod interpolate;
 mod search;
 
 pub(super) use field::FieldLayout;
-pub(super) use search::{estimate, LAMBDA_PER_STEP};
+pub(super) use search::{estimate, estimate_between, LAMBDA_PER_STEP};
 
 use crate::RgbFrame;
 
@@ -145,6 +145,49 @@ pub(super) fn compensate(reference: &RgbFrame, vectors: &[(i32, i32)]) -> RgbFra
             for (k, &s) in block.iter().enumerate() {
                 let (x, y) = (x0 + k % size.0, y0 + k / size.0);
                 data[(y * w + x) * 3 + c] = s as u8;
+            }
+        }
+    }
+    RgbFrame::from_data(w as u32, h as u32, data).expect("the size matches")
+}
+
+/// The step byte of a bidirectional frame's layer: four times the intra frame's step. Nothing
+/// is predicted from such a frame, so what its layer leaves out goes no further (30 frames of
+/// `bikes` against x264 medium: 152, +38.5 %; 160, +36.0 %; 168, +35.9 %; with anchors at
+/// 136, +45.6 %, at 152, +38.1 %).
+pub(super) const BIDIRECTIONAL_STEP_BYTE: u8 = 160;
+
+/// Half of each of an anchor's vectors (rounded down, in quarter pixels): where a bidirectional
+/// frame halfway between the anchor and its reference expects each cell's motion
+/// ([`Guide`]).
+pub(super) fn halved(vectors: &[(i32, i32)]) -> Vec<(i32, i32)> {
+    vectors
+        .iter()
+        .map(|&(x, y)| (x.div_euclid(2), y.div_euclid(2)))
+        .collect()
+}
+
+/// A bidirectional frame predicted from `before` and `after`, the frames either side of it:
+/// each cell the rounded mean of `before` moved by its vector and `after` moved by the
+/// opposite one (what lies at a point of the frame between was half a move away on each side).
+pub(super) fn compensate_between(
+    before: &RgbFrame,
+    after: &RgbFrame,
+    vectors: &[(i32, i32)],
+) -> RgbFrame {
+    let (w, h) = (before.width as usize, before.height as usize);
+    let grid = MotionGrid::new(w, h);
+    let mut data = vec![0u8; 3 * w * h];
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for (i, &(vx, vy)) in vectors.iter().enumerate().take(grid.cells()) {
+        let (x0, y0) = ((i % grid.cols) * CELL, (i / grid.cols) * CELL);
+        let size = (CELL.min(w - x0), CELL.min(h - y0));
+        for c in 0..3 {
+            interpolate::predict_block(before, c, (x0, y0), size, (vx, vy), &mut a);
+            interpolate::predict_block(after, c, (x0, y0), size, (-vx, -vy), &mut b);
+            for (k, (&s, &t)) in a.iter().zip(&b).enumerate() {
+                let (x, y) = (x0 + k % size.0, y0 + k / size.0);
+                data[(y * w + x) * 3 + c] = ((s + t + 1) >> 1) as u8;
             }
         }
     }

@@ -9,7 +9,7 @@
 
 use crate::RgbFrame;
 
-use super::field::{Unit, Walk, SPLIT_GROUPS};
+use super::field::{Guide, Unit, Walk, SPLIT_GROUPS};
 use super::interpolate::{predict_block, SUBPEL};
 use super::{MotionField, MotionGrid, CELL, MAX_COMPONENT};
 
@@ -48,6 +48,10 @@ struct Search {
     /// The reference's plane in channel units (R + 2G + B over 4) as a grey frame, which the
     /// codec's interpolation moves to sub-pixel positions.
     reference_grey: RgbFrame,
+    /// A bidirectional frame's second reference, the anchor after it (as `reference` and
+    /// `reference_grey`): each candidate vector moves the reference by it and the anchor by
+    /// its opposite, and the two are averaged (`super::compensate_between`).
+    after: Option<(Vec<i32>, RgbFrame)>,
     lambda: f64,
 }
 
@@ -71,19 +75,25 @@ fn hadamard4([d0, d1, d2, d3]: [i32; 4]) -> [i32; 4] {
 type Area = ((usize, usize), (usize, usize));
 
 impl Search {
-    fn new(source: &RgbFrame, reference: &RgbFrame, lambda: f64) -> Self {
+    fn new(source: &RgbFrame, reference: &RgbFrame, after: Option<&RgbFrame>, lambda: f64) -> Self {
         let (w, h) = (source.width as usize, source.height as usize);
-        let reference = luma(reference);
-        let grey: Vec<u8> = reference
-            .iter()
-            .flat_map(|&l| [((l + 2) / 4) as u8; 3])
-            .collect();
+        let planes = |frame: &RgbFrame| {
+            let plane = luma(frame);
+            let grey: Vec<u8> = plane
+                .iter()
+                .flat_map(|&l| [((l + 2) / 4) as u8; 3])
+                .collect();
+            let grey = RgbFrame::from_data(w as u32, h as u32, grey).expect("size");
+            (plane, grey)
+        };
+        let (reference, reference_grey) = planes(reference);
         Self {
             w,
             h,
             source: luma(source),
-            reference_grey: RgbFrame::from_data(w as u32, h as u32, grey).expect("size"),
+            reference_grey,
             reference,
+            after: after.map(planes),
             lambda,
         }
     }
@@ -105,9 +115,17 @@ impl Search {
         for y in 0..bh {
             let row = (y0 + y) * self.w;
             let ry = ((y0 + y) as i32 + dy).clamp(0, h - 1) as usize * self.w;
+            let ay = ((y0 + y) as i32 - dy).clamp(0, h - 1) as usize * self.w;
             for x in 0..bw {
                 let rx = ((x0 + x) as i32 + dx).clamp(0, w - 1) as usize;
-                sad += i64::from((self.source[row + x0 + x] - self.reference[ry + rx]).abs());
+                let predicted = match &self.after {
+                    None => self.reference[ry + rx],
+                    Some((after, _)) => {
+                        let ax = ((x0 + x) as i32 - dx).clamp(0, w - 1) as usize;
+                        (self.reference[ry + rx] + after[ay + ax] + 1) >> 1
+                    }
+                };
+                sad += i64::from((self.source[row + x0 + x] - predicted).abs());
             }
             if sad >= limit {
                 break;
@@ -121,6 +139,13 @@ impl Search {
     /// the detail layer's transforms will cost their residual, which SAD does not.
     fn subpel_satd(&self, ((x0, y0), (bw, bh)): Area, v: (i32, i32), block: &mut Vec<i32>) -> i64 {
         predict_block(&self.reference_grey, 0, (x0, y0), (bw, bh), v, block);
+        if let Some((_, after)) = &self.after {
+            let mut other = Vec::with_capacity(block.len());
+            predict_block(after, 0, (x0, y0), (bw, bh), (-v.0, -v.1), &mut other);
+            for (s, t) in block.iter_mut().zip(other) {
+                *s = (*s + t + 1) >> 1;
+            }
+        }
         // The source at the grey plane's precision, so that a perfect match differs by nothing.
         let diff = |x: usize, y: usize| {
             4 * ((self.source[(y0 + y) * self.w + x0 + x] + 2) / 4 - block[y * bw + x])
@@ -260,9 +285,25 @@ pub(in crate::coders::detail) fn estimate(
     reference: &RgbFrame,
     lambda: f64,
 ) -> MotionField {
-    let search = Search::new(source, reference, lambda);
+    walk_field(Search::new(source, reference, None, lambda), None)
+}
+
+/// Finds the motion of a bidirectional frame `source` between `before` and `after` (the
+/// vectors move `before`, their opposites `after`), its vectors predicted by `guide`.
+pub(in crate::coders::detail) fn estimate_between(
+    source: &RgbFrame,
+    (before, after): (&RgbFrame, &RgbFrame),
+    guide: Guide,
+    lambda: f64,
+) -> MotionField {
+    walk_field(Search::new(source, before, Some(after), lambda), guide)
+}
+
+/// Chooses each block's vectors, whole or split, in coding order.
+fn walk_field(search: Search, guide: Guide) -> MotionField {
+    let lambda = search.lambda;
     let grid = MotionGrid::new(search.w, search.h);
-    let mut walk = Walk::new(grid);
+    let mut walk = Walk::guided(grid, guide);
     let (bcols, brows) = grid.blocks();
     for by in 0..brows {
         for bx in 0..bcols {
