@@ -167,14 +167,50 @@ pub(super) fn halved(vectors: &[(i32, i32)]) -> Vec<(i32, i32)> {
         .collect()
 }
 
-/// A bidirectional frame predicted from `before` and `after`, the frames either side of it:
-/// each cell the rounded mean of `before` moved by its vector and `after` moved by the
-/// opposite one (what lies at a point of the frame between was half a move away on each side).
+/// Which of the frames either side a bidirectional frame is predicted from: both, or one
+/// alone where the other does not show what it does (a cut, something coming into view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    Both,
+    Before,
+    After,
+}
+
+impl Side {
+    pub(super) const ALL: [Side; 3] = [Side::Both, Side::Before, Side::After];
+
+    /// Its byte in a bidirectional frame's payload.
+    pub(super) fn byte(self) -> u8 {
+        self as u8
+    }
+
+    pub(super) fn from_byte(byte: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(byte)).copied()
+    }
+}
+
+/// Every vector reversed.
+pub(super) fn opposite(vectors: &[(i32, i32)]) -> Vec<(i32, i32)> {
+    vectors.iter().map(|&(x, y)| (-x, -y)).collect()
+}
+
+/// A bidirectional frame predicted from `before` and `after`, the frames either side of it,
+/// as `side` says: from both, each cell the rounded mean of `before` moved by its vector and
+/// `after` moved by the opposite one (what lies at a point of the frame between was half a
+/// move away on each side); from one, that one moved so.
 pub(super) fn compensate_between(
-    before: &RgbFrame,
-    after: &RgbFrame,
+    (before, after): (&RgbFrame, &RgbFrame),
+    side: Side,
     vectors: &[(i32, i32)],
 ) -> RgbFrame {
+    match side {
+        Side::Both => compensate_both(before, after, vectors),
+        Side::Before => compensate(before, vectors),
+        Side::After => compensate(after, &opposite(vectors)),
+    }
+}
+
+fn compensate_both(before: &RgbFrame, after: &RgbFrame, vectors: &[(i32, i32)]) -> RgbFrame {
     let (w, h) = (before.width as usize, before.height as usize);
     let grid = MotionGrid::new(w, h);
     let mut data = vec![0u8; 3 * w * h];

@@ -11,7 +11,7 @@ use crate::RgbFrame;
 
 use super::field::{Guide, Unit, Walk, SPLIT_GROUPS};
 use super::interpolate::{predict_block, SUBPEL};
-use super::{MotionField, MotionGrid, CELL, MAX_COMPONENT};
+use super::{opposite, MotionField, MotionGrid, Side, CELL, MAX_COMPONENT};
 
 /// Integer search range of a block around its predicted vector (and zero), in pixels.
 const SEARCH: i32 = 8;
@@ -293,10 +293,23 @@ pub(in crate::coders::detail) fn estimate(
 pub(in crate::coders::detail) fn estimate_between(
     source: &RgbFrame,
     (before, after): (&RgbFrame, &RgbFrame),
+    side: Side,
     guide: Guide,
     lambda: f64,
 ) -> MotionField {
-    walk_field(Search::new(source, before, Some(after), lambda), guide)
+    match side {
+        Side::Both => walk_field(Search::new(source, before, Some(after), lambda), guide),
+        Side::Before => walk_field(Search::new(source, before, None, lambda), guide),
+        Side::After => {
+            // Searched as vectors that move `after`, then turned to the opposite ones the
+            // field holds.
+            let guide = guide.map(opposite);
+            let search = Search::new(source, after, None, lambda);
+            let mut field = walk_field(search, guide.as_deref());
+            field.vectors = opposite(&field.vectors);
+            field
+        }
+    }
 }
 
 /// Chooses each block's vectors, whole or split, in coding order.
