@@ -281,16 +281,7 @@ mod tests {
     use super::*;
     use crate::learned::coder::tests::{random_model_of, test_frame, SMALL_SHALLOW};
     use crate::learned::residual::tests::{detailed, scene};
-
-    fn mse(a: &RgbFrame, b: &RgbFrame) -> f64 {
-        let sum: f64 = a
-            .data
-            .iter()
-            .zip(&b.data)
-            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-            .sum();
-        sum / a.data.len() as f64
-    }
+    use motion::tests::mse;
 
     fn mode(payload: &[u8]) -> u8 {
         DetailedCoder::split(payload).unwrap().1[0]
