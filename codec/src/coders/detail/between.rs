@@ -20,8 +20,8 @@
 //! frame where they cost little more). A showing packet's layer is the mode byte [`ANCHOR_MODE`] alone.
 
 use super::{
-    add_layer_deblocked, assemble, grey, mode_byte, motion, squared_error, tables, BasePolicy,
-    DetailMode, DetailedCoder, FrameType, Scheme, FROM_ANCHOR, FROM_BETWEEN, RATE_WEIGHT, WRITTEN,
+    add_layer_deblocked, assemble, grey, mode_byte, motion, moved_values, tables, vectors_of,
+    DetailMode, DetailedCoder, FrameType, FROM_ANCHOR, FROM_BETWEEN, RATE_WEIGHT, WRITTEN,
 };
 use crate::coders::{CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::varint;
@@ -59,10 +59,7 @@ impl DetailedCoder {
     /// Whether the next two frames may be a bidirectional frame and its anchor: both would be
     /// moved pictures.
     fn bridges(&self) -> bool {
-        self.previous.is_some()
-            && self.reference.is_some()
-            && self.policy == BasePolicy::Learned
-            && self.residual.is_some()
+        self.moves_learned() && self.reference.is_some()
     }
 
     /// `frame` as a bidirectional frame whose anchor is `next`, and the packet that shows
@@ -123,25 +120,21 @@ impl DetailedCoder {
         kept: &tables::MovedTables,
     ) -> Result<(Vec<u8>, f64, tables::MovedTables), CoderError> {
         let byte = motion::BIDIRECTIONAL_STEP_BYTE;
-        let layer = self.moved_layer(byte);
         // Twice a moved frame's: on 30 frames of `bikes` against x264 medium, half as much
         // +43.4 %, twice +36.0 %, four times +35.7 %.
-        let lambda = motion::LAMBDA_PER_STEP * f64::from(layer.step) / 2.0;
+        let lambda = motion::LAMBDA_PER_STEP * f64::from(self.moved_layer(byte).step) / 2.0;
         let field = motion::estimate_between(frame, around, side, Some(guide), lambda);
         let prediction = motion::compensate_between(around, side, &field.vectors);
-        let residual = layer.residual(frame, &prediction);
-        let (q, kernels, ratios) = layer.quantize(&residual);
         let mut out = vec![byte, side.byte()];
-        let grid = motion::MotionGrid::new(layer.width, layer.height);
-        let field_tables = field.code_keeping(grid, Some(guide), &kept.field, &mut out)?;
-        let (bytes, layer_tables) = layer.code_keeping(WRITTEN, &q, Some(&kernels), &kept.layer)?;
-        out.extend(bytes);
-        let factor = f64::from(motion::step_factor(byte));
-        let tables = tables::MovedTables {
-            field: field_tables,
-            layer: layer_tables,
-        };
-        Ok((out, squared_error(&ratios, &q) * factor * factor, tables))
+        let (_, error, tables) = self.code_field_and_layer(
+            byte,
+            (frame, &prediction),
+            &field,
+            Some(guide),
+            kept,
+            &mut out,
+        )?;
+        Ok((out, error, tables))
     }
 
     /// Parses a bidirectional or showing packet; `None` for any other (which must not come
@@ -192,7 +185,7 @@ impl DetailedCoder {
         if len > rest.len() as u64 {
             return Err(corrupt("the anchor runs past the payload"));
         }
-        let (anchor, mut rest) = rest.split_at(len as usize);
+        let (anchor, rest) = rest.split_at(len as usize);
         let moved = mode_byte(DetailMode::Motion, WRITTEN);
         if !Self::split(anchor).is_ok_and(|(_, d)| d.first() == Some(&moved)) {
             return Err(corrupt("its anchor is not a moved frame"));
@@ -203,29 +196,12 @@ impl DetailedCoder {
         let (&byte, after) = rest.split_first().ok_or_else(|| corrupt("no step byte"))?;
         let (&side, after) = after.split_first().ok_or_else(|| corrupt("no side byte"))?;
         motion::Side::from_byte(side).ok_or_else(|| corrupt(&format!("side {side}")))?;
-        rest = after;
-        let grid = motion::MotionGrid::new(self.layer.width, self.layer.height);
-        let (field, field_tables) = motion::MotionField::parse_keeping(
-            &mut rest,
-            grid,
-            self.stream_end,
-            self.field_layout,
-            Some(&guide),
-            &kept.field,
-        )?;
-        let (q, kernels, layer_tables) =
-            self.layer
-                .parse_keeping(Scheme::Switched, rest, self.stream_end, true, &kept.layer)?;
-        self.between_tables = Some(tables::MovedTables {
-            field: field_tables,
-            layer: layer_tables,
-        });
+        let (field, layer, tables) = self.parse_field_and_layer(after, Some(&guide), &kept)?;
+        self.between_tables = Some(tables);
         self.anchor_hidden = true;
         let anchor_len = anchor.values.len();
         let mut values = anchor.values;
-        values.extend(field.vectors.iter().flat_map(|&(x, y)| [x, y]));
-        values.extend_from_slice(&q);
-        values.extend(kernels.iter().map(|k| k.index()));
+        values.extend(moved_values(&field.vectors, &layer));
         values.push(i32::from(side));
         values.push(i32::from(byte));
         values.push(anchor_len as i32);
@@ -258,16 +234,11 @@ impl DetailedCoder {
             scale: latent.scale,
         };
         let after = self.synthesize(&anchor);
-        let cells = motion::MotionGrid::new(w, h).cells();
-        let (vectors, own) = own.split_at((2 * cells).min(own.len()));
-        let vectors: Vec<(i32, i32)> = vectors.chunks_exact(2).map(|v| (v[0], v[1])).collect();
-        let (q, kernels) = own.split_at(self.layer.coefficients().min(own.len()));
-        let kernels: Vec<_> = kernels
-            .iter()
-            .map(|&i| super::Kernel::ALL[(i as usize).min(2)])
-            .collect();
+        let (vectors, q, kernels) = self.layer_parts(own);
         let mut frame = match before {
-            Some(before) => motion::compensate_between((&before, &after), side, &vectors),
+            Some(before) => {
+                motion::compensate_between((&before, &after), side, &vectors_of(vectors))
+            }
             None => grey(w, h),
         };
         let layer = self.moved_layer(byte.clamp(0, 255) as u8);

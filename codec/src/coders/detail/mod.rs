@@ -240,6 +240,22 @@ fn grey(width: usize, height: usize) -> RgbFrame {
         .expect("the size matches")
 }
 
+/// A moved frame's latent before its step byte: its vectors, its coefficients, then each
+/// block's transform.
+fn moved_values(vectors: &[(i32, i32)], layer: &DetailFrame) -> Vec<i32> {
+    let mut values =
+        Vec::with_capacity(2 * vectors.len() + layer.q.len() + layer.kernels.len() + 2);
+    values.extend(vectors.iter().flat_map(|&(x, y)| [x, y]));
+    values.extend_from_slice(&layer.q);
+    values.extend(layer.kernels.iter().map(|k| k.index()));
+    values
+}
+
+/// Vectors as a latent carries them, x then y.
+fn vectors_of(values: &[i32]) -> Vec<(i32, i32)> {
+    values.chunks_exact(2).map(|v| (v[0], v[1])).collect()
+}
+
 /// `layer` (`q`, `kernels`) added to `picture`, then deblocked: what the decoder shows and the
 /// next frame moves (every motion-compensated frame; from version 10, every frame). The
 /// encoder and the decoder both make it here, so they cannot drift apart.
@@ -301,6 +317,12 @@ impl DetailedCoder {
     pub fn with_residual(mut self, residual: Box<dyn ResidualCoding>) -> Self {
         self.residual = Some(residual);
         self
+    }
+
+    /// Whether a predicted frame coded now is the previous picture moved (with the learned
+    /// residual where it pays), as under [`BasePolicy::Learned`] with a residual coder.
+    fn moves_learned(&self) -> bool {
+        self.previous.is_some() && self.policy == BasePolicy::Learned && self.residual.is_some()
     }
 
     /// Whether the encoder adds a learned residual to every moved frame (tests only).
@@ -410,30 +432,51 @@ impl DetailedCoder {
         field: &motion::MotionField,
     ) -> Result<(CodedLayer, RgbFrame), CoderError> {
         let byte = motion::MOVED_STEP_BYTE;
-        let layer = &self.moved_layer(byte);
-        let residual = layer.residual(frame, &under);
-        let (q, kernels, ratios) = layer.quantize(&residual);
         let mut payload = vec![mode_byte(DetailMode::Motion, WRITTEN), byte];
         let kept = self.kept_tables();
-        let grid = motion::MotionGrid::new(layer.width, layer.height);
-        let field_tables = field.code_keeping(grid, None, &kept.field, &mut payload)?;
-        let (bytes, layer_tables) = layer.code_keeping(WRITTEN, &q, Some(&kernels), &kept.layer)?;
-        payload.extend(bytes);
-        // The error in the stream's steps, as the other ways of coding the frame count it.
-        let factor = f64::from(motion::step_factor(byte));
+        let (frame, error, tables) =
+            self.code_field_and_layer(byte, (frame, &under), field, None, &kept, &mut payload)?;
         let coded = CodedLayer {
             payload,
-            error: squared_error(&ratios, &q) * factor * factor,
-            frame: DetailFrame { q, kernels },
-            tables: Some(tables::MovedTables {
-                field: field_tables,
-                layer: layer_tables,
-            }),
+            error,
+            frame,
+            tables: Some(tables),
             vectors: Some(field.vectors.clone()),
         };
         let mut shown = under;
+        let layer = &self.moved_layer(byte);
         add_layer_deblocked(layer, &mut shown, &coded.frame.q, &coded.frame.kernels);
         Ok((coded, shown))
+    }
+
+    /// Appends to `out` a motion-compensated frame's `field` (its vectors predicted by `guide`
+    /// where given) and the layer, at step byte `byte`, of what `under` misses of `frame`,
+    /// keeping the tables `kept` where they cost little more: the layer, the squared error it
+    /// leaves in the stream's steps (as the other ways of coding a frame count it) and the
+    /// tables in force after it. Moved and bidirectional frames both end so.
+    fn code_field_and_layer(
+        &self,
+        byte: u8,
+        (frame, under): (&RgbFrame, &RgbFrame),
+        field: &motion::MotionField,
+        guide: motion::Guide,
+        kept: &tables::MovedTables,
+        out: &mut Vec<u8>,
+    ) -> Result<(DetailFrame, f64, tables::MovedTables), CoderError> {
+        let layer = self.moved_layer(byte);
+        let residual = layer.residual(frame, under);
+        let (q, kernels, ratios) = layer.quantize(&residual);
+        let grid = motion::MotionGrid::new(layer.width, layer.height);
+        let field_tables = field.code_keeping(grid, guide, &kept.field, out)?;
+        let (bytes, layer_tables) = layer.code_keeping(WRITTEN, &q, Some(&kernels), &kept.layer)?;
+        out.extend(bytes);
+        let factor = f64::from(motion::step_factor(byte));
+        let tables = tables::MovedTables {
+            field: field_tables,
+            layer: layer_tables,
+        };
+        let error = squared_error(&ratios, &q) * factor * factor;
+        Ok((DetailFrame { q, kernels }, error, tables))
     }
 
     /// The tables a moved frame coded now may keep: the last frame's if it was moved and the
@@ -597,13 +640,33 @@ impl DetailedCoder {
             .split_first()
             .ok_or_else(|| CoderError::Payload("motion frame: no step byte".into()))?;
         detail = rest;
+        let (field, layer, tables) = self.parse_field_and_layer(detail, None, &kept)?;
+        let mut values = moved_values(&field.vectors, &layer);
+        values.push(i32::from(byte));
+        values.push(FROM_MOTION);
+        self.moved_vectors = Some(field.vectors);
+        self.previous = Some(layer);
+        self.moved_tables = Some(tables);
+        self.base_live = false;
+        Ok(LatentFrame::plain(values))
+    }
+
+    /// Reads what [`code_field_and_layer`](Self::code_field_and_layer) wrote: the field (its
+    /// vectors predicted by `guide` where given), the layer, and the tables in force after
+    /// them.
+    fn parse_field_and_layer(
+        &self,
+        mut detail: &[u8],
+        guide: motion::Guide,
+        kept: &tables::MovedTables,
+    ) -> Result<(motion::MotionField, DetailFrame, tables::MovedTables), CoderError> {
         let grid = motion::MotionGrid::new(self.layer.width, self.layer.height);
         let (field, field_tables) = motion::MotionField::parse_keeping(
             &mut detail,
             grid,
             self.stream_end,
             self.field_layout,
-            None,
+            guide,
             &kept.field,
         )?;
         let (q, kernels, layer_tables) = self.layer.parse_keeping(
@@ -613,20 +676,26 @@ impl DetailedCoder {
             true,
             &kept.layer,
         )?;
-        let mut values = Vec::with_capacity(2 * field.vectors.len() + q.len() + kernels.len() + 1);
-        values.extend(field.vectors.iter().flat_map(|&(x, y)| [x, y]));
-        self.moved_vectors = Some(field.vectors);
-        values.extend_from_slice(&q);
-        values.extend(kernels.iter().map(|k| k.index()));
-        values.push(i32::from(byte));
-        values.push(FROM_MOTION);
-        self.previous = Some(DetailFrame { q, kernels });
-        self.moved_tables = Some(tables::MovedTables {
+        let tables = tables::MovedTables {
             field: field_tables,
             layer: layer_tables,
-        });
-        self.base_live = false;
-        Ok(LatentFrame::plain(values))
+        };
+        Ok((field, DetailFrame { q, kernels }, tables))
+    }
+
+    /// Splits the end of a latent into what comes before a layer, the layer's coefficients and
+    /// its blocks' transforms (each block's `Kernel::index`).
+    fn layer_parts<'a>(&self, values: &'a [i32]) -> (&'a [i32], &'a [i32], Vec<Kernel>) {
+        let (coefficients, blocks) = (self.layer.coefficients(), self.layer.block_count());
+        let n = coefficients + blocks;
+        assert!(values.len() >= n, "latent from another coder");
+        let (front, detail) = values.split_at(values.len() - n);
+        let (detail, kernels) = detail.split_at(coefficients);
+        let kernels = kernels
+            .iter()
+            .map(|&i| Kernel::ALL[(i as usize).min(2)])
+            .collect();
+        (front, detail, kernels)
     }
 }
 
@@ -652,8 +721,7 @@ impl FrameCoder for DetailedCoder {
         let (width, height) = (self.layer.width, self.layer.height);
         let grey = || grey(width, height);
         let predicted = frame_type == FrameType::Predicted && self.previous.is_some();
-        let moves_learned =
-            predicted && self.policy == BasePolicy::Learned && self.residual.is_some();
+        let moves_learned = predicted && self.moves_learned();
         if let Some(reference) = self.reference.take_if(|_| moves_learned) {
             let coded = self.encode_moved_learned(frame, &reference);
             let (payload, layer, shown) = match coded {
@@ -812,8 +880,6 @@ impl FrameCoder for DetailedCoder {
         if let Some(frame) = self.synthesize_between(latent) {
             return frame;
         }
-        let (coefficients, blocks) = (self.layer.coefficients(), self.layer.block_count());
-        let n = coefficients + blocks;
         let (&from, mut values) = latent
             .values
             .split_last()
@@ -824,13 +890,7 @@ impl FrameCoder for DetailedCoder {
             moved_step = Some(byte.clamp(0, 255) as u8);
             values = rest;
         }
-        assert!(values.len() >= n, "latent from another coder");
-        let (front, detail) = values.split_at(values.len() - n);
-        let (detail, kernels) = detail.split_at(coefficients);
-        let kernels: Vec<Kernel> = kernels
-            .iter()
-            .map(|&i| Kernel::ALL[(i as usize).min(2)])
-            .collect();
+        let (front, detail, kernels) = self.layer_parts(values);
         let grey = || grey(self.layer.width, self.layer.height);
         let mut frame = if from == FROM_MOTION {
             // `parse_moved` checked the field's size; a decoder that starts here has no
@@ -838,9 +898,8 @@ impl FrameCoder for DetailedCoder {
             // residual's latent comes before the field.
             let cells = motion::MotionGrid::new(self.layer.width, self.layer.height).cells();
             let (learned, vectors) = front.split_at(front.len().saturating_sub(2 * cells));
-            let vectors: Vec<(i32, i32)> = vectors.chunks_exact(2).map(|v| (v[0], v[1])).collect();
             let mut moved = match &self.reference {
-                Some(reference) => motion::compensate(reference, &vectors),
+                Some(reference) => motion::compensate(reference, &vectors_of(vectors)),
                 None => grey(),
             };
             if let (false, Some(residual)) = (learned.is_empty(), &self.residual) {

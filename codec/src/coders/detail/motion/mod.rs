@@ -12,7 +12,7 @@ mod field;
 mod interpolate;
 mod search;
 
-pub(super) use field::FieldLayout;
+pub(super) use field::{FieldLayout, Guide};
 pub(super) use search::{estimate, estimate_between, LAMBDA_PER_STEP};
 
 use crate::RgbFrame;
