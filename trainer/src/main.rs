@@ -80,7 +80,7 @@ enum ArchChoice {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a learned model (autoencoder + scale hyperprior) for rate and distortion:
+    /// Train a learned model (autoencoder + hyperprior, scale or mean-and-scale) for rate and distortion:
     /// loss = lambda·255²·MSE + bits per pixel, on random crops of the clips' frames.
     Train {
         /// Video files, or packed corpora (`aetrain pack`), to train on.
@@ -105,6 +105,11 @@ enum Command {
         /// learn.
         #[arg(long, conflicts_with = "resume", value_parser = clap::value_parser!(u16).range(1..=512))]
         latent_channels: Option<u16>,
+        /// A mean-and-scale hyperprior: the hyper-synthesis also predicts each latent
+        /// element's mean, and elements are coded as their differences from it. With --init
+        /// of a model without means, they start at zero (the model codes as it did) and learn.
+        #[arg(long, conflicts_with = "resume")]
+        means: bool,
         /// Layer layout of a model started afresh: `shallow` (a 320-value latent per 16x16
         /// block and a two-layer synthesis, started as the PCA of the training patches) or
         /// `pixel-shuffle` (the layout of the built-in q1..q4 models).
@@ -221,6 +226,7 @@ fn run(cli: Cli) -> Result<()> {
             resume,
             init,
             latent_channels,
+            means,
             arch: choice,
             pca_step,
             args,
@@ -248,6 +254,7 @@ fn run(cli: Cli) -> Result<()> {
                     arch.analysis_channels = 2 * n;
                 }
             }
+            arch.means |= means;
             let start = Start {
                 model: start,
                 resume: resuming,

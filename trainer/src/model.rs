@@ -117,13 +117,23 @@ impl LearnedNet {
             .clamp_min(MIN_SCALE)
             .reshape([1, zc, 1, 1]);
         let z_bits = laplace_bits(z_noisy, z_scale);
-        let log_scale = self.h_s.forward(z_hat);
-        let [_, _, yh, yw] = y.dims();
-        let log_scale = log_scale.narrow(2, 0, yh).narrow(3, 0, yw);
-        let y_scale = log_scale.exp().clamp_min(MIN_SCALE);
+        let prior = self.h_s.forward(z_hat);
+        let [_, yc, yh, yw] = y.dims();
+        let prior = prior.narrow(2, 0, yh).narrow(3, 0, yw);
+        let y_scale = prior.clone().narrow(1, 0, yc).exp().clamp_min(MIN_SCALE);
         let y_noisy =
             y.clone() + Tensor::random(y.shape(), Distribution::Uniform(-0.5, 0.5), &device);
-        let y_bits = laplace_bits(y_noisy, y_scale);
+        // With means, an element is coded as its difference from its mean. The codec rounds
+        // the mean to whole steps; training uses it unrounded: rounding passed straight
+        // through would drive every mean whose best value lies within half a step of zero
+        // to ±½ (its gradient points the same way until the rounding flips), where it flips
+        // between two offsets, one of them wrong (a model trained so coded 20 % more bits
+        // with its means than without them).
+        let y_centred = match prior.dims()[1] > yc {
+            true => y_noisy - prior.narrow(1, yc, yc),
+            false => y_noisy,
+        };
+        let y_bits = laplace_bits(y_centred, y_scale);
         let x_hat = self.g_s.forward(straight_through_round(y));
         ForwardOutput {
             x_hat,
@@ -289,11 +299,15 @@ impl LearnedNet {
         let mut ws = w.get(&log_scale.weight_name()).to_vec();
         ws.iter_mut().for_each(|v| *v *= 0.1);
         w.insert(log_scale.weight_name(), ws);
-        let bias = variances[..m]
+        let mut bias: Vec<f32> = variances[..m]
             .iter()
             .map(|&var| ((var / 2.0).sqrt() as f32 / step).max(0.2).ln())
             .collect();
+        if arch.means {
+            bias.resize(2 * m, 0.0);
+        }
         w.insert(log_scale.bias_name(), bias);
+        start_means_at_zero(arch, &mut w, m);
         Ok(Self::from_weights(arch, &w, device))
     }
 
@@ -317,6 +331,11 @@ impl LearnedNet {
                 "a model of {from:?} cannot be widened to {arch:?}: every channel count must stay or grow"
             ));
         }
+        if from.means && from.latent_channels != arch.latent_channels {
+            // Its last hyper-synthesis layer holds the means after the scales: a prefix
+            // embedding would put them in the added scales' place.
+            return Err("a model with means keeps its latent width".into());
+        }
         let fresh = Self::new(arch, device).weights(arch);
         let mut widened = LearnedWeights::default();
         let old_shapes: std::collections::BTreeMap<_, _> =
@@ -332,6 +351,9 @@ impl LearnedNet {
             }
             embed(&mut values, &shape, weights.get(&name), old_shape);
             widened.insert(name, values);
+        }
+        if arch.means && !from.means {
+            start_means_at_zero(arch, &mut widened, usize::from(arch.latent_channels));
         }
         Ok(Self::from_weights(arch, &widened, device))
     }
@@ -367,6 +389,23 @@ fn start_added_latents_quiet(
         // Above MIN_SCALE, where the clamp would stop the gradient.
         added.fill(0.2f32.ln());
     }
+}
+
+/// Means added to a model start at zero everywhere (weights and bias of the outputs from
+/// `latent` on of the last hyper-synthesis layer), so the model begins coding exactly as the
+/// scale-only one did and training moves them from there.
+fn start_means_at_zero(arch: &LearnedArch, weights: &mut LearnedWeights, latent: usize) {
+    if !arch.means {
+        return;
+    }
+    let layer = arch.log_scale_layer();
+    let per_output: usize = layer.weight_shape()[1..].iter().product();
+    let mut w = weights.get(&layer.weight_name()).to_vec();
+    w[latent * per_output..].fill(0.0);
+    weights.insert(layer.weight_name(), w);
+    let mut b = weights.get(&layer.bias_name()).to_vec();
+    b[latent..].fill(0.0);
+    weights.insert(layer.bias_name(), b);
 }
 
 /// Multiplies the weights of input channels `first..` of a conv weight `[out, in, k, k]`.

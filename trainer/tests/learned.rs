@@ -497,6 +497,7 @@ const SMALL_SHALLOW: LearnedArch = LearnedArch {
     synthesis_channels: [24, 0, 0],
     hyper_channels: 8,
     side_channels: 4,
+    means: false,
 };
 
 #[test]
@@ -643,4 +644,69 @@ fn a_resumed_run_continues_adam_from_the_saved_state() {
         record: state.record,
     });
     assert!(train(&c, |_| {}).is_err());
+}
+
+/// Adding means to a trained model (`aetrain train --init … --means`) keeps every weight it
+/// had and starts the means at zero, so the model begins where it was: the same pictures and
+/// the same bits in a training pass.
+#[test]
+fn adding_means_starts_where_the_model_was() {
+    let _turn = serial();
+    let device = burn_device();
+    device.seed(31);
+    let with_means = LearnedArch {
+        means: true,
+        ..SMALL_SHALLOW
+    };
+    let net = LearnedNet::new(&SMALL_SHALLOW, &device);
+    let weights = net.weights(&SMALL_SHALLOW);
+    let grown = LearnedNet::widened_from(&with_means, &SMALL_SHALLOW, &weights, &device).unwrap();
+    assert!(
+        LearnedNet::widened_from(
+            &SMALL_SHALLOW,
+            &with_means,
+            &grown.weights(&with_means),
+            &device
+        )
+        .is_err(),
+        "means are not taken away"
+    );
+    let grown_weights = grown.weights(&with_means);
+    let layer = with_means.log_scale_layer();
+    for (name, _) in aecodec::learned::LearnedWeights::expected_shapes(&SMALL_SHALLOW) {
+        let (old, new) = (weights.get(&name), grown_weights.get(&name));
+        assert_eq!(&new[..old.len()], old, "{name}");
+        let added = &new[old.len()..];
+        assert_eq!(
+            added.len(),
+            if name.starts_with(&layer.name) {
+                old.len()
+            } else {
+                0
+            }
+        );
+        assert!(
+            added.iter().all(|&v| v == 0.0),
+            "{name}: the means start at zero"
+        );
+    }
+    let (h, w) = (64, 64);
+    let image: Vec<f32> = (0..3 * h * w)
+        .map(|i| ((i * 53) % 256) as f32 / 255.0)
+        .collect();
+    let pass = |net: &LearnedNet| {
+        device.seed(7);
+        let out = net.forward(Tensor::from_data(
+            TensorData::new(image.clone(), [1, 3, h, w]),
+            &device,
+        ));
+        (values(out.x_hat), values(out.bits)[0])
+    };
+    let (x, bits) = pass(&net);
+    let (x_grown, bits_grown) = pass(&grown);
+    assert!(max_abs_diff(&x, &x_grown) <= 1e-6);
+    assert!(
+        (bits - bits_grown).abs() <= 1e-3 * bits,
+        "{bits} vs {bits_grown}"
+    );
 }

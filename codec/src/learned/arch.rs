@@ -79,6 +79,15 @@ pub struct LearnedArch {
     pub hyper_channels: u16,
     /// Channels of the side latent `z`.
     pub side_channels: u16,
+    /// Whether the hyper-synthesis also predicts each latent element's mean (Minnen et al.
+    /// 2018's mean-and-scale hyperprior): its last layer then has twice the latent's
+    /// channels, the log-scales first. Files without means do not name it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub means: bool,
+}
+
+fn is_false(v: &bool) -> bool {
+    !v
 }
 
 impl LearnedArch {
@@ -91,6 +100,7 @@ impl LearnedArch {
         synthesis_channels: [64, 32, 16],
         hyper_channels: 32,
         side_channels: 32,
+        means: false,
     };
 
     /// The shallow kind's default sizes: 320 latent values per 16×16 block (CompressAI's
@@ -103,6 +113,7 @@ impl LearnedArch {
         synthesis_channels: [24, 0, 0],
         hyper_channels: 64,
         side_channels: 32,
+        means: false,
     };
 
     /// Every channel count the kind uses, in declaration order.
@@ -118,9 +129,11 @@ impl LearnedArch {
     }
 
     /// Whether a model of this architecture fits inside `wider` channel for channel, so
-    /// that its weights can start a model of `wider` (see the trainer's widening).
+    /// that its weights can start a model of `wider` (see the trainer's widening); means
+    /// may be added, not taken away.
     pub fn fits_in(&self, wider: &LearnedArch) -> bool {
         self.kind == wider.kind
+            && (wider.means || !self.means)
             && self
                 .channel_counts()
                 .iter()
@@ -145,7 +158,8 @@ impl LearnedArch {
         self.analysis().pop().expect("the analysis has layers")
     }
 
-    /// The layer that makes the latent's log-scales (the hyper-synthesis's last).
+    /// The layer that makes the latent's log-scales (the hyper-synthesis's last; with
+    /// [`means`](Self::means), its first `latent_channels` outputs).
     pub fn log_scale_layer(&self) -> ConvSpec {
         self.hyper_synthesis()
             .pop()
@@ -211,9 +225,10 @@ impl LearnedArch {
     }
 
     /// The hyper-synthesis layers: two upsampling layers, then a 3×3 convolution to one
-    /// log-scale per latent channel. ReLU follows every layer but the last.
+    /// log-scale per latent channel (and one mean, with [`means`](Self::means)). ReLU
+    /// follows every layer but the last.
     pub fn hyper_synthesis(&self) -> Vec<ConvSpec> {
-        let m = usize::from(self.latent_channels);
+        let m = usize::from(self.latent_channels) * if self.means { 2 } else { 1 };
         let h = usize::from(self.hyper_channels);
         let s = usize::from(self.side_channels);
         vec![
@@ -412,6 +427,23 @@ mod tests {
         let mut bad = arch;
         bad.synthesis_channels[2] = 8;
         assert!(bad.check().is_err());
+    }
+
+    #[test]
+    fn means_double_the_last_hyper_layer_and_only_files_with_them_name_them() {
+        let arch = LearnedArch {
+            means: true,
+            ..LearnedArch::SHALLOW
+        };
+        let last = arch.log_scale_layer();
+        assert_eq!(last.out_channels, 2 * usize::from(arch.latent_channels));
+        assert!(arch.macs_per_pixel().1 < 8000.0);
+        assert!(LearnedArch::SHALLOW.fits_in(&arch) && !arch.fits_in(&LearnedArch::SHALLOW));
+        let json = serde_json::to_string(&arch).unwrap();
+        assert!(json.contains("\"means\":true"), "{json}");
+        assert_eq!(serde_json::from_str::<LearnedArch>(&json).unwrap(), arch);
+        let json = serde_json::to_string(&LearnedArch::SHALLOW).unwrap();
+        assert!(!json.contains("means"), "{json}");
     }
 
     #[test]

@@ -269,16 +269,20 @@ impl LearnedCoder {
     ) -> Result<CodedLatent, CoderError> {
         let intra = self.intra();
         let step = intra.coded_step();
-        let indices = intra.table_indices(z.to_vec(), step);
+        let prior = intra.prior(z.to_vec(), step);
+        let indices = &prior.tables;
         let params = RefineParams::for_model(self.effort, self.model.info.lambda, step.value());
         let mut u = self.latent.map(scaled.to_vec());
         // Priced as the plain frame's channel context codes it (which channels are predicted
         // from their neighbours, and their tables' shifts).
         let context = match intra.uses_context() {
-            true => ChannelContext::choose(&plain.reference.latent, &indices, self.latent),
+            true => {
+                let coded = prior.centred(&plain.reference.latent);
+                ChannelContext::choose(&coded, indices, self.latent)
+            }
             false => ChannelContext::plain(self.latent.channels),
         };
-        let rate = refine::LatentRate::new(&indices, &context, self.latent);
+        let rate = refine::LatentRate::new(&prior, &context, self.latent);
         let target = super::frame_to_map(frame);
         if !refine::refine(&self.model, &target, &mut u, step.value(), &rate, params) {
             return Ok(plain);
@@ -432,6 +436,7 @@ pub(crate) mod tests {
         synthesis_channels: [8, 8, 8],
         hyper_channels: 8,
         side_channels: 4,
+        means: false,
     };
 
     /// A small shallow-kind architecture.
@@ -442,6 +447,7 @@ pub(crate) mod tests {
         synthesis_channels: [24, 0, 0],
         hyper_channels: 8,
         side_channels: 4,
+        means: false,
     };
 
     /// A model with deterministic pseudo-random weights (scaled so latents are a few units).
@@ -518,6 +524,76 @@ pub(crate) mod tests {
             a.encode(&frame, FrameType::Intra).unwrap().payload,
             b.encode(&frame, FrameType::Intra).unwrap().payload
         );
+    }
+
+    /// A mean-and-scale model: with its means at zero it writes exactly the scale-only
+    /// model's payloads; with means it codes each element around its mean, and the decoder
+    /// rebuilds exactly the encoder's latent at every step, refined or not, in intra and
+    /// predicted frames.
+    #[test]
+    fn a_mean_and_scale_model_codes_each_element_around_its_mean() {
+        let plain = random_model_of(SMALL_SHALLOW);
+        let arch = LearnedArch {
+            means: true,
+            ..SMALL_SHALLOW
+        };
+        let layer = arch.log_scale_layer();
+        let mut weights = plain.weights.clone();
+        let (w_name, b_name) = (layer.weight_name(), layer.bias_name());
+        let mut w_means = weights.get(&w_name).to_vec();
+        let mut b_means = weights.get(&b_name).to_vec();
+        w_means.extend(vec![0.0; w_means.len()]);
+        b_means.extend(vec![0.0; b_means.len()]);
+        weights.insert(w_name.clone(), w_means.clone());
+        weights.insert(b_name.clone(), b_means.clone());
+        let model_of = |weights: &LearnedWeights| {
+            let bytes = LearnedModel::file_bytes_for(&new_info(arch, 0.01, 1), weights);
+            Arc::new(LearnedModel::from_bytes(&bytes).unwrap())
+        };
+        let (w, h) = (96, 80);
+        let frame = test_frame(w, h, 2);
+        let zero_means = model_of(&weights);
+        let payload = |model: &Arc<LearnedModel>| {
+            let mut enc = LearnedCoder::new(model.clone(), w, h);
+            enc.encode(&frame, FrameType::Intra).unwrap().payload
+        };
+        assert_eq!(payload(&zero_means), payload(&plain));
+
+        // Means of a few steps: the mean rows copy the scale rows, times 8.
+        let half = w_means.len() / 2;
+        let (scales, means) = w_means.split_at_mut(half);
+        means
+            .iter_mut()
+            .zip(scales.iter())
+            .for_each(|(m, s)| *m = 8.0 * s);
+        weights.insert(w_name, w_means);
+        let model = model_of(&weights);
+        let coder = LearnedCoder::new(model.clone(), w, h);
+        let z = round_latent(&model.hyper_analyze(&model.analyze(&frame)));
+        let prior = coder.intra().prior(z, LatentStep::UNIT);
+        assert!(prior.offsets.iter().filter(|&&m| m != 0).count() > prior.offsets.len() / 4);
+        assert_ne!(payload(&model), payload(&plain));
+        for (index, effort) in [(128u8, 0u16), (160, 0), (128, 20)] {
+            let step = LatentStep::from_index(index);
+            let mut enc = LearnedCoder::new(model.clone(), w, h)
+                .with_latent_step(step)
+                .with_effort(effort);
+            let mut dec = LearnedCoder::new(model.clone(), w, h);
+            for (i, frame_type) in [FrameType::Intra, FrameType::Predicted]
+                .into_iter()
+                .enumerate()
+            {
+                let coded = enc
+                    .encode(&test_frame(w, h, i as u32 * 3), frame_type)
+                    .unwrap();
+                let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
+                assert_eq!(
+                    Some(latent.values.as_slice()),
+                    enc.last_latent(),
+                    "{index} {i}"
+                );
+            }
+        }
     }
 
     /// Refinement pays in real bitstreams: the refined intra frame costs less in bits plus

@@ -9,6 +9,7 @@
 
 use super::arch::{HYPER_ACTIVATION_BITS, HYPER_WEIGHT_BITS};
 use super::conv::{ConvKernel, FeatureMap};
+use super::step::LatentStep;
 use crate::entropy::index_for_log_scale;
 
 /// Activations are clamped to this magnitude (in real units) to bound the sums.
@@ -19,11 +20,14 @@ const WEIGHT_LIMIT: f64 = 64.0;
 /// The hyper-synthesis layers with weights on the integer grid.
 pub struct ExactHyperSynthesis {
     layers: Vec<ConvKernel<f64>>,
+    /// Whether the last layer gives means after the log-scales.
+    means: bool,
 }
 
 impl ExactHyperSynthesis {
-    /// Rounds float layers to the grid.
-    pub fn new(layers: &[ConvKernel<f32>]) -> Self {
+    /// Rounds float layers to the grid; `means`: the last layer gives means after the
+    /// log-scales.
+    pub fn new(layers: &[ConvKernel<f32>], means: bool) -> Self {
         let wscale = f64::from(1u32 << HYPER_WEIGHT_BITS);
         let bscale = f64::from(1u32 << (HYPER_WEIGHT_BITS + HYPER_ACTIVATION_BITS));
         let layers = layers
@@ -44,19 +48,20 @@ impl ExactHyperSynthesis {
                     .collect(),
             })
             .collect();
-        Self { layers }
+        Self { layers, means }
     }
 
-    /// Table indices for a latent of `height`×`width` from the rounded side latent `z`
-    /// (planar, `side_channels` × zh × zw): one index per latent element, planar. Each
-    /// log-scale is lowered by `log_step_q8` (the latent step's `ln`, in 2^−8) first.
-    pub fn table_indices(
+    /// The prior of a latent of `height`×`width` from the rounded side latent `z` (planar,
+    /// `side_channels` × zh × zw), quantized with `step`: one table index per latent element,
+    /// planar, each log-scale lowered by the step's `ln` first; and, when the last layer
+    /// also gives means (twice the latent's channels), each element's mean in whole steps.
+    pub fn prior(
         &self,
         z: &FeatureMap<i32>,
         height: usize,
         width: usize,
-        log_step_q8: i64,
-    ) -> Vec<u8> {
+        step: LatentStep,
+    ) -> LatentPrior {
         let ascale = f64::from(1u32 << HYPER_ACTIVATION_BITS);
         let limit = ACTIVATION_LIMIT * ascale;
         let mut x = FeatureMap {
@@ -75,11 +80,60 @@ impl ExactHyperSynthesis {
             let floor_at = if i < last { 0.0 } else { -limit };
             x = layer.forward_with(&x, |v| (v / wscale).floor().clamp(floor_at, limit));
         }
-        let log_scale = x.cropped(height, width);
-        log_scale
-            .data
-            .iter()
-            .map(|&s| index_for_log_scale(s as i64 - log_step_q8))
-            .collect()
+        let outputs = x.cropped(height, width);
+        let elements = outputs.data.len() / if self.means { 2 } else { 1 };
+        let (log_scales, means) = outputs.data.split_at(elements);
+        let log_step_q8 = step.log_q8();
+        LatentPrior {
+            tables: log_scales
+                .iter()
+                .map(|&s| index_for_log_scale(s as i64 - log_step_q8))
+                .collect(),
+            offsets: step.means_in_steps(means.iter().map(|&m| m as i64)),
+        }
+    }
+}
+
+/// What the hyperprior says of each element of a latent quantized with some step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatentPrior {
+    /// The bank table each element is coded with.
+    pub tables: Vec<u8>,
+    /// Each element's mean in whole steps, or none (a scale-only hyperprior): an element is
+    /// coded as its difference from its mean.
+    pub offsets: Vec<i32>,
+}
+
+impl LatentPrior {
+    /// The values coded for a latent (in steps): their differences from the means.
+    pub fn centred(&self, latent: &[i32]) -> Vec<i32> {
+        match self.offsets.is_empty() {
+            true => latent.to_vec(),
+            false => latent
+                .iter()
+                .zip(&self.offsets)
+                .map(|(&v, &m)| v - m)
+                .collect(),
+        }
+    }
+
+    /// An unrounded latent (in steps) less the means, as the encoder rounds it.
+    pub fn centred_exact(&self, exact: &[f32]) -> Vec<f32> {
+        match self.offsets.is_empty() {
+            true => exact.to_vec(),
+            false => exact
+                .iter()
+                .zip(&self.offsets)
+                .map(|(&v, &m)| v - m as f32)
+                .collect(),
+        }
+    }
+
+    /// The latent from the values coded: the means added back.
+    pub fn uncentred(&self, mut coded: Vec<i32>) -> Vec<i32> {
+        for (v, &m) in coded.iter_mut().zip(&self.offsets) {
+            *v = v.saturating_add(m);
+        }
+        coded
     }
 }

@@ -1,4 +1,5 @@
-//! Intra frames: the hyperprior latent codec (Ballé et al. 2018, scale only).
+//! Intra frames: the hyperprior latent codec (Ballé et al. 2018: scale only, or with means as
+//! Minnen et al. 2018 when the model has them).
 //!
 //! Payload: for a model with a [latent step](super::step) its index (one byte), then one bank
 //! index per side-latent channel, then one ANS stream holding the side latent `ẑ` (each
@@ -11,7 +12,7 @@ use super::coded::CodedLatent;
 use super::context::ChannelContext;
 use super::conv::FeatureMap;
 use super::predicted::ReferenceFrame;
-use super::{round_element, LatentShape, LatentStep, LearnedModel};
+use super::{round_element, LatentPrior, LatentShape, LatentStep, LearnedModel};
 use crate::coders::CoderError;
 use crate::entropy::{self, CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder};
 
@@ -40,16 +41,22 @@ impl HyperpriorCodec<'_> {
         }
     }
 
-    /// The bank index of every latent element, from the rounded side latent `z`, for a
-    /// latent quantized with `step`.
-    pub fn table_indices(&self, z: Vec<i32>, step: LatentStep) -> Vec<u8> {
+    /// The bank index (and mean, if the model has them) of every latent element, from the
+    /// rounded side latent `z`, for a latent quantized with `step`.
+    pub fn prior(&self, z: Vec<i32>, step: LatentStep) -> LatentPrior {
         let (height, width) = (self.latent.height, self.latent.width);
-        self.model
-            .table_indices(&self.side_map(z), height, width, step)
+        self.model.prior(&self.side_map(z), height, width, step)
+    }
+
+    /// The bank index of every latent element (see [`Self::prior`]).
+    pub fn table_indices(&self, z: Vec<i32>, step: LatentStep) -> Vec<u8> {
+        self.prior(z, step).tables
     }
 
     /// Codes a frame whose unrounded latent, already divided by the step, is `exact`, and
-    /// whose rounded side latent is `z`.
+    /// whose rounded side latent is `z`. With a mean-and-scale hyperprior every element is
+    /// rounded and coded as its difference from its mean (in whole steps): the channel
+    /// context then predicts those differences.
     pub fn encode(&self, exact: &[f32], z: &[i32]) -> Result<CodedLatent, CoderError> {
         let bank = ScaleBank::get();
         let plane = self.side.plane();
@@ -60,8 +67,10 @@ impl HyperpriorCodec<'_> {
         }
         leading.extend(z.chunks(plane).map(|c| bank.index_near_mean(c)));
         let side_indices = &leading[leading.len() - self.side.channels..];
-        let indices = self.table_indices(z.to_vec(), step);
-        let mut y = round_intra(exact, &indices, INTRA_RATE_WEIGHT);
+        let prior = self.prior(z.to_vec(), step);
+        let indices = &prior.tables;
+        let exact = &prior.centred_exact(exact);
+        let mut y = round_intra(exact, indices, INTRA_RATE_WEIGHT);
         let mut items: Vec<(&CategoricalTable, i32)> = Vec::with_capacity(y.len() + z.len());
         for (i, &v) in z.iter().enumerate() {
             bank.push_symbols(side_indices[i / plane], v, &mut items);
@@ -70,20 +79,20 @@ impl HyperpriorCodec<'_> {
             // Rounded again under the tables the first choice of context gives (a predicted
             // channel's values to nearest: what they cost depends on their neighbours'), then
             // the context chosen for the values coded.
-            let first = ChannelContext::choose(&y, &indices, self.latent);
-            y = round_in_context(exact, &indices, &first, self.latent);
-            let context = ChannelContext::choose(&y, &indices, self.latent);
+            let first = ChannelContext::choose(&y, indices, self.latent);
+            y = round_in_context(exact, indices, &first, self.latent);
+            let context = ChannelContext::choose(&y, indices, self.latent);
             context.write(&mut leading);
-            for (index, v) in context.symbols(&y, &indices, self.latent) {
+            for (index, v) in context.symbols(&y, indices, self.latent) {
                 bank.push_symbols(index, v, &mut items);
             }
         } else {
-            for (&v, &index) in y.iter().zip(&indices) {
+            for (&v, &index) in y.iter().zip(indices) {
                 bank.push_symbols(index, v, &mut items);
             }
         }
         let reference = ReferenceFrame {
-            latent: y,
+            latent: prior.uncentred(y),
             tables: None,
         };
         CodedLatent::finish(leading, items, reference)
@@ -131,12 +140,12 @@ impl HyperpriorCodec<'_> {
                 z.push(bank.decode(index, &mut decoder)?);
             }
         }
-        let indices = self.table_indices(z, step);
-        let y = context.decode(&indices, self.latent, |index| {
+        let prior = self.prior(z, step);
+        let y = context.decode(&prior.tables, self.latent, |index| {
             Ok(bank.decode(index, &mut decoder)?)
         })?;
         decoder.finish()?;
-        Ok((y, step))
+        Ok((prior.uncentred(y), step))
     }
 }
 

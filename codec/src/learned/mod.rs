@@ -35,6 +35,7 @@ pub mod step;
 pub use arch::{ArchKind, ConvSpec, LearnedArch, MIN_SCALE, SHALLOW_BLOCK, Z_LOG_SCALE};
 pub use coded::{CodedLatent, EntropyCost};
 pub use coder::LearnedCoder;
+pub use hyper::LatentPrior;
 pub use residual::ResidualCoder;
 pub use step::LatentStep;
 
@@ -177,7 +178,7 @@ impl LearnedModel {
             analysis: kernels(arch.analysis()),
             synthesis: kernels(arch.synthesis()),
             hyper_analysis: kernels(arch.hyper_analysis()),
-            hyper_synthesis: ExactHyperSynthesis::new(&kernels(arch.hyper_synthesis())),
+            hyper_synthesis: ExactHyperSynthesis::new(&kernels(arch.hyper_synthesis()), arch.means),
             info,
             weights,
             id,
@@ -240,17 +241,16 @@ impl LearnedModel {
         run_chain(&self.hyper_analysis, abs)
     }
 
-    /// Table indices for every element of a `height`×`width` latent quantized with `step`,
-    /// from the rounded `ẑ`.
-    pub fn table_indices(
+    /// The table and (with a mean-and-scale hyperprior) the mean of every element of a
+    /// `height`×`width` latent quantized with `step`, from the rounded `ẑ`.
+    pub fn prior(
         &self,
         z: &FeatureMap<i32>,
         height: usize,
         width: usize,
         step: LatentStep,
-    ) -> Vec<u8> {
-        self.hyper_synthesis
-            .table_indices(z, height, width, step.log_q8())
+    ) -> LatentPrior {
+        self.hyper_synthesis.prior(z, height, width, step)
     }
 
     /// Whether this model's intra payloads carry a [`LatentStep`] (the shallow kind's do;

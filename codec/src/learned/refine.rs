@@ -15,7 +15,7 @@
 
 use super::context::ChannelContext;
 use super::conv::{ConvKernel, FeatureMap};
-use super::{ConvSpec, LatentShape, LearnedModel};
+use super::{ConvSpec, LatentPrior, LatentShape, LearnedModel};
 use crate::entropy::scale_of;
 
 /// How hard the refinement works.
@@ -203,15 +203,18 @@ fn laplace_bits(u: f32, b: f32) -> (f32, f32) {
 /// (the median edge detector, here on unrounded values).
 pub struct LatentRate {
     scales: Vec<f32>,
+    /// Each element's mean (in steps), none for a scale-only hyperprior.
+    means: Vec<f32>,
     predicted: Vec<bool>,
     shape: LatentShape,
 }
 
 impl LatentRate {
-    /// The rate of a latent of `shape` coded under the tables `indices` as `context` says.
-    pub fn new(indices: &[u8], context: &ChannelContext, shape: LatentShape) -> Self {
+    /// The rate of a latent of `shape` coded under `prior` as `context` says.
+    pub fn new(prior: &LatentPrior, context: &ChannelContext, shape: LatentShape) -> Self {
         let plane = shape.plane();
-        let scales = indices
+        let scales = prior
+            .tables
             .iter()
             .enumerate()
             .map(|(i, &t)| {
@@ -224,6 +227,7 @@ impl LatentRate {
             .collect();
         Self {
             scales,
+            means: prior.offsets.iter().map(|&m| m as f32).collect(),
             predicted,
             shape,
         }
@@ -231,6 +235,16 @@ impl LatentRate {
 
     /// The bits of `u`; adds their gradient to `grad`.
     fn bits(&self, u: &[f32], grad: &mut [f32]) -> f64 {
+        // Values are coded as their differences from their means (a constant shift: the
+        // gradient is the same).
+        let centred: Vec<f32>;
+        let u = match self.means.is_empty() {
+            true => u,
+            false => {
+                centred = u.iter().zip(&self.means).map(|(v, m)| v - m).collect();
+                &centred
+            }
+        };
         let (plane, width) = (self.shape.plane(), self.shape.width);
         let mut bits = 0.0f64;
         for (c, &predicted) in self.predicted.iter().enumerate() {
@@ -414,11 +428,16 @@ mod tests {
                     .map(|v| v + 0.5)
                     .collect(),
             };
-            // Every other channel coded as differences from its neighbours' prediction.
+            // Every other channel coded as differences from its neighbours' prediction, every
+            // element around a mean.
             let rate = LatentRate {
                 scales: pseudo_random(c * h * w, 11, 2.0)
                     .into_iter()
                     .map(|v| v.abs() + 0.3)
+                    .collect(),
+                means: pseudo_random(c * h * w, 13, 3.0)
+                    .into_iter()
+                    .map(f32::round)
                     .collect(),
                 predicted: (0..c).map(|k| k % 2 == 1).collect(),
                 shape: LatentShape {

@@ -52,6 +52,34 @@ impl LatentStep {
     pub fn log_q8(self) -> i64 {
         (i64::from(self.0) - 128) * 8
     }
+
+    /// Means from the hyper-synthesis (multiples of 2^−8 of the latent at step 1) in units
+    /// of this step, each rounded to the nearest integer, by integer arithmetic alone: a
+    /// mean moves which symbol an element is coded as, so every machine must find the same.
+    pub fn means_in_steps(self, means_q8: impl Iterator<Item = i64>) -> Vec<i32> {
+        let inverse = i128::from(self.inverse_q40());
+        means_q8
+            .map(|mean| {
+                let rounded = (i128::from(mean) * inverse + (1 << 47)) >> 48;
+                rounded.clamp(i32::MIN.into(), i32::MAX.into()) as i32
+            })
+            .collect()
+    }
+
+    /// `1 / step` in fixed point 2^−40: e^∓1/32 (rounded to that grid) multiplied in
+    /// |index − 128| times, each product floored back to the grid.
+    fn inverse_q40(self) -> i64 {
+        const DOWN: u128 = 1_065_683_211_334; // 2^40 · e^(−1/32)
+        const UP: u128 = 1_134_413_873_426; // 2^40 · e^(1/32)
+        let k = i32::from(self.0) - 128;
+        let factor = if k > 0 { DOWN } else { UP };
+        let mut inverse: u128 = 1 << 40;
+        for _ in 0..k.unsigned_abs() {
+            // At most 2^46 · 2^41: no overflow.
+            inverse = (inverse * factor) >> 40;
+        }
+        inverse as i64
+    }
 }
 
 impl Default for LatentStep {
@@ -88,6 +116,23 @@ mod tests {
         assert_eq!(LatentStep::nearest(1e9).unwrap().index(), 255);
         assert_eq!(LatentStep::nearest(1e-9).unwrap().index(), 0);
         assert_eq!(LatentStep::nearest(0.0), None);
+        // Means in steps: exact integers, within the grid's rounding of the float division.
+        for index in [0u8, 37, 128, 150, 255] {
+            let step = LatentStep::from_index(index);
+            let means: Vec<i64> = (-3000..3000).map(|m| m * 97).collect();
+            let got = step.means_in_steps(means.iter().copied());
+            for (&mean, &offset) in means.iter().zip(&got) {
+                let exact = mean as f64 / 256.0 / f64::from(step.value());
+                assert!(
+                    (exact - f64::from(offset)).abs() <= 0.5 + 1e-6,
+                    "{index} {mean}"
+                );
+            }
+        }
+        assert_eq!(
+            LatentStep::UNIT.means_in_steps([256, -384, 127].into_iter()),
+            [1, -1, 0]
+        );
         assert_eq!(LatentStep::nearest(f64::NAN), None);
     }
 }
