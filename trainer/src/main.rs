@@ -80,8 +80,9 @@ enum ArchChoice {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a learned model (autoencoder + hyperprior, scale or mean-and-scale) for rate and distortion:
-    /// loss = lambda·255²·MSE + bits per pixel, on random crops of the clips' frames.
+    /// Train a learned model (autoencoder + hyperprior, scale or mean-and-scale) for rate and
+    /// distortion: loss = lambda·255²·MSE + bits per pixel, on random crops of the clips'
+    /// frames.
     Train {
         /// Video files, or packed corpora (`aetrain pack`), to train on.
         #[arg(required = true)]
