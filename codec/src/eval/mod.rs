@@ -238,6 +238,17 @@ impl Codec {
         }
     }
 
+    /// The codec a row of setting `label` is counted under: the codec's name, except for two
+    /// learned models of one quality (an A/B run), each of which is a codec of its own,
+    /// `learned q4-<id>`, with its own curve and BD-rate (`--reference` may name it).
+    fn row_codec(&self, label: &str) -> String {
+        let model = label.split(['@', '+']).next().unwrap_or(label);
+        match self {
+            Codec::Learned { name, .. } if model.contains('-') => format!("{name} {model}"),
+            _ => self.name(),
+        }
+    }
+
     /// Every setting with the label its rows carry.
     fn settings(&self) -> Vec<(String, Setting)> {
         const PCA_STEPS: [u16; 9] = [2, 4, 8, 16, 32, 64, 128, 256, 512];
@@ -589,7 +600,7 @@ pub fn run(
                 let (psnr_rgb, ms_ssim) = quality(&frames, &coded.decoded).map_err(point)?;
                 let row = EvalRow {
                     clip: clip_name.clone(),
-                    codec: name.clone(),
+                    codec: codec.row_codec(&label),
                     setting: label,
                     bpp: coded.bytes as f64 * 8.0 / pixels,
                     psnr_rgb,
@@ -623,14 +634,14 @@ mod tests {
             models,
             prediction: Prediction::IntraOnly,
         };
-        let labels = |codec: Codec| -> Vec<String> {
+        let labels = |codec: &Codec| -> Vec<String> {
             codec
                 .settings()
                 .into_iter()
                 .map(|(label, _)| label)
                 .collect()
         };
-        assert_eq!(labels(learned(vec![q1.clone(), q3.clone()])), ["q1", "q3"]);
+        assert_eq!(labels(&learned(vec![q1.clone(), q3.clone()])), ["q1", "q3"]);
         // Another model of quality 3 (the same weights, another lambda: another id).
         let mut info = q3.info.clone();
         info.lambda *= 2.0;
@@ -638,13 +649,19 @@ mod tests {
             LearnedModel::from_bytes(&LearnedModel::file_bytes_for(&info, &q3.weights)).unwrap(),
         );
         let short = |m: &LearnedModel| m.id.hex()[..8].to_string();
+        let ab = learned(vec![q1, q3.clone(), other.clone()]);
         assert_eq!(
-            labels(learned(vec![q1, q3.clone(), other.clone()])),
+            labels(&ab),
             [
                 "q1".to_string(),
                 format!("q3-{}", short(&q3)),
                 format!("q3-{}", short(&other))
             ]
         );
+        // Each model of an A/B run is a codec of its own, whatever its step or detail layer.
+        assert_eq!(ab.row_codec("q1@1.989"), "learned");
+        let a = format!("learned q3-{}", short(&q3));
+        assert_eq!(ab.row_codec(&format!("q3-{}", short(&q3))), a);
+        assert_eq!(ab.row_codec(&format!("q3-{}@1.989+d64", short(&q3))), a);
     }
 }

@@ -219,7 +219,9 @@ enum Command {
         /// (comma-separated, 0.02 to 50; its `--step`), labelled q<N>@<step>.
         #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_EVAL_LATENT_STEPS)]
         latent_steps: Vec<f32>,
-        /// The codec BD-rates are measured against.
+        /// The codec BD-rates are measured against. Two --learned-model files of one quality
+        /// (an A/B run) are codecs of their own, `learned q<N>-<first 8 hex digits of the
+        /// id>`, and may be the reference.
         #[arg(long, default_value = "jpeg")]
         reference: String,
         /// Let the detail layer of the learned codecs' models code frames alone where that is
