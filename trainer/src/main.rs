@@ -69,6 +69,11 @@ struct TrainArgs {
     /// Replace the output if it exists.
     #[arg(long)]
     force: bool,
+    /// Train the hyperprior alone (hyper-analysis, hyper-synthesis): the analysis and
+    /// synthesis transforms keep their weights. For means added to a trained model (`--init
+    /// … --means`): they learn without a fresh optimizer moving the picture.
+    #[arg(long)]
+    hyperprior_only: bool,
 }
 
 /// `aetrain train --arch`.
@@ -382,6 +387,7 @@ fn train(
         resume,
         optimizer_state: start.optimizer,
         pca_step: start.pca_step,
+        hyperprior_only: a.hyperprior_only,
         command: std::env::args().collect::<Vec<_>>().join(" "),
     };
     let (enc, dec) = config.arch.macs_per_pixel();

@@ -358,6 +358,14 @@ impl LearnedNet {
         Ok(Self::from_weights(arch, &widened, device))
     }
 
+    /// The same network with the analysis and synthesis transforms frozen (no gradients):
+    /// only the hyperprior trains.
+    pub fn hyperprior_only(mut self) -> Self {
+        self.g_a = self.g_a.no_grad();
+        self.g_s = self.g_s.no_grad();
+        self
+    }
+
     /// Inference helpers for tests: the synthesis of a latent.
     pub fn synthesize(&self, y_hat: Tensor<4>) -> Tensor<4> {
         self.g_s.forward(y_hat)

@@ -81,6 +81,8 @@ pub struct TrainConfig {
     /// A shallow-kind model started afresh begins as the PCA of its training patches, with
     /// this latent step in code values (default: [`pca_step_for`] the lambda).
     pub pca_step: Option<f32>,
+    /// Train the hyperprior alone; the analysis and synthesis transforms keep their weights.
+    pub hyperprior_only: bool,
     pub command: String,
 }
 
@@ -348,6 +350,9 @@ pub fn train(
     };
     // Parameters numbered as every resumed run numbers them (`LearnedNet::from_weights`).
     let mut net = LearnedNet::from_weights(&arch, &net.weights(&arch), &device);
+    if config.hyperprior_only {
+        net = net.hyperprior_only();
+    }
     let mut optimizer = AdamConfig::new().init();
     if let (true, Some(state)) = (config.resume, &config.optimizer_state) {
         if state.steps != previous_steps {

@@ -144,6 +144,7 @@ fn config(steps: u64) -> TrainConfig {
         resume: false,
         optimizer_state: None,
         pca_step: None,
+        hyperprior_only: false,
         command: "test".into(),
     }
 }
@@ -708,5 +709,40 @@ fn adding_means_starts_where_the_model_was() {
     assert!(
         (bits - bits_grown).abs() <= 1e-3 * bits,
         "{bits} vs {bits_grown}"
+    );
+}
+
+/// `--hyperprior-only` on means added to a model: real training steps move the hyperprior
+/// (the means among it) and leave the analysis and synthesis exactly as they were.
+#[test]
+fn hyperprior_only_training_keeps_the_transforms() {
+    let _turn = serial();
+    let device = burn_device();
+    device.seed(41);
+    let arch = SMALL_SHALLOW;
+    let weights = LearnedNet::new(&arch, &device).weights(&arch);
+    let start = LearnedModel::file_bytes_for(&new_info(arch, 0.01, 2), &weights);
+    let mut c = config(3);
+    c.arch = LearnedArch {
+        means: true,
+        ..arch
+    };
+    c.start = Some(Arc::new(LearnedModel::from_bytes(&start).unwrap()));
+    c.hyperprior_only = true;
+    let trained = LearnedModel::from_bytes(&train(&c, |_| {}).unwrap()).unwrap();
+    for (name, _) in aecodec::learned::LearnedWeights::expected_shapes(&arch) {
+        let (old, new) = (weights.get(&name), trained.weights.get(&name));
+        if name.starts_with("g_") {
+            assert_eq!(old, new, "{name} moved");
+        }
+    }
+    // The last hyper-synthesis layer trains, its scales and its means (its inputs are never
+    // all zero; the first layer's may be, where the side latent rounds to zero).
+    let last = c.arch.log_scale_layer().weight_name();
+    let (old, new) = (weights.get(&last), trained.weights.get(&last));
+    assert_ne!(old, &new[..old.len()], "the scales did not train");
+    assert!(
+        new[old.len()..].iter().any(|&v| v != 0.0),
+        "the means did not train"
     );
 }
