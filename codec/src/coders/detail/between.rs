@@ -21,7 +21,8 @@
 
 use super::{
     add_layer_deblocked, assemble, grey, mode_byte, motion, moved_values, tables, vectors_of,
-    DetailMode, DetailedCoder, FrameType, FROM_ANCHOR, FROM_BETWEEN, RATE_WEIGHT, WRITTEN,
+    DetailLayer, DetailMode, DetailedCoder, FrameType, FROM_ANCHOR, FROM_BETWEEN, RATE_WEIGHT,
+    WRITTEN,
 };
 use crate::coders::{CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::varint;
@@ -85,10 +86,10 @@ impl DetailedCoder {
         detail.extend_from_slice(&anchor.payload);
         let kept = self.between_tables.take().unwrap_or_default();
         // Each side, and the one that costs least (squared error plus `RATE_WEIGHT` per bit).
+        let sides = code_sides(&self.layer, frame, (&before, after), &guide, &kept);
         let mut best: Option<(f64, Vec<u8>, tables::MovedTables)> = None;
-        for side in motion::Side::ALL {
-            let (bytes, error, tables) =
-                self.code_between(frame, (&before, after), side, &guide, &kept)?;
+        for coded in sides {
+            let (bytes, error, tables) = coded?;
             let cost = error + RATE_WEIGHT * 8.0 * bytes.len() as f64;
             if best.as_ref().is_none_or(|b| cost < b.0) {
                 best = Some((cost, bytes, tables));
@@ -106,35 +107,6 @@ impl DetailedCoder {
             payload: assemble(&[], &[ANCHOR_MODE]),
         };
         Ok((first, second))
-    }
-
-    /// A bidirectional frame's own bytes predicted from `side` (its step byte, side byte, field
-    /// and layer), the squared error it leaves (in the stream's steps) and the tables in force
-    /// after it.
-    fn code_between(
-        &self,
-        frame: &RgbFrame,
-        around: (&RgbFrame, &RgbFrame),
-        side: motion::Side,
-        guide: &[(i32, i32)],
-        kept: &tables::MovedTables,
-    ) -> Result<(Vec<u8>, f64, tables::MovedTables), CoderError> {
-        let byte = motion::BIDIRECTIONAL_STEP_BYTE;
-        // Twice a moved frame's: on 30 frames of `bikes` against x264 medium, half as much
-        // +43.4 %, twice +36.0 %, four times +35.7 %.
-        let lambda = motion::LAMBDA_PER_STEP * f64::from(self.moved_layer(byte).step) / 2.0;
-        let field = motion::estimate_between(frame, around, side, Some(guide), lambda);
-        let prediction = motion::compensate_between(around, side, &field.vectors);
-        let mut out = vec![byte, side.byte()];
-        let (_, error, tables) = self.code_field_and_layer(
-            byte,
-            (frame, &prediction),
-            &field,
-            Some(guide),
-            kept,
-            &mut out,
-        )?;
-        Ok((out, error, tables))
     }
 
     /// Parses a bidirectional or showing packet; `None` for any other (which must not come
@@ -245,6 +217,63 @@ impl DetailedCoder {
         add_layer_deblocked(&layer, &mut frame, q, &kernels);
         Some(frame)
     }
+}
+
+/// What [`code_between`] gives for each of [`motion::Side::ALL`], in that order. The three are
+/// independent, so with more than one kernel thread (`AECODEC_THREADS`) they run at once.
+fn code_sides(
+    layer: &DetailLayer,
+    frame: &RgbFrame,
+    around: (&RgbFrame, &RgbFrame),
+    guide: &[(i32, i32)],
+    kept: &tables::MovedTables,
+) -> Vec<Result<CodedSide, CoderError>> {
+    let code = |side| code_between(layer, frame, around, side, guide, kept);
+    if crate::learned::conv::threads() < 2 {
+        return motion::Side::ALL.map(code).into();
+    }
+    std::thread::scope(|scope| {
+        let running = motion::Side::ALL.map(|side| scope.spawn(move || code(side)));
+        running
+            .into_iter()
+            .map(|side| {
+                side.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+/// A bidirectional frame's own bytes, the squared error they leave and the tables after them.
+type CodedSide = (Vec<u8>, f64, tables::MovedTables);
+
+/// A bidirectional frame's own bytes predicted from `side` (its step byte, side byte, field
+/// and layer), the squared error it leaves (in the stream's steps) and the tables in force
+/// after it; `layer` is the stream's.
+fn code_between(
+    layer: &DetailLayer,
+    frame: &RgbFrame,
+    around: (&RgbFrame, &RgbFrame),
+    side: motion::Side,
+    guide: &[(i32, i32)],
+    kept: &tables::MovedTables,
+) -> Result<CodedSide, CoderError> {
+    let byte = motion::BIDIRECTIONAL_STEP_BYTE;
+    // Twice a moved frame's: on 30 frames of `bikes` against x264 medium, half as much
+    // +43.4 %, twice +36.0 %, four times +35.7 %.
+    let lambda = motion::LAMBDA_PER_STEP * f64::from(layer.moved(byte).step) / 2.0;
+    let field = motion::estimate_between(frame, around, side, Some(guide), lambda);
+    let prediction = motion::compensate_between(around, side, &field.vectors);
+    let mut out = vec![byte, side.byte()];
+    let (_, error, tables) = layer.code_field_and_layer(
+        byte,
+        (frame, &prediction),
+        &field,
+        Some(guide),
+        kept,
+        &mut out,
+    )?;
+    Ok((out, error, tables))
 }
 
 #[cfg(test)]

@@ -94,6 +94,50 @@ pub struct DetailLayer {
 }
 
 impl DetailLayer {
+    /// The layer of a motion-compensated frame written with step byte `byte`, in a stream
+    /// whose intra layer this is.
+    fn moved(&self, byte: u8) -> DetailLayer {
+        DetailLayer {
+            lists_groups: self.lists_groups,
+            ..DetailLayer::new(
+                self.step * motion::step_factor(byte),
+                self.width as u32,
+                self.height as u32,
+            )
+        }
+    }
+
+    /// Of the stream's layer: appends to `out` a motion-compensated frame's `field` (its
+    /// vectors predicted by `guide` where given) and the layer, at step byte `byte`, of what
+    /// `under` misses of `frame`, keeping the tables `kept` where they cost little more: the
+    /// layer, the squared error it leaves in the stream's steps (as the other ways of coding a
+    /// frame count it) and the tables in force after it. Moved and bidirectional frames both
+    /// end so.
+    fn code_field_and_layer(
+        &self,
+        byte: u8,
+        (frame, under): (&RgbFrame, &RgbFrame),
+        field: &motion::MotionField,
+        guide: motion::Guide,
+        kept: &tables::MovedTables,
+        out: &mut Vec<u8>,
+    ) -> Result<(DetailFrame, f64, tables::MovedTables), CoderError> {
+        let layer = self.moved(byte);
+        let residual = layer.residual(frame, under);
+        let (q, kernels, ratios) = layer.quantize(&residual);
+        let grid = motion::MotionGrid::new(layer.width, layer.height);
+        let field_tables = field.code_keeping(grid, guide, &kept.field, out)?;
+        let (bytes, layer_tables) = layer.code_keeping(WRITTEN, &q, Some(&kernels), &kept.layer)?;
+        out.extend(bytes);
+        let factor = f64::from(motion::step_factor(byte));
+        let tables = tables::MovedTables {
+            field: field_tables,
+            layer: layer_tables,
+        };
+        let error = squared_error(&ratios, &q) * factor * factor;
+        Ok((DetailFrame { q, kernels }, error, tables))
+    }
+
     /// A layer for `width`×`height` frames (multiples of [`BLOCK`]) at quantizer `step`.
     pub fn new(step: f32, width: u32, height: u32) -> Self {
         Self {
@@ -377,14 +421,7 @@ impl DetailedCoder {
 
     /// The layer of a motion-compensated frame written with step byte `byte`.
     fn moved_layer(&self, byte: u8) -> DetailLayer {
-        DetailLayer {
-            lists_groups: self.layer.lists_groups,
-            ..DetailLayer::new(
-                self.layer.step * motion::step_factor(byte),
-                self.layer.width as u32,
-                self.layer.height as u32,
-            )
-        }
+        self.layer.moved(byte)
     }
 
     /// `picture` with the residual the layer `frame` describes added: what the decoder shows.
@@ -434,8 +471,14 @@ impl DetailedCoder {
         let byte = motion::MOVED_STEP_BYTE;
         let mut payload = vec![mode_byte(DetailMode::Motion, WRITTEN), byte];
         let kept = self.kept_tables();
-        let (frame, error, tables) =
-            self.code_field_and_layer(byte, (frame, &under), field, None, &kept, &mut payload)?;
+        let (frame, error, tables) = self.layer.code_field_and_layer(
+            byte,
+            (frame, &under),
+            field,
+            None,
+            &kept,
+            &mut payload,
+        )?;
         let coded = CodedLayer {
             payload,
             error,
@@ -447,36 +490,6 @@ impl DetailedCoder {
         let layer = &self.moved_layer(byte);
         add_layer_deblocked(layer, &mut shown, &coded.frame.q, &coded.frame.kernels);
         Ok((coded, shown))
-    }
-
-    /// Appends to `out` a motion-compensated frame's `field` (its vectors predicted by `guide`
-    /// where given) and the layer, at step byte `byte`, of what `under` misses of `frame`,
-    /// keeping the tables `kept` where they cost little more: the layer, the squared error it
-    /// leaves in the stream's steps (as the other ways of coding a frame count it) and the
-    /// tables in force after it. Moved and bidirectional frames both end so.
-    fn code_field_and_layer(
-        &self,
-        byte: u8,
-        (frame, under): (&RgbFrame, &RgbFrame),
-        field: &motion::MotionField,
-        guide: motion::Guide,
-        kept: &tables::MovedTables,
-        out: &mut Vec<u8>,
-    ) -> Result<(DetailFrame, f64, tables::MovedTables), CoderError> {
-        let layer = self.moved_layer(byte);
-        let residual = layer.residual(frame, under);
-        let (q, kernels, ratios) = layer.quantize(&residual);
-        let grid = motion::MotionGrid::new(layer.width, layer.height);
-        let field_tables = field.code_keeping(grid, guide, &kept.field, out)?;
-        let (bytes, layer_tables) = layer.code_keeping(WRITTEN, &q, Some(&kernels), &kept.layer)?;
-        out.extend(bytes);
-        let factor = f64::from(motion::step_factor(byte));
-        let tables = tables::MovedTables {
-            field: field_tables,
-            layer: layer_tables,
-        };
-        let error = squared_error(&ratios, &q) * factor * factor;
-        Ok((DetailFrame { q, kernels }, error, tables))
     }
 
     /// The tables a moved frame coded now may keep: the last frame's if it was moved and the
@@ -651,7 +664,7 @@ impl DetailedCoder {
         Ok(LatentFrame::plain(values))
     }
 
-    /// Reads what [`code_field_and_layer`](Self::code_field_and_layer) wrote: the field (its
+    /// Reads what [`DetailLayer::code_field_and_layer`] wrote: the field (its
     /// vectors predicted by `guide` where given), the layer, and the tables in force after
     /// them.
     fn parse_field_and_layer(
