@@ -78,6 +78,8 @@ pub struct LearnedNet {
     h_s: Transform,
     /// Log of the Laplace scale of each side-latent channel.
     z_log_scale: Param<Tensor<1>>,
+    /// A mean-and-scale hyperprior: the hyper-analysis reads `|y|` and `y`.
+    means: bool,
 }
 
 /// What one forward pass gives the loss.
@@ -97,6 +99,7 @@ impl LearnedNet {
             h_a: Transform::new(&arch.hyper_analysis(), device),
             h_s: Transform::new(&arch.hyper_synthesis(), device),
             z_log_scale: Param::from_data(TensorData::new(vec![0.0f32; z], [z]), device),
+            means: arch.means,
         }
     }
 
@@ -104,7 +107,12 @@ impl LearnedNet {
     /// sees rounded latents (straight-through), as the decoder will.
     pub fn forward(&self, x: Tensor<4>) -> ForwardOutput {
         let y = self.g_a.forward(x);
-        let z = self.h_a.forward(y.clone().abs());
+        let z = match self.means {
+            true => self
+                .h_a
+                .forward(Tensor::cat(vec![y.clone().abs(), y.clone()], 1)),
+            false => self.h_a.forward(y.clone().abs()),
+        };
         let device = y.device();
         let z_noisy =
             z.clone() + Tensor::random(z.shape(), Distribution::Uniform(-0.5, 0.5), &device);
@@ -400,7 +408,8 @@ fn start_added_latents_quiet(
 }
 
 /// Means added to a model start at zero everywhere (weights and bias of the outputs from
-/// `latent` on of the last hyper-synthesis layer), so the model begins coding exactly as the
+/// `latent` on of the last hyper-synthesis layer, and the hyper-analysis's weights on the
+/// signed latent, its inputs from `latent` on), so the model begins coding exactly as the
 /// scale-only one did and training moves them from there.
 fn start_means_at_zero(arch: &LearnedArch, weights: &mut LearnedWeights, latent: usize) {
     if !arch.means {
@@ -414,6 +423,17 @@ fn start_means_at_zero(arch: &LearnedArch, weights: &mut LearnedWeights, latent:
     let mut b = weights.get(&layer.bias_name()).to_vec();
     b[latent..].fill(0.0);
     weights.insert(layer.bias_name(), b);
+    // The hyper-analysis's weights on the signed latent, likewise.
+    let first = &arch.hyper_analysis()[0];
+    let shape = first.weight_shape();
+    let mut w = weights.get(&first.weight_name()).to_vec();
+    let kernel = shape[2] * shape[3];
+    for (index, v) in w.iter_mut().enumerate() {
+        if (index / kernel) % shape[1] >= latent {
+            *v = 0.0;
+        }
+    }
+    weights.insert(first.weight_name(), w);
 }
 
 /// Multiplies the weights of input channels `first..` of a conv weight `[out, in, k, k]`.

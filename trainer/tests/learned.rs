@@ -673,24 +673,41 @@ fn adding_means_starts_where_the_model_was() {
         "means are not taken away"
     );
     let grown_weights = grown.weights(&with_means);
-    let layer = with_means.log_scale_layer();
-    for (name, _) in aecodec::learned::LearnedWeights::expected_shapes(&SMALL_SHALLOW) {
+    // Every weight kept; what was added (the last hyper-synthesis layer's means, the
+    // hyper-analysis's weights on the signed latent) is zero.
+    let new_shapes: std::collections::BTreeMap<_, _> =
+        aecodec::learned::LearnedWeights::expected_shapes(&with_means)
+            .into_iter()
+            .collect();
+    let mut grown_names = Vec::new();
+    for (name, shape) in aecodec::learned::LearnedWeights::expected_shapes(&SMALL_SHALLOW) {
         let (old, new) = (weights.get(&name), grown_weights.get(&name));
-        assert_eq!(&new[..old.len()], old, "{name}");
-        let added = &new[old.len()..];
-        assert_eq!(
-            added.len(),
-            if name.starts_with(&layer.name) {
-                old.len()
-            } else {
-                0
-            }
-        );
-        assert!(
-            added.iter().all(|&v| v == 0.0),
-            "{name}: the means start at zero"
-        );
+        let new_shape = &new_shapes[&name];
+        if new_shape != &shape {
+            grown_names.push(name.clone());
+        }
+        // Rows of the leading dimension: the old row first, zeros after it.
+        let rows = shape[0];
+        let (old_row, new_row) = (old.len() / rows, new.len() / new_shape[0]);
+        for (r, new_r) in new.chunks(new_row).enumerate() {
+            let old_r = old.get(r * old_row..(r + 1) * old_row).unwrap_or(&[]);
+            assert_eq!(&new_r[..old_r.len()], old_r, "{name} row {r}");
+            assert!(
+                new_r[old_r.len()..].iter().all(|&v| v == 0.0),
+                "{name}: the means start at zero"
+            );
+        }
     }
+    let hyper_analysis = with_means.hyper_analysis()[0].name.clone();
+    let synthesis = with_means.log_scale_layer().name;
+    assert_eq!(
+        grown_names,
+        [
+            format!("{hyper_analysis}.weight"),
+            format!("{synthesis}.weight"),
+            format!("{synthesis}.bias")
+        ]
+    );
     let (h, w) = (64, 64);
     let image: Vec<f32> = (0..3 * h * w)
         .map(|i| ((i * 53) % 256) as f32 / 255.0)

@@ -81,7 +81,8 @@ pub struct LearnedArch {
     pub side_channels: u16,
     /// Whether the hyper-synthesis also predicts each latent element's mean (Minnen et al.
     /// 2018's mean-and-scale hyperprior): its last layer then has twice the latent's
-    /// channels, the log-scales first. Files without means do not name it.
+    /// channels, the log-scales first, and the hyper-analysis reads the latent's signs too.
+    /// Files without means do not name it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub means: bool,
 }
@@ -212,9 +213,11 @@ impl LearnedArch {
         ]
     }
 
-    /// The hyper-analysis layers (input `|y|`). ReLU follows every layer but the last.
+    /// The hyper-analysis layers (input `|y|`; with [`means`](Self::means), `|y|` and then
+    /// `y` itself, since a side latent made from magnitudes alone cannot say which way an
+    /// element leans). ReLU follows every layer but the last.
     pub fn hyper_analysis(&self) -> Vec<ConvSpec> {
-        let m = usize::from(self.latent_channels);
+        let m = usize::from(self.latent_channels) * if self.means { 2 } else { 1 };
         let h = usize::from(self.hyper_channels);
         let s = usize::from(self.side_channels);
         vec![
@@ -437,6 +440,7 @@ mod tests {
         };
         let last = arch.log_scale_layer();
         assert_eq!(last.out_channels, 2 * usize::from(arch.latent_channels));
+        assert_eq!(arch.hyper_analysis()[0].in_channels, last.out_channels);
         assert!(arch.macs_per_pixel().1 < 8000.0);
         assert!(LearnedArch::SHALLOW.fits_in(&arch) && !arch.fits_in(&LearnedArch::SHALLOW));
         let json = serde_json::to_string(&arch).unwrap();

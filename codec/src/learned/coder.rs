@@ -546,6 +546,15 @@ pub(crate) mod tests {
         b_means.extend(vec![0.0; b_means.len()]);
         weights.insert(w_name.clone(), w_means.clone());
         weights.insert(b_name.clone(), b_means.clone());
+        // The hyper-analysis reads the signed latent too: those weights at zero.
+        let first = &arch.hyper_analysis()[0];
+        let row = first.weight_shape()[1..].iter().product::<usize>() / 2;
+        let read: Vec<f32> = weights
+            .get(&first.weight_name())
+            .chunks(row)
+            .flat_map(|r| r.iter().copied().chain(std::iter::repeat_n(0.0, row)))
+            .collect();
+        weights.insert(first.weight_name(), read);
         let model_of = |weights: &LearnedWeights| {
             let bytes = LearnedModel::file_bytes_for(&new_info(arch, 0.01, 1), weights);
             Arc::new(LearnedModel::from_bytes(&bytes).unwrap())

@@ -234,11 +234,16 @@ impl LearnedModel {
         run_chain(&self.analysis, map)
     }
 
-    /// The hyper-analysis: `y` to the side latent `z`, unrounded.
+    /// The hyper-analysis: `y` to the side latent `z`, unrounded. It reads `|y|`, and with
+    /// means `y` as well (channels after those of `|y|`).
     pub fn hyper_analyze(&self, y: &FeatureMap<f32>) -> FeatureMap<f32> {
-        let mut abs = y.clone();
-        abs.data.iter_mut().for_each(|v| *v = v.abs());
-        run_chain(&self.hyper_analysis, abs)
+        let mut input = y.clone();
+        input.data.iter_mut().for_each(|v| *v = v.abs());
+        if self.info.arch.means {
+            input.channels *= 2;
+            input.data.extend_from_slice(&y.data);
+        }
+        run_chain(&self.hyper_analysis, input)
     }
 
     /// The table and (with a mean-and-scale hyperprior) the mean of every element of a
