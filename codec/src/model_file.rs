@@ -106,6 +106,21 @@ pub struct TrainingInfo {
     pub command: String,
     /// Wall time of the fit or training, in seconds.
     pub seconds: f64,
+    /// A trained model's last validation, as it was saved: its held-out frames coded to
+    /// real bitstreams. Models saved without one do not name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<Validation>,
+}
+
+/// How a model coded the frames its training held out, measured on real bitstreams.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Validation {
+    /// Bits per pixel of the coded frames.
+    pub bpp: f64,
+    /// Their RGB PSNR, dB.
+    pub psnr: f64,
+    /// How many frames.
+    pub frames: u64,
 }
 
 /// The part of the JSON configuration every model shares; a kind's own fields follow

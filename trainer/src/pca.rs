@@ -30,6 +30,7 @@ pub fn fit_pca(
         frames,
         command,
         seconds: 0.0,
+        validation: None,
     };
     let mut model = PcaModel::fit(block, &all, training);
     // The fit time is recorded in the file, which changes its id: refit the identity.

@@ -16,7 +16,7 @@ use aecodec::learned::{
     ArchKind, LearnedArch, LearnedCoder, LearnedInfo, LearnedModel, LearnedWeights, SHALLOW_BLOCK,
 };
 use aecodec::metrics::PsnrAccumulator;
-use aecodec::model_file::TrainingInfo;
+use aecodec::model_file::{TrainingInfo, Validation};
 use aecodec::RgbFrame;
 use burn::optim::{AdamConfig, GradientsParams, OptimizerRecord};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -375,7 +375,7 @@ pub fn train(
         let record = OptimizerState::compact(&record)?;
         Ok::<_, TrainError>(OptimizerState { steps, record })
     };
-    let info = |steps: u64, seconds: f64| LearnedInfo {
+    let info = |steps: u64, seconds: f64, validation: Option<Validation>| LearnedInfo {
         arch,
         lambda: config.lambda,
         quality: config.quality,
@@ -390,6 +390,7 @@ pub fn train(
             frames: frames.train.len() as u64,
             command: config.command.clone(),
             seconds,
+            validation,
         },
     };
     let pixels = (config.batch * config.crop * config.crop) as f64;
@@ -424,7 +425,8 @@ pub fn train(
         let last = step == config.steps || out_of_time;
         if step % config.validate_every == 0 || last {
             let seconds = previous_seconds + started.elapsed().as_secs_f64();
-            let bytes = model_bytes(&net, &info(previous_steps + step, seconds));
+            let steps = previous_steps + step;
+            let bytes = model_bytes(&net, &info(steps, seconds, None));
             let model = Arc::new(LearnedModel::from_bytes(&bytes)?);
             let held = if frames.holdout.is_empty() {
                 &frames.train[..1]
@@ -432,6 +434,14 @@ pub fn train(
                 &frames.holdout[..]
             };
             let (bpp, psnr) = validate(model, held);
+            // The checkpoint carries its validation (the weights, and so what was measured,
+            // are the same).
+            let validation = Validation {
+                bpp,
+                psnr,
+                frames: held.len() as u64,
+            };
+            let bytes = model_bytes(&net, &info(steps, seconds, Some(validation)));
             on_event(TrainEvent::Validation {
                 step,
                 bpp,
@@ -445,7 +455,10 @@ pub fn train(
         }
     }
     // Zero steps: the starting point itself.
-    Ok(model_bytes(&net, &info(previous_steps, previous_seconds)))
+    Ok(model_bytes(
+        &net,
+        &info(previous_steps, previous_seconds, None),
+    ))
 }
 
 /// Patches of 16×16 taken from the training frames for the PCA start: at most this many.

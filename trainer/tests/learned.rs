@@ -168,6 +168,14 @@ fn a_few_training_steps_make_a_model_the_codec_codes_with() {
     assert_eq!(model.info.steps, 4);
     assert_eq!(model.info.quality, 2);
     assert!(model.info.training.frames > 0);
+    // The checkpoint carries the validation that was reported for it.
+    let recorded = model
+        .info
+        .training
+        .validation
+        .expect("a validated checkpoint");
+    assert_eq!((recorded.bpp, recorded.psnr), (bpp, psnr));
+    assert!(recorded.frames > 0);
 
     // The same seed gives the same starting point (the steps themselves run on a threaded
     // backend whose float sums may differ in their last bits from run to run).
