@@ -143,7 +143,7 @@ pub fn bench_file(
         height: header.height,
         frames,
         runs: runs.max(1),
-        threads: crate::learned::conv::threads(),
+        threads: crate::threads::threads(),
         container_fps: container,
         entropy_fps: entropy,
         synthesis_fps: synthesis,

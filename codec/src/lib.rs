@@ -39,6 +39,7 @@ pub mod output;
 pub mod pipeline;
 pub mod ratecontrol;
 pub mod registry;
+pub mod threads;
 mod varint;
 #[cfg(feature = "ffmpeg")]
 pub mod video;

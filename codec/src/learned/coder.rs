@@ -894,7 +894,7 @@ pub(crate) mod tests {
         let (w, h) = (128, 96);
         let frame = test_frame(w, h, 3);
         let code = |threads: usize| {
-            crate::learned::conv::set_threads(threads);
+            crate::threads::set_threads(threads);
             let mut enc = LearnedCoder::new(model.clone(), w, h);
             let coded = enc.encode(&frame, FrameType::Intra).unwrap();
             let mut dec = LearnedCoder::new(model.clone(), w, h);
@@ -903,7 +903,7 @@ pub(crate) mod tests {
         };
         let one = code(1);
         let two = code(2);
-        crate::learned::conv::set_threads(0);
+        crate::threads::set_threads(0);
         assert_eq!(one, two);
     }
 }

@@ -7,6 +7,7 @@
 //! order cannot change the result.
 
 use super::arch::ConvSpec;
+use crate::threads::threads;
 
 /// A planar feature map.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,28 +177,6 @@ pub struct ConvKernel<T> {
 struct SharedOut<T>(*mut T);
 unsafe impl<T> Send for SharedOut<T> {}
 unsafe impl<T> Sync for SharedOut<T> {}
-
-static THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Sets the number of threads the kernels use (0: one per core, at most 8). Results do not
-/// depend on it.
-pub fn set_threads(n: usize) {
-    THREADS.store(n, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Number of threads the kernels use: [`set_threads`], else `$AECODEC_THREADS`, else one
-/// per core (at most 8).
-pub fn threads() -> usize {
-    match THREADS.load(std::sync::atomic::Ordering::Relaxed) {
-        0 => std::env::var("AECODEC_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&n: &usize| n > 0)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-            .min(8),
-        n => n,
-    }
-}
 
 /// Bytes of column buffer per band: with the band's GEMM output it stays in a core's L2
 /// cache, so the epilogue reads what the GEMM just wrote from cache.
@@ -410,6 +389,7 @@ pub fn run_chain<T: Scalar>(layers: &[ConvKernel<T>], input: FeatureMap<T>) -> F
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::threads::set_threads;
 
     /// `[c·r², h, w]` to `[c, h·r, w·r]`, PyTorch's channel order.
     pub(crate) fn pixel_shuffle<T: Copy + Default>(

@@ -229,7 +229,7 @@ fn code_sides(
     kept: &tables::MovedTables,
 ) -> Vec<Result<CodedSide, CoderError>> {
     let code = |side| code_between(layer, frame, around, side, guide, kept);
-    if crate::learned::conv::threads() < 2 {
+    if crate::threads::threads() < 2 {
         return motion::Side::ALL.map(code).into();
     }
     std::thread::scope(|scope| {
