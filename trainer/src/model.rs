@@ -137,7 +137,7 @@ impl LearnedNet {
         // to ±½ (its gradient points the same way until the rounding flips), where it flips
         // between two offsets, one of them wrong (a model trained so coded 20 % more bits
         // with its means than without them).
-        let y_centred = match prior.dims()[1] > yc {
+        let y_centred = match self.means {
             true => y_noisy - prior.narrow(1, yc, yc),
             false => y_noisy,
         };
@@ -425,14 +425,8 @@ fn start_means_at_zero(arch: &LearnedArch, weights: &mut LearnedWeights, latent:
     weights.insert(layer.bias_name(), b);
     // The hyper-analysis's weights on the signed latent, likewise.
     let first = &arch.hyper_analysis()[0];
-    let shape = first.weight_shape();
     let mut w = weights.get(&first.weight_name()).to_vec();
-    let kernel = shape[2] * shape[3];
-    for (index, v) in w.iter_mut().enumerate() {
-        if (index / kernel) % shape[1] >= latent {
-            *v = 0.0;
-        }
-    }
+    scale_inputs_from(&mut w, &first.weight_shape(), latent, 0.0);
     weights.insert(first.weight_name(), w);
 }
 

@@ -213,11 +213,17 @@ impl LearnedArch {
         ]
     }
 
+    /// Channels on the latent's side of the hyper transforms: one per latent channel (`|y|`
+    /// in, log-scales out), twice that with [`means`](Self::means) (`y` in, means out).
+    fn prior_channels(&self) -> usize {
+        usize::from(self.latent_channels) * if self.means { 2 } else { 1 }
+    }
+
     /// The hyper-analysis layers (input `|y|`; with [`means`](Self::means), `|y|` and then
     /// `y` itself, since a side latent made from magnitudes alone cannot say which way an
     /// element leans). ReLU follows every layer but the last.
     pub fn hyper_analysis(&self) -> Vec<ConvSpec> {
-        let m = usize::from(self.latent_channels) * if self.means { 2 } else { 1 };
+        let m = self.prior_channels();
         let h = usize::from(self.hyper_channels);
         let s = usize::from(self.side_channels);
         vec![
@@ -231,7 +237,7 @@ impl LearnedArch {
     /// log-scale per latent channel (and one mean, with [`means`](Self::means)). ReLU
     /// follows every layer but the last.
     pub fn hyper_synthesis(&self) -> Vec<ConvSpec> {
-        let m = usize::from(self.latent_channels) * if self.means { 2 } else { 1 };
+        let m = self.prior_channels();
         let h = usize::from(self.hyper_channels);
         let s = usize::from(self.side_channels);
         vec![
