@@ -215,6 +215,8 @@ pub struct DetailedCoder {
     moved_tables: Option<tables::MovedTables>,
     /// Whether the file may hold bidirectional frames (version 13 on; `between`).
     reads_between: bool,
+    /// Whether a bidirectional frame may give each block its own side (version 14 on).
+    reads_sides_per_block: bool,
     /// The vectors of the last frame if it was moved: what a bidirectional frame's anchor
     /// leaves to guide its vectors.
     moved_vectors: Option<Vec<(i32, i32)>>,
@@ -348,6 +350,7 @@ impl DetailedCoder {
             keeps_tables: true,
             moved_tables: None,
             reads_between: true,
+            reads_sides_per_block: true,
             moved_vectors: None,
             between_tables: None,
             anchor_hidden: false,
@@ -653,7 +656,11 @@ impl DetailedCoder {
             .split_first()
             .ok_or_else(|| CoderError::Payload("motion frame: no step byte".into()))?;
         detail = rest;
-        let (field, layer, tables) = self.parse_field_and_layer(detail, None, &kept)?;
+        let guided = motion::Guided {
+            guide: None,
+            sides: false,
+        };
+        let (field, layer, tables) = self.parse_field_and_layer(detail, guided, &kept)?;
         let mut values = moved_values(&field.vectors, &layer);
         values.push(i32::from(byte));
         values.push(FROM_MOTION);
@@ -670,7 +677,7 @@ impl DetailedCoder {
     fn parse_field_and_layer(
         &self,
         mut detail: &[u8],
-        guide: motion::Guide,
+        guided: motion::Guided,
         kept: &tables::MovedTables,
     ) -> Result<(motion::MotionField, DetailFrame, tables::MovedTables), CoderError> {
         let grid = motion::MotionGrid::new(self.layer.width, self.layer.height);
@@ -679,7 +686,7 @@ impl DetailedCoder {
             grid,
             self.stream_end,
             self.field_layout,
-            guide,
+            guided,
             &kept.field,
         )?;
         let (q, kernels, layer_tables) = self.layer.parse_keeping(
@@ -956,6 +963,7 @@ impl FrameCoder for DetailedCoder {
         self.layer.lists_groups = version >= crate::container::FIRST_LISTED_GROUPS_VERSION;
         self.keeps_tables = version >= crate::container::FIRST_KEPT_TABLES_VERSION;
         self.reads_between = version >= crate::container::FIRST_BIDIRECTIONAL_VERSION;
+        self.reads_sides_per_block = version >= crate::container::FIRST_SIDES_PER_BLOCK_VERSION;
         self.field_layout = if version >= crate::container::FIRST_SPLIT_MOTION_VERSION {
             motion::FieldLayout::Split
         } else {

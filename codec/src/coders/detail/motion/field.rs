@@ -23,7 +23,7 @@ use crate::entropy::{self, CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder
 use crate::varint;
 
 use super::super::tables;
-use super::{predicted, MotionField, MotionGrid, MAX_COMPONENT};
+use super::{predicted, MotionField, MotionGrid, Side, MAX_COMPONENT};
 
 /// How a file lays out its motion fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,12 @@ const SAME_GROUPS: usize = 3;
 const CHANGE_GROUP: usize = SPLIT_GROUPS + SAME_GROUPS;
 /// Table groups of a field.
 const GROUPS: usize = CHANGE_GROUP + 1;
+/// A field with a side per block (version 14 on) also has "both sides" flag groups (how many
+/// of the blocks left and above take both) and the "after" flag's group, which says which one
+/// side a block takes.
+const BOTH_GROUPS: usize = 3;
+const AFTER_GROUP: usize = GROUPS + BOTH_GROUPS;
+const GROUPS_WITH_SIDES: usize = AFTER_GROUP + 1;
 
 /// One unit of a block: its top-left cell and its span in cells.
 pub(super) type Unit = ((usize, usize), (usize, usize));
@@ -54,6 +60,8 @@ pub(super) struct Walk {
     pub(super) decoded: Vec<bool>,
     pub(super) same: Vec<bool>,
     pub(super) split: Vec<bool>,
+    /// Per block, the side it is predicted from (a field with a side per block).
+    pub(super) sides: Vec<Side>,
     /// A bidirectional frame's predicted vectors, one per cell (`Guide`); none for a frame
     /// whose vectors are predicted from their neighbours.
     guide: Option<Vec<(i32, i32)>>,
@@ -63,6 +71,14 @@ pub(super) struct Walk {
 /// (`super::halved`). Motion that goes on at the same speed crosses half the anchor's way in
 /// the frame between, so most of such a field costs a flag per unit.
 pub(in crate::coders::detail) type Guide<'a> = Option<&'a [(i32, i32)]>;
+
+/// What a parser must know of a field beyond its grid: a bidirectional frame's guide, and
+/// whether the field gives each block a side.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::coders::detail) struct Guided<'a> {
+    pub(in crate::coders::detail) guide: Guide<'a>,
+    pub(in crate::coders::detail) sides: bool,
+}
 
 impl Walk {
     /// A walk of `grid` whose vectors are predicted by `guide` (one per cell) where given, else
@@ -74,6 +90,7 @@ impl Walk {
             decoded: vec![false; grid.cells()],
             same: vec![false; grid.cells()],
             split: vec![false; grid.blocks().0 * grid.blocks().1],
+            sides: vec![Side::Both; grid.blocks().0 * grid.blocks().1],
             guide: guide.filter(|g| g.len() == grid.cells()).map(<[_]>::to_vec),
         }
     }
@@ -83,6 +100,14 @@ impl Walk {
         let left = bx > 0 && self.split[by * bcols + bx - 1];
         let above = by > 0 && self.split[(by - 1) * bcols + bx];
         usize::from(left) + usize::from(above)
+    }
+
+    /// The group of block `(bx, by)`'s "both sides" flag.
+    fn both_group(&self, bx: usize, by: usize) -> usize {
+        let bcols = self.grid.blocks().0;
+        let left = bx > 0 && self.sides[by * bcols + bx - 1] == Side::Both;
+        let above = by > 0 && self.sides[(by - 1) * bcols + bx] == Side::Both;
+        GROUPS + usize::from(left) + usize::from(above)
     }
 
     pub(super) fn same_group(&self, (c, r): (usize, usize)) -> usize {
@@ -150,6 +175,14 @@ impl MotionField {
                     out.push((walk.split_group(bx, by), i32::from(split)));
                 }
                 walk.split[b] = split;
+                if let Some(sides) = &self.sides {
+                    let side = sides[b];
+                    out.push((walk.both_group(bx, by), i32::from(side == Side::Both)));
+                    if side != Side::Both {
+                        out.push((AFTER_GROUP, i32::from(side == Side::After)));
+                    }
+                    walk.sides[b] = side;
+                }
                 for unit in walk.units(bx, by, split) {
                     let p = walk.predictor(unit);
                     let ((c, r), _) = unit;
@@ -192,7 +225,8 @@ impl MotionField {
     ) -> Result<tables::TableBytes, CoderError> {
         let bank = ScaleBank::get();
         let symbols = self.symbols(grid, guide);
-        let members = tables::members(GROUPS, &symbols);
+        let groups = self.groups();
+        let members = tables::members(groups, &symbols);
         let own: Vec<Option<u8>> = members
             .iter()
             .enumerate()
@@ -201,13 +235,17 @@ impl MotionField {
         let bits = |g: usize, byte| tables::bits(g != CHANGE_GROUP, byte, &members[g]);
         let given = tables::given(&own, kept, bits);
         let in_force = tables::merged(kept, &given);
-        let mut body = vec![0u8];
-        for (g, &byte) in given.iter().enumerate() {
-            if let Some(byte) = byte {
-                body[0] |= 1 << g;
-                body.push(byte);
-            }
-        }
+        let mask: u16 = given
+            .iter()
+            .enumerate()
+            .filter(|(_, byte)| byte.is_some())
+            .map(|(g, _)| 1 << g)
+            .sum();
+        let mut body = match self.sides {
+            Some(_) => mask.to_le_bytes().to_vec(),
+            None => vec![mask as u8],
+        };
+        body.extend(given.iter().flatten());
         let flags = flag_tables(&in_force)?;
         let change_index = in_force[CHANGE_GROUP].unwrap_or(0);
         let mut items = Vec::with_capacity(symbols.len());
@@ -223,6 +261,14 @@ impl MotionField {
         Ok(in_force)
     }
 
+    /// Table groups the field codes: more with a side per block.
+    fn groups(&self) -> usize {
+        match self.sides {
+            Some(_) => GROUPS_WITH_SIDES,
+            None => GROUPS,
+        }
+    }
+
     /// Reads a field of `grid` laid out as `layout` from the front of `input`, leaving the
     /// rest.
     #[cfg(test)]
@@ -232,7 +278,11 @@ impl MotionField {
         end: StreamEnd,
         layout: FieldLayout,
     ) -> Result<Self, CoderError> {
-        Self::parse_keeping(input, grid, end, layout, None, &[]).map(|(field, _)| field)
+        let guided = Guided {
+            guide: None,
+            sides: false,
+        };
+        Self::parse_keeping(input, grid, end, layout, guided, &[]).map(|(field, _)| field)
     }
 
     /// Reads what [`code_keeping`](Self::code_keeping) wrote over the tables `kept`; also
@@ -242,7 +292,7 @@ impl MotionField {
         grid: MotionGrid,
         end: StreamEnd,
         layout: FieldLayout,
-        guide: Guide,
+        guided: Guided,
         kept: &[Option<u8>],
     ) -> Result<(Self, tables::TableBytes), CoderError> {
         let len = varint::read_u64(input).map_err(|e| corrupt(&format!("length: {e}")))?;
@@ -253,7 +303,7 @@ impl MotionField {
         *input = rest;
         match layout {
             FieldLayout::Blocks => Ok((parse_blocks(body, grid, end)?, Vec::new())),
-            FieldLayout::Split => parse_split(body, grid, end, guide, kept),
+            FieldLayout::Split => parse_split(body, grid, end, guided, kept),
         }
     }
 }
@@ -287,17 +337,28 @@ fn parse_split(
     body: &[u8],
     grid: MotionGrid,
     end: StreamEnd,
-    guide: Guide,
+    Guided { guide, sides }: Guided,
     kept: &[Option<u8>],
 ) -> Result<(MotionField, tables::TableBytes), CoderError> {
-    let (&mask, mut rest) = body.split_first().ok_or_else(|| corrupt("no group mask"))?;
-    if mask >> GROUPS != 0 {
+    let (groups, mask_len) = match sides {
+        true => (GROUPS_WITH_SIDES, 2),
+        false => (GROUPS, 1),
+    };
+    if body.len() < mask_len {
+        return Err(corrupt("no group mask"));
+    }
+    let (mask, mut rest) = body.split_at(mask_len);
+    let mask = mask
+        .iter()
+        .rev()
+        .fold(0u32, |m, &byte| (m << 8) | u32::from(byte));
+    if mask >> groups != 0 {
         return Err(corrupt("a group mask with unknown groups"));
     }
-    if kept.len() > GROUPS {
+    if kept.len() > GROUPS_WITH_SIDES {
         return Err(corrupt("kept tables of another layout"));
     }
-    let mut given = vec![None; GROUPS];
+    let mut given = vec![None; groups];
     for (g, slot) in given.iter_mut().enumerate() {
         if mask & (1 << g) == 0 {
             continue;
@@ -314,7 +375,7 @@ fn parse_split(
         *slot = Some(byte);
     }
     let mut in_force = tables::merged(kept, &given);
-    in_force.resize(GROUPS, None);
+    in_force.resize(in_force.len().max(groups), None);
     let tables = flag_tables(&in_force)?;
     let change_index = in_force[CHANGE_GROUP];
     let mut decoder = SymbolDecoder::new(rest, end)?;
@@ -334,6 +395,13 @@ fn parse_split(
             let split =
                 grid.block_cells(bx, by).1 > 1 && flag(walk.split_group(bx, by), &mut decoder)?;
             walk.split[by * bcols + bx] = split;
+            if sides {
+                walk.sides[by * bcols + bx] = match flag(walk.both_group(bx, by), &mut decoder)? {
+                    true => Side::Both,
+                    false if flag(AFTER_GROUP, &mut decoder)? => Side::After,
+                    false => Side::Before,
+                };
+            }
             for unit in walk.units(bx, by, split) {
                 let p = walk.predictor(unit);
                 let same = flag(walk.same_group(unit.0), &mut decoder)?;
@@ -353,6 +421,7 @@ fn parse_split(
     let field = MotionField {
         vectors: walk.vectors,
         split: walk.split,
+        sides: sides.then_some(walk.sides),
     };
     Ok((field, in_force))
 }
@@ -381,6 +450,7 @@ fn parse_blocks(body: &[u8], grid: MotionGrid, end: StreamEnd) -> Result<MotionF
     Ok(MotionField {
         vectors,
         split: vec![false; bcols * brows],
+        sides: None,
     })
 }
 
@@ -413,7 +483,11 @@ mod tests {
                 }
             }
         }
-        MotionField { vectors, split }
+        MotionField {
+            vectors,
+            split,
+            sides: None,
+        }
     }
 
     #[test]
@@ -436,6 +510,48 @@ mod tests {
                 assert!(MotionField::parse(&mut input, grid, StreamEnd::Sealed, layout).is_err());
             }
         }
+    }
+
+    #[test]
+    fn a_field_with_a_side_per_block_parses_back_exactly_and_only_as_one() {
+        let grid = MotionGrid::new(72, 40);
+        let guide: Vec<(i32, i32)> = (0..grid.cells() as i32).map(|i| (i % 3, 1)).collect();
+        let mut field = field(grid, 7);
+        let (bcols, brows) = grid.blocks();
+        field.sides = Some(
+            (0..bcols * brows)
+                .map(|b| Side::ALL[[0, 0, 1, 0, 2, 0][b % 6]])
+                .collect(),
+        );
+        let mut bytes = Vec::new();
+        let kept = [Some(200), None, Some(3)];
+        let tables = field
+            .code_keeping(grid, Some(&guide), &kept, &mut bytes)
+            .unwrap();
+        assert_eq!(tables.len(), GROUPS_WITH_SIDES);
+        let parse = |input: &[u8], sides: bool| {
+            let guided = Guided {
+                guide: Some(&guide),
+                sides,
+            };
+            MotionField::parse_keeping(
+                &mut &input[..],
+                grid,
+                StreamEnd::Sealed,
+                FieldLayout::Split,
+                guided,
+                &kept,
+            )
+        };
+        assert_eq!(parse(&bytes, true).unwrap(), (field.clone(), tables));
+        assert_ne!(parse(&bytes, false).ok().map(|(f, _)| f), Some(field));
+        for cut in 0..bytes.len() {
+            assert!(parse(&bytes[..cut], true).is_err(), "cut at {cut}");
+        }
+        // The mask's second byte holds the side groups; nothing beyond them.
+        let mut forged = bytes.clone();
+        forged[2] |= 0x80;
+        assert!(parse(&forged, true).is_err());
     }
 
     #[test]
@@ -472,7 +588,10 @@ mod tests {
                 grid,
                 StreamEnd::Sealed,
                 layout,
-                guide,
+                Guided {
+                    guide,
+                    sides: false,
+                },
                 &[],
             )
             .map(|(f, _)| f)
@@ -488,6 +607,7 @@ mod tests {
         let still = MotionField {
             vectors: vec![(3, -2); grid.cells()],
             split: vec![false; blocks],
+            sides: None,
         };
         let mut bytes = Vec::new();
         still.code(grid, &mut bytes).unwrap();

@@ -12,8 +12,8 @@ mod field;
 mod interpolate;
 mod search;
 
-pub(super) use field::{FieldLayout, Guide};
-pub(super) use search::{estimate, estimate_between, LAMBDA_PER_STEP};
+pub(super) use field::{FieldLayout, Guide, Guided};
+pub(super) use search::{block_vector_bits, estimate, estimate_between, LAMBDA_PER_STEP};
 
 use crate::RgbFrame;
 
@@ -89,6 +89,9 @@ impl MotionGrid {
 pub(super) struct MotionField {
     pub(super) vectors: Vec<(i32, i32)>,
     pub(super) split: Vec<bool>,
+    /// A bidirectional frame's side per block (raster order), where each block has its own
+    /// ([`SIDE_PER_BLOCK`]); none where the frame has one side.
+    pub(super) sides: Option<Vec<Side>>,
 }
 
 /// The median of the vectors of the cells left of, above and above-right of a unit whose
@@ -189,6 +192,31 @@ impl Side {
     }
 }
 
+/// The side byte of a bidirectional frame whose field gives each block its own side (version
+/// 14 on): where something comes into view in one part of the frame only, or one side is
+/// sharper there, each block takes the side that predicts it best.
+pub(super) const SIDE_PER_BLOCK: u8 = 3;
+
+/// The squared error of block `(bx, by)` of the motion grid in `prediction` against `frame`
+/// (all three channels).
+pub(super) fn block_squared_error(
+    frame: &RgbFrame,
+    prediction: &RgbFrame,
+    (bx, by): (usize, usize),
+) -> f64 {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let (x0, y0) = (bx * MOTION_BLOCK, by * MOTION_BLOCK);
+    let (x1, y1) = ((x0 + MOTION_BLOCK).min(w), (y0 + MOTION_BLOCK).min(h));
+    let mut total = 0i64;
+    for y in y0..y1 {
+        let row = 3 * (y * w + x0)..3 * (y * w + x1);
+        for (&a, &b) in frame.data[row.clone()].iter().zip(&prediction.data[row]) {
+            total += (i64::from(a) - i64::from(b)).pow(2);
+        }
+    }
+    total as f64
+}
+
 /// Every vector reversed.
 pub(super) fn opposite(vectors: &[(i32, i32)]) -> Vec<(i32, i32)> {
     vectors.iter().map(|&(x, y)| (-x, -y)).collect()
@@ -204,13 +232,37 @@ pub(super) fn compensate_between(
     vectors: &[(i32, i32)],
 ) -> RgbFrame {
     match side {
-        Side::Both => compensate_both(before, after, vectors),
+        Side::Both => compensate_cells((before, after), vectors, |_| Side::Both),
         Side::Before => compensate(before, vectors),
         Side::After => compensate(after, &opposite(vectors)),
     }
 }
 
-fn compensate_both(before: &RgbFrame, after: &RgbFrame, vectors: &[(i32, i32)]) -> RgbFrame {
+/// A bidirectional frame predicted cell by cell from the side its block takes (`sides`, one
+/// per block of the frame's grid, raster order), as [`compensate_between`] does for a whole
+/// frame.
+pub(super) fn compensate_per_block(
+    around: (&RgbFrame, &RgbFrame),
+    sides: &[Side],
+    vectors: &[(i32, i32)],
+) -> RgbFrame {
+    let grid = MotionGrid::new(around.0.width as usize, around.0.height as usize);
+    let bcols = grid.blocks().0;
+    compensate_cells(around, vectors, |i| {
+        let (c, r) = (i % grid.cols, i / grid.cols);
+        sides
+            .get((r / 2) * bcols + c / 2)
+            .copied()
+            .unwrap_or(Side::Both)
+    })
+}
+
+/// Each cell `i` predicted from the side `side_of(i)` says, moved by its vector.
+fn compensate_cells(
+    (before, after): (&RgbFrame, &RgbFrame),
+    vectors: &[(i32, i32)],
+    side_of: impl Fn(usize) -> Side,
+) -> RgbFrame {
     let (w, h) = (before.width as usize, before.height as usize);
     let grid = MotionGrid::new(w, h);
     let mut data = vec![0u8; 3 * w * h];
@@ -218,12 +270,26 @@ fn compensate_both(before: &RgbFrame, after: &RgbFrame, vectors: &[(i32, i32)]) 
     for (i, &(vx, vy)) in vectors.iter().enumerate().take(grid.cells()) {
         let (x0, y0) = ((i % grid.cols) * CELL, (i / grid.cols) * CELL);
         let size = (CELL.min(w - x0), CELL.min(h - y0));
+        let side = side_of(i);
         for c in 0..3 {
-            interpolate::predict_block(before, c, (x0, y0), size, (vx, vy), &mut a);
-            interpolate::predict_block(after, c, (x0, y0), size, (-vx, -vy), &mut b);
-            for (k, (&s, &t)) in a.iter().zip(&b).enumerate() {
+            match side {
+                Side::Both => {
+                    interpolate::predict_block(before, c, (x0, y0), size, (vx, vy), &mut a);
+                    interpolate::predict_block(after, c, (x0, y0), size, (-vx, -vy), &mut b);
+                    for (s, &t) in a.iter_mut().zip(&b) {
+                        *s = (*s + t + 1) >> 1;
+                    }
+                }
+                Side::Before => {
+                    interpolate::predict_block(before, c, (x0, y0), size, (vx, vy), &mut a)
+                }
+                Side::After => {
+                    interpolate::predict_block(after, c, (x0, y0), size, (-vx, -vy), &mut a)
+                }
+            }
+            for (k, &s) in a.iter().enumerate() {
                 let (x, y) = (x0 + k % size.0, y0 + k / size.0);
-                data[(y * w + x) * 3 + c] = ((s + t + 1) >> 1) as u8;
+                data[(y * w + x) * 3 + c] = s as u8;
             }
         }
     }
@@ -265,6 +331,38 @@ pub(super) mod tests {
         let flat = RgbFrame::from_data(44, 30, vec![77; 44 * 30 * 3]).unwrap();
         for v in [(1, 0), (2, 3), (-3, -1)] {
             assert_eq!(compensate(&flat, &vec![v; cells]), flat);
+        }
+    }
+
+    #[test]
+    fn a_side_per_block_predicts_each_block_as_its_side_does_for_the_whole_frame() {
+        let (before, after) = (texture(40, 24, 0, 0), texture(40, 24, 7, -3));
+        let grid = MotionGrid::new(40, 24);
+        let vectors: Vec<(i32, i32)> = (0..grid.cells() as i32).map(|i| (i % 5 - 2, 3)).collect();
+        let around = (&before, &after);
+        let blocks = grid.blocks().0 * grid.blocks().1;
+        let whole: Vec<RgbFrame> = Side::ALL
+            .iter()
+            .map(|&side| compensate_between(around, side, &vectors))
+            .collect();
+        for (k, &side) in Side::ALL.iter().enumerate() {
+            assert_eq!(
+                compensate_per_block(around, &vec![side; blocks], &vectors),
+                whole[k]
+            );
+        }
+        // Blocks 0 and 4 from after, block 1 from before, the others from both.
+        let mut sides = vec![Side::Both; blocks];
+        (sides[0], sides[1], sides[4]) = (Side::After, Side::Before, Side::After);
+        let mixed = compensate_per_block(around, &sides, &vectors);
+        for (b, side) in sides.iter().enumerate() {
+            let k = Side::ALL.iter().position(|s| s == side).unwrap();
+            let block = (b % grid.blocks().0, b / grid.blocks().0);
+            assert_eq!(
+                block_squared_error(&mixed, &whole[k], block),
+                0.0,
+                "block {b}"
+            );
         }
     }
 

@@ -278,6 +278,32 @@ impl Search {
     }
 }
 
+/// Bits the vectors of block `(bx, by)` of `field` take, about, as the search weighs them,
+/// where they are predicted by `guide` (a bidirectional frame's, one per cell).
+pub(in crate::coders::detail) fn block_vector_bits(
+    field: &MotionField,
+    guide: &[(i32, i32)],
+    grid: MotionGrid,
+    (bx, by): (usize, usize),
+) -> f64 {
+    let split = field.split[by * grid.blocks().0 + bx];
+    let (cells, n) = grid.block_cells(bx, by);
+    let (units, split_bits) = match (n > 1, split) {
+        (false, _) => (&cells[..1], 0.0),
+        (true, false) => (&cells[..1], WHOLE_BITS),
+        (true, true) => (&cells[..n], SPLIT_BITS),
+    };
+    let unit_bits = |&(c, r): &(usize, usize)| {
+        let i = r * grid.cols + c;
+        let (v, p) = (field.vectors[i], guide.get(i).copied().unwrap_or_default());
+        match v == p {
+            true => SAME_BITS[1],
+            false => CHANGED_BITS[1] + change_bits(v.0 - p.0) + change_bits(v.1 - p.1),
+        }
+    };
+    split_bits + units.iter().map(unit_bits).sum::<f64>()
+}
+
 /// Finds the motion of `source` from `reference` (see the module's doc); `lambda` weighs a
 /// bit against the sum of absolute differences on R + 2G + B.
 pub(in crate::coders::detail) fn estimate(
@@ -349,6 +375,7 @@ fn walk_field(search: Search, guide: Guide) -> MotionField {
     MotionField {
         vectors: walk.vectors,
         split: walk.split,
+        sides: None,
     }
 }
 
