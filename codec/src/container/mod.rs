@@ -41,7 +41,8 @@ pub const MAGIC: [u8; 4] = *b"AEZV";
 /// table bytes of the one before it in its group of pictures, writing only those that change.
 /// Version 13 adds bidirectional frames: a packet may carry the next frame hidden (an anchor),
 /// then its own frame predicted from the frames either side; the packet after it shows the
-/// anchor. Version 14 lets a bidirectional frame give each 16×16 block its own side.
+/// anchor. Version 14 lets a bidirectional frame give each unit of its motion field (a block
+/// or a cell) its own side.
 pub const VERSION: u16 = 14;
 /// The first version whose header lists coding tools; older ones hold exactly one, inline.
 pub const FIRST_TOOL_LIST_VERSION: u16 = 5;
@@ -62,8 +63,8 @@ pub const FIRST_LISTED_GROUPS_VERSION: u16 = 11;
 pub const FIRST_KEPT_TABLES_VERSION: u16 = 12;
 /// The first version with bidirectional frames and the anchors they hide.
 pub const FIRST_BIDIRECTIONAL_VERSION: u16 = 13;
-/// The first version whose bidirectional frames may give each block its own side.
-pub const FIRST_SIDES_PER_BLOCK_VERSION: u16 = 14;
+/// The first version whose bidirectional frames may give each unit of their field its own side.
+pub const FIRST_SIDES_PER_UNIT_VERSION: u16 = 14;
 /// The oldest container version this build reads.
 pub const OLDEST_READABLE_VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.

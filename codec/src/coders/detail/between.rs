@@ -91,9 +91,8 @@ impl DetailedCoder {
         let mut coded = code_sides(&self.layer, frame, around, &guide, &kept)
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(per_block) = code_per_block(&self.layer, frame, around, &coded, &guide, &kept)?
-        {
-            coded.push(per_block);
+        if let Some(per_unit) = code_per_unit(&self.layer, frame, around, &coded, &guide, &kept)? {
+            coded.push(per_unit);
         }
         let rate_weight = between_rate_weight();
         let cost = |c: &CodedSide| c.error + rate_weight * 8.0 * c.bytes.len() as f64;
@@ -172,13 +171,13 @@ impl DetailedCoder {
         let guide = motion::halved(self.moved_vectors.as_deref().unwrap_or_default());
         let (&byte, after) = rest.split_first().ok_or_else(|| corrupt("no step byte"))?;
         let (&side, after) = after.split_first().ok_or_else(|| corrupt("no side byte"))?;
-        let per_block = side == motion::SIDE_PER_BLOCK && self.reads_sides_per_block;
-        if !per_block {
+        let per_unit = side == motion::SIDE_PER_UNIT && self.reads_sides_per_unit;
+        if !per_unit {
             motion::Side::from_byte(side).ok_or_else(|| corrupt(&format!("side {side}")))?;
         }
         let guided = motion::Guided {
             guide: Some(&guide),
-            sides: per_block,
+            sides: per_unit,
         };
         let (field, layer, tables) = self.parse_field_and_layer(after, guided, &kept)?;
         self.between_tables = Some(tables);
@@ -212,11 +211,11 @@ impl DetailedCoder {
         let (&byte, values) = values.split_last().expect("latent from another coder");
         let (&side, values) = values.split_last().expect("latent from another coder");
         let side = side.clamp(0, 255) as u8;
-        // A side per block: one value per block after the layer.
+        // A side per unit: one value per cell after the layer.
         let (values, sides) = match side {
-            motion::SIDE_PER_BLOCK => {
-                let (bcols, brows) = motion::MotionGrid::new(w, h).blocks();
-                let (values, sides) = values.split_at(values.len().saturating_sub(bcols * brows));
+            motion::SIDE_PER_UNIT => {
+                let cells = motion::MotionGrid::new(w, h).cells();
+                let (values, sides) = values.split_at(values.len().saturating_sub(cells));
                 let sides: Vec<motion::Side> = sides
                     .iter()
                     .map(|&s| {
@@ -239,7 +238,7 @@ impl DetailedCoder {
         let vectors = vectors_of(vectors);
         let mut frame = match (before, sides) {
             (Some(before), Some(sides)) => {
-                motion::compensate_per_block((&before, &after), &sides, &vectors)
+                motion::compensate_per_cell((&before, &after), &sides, &vectors)
             }
             (Some(before), None) => motion::compensate_between((&before, &after), side, &vectors),
             (None, _) => grey(w, h),
@@ -326,13 +325,13 @@ fn code_between(
 /// of its layer's coarser step, as what a bit buys grows so. 30 frames of `bikes` against x264
 /// medium: +32.7 %; the blocks at half of it +33.5 %, twice +33.0 %, a quarter +34.5 %; the
 /// frame's way at `RATE_WEIGHT` +33.1 %; both at `RATE_WEIGHT` +41.1 % (blocks took sides that
-/// did not pay for their flags); without sides per block +35.7 % (+36.4 % at `RATE_WEIGHT`).
-/// `cityCC0`: +21.0 %, against +22.4 % without sides per block.
+/// did not pay for their flags); without sides per unit +35.7 % (+36.4 % at `RATE_WEIGHT`).
+/// `cityCC0`: +20.9 %, against +22.4 % without sides per unit.
 fn between_rate_weight() -> f64 {
     RATE_WEIGHT * f64::from(motion::step_factor(motion::BIDIRECTIONAL_STEP_BYTE)).powi(2)
 }
 
-/// Bits a block's side flags cost, about: "both" is what most blocks take.
+/// Bits a unit's side flags cost, about: "both" is what most units take.
 fn side_bits(side: motion::Side) -> f64 {
     match side {
         motion::Side::Both => 0.3,
@@ -340,11 +339,13 @@ fn side_bits(side: motion::Side) -> f64 {
     }
 }
 
-/// A bidirectional frame whose blocks each take the side of `coded` (the frame coded from
-/// each side, in [`motion::Side::ALL`]'s order) that predicts them for least squared error
-/// plus `RATE_WEIGHT` per bit of their vectors and side; none where every block takes one
-/// side (that frame is coded already).
-fn code_per_block(
+/// A bidirectional frame whose units each take a side, chosen from `coded` (the frame coded
+/// from each side, in [`motion::Side::ALL`]'s order) block by block: the block as one side's
+/// field has it (whole or split, all of it from that side), or split with each cell taking
+/// its vector and side from whichever side's field predicts it best; of those, the one of
+/// least squared error plus [`between_rate_weight`] per bit of vectors, splits and sides.
+/// None where every unit takes one side (that frame is coded already).
+fn code_per_unit(
     layer: &DetailLayer,
     frame: &RgbFrame,
     around: (&RgbFrame, &RgbFrame),
@@ -354,44 +355,74 @@ fn code_per_block(
 ) -> Result<Option<CodedSide>, CoderError> {
     let grid = motion::MotionGrid::new(layer.width, layer.height);
     let (bcols, brows) = grid.blocks();
-    let step_squared = f64::from(layer.step).powi(2);
-    let byte = motion::BIDIRECTIONAL_STEP_BYTE;
     let rate_weight = between_rate_weight();
+    let step_squared = f64::from(layer.step).powi(2);
+    let error = |k: usize, cell: (usize, usize), span: (usize, usize)| {
+        motion::cells_squared_error(frame, &coded[k].prediction, cell, span) / step_squared
+    };
+    // What a unit whose top-left cell is `(col, row)` costs in vector and side bits, its
+    // vector from side `k`'s field.
+    let unit_bits = |k: usize, (col, row): (usize, usize)| {
+        let i = row * grid.cols + col;
+        let p = guide.get(i).copied().unwrap_or_default();
+        motion::unit_vector_bits(coded[k].field.vectors[i], p) + side_bits(motion::Side::ALL[k])
+    };
     let mut field = motion::MotionField {
         vectors: vec![(0, 0); grid.cells()],
         split: vec![false; bcols * brows],
         sides: None,
     };
-    let mut sides = Vec::with_capacity(bcols * brows);
+    let mut sides = vec![motion::Side::Both; grid.cells()];
     for by in 0..brows {
         for bx in 0..bcols {
+            let b = by * bcols + bx;
             let (cells, n) = grid.block_cells(bx, by);
             let cells = &cells[..n];
-            let cost = |k: usize| {
-                let c = &coded[k];
-                let error = motion::block_squared_error(frame, &c.prediction, (bx, by));
-                let bits = side_bits(motion::Side::ALL[k])
-                    + motion::block_vector_bits(&c.field, guide, grid, (bx, by));
-                error / step_squared + rate_weight * bits
-            };
-            let best = (0..coded.len().min(3))
-                .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
-                .expect("three sides");
-            let b = by * bcols + bx;
-            field.split[b] = coded[best].field.split[b];
-            for &(c, r) in cells {
-                let i = r * grid.cols + c;
-                field.vectors[i] = coded[best].field.vectors[i];
+            // (cost, split, the side each cell takes)
+            let mut best: (f64, bool, [usize; 4]) = (f64::INFINITY, false, [0; 4]);
+            for (k, side) in coded.iter().enumerate().take(3) {
+                let split = side.field.split[b];
+                let units = if split { cells } else { &cells[..1] };
+                let mut bits: f64 = units.iter().map(|&cell| unit_bits(k, cell)).sum();
+                if n > 1 {
+                    bits += motion::split_bits(split);
+                }
+                let cost = error(k, cells[0], grid.block_span(bx, by)) + rate_weight * bits;
+                if cost < best.0 {
+                    best = (cost, split, [k; 4]);
+                }
             }
-            sides.push(motion::Side::ALL[best]);
+            if n > 1 {
+                let cell_cost =
+                    |k: usize, cell| error(k, cell, (1, 1)) + rate_weight * unit_bits(k, cell);
+                let mut cost = rate_weight * motion::split_bits(true);
+                let mut taken = [0; 4];
+                for (slot, &cell) in taken.iter_mut().zip(cells) {
+                    let k = (0..3)
+                        .min_by(|&a, &b| cell_cost(a, cell).total_cmp(&cell_cost(b, cell)))
+                        .expect("three sides");
+                    cost += cell_cost(k, cell);
+                    *slot = k;
+                }
+                if cost < best.0 {
+                    best = (cost, true, taken);
+                }
+            }
+            field.split[b] = best.1;
+            for (&(col, row), &k) in cells.iter().zip(&best.2) {
+                let i = row * grid.cols + col;
+                field.vectors[i] = coded[k].field.vectors[i];
+                sides[i] = motion::Side::ALL[k];
+            }
         }
     }
     if sides.iter().all(|&s| s == sides[0]) {
         return Ok(None);
     }
-    let prediction = motion::compensate_per_block(around, &sides, &field.vectors);
+    let prediction = motion::compensate_per_cell(around, &sides, &field.vectors);
     field.sides = Some(sides);
-    let mut bytes = vec![byte, motion::SIDE_PER_BLOCK];
+    let byte = motion::BIDIRECTIONAL_STEP_BYTE;
+    let mut bytes = vec![byte, motion::SIDE_PER_UNIT];
     let (_, error, tables) = layer.code_field_and_layer(
         byte,
         (frame, &prediction),
@@ -516,22 +547,23 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_whose_halves_show_either_side_takes_a_side_per_block_and_decodes_exactly() {
+    fn a_frame_whose_halves_show_either_side_takes_a_side_per_unit_and_decodes_exactly() {
         let model = random_model_of(SMALL_SHALLOW);
         let (w, h) = (64, 48);
         let mut enc = detailed(&model, w, h, 6.0);
-        // A cut after the intra frame, and a frame between whose left half still shows the
-        // picture before it while its right half already shows the one after.
+        // A cut after the intra frame, and a frame between whose left part still shows the
+        // picture before it while the rest already shows the one after; the edge between
+        // them runs through the middle of a block.
         let (before, after) = (scene(w, h, 0), test_frame(w, h, 10));
         let mut between = before.clone();
         for (k, pixel) in between.data.chunks_exact_mut(3).enumerate() {
-            if k % w as usize >= 32 {
+            if k % w as usize >= 40 {
                 pixel.copy_from_slice(&after.data[3 * k..3 * k + 3]);
             }
         }
         let intra = enc.encode(&before, FrameType::Intra).unwrap();
         let (first, second) = enc.encode_pair(&between, &after).unwrap();
-        assert_eq!(side(&first.payload), motion::SIDE_PER_BLOCK);
+        assert_eq!(side(&first.payload), motion::SIDE_PER_UNIT);
         let mut whole = detailed(&model, w, h, 6.0);
         let (mut parser, mut synthesizer) =
             (detailed(&model, w, h, 6.0), detailed(&model, w, h, 6.0));
@@ -547,9 +579,9 @@ mod tests {
                 );
             }
         }
-        // Files before sides per block do not have them.
+        // Files before sides per unit do not have them.
         let mut old = detailed(&model, w, h, 6.0);
-        old.read_version(crate::container::FIRST_SIDES_PER_BLOCK_VERSION - 1);
+        old.read_version(crate::container::FIRST_SIDES_PER_UNIT_VERSION - 1);
         old.decode(FrameType::Intra, &intra.payload).unwrap();
         assert!(old.parse(FrameType::Predicted, &first.payload).is_err());
     }

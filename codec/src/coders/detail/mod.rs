@@ -215,8 +215,9 @@ pub struct DetailedCoder {
     moved_tables: Option<tables::MovedTables>,
     /// Whether the file may hold bidirectional frames (version 13 on; `between`).
     reads_between: bool,
-    /// Whether a bidirectional frame may give each block its own side (version 14 on).
-    reads_sides_per_block: bool,
+    /// Whether a bidirectional frame may give each unit of its field its own side (version 14
+    /// on).
+    reads_sides_per_unit: bool,
     /// The vectors of the last frame if it was moved: what a bidirectional frame's anchor
     /// leaves to guide its vectors.
     moved_vectors: Option<Vec<(i32, i32)>>,
@@ -350,7 +351,7 @@ impl DetailedCoder {
             keeps_tables: true,
             moved_tables: None,
             reads_between: true,
-            reads_sides_per_block: true,
+            reads_sides_per_unit: true,
             moved_vectors: None,
             between_tables: None,
             anchor_hidden: false,
@@ -963,7 +964,7 @@ impl FrameCoder for DetailedCoder {
         self.layer.lists_groups = version >= crate::container::FIRST_LISTED_GROUPS_VERSION;
         self.keeps_tables = version >= crate::container::FIRST_KEPT_TABLES_VERSION;
         self.reads_between = version >= crate::container::FIRST_BIDIRECTIONAL_VERSION;
-        self.reads_sides_per_block = version >= crate::container::FIRST_SIDES_PER_BLOCK_VERSION;
+        self.reads_sides_per_unit = version >= crate::container::FIRST_SIDES_PER_UNIT_VERSION;
         self.field_layout = if version >= crate::container::FIRST_SPLIT_MOTION_VERSION {
             motion::FieldLayout::Split
         } else {

@@ -42,9 +42,9 @@ const SAME_GROUPS: usize = 3;
 const CHANGE_GROUP: usize = SPLIT_GROUPS + SAME_GROUPS;
 /// Table groups of a field.
 const GROUPS: usize = CHANGE_GROUP + 1;
-/// A field with a side per block (version 14 on) also has "both sides" flag groups (how many
-/// of the blocks left and above take both) and the "after" flag's group, which says which one
-/// side a block takes.
+/// A field with a side per unit (version 14 on) also has "both sides" flag groups (how many
+/// of the cells left of and above the unit's top-left cell take both) and the "after" flag's
+/// group, which says which one side a unit takes.
 const BOTH_GROUPS: usize = 3;
 const AFTER_GROUP: usize = GROUPS + BOTH_GROUPS;
 const GROUPS_WITH_SIDES: usize = AFTER_GROUP + 1;
@@ -60,7 +60,7 @@ pub(super) struct Walk {
     pub(super) decoded: Vec<bool>,
     pub(super) same: Vec<bool>,
     pub(super) split: Vec<bool>,
-    /// Per block, the side it is predicted from (a field with a side per block).
+    /// Per cell, the side it is predicted from (a field with a side per unit).
     pub(super) sides: Vec<Side>,
     /// A bidirectional frame's predicted vectors, one per cell (`Guide`); none for a frame
     /// whose vectors are predicted from their neighbours.
@@ -90,7 +90,7 @@ impl Walk {
             decoded: vec![false; grid.cells()],
             same: vec![false; grid.cells()],
             split: vec![false; grid.blocks().0 * grid.blocks().1],
-            sides: vec![Side::Both; grid.blocks().0 * grid.blocks().1],
+            sides: vec![Side::Both; grid.cells()],
             guide: guide.filter(|g| g.len() == grid.cells()).map(<[_]>::to_vec),
         }
     }
@@ -102,12 +102,21 @@ impl Walk {
         usize::from(left) + usize::from(above)
     }
 
-    /// The group of block `(bx, by)`'s "both sides" flag.
-    fn both_group(&self, bx: usize, by: usize) -> usize {
-        let bcols = self.grid.blocks().0;
-        let left = bx > 0 && self.sides[by * bcols + bx - 1] == Side::Both;
-        let above = by > 0 && self.sides[(by - 1) * bcols + bx] == Side::Both;
+    /// The group of the "both sides" flag of the unit whose top-left cell is `(c, r)`.
+    fn both_group(&self, (c, r): (usize, usize)) -> usize {
+        let cols = self.grid.cols;
+        let left = c > 0 && self.sides[r * cols + c - 1] == Side::Both;
+        let above = r > 0 && self.sides[(r - 1) * cols + c] == Side::Both;
         GROUPS + usize::from(left) + usize::from(above)
+    }
+
+    /// Records the unit's side in all its cells.
+    fn set_side(&mut self, ((c, r), (sw, sh)): Unit, side: Side) {
+        for row in r..r + sh {
+            for col in c..c + sw {
+                self.sides[row * self.grid.cols + col] = side;
+            }
+        }
     }
 
     pub(super) fn same_group(&self, (c, r): (usize, usize)) -> usize {
@@ -175,14 +184,6 @@ impl MotionField {
                     out.push((walk.split_group(bx, by), i32::from(split)));
                 }
                 walk.split[b] = split;
-                if let Some(sides) = &self.sides {
-                    let side = sides[b];
-                    out.push((walk.both_group(bx, by), i32::from(side == Side::Both)));
-                    if side != Side::Both {
-                        out.push((AFTER_GROUP, i32::from(side == Side::After)));
-                    }
-                    walk.sides[b] = side;
-                }
                 for unit in walk.units(bx, by, split) {
                     let p = walk.predictor(unit);
                     let ((c, r), _) = unit;
@@ -190,6 +191,14 @@ impl MotionField {
                     out.push((walk.same_group(unit.0), i32::from(v == p)));
                     if v != p {
                         out.extend([(CHANGE_GROUP, v.0 - p.0), (CHANGE_GROUP, v.1 - p.1)]);
+                    }
+                    if let Some(sides) = &self.sides {
+                        let side = sides[r * grid.cols + c];
+                        out.push((walk.both_group(unit.0), i32::from(side == Side::Both)));
+                        if side != Side::Both {
+                            out.push((AFTER_GROUP, i32::from(side == Side::After)));
+                        }
+                        walk.set_side(unit, side);
                     }
                     walk.set(unit, v, v == p);
                 }
@@ -261,7 +270,7 @@ impl MotionField {
         Ok(in_force)
     }
 
-    /// Table groups the field codes: more with a side per block.
+    /// Table groups the field codes: more with a side per unit.
     fn groups(&self) -> usize {
         match self.sides {
             Some(_) => GROUPS_WITH_SIDES,
@@ -395,13 +404,6 @@ fn parse_split(
             let split =
                 grid.block_cells(bx, by).1 > 1 && flag(walk.split_group(bx, by), &mut decoder)?;
             walk.split[by * bcols + bx] = split;
-            if sides {
-                walk.sides[by * bcols + bx] = match flag(walk.both_group(bx, by), &mut decoder)? {
-                    true => Side::Both,
-                    false if flag(AFTER_GROUP, &mut decoder)? => Side::After,
-                    false => Side::Before,
-                };
-            }
             for unit in walk.units(bx, by, split) {
                 let p = walk.predictor(unit);
                 let same = flag(walk.same_group(unit.0), &mut decoder)?;
@@ -413,6 +415,14 @@ fn parse_split(
                     let dy = bank.decode(index, &mut decoder)?;
                     (component(p.0, dx)?, component(p.1, dy)?)
                 };
+                if sides {
+                    let side = match flag(walk.both_group(unit.0), &mut decoder)? {
+                        true => Side::Both,
+                        false if flag(AFTER_GROUP, &mut decoder)? => Side::After,
+                        false => Side::Before,
+                    };
+                    walk.set_side(unit, side);
+                }
                 walk.set(unit, v, same);
             }
         }
@@ -513,16 +523,23 @@ mod tests {
     }
 
     #[test]
-    fn a_field_with_a_side_per_block_parses_back_exactly_and_only_as_one() {
+    fn a_field_with_a_side_per_unit_parses_back_exactly_and_only_as_one() {
         let grid = MotionGrid::new(72, 40);
         let guide: Vec<(i32, i32)> = (0..grid.cells() as i32).map(|i| (i % 3, 1)).collect();
         let mut field = field(grid, 7);
-        let (bcols, brows) = grid.blocks();
-        field.sides = Some(
-            (0..bcols * brows)
-                .map(|b| Side::ALL[[0, 0, 1, 0, 2, 0][b % 6]])
-                .collect(),
-        );
+        // Each unit's side, in all its cells: a whole block's from its top-left cell.
+        let (bcols, _) = grid.blocks();
+        let sides = (0..grid.cells())
+            .map(|i| {
+                let (c, r) = (i % grid.cols, i / grid.cols);
+                let unit = match field.split[(r / 2) * bcols + c / 2] {
+                    true => i,
+                    false => (r - r % 2) * grid.cols + c - c % 2,
+                };
+                Side::ALL[[0, 0, 1, 0, 2, 0, 0][unit % 7]]
+            })
+            .collect();
+        field.sides = Some(sides);
         let mut bytes = Vec::new();
         let kept = [Some(200), None, Some(3)];
         let tables = field

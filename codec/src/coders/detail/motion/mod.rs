@@ -13,7 +13,9 @@ mod interpolate;
 mod search;
 
 pub(super) use field::{FieldLayout, Guide, Guided};
-pub(super) use search::{block_vector_bits, estimate, estimate_between, LAMBDA_PER_STEP};
+pub(super) use search::{
+    estimate, estimate_between, split_bits, unit_vector_bits, LAMBDA_PER_STEP,
+};
 
 use crate::RgbFrame;
 
@@ -89,8 +91,8 @@ impl MotionGrid {
 pub(super) struct MotionField {
     pub(super) vectors: Vec<(i32, i32)>,
     pub(super) split: Vec<bool>,
-    /// A bidirectional frame's side per block (raster order), where each block has its own
-    /// ([`SIDE_PER_BLOCK`]); none where the frame has one side.
+    /// A bidirectional frame's side per cell, where each unit has its own ([`SIDE_PER_UNIT`]);
+    /// none where the frame has one side.
     pub(super) sides: Option<Vec<Side>>,
 }
 
@@ -192,21 +194,23 @@ impl Side {
     }
 }
 
-/// The side byte of a bidirectional frame whose field gives each block its own side (version
-/// 14 on): where something comes into view in one part of the frame only, or one side is
-/// sharper there, each block takes the side that predicts it best.
-pub(super) const SIDE_PER_BLOCK: u8 = 3;
+/// The side byte of a bidirectional frame whose field gives each unit (a whole block or a
+/// split block's cell) its own side (version 14 on): where something comes into view in one
+/// part of the frame only, or one side is sharper there, each unit takes the side that
+/// predicts it best.
+pub(super) const SIDE_PER_UNIT: u8 = 3;
 
-/// The squared error of block `(bx, by)` of the motion grid in `prediction` against `frame`
-/// (all three channels).
-pub(super) fn block_squared_error(
+/// The squared error in `prediction` against `frame` (all three channels) of the cells
+/// `span` = (columns, rows) from cell `(col, row)` of the motion grid.
+pub(super) fn cells_squared_error(
     frame: &RgbFrame,
     prediction: &RgbFrame,
-    (bx, by): (usize, usize),
+    (col, row): (usize, usize),
+    span: (usize, usize),
 ) -> f64 {
     let (w, h) = (frame.width as usize, frame.height as usize);
-    let (x0, y0) = (bx * MOTION_BLOCK, by * MOTION_BLOCK);
-    let (x1, y1) = ((x0 + MOTION_BLOCK).min(w), (y0 + MOTION_BLOCK).min(h));
+    let (x0, y0) = (col * CELL, row * CELL);
+    let (x1, y1) = ((x0 + span.0 * CELL).min(w), (y0 + span.1 * CELL).min(h));
     let mut total = 0i64;
     for y in y0..y1 {
         let row = 3 * (y * w + x0)..3 * (y * w + x1);
@@ -238,22 +242,15 @@ pub(super) fn compensate_between(
     }
 }
 
-/// A bidirectional frame predicted cell by cell from the side its block takes (`sides`, one
-/// per block of the frame's grid, raster order), as [`compensate_between`] does for a whole
-/// frame.
-pub(super) fn compensate_per_block(
+/// A bidirectional frame predicted cell by cell from the side each takes (`sides`, one per
+/// cell of the frame's grid), as [`compensate_between`] does for a whole frame.
+pub(super) fn compensate_per_cell(
     around: (&RgbFrame, &RgbFrame),
     sides: &[Side],
     vectors: &[(i32, i32)],
 ) -> RgbFrame {
-    let grid = MotionGrid::new(around.0.width as usize, around.0.height as usize);
-    let bcols = grid.blocks().0;
     compensate_cells(around, vectors, |i| {
-        let (c, r) = (i % grid.cols, i / grid.cols);
-        sides
-            .get((r / 2) * bcols + c / 2)
-            .copied()
-            .unwrap_or(Side::Both)
+        sides.get(i).copied().unwrap_or(Side::Both)
     })
 }
 
@@ -335,34 +332,26 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_side_per_block_predicts_each_block_as_its_side_does_for_the_whole_frame() {
+    fn a_side_per_cell_predicts_each_cell_as_its_side_does_for_the_whole_frame() {
         let (before, after) = (texture(40, 24, 0, 0), texture(40, 24, 7, -3));
         let grid = MotionGrid::new(40, 24);
         let vectors: Vec<(i32, i32)> = (0..grid.cells() as i32).map(|i| (i % 5 - 2, 3)).collect();
         let around = (&before, &after);
-        let blocks = grid.blocks().0 * grid.blocks().1;
         let whole: Vec<RgbFrame> = Side::ALL
             .iter()
             .map(|&side| compensate_between(around, side, &vectors))
             .collect();
         for (k, &side) in Side::ALL.iter().enumerate() {
-            assert_eq!(
-                compensate_per_block(around, &vec![side; blocks], &vectors),
-                whole[k]
-            );
+            let sides = vec![side; grid.cells()];
+            assert_eq!(compensate_per_cell(around, &sides, &vectors), whole[k]);
         }
-        // Blocks 0 and 4 from after, block 1 from before, the others from both.
-        let mut sides = vec![Side::Both; blocks];
-        (sides[0], sides[1], sides[4]) = (Side::After, Side::Before, Side::After);
-        let mixed = compensate_per_block(around, &sides, &vectors);
-        for (b, side) in sides.iter().enumerate() {
+        let sides: Vec<Side> = (0..grid.cells()).map(|i| Side::ALL[i * 7 % 3]).collect();
+        let mixed = compensate_per_cell(around, &sides, &vectors);
+        for (i, side) in sides.iter().enumerate() {
             let k = Side::ALL.iter().position(|s| s == side).unwrap();
-            let block = (b % grid.blocks().0, b / grid.blocks().0);
-            assert_eq!(
-                block_squared_error(&mixed, &whole[k], block),
-                0.0,
-                "block {b}"
-            );
+            let cell = (i % grid.cols, i / grid.cols);
+            let error = cells_squared_error(&mixed, &whole[k], cell, (1, 1));
+            assert_eq!(error, 0.0, "cell {i}");
         }
     }
 

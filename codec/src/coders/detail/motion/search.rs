@@ -278,30 +278,21 @@ impl Search {
     }
 }
 
-/// Bits the vectors of block `(bx, by)` of `field` take, about, as the search weighs them,
-/// where they are predicted by `guide` (a bidirectional frame's, one per cell).
-pub(in crate::coders::detail) fn block_vector_bits(
-    field: &MotionField,
-    guide: &[(i32, i32)],
-    grid: MotionGrid,
-    (bx, by): (usize, usize),
-) -> f64 {
-    let split = field.split[by * grid.blocks().0 + bx];
-    let (cells, n) = grid.block_cells(bx, by);
-    let (units, split_bits) = match (n > 1, split) {
-        (false, _) => (&cells[..1], 0.0),
-        (true, false) => (&cells[..1], WHOLE_BITS),
-        (true, true) => (&cells[..n], SPLIT_BITS),
-    };
-    let unit_bits = |&(c, r): &(usize, usize)| {
-        let i = r * grid.cols + c;
-        let (v, p) = (field.vectors[i], guide.get(i).copied().unwrap_or_default());
-        match v == p {
-            true => SAME_BITS[1],
-            false => CHANGED_BITS[1] + change_bits(v.0 - p.0) + change_bits(v.1 - p.1),
-        }
-    };
-    split_bits + units.iter().map(unit_bits).sum::<f64>()
+/// Bits a unit's vector `v` takes, about, as the search weighs them, where its prediction is
+/// `p`.
+pub(in crate::coders::detail) fn unit_vector_bits(v: (i32, i32), p: (i32, i32)) -> f64 {
+    match v == p {
+        true => SAME_BITS[1],
+        false => CHANGED_BITS[1] + change_bits(v.0 - p.0) + change_bits(v.1 - p.1),
+    }
+}
+
+/// Bits a block's split flag takes, about.
+pub(in crate::coders::detail) fn split_bits(split: bool) -> f64 {
+    match split {
+        true => SPLIT_BITS,
+        false => WHOLE_BITS,
+    }
 }
 
 /// Finds the motion of `source` from `reference` (see the module's doc); `lambda` weighs a
