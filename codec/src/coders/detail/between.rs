@@ -302,7 +302,21 @@ fn code_between(
     let lambda = motion::LAMBDA_PER_STEP * f64::from(layer.moved(byte).step) / 2.0;
     let field = motion::estimate_between(frame, around, side, Some(guide), lambda);
     let prediction = motion::compensate_between(around, side, &field.vectors);
-    let mut bytes = vec![byte, side.byte()];
+    code_predicted(layer, frame, (field, prediction), side.byte(), guide, kept)
+}
+
+/// A bidirectional frame coded with side byte `side`, its motion `field` and the `prediction`
+/// it makes: the step byte, side byte, field and layer.
+fn code_predicted(
+    layer: &DetailLayer,
+    frame: &RgbFrame,
+    (field, prediction): (motion::MotionField, RgbFrame),
+    side: u8,
+    guide: &[(i32, i32)],
+    kept: &tables::MovedTables,
+) -> Result<CodedSide, CoderError> {
+    let byte = motion::BIDIRECTIONAL_STEP_BYTE;
+    let mut bytes = vec![byte, side];
     let (_, error, tables) = layer.code_field_and_layer(
         byte,
         (frame, &prediction),
@@ -421,23 +435,8 @@ fn code_per_unit(
     }
     let prediction = motion::compensate_per_cell(around, &sides, &field.vectors);
     field.sides = Some(sides);
-    let byte = motion::BIDIRECTIONAL_STEP_BYTE;
-    let mut bytes = vec![byte, motion::SIDE_PER_UNIT];
-    let (_, error, tables) = layer.code_field_and_layer(
-        byte,
-        (frame, &prediction),
-        &field,
-        Some(guide),
-        kept,
-        &mut bytes,
-    )?;
-    Ok(Some(CodedSide {
-        bytes,
-        error,
-        tables,
-        field,
-        prediction,
-    }))
+    let side = motion::SIDE_PER_UNIT;
+    code_predicted(layer, frame, (field, prediction), side, guide, kept).map(Some)
 }
 
 #[cfg(test)]
