@@ -42,7 +42,8 @@ pub const MAGIC: [u8; 4] = *b"AEZV";
 /// Version 13 adds bidirectional frames: a packet may carry the next frame hidden (an anchor),
 /// then its own frame predicted from the frames either side; the packet after it shows the
 /// anchor. Version 14 lets a bidirectional frame give each unit of its motion field (a block
-/// or a cell) its own side.
+/// or a cell) its own side, and moves a learned intra latent's tables by how its decoded
+/// neighbours strayed from theirs (an activity context).
 pub const VERSION: u16 = 14;
 /// The first version whose header lists coding tools; older ones hold exactly one, inline.
 pub const FIRST_TOOL_LIST_VERSION: u16 = 5;
@@ -65,6 +66,9 @@ pub const FIRST_KEPT_TABLES_VERSION: u16 = 12;
 pub const FIRST_BIDIRECTIONAL_VERSION: u16 = 13;
 /// The first version whose bidirectional frames may give each unit of their field its own side.
 pub const FIRST_SIDES_PER_UNIT_VERSION: u16 = 14;
+/// The first version whose learned intra payloads with a channel context carry an activity
+/// context after it.
+pub const FIRST_ACTIVITY_VERSION: u16 = 14;
 /// The oldest container version this build reads.
 pub const OLDEST_READABLE_VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.

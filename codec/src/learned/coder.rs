@@ -39,6 +39,9 @@ pub struct LearnedCoder {
     /// Whether intra payloads carry a channel context ([`super::context`]; this build
     /// writes one, files before version 7 have none).
     context: bool,
+    /// Whether intra payloads with a channel context carry an activity context after it
+    /// ([`super::activity`]; files before version 14 have none).
+    activity: bool,
     /// The step intra frames are coded at when the rate asked for is 0 ([`INTRA_RATES`]).
     own_step: LatentStep,
     /// The last frame analysed and its latent: a frame coded at several rates is analysed
@@ -83,6 +86,7 @@ impl LearnedCoder {
             stream_end: StreamEnd::Sealed,
             step: LatentStep::UNIT,
             context: true,
+            activity: true,
             own_step: LatentStep::UNIT,
             analysed: None,
             effort: 0,
@@ -143,6 +147,7 @@ impl LearnedCoder {
             side: self.side,
             step: self.step,
             context: self.context,
+            activity: self.activity,
         }
     }
 
@@ -391,6 +396,7 @@ impl FrameCoder for LearnedCoder {
 
     fn read_version(&mut self, version: u16) {
         self.context = version >= crate::container::FIRST_CONTEXT_VERSION;
+        self.activity = version >= crate::container::FIRST_ACTIVITY_VERSION;
     }
 
     fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError> {
@@ -524,6 +530,30 @@ pub(crate) mod tests {
             a.encode(&frame, FrameType::Intra).unwrap().payload,
             b.encode(&frame, FrameType::Intra).unwrap().payload
         );
+    }
+
+    /// Files before version 14 carry no activity context: a coder told so writes and reads
+    /// intra payloads without it.
+    #[test]
+    fn intra_payloads_of_files_before_the_activity_context_have_none() {
+        let model = random_model_of(SMALL_SHALLOW);
+        let (w, h) = (96, 80);
+        let frame = test_frame(w, h, 3);
+        let old = crate::container::FIRST_ACTIVITY_VERSION - 1;
+        let mut enc = LearnedCoder::new(model.clone(), w, h);
+        let mut dec = LearnedCoder::new(model.clone(), w, h);
+        enc.read_version(old);
+        dec.read_version(old);
+        let coded = enc.encode(&frame, FrameType::Intra).unwrap();
+        let latent = dec.parse(FrameType::Intra, &coded.payload).unwrap();
+        assert_eq!(Some(latent.values.as_slice()), enc.last_latent());
+        let mut new = LearnedCoder::new(model.clone(), w, h);
+        let with_activity = new.encode(&frame, FrameType::Intra).unwrap();
+        assert_ne!(with_activity.payload, coded.payload);
+        let latent = LearnedCoder::new(model, w, h)
+            .parse(FrameType::Intra, &with_activity.payload)
+            .unwrap();
+        assert_eq!(Some(latent.values.as_slice()), new.last_latent());
     }
 
     /// A mean-and-scale model: with its means at zero it writes exactly the scale-only

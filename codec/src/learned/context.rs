@@ -15,6 +15,7 @@
 //! the first counted from channel 0) and one byte: bit 7 set for a predicted channel, bits
 //! 0–6 the table shift plus 64.
 
+use super::activity::{ActivityContext, ActivityTracker};
 use super::LatentShape;
 use crate::coders::CoderError;
 use crate::entropy::{ScaleBank, SCALES};
@@ -160,19 +161,31 @@ impl ChannelContext {
         out
     }
 
-    /// Decoder: the latent, each element read by `read` under the table it is coded with.
+    /// Decoder: the latent, each element read by `read` under the table it is coded with,
+    /// moved by `activity` where there is one.
     pub fn decode(
         &self,
         indices: &[u8],
         shape: LatentShape,
+        activity: Option<&ActivityContext>,
         mut read: impl FnMut(u8) -> Result<i32, CoderError>,
     ) -> Result<Vec<i32>, CoderError> {
         let plane = shape.plane();
         let mut y = Vec::with_capacity(indices.len());
+        let mut tracker = activity.map(|_| ActivityTracker::new(shape));
         for (c, &coding) in self.channels.iter().enumerate() {
             let start = c * plane;
             for (k, &t) in indices[start..start + plane].iter().enumerate() {
-                let value = read(Self::table(coding, t))?;
+                let table = Self::table(coding, t);
+                let value = match (activity, &tracker) {
+                    (Some(activity), Some(tracker)) => {
+                        read(activity.table(table, tracker.class(k)))?
+                    }
+                    _ => read(table)?,
+                };
+                if let Some(tracker) = &mut tracker {
+                    tracker.record(k, value, table);
+                }
                 let value = match coding.predicted {
                     false => value,
                     true => {
@@ -183,6 +196,9 @@ impl ChannelContext {
                     }
                 };
                 y.push(value);
+            }
+            if let Some(tracker) = &mut tracker {
+                tracker.next_channel();
             }
         }
         Ok(y)
@@ -330,7 +346,7 @@ mod tests {
         let symbols = context.symbols(&y, &indices, shape);
         let mut read = symbols.iter();
         let decoded = context
-            .decode(&indices, shape, |t| {
+            .decode(&indices, shape, None, |t| {
                 let &(table, value) = read.next().unwrap();
                 assert_eq!(table, t);
                 Ok(value)

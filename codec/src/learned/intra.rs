@@ -8,6 +8,7 @@
 //! its [channel context](super::context) after the side latent's indices (files of version 7
 //! on), which may predict a channel's elements from their neighbours and move its tables.
 
+use super::activity::ActivityContext;
 use super::coded::CodedLatent;
 use super::context::ChannelContext;
 use super::conv::FeatureMap;
@@ -29,6 +30,9 @@ pub struct HyperpriorCodec<'a> {
     /// Whether payloads carry a channel context (a model with a latent step, in files of
     /// version 7 on).
     pub context: bool,
+    /// Whether payloads with a channel context carry an activity context after it (files of
+    /// version 14 on).
+    pub activity: bool,
 }
 
 impl HyperpriorCodec<'_> {
@@ -83,7 +87,15 @@ impl HyperpriorCodec<'_> {
             y = round_in_context(exact, indices, &first, self.latent);
             let context = ChannelContext::choose(&y, indices, self.latent);
             context.write(&mut leading);
-            for (index, v) in context.symbols(&y, indices, self.latent) {
+            let mut symbols = context.symbols(&y, indices, self.latent);
+            if self.activity {
+                let activity = ActivityContext::choose(&symbols, self.latent);
+                ActivityContext::write(activity.as_ref(), &mut leading);
+                if let Some(activity) = activity {
+                    activity.apply(&mut symbols, self.latent);
+                }
+            }
+            for (index, v) in symbols {
                 bank.push_symbols(index, v, &mut items);
             }
         } else {
@@ -132,6 +144,10 @@ impl HyperpriorCodec<'_> {
             true => ChannelContext::read(&mut words, self.latent.channels)?,
             false => ChannelContext::plain(self.latent.channels),
         };
+        let activity = match self.uses_context() && self.activity {
+            true => ActivityContext::read(&mut words)?,
+            false => None,
+        };
         let bank = ScaleBank::get();
         let mut decoder = SymbolDecoder::new(words, end)?;
         let mut z = Vec::with_capacity(side.elements());
@@ -141,7 +157,7 @@ impl HyperpriorCodec<'_> {
             }
         }
         let prior = self.prior(z, step);
-        let y = context.decode(&prior.tables, self.latent, |index| {
+        let y = context.decode(&prior.tables, self.latent, activity.as_ref(), |index| {
             Ok(bank.decode(index, &mut decoder)?)
         })?;
         decoder.finish()?;

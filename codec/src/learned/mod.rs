@@ -16,6 +16,7 @@
 //! * [`coder`]: the [`FrameCoder`](crate::coders::FrameCoder) that ties them together and
 //!   keeps the reference frame.
 
+pub mod activity;
 pub mod arch;
 // Natively the `gemm` crate's kernels run; this one is tested there all the same.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
