@@ -22,9 +22,9 @@
 //! channels before added about a quarter to what the plane's neighbours alone saved, and
 //! finer classes gained little more than their bytes cost.
 
+use super::context::{bit_costs, shifted_table, Histogram};
 use super::LatentShape;
 use crate::coders::CoderError;
-use crate::entropy::{ScaleBank, SCALES};
 
 /// Classes of spatial surprise (the mean over the plane's decoded neighbours).
 const SPATIAL_CLASSES: usize = 6;
@@ -144,7 +144,7 @@ impl ActivityContext {
     /// The table an element of class `class` whose channel context gives it table `table`
     /// is coded under.
     pub fn table(&self, table: u8, class: usize) -> u8 {
-        (i32::from(table) + i32::from(self.shifts[class])).clamp(0, SCALES as i32 - 1) as u8
+        shifted_table(table, self.shifts[class])
     }
 
     /// The classes of a latent's `symbols` (table, value) in coding order.
@@ -162,47 +162,40 @@ impl ActivityContext {
         classes
     }
 
-    /// Encoder: the shifts that code `symbols` (the channel context's, in coding order) in
-    /// fewest bits, or none where they do not save their table's bytes.
-    pub fn choose(symbols: &[(u8, i32)], shape: LatentShape) -> Option<Self> {
-        let bank = ScaleBank::get();
+    /// Encoder: moves the tables of `symbols` (the channel context's, in coding order) by the
+    /// shifts that code them in fewest bits, and returns those shifts; none, and `symbols` as
+    /// they were, where the shifts do not save their table's bytes.
+    pub fn code(symbols: &mut [(u8, i32)], shape: LatentShape) -> Option<Self> {
         let classes = Self::classes(symbols, shape);
-        let mut members: Vec<Vec<(u8, i32)>> = vec![Vec::new(); CLASSES];
-        for (&class, &symbol) in classes.iter().zip(symbols) {
-            members[class].push(symbol);
+        let mut members: Vec<(Vec<i32>, Vec<u8>)> = vec![(Vec::new(), Vec::new()); CLASSES];
+        for (&class, &(table, value)) in classes.iter().zip(symbols.iter()) {
+            members[class].0.push(value);
+            members[class].1.push(table);
         }
-        let bits = |shift: i8, members: &[(u8, i32)]| -> f64 {
-            let context = Self {
-                shifts: [shift; CLASSES],
-            };
-            members
-                .iter()
-                .map(|&(t, v)| bank.bits(context.table(t, 0), v))
-                .sum()
-        };
+        let bits = bit_costs();
         let mut shifts = [0i8; CLASSES];
         let mut saved = 0.0;
-        for (shift, members) in shifts.iter_mut().zip(&members) {
-            if members.is_empty() {
+        for (shift, (values, tables)) in shifts.iter_mut().zip(&members) {
+            if values.is_empty() {
                 continue;
             }
-            let plain = bits(0, members);
-            let (best, cost) = SHIFTS
-                .map(|s| (s, bits(s, members)))
+            let histogram = Histogram::of(values, tables);
+            let cost = |s: i8| histogram.cost(&bits, |t| shifted_table(t, s));
+            let (best, least) = SHIFTS
+                .map(|s| (s, cost(s)))
                 .min_by(|a, b| a.1.total_cmp(&b.1))
                 .expect("shifts to try");
             *shift = best;
-            saved += plain - cost;
+            saved += cost(0) - least;
         }
-        (saved > 8.0 * (TABLE_BYTES + 1) as f64).then_some(Self { shifts })
-    }
-
-    /// Encoder: `symbols` (in coding order) under the tables their classes move them to.
-    pub fn apply(&self, symbols: &mut [(u8, i32)], shape: LatentShape) {
-        let classes = Self::classes(symbols, shape);
-        for (symbol, class) in symbols.iter_mut().zip(classes) {
-            symbol.0 = self.table(symbol.0, class);
+        if saved <= 8.0 * (TABLE_BYTES + 1) as f64 {
+            return None;
         }
+        let context = Self { shifts };
+        for (symbol, &class) in symbols.iter_mut().zip(&classes) {
+            symbol.0 = context.table(symbol.0, class);
+        }
+        Some(context)
     }
 
     /// Writes the context, or its absence.
@@ -291,10 +284,9 @@ mod tests {
                 (20u8, value)
             })
             .collect();
-        let context = ActivityContext::choose(&symbols, shape).expect("it pays");
         let mut moved = symbols.clone();
-        context.apply(&mut moved, shape);
-        let bank = ScaleBank::get();
+        ActivityContext::code(&mut moved, shape).expect("it pays");
+        let bank = crate::entropy::ScaleBank::get();
         let bits = |s: &[(u8, i32)]| s.iter().map(|&(t, v)| bank.bits(t, v)).sum::<f64>();
         assert!(bits(&moved) + 8.0 * 13.0 < bits(&symbols));
         let last = shape.plane() - 1;
@@ -303,7 +295,8 @@ mod tests {
             "{moved:?}"
         );
         // Nothing to gain: none.
-        let zeros = vec![(0u8, 0i32); shape.elements()];
-        assert_eq!(ActivityContext::choose(&zeros, shape), None);
+        let mut zeros = vec![(0u8, 0i32); shape.elements()];
+        assert_eq!(ActivityContext::code(&mut zeros, shape), None);
+        assert!(zeros.iter().all(|&symbol| symbol == (0, 0)));
     }
 }

@@ -87,17 +87,13 @@ impl ChannelContext {
     /// The table an element whose hyperprior table is `index` is coded under in a channel
     /// coded with `coding`.
     pub fn table(coding: ChannelCoding, index: u8) -> u8 {
-        (i32::from(index) + i32::from(coding.shift)).clamp(0, SCALES as i32 - 1) as u8
+        shifted_table(index, coding.shift)
     }
 
     /// Encoder: for each channel of the latent `y` (whose hyperprior tables are `indices`),
     /// the coding that costs fewest bits.
     pub fn choose(y: &[i32], indices: &[u8], shape: LatentShape) -> Self {
-        let bank = ScaleBank::get();
-        // bits[t][m]: the cost of magnitude m under table t (a sign is in the table).
-        let bits: Vec<[f64; COUNTED]> = (0..SCALES as u8)
-            .map(|t| std::array::from_fn(|m| bank.bits(t, m as i32)))
-            .collect();
+        let bits = bit_costs();
         let plane = shape.plane();
         let channels = (0..shape.channels)
             .map(|c| {
@@ -172,18 +168,16 @@ impl ChannelContext {
     ) -> Result<Vec<i32>, CoderError> {
         let plane = shape.plane();
         let mut y = Vec::with_capacity(indices.len());
-        let mut tracker = activity.map(|_| ActivityTracker::new(shape));
+        let mut activity = activity.map(|context| (context, ActivityTracker::new(shape)));
         for (c, &coding) in self.channels.iter().enumerate() {
             let start = c * plane;
             for (k, &t) in indices[start..start + plane].iter().enumerate() {
                 let table = Self::table(coding, t);
-                let value = match (activity, &tracker) {
-                    (Some(activity), Some(tracker)) => {
-                        read(activity.table(table, tracker.class(k)))?
-                    }
-                    _ => read(table)?,
+                let value = match &activity {
+                    Some((context, tracker)) => read(context.table(table, tracker.class(k)))?,
+                    None => read(table)?,
                 };
-                if let Some(tracker) = &mut tracker {
+                if let Some((_, tracker)) = &mut activity {
                     tracker.record(k, value, table);
                 }
                 let value = match coding.predicted {
@@ -197,7 +191,7 @@ impl ChannelContext {
                 };
                 y.push(value);
             }
-            if let Some(tracker) = &mut tracker {
+            if let Some((_, tracker)) = &mut activity {
                 tracker.next_channel();
             }
         }
@@ -251,8 +245,25 @@ impl ChannelContext {
     }
 }
 
-/// How often each (table, magnitude) occurs in a channel, for costing shifts quickly.
-struct Histogram {
+/// `index` moved by `shift` tables, within the bank.
+pub(super) fn shifted_table(index: u8, shift: i8) -> u8 {
+    (i32::from(index) + i32::from(shift)).clamp(0, SCALES as i32 - 1) as u8
+}
+
+/// `bits[t][m]`: what magnitude `m` costs under table `t` (a sign is in the table), for the
+/// magnitudes a [`Histogram`] counts one by one.
+pub(super) type BitCosts = Vec<[f64; COUNTED]>;
+
+/// The bank's [`BitCosts`].
+pub(super) fn bit_costs() -> BitCosts {
+    let bank = ScaleBank::get();
+    (0..SCALES as u8)
+        .map(|t| std::array::from_fn(|m| bank.bits(t, m as i32)))
+        .collect()
+}
+
+/// How often each (table, magnitude) occurs among some elements, for costing shifts quickly.
+pub(super) struct Histogram {
     /// counts[t][m] for magnitudes below [`COUNTED`].
     counts: Vec<[u32; COUNTED]>,
     /// The larger values, with their tables.
@@ -260,7 +271,7 @@ struct Histogram {
 }
 
 impl Histogram {
-    fn of(values: &[i32], tables: &[u8]) -> Self {
+    pub(super) fn of(values: &[i32], tables: &[u8]) -> Self {
         let mut counts = vec![[0u32; COUNTED]; SCALES];
         let mut large = Vec::new();
         for (&v, &t) in values.iter().zip(tables) {
@@ -272,8 +283,8 @@ impl Histogram {
         Self { counts, large }
     }
 
-    /// Bits of the channel when table `t` is coded under `table(t)`.
-    fn cost(&self, bits: &[[f64; COUNTED]], table: impl Fn(u8) -> u8) -> f64 {
+    /// Bits of the elements when table `t` is coded under `table(t)`.
+    pub(super) fn cost(&self, bits: &BitCosts, table: impl Fn(u8) -> u8) -> f64 {
         let bank = ScaleBank::get();
         let counted: f64 = self
             .counts

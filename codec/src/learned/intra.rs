@@ -89,11 +89,8 @@ impl HyperpriorCodec<'_> {
             context.write(&mut leading);
             let mut symbols = context.symbols(&y, indices, self.latent);
             if self.activity {
-                let activity = ActivityContext::choose(&symbols, self.latent);
+                let activity = ActivityContext::code(&mut symbols, self.latent);
                 ActivityContext::write(activity.as_ref(), &mut leading);
-                if let Some(activity) = activity {
-                    activity.apply(&mut symbols, self.latent);
-                }
             }
             for (index, v) in symbols {
                 bank.push_symbols(index, v, &mut items);
