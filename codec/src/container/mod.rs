@@ -43,8 +43,10 @@ pub const MAGIC: [u8; 4] = *b"AEZV";
 /// then its own frame predicted from the frames either side; the packet after it shows the
 /// anchor. Version 14 lets a bidirectional frame give each unit of its motion field (a block
 /// or a cell) its own side, and moves a learned intra latent's tables by how its decoded
-/// neighbours strayed from theirs (an activity context).
-pub const VERSION: u16 = 14;
+/// neighbours strayed from theirs (an activity context). Version 15 codes the changes of motion
+/// vectors as binary flags (zero, sign, length in bits, the bits below the leading one) instead
+/// of under one table of the scale bank.
+pub const VERSION: u16 = 15;
 /// The first version whose header lists coding tools; older ones hold exactly one, inline.
 pub const FIRST_TOOL_LIST_VERSION: u16 = 5;
 /// The first version whose header records the quality level asked for.
@@ -69,6 +71,8 @@ pub const FIRST_SIDES_PER_UNIT_VERSION: u16 = 14;
 /// The first version whose learned intra payloads with a channel context carry an activity
 /// context after it.
 pub const FIRST_ACTIVITY_VERSION: u16 = 14;
+/// The first version whose motion fields code their vectors' changes as flags.
+pub const FIRST_CLASSED_CHANGES_VERSION: u16 = 15;
 /// The oldest container version this build reads.
 pub const OLDEST_READABLE_VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.

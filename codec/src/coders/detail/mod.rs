@@ -91,6 +91,8 @@ pub struct DetailLayer {
     /// Whether the groups a frame uses may be listed (version 11 on; `symbols`), or are
     /// always given by their mask.
     lists_groups: bool,
+    /// How the stream lays out its motion fields (by its version).
+    field_layout: motion::FieldLayout,
 }
 
 impl DetailLayer {
@@ -99,6 +101,7 @@ impl DetailLayer {
     fn moved(&self, byte: u8) -> DetailLayer {
         DetailLayer {
             lists_groups: self.lists_groups,
+            field_layout: self.field_layout,
             ..DetailLayer::new(
                 self.step * motion::step_factor(byte),
                 self.width as u32,
@@ -126,7 +129,8 @@ impl DetailLayer {
         let residual = layer.residual(frame, under);
         let (q, kernels, ratios) = layer.quantize(&residual);
         let grid = motion::MotionGrid::new(layer.width, layer.height);
-        let field_tables = field.code_keeping(grid, guide, &kept.field, out)?;
+        let layout = self.field_layout;
+        let field_tables = field.code_keeping(grid, guide, layout, &kept.field, out)?;
         let (bytes, layer_tables) = layer.code_keeping(WRITTEN, &q, Some(&kernels), &kept.layer)?;
         out.extend(bytes);
         let factor = f64::from(motion::step_factor(byte));
@@ -146,6 +150,7 @@ impl DetailLayer {
             height: height as usize,
             transform: Transform::new(),
             lists_groups: true,
+            field_layout: motion::FieldLayout::WRITTEN,
         }
     }
 
@@ -199,8 +204,6 @@ pub struct DetailedCoder {
     /// Whether an intra-coded layer over a base layer predicts its DCs too (files of
     /// version 7 on: a coarse learned picture leaves DCs that vary smoothly).
     predicts_base_dcs: bool,
-    /// How the file lays out its motion fields (by its version).
-    field_layout: motion::FieldLayout,
     /// Whether every frame's picture is deblocked after its layer (version 10 on), not only
     /// motion-compensated frames'. The learned picture's 16×16 grid and the layer's 8×8 blocks
     /// leave edges in intra frames too: pictures at the levels against JPEG (2 frames each),
@@ -346,7 +349,6 @@ impl DetailedCoder {
             policy: BasePolicy::default(),
             stream_end: StreamEnd::Sealed,
             predicts_base_dcs: true,
-            field_layout: motion::FieldLayout::Split,
             deblocks_all: true,
             keeps_tables: true,
             moved_tables: None,
@@ -686,7 +688,7 @@ impl DetailedCoder {
             &mut detail,
             grid,
             self.stream_end,
-            self.field_layout,
+            self.layer.field_layout,
             guided,
             &kept.field,
         )?;
@@ -965,7 +967,9 @@ impl FrameCoder for DetailedCoder {
         self.keeps_tables = version >= crate::container::FIRST_KEPT_TABLES_VERSION;
         self.reads_between = version >= crate::container::FIRST_BIDIRECTIONAL_VERSION;
         self.reads_sides_per_unit = version >= crate::container::FIRST_SIDES_PER_UNIT_VERSION;
-        self.field_layout = if version >= crate::container::FIRST_SPLIT_MOTION_VERSION {
+        self.layer.field_layout = if version >= crate::container::FIRST_CLASSED_CHANGES_VERSION {
+            motion::FieldLayout::Classes
+        } else if version >= crate::container::FIRST_SPLIT_MOTION_VERSION {
             motion::FieldLayout::Split
         } else {
             motion::FieldLayout::Blocks
@@ -1471,6 +1475,7 @@ mod tests {
             .encode(&moving_scene(w, h, 0), FrameType::Intra)
             .unwrap();
         let mut dec = pixel_base(w, h, 3.0);
+        dec.read_version(12);
         dec.parse(FrameType::Intra, &first.payload).unwrap();
         assert!(dec.parse(FrameType::Predicted, &kept[2]).is_err());
         // Any byte of a moved frame that keeps tables changed, after the frames before it
@@ -1479,6 +1484,7 @@ mod tests {
         for at in 0..moved[2].len() {
             for flip in [0x01u8, 0x80, 0xff] {
                 let mut dec = pixel_base(w, h, 3.0);
+                dec.read_version(12);
                 dec.parse(FrameType::Intra, &intra_payload).unwrap();
                 for m in &moved[..2] {
                     dec.parse(FrameType::Predicted, m).unwrap();

@@ -10,12 +10,22 @@
 //! bank. Most of a camera frame's vectors follow their neighbours', and there a block costs a
 //! fraction of a bit.
 //!
+//! Version 15 on ([`FieldLayout::Classes`]): the same, but each component of a change is coded
+//! as binary flags, each group with its own chance: whether it is zero (the y component's only
+//! where x's is, since a change is never zero in both), its sign, its magnitude's length in
+//! bits (one flag per length it goes past: "longer than 1 bit", "longer than 2", …) and the
+//! bits below the leading one. A camera frame's changes are small where the field is smooth
+//! and tens of pixels where objects move apart from it, a mixture that no one Laplace table
+//! fits (30 frames of `bikes` at level 3: an anchor's changes cost 177 bytes under the bank's
+//! best table, 153 as flags, table bytes included).
+//!
 //! Versions 3 to 7 ([`FieldLayout::Blocks`]): one vector per 16×16 block, its change from the
 //! median always coded under one table.
 //!
 //! Bytes: the field's length (varint), then its body. `Split`: a mask of the groups used (bit g
 //! for group g), one byte per group used — a flag group's chance of a set flag in 256ths
-//! (1..=255), the change group's scale-bank index — then the ANS words. `Blocks`: the table
+//! (1..=255), the change group's scale-bank index — then the ANS words. `Classes`: the mask as a
+//! varint, then the same. `Blocks`: the table
 //! index, then the words.
 
 use crate::coders::CoderError;
@@ -30,8 +40,15 @@ use super::{predicted, MotionField, MotionGrid, Side, MAX_COMPONENT};
 pub(crate) enum FieldLayout {
     /// Versions 3 to 7: a vector per 16×16 block, every change coded.
     Blocks,
-    /// Version 8 on: blocks split or whole, vectors that follow the median said by a flag.
+    /// Versions 8 to 14: blocks split or whole, vectors that follow the median said by a flag.
     Split,
+    /// Version 15 on: as `Split`, each change component coded as flags.
+    Classes,
+}
+
+impl FieldLayout {
+    /// The layout the encoder writes.
+    pub(crate) const WRITTEN: Self = Self::Classes;
 }
 
 /// Split-flag groups (how many of the blocks left and above are split).
@@ -48,6 +65,16 @@ const GROUPS: usize = CHANGE_GROUP + 1;
 const BOTH_GROUPS: usize = 3;
 const AFTER_GROUP: usize = GROUPS + BOTH_GROUPS;
 const GROUPS_WITH_SIDES: usize = AFTER_GROUP + 1;
+/// In [`FieldLayout::Classes`] the change group's place holds the "component is zero" flag;
+/// after the side groups come the sign's, the low bits', and one group per length flag.
+const ZERO_GROUP: usize = CHANGE_GROUP;
+const SIGN_GROUP: usize = GROUPS_WITH_SIDES;
+const LOW_BITS_GROUP: usize = SIGN_GROUP + 1;
+const LENGTH_GROUP: usize = LOW_BITS_GROUP + 1;
+/// The longest magnitude of a change, in bits: two vectors within [`MAX_COMPONENT`] differ by
+/// at most 2048.
+const MAX_LENGTH: u32 = 12;
+const GROUPS_WITH_CLASSES: usize = LENGTH_GROUP + MAX_LENGTH as usize - 1;
 
 /// One unit of a block: its top-left cell and its span in cells.
 pub(super) type Unit = ((usize, usize), (usize, usize));
@@ -170,8 +197,9 @@ impl Walk {
 }
 
 impl MotionField {
-    /// The symbols of the field in [`FieldLayout::Split`], in order, each with its group.
-    fn symbols(&self, grid: MotionGrid, guide: Guide) -> Vec<(usize, i32)> {
+    /// The symbols of the field in `layout` (`Split` or `Classes`), in order, each with its
+    /// group.
+    fn symbols(&self, grid: MotionGrid, guide: Guide, layout: FieldLayout) -> Vec<(usize, i32)> {
         let mut walk = Walk::guided(grid, guide);
         let mut out = Vec::with_capacity(2 * grid.cells());
         let (bcols, brows) = grid.blocks();
@@ -189,8 +217,14 @@ impl MotionField {
                     let ((c, r), _) = unit;
                     let v = self.vectors[r * grid.cols + c];
                     out.push((walk.same_group(unit.0), i32::from(v == p)));
-                    if v != p {
-                        out.extend([(CHANGE_GROUP, v.0 - p.0), (CHANGE_GROUP, v.1 - p.1)]);
+                    let (dx, dy) = (v.0 - p.0, v.1 - p.1);
+                    match layout {
+                        _ if v == p => {}
+                        FieldLayout::Classes => {
+                            push_change(dx, true, &mut out);
+                            push_change(dy, dx != 0, &mut out);
+                        }
+                        _ => out.extend([(CHANGE_GROUP, dx), (CHANGE_GROUP, dy)]),
                     }
                     if let Some(sides) = &self.sides {
                         let side = sides[r * grid.cols + c];
@@ -211,51 +245,57 @@ impl MotionField {
         out
     }
 
-    /// The field's bytes, in [`FieldLayout::Split`]: its length (varint), then its body.
+    /// The field's bytes, in [`FieldLayout::WRITTEN`]: its length (varint), then its body.
     #[cfg(test)]
     pub(in crate::coders::detail) fn code(
         &self,
         grid: MotionGrid,
         out: &mut Vec<u8>,
     ) -> Result<(), CoderError> {
-        self.code_keeping(grid, None, &[], out).map(drop)
+        self.code_keeping(grid, None, FieldLayout::WRITTEN, &[], out)
+            .map(drop)
     }
 
-    /// The field's bytes, in [`FieldLayout::Split`], keeping the tables `kept` of the last
-    /// moved frame where they cost little more than the field's own (version 12 on; none
+    /// The field's bytes, in `layout` (`Classes`, else `Split`: block fields are only read),
+    /// keeping the tables `kept` of the
+    /// last moved frame where they cost little more than the field's own (version 12 on; none
     /// kept before): its length (varint), then its body. Returns the tables in force after
     /// it. A bidirectional frame's vectors are predicted by `guide`.
     pub(in crate::coders::detail) fn code_keeping(
         &self,
         grid: MotionGrid,
         guide: Guide,
+        layout: FieldLayout,
         kept: &[Option<u8>],
         out: &mut Vec<u8>,
     ) -> Result<tables::TableBytes, CoderError> {
         let bank = ScaleBank::get();
-        let symbols = self.symbols(grid, guide);
-        let groups = self.groups();
+        let symbols = self.symbols(grid, guide, layout);
+        let groups = self.groups(layout);
         let members = tables::members(groups, &symbols);
+        let is_flag = |g: usize| is_flag(layout, g);
         let own: Vec<Option<u8>> = members
             .iter()
             .enumerate()
-            .map(|(g, m)| tables::own_byte(g != CHANGE_GROUP, m))
+            .map(|(g, m)| tables::own_byte(is_flag(g), m))
             .collect();
-        let bits = |g: usize, byte| tables::bits(g != CHANGE_GROUP, byte, &members[g]);
+        let bits = |g: usize, byte| tables::bits(is_flag(g), byte, &members[g]);
         let given = tables::given(&own, kept, bits);
         let in_force = tables::merged(kept, &given);
-        let mask: u16 = given
+        let mask: u32 = given
             .iter()
             .enumerate()
             .filter(|(_, byte)| byte.is_some())
             .map(|(g, _)| 1 << g)
             .sum();
-        let mut body = match self.sides {
-            Some(_) => mask.to_le_bytes().to_vec(),
-            None => vec![mask as u8],
-        };
+        let mut body = Vec::new();
+        match (layout, &self.sides) {
+            (FieldLayout::Classes, _) => varint::write_u64(&mut body, u64::from(mask)),
+            (_, Some(_)) => body.extend((mask as u16).to_le_bytes()),
+            (_, None) => body.push(mask as u8),
+        }
         body.extend(given.iter().flatten());
-        let flags = flag_tables(&in_force)?;
+        let flags = flag_tables(&in_force, layout)?;
         let change_index = in_force[CHANGE_GROUP].unwrap_or(0);
         let mut items = Vec::with_capacity(symbols.len());
         for &(g, v) in &symbols {
@@ -270,11 +310,13 @@ impl MotionField {
         Ok(in_force)
     }
 
-    /// Table groups the field codes: more with a side per unit.
-    fn groups(&self) -> usize {
-        match self.sides {
-            Some(_) => GROUPS_WITH_SIDES,
-            None => GROUPS,
+    /// Table groups the field codes in `layout`: more with a side per unit, more again with
+    /// flag-coded changes.
+    fn groups(&self, layout: FieldLayout) -> usize {
+        match (layout, &self.sides) {
+            (FieldLayout::Classes, _) => GROUPS_WITH_CLASSES,
+            (_, Some(_)) => GROUPS_WITH_SIDES,
+            (_, None) => GROUPS,
         }
     }
 
@@ -312,7 +354,9 @@ impl MotionField {
         *input = rest;
         match layout {
             FieldLayout::Blocks => Ok((parse_blocks(body, grid, end)?, Vec::new())),
-            FieldLayout::Split => parse_split(body, grid, end, guided, kept),
+            FieldLayout::Split | FieldLayout::Classes => {
+                parse_split(body, grid, end, guided, layout, kept)
+            }
         }
     }
 }
@@ -321,16 +365,70 @@ fn corrupt(what: &str) -> CoderError {
     CoderError::Payload(format!("motion field: {what}"))
 }
 
+/// Whether group `g` of a field in `layout` codes flags (all but `Split`'s change group).
+fn is_flag(layout: FieldLayout, g: usize) -> bool {
+    layout == FieldLayout::Classes || g != CHANGE_GROUP
+}
+
 /// The binary tables of the flag groups among `tables` (the field's, by group).
-fn flag_tables(tables: &[Option<u8>]) -> Result<Vec<Option<CategoricalTable>>, CoderError> {
+fn flag_tables(
+    tables: &[Option<u8>],
+    layout: FieldLayout,
+) -> Result<Vec<Option<CategoricalTable>>, CoderError> {
     tables
         .iter()
         .enumerate()
         .map(|(g, &byte)| match byte {
-            Some(k) if g != CHANGE_GROUP => Ok(Some(tables::flag_table(k)?)),
+            Some(k) if is_flag(layout, g) => Ok(Some(tables::flag_table(k)?)),
             _ => Ok(None),
         })
         .collect()
+}
+
+/// The flags of a change component `d` in [`FieldLayout::Classes`], each with its group: zero
+/// or not (where it `may_be_zero`), then, where not, its sign, a flag per bit length its
+/// magnitude goes past and one more where it stops short of [`MAX_LENGTH`], then the bits
+/// below its leading one, highest first.
+fn push_change(d: i32, may_be_zero: bool, out: &mut Vec<(usize, i32)>) {
+    if may_be_zero {
+        out.push((ZERO_GROUP, i32::from(d == 0)));
+    }
+    if d == 0 {
+        return;
+    }
+    out.push((SIGN_GROUP, i32::from(d < 0)));
+    let magnitude = d.unsigned_abs();
+    let length = u32::BITS - magnitude.leading_zeros();
+    debug_assert!(length <= MAX_LENGTH, "a change beyond the vectors' range");
+    for past in 1..length {
+        out.push((LENGTH_GROUP + past as usize - 1, 1));
+    }
+    if length < MAX_LENGTH {
+        out.push((LENGTH_GROUP + length as usize - 1, 0));
+    }
+    for bit in (0..length - 1).rev() {
+        out.push((LOW_BITS_GROUP, ((magnitude >> bit) & 1) as i32));
+    }
+}
+
+/// Reads what [`push_change`] wrote, each flag through `flag`.
+fn read_change(
+    may_be_zero: bool,
+    mut flag: impl FnMut(usize) -> Result<bool, CoderError>,
+) -> Result<i32, CoderError> {
+    if may_be_zero && flag(ZERO_GROUP)? {
+        return Ok(0);
+    }
+    let negative = flag(SIGN_GROUP)?;
+    let mut length = 1;
+    while length < MAX_LENGTH && flag(LENGTH_GROUP + length as usize - 1)? {
+        length += 1;
+    }
+    let mut magnitude = 1i32;
+    for _ in 1..length {
+        magnitude = (magnitude << 1) | i32::from(flag(LOW_BITS_GROUP)?);
+    }
+    Ok(if negative { -magnitude } else { magnitude })
 }
 
 /// A component that stays within [`MAX_COMPONENT`].
@@ -347,24 +445,33 @@ fn parse_split(
     grid: MotionGrid,
     end: StreamEnd,
     Guided { guide, sides }: Guided,
+    layout: FieldLayout,
     kept: &[Option<u8>],
 ) -> Result<(MotionField, tables::TableBytes), CoderError> {
-    let (groups, mask_len) = match sides {
-        true => (GROUPS_WITH_SIDES, 2),
-        false => (GROUPS, 1),
+    let classes = layout == FieldLayout::Classes;
+    let (mask, mut rest, groups) = if classes {
+        let mut rest = body;
+        let mask = varint::read_u64(&mut rest).map_err(|e| corrupt(&format!("mask: {e}")))?;
+        (mask, rest, GROUPS_WITH_CLASSES)
+    } else {
+        let (groups, mask_len) = match sides {
+            true => (GROUPS_WITH_SIDES, 2),
+            false => (GROUPS, 1),
+        };
+        if body.len() < mask_len {
+            return Err(corrupt("no group mask"));
+        }
+        let (mask, rest) = body.split_at(mask_len);
+        let mask = mask
+            .iter()
+            .rev()
+            .fold(0u64, |m, &byte| (m << 8) | u64::from(byte));
+        (mask, rest, groups)
     };
-    if body.len() < mask_len {
-        return Err(corrupt("no group mask"));
-    }
-    let (mask, mut rest) = body.split_at(mask_len);
-    let mask = mask
-        .iter()
-        .rev()
-        .fold(0u32, |m, &byte| (m << 8) | u32::from(byte));
     if mask >> groups != 0 {
         return Err(corrupt("a group mask with unknown groups"));
     }
-    if kept.len() > GROUPS_WITH_SIDES {
+    if kept.len() > groups.max(GROUPS_WITH_SIDES) {
         return Err(corrupt("kept tables of another layout"));
     }
     let mut given = vec![None; groups];
@@ -376,7 +483,7 @@ fn parse_split(
             .split_first()
             .ok_or_else(|| corrupt("table bytes cut"))?;
         rest = after;
-        if g == CHANGE_GROUP {
+        if !is_flag(layout, g) {
             entropy::check_table_index(byte)?;
         } else if byte == 0 {
             return Err(corrupt("a flag's chance of 0"));
@@ -385,8 +492,8 @@ fn parse_split(
     }
     let mut in_force = tables::merged(kept, &given);
     in_force.resize(in_force.len().max(groups), None);
-    let tables = flag_tables(&in_force)?;
-    let change_index = in_force[CHANGE_GROUP];
+    let tables = flag_tables(&in_force, layout)?;
+    let change_index = in_force[CHANGE_GROUP].filter(|_| !classes);
     let mut decoder = SymbolDecoder::new(rest, end)?;
     let bank = ScaleBank::get();
     let flag = |g: usize, decoder: &mut SymbolDecoder| -> Result<bool, CoderError> {
@@ -409,6 +516,10 @@ fn parse_split(
                 let same = flag(walk.same_group(unit.0), &mut decoder)?;
                 let v = if same {
                     p
+                } else if classes {
+                    let dx = read_change(true, |g| flag(g, &mut decoder))?;
+                    let dy = read_change(dx != 0, |g| flag(g, &mut decoder))?;
+                    (component(p.0, dx)?, component(p.1, dy)?)
                 } else {
                     let index = change_index.ok_or_else(|| corrupt("a change with no table"))?;
                     let dx = bank.decode(index, &mut decoder)?;
@@ -500,26 +611,79 @@ mod tests {
         }
     }
 
+    /// The bytes of `field` in `layout`, with nothing kept.
+    fn coded(field: &MotionField, grid: MotionGrid, layout: FieldLayout) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        field
+            .code_keeping(grid, None, layout, &[], &mut bytes)
+            .unwrap();
+        bytes
+    }
+
     #[test]
     fn a_field_parses_back_exactly_and_cut_ones_are_errors() {
-        for (w, h, seed) in [(64, 48, 1), (40, 20, 2), (8, 8, 3), (72, 40, 4), (17, 9, 5)] {
-            let grid = MotionGrid::new(w, h);
-            let field = field(grid, seed);
-            let mut bytes = Vec::new();
-            field.code(grid, &mut bytes).unwrap();
-            bytes.extend([9, 9]);
-            let mut input = &bytes[..];
-            let parsed =
-                MotionField::parse(&mut input, grid, StreamEnd::Sealed, FieldLayout::Split)
-                    .unwrap();
-            assert_eq!(parsed, field, "{w}x{h}");
-            assert_eq!(input, &[9, 9]);
-            for cut in 0..bytes.len() - 2 {
-                let mut input = &bytes[..cut];
-                let layout = FieldLayout::Split;
-                assert!(MotionField::parse(&mut input, grid, StreamEnd::Sealed, layout).is_err());
+        for layout in [FieldLayout::Split, FieldLayout::Classes] {
+            for (w, h, seed) in [(64, 48, 1), (40, 20, 2), (8, 8, 3), (72, 40, 4), (17, 9, 5)] {
+                let grid = MotionGrid::new(w, h);
+                let field = field(grid, seed);
+                let mut bytes = coded(&field, grid, layout);
+                bytes.extend([9, 9]);
+                let mut input = &bytes[..];
+                let parsed = MotionField::parse(&mut input, grid, StreamEnd::Sealed, layout);
+                assert_eq!(parsed.unwrap(), field, "{w}x{h} {layout:?}");
+                assert_eq!(input, &[9, 9]);
+                for cut in 0..bytes.len() - 2 {
+                    let mut input = &bytes[..cut];
+                    assert!(
+                        MotionField::parse(&mut input, grid, StreamEnd::Sealed, layout).is_err()
+                    );
+                }
             }
         }
+    }
+
+    #[test]
+    fn changes_as_large_as_the_range_allows_parse_back_as_flags_and_cost_less_than_one_table() {
+        // Neighbours at opposite ends of the range (changes of up to 2048 quarter pixels, the
+        // longest length), and a smooth field with a few far jumps, the mixture of a camera
+        // frame where objects move apart from the background.
+        let grid = MotionGrid::new(96, 64);
+        let (bcols, brows) = grid.blocks();
+        let mut extreme = field(grid, 11);
+        for (i, v) in extreme.vectors.iter_mut().enumerate() {
+            let sign = if (i / grid.cols + i).is_multiple_of(2) {
+                1
+            } else {
+                -1
+            };
+            *v = (sign * MAX_COMPONENT, -sign * (i as i32 % 7));
+        }
+        extreme.split = vec![true; bcols * brows];
+        let wide = MotionGrid::new(640, 272);
+        let (bcols, brows) = wide.blocks();
+        let mut mixed = field(wide, 12);
+        mixed.split = vec![false; bcols * brows];
+        for (i, v) in mixed.vectors.iter_mut().enumerate() {
+            let (c, r) = (i % wide.cols, i / wide.cols);
+            *v = match (c / 2 + r / 2 * bcols) % 5 {
+                0 => (160 + (c as i32 / 2) * 9, -70 + (r as i32 / 2) * 13),
+                _ => (4, -1),
+            };
+        }
+        for (field, grid) in [(extreme, grid), (mixed.clone(), wide)] {
+            let bytes = coded(&field, grid, FieldLayout::Classes);
+            let layout = FieldLayout::Classes;
+            let parsed = MotionField::parse(&mut &bytes[..], grid, StreamEnd::Sealed, layout);
+            assert_eq!(parsed.unwrap(), field);
+        }
+        let (flags, table) = (
+            coded(&mixed, wide, FieldLayout::Classes).len(),
+            coded(&mixed, wide, FieldLayout::Split).len(),
+        );
+        assert!(
+            flags < table,
+            "{flags} bytes as flags, {table} under one table"
+        );
     }
 
     #[test]
@@ -540,35 +704,39 @@ mod tests {
             })
             .collect();
         field.sides = Some(sides);
-        let mut bytes = Vec::new();
         let kept = [Some(200), None, Some(3)];
-        let tables = field
-            .code_keeping(grid, Some(&guide), &kept, &mut bytes)
-            .unwrap();
-        assert_eq!(tables.len(), GROUPS_WITH_SIDES);
-        let parse = |input: &[u8], sides: bool| {
-            let guided = Guided {
-                guide: Some(&guide),
-                sides,
+        for (layout, groups) in [
+            (FieldLayout::Split, GROUPS_WITH_SIDES),
+            (FieldLayout::Classes, GROUPS_WITH_CLASSES),
+        ] {
+            let mut bytes = Vec::new();
+            let tables = field
+                .code_keeping(grid, Some(&guide), layout, &kept, &mut bytes)
+                .unwrap();
+            assert_eq!(tables.len(), groups);
+            let parse = |input: &[u8], sides: bool| {
+                let guided = Guided {
+                    guide: Some(&guide),
+                    sides,
+                };
+                let end = StreamEnd::Sealed;
+                MotionField::parse_keeping(&mut &input[..], grid, end, layout, guided, &kept)
             };
-            MotionField::parse_keeping(
-                &mut &input[..],
-                grid,
-                StreamEnd::Sealed,
-                FieldLayout::Split,
-                guided,
-                &kept,
-            )
-        };
-        assert_eq!(parse(&bytes, true).unwrap(), (field.clone(), tables));
-        assert_ne!(parse(&bytes, false).ok().map(|(f, _)| f), Some(field));
-        for cut in 0..bytes.len() {
-            assert!(parse(&bytes[..cut], true).is_err(), "cut at {cut}");
+            assert_eq!(parse(&bytes, true).unwrap(), (field.clone(), tables));
+            assert_ne!(
+                parse(&bytes, false).ok().map(|(f, _)| f),
+                Some(field.clone())
+            );
+            for cut in 0..bytes.len() {
+                assert!(parse(&bytes[..cut], true).is_err(), "cut at {cut}");
+            }
+            if layout == FieldLayout::Split {
+                // The mask's second byte holds the side groups; nothing beyond them.
+                let mut forged = bytes.clone();
+                forged[2] |= 0x80;
+                assert!(parse(&forged, true).is_err());
+            }
         }
-        // The mask's second byte holds the side groups; nothing beyond them.
-        let mut forged = bytes.clone();
-        forged[2] |= 0x80;
-        assert!(parse(&forged, true).is_err());
     }
 
     #[test]
@@ -588,7 +756,10 @@ mod tests {
         field.vectors[5] = (40, -9);
         let coded = |guide: Guide| {
             let mut bytes = Vec::new();
-            field.code_keeping(grid, guide, &[], &mut bytes).unwrap();
+            let layout = FieldLayout::WRITTEN;
+            field
+                .code_keeping(grid, guide, layout, &[], &mut bytes)
+                .unwrap();
             bytes
         };
         let (guided, plain) = (coded(Some(&guide)), coded(None));
@@ -599,7 +770,7 @@ mod tests {
             plain.len()
         );
         let parse = |guide: Guide| {
-            let layout = FieldLayout::Split;
+            let layout = FieldLayout::WRITTEN;
             MotionField::parse_keeping(
                 &mut &guided[..],
                 grid,
@@ -632,19 +803,38 @@ mod tests {
         // A vector beyond the largest a stream may carry.
         let mut far = still.clone();
         far.vectors.fill((MAX_COMPONENT + 1, 0));
-        let mut bytes = Vec::new();
-        far.code(grid, &mut bytes).unwrap();
-        let layout = FieldLayout::Split;
-        assert!(MotionField::parse(&mut &bytes[..], grid, StreamEnd::Sealed, layout).is_err());
-        // Unknown groups in the mask, and a flag group without its table.
-        let mut bytes = Vec::new();
-        still.code(grid, &mut bytes).unwrap();
-        let mut forged = bytes.clone();
-        forged[1] |= 0x80;
-        assert!(MotionField::parse(&mut &forged[..], grid, StreamEnd::Sealed, layout).is_err());
-        let mut forged = bytes;
-        forged[1] &= !(1 << SPLIT_GROUPS);
-        assert!(MotionField::parse(&mut &forged[..], grid, StreamEnd::Sealed, layout).is_err());
+        for layout in [FieldLayout::Split, FieldLayout::Classes] {
+            let bytes = coded(&far, grid, layout);
+            let end = StreamEnd::Sealed;
+            assert!(MotionField::parse(&mut &bytes[..], grid, end, layout).is_err());
+            // Unknown groups in the mask, and a flag group without its table.
+            let bytes = coded(&still, grid, layout);
+            for forge in [|m: u64| m | 1 << 30, |m: u64| m & !(1 << SPLIT_GROUPS)] {
+                let forged = with_mask(&bytes, layout, forge);
+                assert!(MotionField::parse(&mut &forged[..], grid, end, layout).is_err());
+            }
+        }
+    }
+
+    /// A field's `bytes` in `layout` with its group mask changed by `forge` (the Split layout's
+    /// one-byte mask keeps its low byte).
+    fn with_mask(bytes: &[u8], layout: FieldLayout, forge: fn(u64) -> u64) -> Vec<u8> {
+        let mut rest = bytes;
+        varint::read_u64(&mut rest).unwrap();
+        let mut body = Vec::new();
+        if layout == FieldLayout::Classes {
+            let mask = varint::read_u64(&mut rest).unwrap();
+            varint::write_u64(&mut body, forge(mask));
+        } else {
+            let (&mask, after) = rest.split_first().unwrap();
+            rest = after;
+            body.push(forge(u64::from(mask)) as u8 | u8::from(forge(0) != 0) << 7);
+        }
+        body.extend_from_slice(rest);
+        let mut out = Vec::new();
+        varint::write_u64(&mut out, body.len() as u64);
+        out.extend(body);
+        out
     }
 
     #[test]

@@ -34,9 +34,16 @@ const CHANGED_BITS: [f64; 3] = [0.7, 1.6, 3.3];
 const WHOLE_BITS: f64 = 0.3;
 const SPLIT_BITS: f64 = 2.5;
 
-/// Estimated bits of a vector component's change `d` under the scale bank.
+/// Estimated bits of a vector component's change `d` as the field codes it (flags: zero or
+/// not, sign, one per bit of length, the bits below the leading one). On 30 frames of `bikes`
+/// against x264 medium: this, +27.1 %; `2 + length`, +27.9 %; `4 + length`, +27.5 %; the
+/// bank-table estimate the search had before, `1 + 2·log2(|d| + 1)`, +27.7 % (`cityCC0`
+/// +20.1 % against +19.9 %).
 fn change_bits(d: i32) -> f64 {
-    1.0 + 2.0 * f64::from(d.unsigned_abs() + 1).log2()
+    match d.unsigned_abs() {
+        0 => 1.0,
+        m => 3.0 + f64::from(u32::BITS - m.leading_zeros()),
+    }
 }
 
 /// The planes the search compares, and its rate weight.
