@@ -24,9 +24,8 @@
 //!
 //! Bytes: the field's length (varint), then its body. `Split`: a mask of the groups used (bit g
 //! for group g), one byte per group used — a flag group's chance of a set flag in 256ths
-//! (1..=255), the change group's scale-bank index — then the ANS words. `Classes`: the mask as a
-//! varint, then the same. `Blocks`: the table
-//! index, then the words.
+//! (1..=255), the change group's scale-bank index — then the ANS words. `Classes`: the mask as
+//! a varint, then the same. `Blocks`: the table index, then the words.
 
 use crate::coders::CoderError;
 use crate::entropy::{self, CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder};
@@ -257,10 +256,10 @@ impl MotionField {
     }
 
     /// The field's bytes, in `layout` (`Classes`, else `Split`: block fields are only read),
-    /// keeping the tables `kept` of the
-    /// last moved frame where they cost little more than the field's own (version 12 on; none
-    /// kept before): its length (varint), then its body. Returns the tables in force after
-    /// it. A bidirectional frame's vectors are predicted by `guide`.
+    /// keeping the tables `kept` of the last moved frame where they cost little more than the
+    /// field's own (version 12 on; none kept before): its length (varint), then its body.
+    /// Returns the tables in force after it. A bidirectional frame's vectors are predicted by
+    /// `guide`.
     pub(in crate::coders::detail) fn code_keeping(
         &self,
         grid: MotionGrid,
