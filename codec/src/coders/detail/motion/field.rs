@@ -806,28 +806,28 @@ mod tests {
             let bytes = coded(&far, grid, layout);
             let end = StreamEnd::Sealed;
             assert!(MotionField::parse(&mut &bytes[..], grid, end, layout).is_err());
-            // Unknown groups in the mask, and a flag group without its table.
+            // The first group past the layout's in the mask, and a flag group without its table.
             let bytes = coded(&still, grid, layout);
-            for forge in [|m: u64| m | 1 << 30, |m: u64| m & !(1 << SPLIT_GROUPS)] {
+            let unknown = still.groups(layout);
+            for forge in [1 << unknown, 1 << SPLIT_GROUPS] {
                 let forged = with_mask(&bytes, layout, forge);
                 assert!(MotionField::parse(&mut &forged[..], grid, end, layout).is_err());
             }
         }
     }
 
-    /// A field's `bytes` in `layout` with its group mask changed by `forge` (the Split layout's
-    /// one-byte mask keeps its low byte).
-    fn with_mask(bytes: &[u8], layout: FieldLayout, forge: fn(u64) -> u64) -> Vec<u8> {
+    /// A field's `bytes` in `layout` with the bits `flip` of its group mask flipped.
+    fn with_mask(bytes: &[u8], layout: FieldLayout, flip: u64) -> Vec<u8> {
         let mut rest = bytes;
         varint::read_u64(&mut rest).unwrap();
         let mut body = Vec::new();
         if layout == FieldLayout::Classes {
             let mask = varint::read_u64(&mut rest).unwrap();
-            varint::write_u64(&mut body, forge(mask));
+            varint::write_u64(&mut body, mask ^ flip);
         } else {
             let (&mask, after) = rest.split_first().unwrap();
             rest = after;
-            body.push(forge(u64::from(mask)) as u8 | u8::from(forge(0) != 0) << 7);
+            body.push(mask ^ u8::try_from(flip).unwrap());
         }
         body.extend_from_slice(rest);
         let mut out = Vec::new();
