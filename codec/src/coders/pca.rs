@@ -214,7 +214,7 @@ impl PcaCoder {
             width,
             height,
             reference: None,
-            stream_end: StreamEnd::Sealed,
+            stream_end: StreamEnd::WRITTEN,
         }
     }
 
@@ -313,7 +313,8 @@ impl PcaCoder {
             bank.push_symbols(indices[group_of(i % k)], v, &mut items);
         }
         let mut payload = indices;
-        entropy::write_words(&mut payload, &entropy::encode(items.into_iter())?);
+        let words = entropy::encode(items.into_iter())?;
+        entropy::write_stream(&mut payload, &words, self.stream_end);
         Ok(payload)
     }
 

@@ -22,7 +22,7 @@ impl PixelCoder {
             step: i32::from(step.max(1)),
             width,
             height,
-            stream_end: StreamEnd::Sealed,
+            stream_end: StreamEnd::WRITTEN,
         }
     }
 
@@ -59,7 +59,8 @@ impl FrameCoder for PixelCoder {
         let table = CategoricalTable::fit(&residuals)?;
         let mut payload = Vec::new();
         table.write(&mut payload);
-        entropy::write_words(&mut payload, &entropy::encode_iid(&table, &residuals)?);
+        let words = entropy::encode_iid(&table, &residuals)?;
+        entropy::write_stream(&mut payload, &words, self.stream_end);
         Ok(EncodedFrame {
             frame_type: FrameType::Intra,
             payload,

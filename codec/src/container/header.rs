@@ -359,9 +359,12 @@ impl From<SingleToolHeader> for Header {
 }
 
 impl Header {
-    /// How the file's entropy-coded streams end: sealed from version 4 on.
+    /// How the file's entropy-coded streams end: sealed from version 4 on, their final state
+    /// in its shortest form from version 16 on.
     pub fn stream_end(&self) -> crate::entropy::StreamEnd {
-        if self.version >= 4 {
+        if self.version >= crate::container::FIRST_TIGHT_STREAM_VERSION {
+            crate::entropy::StreamEnd::Tight
+        } else if self.version >= 4 {
             crate::entropy::StreamEnd::Sealed
         } else {
             crate::entropy::StreamEnd::Legacy

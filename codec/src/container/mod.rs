@@ -45,8 +45,11 @@ pub const MAGIC: [u8; 4] = *b"AEZV";
 /// or a cell) its own side, and moves a learned intra latent's tables by how its decoded
 /// neighbours strayed from theirs (an activity context). Version 15 codes the changes of motion
 /// vectors as binary flags (zero, sign, length in bits, the bits below the leading one) instead
-/// of under one table of the scale bank.
-pub const VERSION: u16 = 15;
+/// of under one table of the scale bank. Version 16 codes a motion-compensated frame's field and
+/// layer in one ANS stream (each stream's end costs about 6 bytes), and ends every stream with its
+/// final state in as few bytes as hold it (5 to 8) instead of two whole words; its motion fields
+/// code changes of 32 quarter pixels or more at half-pixel precision.
+pub const VERSION: u16 = 16;
 /// The first version whose header lists coding tools; older ones hold exactly one, inline.
 pub const FIRST_TOOL_LIST_VERSION: u16 = 5;
 /// The first version whose header records the quality level asked for.
@@ -73,6 +76,12 @@ pub const FIRST_SIDES_PER_UNIT_VERSION: u16 = 14;
 pub const FIRST_ACTIVITY_VERSION: u16 = 14;
 /// The first version whose motion fields code their vectors' changes as flags.
 pub const FIRST_CLASSED_CHANGES_VERSION: u16 = 15;
+/// The first version whose motion-compensated frames code their field and layer in one stream.
+pub const FIRST_SHARED_STREAM_VERSION: u16 = 16;
+/// The first version whose motion fields code large changes at half-pixel precision.
+pub const FIRST_COARSE_CHANGES_VERSION: u16 = 16;
+/// The first version whose ANS streams write their final state in its shortest form.
+pub const FIRST_TIGHT_STREAM_VERSION: u16 = 16;
 /// The oldest container version this build reads.
 pub const OLDEST_READABLE_VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.

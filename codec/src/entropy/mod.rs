@@ -40,6 +40,8 @@ pub enum EntropyError {
     BadMinSymbol(i64),
     #[error("coded data is not a whole number of 32-bit words")]
     RaggedWords,
+    #[error("coded data is shorter than a stream's final state")]
+    NoFinalState,
     #[error("coded data ends with a zero word, which an encoder never writes")]
     TrailingZeroWord,
     #[error("coded data holds more than the symbols it should")]
@@ -251,6 +253,15 @@ pub enum StreamEnd {
     /// Versions 2 and 3: the encoder started at the empty state. Running out of data is
     /// recognized only after `LEGACY_TAIL_DECODES` symbols decoded below `SEAL`.
     Legacy,
+    /// Version 16 on: sealed, and the final state written in as few bytes as hold it (5 to 8,
+    /// since it is at least `SEAL`) instead of two whole words; so a stream of `n` bytes ends
+    /// with `5 + (n − 5) % 4` bytes of state, its last one not 0.
+    Tight,
+}
+
+impl StreamEnd {
+    /// What this build's encoders write.
+    pub const WRITTEN: Self = Self::Tight;
 }
 
 /// Symbols a legacy stream may decode with its state below [`SEAL`] before it counts as run
@@ -289,6 +300,21 @@ pub fn encode_iid(table: &CategoricalTable, symbols: &[i32]) -> Result<Vec<u32>,
     encode(symbols.iter().map(|&s| (table, s)))
 }
 
+/// Appends the ANS words [`encode`] returned as a stream that ends as `end` says: the words
+/// as little-endian bytes, or for [`StreamEnd::Tight`] the last two (the final state, low word
+/// first) in their shortest form.
+pub fn write_stream(out: &mut Vec<u8>, words: &[u32], end: StreamEnd) {
+    match (end, words) {
+        (StreamEnd::Tight, [bulk @ .., low, high]) => {
+            write_words(out, bulk);
+            let state = u64::from(*low) | (u64::from(*high) << 32);
+            let bytes = (u64::BITS - state.leading_zeros()).div_ceil(8) as usize;
+            out.extend_from_slice(&state.to_le_bytes()[..bytes]);
+        }
+        _ => write_words(out, words),
+    }
+}
+
 /// Appends ANS words as little-endian bytes.
 pub fn write_words(out: &mut Vec<u8>, words: &[u32]) {
     out.reserve(4 * words.len());
@@ -313,13 +339,33 @@ pub struct SymbolDecoder {
 impl SymbolDecoder {
     /// Starts decoding from the little-endian bytes of the ANS words.
     pub fn new(bytes: &[u8], end: StreamEnd) -> Result<Self, EntropyError> {
-        if !bytes.len().is_multiple_of(4) {
+        let (bulk, state) = match end {
+            StreamEnd::Tight => {
+                let tail = bytes
+                    .len()
+                    .checked_sub(5)
+                    .map(|n| 5 + n % 4)
+                    .ok_or(EntropyError::NoFinalState)?;
+                let (bulk, state) = bytes.split_at(bytes.len() - tail);
+                if state.last() == Some(&0) {
+                    return Err(EntropyError::TrailingZeroWord);
+                }
+                let mut padded = [0u8; 8];
+                padded[..tail].copy_from_slice(state);
+                (bulk, Some(u64::from_le_bytes(padded)))
+            }
+            StreamEnd::Sealed | StreamEnd::Legacy => (bytes, None),
+        };
+        if !bulk.len().is_multiple_of(4) {
             return Err(EntropyError::RaggedWords);
         }
-        let words: Vec<u32> = bytes
+        let mut words: Vec<u32> = bulk
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
             .collect();
+        if let Some(state) = state {
+            words.extend([state as u32, (state >> 32) as u32]);
+        }
         let coder =
             DefaultAnsCoder::from_compressed(words).map_err(|_| EntropyError::TrailingZeroWord)?;
         Ok(Self {
@@ -355,7 +401,7 @@ impl SymbolDecoder {
     #[inline]
     pub fn check(&self) -> Result<(), EntropyError> {
         let limit = match self.end {
-            StreamEnd::Sealed => 0,
+            StreamEnd::Sealed | StreamEnd::Tight => 0,
             StreamEnd::Legacy => LEGACY_TAIL_DECODES,
         };
         if self.tail_decodes > limit {
@@ -372,7 +418,7 @@ impl SymbolDecoder {
         match self.end {
             StreamEnd::Legacy if self.coder.is_empty() => Ok(()),
             StreamEnd::Legacy => Err(EntropyError::LeftoverData),
-            StreamEnd::Sealed => {
+            StreamEnd::Sealed | StreamEnd::Tight => {
                 let (bulk, state) = self.coder.into_raw_parts();
                 if !bulk.is_empty() {
                     Err(EntropyError::LeftoverData)
@@ -493,6 +539,42 @@ mod tests {
         let mut dec = SymbolDecoder::new(&longer, StreamEnd::Sealed).unwrap();
         dec.decode_iid(&table, &mut out);
         assert!(dec.finish().is_err());
+    }
+
+    #[test]
+    fn a_tight_stream_writes_its_final_state_in_its_shortest_form_and_reads_back() {
+        let table = CategoricalTable::fit(&[0, 0, 0, 1, 2, -1, 5]).unwrap();
+        for count in [0usize, 1, 2, 5, 13, 40, 333, 5000] {
+            let symbols: Vec<i32> = (0..count).map(|i| [0, 1, 0, 2, -1, 0, 5][i % 7]).collect();
+            let words = encode_iid(&table, &symbols).unwrap();
+            let (mut sealed, mut tight) = (Vec::new(), Vec::new());
+            write_stream(&mut sealed, &words, StreamEnd::Sealed);
+            write_stream(&mut tight, &words, StreamEnd::Tight);
+            // The same words but the state's bytes that are 0.
+            assert_eq!(sealed.len(), 4 * words.len());
+            assert!(tight.len() + 3 >= sealed.len() && tight.len() <= sealed.len());
+            assert_eq!(tight, sealed[..tight.len()]);
+            assert!(sealed[tight.len()..].iter().all(|&b| b == 0));
+            let mut dec = SymbolDecoder::new(&tight, StreamEnd::Tight).unwrap();
+            let mut out = vec![0; count];
+            dec.decode_iid(&table, &mut out);
+            assert_eq!(out, symbols);
+            dec.finish().unwrap();
+            // Cut, lengthened or ending in a 0 byte: an error, never a panic.
+            for cut in 0..tight.len() {
+                if let Ok(mut dec) = SymbolDecoder::new(&tight[..cut], StreamEnd::Tight) {
+                    dec.decode_iid(&table, &mut out);
+                    assert!(dec.finish().is_err(), "{count} symbols cut at {cut}");
+                }
+            }
+            for extra in [vec![1u8], vec![0], vec![7, 7, 7, 7]] {
+                let longer = [tight.clone(), extra].concat();
+                if let Ok(mut dec) = SymbolDecoder::new(&longer, StreamEnd::Tight) {
+                    dec.decode_iid(&table, &mut out);
+                    assert!(out != symbols || dec.finish().is_err(), "{count} symbols");
+                }
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::predicted::ReferenceFrame;
 use crate::coders::CoderError;
-use crate::entropy::{self, CategoricalTable};
+use crate::entropy::{self, CategoricalTable, StreamEnd};
 
 /// What the entropy coder spent on one frame's ANS stream against the ideal.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -12,7 +12,7 @@ pub struct EntropyCost {
     pub symbols: usize,
     /// Their information content under the tables they were coded with.
     pub ideal_bits: f64,
-    /// The stream's real size (whole 32-bit words).
+    /// The stream's real size.
     pub coded_bits: u64,
 }
 
@@ -25,20 +25,23 @@ pub struct CodedLatent {
 }
 
 impl CodedLatent {
-    /// Writes the ANS stream of `items` after the payload's `leading` bytes.
+    /// Writes the ANS stream of `items` after the payload's `leading` bytes, ending as `end`
+    /// says.
     pub fn finish(
         mut leading: Vec<u8>,
         items: Vec<(&CategoricalTable, i32)>,
         reference: ReferenceFrame,
+        end: StreamEnd,
     ) -> Result<Self, CoderError> {
         let ideal_bits = entropy::information_content(items.iter().copied());
         let symbols = items.len();
         let words = entropy::encode(items.into_iter())?;
-        entropy::write_words(&mut leading, &words);
+        let start = leading.len();
+        entropy::write_stream(&mut leading, &words, end);
         let cost = EntropyCost {
             symbols,
             ideal_bits,
-            coded_bits: 32 * words.len() as u64,
+            coded_bits: 8 * (leading.len() - start) as u64,
         };
         Ok(Self {
             payload: leading,

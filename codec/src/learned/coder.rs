@@ -83,7 +83,7 @@ impl LearnedCoder {
             height,
             reference: None,
             last_cost: None,
-            stream_end: StreamEnd::Sealed,
+            stream_end: StreamEnd::WRITTEN,
             step: LatentStep::UNIT,
             context: true,
             activity: true,
@@ -148,6 +148,7 @@ impl LearnedCoder {
             step: self.step,
             context: self.context,
             activity: self.activity,
+            end: self.stream_end,
         }
     }
 
@@ -192,7 +193,7 @@ impl LearnedCoder {
             latent,
             tables: Some(coded.choice),
         };
-        CodedLatent::finish(coded.leading, coded.items, state)
+        CodedLatent::finish(coded.leading, coded.items, state, self.stream_end)
     }
 
     /// Codes a latent `y` computed elsewhere (by another backend, say): only its rounding and

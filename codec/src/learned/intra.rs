@@ -33,6 +33,8 @@ pub struct HyperpriorCodec<'a> {
     /// Whether payloads with a channel context carry an activity context after it (files of
     /// version 14 on).
     pub activity: bool,
+    /// How the streams it writes end.
+    pub end: StreamEnd,
 }
 
 impl HyperpriorCodec<'_> {
@@ -104,7 +106,7 @@ impl HyperpriorCodec<'_> {
             latent: prior.uncentred(y),
             tables: None,
         };
-        CodedLatent::finish(leading, items, reference)
+        CodedLatent::finish(leading, items, reference, self.end)
     }
 
     pub(super) fn uses_context(&self) -> bool {

@@ -425,7 +425,13 @@ fn code_per_unit(
             field.split[b] = best.1;
             for (&(col, row), &k) in cells.iter().zip(&best.2) {
                 let i = row * grid.cols + col;
-                field.vectors[i] = coded[k].field.vectors[i];
+                let v = coded[k].field.vectors[i];
+                let p = guide.get(i).copied().unwrap_or_default();
+                field.vectors[i] = if best.1 {
+                    motion::legal_vector(v, p)
+                } else {
+                    v
+                };
                 sides[i] = motion::Side::ALL[k];
             }
         }

@@ -93,6 +93,11 @@ pub struct DetailLayer {
     lists_groups: bool,
     /// How the stream lays out its motion fields (by its version).
     field_layout: motion::FieldLayout,
+    /// Whether a moved frame's field and layer share one ANS stream (version 16 on), or each
+    /// has its own.
+    shares_stream: bool,
+    /// How its ANS streams end (by the stream's version).
+    stream_end: StreamEnd,
 }
 
 impl DetailLayer {
@@ -102,6 +107,8 @@ impl DetailLayer {
         DetailLayer {
             lists_groups: self.lists_groups,
             field_layout: self.field_layout,
+            shares_stream: self.shares_stream,
+            stream_end: self.stream_end,
             ..DetailLayer::new(
                 self.step * motion::step_factor(byte),
                 self.width as u32,
@@ -130,14 +137,27 @@ impl DetailLayer {
         let (q, kernels, ratios) = layer.quantize(&residual);
         let grid = motion::MotionGrid::new(layer.width, layer.height);
         let layout = self.field_layout;
-        let field_tables = field.code_keeping(grid, guide, layout, &kept.field, out)?;
-        let (bytes, layer_tables) = layer.code_keeping(WRITTEN, &q, Some(&kernels), &kept.layer)?;
-        out.extend(bytes);
-        let factor = f64::from(motion::step_factor(byte));
-        let tables = tables::MovedTables {
-            field: field_tables,
-            layer: layer_tables,
+        let tables = if self.shares_stream {
+            let field = field.symbols_keeping(grid, guide, layout, &kept.field)?;
+            let layer = layer.symbols_keeping(WRITTEN, &q, Some(&kernels), &kept.layer)?;
+            out.extend(&field.head);
+            out.extend(&layer.head);
+            let mut items = Vec::new();
+            field.push_items(&mut items);
+            layer.push_items(&mut items);
+            entropy::write_stream(out, &entropy::encode(items.into_iter())?, self.stream_end);
+            tables::MovedTables {
+                field: field.in_force,
+                layer: layer.in_force,
+            }
+        } else {
+            let end = self.stream_end;
+            let field = field.code_keeping(grid, guide, (layout, end), &kept.field, out)?;
+            let (bytes, layer) = layer.code_keeping(WRITTEN, &q, Some(&kernels), &kept.layer)?;
+            out.extend(bytes);
+            tables::MovedTables { field, layer }
         };
+        let factor = f64::from(motion::step_factor(byte));
         let error = squared_error(&ratios, &q) * factor * factor;
         Ok((DetailFrame { q, kernels }, error, tables))
     }
@@ -151,6 +171,8 @@ impl DetailLayer {
             transform: Transform::new(),
             lists_groups: true,
             field_layout: motion::FieldLayout::WRITTEN,
+            shares_stream: true,
+            stream_end: StreamEnd::WRITTEN,
         }
     }
 
@@ -347,7 +369,7 @@ impl DetailedCoder {
             reference: None,
             residual: None,
             policy: BasePolicy::default(),
-            stream_end: StreamEnd::Sealed,
+            stream_end: StreamEnd::WRITTEN,
             predicts_base_dcs: true,
             deblocks_all: true,
             keeps_tables: true,
@@ -684,24 +706,46 @@ impl DetailedCoder {
         kept: &tables::MovedTables,
     ) -> Result<(motion::MotionField, DetailFrame, tables::MovedTables), CoderError> {
         let grid = motion::MotionGrid::new(self.layer.width, self.layer.height);
-        let (field, field_tables) = motion::MotionField::parse_keeping(
-            &mut detail,
-            grid,
-            self.stream_end,
-            self.layer.field_layout,
-            guided,
-            &kept.field,
-        )?;
-        let (q, kernels, layer_tables) = self.layer.parse_keeping(
-            Scheme::Switched,
-            detail,
-            self.stream_end,
-            true,
-            &kept.layer,
-        )?;
-        let tables = tables::MovedTables {
-            field: field_tables,
-            layer: layer_tables,
+        let end = self.stream_end;
+        let (field, q, kernels, tables) = if self.layer.shares_stream {
+            let field_tables = motion::FieldTables::read(
+                &mut detail,
+                self.layer.field_layout,
+                guided.sides,
+                &kept.field,
+            )?;
+            let layer_tables =
+                self.layer
+                    .read_tables(Scheme::Switched, &mut detail, &kept.layer)?;
+            let mut decoder = SymbolDecoder::new(detail, end)?;
+            let field = field_tables.parse_symbols(grid, guided, &mut decoder)?;
+            let (q, kernels) = self
+                .layer
+                .parse_symbols(&layer_tables, &mut decoder, true)?;
+            decoder.finish()?;
+            let tables = tables::MovedTables {
+                field: field_tables.in_force,
+                layer: layer_tables.in_force,
+            };
+            (field, q, kernels, tables)
+        } else {
+            let layout = self.layer.field_layout;
+            let (field, field_tables) = motion::MotionField::parse_keeping(
+                &mut detail,
+                grid,
+                end,
+                layout,
+                guided,
+                &kept.field,
+            )?;
+            let (q, kernels, layer_tables) =
+                self.layer
+                    .parse_keeping(Scheme::Switched, detail, end, true, &kept.layer)?;
+            let tables = tables::MovedTables {
+                field: field_tables,
+                layer: layer_tables,
+            };
+            (field, q, kernels, tables)
         };
         Ok((field, DetailFrame { q, kernels }, tables))
     }
@@ -958,6 +1002,7 @@ impl FrameCoder for DetailedCoder {
             residual.read_streams_as(end);
         }
         self.stream_end = end;
+        self.layer.stream_end = end;
     }
 
     fn read_version(&mut self, version: u16) {
@@ -967,7 +1012,10 @@ impl FrameCoder for DetailedCoder {
         self.keeps_tables = version >= crate::container::FIRST_KEPT_TABLES_VERSION;
         self.reads_between = version >= crate::container::FIRST_BIDIRECTIONAL_VERSION;
         self.reads_sides_per_unit = version >= crate::container::FIRST_SIDES_PER_UNIT_VERSION;
-        self.layer.field_layout = if version >= crate::container::FIRST_CLASSED_CHANGES_VERSION {
+        self.layer.shares_stream = version >= crate::container::FIRST_SHARED_STREAM_VERSION;
+        self.layer.field_layout = if version >= crate::container::FIRST_COARSE_CHANGES_VERSION {
+            motion::FieldLayout::Coarse
+        } else if version >= crate::container::FIRST_CLASSED_CHANGES_VERSION {
             motion::FieldLayout::Classes
         } else if version >= crate::container::FIRST_SPLIT_MOTION_VERSION {
             motion::FieldLayout::Split
@@ -1076,7 +1124,7 @@ mod tests {
         let dct8 = vec![Kernel::Dct8; layer.block_count()];
         for scheme in [Scheme::Full, Scheme::Banded, Scheme::Switched] {
             let payload = layer.code(scheme, &q, None).unwrap();
-            let parsed = layer.parse(scheme, &payload, StreamEnd::Sealed, false);
+            let parsed = layer.parse(scheme, &payload, StreamEnd::WRITTEN, false);
             assert_eq!(parsed.unwrap(), (q.clone(), dct8.clone()));
         }
         // Block 0's luma: flag, the DC, "no later band"; its red–blue: flag, all 64 values
@@ -1205,7 +1253,7 @@ mod tests {
         let kernels = [Dct4, Dct8, Haar, Haar, Haar, Dct8, Dct8, Dct8];
         let payload = layer.code(Scheme::Switched, &q, Some(&kernels)).unwrap();
         let (parsed, read) = layer
-            .parse(Scheme::Switched, &payload, StreamEnd::Sealed, true)
+            .parse(Scheme::Switched, &payload, StreamEnd::WRITTEN, true)
             .unwrap();
         assert_eq!(parsed, q);
         assert_eq!(read, [Dct4, Dct8, Haar, Dct8, Haar, Dct8, Dct8, Dct8]);
@@ -1435,6 +1483,50 @@ mod tests {
         let mut dec = pixel_base(w, h, 4.0);
         dec.parse(FrameType::Intra, &payloads[0].payload).unwrap();
         assert!(dec.parse(FrameType::Intra, &moved.payload).is_err());
+    }
+
+    #[test]
+    fn a_moved_frames_field_and_layer_share_one_stream_from_version_16() {
+        let (w, h) = (96, 64);
+        let shared = crate::container::FIRST_SHARED_STREAM_VERSION;
+        // Each version's encoder, its decoder's pictures, and its moved frames' payloads.
+        let encode = |version: u16| {
+            let mut enc = pixel_base(w, h, 3.0).with_policy(BasePolicy::Cheapest);
+            enc.read_version(version);
+            let mut dec = pixel_base(w, h, 3.0);
+            dec.read_version(version);
+            let mut moved = Vec::new();
+            for t in 0..6 {
+                let frame_type = [FrameType::Predicted, FrameType::Intra][usize::from(t == 0)];
+                let coded = enc.encode(&moving_scene(w, h, t), frame_type).unwrap();
+                let shown = dec.decode(coded.frame_type, &coded.payload).unwrap();
+                assert_eq!(Some(&shown), enc.reference.as_ref(), "version {version}");
+                let (_, detail) = DetailedCoder::split(&coded.payload).unwrap();
+                if detail[0] == mode_byte(DetailMode::Motion, WRITTEN) {
+                    moved.push(coded.payload);
+                }
+            }
+            moved
+        };
+        let (one, two) = (encode(shared), encode(shared - 1));
+        assert!(one.len() >= 4, "{} moved", one.len());
+        // The same frames, each without a stream's end and the field's length.
+        for (one, two) in one.iter().zip(&two) {
+            assert!(one.len() + 4 <= two.len(), "{} vs {}", one.len(), two.len());
+        }
+        // Read as the other layout, a moved frame is an error or a picture, never a panic.
+        let mut intra = pixel_base(w, h, 3.0).with_policy(BasePolicy::Cheapest);
+        let first = intra
+            .encode(&moving_scene(w, h, 0), FrameType::Intra)
+            .unwrap();
+        for (payload, version) in [(&one[0], shared - 1), (&two[0], shared)] {
+            let mut dec = pixel_base(w, h, 3.0);
+            dec.read_version(version);
+            dec.parse(FrameType::Intra, &first.payload).unwrap();
+            if let Ok(latent) = dec.parse(FrameType::Predicted, payload) {
+                dec.synthesize(&latent);
+            }
+        }
     }
 
     #[test]

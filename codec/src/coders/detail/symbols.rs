@@ -197,13 +197,32 @@ impl DetailLayer {
         kernels: Option<&[Kernel]>,
         kept: &[Option<u8>],
     ) -> Result<(Vec<u8>, tables::TableBytes), CoderError> {
+        let coded = self.symbols_keeping(scheme, q, kernels, kept)?;
+        let mut payload = coded.head.clone();
+        let mut items = Vec::new();
+        coded.push_items(&mut items);
+        let words = entropy::encode(items.into_iter())?;
+        entropy::write_stream(&mut payload, &words, self.stream_end);
+        Ok((payload, coded.in_force))
+    }
+
+    /// The layer up to its ANS stream, as [`code_keeping`](Self::code_keeping) codes it: its
+    /// head (the groups given a table byte, their bytes) and its symbols under their tables,
+    /// for a stream it may share (version 16 on, after the motion field's).
+    pub(super) fn symbols_keeping(
+        &self,
+        scheme: Scheme,
+        q: &[i32],
+        kernels: Option<&[Kernel]>,
+        kept: &[Option<u8>],
+    ) -> Result<LayerSymbols, CoderError> {
         let symbols = self.symbols(scheme, q, kernels);
         let members = tables::members(scheme.groups(), &symbols);
         let own = own_bytes(scheme, &members);
         let bits = |g: usize, byte| tables::bits(g >= scheme.coeff_groups(), byte, &members[g]);
         let given = tables::given(&own, kept, bits);
-        let tables = tables::merged(kept, &given);
-        Ok((self.code_under(scheme, &symbols, &given, &tables)?, tables))
+        let in_force = tables::merged(kept, &given);
+        self.symbols_under(scheme, symbols, &given, in_force)
     }
 
     /// Writes which groups are `given` a table byte and their bytes, then `symbols` coded under
@@ -215,24 +234,42 @@ impl DetailLayer {
         given: &[Option<u8>],
         tables: &[Option<u8>],
     ) -> Result<Vec<u8>, CoderError> {
-        let bank = ScaleBank::get();
-        let used: Vec<bool> = given.iter().map(Option::is_some).collect();
-        let mut payload = Vec::new();
-        write_groups(scheme, &used, self.lists_groups, &mut payload);
-        payload.extend(given.iter().flatten());
-        let flags = flag_tables(scheme, tables)?;
-        let mut items = Vec::with_capacity(symbols.len());
-        for &(g, v) in symbols {
-            match &flags[usize::from(g)] {
-                Some(table) => items.push((table, v)),
-                None => {
-                    let index = tables[usize::from(g)].expect("every group coded has a table");
-                    bank.push_symbols(index, v, &mut items);
-                }
-            }
-        }
-        entropy::write_words(&mut payload, &entropy::encode(items.into_iter())?);
+        let coded = self.symbols_under(scheme, symbols.to_vec(), given, tables.to_vec())?;
+        let mut payload = coded.head.clone();
+        let mut items = Vec::new();
+        coded.push_items(&mut items);
+        let words = entropy::encode(items.into_iter())?;
+        entropy::write_stream(&mut payload, &words, self.stream_end);
         Ok(payload)
+    }
+
+    /// The head that says which groups are `given` a table byte, with their bytes, and
+    /// `symbols` under the tables `in_force`.
+    fn symbols_under(
+        &self,
+        scheme: Scheme,
+        symbols: Vec<(Group, i32)>,
+        given: &[Option<u8>],
+        in_force: tables::TableBytes,
+    ) -> Result<LayerSymbols, CoderError> {
+        let used: Vec<bool> = given.iter().map(Option::is_some).collect();
+        let mut head = Vec::new();
+        write_groups(scheme, &used, self.lists_groups, &mut head);
+        head.extend(given.iter().flatten());
+        if let Some(&(g, _)) = symbols
+            .iter()
+            .find(|&&(g, _)| in_force[usize::from(g)].is_none())
+        {
+            return Err(CoderError::Payload(format!(
+                "detail layer: group {g} coded with no table"
+            )));
+        }
+        Ok(LayerSymbols {
+            head,
+            flags: flag_tables(scheme, &in_force)?,
+            symbols,
+            in_force,
+        })
     }
 
     /// Parses what [`code`](Self::code) wrote in `scheme`; the groups follow as coefficients
@@ -259,18 +296,33 @@ impl DetailLayer {
         read_kernels: bool,
         kept: &[Option<u8>],
     ) -> Result<(Vec<i32>, Vec<Kernel>, tables::TableBytes), CoderError> {
-        let corrupt = |what: &str| CoderError::Payload(format!("detail layer: {what}"));
+        let mut words = payload;
+        let tables = self.read_tables(scheme, &mut words, kept)?;
+        let mut decoder = SymbolDecoder::new(words, end)?;
+        let (q, kernels) = self.parse_symbols(&tables, &mut decoder, read_kernels)?;
+        decoder.finish()?;
+        Ok((q, kernels, tables.in_force))
+    }
+
+    /// Reads a layer's head in `scheme` from the front of `input`: the groups given a table
+    /// byte and their bytes, over the tables `kept`.
+    pub(super) fn read_tables(
+        &self,
+        scheme: Scheme,
+        input: &mut &[u8],
+        kept: &[Option<u8>],
+    ) -> Result<LayerTables, CoderError> {
         let groups = scheme.groups();
         if kept.len() > groups {
-            return Err(corrupt("kept tables of another scheme"));
+            return Err(layer_corrupt("kept tables of another scheme"));
         }
-        let mut rest = payload;
-        let used = read_groups(scheme, self.lists_groups, &mut rest).map_err(|e| corrupt(&e))?;
+        let used = read_groups(scheme, self.lists_groups, input).map_err(|e| layer_corrupt(&e))?;
         let count = used.iter().filter(|&&u| u).count();
-        if rest.len() < count {
-            return Err(corrupt("table bytes missing"));
+        if input.len() < count {
+            return Err(layer_corrupt("table bytes missing"));
         }
-        let (index_bytes, words) = rest.split_at(count);
+        let (index_bytes, rest) = input.split_at(count);
+        *input = rest;
         let mut given = vec![None; groups];
         let mut next = index_bytes.iter();
         for (g, slot) in given.iter_mut().enumerate().filter(|&(g, _)| used[g]) {
@@ -281,18 +333,34 @@ impl DetailLayer {
                 byte
             });
         }
-        let mut indices = tables::merged(kept, &given);
-        indices.resize(groups, None);
-        let table =
-            |g: Group| indices[usize::from(g)].ok_or_else(|| corrupt("a group with no table"));
-        let flags = flag_tables(scheme, &indices)?;
+        let mut in_force = tables::merged(kept, &given);
+        in_force.resize(groups, None);
+        Ok(LayerTables {
+            scheme,
+            flags: flag_tables(scheme, &in_force)?,
+            in_force,
+        })
+    }
+
+    /// Reads the layer's coefficients (and with `read_kernels` its blocks' transforms) from
+    /// `decoder`, under `tables` (which the caller finishes).
+    pub(super) fn parse_symbols(
+        &self,
+        tables: &LayerTables,
+        decoder: &mut SymbolDecoder,
+        read_kernels: bool,
+    ) -> Result<(Vec<i32>, Vec<Kernel>), CoderError> {
+        let scheme = tables.scheme;
+        let indices = &tables.in_force;
+        let table = |g: Group| {
+            indices[usize::from(g)].ok_or_else(|| layer_corrupt("a group with no table"))
+        };
         let flag = |g: Group| -> Result<&CategoricalTable, CoderError> {
             table(g)?;
-            Ok(flags[usize::from(g)].as_ref().expect("a flag group"))
+            Ok(tables.flags[usize::from(g)].as_ref().expect("a flag group"))
         };
         let bank = ScaleBank::get();
         let order = BandOrder::get();
-        let mut decoder = SymbolDecoder::new(words, end)?;
         let mut q = vec![0i32; self.coefficients()];
         let mut context = Context::new(scheme, self.blocks());
         for block in 0..q.len() / BLOCK_COEFFS {
@@ -306,7 +374,7 @@ impl DetailLayer {
                     Scheme::Full => {
                         for i in 0..64 {
                             let group = context.group(block, p, i, &q);
-                            q[at + i] = bank.decode(table(group)?, &mut decoder)?;
+                            q[at + i] = bank.decode(table(group)?, decoder)?;
                         }
                     }
                     Scheme::Banded | Scheme::Switched => {
@@ -314,7 +382,7 @@ impl DetailLayer {
                             for &i in order.band(band) {
                                 let i = usize::from(i);
                                 let group = context.group(block, p, i, &q);
-                                q[at + i] = bank.decode(table(group)?, &mut decoder)?;
+                                q[at + i] = bank.decode(table(group)?, decoder)?;
                             }
                             if band + 1 < BANDS {
                                 let end = flag(context.end_group(block, p, band))?;
@@ -343,9 +411,48 @@ impl DetailLayer {
             }
             context.done(block, coeffs);
         }
-        decoder.finish()?;
-        Ok((q, context.kernels, indices))
+        Ok((q, context.kernels))
     }
+}
+
+fn layer_corrupt(what: &str) -> CoderError {
+    CoderError::Payload(format!("detail layer: {what}"))
+}
+
+/// A layer coded up to its ANS stream: the head to write before the stream, and the symbols
+/// for it, each under its table.
+pub(super) struct LayerSymbols {
+    /// The groups given a table byte, and their bytes.
+    pub(super) head: Vec<u8>,
+    symbols: Vec<(Group, i32)>,
+    flags: Vec<Option<CategoricalTable>>,
+    /// The tables in force after the layer (what the next moved frame may keep).
+    pub(super) in_force: tables::TableBytes,
+}
+
+impl LayerSymbols {
+    /// Appends the layer's symbols, each with its table, to a stream's `items`.
+    pub(super) fn push_items<'a>(&'a self, items: &mut Vec<(&'a CategoricalTable, i32)>) {
+        let bank = ScaleBank::get();
+        for &(g, v) in &self.symbols {
+            let g = usize::from(g);
+            match &self.flags[g] {
+                Some(table) => items.push((table, v)),
+                None => {
+                    let index = self.in_force[g].expect("checked when the symbols were made");
+                    bank.push_symbols(index, v, items);
+                }
+            }
+        }
+    }
+}
+
+/// A layer's head as read: the tables its symbols are coded under.
+pub(super) struct LayerTables {
+    scheme: Scheme,
+    flags: Vec<Option<CategoricalTable>>,
+    /// The tables in force after the layer.
+    pub(super) in_force: tables::TableBytes,
 }
 
 #[cfg(test)]

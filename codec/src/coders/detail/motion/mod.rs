@@ -12,12 +12,20 @@ mod field;
 mod interpolate;
 mod search;
 
-pub(super) use field::{FieldLayout, Guide, Guided};
+pub(super) use field::{FieldLayout, FieldTables, Guide, Guided};
 pub(super) use search::{
     estimate, estimate_between, split_bits, unit_vector_bits, LAMBDA_PER_STEP,
 };
 
 use crate::RgbFrame;
+
+/// The vector nearest `v`, toward its prediction `p`, that a field can hold.
+pub(super) fn legal_vector(v: (i32, i32), p: (i32, i32)) -> (i32, i32) {
+    (
+        p.0 + field::legal_change(v.0 - p.0),
+        p.1 + field::legal_change(v.1 - p.1),
+    )
+}
 
 /// Side of a motion block, the unit a frame's vectors are first given for.
 pub(super) const MOTION_BLOCK: usize = 16;
