@@ -229,6 +229,12 @@ pub fn packet_layers(coding: Option<&CodingParams>, payload: &[u8]) -> PacketLay
             renders_learned: true,
             moves_previous: false,
         },
+        // An empty packet shows the anchor the packet before it hid (version 16 on).
+        Some(CodingParams::LearnedDetail { .. }) if payload.is_empty() => PacketLayers {
+            bytes: LayerBytes::default(),
+            renders_learned: false,
+            moves_previous: true,
+        },
         Some(CodingParams::LearnedDetail { .. }) => match DetailedCoder::split(payload) {
             Ok((base, detail)) => {
                 // A bidirectional frame's anchor may carry a learned residual of its own.

@@ -48,7 +48,8 @@ pub const MAGIC: [u8; 4] = *b"AEZV";
 /// of under one table of the scale bank. Version 16 codes a motion-compensated frame's field and
 /// layer in one ANS stream (each stream's end costs about 6 bytes), and ends every stream with its
 /// final state in as few bytes as hold it (5 to 8) instead of two whole words; its motion fields
-/// code changes of 32 quarter pixels or more at half-pixel precision.
+/// code changes of 32 quarter pixels or more at half-pixel precision; and a packet with an
+/// empty payload (the one that shows a hidden anchor) has no payload CRC.
 pub const VERSION: u16 = 16;
 /// The first version whose header lists coding tools; older ones hold exactly one, inline.
 pub const FIRST_TOOL_LIST_VERSION: u16 = 5;
@@ -82,6 +83,9 @@ pub const FIRST_SHARED_STREAM_VERSION: u16 = 16;
 pub const FIRST_COARSE_CHANGES_VERSION: u16 = 16;
 /// The first version whose ANS streams write their final state in its shortest form.
 pub const FIRST_TIGHT_STREAM_VERSION: u16 = 16;
+/// The first version whose packets with an empty payload have no payload CRC (and whose
+/// `LearnedDetail` packets that show a hidden anchor are empty).
+pub const FIRST_EMPTY_PACKET_VERSION: u16 = 16;
 /// The oldest container version this build reads.
 pub const OLDEST_READABLE_VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.

@@ -1,11 +1,14 @@
 //! A packet's head: what the container says about one frame before its payload. Files before
 //! [`COMPACT_VERSION`] give it 18 fixed bytes; from that version its pts and payload length
-//! are variable-length integers (LEB128), so a head is usually 10 bytes.
+//! are variable-length integers (LEB128), so a head is usually 10 bytes. From
+//! [`FIRST_EMPTY_PACKET_VERSION`] a packet with an empty payload has no payload CRC (a frame
+//! that only shows one decoded before it: 4 bytes).
 
 use std::io::Read;
 
 use super::{
-    split_packet_flags, ContainerError, FrameType, Header, Result, COMPACT_VERSION, PACKET_MARKER,
+    split_packet_flags, ContainerError, FrameType, Header, Result, COMPACT_VERSION,
+    FIRST_EMPTY_PACKET_VERSION, PACKET_MARKER,
 };
 use crate::varint;
 
@@ -13,8 +16,11 @@ use crate::varint;
 const FIXED_HEAD_LEN: u64 = 18;
 /// Bytes of a head's parts besides its two integers: marker, flags and payload CRC.
 const COMPACT_FIXED_PARTS: u64 = 6;
-/// The shortest head of any version: marker, flags, one-byte pts and length, CRC.
-pub const MIN_PACKET_HEAD_LEN: u64 = COMPACT_FIXED_PARTS + 2;
+/// Bytes of a payload CRC.
+const CRC_LEN: u64 = 4;
+/// The shortest head of any version: marker, flags, one-byte pts and length (and no CRC: an
+/// empty payload from [`FIRST_EMPTY_PACKET_VERSION`]).
+pub const MIN_PACKET_HEAD_LEN: u64 = COMPACT_FIXED_PARTS - CRC_LEN + 2;
 /// The longest head of any version: marker, flags, 10-byte pts, 5-byte length, CRC.
 pub const MAX_PACKET_HEAD_LEN: u64 = COMPACT_FIXED_PARTS + 15;
 
@@ -28,12 +34,23 @@ pub(super) struct PacketHead {
     pub payload_crc: u32,
 }
 
+/// Whether a packet's head in a file of `version` carries a payload CRC: all but those with an
+/// empty payload from [`FIRST_EMPTY_PACKET_VERSION`].
+fn has_crc(version: u16, payload_len: u64) -> bool {
+    payload_len > 0 || version < FIRST_EMPTY_PACKET_VERSION
+}
+
 /// Bytes of the head of a packet with this pts and payload length in a file of `version`.
 pub fn packet_head_len(version: u16, pts: i64, payload_len: u64) -> u64 {
     if version < COMPACT_VERSION {
         FIXED_HEAD_LEN
     } else {
-        COMPACT_FIXED_PARTS + varint::len_i64(pts) + varint::len_u64(payload_len)
+        let crc = if has_crc(version, payload_len) {
+            0
+        } else {
+            CRC_LEN
+        };
+        COMPACT_FIXED_PARTS - crc + varint::len_i64(pts) + varint::len_u64(payload_len)
     }
 }
 
@@ -43,11 +60,16 @@ pub fn payload_len_of(version: u16, pts: i64, size: u64) -> Option<u64> {
     if version < COMPACT_VERSION {
         return size.checked_sub(FIXED_HEAD_LEN);
     }
-    // The head grows with the length, one byte per 7 bits: at most one length fits.
+    // The head grows with the length, one byte per 7 bits: at most one length fits (and an
+    // empty payload, whose head may have no CRC, fits only its own size).
+    if packet_head_len(version, pts, 0) == size {
+        return Some(0);
+    }
     let before = COMPACT_FIXED_PARTS + varint::len_i64(pts);
     (1..=10).find_map(|len_bytes| {
         let payload = size.checked_sub(before + len_bytes)?;
-        (varint::len_u64(payload) == len_bytes).then_some(payload)
+        let fits = varint::len_u64(payload) == len_bytes;
+        (fits && has_crc(version, payload)).then_some(payload)
     })
 }
 
@@ -70,12 +92,18 @@ pub(super) fn check_marker(marker: u8, frame: u64, offset: u64) -> Result<()> {
 }
 
 impl PacketHead {
-    /// The head as this build writes it.
-    pub fn to_bytes(self) -> Vec<u8> {
+    /// The head as a file of `version` (compact, [`COMPACT_VERSION`] on) has it.
+    pub fn to_bytes(self, version: u16) -> Vec<u8> {
+        debug_assert!(
+            version >= COMPACT_VERSION,
+            "this build writes compact heads"
+        );
         let mut out = vec![PACKET_MARKER, packet_flags(self.frame_type, self.tool)];
         varint::write_i64(&mut out, self.pts);
         varint::write_u64(&mut out, self.payload_len);
-        out.extend_from_slice(&self.payload_crc.to_le_bytes());
+        if has_crc(version, self.payload_len) {
+            out.extend_from_slice(&self.payload_crc.to_le_bytes());
+        }
         out
     }
 
@@ -99,7 +127,9 @@ impl PacketHead {
                 return Ok(None);
             }
             bytes.push(byte[0]);
+            let mut length_starts = 0;
             for _ in 0..2 {
+                length_starts = bytes.len();
                 for _ in 0..10 {
                     if super::reader::read_up_to(input, &mut byte)? == 0 {
                         return Ok(None);
@@ -110,7 +140,13 @@ impl PacketHead {
                     }
                 }
             }
-            4
+            // A length that does not parse is refused below, whatever follows it.
+            let length = varint::read_u64(&mut &bytes[length_starts..]).unwrap_or(1);
+            if has_crc(header.version, length) {
+                CRC_LEN as usize
+            } else {
+                0
+            }
         };
         let start = bytes.len();
         bytes.resize(start + rest, 0);
@@ -162,12 +198,15 @@ impl PacketHead {
                 header.max_payload_len()
             )));
         }
-        let crc: [u8; 4] = rest
-            .get(..4)
-            .ok_or_else(short)?
-            .try_into()
-            .expect("four bytes");
-        let used = (bytes.len() - rest.len() + 4) as u64;
+        // An empty payload's CRC is 0 (`crc32fast` of no bytes), whether it is written or not.
+        let crc_len = if has_crc(header.version, payload_len) {
+            CRC_LEN as usize
+        } else {
+            0
+        };
+        let mut crc = [0u8; 4];
+        crc[..crc_len].copy_from_slice(rest.get(..crc_len).ok_or_else(short)?);
+        let used = (bytes.len() - rest.len() + crc_len) as u64;
         let head = Self {
             frame_type,
             tool,
@@ -196,7 +235,7 @@ mod tests {
                 1 << 21,
                 u64::from(u32::MAX),
             ] {
-                for version in [8, COMPACT_VERSION] {
+                for version in [8, COMPACT_VERSION, FIRST_EMPTY_PACKET_VERSION] {
                     let size = packet_head_len(version, pts, payload) + payload;
                     assert_eq!(payload_len_of(version, pts, size), Some(payload));
                 }
@@ -208,5 +247,64 @@ mod tests {
         assert_eq!(payload_len_of(COMPACT_VERSION, 0, size), None);
         assert_eq!(packet_head_len(COMPACT_VERSION, 5, 400), 9);
         assert_eq!(packet_head_len(COMPACT_VERSION, 1000, 400), 10);
+        // An empty payload's head has no CRC from its version on; a packet the size of an
+        // empty one with a CRC is no packet there, and the sizes between an empty payload and a
+        // one-byte one are none either.
+        let empty = FIRST_EMPTY_PACKET_VERSION;
+        assert_eq!(packet_head_len(empty, 5, 0), 4);
+        assert_eq!(packet_head_len(empty - 1, 5, 0), 8);
+        assert_eq!(packet_head_len(empty, 5, 1), 8);
+        for size in 5..9 {
+            assert_eq!(payload_len_of(empty, 5, size), None, "{size}");
+        }
+    }
+
+    #[test]
+    fn a_head_reads_back_as_written_and_an_empty_payloads_has_no_crc() {
+        use crate::container::{CodingParams, CodingTool, ColorSpace, Rational};
+        let header = Header {
+            width: 16,
+            height: 16,
+            coded_width: 16,
+            coded_height: 16,
+            frame_rate: Rational::new(25, 1),
+            time_base: Rational::new(1, 25),
+            frame_count: 0,
+            color: ColorSpace::Srgb8,
+            tools: vec![CodingTool {
+                model_id: crate::model_file::ModelId::of_bytes(b"aecodec-pixel-v1"),
+                model_bytes: 0,
+                coding: CodingParams::Pixel { step: 4 },
+            }],
+            level: 0,
+            version: FIRST_EMPTY_PACKET_VERSION,
+        };
+        for (payload, crc) in [(0u64, 0u32), (3, 0xdead_beef), (300, 7)] {
+            let head = PacketHead {
+                frame_type: FrameType::Predicted,
+                tool: 0,
+                pts: 77,
+                payload_len: payload,
+                payload_crc: crc,
+            };
+            let bytes = head.to_bytes(header.version);
+            assert_eq!(
+                bytes.len() as u64,
+                packet_head_len(header.version, 77, payload)
+            );
+            let read = PacketHead::read(&mut &bytes[1..], &header, 0, 0).unwrap();
+            assert_eq!(read, Some((head, bytes.len() as u64)));
+            assert_eq!(
+                PacketHead::parse(&bytes, &header, 0, 0).unwrap(),
+                (head, bytes.len() as u64)
+            );
+            for cut in 1..bytes.len() {
+                assert_eq!(
+                    PacketHead::read(&mut &bytes[1..cut], &header, 0, 0).unwrap(),
+                    None
+                );
+                assert!(PacketHead::parse(&bytes[..cut], &header, 0, 0).is_err());
+            }
+        }
     }
 }

@@ -99,7 +99,7 @@ impl<W: Write + Seek> ContainerWriter<W> {
             payload_len: payload.len() as u64,
             payload_crc: crc32(payload),
         }
-        .to_bytes();
+        .to_bytes(self.header.version);
         self.output.write_all(&head)?;
         self.output.write_all(payload)?;
         // (The payload limit keeps this far below 4 GiB.)

@@ -108,7 +108,10 @@ impl DetailedCoder {
         };
         let second = EncodedFrame {
             frame_type: FrameType::Predicted,
-            payload: assemble(&[], &[ANCHOR_MODE]),
+            payload: match self.shows_empty {
+                true => Vec::new(),
+                false => assemble(&[], &[ANCHOR_MODE]),
+            },
         };
         Ok((first, second))
     }
@@ -120,6 +123,13 @@ impl DetailedCoder {
         frame_type: FrameType,
         payload: &[u8],
     ) -> Result<Option<LatentFrame>, CoderError> {
+        // From version 16 the packet that shows a hidden anchor is empty: the same as the
+        // showing mode with no base layer.
+        let showing = [0, ANCHOR_MODE];
+        let payload = match payload {
+            [] if self.shows_empty => &showing[..],
+            _ => payload,
+        };
         let (base, detail) = Self::split(payload)?;
         let mode = detail.first().copied();
         let ours = self.reads_between
@@ -489,7 +499,8 @@ mod tests {
                 .unwrap();
             assert_eq!(mode(&first.payload), BETWEEN_MODE, "frame {t}");
             assert_eq!(first.frame_type, FrameType::Predicted);
-            assert_eq!(second.payload, assemble(&[], &[ANCHOR_MODE]));
+            // The packet that shows the anchor is empty (version 16 on).
+            assert!(second.payload.is_empty());
             let anchor = enc.shown().cloned();
             packets.extend([first, second]);
             for (i, packet) in packets[packets.len() - 2..].iter().enumerate() {
@@ -605,6 +616,27 @@ mod tests {
         let p = |i: usize| &packets[i].payload[..];
         // Showing an anchor that was never hidden; skipping the packet that shows one.
         assert!(fresh().parse(FrameType::Predicted, p(2)).is_err());
+        // The anchor shown by its mode, as files before version 16 show it, or by an empty
+        // packet, which those files do not have.
+        let empty = crate::container::FIRST_EMPTY_PACKET_VERSION;
+        let mut old = detailed(&model, w, h, 8.0);
+        old.read_version(empty - 1);
+        let old = coded_stream(&mut old, w, h, 1);
+        assert_eq!(old[2].payload, assemble(&[], &[ANCHOR_MODE]));
+        assert!(packets[2].payload.is_empty());
+        for (version, stream, show, shown) in [
+            (empty, &packets, vec![], true),
+            (empty, &packets, assemble(&[], &[ANCHOR_MODE]), true),
+            (empty - 1, &old, assemble(&[], &[ANCHOR_MODE]), true),
+            (empty - 1, &old, vec![], false),
+        ] {
+            let mut dec = detailed(&model, w, h, 8.0);
+            dec.read_version(version);
+            dec.parse(FrameType::Intra, &stream[0].payload).unwrap();
+            dec.parse(FrameType::Predicted, &stream[1].payload).unwrap();
+            let parsed = dec.parse(FrameType::Predicted, &show);
+            assert_eq!(parsed.is_ok(), shown, "version {version}, {show:?}");
+        }
         let mut dec = fresh();
         dec.parse(FrameType::Predicted, p(1)).unwrap();
         assert!(dec.parse(FrameType::Predicted, p(3)).is_err());

@@ -251,6 +251,9 @@ pub struct DetailedCoder {
     between_tables: Option<tables::MovedTables>,
     /// Parsing: a bidirectional frame's anchor is hidden, and the next packet must show it.
     anchor_hidden: bool,
+    /// Whether the packet that shows a hidden anchor is empty (version 16 on), or holds its
+    /// mode.
+    shows_empty: bool,
     /// Tests: a learned residual in every moved frame, whatever it costs.
     #[cfg(test)]
     always_residual: bool,
@@ -379,6 +382,7 @@ impl DetailedCoder {
             moved_vectors: None,
             between_tables: None,
             anchor_hidden: false,
+            shows_empty: true,
             #[cfg(test)]
             always_residual: false,
         }
@@ -1012,6 +1016,7 @@ impl FrameCoder for DetailedCoder {
         self.keeps_tables = version >= crate::container::FIRST_KEPT_TABLES_VERSION;
         self.reads_between = version >= crate::container::FIRST_BIDIRECTIONAL_VERSION;
         self.reads_sides_per_unit = version >= crate::container::FIRST_SIDES_PER_UNIT_VERSION;
+        self.shows_empty = version >= crate::container::FIRST_EMPTY_PACKET_VERSION;
         self.layer.shares_stream = version >= crate::container::FIRST_SHARED_STREAM_VERSION;
         self.layer.field_layout = if version >= crate::container::FIRST_COARSE_CHANGES_VERSION {
             motion::FieldLayout::Coarse
