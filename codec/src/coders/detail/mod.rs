@@ -1490,29 +1490,34 @@ mod tests {
         assert!(dec.parse(FrameType::Intra, &moved.payload).is_err());
     }
 
+    /// The payloads of the moved frames among `frames` of a moving scene coded without base
+    /// layer by an encoder of `version`, each checked to decode, in a decoder of that version,
+    /// to the picture the encoder rebuilt.
+    fn moved_payloads(version: u16, (w, h): (u32, u32), frames: i32) -> Vec<Vec<u8>> {
+        let mut enc = pixel_base(w, h, 3.0).with_policy(BasePolicy::Cheapest);
+        enc.read_version(version);
+        let mut dec = pixel_base(w, h, 3.0);
+        dec.read_version(version);
+        let mut moved = Vec::new();
+        for t in 0..frames {
+            let frame_type = [FrameType::Predicted, FrameType::Intra][usize::from(t == 0)];
+            let coded = enc.encode(&moving_scene(w, h, t), frame_type).unwrap();
+            let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
+            let shown = dec.synthesize(&latent);
+            assert_eq!(Some(&shown), enc.reference.as_ref(), "version {version}");
+            let (_, detail) = DetailedCoder::split(&coded.payload).unwrap();
+            if detail[0] == mode_byte(DetailMode::Motion, WRITTEN) {
+                moved.push(coded.payload);
+            }
+        }
+        moved
+    }
+
     #[test]
     fn a_moved_frames_field_and_layer_share_one_stream_from_version_16() {
         let (w, h) = (96, 64);
         let shared = crate::container::FIRST_SHARED_STREAM_VERSION;
-        // Each version's encoder, its decoder's pictures, and its moved frames' payloads.
-        let encode = |version: u16| {
-            let mut enc = pixel_base(w, h, 3.0).with_policy(BasePolicy::Cheapest);
-            enc.read_version(version);
-            let mut dec = pixel_base(w, h, 3.0);
-            dec.read_version(version);
-            let mut moved = Vec::new();
-            for t in 0..6 {
-                let frame_type = [FrameType::Predicted, FrameType::Intra][usize::from(t == 0)];
-                let coded = enc.encode(&moving_scene(w, h, t), frame_type).unwrap();
-                let shown = dec.decode(coded.frame_type, &coded.payload).unwrap();
-                assert_eq!(Some(&shown), enc.reference.as_ref(), "version {version}");
-                let (_, detail) = DetailedCoder::split(&coded.payload).unwrap();
-                if detail[0] == mode_byte(DetailMode::Motion, WRITTEN) {
-                    moved.push(coded.payload);
-                }
-            }
-            moved
-        };
+        let encode = |version| moved_payloads(version, (w, h), 6);
         let (one, two) = (encode(shared), encode(shared - 1));
         assert!(one.len() >= 4, "{} moved", one.len());
         // The same frames, each without a stream's end and the field's length.
@@ -1537,24 +1542,7 @@ mod tests {
     #[test]
     fn moved_frames_keep_the_tables_before_them_and_rebuild_exactly() {
         let (w, h) = (96, 64);
-        let encode = |version: u16| {
-            let mut enc = pixel_base(w, h, 3.0).with_policy(BasePolicy::Cheapest);
-            enc.read_version(version);
-            let mut dec = pixel_base(w, h, 3.0);
-            dec.read_version(version);
-            let mut moved = Vec::new();
-            for t in 0..8 {
-                let frame_type = [FrameType::Predicted, FrameType::Intra][usize::from(t == 0)];
-                let coded = enc.encode(&moving_scene(w, h, t), frame_type).unwrap();
-                let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
-                assert_eq!(Some(&dec.synthesize(&latent)), enc.reference.as_ref());
-                let (_, detail) = DetailedCoder::split(&coded.payload).unwrap();
-                if detail[0] == mode_byte(DetailMode::Motion, WRITTEN) {
-                    moved.push(coded.payload);
-                }
-            }
-            moved
-        };
+        let encode = |version| moved_payloads(version, (w, h), 8);
         let (kept, given) = (encode(12), encode(11));
         assert!(kept.len() >= 5 && given.len() >= 5, "{} moved", kept.len());
         let bytes = |p: &[Vec<u8>]| p[1..].iter().map(Vec::len).sum::<usize>();
