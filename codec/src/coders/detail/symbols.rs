@@ -183,7 +183,8 @@ impl DetailLayer {
     ) -> Result<Vec<u8>, CoderError> {
         let symbols = self.symbols(scheme, q, kernels);
         let indices = table_indices(scheme, &symbols);
-        self.code_under(scheme, &symbols, &indices, &indices)
+        self.symbols_under(scheme, symbols, &indices, indices.clone())?
+            .to_bytes(self.stream_end)
     }
 
     /// Codes a moved frame's layer keeping the tables `kept` of the last moved frame
@@ -198,12 +199,7 @@ impl DetailLayer {
         kept: &[Option<u8>],
     ) -> Result<(Vec<u8>, tables::TableBytes), CoderError> {
         let coded = self.symbols_keeping(scheme, q, kernels, kept)?;
-        let mut payload = coded.head.clone();
-        let mut items = Vec::new();
-        coded.push_items(&mut items);
-        let words = entropy::encode(items.into_iter())?;
-        entropy::write_stream(&mut payload, &words, self.stream_end);
-        Ok((payload, coded.in_force))
+        Ok((coded.to_bytes(self.stream_end)?, coded.in_force))
     }
 
     /// The layer up to its ANS stream, as [`code_keeping`](Self::code_keeping) codes it: its
@@ -223,24 +219,6 @@ impl DetailLayer {
         let given = tables::given(&own, kept, bits);
         let in_force = tables::merged(kept, &given);
         self.symbols_under(scheme, symbols, &given, in_force)
-    }
-
-    /// Writes which groups are `given` a table byte and their bytes, then `symbols` coded under
-    /// `tables`.
-    fn code_under(
-        &self,
-        scheme: Scheme,
-        symbols: &[(Group, i32)],
-        given: &[Option<u8>],
-        tables: &[Option<u8>],
-    ) -> Result<Vec<u8>, CoderError> {
-        let coded = self.symbols_under(scheme, symbols.to_vec(), given, tables.to_vec())?;
-        let mut payload = coded.head.clone();
-        let mut items = Vec::new();
-        coded.push_items(&mut items);
-        let words = entropy::encode(items.into_iter())?;
-        entropy::write_stream(&mut payload, &words, self.stream_end);
-        Ok(payload)
     }
 
     /// The head that says which groups are `given` a table byte, with their bytes, and
@@ -431,6 +409,15 @@ pub(super) struct LayerSymbols {
 }
 
 impl LayerSymbols {
+    /// The head, then a stream of the layer's own that ends as `end` says.
+    pub(super) fn to_bytes(&self, end: StreamEnd) -> Result<Vec<u8>, CoderError> {
+        let mut items = Vec::new();
+        self.push_items(&mut items);
+        let mut bytes = self.head.clone();
+        entropy::write_stream(&mut bytes, &entropy::encode(items.into_iter())?, end);
+        Ok(bytes)
+    }
+
     /// Appends the layer's symbols, each with its table, to a stream's `items`.
     pub(super) fn push_items<'a>(&'a self, items: &mut Vec<(&'a CategoricalTable, i32)>) {
         let bank = ScaleBank::get();

@@ -19,13 +19,18 @@
 //! fits (30 frames of `bikes` at level 3: an anchor's changes cost 177 bytes under the bank's
 //! best table, 153 as flags, table bytes included).
 //!
+//! Version 16 on ([`FieldLayout::Coarse`]): as `Classes`, but a change of [`COARSE_LENGTH`]
+//! bits or more has its lowest bit 0, not coded. From that version too a moved frame's field
+//! has no length or stream of its own: its head ([`FieldSymbols`], [`FieldTables`]) comes
+//! before the layer's, and its symbols open the frame's one stream.
+//!
 //! Versions 3 to 7 ([`FieldLayout::Blocks`]): one vector per 16×16 block, its change from the
 //! median always coded under one table.
 //!
 //! Bytes: the field's length (varint), then its body. `Split`: a mask of the groups used (bit g
 //! for group g), one byte per group used — a flag group's chance of a set flag in 256ths
-//! (1..=255), the change group's scale-bank index — then the ANS words. `Classes`: the mask as
-//! a varint, then the same. `Blocks`: the table index, then the words.
+//! (1..=255), the change group's scale-bank index — then the ANS words. `Classes` and
+//! `Coarse`: the mask as a varint, then the same. `Blocks`: the table index, then the words.
 
 use crate::coders::CoderError;
 use crate::entropy::{self, CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder};
@@ -147,6 +152,15 @@ pub(in crate::coders::detail) struct FieldSymbols {
 }
 
 impl FieldSymbols {
+    /// The head, then a stream of the field's own that ends as `end` says (versions before 16).
+    fn to_bytes(&self, end: StreamEnd) -> Result<Vec<u8>, CoderError> {
+        let mut items = Vec::new();
+        self.push_items(&mut items);
+        let mut bytes = self.head.clone();
+        entropy::write_stream(&mut bytes, &entropy::encode(items.into_iter())?, end);
+        Ok(bytes)
+    }
+
     /// Appends the field's symbols, each with its table, to a stream's `items`.
     pub(in crate::coders::detail) fn push_items<'a>(
         &'a self,
@@ -262,8 +276,8 @@ impl Walk {
 }
 
 impl MotionField {
-    /// The symbols of the field in `layout` (`Split` or `Classes`), in order, each with its
-    /// group.
+    /// The symbols of the field in `layout` (`Split`, `Classes` or `Coarse`), in order, each
+    /// with its group.
     fn symbols(
         &self,
         grid: MotionGrid,
@@ -332,7 +346,7 @@ impl MotionField {
         .map(drop)
     }
 
-    /// The field's bytes, in `layout` (`Classes`, else `Split`: block fields are only read),
+    /// The field's bytes, in `layout` (`Split`, `Classes` or `Coarse`: block fields are only read),
     /// keeping the tables `kept` of the last moved frame where they cost little more than the
     /// field's own (version 12 on; none kept before): its length (varint), then its body, a
     /// stream of its own. Returns the tables in force after it. A bidirectional frame's vectors
@@ -346,10 +360,7 @@ impl MotionField {
         out: &mut Vec<u8>,
     ) -> Result<tables::TableBytes, CoderError> {
         let coded = self.symbols_keeping(grid, guide, layout, kept)?;
-        let mut body = coded.head.clone();
-        let mut items = Vec::new();
-        coded.push_items(&mut items);
-        entropy::write_stream(&mut body, &entropy::encode(items.into_iter())?, end);
+        let body = coded.to_bytes(end)?;
         varint::write_u64(out, body.len() as u64);
         out.extend_from_slice(&body);
         Ok(coded.in_force)
@@ -548,8 +559,8 @@ fn component(p: i32, d: i32) -> Result<i32, CoderError> {
 }
 
 impl FieldTables {
-    /// Reads a field's head (`Split` or `Classes`) from the front of `input`: its group mask
-    /// and the table bytes given, over the tables `kept`.
+    /// Reads a field's head (`Split`, `Classes` or `Coarse`) from the front of `input`: its
+    /// group mask and the table bytes given, over the tables `kept`.
     pub(in crate::coders::detail) fn read(
         input: &mut &[u8],
         layout: FieldLayout,
