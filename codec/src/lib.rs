@@ -13,7 +13,8 @@
 //! * [`pipeline`]: a stream of frames to `.aez` packets and back ([`pipeline::encode_stream`],
 //!   [`pipeline::decode_stream`]); every encode and decode loop is one of these two, or
 //!   [`ratecontrol::encode_stream_at_rate`], which codes each group of pictures with every
-//!   tool of a stream and keeps the one that holds an asked bitrate.
+//!   tool of a stream and keeps the one that holds an asked bitrate. [`scenecut`] says where
+//!   the encoder starts a group of pictures early because the scene changed.
 //!
 //! Beside them: [`model_file`] (the model file format and [`model_file::ModelId`]),
 //! [`registry`] (which models and coders exist: built-in models, the model cache, the coder a
@@ -39,6 +40,7 @@ pub mod output;
 pub mod pipeline;
 pub mod ratecontrol;
 pub mod registry;
+pub mod scenecut;
 pub mod threads;
 mod varint;
 #[cfg(feature = "ffmpeg")]

@@ -19,17 +19,18 @@ use crate::container::{
 use crate::frame::round_up;
 use crate::registry::CoderSpec;
 use crate::registry::ModelStore;
+use crate::scenecut::SceneCuts;
 use crate::RgbFrame;
 
-/// Encodes frames of one stream, in groups of pictures: an intra frame every `gop` frames
-/// (where the coder supports prediction), predicted frames between. A stream may have several
+/// Encodes frames of one stream, in groups of pictures: an intra frame every `gop` frames, or
+/// sooner at a scene cut where asked (where the coder supports prediction), predicted frames
+/// between. A stream may have several
 /// coding tools (models, quantizer steps); the encoder changes tool only at a group's intra
 /// frame, which is what lets rate control pick one per group.
 pub struct FrameEncoder {
     coders: Vec<Box<dyn FrameCoder>>,
     header: Header,
     gop: u32,
-    frames: u64,
     /// The tool of the group being coded.
     tool: u8,
     /// The tool the next group starts with.
@@ -38,10 +39,23 @@ pub struct FrameEncoder {
     /// where the coder can ([`FrameCoder::encode_pair`]): bidirectional frames, which need
     /// the frame after them before they are coded (one frame more of delay).
     bidirectional: bool,
+    /// Frames coded since the last intra frame, that one included (0 before the first).
+    since_intra: u32,
+    /// Where set, a scene cut starts a group of pictures early ([`with_scene_cuts`](Self::with_scene_cuts)).
+    cuts: Option<SceneCuts>,
 }
 
-/// The default GOP: about two seconds of frames.
+/// The longest group of pictures of a stream coded at one quality, by default: about ten
+/// seconds, at most 250 frames (x264's keyint), as groups also start at scene cuts
+/// ([`FrameEncoder::with_scene_cuts`]). An intra frame costs as much as a dozen predicted
+/// frames or more, so short groups spend much of a file on them.
 pub fn default_gop(frame_rate: Rational) -> u32 {
+    (10.0 * frame_rate.as_f64()).round().clamp(1.0, 250.0) as u32
+}
+
+/// The group of pictures of rate-controlled streams and ladders: about two seconds, the
+/// clock at which rate control picks a level and a player switches renditions.
+pub fn segment_gop(frame_rate: Rational) -> u32 {
     (2.0 * frame_rate.as_f64()).round().clamp(1.0, 1000.0) as u32
 }
 
@@ -88,11 +102,20 @@ impl FrameEncoder {
                 .collect(),
             header,
             gop: gop.max(1),
-            frames: 0,
             tool: 0,
             next_tool: 0,
             bidirectional: true,
+            since_intra: 0,
+            cuts: None,
         })
+    }
+
+    /// Starts a group of pictures early where the scene changes ([`crate::scenecut`]), so
+    /// groups follow the content: `gop` is then the longest a group may be. Rate control and
+    /// ladders, whose groups must keep the clock, code without.
+    pub fn with_scene_cuts(mut self) -> Self {
+        self.cuts = Some(SceneCuts::new());
+        self
     }
 
     /// Codes every frame from the frames before it only (no bidirectional frames): each
@@ -140,12 +163,25 @@ impl FrameEncoder {
         self.tool
     }
 
-    /// Whether the next frame starts a group of pictures (is coded intra).
+    /// Whether the next frame starts a group of pictures (is coded intra) whatever it shows:
+    /// the first frame, the group's length reached, or a change of tool. With scene cuts, a
+    /// frame may also start one by what it shows.
     pub fn at_group_start(&self) -> bool {
         let coder = &self.coders[usize::from(self.next_tool)];
         !coder.supports_prediction()
-            || self.frames.is_multiple_of(u64::from(self.gop))
+            || self.since_intra == 0
+            || self.since_intra >= self.gop
             || self.next_tool != self.tool
+    }
+
+    /// Whether `frame`, the next in display order, starts a new scene `distance` frames after
+    /// the last intra frame. Every frame must be looked at once, in order.
+    fn is_cut(&mut self, frame: &RgbFrame, distance: u32) -> bool {
+        let gop = self.gop;
+        self.cuts
+            .as_mut()
+            .and_then(|cuts| cuts.look(frame))
+            .is_some_and(|costs| costs.is_cut(distance, gop))
     }
 
     /// Codes a whole group of pictures of the display size with tool `tool`: the first frame
@@ -189,7 +225,13 @@ impl FrameEncoder {
     /// Codes one frame of the stream's display size.
     pub fn encode(&mut self, frame: &RgbFrame) -> Result<EncodedFrame, CoderError> {
         let padded = self.padded(frame)?;
-        let intra = self.at_group_start();
+        let cut = self.is_cut(&padded, self.since_intra);
+        self.encode_padded(&padded, cut)
+    }
+
+    /// Codes one frame of the coded size, intra where a group starts or `cut` says so.
+    fn encode_padded(&mut self, padded: &RgbFrame, cut: bool) -> Result<EncodedFrame, CoderError> {
+        let intra = cut || self.at_group_start();
         if intra {
             self.tool = self.next_tool;
         }
@@ -198,17 +240,15 @@ impl FrameEncoder {
         } else {
             FrameType::Predicted
         };
-        let coded = self.coders[usize::from(self.tool)].encode(&padded, frame_type)?;
-        self.frames += 1;
+        let coded = self.coders[usize::from(self.tool)].encode(padded, frame_type)?;
+        self.since_intra = if intra { 1 } else { self.since_intra + 1 };
         Ok(coded)
     }
 
     /// Whether the next two frames are coded together ([`encode_pair`](Self::encode_pair)):
     /// both predicted, in one group of pictures.
     pub fn pairs_next(&self) -> bool {
-        self.bidirectional
-            && !self.at_group_start()
-            && !(self.frames + 1).is_multiple_of(u64::from(self.gop))
+        self.bidirectional && !self.at_group_start() && self.since_intra + 1 < self.gop
     }
 
     /// Codes the next two frames of the stream's display size together (where
@@ -223,8 +263,16 @@ impl FrameEncoder {
             return Ok((first, self.encode(next)?));
         }
         let (padded, next) = (self.padded(frame)?, self.padded(next)?);
+        let cut = self.is_cut(&padded, self.since_intra);
+        let next_cut = self.is_cut(&next, self.since_intra + 1);
+        if cut || next_cut {
+            // A cut in a pair codes its frames one by one; the frame after a cut is the
+            // first of its group, never a cut itself.
+            let first = self.encode_padded(&padded, cut)?;
+            return Ok((first, self.encode_padded(&next, next_cut && !cut)?));
+        }
         let coded = self.coders[usize::from(self.tool)].encode_pair(&padded, &next)?;
-        self.frames += 2;
+        self.since_intra += 2;
         Ok(coded)
     }
 }

@@ -62,7 +62,8 @@ enum Command {
         /// ~/.cache/aecodec/models).
         #[arg(long)]
         cache: Option<PathBuf>,
-        /// Start at this time in seconds (from the last intra frame at or before it).
+        /// Start at this time in seconds: the frame on screen then is the first shown (the
+        /// frames from the intra frame before it are decoded on the way).
         #[arg(long)]
         start: Option<f64>,
         /// Seconds a server may send nothing before the connection counts as dropped (and

@@ -24,7 +24,8 @@ pub struct PlayOptions {
     pub models: Vec<std::path::PathBuf>,
     /// Where fetched models are kept, by id.
     pub model_cache: std::path::PathBuf,
-    /// Start at this time (seconds): the last intra frame at or before it.
+    /// Start at this time (seconds): the frame on screen then is the first shown. (A ladder
+    /// starts at the segment that holds it.)
     pub start: Option<f64>,
     /// How a ladder manifest is played (unused for a single `.aez`).
     pub adaptive: AdaptiveOptions,

@@ -137,7 +137,7 @@ pub(crate) fn origin(url: &str) -> &str {
     &url[..end]
 }
 
-/// Opens a file path or URL and reads the stream's header. With `start` (seconds), playback
+/// Opens a file path or URL and reads the stream's header. With `start` (seconds), reading
 /// begins at the last intra frame at or before it, found through the index.
 pub fn open_source(source: &str, start: Option<f64>) -> Result<Source, SourceError> {
     let container = |e| SourceError::Container {

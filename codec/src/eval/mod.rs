@@ -155,8 +155,8 @@ pub struct EvalConfig {
     pub effort: u16,
 }
 
-/// How our coders are run: every frame intra, or predicted frames between intra frames at the
-/// container's default GOP (about 2 s).
+/// How our coders are run: every frame intra, or predicted frames between intra frames at
+/// `encode`'s default groups of pictures (about 10 s, and scene cuts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Prediction {
     IntraOnly,
@@ -435,7 +435,7 @@ pub fn code_with(
 ) -> Result<CodedClip, CodeError> {
     let start = Instant::now();
     let (w, h) = (frames[0].width, frames[0].height);
-    let mut encoder = FrameEncoder::new(spec, w, h, rate, gop);
+    let mut encoder = FrameEncoder::new(spec, w, h, rate, gop).with_scene_cuts();
     let file = BufWriter::new(File::create(path)?);
     let mut writer = ContainerWriter::new(file, encoder.header().clone())?;
     let mut source = FrameSlice::new(frames);

@@ -4,7 +4,8 @@
 // one is already decoded, else playback stalls and resumes from it.
 //
 // ?src=<url> plays that stream (an .aez, or a ladder's manifest.json); &autoplay=1 starts it
-// at once; &t=SECONDS starts at the last intra frame at or before that time; &chunk=N
+// at once; &t=SECONDS starts at the frame on screen at that time (decoded from the last intra
+// frame at or before it); &chunk=N
 // fetches N bytes per range request (default 256 KiB); &grab=0,5 keeps those frames as read
 // back from the canvas (window.aeplay.grabs, base64 RGBA) for tests.
 // When playback ends, or fails, the statistics are written as JSON into the element with id
@@ -251,7 +252,8 @@ document.addEventListener('keydown', (event) => {
     event.preventDefault();
 });
 
-// Seeking starts the stream again from the intra frame at or before the time asked for.
+// Seeking starts the stream again from the intra frame at or before the time asked for, and
+// shows frames from that time on.
 seekBar.addEventListener('change', () => {
     if (session) play(session.src, Number(seekBar.value));
 });

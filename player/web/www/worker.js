@@ -4,7 +4,8 @@
 // each frame's RGBA pixels to it.
 //
 // Messages in:  {type: 'open', src, start, ahead, chunk}, {type: 'presented', count}
-//               (start: seconds; playback begins at the last intra frame at or before it)
+//               (start: seconds; decoding begins at the last intra frame at or before it,
+//               frames are sent from the one on screen at `start`)
 // Messages out: {type: 'header', info}, {type: 'model', id, bytes, cached},
 //               {type: 'frame', index, width, height, rendition, intra, packetBytes, rgba},
 //               {type: 'end', ...counters}, {type: 'error', message, ...counters}
@@ -24,6 +25,8 @@ let ahead = 16;
 let chunk = 256 * 1024;
 // What is decoded: {decode(), frame(), take(), refill()}; see openFile and openLadder.
 let source = null;
+// Frames before this one are decoded (from the intra frame a seek lands on) but not shown.
+let showFrom = 0;
 let decoded = 0;
 let presented = 0;
 let decodeMs = 0;
@@ -192,7 +195,9 @@ async function openFile() {
         const tail = await fetchRange(src, indexAt, total, `fetching ${src}`);
         const [offset, frame] = decoder.seek(start, tail, indexAt);
         fetchedTo = offset;
-        firstFrame = frame;
+        // The first frame shown is the one on screen at `start`.
+        showFrom = Math.max(frame, Math.min(Math.floor(start * info.frame_rate + 1e-9), info.frame_count - 1));
+        firstFrame = showFrom;
     }
     self.postMessage({ type: 'header', info: { ...info, first_frame: firstFrame } });
     await loadModels(decoder, info.models.map((m) => m.id));
@@ -290,6 +295,7 @@ async function pump() {
                 decodeMs += took;
                 const frame = source.frame();
                 const rgba = source.take();
+                if (frame.index < showFrom) continue;
                 decoded += 1;
                 if (decoded === 1) mark('first_frame');
                 const speed = renditionSpeed[frame.rendition];

@@ -20,7 +20,8 @@ use crate::*;
 pub(crate) struct EncodeOptions {
     /// Encode at most this many frames.
     pub(crate) frames: Option<u64>,
-    /// Frames per group of pictures (default about 2 s).
+    /// The longest group of pictures, in frames (default: about 10 s at one quality,
+    /// 2 s under rate control).
     pub(crate) gop: Option<u32>,
     /// Scale frames to this size first.
     pub(crate) size: Option<(u32, u32)>,
@@ -49,9 +50,10 @@ pub(crate) fn encode(
         reader.scale_to(w, h);
     }
     let info = *reader.info();
-    let gop = options
-        .gop
-        .unwrap_or_else(|| aecodec::pipeline::default_gop(info.frame_rate));
+    let gop = options.gop.unwrap_or_else(|| match plan {
+        EncodePlan::Fixed(_) => aecodec::pipeline::default_gop(info.frame_rate),
+        EncodePlan::AtRate { .. } => aecodec::pipeline::segment_gop(info.frame_rate),
+    });
     let tools = match plan {
         EncodePlan::Fixed(spec) => std::slice::from_ref(spec.as_ref()),
         EncodePlan::AtRate { tools, .. } => tools.as_slice(),
@@ -60,6 +62,9 @@ pub(crate) fn encode(
         FrameEncoder::with_tools(tools, info.width, info.height, info.frame_rate, gop)?;
     if options.low_delay {
         encoder = encoder.low_delay();
+    }
+    if matches!(plan, EncodePlan::Fixed(_)) {
+        encoder = encoder.with_scene_cuts();
     }
     let mut file = AtomicFile::create(output)?;
     let header = Header {
@@ -139,7 +144,7 @@ pub(crate) fn ladder(
         gop: Some(
             options
                 .gop
-                .unwrap_or_else(|| aecodec::pipeline::default_gop(info.frame_rate)),
+                .unwrap_or_else(|| aecodec::pipeline::segment_gop(info.frame_rate)),
         ),
         ..*options
     };

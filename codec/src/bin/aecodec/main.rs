@@ -103,7 +103,8 @@ enum Command {
         #[arg(long)]
         frames: Option<u64>,
         /// An intra frame (where playback and seeking can start) at least every N frames;
-        /// frames between are predicted from the one before. Default: about 2 seconds.
+        /// frames between are predicted. Groups also start where the scene changes.
+        /// Default: about 10 seconds (at most 250 frames), 2 seconds with --bitrate.
         /// The pixel coder writes intra frames only.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
         gop: Option<u32>,
@@ -191,7 +192,7 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         frames: usize,
         /// Codecs to run, comma-separated: levels (the built-in quality levels, intra only),
-        /// levels-p (with predicted frames, 2 s GOP), detail-alone, detail-alone-p (the levels
+        /// levels-p (with predicted frames, as `encode` codes them), detail-alone, detail-alone-p (the levels
         /// with `encode --detail-alone`), learned (the learned models of --learned-model,
         /// intra only), learned-p, pixel, pca8, pca16 (intra only), pca8-p,
         /// pca16-p (predicted frames), pca8-title (fitted on the clip), jpeg, x264, x264-intra,
