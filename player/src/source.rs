@@ -48,6 +48,9 @@ pub type PacketReader = ContainerReader<Box<dyn Read + Send>>;
 pub struct Source {
     pub reader: PacketReader,
     pub origin: Origin,
+    /// Opened at a time: the time stamp (seconds) of the frame on screen then, the first to
+    /// show; the frames read before it are decoded on the way.
+    pub first_shown: Option<f64>,
 }
 
 /// Where a source's bytes come from.
@@ -154,6 +157,7 @@ pub fn open_source(source: &str, start: Option<f64>) -> Result<Source, SourceErr
         return Ok(Source {
             reader: ContainerReader::new(input).map_err(container)?,
             origin,
+            first_shown: None,
         });
     }
     let file = File::open(source).map_err(|e| SourceError::Open {
@@ -164,6 +168,7 @@ pub fn open_source(source: &str, start: Option<f64>) -> Result<Source, SourceErr
     Ok(Source {
         reader: ContainerReader::new(input).map_err(container)?,
         origin: Origin::File,
+        first_shown: None,
     })
 }
 
@@ -201,7 +206,11 @@ fn open_at(source: &str, seconds: f64) -> Result<Source, SourceError> {
         (Box::new(BufReader::new(file)), Origin::File)
     };
     let reader = ContainerReader::resume_at(input, start.header, start.first_packet, start.earlier);
-    Ok(Source { reader, origin })
+    Ok(Source {
+        reader,
+        origin,
+        first_shown: Some(start.first_shown),
+    })
 }
 
 /// Where playback from a time starts, and what a reader resuming there must know.
@@ -213,13 +222,20 @@ struct StartPoint {
     earlier: Vec<IndexEntry>,
     /// Offset of the packet playback starts at.
     offset: u64,
+    /// The time stamp (seconds) of the first frame shown.
+    first_shown: f64,
 }
 
-/// The start for `seconds`: the last intra frame at or before it.
+/// The start for `seconds`: decoding at the last intra frame at or before it, showing from the
+/// frame on screen at it.
 fn locate<R: Read + Seek>(seekable: &SeekableReader<R>, seconds: f64) -> StartPoint {
     let k = seekable.seek_entry(seconds);
     let index = seekable.index();
+    let time_base = seekable.header().time_base;
     StartPoint {
+        first_shown: index
+            .get(seekable.shown_entry(seconds))
+            .map_or(0.0, |e| time_base.seconds(e.pts)),
         header: seekable.header().clone(),
         first_packet: seekable.first_packet_offset(),
         earlier: index[..k.min(index.len())].to_vec(),

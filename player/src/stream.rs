@@ -34,11 +34,11 @@ pub fn play_stream(source: &str, options: &PlayOptions) -> Result<Played, PlayEr
         started,
     )?;
     let (mut bytes, mut decode_busy, mut fetched, mut reconnects) = (0, Duration::ZERO, 0, 0);
-    let mut next = Some((opened, options.start));
+    let mut next = Some(opened);
     let mut damage = None;
     // Each segment plays from one position; a seek asked for by the viewer starts another.
-    while let Some((opened, show_from)) = next.take() {
-        let segment = play_segment(opened, &header, &models, &mut presenter, show_from)?;
+    while let Some(opened) = next.take() {
+        let segment = play_segment(opened, &header, &models, &mut presenter)?;
         bytes += segment.bytes;
         decode_busy += segment.decode_busy;
         fetched += segment.fetched;
@@ -46,7 +46,7 @@ pub fn play_stream(source: &str, options: &PlayOptions) -> Result<Played, PlayEr
         damage = segment.damage;
         if let Some(seconds) = segment.seek_to {
             presenter.restart_clock();
-            next = Some((open_source(source, Some(seconds))?, Some(seconds)));
+            next = Some(open_source(source, Some(seconds))?);
         }
     }
     let mut stats = presenter.finish(bytes, decode_busy)?;
@@ -104,15 +104,14 @@ enum Presented {
 type ParsedFrame = Result<(PacketLatent, u64, f64), PlayError>;
 
 /// Runs the reader → decoder → presenter pipeline over one opened source until it ends, fails,
-/// or the viewer seeks or quits; frames before `show_from` (seconds), decoded on the way from
-/// the intra frame the source opened at, are not shown. Each stage is a thread (the presenter
-/// the calling one), joined by bounded channels.
+/// or the viewer seeks or quits; frames before the one the source was opened to show, decoded
+/// on the way from the intra frame it opened at, are not shown. Each stage is a thread (the
+/// presenter the calling one), joined by bounded channels.
 fn play_segment(
     opened: source::Source,
     header: &Header,
     models: &aecodec::registry::ModelStore,
     presenter: &mut Presenter,
-    show_from: Option<f64>,
 ) -> Result<Segment, PlayError> {
     // Entropy decoding keeps the state predicted frames need; synthesis needs only the model,
     // so it gets a decoder of its own and runs beside it on the other core.
@@ -123,11 +122,11 @@ fn play_segment(
     let (latent_tx, latent_rx) = bounded::<ParsedFrame>(QUEUE_DEPTH);
     let (frame_tx, frame_rx) = bounded::<Result<DecodedFrame, PlayError>>(QUEUE_DEPTH);
     let time_base = header.time_base;
+    let first_shown = opened.first_shown;
     std::thread::scope(|scope| {
         let reading = scope.spawn(move || read_packets(opened, packet_tx));
         let parsing = scope.spawn(move || parse_packets(parser, time_base, packet_rx, latent_tx));
         let synthesis = scope.spawn(move || synthesize_frames(synthesizer, latent_rx, frame_tx));
-        let first_shown = show_from.map(|t| (t, 1.0 / header.frame_rate.as_f64()));
         let presented = present_frames(presenter, &frame_rx, first_shown);
         // Closing the channel stops the decoder, which stops the reader.
         drop(frame_rx);
@@ -232,13 +231,12 @@ fn synthesize_frames(
 }
 
 /// Presenter stage, on the calling thread: frames to the output until the stream ends, a
-/// frame does not decode, or the viewer seeks or quits. With `first_shown` (a time and the
-/// frame duration, in seconds), frames that end before that time are passed over: the first
-/// shown is the one on screen at it.
+/// frame does not decode, or the viewer seeks or quits. With `first_shown` (a time stamp in
+/// seconds), the frames before that one are passed over.
 fn present_frames(
     presenter: &mut Presenter,
     frames: &Receiver<Result<DecodedFrame, PlayError>>,
-    first_shown: Option<(f64, f64)>,
+    first_shown: Option<f64>,
 ) -> Result<Presented, PlayError> {
     while let Ok(decoded) = frames.recv() {
         let f = match decoded {
@@ -248,7 +246,7 @@ fn present_frames(
             }
             Err(e) => return Err(e),
         };
-        if first_shown.is_some_and(|(t, frame_s)| f.seconds + frame_s <= t + 1e-9) {
+        if first_shown.is_some_and(|t| f.seconds < t - 1e-9) {
             continue;
         }
         match presenter.present(f.rgb, frames.len(), f.bytes, f.seconds)? {

@@ -367,13 +367,26 @@ impl<R: Read + Seek> SeekableReader<R> {
         self.first_packet
     }
 
-    /// The packet to start at for time `seconds`: the last intra frame at or before it.
+    /// The packet to start decoding at for time `seconds`: the last intra frame at or before
+    /// it.
     pub fn seek_entry(&self, seconds: f64) -> usize {
+        self.last_at_or_before(seconds, |e| e.frame_type == FrameType::Intra)
+    }
+
+    /// The packet on screen at time `seconds`, the first shown when playback starts there:
+    /// the last at or before it (by its own time stamp, so variable frame rates hold).
+    pub fn shown_entry(&self, seconds: f64) -> usize {
+        self.last_at_or_before(seconds, |_| true)
+    }
+
+    /// The last packet that `keep` accepts and whose time is at or before `seconds` (the
+    /// first packet where none is).
+    fn last_at_or_before(&self, seconds: f64, keep: impl Fn(&IndexEntry) -> bool) -> usize {
         let tb = self.header.time_base;
         self.index
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.frame_type == FrameType::Intra)
+            .filter(|(_, e)| keep(e))
             .take_while(|(_, e)| tb.seconds(e.pts) <= seconds + 1e-9)
             .last()
             .map_or(0, |(i, _)| i)

@@ -302,13 +302,14 @@ impl StreamState {
 
     /// Moves to the last intra frame at or before `seconds`, given the file's bytes from
     /// `tail_at` to its end (its index and footer): the bytes pushed from now on must start
-    /// at the returned offset. Returns that offset and the frame's number.
+    /// at the returned offset. Returns that offset, the intra frame's number and the number
+    /// of the frame on screen at `seconds` (the first to show).
     pub fn seek(
         &mut self,
         seconds: f64,
         tail: &[u8],
         tail_at: u64,
-    ) -> Result<(u64, u64), WebError> {
+    ) -> Result<(u64, u64, u64), WebError> {
         if self.reader.is_none() {
             return Err(WebError::NoHeader);
         }
@@ -320,6 +321,7 @@ impl StreamState {
         };
         let seekable = SeekableReader::new(sparse)?;
         let entry = seekable.seek_entry(seconds);
+        let shown = seekable.shown_entry(seconds);
         let index = seekable.index();
         let offset = index
             .get(entry)
@@ -334,7 +336,7 @@ impl StreamState {
             seekable.first_packet_offset(),
             index[..entry].to_vec(),
         ));
-        Ok((offset, entry as u64))
+        Ok((offset, entry as u64, shown as u64))
     }
 
     /// Whether `e` only says that the bytes so far end early, while more are coming. A
@@ -615,13 +617,13 @@ impl WebDecoder {
     }
 
     /// Moves to the last intra frame at or before `seconds` (see [`StreamState::seek`]):
-    /// returns `[offset to fetch from, frame number]`.
+    /// returns `[offset to fetch from, intra frame's number, first shown frame's number]`.
     pub fn seek(&mut self, seconds: f64, tail: &[u8], tail_at: f64) -> Result<Vec<f64>, JsError> {
-        let (offset, frame) = self
+        let (offset, frame, shown) = self
             .state
             .seek(seconds, tail, tail_at as u64)
             .map_err(js_error)?;
-        Ok(vec![offset as f64, frame as f64])
+        Ok(vec![offset as f64, frame as f64, shown as f64])
     }
 
     /// The frame [`decode_next`](Self::decode_next) made, as RGBA bytes.

@@ -168,11 +168,13 @@ fn seeking_through_the_index_restarts_at_an_intra_frame_with_the_same_frames() {
     assert!(state
         .seek(0.1, &bytes[bytes.len() - 16..], len - 16)
         .is_err());
-    let (offset, frame) = state
+    let (offset, frame, shown) = state
         .seek(0.1, &bytes[index_at as usize..], index_at)
         .unwrap();
-    // One group of pictures: the only intra frame is the first.
+    // One group of pictures: the only intra frame is the first. At 29.97 frames/s, frame 2
+    // (from 0.067 s) is on screen at 0.1 s.
     assert_eq!(frame, 0);
+    assert_eq!(shown, 2);
     state.push(&bytes[offset as usize..], true);
     let mut frames = Vec::new();
     while let Next::Frame(f) = state.next_frame().unwrap() {

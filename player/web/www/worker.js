@@ -193,11 +193,11 @@ async function openFile() {
         const footer = await fetchRange(src, total - 16, total, `fetching ${src}`);
         const indexAt = decoder.index_offset(footer, total);
         const tail = await fetchRange(src, indexAt, total, `fetching ${src}`);
-        const [offset, frame] = decoder.seek(start, tail, indexAt);
+        const [offset, , shown] = decoder.seek(start, tail, indexAt);
         fetchedTo = offset;
         // The first frame shown is the one on screen at `start`.
-        showFrom = Math.max(frame, Math.min(Math.floor(start * info.frame_rate + 1e-9), info.frame_count - 1));
-        firstFrame = showFrom;
+        showFrom = shown;
+        firstFrame = shown;
     }
     self.postMessage({ type: 'header', info: { ...info, first_frame: firstFrame } });
     await loadModels(decoder, info.models.map((m) => m.id));
