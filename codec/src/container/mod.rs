@@ -50,7 +50,7 @@ pub const MAGIC: [u8; 4] = *b"AEZV";
 /// final state in as few bytes as hold it (5 to 8) instead of two whole words; its motion fields
 /// code changes of 32 quarter pixels or more at half-pixel precision; and a packet with an
 /// empty payload (the one that shows a hidden anchor) has no payload CRC.
-pub const VERSION: u16 = 16;
+pub const VERSION: u16 = 17;
 /// The first version whose header lists coding tools; older ones hold exactly one, inline.
 pub const FIRST_TOOL_LIST_VERSION: u16 = 5;
 /// The first version whose header records the quality level asked for.
@@ -86,6 +86,9 @@ pub const FIRST_TIGHT_STREAM_VERSION: u16 = 16;
 /// The first version whose packets with an empty payload have no payload CRC (and whose
 /// `LearnedDetail` packets that show a hidden anchor are empty).
 pub const FIRST_EMPTY_PACKET_VERSION: u16 = 16;
+/// The first version whose moved frames give each 16×16 block a mode: all of its moved
+/// picture, its smooth part, or its cells' means.
+pub const FIRST_BLOCK_MODES_VERSION: u16 = 17;
 /// The oldest container version this build reads.
 pub const OLDEST_READABLE_VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.

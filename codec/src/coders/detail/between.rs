@@ -194,7 +194,7 @@ impl DetailedCoder {
         self.anchor_hidden = true;
         let anchor_len = anchor.values.len();
         let mut values = anchor.values;
-        values.extend(moved_values(&field.vectors, &layer));
+        values.extend(moved_values(&field, &layer));
         values.extend(field.sides.iter().flatten().map(|s| i32::from(s.byte())));
         values.push(i32::from(side));
         values.push(i32::from(byte));
@@ -395,6 +395,7 @@ fn code_per_unit(
         vectors: vec![(0, 0); grid.cells()],
         split: vec![false; bcols * brows],
         sides: None,
+        modes: None,
     };
     let mut sides = vec![motion::Side::Both; grid.cells()];
     for by in 0..brows {
@@ -624,9 +625,10 @@ mod tests {
         let old = coded_stream(&mut old, w, h, 1);
         assert_eq!(old[2].payload, assemble(&[], &[ANCHOR_MODE]));
         assert!(packets[2].payload.is_empty());
+        let now = crate::container::VERSION;
         for (version, stream, show, shown) in [
-            (empty, &packets, vec![], true),
-            (empty, &packets, assemble(&[], &[ANCHOR_MODE]), true),
+            (now, &packets, vec![], true),
+            (now, &packets, assemble(&[], &[ANCHOR_MODE]), true),
             (empty - 1, &old, assemble(&[], &[ANCHOR_MODE]), true),
             (empty - 1, &old, vec![], false),
         ] {

@@ -315,12 +315,16 @@ fn grey(width: usize, height: usize) -> RgbFrame {
         .expect("the size matches")
 }
 
-/// A moved frame's latent before its step byte: its vectors, its coefficients, then each
-/// block's transform.
-fn moved_values(vectors: &[(i32, i32)], layer: &DetailFrame) -> Vec<i32> {
-    let mut values =
-        Vec::with_capacity(2 * vectors.len() + layer.q.len() + layer.kernels.len() + 2);
+/// A moved frame's latent before its step byte: its vectors, its blocks' modes (where the field
+/// has them), its coefficients, then each block's transform.
+fn moved_values(field: &motion::MotionField, layer: &DetailFrame) -> Vec<i32> {
+    let vectors = &field.vectors;
+    let modes = field.modes.as_deref().unwrap_or_default();
+    let mut values = Vec::with_capacity(
+        2 * vectors.len() + modes.len() + layer.q.len() + layer.kernels.len() + 2,
+    );
     values.extend(vectors.iter().flat_map(|&(x, y)| [x, y]));
+    values.extend(modes.iter().map(|m| m.index()));
     values.extend_from_slice(&layer.q);
     values.extend(layer.kernels.iter().map(|k| k.index()));
     values
@@ -472,10 +476,25 @@ impl DetailedCoder {
         }
     }
 
-    /// The motion of `frame` from `reference`, its bits weighed at the detail step.
-    fn estimate_motion(&self, frame: &RgbFrame, reference: &RgbFrame) -> motion::MotionField {
+    /// The motion of `frame` from `reference`, its bits weighed at the detail step, and the
+    /// prediction it makes (each block in the mode that predicts it best, where the file's
+    /// fields have modes).
+    fn estimate_motion(
+        &self,
+        frame: &RgbFrame,
+        reference: &RgbFrame,
+    ) -> (motion::MotionField, RgbFrame) {
         let lambda = motion::LAMBDA_PER_STEP * f64::from(self.layer.step);
-        motion::estimate(frame, reference, lambda)
+        let mut field = motion::estimate(frame, reference, lambda);
+        let mut prediction = motion::compensate(reference, &field.vectors);
+        if self.layer.field_layout.has_modes() {
+            let modes = self
+                .moved_layer(motion::MOVED_STEP_BYTE)
+                .choose_modes(frame, &prediction);
+            motion::apply_modes(&mut prediction, &modes);
+            field.modes = Some(modes);
+        }
+        (field, prediction)
     }
 
     /// A predicted frame without base layer, coded as the previous picture moved block by
@@ -486,8 +505,7 @@ impl DetailedCoder {
         frame: &RgbFrame,
         reference: &RgbFrame,
     ) -> Result<(CodedLayer, RgbFrame), CoderError> {
-        let field = self.estimate_motion(frame, reference);
-        let prediction = motion::compensate(reference, &field.vectors);
+        let (field, prediction) = self.estimate_motion(frame, reference);
         self.moved_detail(frame, prediction, &field)
     }
 
@@ -541,8 +559,7 @@ impl DetailedCoder {
         frame: &RgbFrame,
         reference: &RgbFrame,
     ) -> Result<(Vec<u8>, CodedLayer, RgbFrame), CoderError> {
-        let field = self.estimate_motion(frame, reference);
-        let prediction = motion::compensate(reference, &field.vectors);
+        let (field, prediction) = self.estimate_motion(frame, reference);
         let mut coder = self.residual.take().expect("checked by the caller");
         let best = self.cheapest_residual(coder.as_mut(), frame, &prediction, &field);
         self.residual = Some(coder);
@@ -690,7 +707,7 @@ impl DetailedCoder {
             sides: false,
         };
         let (field, layer, tables) = self.parse_field_and_layer(detail, guided, &kept)?;
-        let mut values = moved_values(&field.vectors, &layer);
+        let mut values = moved_values(&field, &layer);
         values.push(i32::from(byte));
         values.push(FROM_MOTION);
         self.moved_vectors = Some(field.vectors);
@@ -967,10 +984,19 @@ impl FrameCoder for DetailedCoder {
             // `parse_moved` checked the field's size; a decoder that starts here has no
             // picture to move, and shows the layer over grey rather than fail. A learned
             // residual's latent comes before the field.
-            let cells = motion::MotionGrid::new(self.layer.width, self.layer.height).cells();
-            let (learned, vectors) = front.split_at(front.len().saturating_sub(2 * cells));
+            let grid = motion::MotionGrid::new(self.layer.width, self.layer.height);
+            let blocks = match self.layer.field_layout.has_modes() {
+                true => grid.blocks().0 * grid.blocks().1,
+                false => 0,
+            };
+            let (front, modes) = front.split_at(front.len().saturating_sub(blocks));
+            let (learned, vectors) = front.split_at(front.len().saturating_sub(2 * grid.cells()));
+            let modes: Vec<motion::BlockMode> = modes
+                .iter()
+                .map(|&m| motion::BlockMode::from_index(m))
+                .collect();
             let mut moved = match &self.reference {
-                Some(reference) => motion::compensate(reference, &vectors_of(vectors)),
+                Some(reference) => motion::predict(reference, &vectors_of(vectors), &modes),
                 None => grey(),
             };
             if let (false, Some(residual)) = (learned.is_empty(), &self.residual) {
@@ -1018,7 +1044,9 @@ impl FrameCoder for DetailedCoder {
         self.reads_sides_per_unit = version >= crate::container::FIRST_SIDES_PER_UNIT_VERSION;
         self.shows_empty = version >= crate::container::FIRST_EMPTY_PACKET_VERSION;
         self.layer.shares_stream = version >= crate::container::FIRST_SHARED_STREAM_VERSION;
-        self.layer.field_layout = if version >= crate::container::FIRST_COARSE_CHANGES_VERSION {
+        self.layer.field_layout = if version >= crate::container::FIRST_BLOCK_MODES_VERSION {
+            motion::FieldLayout::Modes
+        } else if version >= crate::container::FIRST_COARSE_CHANGES_VERSION {
             motion::FieldLayout::Coarse
         } else if version >= crate::container::FIRST_CLASSED_CHANGES_VERSION {
             motion::FieldLayout::Classes
@@ -1383,6 +1411,31 @@ mod tests {
     }
 
     #[test]
+    fn a_block_the_moved_picture_gets_wrong_keeps_less_of_it_and_the_rest_keep_all() {
+        // The frame is its reference but for one block, even where the reference has
+        // texture: coding that block from its moved picture would pay to take the texture
+        // out, so it keeps only its cells' means (or a blur); the others keep everything.
+        let (w, h) = (64, 48);
+        let reference = motion::tests::texture(w, h, 0, 0);
+        let mut frame = reference.clone();
+        for y in 16..32 {
+            for x in 16..32 {
+                let i = (y * w as usize + x) * 3;
+                frame.data[i..i + 3].copy_from_slice(&[120, 130, 140]);
+            }
+        }
+        let layer = DetailLayer::new(8.0, w, h).moved(motion::MOVED_STEP_BYTE);
+        let modes = layer.choose_modes(&frame, &reference);
+        let bcols = motion::MotionGrid::new(w as usize, h as usize).blocks().0;
+        for (b, &mode) in modes.iter().enumerate() {
+            match b == bcols + 1 {
+                true => assert_ne!(mode, motion::BlockMode::Moved),
+                false => assert_eq!(mode, motion::BlockMode::Moved, "block {b}"),
+            }
+        }
+    }
+
+    #[test]
     fn predicted_frames_rebuild_exactly_what_the_encoder_had() {
         let (w, h) = (32, 32);
         let patches: Vec<f32> = (0..6)
@@ -1488,6 +1541,46 @@ mod tests {
         let mut dec = pixel_base(w, h, 4.0);
         dec.parse(FrameType::Intra, &payloads[0].payload).unwrap();
         assert!(dec.parse(FrameType::Intra, &moved.payload).is_err());
+    }
+
+    #[test]
+    fn blocks_that_keep_less_of_their_moved_picture_rebuild_exactly() {
+        // A moving scene with a fine checkerboard over a patch that goes smooth from frame 2:
+        // the patch's moved picture carries a texture that is gone.
+        let (w, h) = (64, 48);
+        let scene = |t: i32| {
+            let mut frame = moving_scene(w, h, t);
+            for y in 16..40 {
+                for x in 24..48 {
+                    let i = (y * w as usize + x) * 3;
+                    let v = match t < 2 {
+                        true => [40, 220][(x + y) % 2],
+                        false => 130,
+                    };
+                    frame.data[i..i + 3].copy_from_slice(&[v, v, v]);
+                }
+            }
+            frame
+        };
+        let mut enc = pixel_base(w, h, 4.0).with_policy(BasePolicy::Cheapest);
+        let mut dec = pixel_base(w, h, 4.0);
+        let grid = motion::MotionGrid::new(w as usize, h as usize);
+        let blocks = grid.blocks().0 * grid.blocks().1;
+        let mut kept_less = 0;
+        for t in 0..4 {
+            let frame_type = [FrameType::Predicted, FrameType::Intra][usize::from(t == 0)];
+            let coded = enc.encode(&scene(t), frame_type).unwrap();
+            let (_, detail) = DetailedCoder::split(&coded.payload).unwrap();
+            let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
+            if detail[0] == mode_byte(DetailMode::Motion, WRITTEN) {
+                // A moved frame's latent: its vectors, then its blocks' modes.
+                let modes = &latent.values[2 * grid.cells()..][..blocks];
+                kept_less += modes.iter().filter(|&&m| m != 0).count();
+            }
+            let decoded = dec.synthesize(&latent);
+            assert_eq!(Some(&decoded), enc.reference.as_ref(), "frame {t}");
+        }
+        assert!(kept_less > 0, "every block kept its moved picture");
     }
 
     /// The payloads of the moved frames among `frames` of a moving scene coded without base

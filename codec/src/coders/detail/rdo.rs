@@ -1,6 +1,7 @@
 //! Rate–distortion choices of the encoder: rounding, block costs, each block's transform, and
 //! where each plane ends.
 
+use super::motion::{self, BlockMode};
 use super::*;
 
 /// How [`DetailLayer::round_rd`] rounds a coefficient `r` (in steps) whose nearest integer is
@@ -74,6 +75,33 @@ impl DetailLayer {
             })
             .collect();
         (kernels, ratios)
+    }
+
+    /// Each 16×16 block's mode for `frame` predicted by `moved` (its motion-compensated
+    /// picture) in this layer (a moved frame's): the one whose residual costs least, squared
+    /// error plus [`RATE_WEIGHT`] per bit as [`block_costs`](Self::block_costs) rounds it in
+    /// 8×8 DCTs, plus its flags' estimated bits. Encoder-only.
+    pub(super) fn choose_modes(&self, frame: &RgbFrame, moved: &RgbFrame) -> Vec<BlockMode> {
+        let grid = motion::MotionGrid::new(self.width, self.height);
+        let blocks = grid.blocks().0 * grid.blocks().1;
+        let kernels = vec![Kernel::Dct8; self.block_count()];
+        let mut best = vec![(f64::INFINITY, BlockMode::Moved); blocks];
+        for mode in BlockMode::ALL {
+            let mut picture = moved.clone();
+            motion::apply_modes(&mut picture, &vec![mode; blocks]);
+            let ratios = self.ratios(&self.residual(frame, &picture), &kernels);
+            let mut costs = vec![RATE_WEIGHT * motion::mode_bits(mode); blocks];
+            // The layer's blocks are the motion grid's cells.
+            for (cell, cost) in self.block_costs(&ratios).into_iter().enumerate() {
+                costs[motion::block_of_cell(grid, cell)] += cost;
+            }
+            for (slot, cost) in best.iter_mut().zip(costs) {
+                if cost < slot.0 {
+                    *slot = (cost, mode);
+                }
+            }
+        }
+        best.into_iter().map(|(_, mode)| mode).collect()
     }
 
     /// Plain rounding of `ratios`, each value's table group and the table bytes the frame

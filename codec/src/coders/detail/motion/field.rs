@@ -24,6 +24,12 @@
 //! has no length or stream of its own: its head ([`FieldSymbols`], [`FieldTables`]) comes
 //! before the layer's, and its symbols open the frame's one stream.
 //!
+//! Version 17 on ([`FieldLayout::Modes`]): as `Coarse`, and a moved frame's field (one without a
+//! guide) says before each block's split flag what the block keeps of its moved picture
+//! ([`BlockMode`]): a flag "not all of it", under one of three tables by how many of the blocks
+//! left and above keep less, then, where set, a flag "only the cells' means" (else the smooth
+//! picture).
+//!
 //! Versions 3 to 7 ([`FieldLayout::Blocks`]): one vector per 16×16 block, its change from the
 //! median always coded under one table.
 //!
@@ -37,7 +43,7 @@ use crate::entropy::{self, CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder
 use crate::varint;
 
 use super::super::tables;
-use super::{predicted, MotionField, MotionGrid, Side, MAX_COMPONENT};
+use super::{predicted, BlockMode, MotionField, MotionGrid, Side, MAX_COMPONENT};
 
 /// How a file lays out its motion fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,9 +54,11 @@ pub(crate) enum FieldLayout {
     Split,
     /// Version 15: as `Split`, each change component coded as flags.
     Classes,
-    /// Version 16 on: as `Classes`, a change of [`COARSE_LENGTH`] bits or more at half-pixel
+    /// Version 16: as `Classes`, a change of [`COARSE_LENGTH`] bits or more at half-pixel
     /// precision.
     Coarse,
+    /// Version 17 on: as `Coarse`, and a mode per block in a moved frame's field.
+    Modes,
 }
 
 /// From version 16 a change's magnitude of this many bits or more (32 quarter pixels, 8 pixels)
@@ -62,16 +70,21 @@ const COARSE_LENGTH: u32 = 6;
 
 impl FieldLayout {
     /// The layout the encoder writes.
-    pub(crate) const WRITTEN: Self = Self::Coarse;
+    pub(crate) const WRITTEN: Self = Self::Modes;
 
     /// Whether changes are coded as flags.
     fn flag_changes(self) -> bool {
-        matches!(self, Self::Classes | Self::Coarse)
+        matches!(self, Self::Classes | Self::Coarse | Self::Modes)
+    }
+
+    /// Whether a field with no guide (a moved frame's) gives each block a mode.
+    pub(in crate::coders::detail) fn has_modes(self) -> bool {
+        self == Self::Modes
     }
 
     /// Low bits of a change's magnitude of `length` bits that are 0 and not coded.
     pub(super) fn dropped_bits(self, length: u32) -> u32 {
-        u32::from(self == Self::Coarse && length >= COARSE_LENGTH)
+        u32::from(matches!(self, Self::Coarse | Self::Modes) && length >= COARSE_LENGTH)
     }
 }
 
@@ -107,6 +120,11 @@ const LENGTH_GROUP: usize = LOW_BITS_GROUP + 1;
 /// at most 2048.
 const MAX_LENGTH: u32 = 12;
 const GROUPS_WITH_CLASSES: usize = LENGTH_GROUP + MAX_LENGTH as usize - 1;
+/// In [`FieldLayout::Modes`], the "keeps less than its moved picture" flag's groups (how many of
+/// the blocks left and above do), then the "only the means" flag's.
+const MODE_GROUP: usize = GROUPS_WITH_CLASSES;
+const FLAT_GROUP: usize = MODE_GROUP + 3;
+const GROUPS_WITH_MODES: usize = FLAT_GROUP + 1;
 
 /// One unit of a block: its top-left cell and its span in cells.
 pub(super) type Unit = ((usize, usize), (usize, usize));
@@ -119,6 +137,10 @@ pub(super) struct Walk {
     pub(super) decoded: Vec<bool>,
     pub(super) same: Vec<bool>,
     pub(super) split: Vec<bool>,
+    /// Per block, its mode.
+    pub(super) modes: Vec<BlockMode>,
+    /// Whether the field's vectors are predicted by a guide (a bidirectional frame's).
+    guided: bool,
     /// Per cell, the side it is predicted from (a field with a side per unit).
     pub(super) sides: Vec<Side>,
     /// A bidirectional frame's predicted vectors, one per cell (`Guide`); none for a frame
@@ -196,6 +218,8 @@ impl Walk {
             decoded: vec![false; grid.cells()],
             same: vec![false; grid.cells()],
             split: vec![false; grid.blocks().0 * grid.blocks().1],
+            modes: vec![BlockMode::Moved; grid.blocks().0 * grid.blocks().1],
+            guided: guide.is_some(),
             sides: vec![Side::Both; grid.cells()],
             guide: guide.filter(|g| g.len() == grid.cells()).map(<[_]>::to_vec),
         }
@@ -206,6 +230,19 @@ impl Walk {
         let left = bx > 0 && self.split[by * bcols + bx - 1];
         let above = by > 0 && self.split[(by - 1) * bcols + bx];
         usize::from(left) + usize::from(above)
+    }
+
+    /// The group of block `(bx, by)`'s "keeps less" flag.
+    fn mode_group(&self, bx: usize, by: usize) -> usize {
+        let bcols = self.grid.blocks().0;
+        let left = bx > 0 && self.modes[by * bcols + bx - 1] != BlockMode::Moved;
+        let above = by > 0 && self.modes[(by - 1) * bcols + bx] != BlockMode::Moved;
+        MODE_GROUP + usize::from(left) + usize::from(above)
+    }
+
+    /// Whether the walk's field gives its blocks modes in `layout`.
+    fn codes_modes(&self, layout: FieldLayout) -> bool {
+        layout.has_modes() && !self.guided
     }
 
     /// The group of the "both sides" flag of the unit whose top-left cell is `(c, r)`.
@@ -290,6 +327,14 @@ impl MotionField {
         for by in 0..brows {
             for bx in 0..bcols {
                 let b = by * bcols + bx;
+                if walk.codes_modes(layout) {
+                    let mode = self.modes.as_ref().map_or(BlockMode::Moved, |m| m[b]);
+                    out.push((walk.mode_group(bx, by), i32::from(mode != BlockMode::Moved)));
+                    if mode != BlockMode::Moved {
+                        out.push((FLAT_GROUP, i32::from(mode == BlockMode::Flat)));
+                    }
+                    walk.modes[b] = mode;
+                }
                 let splittable = grid.block_cells(bx, by).1 > 1;
                 let split = splittable && self.split[b];
                 if splittable {
@@ -304,7 +349,7 @@ impl MotionField {
                     let (dx, dy) = (v.0 - p.0, v.1 - p.1);
                     match layout {
                         _ if v == p => {}
-                        FieldLayout::Classes | FieldLayout::Coarse => {
+                        FieldLayout::Classes | FieldLayout::Coarse | FieldLayout::Modes => {
                             push_change(dx, true, layout, &mut out)?;
                             push_change(dy, dx != 0, layout, &mut out)?;
                         }
@@ -414,6 +459,7 @@ impl MotionField {
     /// flag-coded changes.
     fn groups(&self, layout: FieldLayout) -> usize {
         match (layout, &self.sides) {
+            _ if layout.has_modes() => GROUPS_WITH_MODES,
             _ if layout.flag_changes() => GROUPS_WITH_CLASSES,
             (_, Some(_)) => GROUPS_WITH_SIDES,
             (_, None) => GROUPS,
@@ -569,7 +615,11 @@ impl FieldTables {
     ) -> Result<Self, CoderError> {
         let (mask, groups) = if layout.flag_changes() {
             let mask = varint::read_u64(input).map_err(|e| corrupt(&format!("mask: {e}")))?;
-            (mask, GROUPS_WITH_CLASSES)
+            let groups = match layout.has_modes() {
+                true => GROUPS_WITH_MODES,
+                false => GROUPS_WITH_CLASSES,
+            };
+            (mask, groups)
         } else {
             let (groups, mask_len) = match sides {
                 true => (GROUPS_WITH_SIDES, 2),
@@ -637,8 +687,15 @@ impl FieldTables {
         };
         let mut walk = Walk::guided(grid, guide);
         let (bcols, brows) = grid.blocks();
+        let modes = walk.codes_modes(self.layout);
         for by in 0..brows {
             for bx in 0..bcols {
+                if modes && flag(walk.mode_group(bx, by), decoder)? {
+                    walk.modes[by * bcols + bx] = match flag(FLAT_GROUP, decoder)? {
+                        true => BlockMode::Flat,
+                        false => BlockMode::Smooth,
+                    };
+                }
                 let split =
                     grid.block_cells(bx, by).1 > 1 && flag(walk.split_group(bx, by), decoder)?;
                 walk.split[by * bcols + bx] = split;
@@ -675,6 +732,7 @@ impl FieldTables {
             vectors: walk.vectors,
             split: walk.split,
             sides: sides.then_some(walk.sides),
+            modes: modes.then_some(walk.modes),
         })
     }
 }
@@ -704,6 +762,7 @@ fn parse_blocks(body: &[u8], grid: MotionGrid, end: StreamEnd) -> Result<MotionF
         vectors,
         split: vec![false; bcols * brows],
         sides: None,
+        modes: None,
     })
 }
 
@@ -740,6 +799,7 @@ mod tests {
             vectors,
             split,
             sides: None,
+            modes: None,
         }
     }
 
@@ -796,6 +856,7 @@ mod tests {
             FieldLayout::Classes,
             FieldLayout::Coarse,
         ] {
+            // (`Modes` fields parse back with every block's mode: below.)
             for (w, h, seed) in [(64, 48, 1), (40, 20, 2), (8, 8, 3), (72, 40, 4), (17, 9, 5)] {
                 let grid = MotionGrid::new(w, h);
                 let field = field(grid, seed);
@@ -857,6 +918,64 @@ mod tests {
             flags < table,
             "{flags} bytes as flags, {table} under one table"
         );
+    }
+
+    #[test]
+    fn block_modes_parse_back_in_moved_fields_and_guided_fields_have_none() {
+        let layout = FieldLayout::Modes;
+        for (w, h, seed) in [(64, 48, 1), (40, 20, 2), (8, 8, 3), (17, 9, 5)] {
+            let grid = MotionGrid::new(w, h);
+            let (bcols, brows) = grid.blocks();
+            let mut field = field(grid, seed);
+            let plain = coded(&field, grid, FieldLayout::Coarse);
+            // A field that says no modes has every block keep its moved picture.
+            let parse = |bytes: &[u8]| {
+                MotionField::parse(&mut &bytes[..], grid, StreamEnd::Sealed, layout).unwrap()
+            };
+            let all_moved = parse(&coded(&field, grid, layout));
+            assert_eq!(all_moved.modes, Some(vec![BlockMode::Moved; bcols * brows]));
+            let modes: Vec<BlockMode> = (0..bcols * brows)
+                .map(|b| BlockMode::ALL[(b * 7 + seed as usize) % 5 % 3])
+                .collect();
+            field.modes = Some(modes);
+            let bytes = coded(&field, grid, layout);
+            assert_eq!(parse(&bytes), field, "{w}x{h}");
+            assert!(bytes.len() > plain.len());
+            for cut in 0..bytes.len() {
+                let mut input = &bytes[..cut];
+                assert!(MotionField::parse(&mut input, grid, StreamEnd::Sealed, layout).is_err());
+            }
+        }
+        // A bidirectional frame's field (under a guide) codes none, whatever it holds.
+        let grid = MotionGrid::new(72, 40);
+        let guide = vec![(1, 2); grid.cells()];
+        let mut field = field(grid, 9);
+        let guided = |field: &MotionField| {
+            let mut bytes = Vec::new();
+            let end = (layout, StreamEnd::Sealed);
+            field
+                .code_keeping(grid, Some(&guide), end, &[], &mut bytes)
+                .unwrap();
+            bytes
+        };
+        let without = guided(&field);
+        field.modes = Some(vec![BlockMode::Flat; grid.blocks().0 * grid.blocks().1]);
+        assert_eq!(guided(&field), without);
+        let parsed = MotionField::parse_keeping(
+            &mut &without[..],
+            grid,
+            StreamEnd::Sealed,
+            layout,
+            Guided {
+                guide: Some(&guide),
+                sides: false,
+            },
+            &[],
+        )
+        .unwrap()
+        .0;
+        assert_eq!(parsed.modes, None);
+        assert_eq!(parsed.vectors, field.vectors);
     }
 
     #[test]
@@ -977,6 +1096,7 @@ mod tests {
             vectors: vec![(3, -2); grid.cells()],
             split: vec![false; blocks],
             sides: None,
+            modes: None,
         };
         let mut bytes = Vec::new();
         still.code(grid, &mut bytes).unwrap();

@@ -10,9 +10,11 @@
 
 mod field;
 mod interpolate;
+mod modes;
 mod search;
 
 pub(super) use field::{FieldLayout, FieldTables, Guide, Guided};
+pub(super) use modes::{apply as apply_modes, block_of_cell, mode_bits, BlockMode};
 pub(super) use search::{
     estimate, estimate_between, split_bits, unit_vector_bits, LAMBDA_PER_STEP,
 };
@@ -102,6 +104,9 @@ pub(super) struct MotionField {
     /// A bidirectional frame's side per cell, where each unit has its own ([`SIDE_PER_UNIT`]);
     /// none where the frame has one side.
     pub(super) sides: Option<Vec<Side>>,
+    /// Per block (raster order), what it keeps of its moved picture, where the field says
+    /// (a moved frame's, version 17 on); none where every block keeps all of it.
+    pub(super) modes: Option<Vec<BlockMode>>,
 }
 
 /// The median of the vectors of the cells left of, above and above-right of a unit whose
@@ -162,6 +167,18 @@ pub(super) fn compensate(reference: &RgbFrame, vectors: &[(i32, i32)]) -> RgbFra
         }
     }
     RgbFrame::from_data(w as u32, h as u32, data).expect("the size matches")
+}
+
+/// The prediction a moved frame's `vectors` and block `modes` (empty where the field has none)
+/// make from `reference`.
+pub(super) fn predict(
+    reference: &RgbFrame,
+    vectors: &[(i32, i32)],
+    modes: &[BlockMode],
+) -> RgbFrame {
+    let mut moved = compensate(reference, vectors);
+    modes::apply(&mut moved, modes);
+    moved
 }
 
 /// The step byte of a bidirectional frame's layer: four times the intra frame's step. Nothing

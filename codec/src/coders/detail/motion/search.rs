@@ -385,6 +385,7 @@ fn walk_field(search: Search, guide: Guide) -> MotionField {
         vectors: walk.vectors,
         split: walk.split,
         sides: None,
+        modes: None,
     }
 }
 
