@@ -55,8 +55,10 @@ fn block_area(grid: MotionGrid, b: usize, (w, h): (usize, usize)) -> (usize, usi
     )
 }
 
-/// `moved` (the motion-compensated picture) with each block as its mode in `modes` (one per
-/// block of the frame's grid, raster order; none or too few: the rest keep theirs) says.
+/// Applies each block's mode in `modes` (one per block of the frame's grid, raster order;
+/// blocks beyond the list keep all of their picture) to `moved`, the motion-compensated
+/// picture. A smooth block's blur reads the moved picture as it was before any mode, across
+/// its edges too, so the order of the blocks does not matter.
 pub(in crate::coders::detail) fn apply(moved: &mut RgbFrame, modes: &[BlockMode]) {
     if modes.iter().all(|&m| m == BlockMode::Moved) {
         return;
