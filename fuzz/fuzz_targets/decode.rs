@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     // One kernel thread: a scoped worker frees gemm's thread-local scratch only after the
     // scope has returned, which LeakSanitizer's per-input check reports as a leak. The band
     // split across threads is covered by the unit tests.
-    aecodec::learned::conv::set_threads(1);
+    aecodec::threads::set_threads(1);
     let Ok(mut reader) = ContainerReader::new(data) else { return };
     // Keep each run fast: the fuzzer explores parsing, not huge frames.
     let h = reader.header();

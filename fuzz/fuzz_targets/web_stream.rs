@@ -22,7 +22,7 @@ fn extra_models() -> &'static [(ModelId, &'static [u8])] {
 
 fuzz_target!(|data: &[u8]| {
     // One kernel thread, as in the `decode` target.
-    aecodec::learned::conv::set_threads(1);
+    aecodec::threads::set_threads(1);
     let Some((&size, bytes)) = data.split_first() else {
         return;
     };
