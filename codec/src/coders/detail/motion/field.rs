@@ -455,15 +455,9 @@ impl MotionField {
         })
     }
 
-    /// Table groups the field codes in `layout`: more with a side per unit, more again with
-    /// flag-coded changes.
+    /// Table groups the field codes in `layout` ([`table_groups`]).
     fn groups(&self, layout: FieldLayout) -> usize {
-        match (layout, &self.sides) {
-            _ if layout.has_modes() => GROUPS_WITH_MODES,
-            _ if layout.flag_changes() => GROUPS_WITH_CLASSES,
-            (_, Some(_)) => GROUPS_WITH_SIDES,
-            (_, None) => GROUPS,
-        }
+        table_groups(layout, self.sides.is_some())
     }
 
     /// Reads a field of `grid` laid out as `layout` from the front of `input`, leaving the
@@ -507,6 +501,17 @@ impl MotionField {
         let field = tables.parse_symbols(grid, guided, &mut decoder)?;
         decoder.finish()?;
         Ok((field, tables.in_force))
+    }
+}
+
+/// Table groups a field codes in `layout`: more with a side per unit (`sides`), more again
+/// with flag-coded changes, and the mode flags' in [`FieldLayout::Modes`].
+fn table_groups(layout: FieldLayout, sides: bool) -> usize {
+    match layout {
+        _ if layout.has_modes() => GROUPS_WITH_MODES,
+        _ if layout.flag_changes() => GROUPS_WITH_CLASSES,
+        _ if sides => GROUPS_WITH_SIDES,
+        _ => GROUPS,
     }
 }
 
@@ -613,28 +618,20 @@ impl FieldTables {
         sides: bool,
         kept: &[Option<u8>],
     ) -> Result<Self, CoderError> {
-        let (mask, groups) = if layout.flag_changes() {
-            let mask = varint::read_u64(input).map_err(|e| corrupt(&format!("mask: {e}")))?;
-            let groups = match layout.has_modes() {
-                true => GROUPS_WITH_MODES,
-                false => GROUPS_WITH_CLASSES,
-            };
-            (mask, groups)
+        let groups = table_groups(layout, sides);
+        let mask = if layout.flag_changes() {
+            varint::read_u64(input).map_err(|e| corrupt(&format!("mask: {e}")))?
         } else {
-            let (groups, mask_len) = match sides {
-                true => (GROUPS_WITH_SIDES, 2),
-                false => (GROUPS, 1),
-            };
+            // One byte, or two where the field has sides.
+            let mask_len = if sides { 2 } else { 1 };
             if input.len() < mask_len {
                 return Err(corrupt("no group mask"));
             }
             let (mask, rest) = input.split_at(mask_len);
             *input = rest;
-            let mask = mask
-                .iter()
+            mask.iter()
                 .rev()
-                .fold(0u64, |m, &byte| (m << 8) | u64::from(byte));
-            (mask, groups)
+                .fold(0u64, |m, &byte| (m << 8) | u64::from(byte))
         };
         if mask >> groups != 0 {
             return Err(corrupt("a group mask with unknown groups"));
