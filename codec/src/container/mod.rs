@@ -49,8 +49,11 @@ pub const MAGIC: [u8; 4] = *b"AEZV";
 /// layer in one ANS stream (each stream's end costs about 6 bytes), and ends every stream with its
 /// final state in as few bytes as hold it (5 to 8) instead of two whole words; its motion fields
 /// code changes of 32 quarter pixels or more at half-pixel precision; and a packet with an
-/// empty payload (the one that shows a hidden anchor) has no payload CRC.
-pub const VERSION: u16 = 17;
+/// empty payload (the one that shows a hidden anchor) has no payload CRC. Version 17 gives each
+/// 16×16 block of a moved frame a mode (all of its moved picture, its smooth part, or its
+/// cells' means); version 18 adds the intra mode, whose cells are predicted from the decoded
+/// pixels beside them.
+pub const VERSION: u16 = 18;
 /// The first version whose header lists coding tools; older ones hold exactly one, inline.
 pub const FIRST_TOOL_LIST_VERSION: u16 = 5;
 /// The first version whose header records the quality level asked for.
@@ -89,6 +92,8 @@ pub const FIRST_EMPTY_PACKET_VERSION: u16 = 16;
 /// The first version whose moved frames give each 16×16 block a mode: all of its moved
 /// picture, its smooth part, or its cells' means.
 pub const FIRST_BLOCK_MODES_VERSION: u16 = 17;
+/// The first version whose moved frames' blocks may be predicted from their own frame.
+pub const FIRST_INTRA_BLOCKS_VERSION: u16 = 18;
 /// The oldest container version this build reads.
 pub const OLDEST_READABLE_VERSION: u16 = 2;
 /// Bytes before the header: magic, version, header length, header CRC.

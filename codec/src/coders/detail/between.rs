@@ -254,7 +254,7 @@ impl DetailedCoder {
             (None, _) => grey(w, h),
         };
         let layer = self.moved_layer(byte.clamp(0, 255) as u8);
-        add_layer_deblocked(&layer, &mut frame, q, &kernels);
+        add_layer_deblocked(&layer, &mut frame, (q, &kernels, &[]));
         Some(frame)
     }
 }

@@ -22,6 +22,7 @@
 mod between;
 mod context;
 mod deblock;
+mod intra;
 mod motion;
 mod predict;
 mod rdo;
@@ -134,8 +135,20 @@ impl DetailLayer {
     ) -> Result<(DetailFrame, f64, tables::MovedTables), CoderError> {
         let layer = self.moved(byte);
         let residual = layer.residual(frame, under);
-        let (q, kernels, ratios) = layer.quantize(&residual);
+        let (mut q, mut kernels, mut ratios) = layer.quantize(&residual);
         let grid = motion::MotionGrid::new(layer.width, layer.height);
+        let mut directions = Vec::new();
+        let settled;
+        let field = match &field.modes {
+            Some(modes) if modes.iter().any(|m| m.is_intra()) => {
+                directions = motion::cell_directions(grid, modes);
+                let coded = (&mut q[..], &mut kernels[..], &mut ratios[..]);
+                layer.code_intra_blocks(frame, under, &mut directions, coded);
+                settled = field.with_directions(grid, &directions);
+                &settled
+            }
+            _ => field,
+        };
         let layout = self.field_layout;
         let tables = if self.shares_stream {
             let field = field.symbols_keeping(grid, guide, layout, &kept.field)?;
@@ -159,7 +172,12 @@ impl DetailLayer {
         };
         let factor = f64::from(motion::step_factor(byte));
         let error = squared_error(&ratios, &q) * factor * factor;
-        Ok((DetailFrame { q, kernels }, error, tables))
+        let layer = DetailFrame {
+            q,
+            kernels,
+            directions,
+        };
+        Ok((layer, error, tables))
     }
 
     /// A layer for `width`×`height` frames (multiples of [`BLOCK`]) at quantizer `step`.
@@ -287,6 +305,20 @@ const FROM_ANCHOR: i32 = 3;
 struct DetailFrame {
     q: Vec<i32>,
     kernels: Vec<Kernel>,
+    /// Per block, the direction it is predicted in from its own frame (a moved frame's intra
+    /// blocks' cells); empty where none is.
+    directions: Vec<Option<intra::Direction>>,
+}
+
+impl DetailFrame {
+    /// A layer whose blocks are all predicted from elsewhere.
+    fn plain(q: Vec<i32>, kernels: Vec<Kernel>) -> Self {
+        Self {
+            q,
+            kernels,
+            directions: Vec::new(),
+        }
+    }
 }
 
 /// A detail layer the encoder made: its bytes (mode first), what the decoder will have, and
@@ -338,8 +370,12 @@ fn vectors_of(values: &[i32]) -> Vec<(i32, i32)> {
 /// `layer` (`q`, `kernels`) added to `picture`, then deblocked: what the decoder shows and the
 /// next frame moves (every motion-compensated frame; from version 10, every frame). The
 /// encoder and the decoder both make it here, so they cannot drift apart.
-fn add_layer_deblocked(layer: &DetailLayer, picture: &mut RgbFrame, q: &[i32], kernels: &[Kernel]) {
-    layer.add_to(picture, q, kernels);
+fn add_layer_deblocked(
+    layer: &DetailLayer,
+    picture: &mut RgbFrame,
+    (q, kernels, directions): (&[i32], &[Kernel], &[Option<intra::Direction>]),
+) {
+    layer.add_predicting(picture, q, kernels, directions);
     deblock::deblock(picture, layer.step);
 }
 
@@ -470,7 +506,8 @@ impl DetailedCoder {
     /// says so.
     fn add_layer(&self, picture: &mut RgbFrame, q: &[i32], kernels: &[Kernel]) {
         if self.deblocks_all {
-            add_layer_deblocked(&self.layer, picture, q, kernels);
+            self.layer.add_to(picture, q, kernels);
+            deblock::deblock(picture, self.layer.step);
         } else {
             self.layer.add_to(picture, q, kernels);
         }
@@ -488,11 +525,21 @@ impl DetailedCoder {
         let mut field = motion::estimate(frame, reference, lambda);
         let mut prediction = motion::compensate(reference, &field.vectors);
         if self.layer.field_layout.has_modes() {
-            let modes = self
-                .moved_layer(motion::MOVED_STEP_BYTE)
-                .choose_modes(frame, &prediction);
-            motion::apply_modes(&mut prediction, &modes);
+            let layer = self.moved_layer(motion::MOVED_STEP_BYTE);
+            let intra = self.layer.field_layout.has_intra();
+            let modes = layer.choose_modes(frame, &prediction, intra);
             field.modes = Some(modes);
+            let grid = motion::MotionGrid::new(self.layer.width, self.layer.height);
+            if field.settle_intra_blocks(grid) {
+                prediction = motion::compensate(reference, &field.vectors);
+            }
+            let modes = field.modes.as_deref().unwrap_or_default();
+            motion::apply_modes(&mut prediction, modes);
+            layer.predict_open_loop(
+                frame,
+                &mut prediction,
+                &motion::cell_directions(grid, modes),
+            );
         }
         (field, prediction)
     }
@@ -538,7 +585,12 @@ impl DetailedCoder {
         };
         let mut shown = under;
         let layer = &self.moved_layer(byte);
-        add_layer_deblocked(layer, &mut shown, &coded.frame.q, &coded.frame.kernels);
+        let frame = &coded.frame;
+        add_layer_deblocked(
+            layer,
+            &mut shown,
+            (&frame.q, &frame.kernels, &frame.directions),
+        );
         Ok((coded, shown))
     }
 
@@ -661,7 +713,7 @@ impl DetailedCoder {
         let mut best = CodedLayer {
             payload: coded(DetailMode::Intra, &values, Some(&kernels))?,
             error: squared_error(&ratios, &q),
-            frame: DetailFrame { q, kernels },
+            frame: DetailFrame::plain(q, kernels),
             tables: None,
             vectors: None,
         };
@@ -674,10 +726,7 @@ impl DetailedCoder {
                 best = CodedLayer {
                     payload,
                     error: squared_error(&ratios, &q),
-                    frame: DetailFrame {
-                        q,
-                        kernels: previous.kernels.clone(),
-                    },
+                    frame: DetailFrame::plain(q, previous.kernels.clone()),
                     tables: None,
                     vectors: None,
                 };
@@ -768,7 +817,7 @@ impl DetailedCoder {
             };
             (field, q, kernels, tables)
         };
-        Ok((field, DetailFrame { q, kernels }, tables))
+        Ok((field, DetailFrame::plain(q, kernels), tables))
     }
 
     /// Splits the end of a latent into what comes before a layer, the layer's coefficients and
@@ -942,14 +991,14 @@ impl FrameCoder for DetailedCoder {
         }
         let frame = match kind {
             // (A motion frame was parsed above.)
-            DetailMode::Intra | DetailMode::Motion => DetailFrame { q: values, kernels },
+            DetailMode::Intra | DetailMode::Motion => DetailFrame::plain(values, kernels),
             DetailMode::Change => {
                 // A layer of changes keeps the previous frame's transforms.
                 let previous = self.previous.as_ref().ok_or(CoderError::NoReference)?;
-                DetailFrame {
-                    q: super::add_changes(&previous.q, &values, "detail")?,
-                    kernels: previous.kernels.clone(),
-                }
+                DetailFrame::plain(
+                    super::add_changes(&previous.q, &values, "detail")?,
+                    previous.kernels.clone(),
+                )
             }
         };
         // The latent carries the coefficients, then each block's transform (`Kernel::index`),
@@ -980,6 +1029,7 @@ impl FrameCoder for DetailedCoder {
         }
         let (front, detail, kernels) = self.layer_parts(values);
         let grey = || grey(self.layer.width, self.layer.height);
+        let mut directions = Vec::new();
         let mut frame = if from == FROM_MOTION {
             // `parse_moved` checked the field's size; a decoder that starts here has no
             // picture to move, and shows the layer over grey rather than fail. A learned
@@ -995,6 +1045,7 @@ impl FrameCoder for DetailedCoder {
                 .iter()
                 .map(|&m| motion::BlockMode::from_index(m))
                 .collect();
+            directions = motion::cell_directions(grid, &modes);
             let mut moved = match &self.reference {
                 Some(reference) => motion::predict(reference, &vectors_of(vectors), &modes),
                 None => grey(),
@@ -1017,7 +1068,8 @@ impl FrameCoder for DetailedCoder {
         };
         match moved_step {
             Some(byte) => {
-                add_layer_deblocked(&self.moved_layer(byte), &mut frame, detail, &kernels)
+                let layer = (detail, &kernels[..], &directions[..]);
+                add_layer_deblocked(&self.moved_layer(byte), &mut frame, layer)
             }
             None => self.add_layer(&mut frame, detail, &kernels),
         }
@@ -1044,7 +1096,9 @@ impl FrameCoder for DetailedCoder {
         self.reads_sides_per_unit = version >= crate::container::FIRST_SIDES_PER_UNIT_VERSION;
         self.shows_empty = version >= crate::container::FIRST_EMPTY_PACKET_VERSION;
         self.layer.shares_stream = version >= crate::container::FIRST_SHARED_STREAM_VERSION;
-        self.layer.field_layout = if version >= crate::container::FIRST_BLOCK_MODES_VERSION {
+        self.layer.field_layout = if version >= crate::container::FIRST_INTRA_BLOCKS_VERSION {
+            motion::FieldLayout::Intra
+        } else if version >= crate::container::FIRST_BLOCK_MODES_VERSION {
             motion::FieldLayout::Modes
         } else if version >= crate::container::FIRST_COARSE_CHANGES_VERSION {
             motion::FieldLayout::Coarse
@@ -1425,7 +1479,7 @@ mod tests {
             }
         }
         let layer = DetailLayer::new(8.0, w, h).moved(motion::MOVED_STEP_BYTE);
-        let modes = layer.choose_modes(&frame, &reference);
+        let modes = layer.choose_modes(&frame, &reference, false);
         let bcols = motion::MotionGrid::new(w as usize, h as usize).blocks().0;
         for (b, &mode) in modes.iter().enumerate() {
             match b == bcols + 1 {
@@ -1541,6 +1595,97 @@ mod tests {
         let mut dec = pixel_base(w, h, 4.0);
         dec.parse(FrameType::Intra, &payloads[0].payload).unwrap();
         assert!(dec.parse(FrameType::Intra, &moved.payload).is_err());
+    }
+
+    #[test]
+    fn a_block_that_continues_the_pixels_above_it_is_predicted_from_them() {
+        // As above, but the new block continues the row above it straight down: neither its
+        // moved picture nor its means nor a blur predict it, the pixels above it do.
+        let (w, h) = (64, 48);
+        let reference = motion::tests::texture(w, h, 0, 0);
+        let mut frame = reference.clone();
+        let row = 3 * w as usize;
+        for y in 16..32 {
+            for x in 16..32 {
+                let (i, above) = (y * row + 3 * x, 15 * row + 3 * x);
+                frame.data.copy_within(above..above + 3, i);
+            }
+        }
+        let layer = DetailLayer::new(8.0, w, h).moved(motion::MOVED_STEP_BYTE);
+        let modes = layer.choose_modes(&frame, &reference, true);
+        let bcols = motion::MotionGrid::new(w as usize, h as usize).blocks().0;
+        let vertical = motion::BlockMode::Intra([intra::Direction::Vertical; 4]);
+        for (b, &mode) in modes.iter().enumerate() {
+            match b == bcols + 1 {
+                true => assert_eq!(mode, vertical),
+                false => assert_eq!(mode, motion::BlockMode::Moved, "block {b}"),
+            }
+        }
+        // Without the intra mode (version 17) it keeps less of its moved picture.
+        let modes = layer.choose_modes(&frame, &reference, false);
+        assert!(!modes[bcols + 1].is_intra());
+    }
+
+    #[test]
+    fn intra_blocks_rebuild_exactly_and_files_before_them_have_none() {
+        // A moving scene where a patch that was a fine checkerboard becomes, from frame 2,
+        // stripes that run down from the row above it: the patch's cells are best predicted
+        // from the pixels the decoder has rebuilt above them.
+        let (w, h) = (64, 48);
+        let scene = |t: i32| {
+            let mut frame = moving_scene(w, h, t);
+            let row = 3 * w as usize;
+            for y in 16..40 {
+                for x in 24..48 {
+                    let i = y * row + 3 * x;
+                    match t < 2 {
+                        true => {
+                            let v = [40, 220][(x + y) % 2];
+                            frame.data[i..i + 3].copy_from_slice(&[v, v, v]);
+                        }
+                        false => frame
+                            .data
+                            .copy_within(15 * row + 3 * x..15 * row + 3 * x + 3, i),
+                    }
+                }
+            }
+            frame
+        };
+        let grid = motion::MotionGrid::new(w as usize, h as usize);
+        let blocks = grid.blocks().0 * grid.blocks().1;
+        for version in [
+            crate::container::FIRST_INTRA_BLOCKS_VERSION - 1,
+            crate::container::VERSION,
+        ] {
+            let mut enc = pixel_base(w, h, 4.0).with_policy(BasePolicy::Cheapest);
+            let mut dec = pixel_base(w, h, 4.0);
+            enc.read_version(version);
+            dec.read_version(version);
+            let mut intra = 0;
+            for t in 0..4 {
+                let frame_type = [FrameType::Predicted, FrameType::Intra][usize::from(t == 0)];
+                let coded = enc.encode(&scene(t), frame_type).unwrap();
+                let (_, detail) = DetailedCoder::split(&coded.payload).unwrap();
+                let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
+                if detail[0] == mode_byte(DetailMode::Motion, WRITTEN) {
+                    // A moved frame's latent: its vectors, then its blocks' modes.
+                    let modes = &latent.values[2 * grid.cells()..][..blocks];
+                    intra += modes.iter().filter(|&&m| m >= 3).count();
+                }
+                let decoded = dec.synthesize(&latent);
+                let same = Some(&decoded) == enc.reference.as_ref();
+                assert!(
+                    same,
+                    "version {version} frame {t}: the decoder rebuilt another picture"
+                );
+            }
+            match version {
+                crate::container::VERSION => {
+                    assert!(intra > 0, "no block was predicted from its frame")
+                }
+                _ => assert_eq!(intra, 0),
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Rate–distortion choices of the encoder: rounding, block costs, each block's transform, and
 //! where each plane ends.
 
+use super::intra::Direction;
 use super::motion::{self, BlockMode};
 use super::*;
 
@@ -80,22 +81,67 @@ impl DetailLayer {
     /// Each 16×16 block's mode for `frame` predicted by `moved` (its motion-compensated
     /// picture) in this layer (a moved frame's): the one whose residual costs least, squared
     /// error plus [`RATE_WEIGHT`] per bit as [`block_costs`](Self::block_costs) rounds it in
-    /// 8×8 DCTs, plus its flags' estimated bits. Encoder-only.
-    pub(super) fn choose_modes(&self, frame: &RgbFrame, moved: &RgbFrame) -> Vec<BlockMode> {
+    /// 8×8 DCTs, plus its flags' estimated bits. With `intra`, a block may also be predicted
+    /// from its own frame, each cell in the direction that costs least from the pixels beside
+    /// it as the decoder would rebuild them were no block intra (the decoder's own, known
+    /// only as the layer is coded, come after: `code_intra_blocks`). Encoder-only.
+    pub(super) fn choose_modes(
+        &self,
+        frame: &RgbFrame,
+        moved: &RgbFrame,
+        intra: bool,
+    ) -> Vec<BlockMode> {
         let grid = motion::MotionGrid::new(self.width, self.height);
         let blocks = grid.blocks().0 * grid.blocks().1;
         let kernels = vec![Kernel::Dct8; self.block_count()];
+        let cell_costs = |picture: &RgbFrame| {
+            self.block_costs(&self.ratios(&self.residual(frame, picture), &kernels))
+        };
         let mut best = vec![(f64::INFINITY, BlockMode::Moved); blocks];
-        for mode in BlockMode::ALL {
+        for mode in BlockMode::FROM_MOVED {
             let mut picture = moved.clone();
             motion::apply_modes(&mut picture, &vec![mode; blocks]);
-            let ratios = self.ratios(&self.residual(frame, &picture), &kernels);
             let mut costs = vec![RATE_WEIGHT * motion::mode_bits(mode); blocks];
             // The layer's blocks are the motion grid's cells.
-            for (cell, cost) in self.block_costs(&ratios).into_iter().enumerate() {
+            for (cell, cost) in cell_costs(&picture).into_iter().enumerate() {
                 costs[motion::block_of_cell(grid, cell)] += cost;
             }
             for (slot, cost) in best.iter_mut().zip(costs) {
+                if cost < slot.0 {
+                    *slot = (cost, mode);
+                }
+            }
+        }
+        if intra {
+            // What the decoder would rebuild were no block intra: the pixels an intra cell
+            // would be predicted from, but where its neighbours are intra too.
+            let mut rebuilt = moved.clone();
+            let modes: Vec<BlockMode> = best.iter().map(|&(_, mode)| mode).collect();
+            motion::apply_modes(&mut rebuilt, &modes);
+            let (q, kernels, _) = self.quantize(&self.residual(frame, &rebuilt));
+            self.add_to(&mut rebuilt, &q, &kernels);
+            let mut cheapest = vec![(f64::INFINITY, Direction::Dc); grid.cells()];
+            for d in Direction::ALL {
+                let mut picture = moved.clone();
+                self.predict_open_loop(&rebuilt, &mut picture, &vec![Some(d); grid.cells()]);
+                for (slot, cost) in cheapest.iter_mut().zip(cell_costs(&picture)) {
+                    if cost < slot.0 {
+                        *slot = (cost, d);
+                    }
+                }
+            }
+            let bcols = grid.blocks().0;
+            for (b, slot) in best.iter_mut().enumerate() {
+                let (cells, n) = grid.block_cells(b % bcols, b / bcols);
+                let mut directions = [Direction::Dc; 4];
+                let mut cost = 0.0;
+                for (&(c, r), d) in cells[..n].iter().zip(&mut directions) {
+                    let (cell_cost, direction) = cheapest[r * grid.cols + c];
+                    cost += cell_cost;
+                    *d = direction;
+                }
+                let mode = BlockMode::Intra(directions);
+                cost += RATE_WEIGHT * motion::mode_bits(mode);
                 if cost < slot.0 {
                     *slot = (cost, mode);
                 }

@@ -223,31 +223,9 @@ pub(super) fn separable_inverse(basis: &[[f32; BLOCK]; BLOCK], coeffs: &[f32; 64
 impl DetailLayer {
     /// `source − base`, colour-rotated: per block (raster order), its three planes' samples.
     pub(super) fn residual(&self, source: &RgbFrame, base: &RgbFrame) -> Residual {
-        let (bw, bh) = self.blocks();
-        let mut out = Vec::with_capacity(bw * bh);
-        let row = 3 * self.width;
-        for by in 0..bh {
-            for bx in 0..bw {
-                let mut planes = [[0f32; 64]; 3];
-                for y in 0..BLOCK {
-                    let at = (by * BLOCK + y) * row + 3 * bx * BLOCK;
-                    let (s, b) = (
-                        &source.data[at..at + 3 * BLOCK],
-                        &base.data[at..at + 3 * BLOCK],
-                    );
-                    for x in 0..BLOCK {
-                        let d: [f32; 3] = std::array::from_fn(|c| {
-                            f32::from(s[3 * x + c]) - f32::from(b[3 * x + c])
-                        });
-                        for (p, plane) in planes.iter_mut().enumerate() {
-                            plane[y * 8 + x] = (0..3).map(|c| COLOUR[p][c] * d[c]).sum();
-                        }
-                    }
-                }
-                out.push(planes);
-            }
-        }
-        out
+        (0..self.block_count())
+            .map(|block| self.block_residual(source, base, block))
+            .collect()
     }
 }
 
@@ -255,36 +233,76 @@ impl DetailLayer {
     /// Adds the residual that quantized coefficients describe to `base`.
     /// `kernels` are the blocks' transforms.
     pub(super) fn add_to(&self, base: &mut RgbFrame, q: &[i32], kernels: &[Kernel]) {
+        for ((block, coeffs), &kernel) in q.chunks_exact(BLOCK_COEFFS).enumerate().zip(kernels) {
+            self.add_block(base, block, coeffs, kernel);
+        }
+    }
+
+    /// Adds to `base` the residual of block `block` (raster order) that its quantized
+    /// coefficients `coeffs` describe in transform `kernel`.
+    pub(super) fn add_block(
+        &self,
+        base: &mut RgbFrame,
+        block: usize,
+        coeffs: &[i32],
+        kernel: Kernel,
+    ) {
+        if coeffs.iter().all(|&v| v == 0) {
+            return;
+        }
         let (bw, _) = self.blocks();
         let row = 3 * self.width;
-        for ((block, coeffs), &kernel) in q.chunks_exact(BLOCK_COEFFS).enumerate().zip(kernels) {
-            if coeffs.iter().all(|&v| v == 0) {
-                continue;
+        let (bx, by) = (block % bw, block / bw);
+        // Most planes of a block are zero (their flag unset): no transform for them.
+        let planes: [[f32; 64]; 3] = std::array::from_fn(|p| {
+            let plane = &coeffs[p * 64..][..64];
+            if plane.iter().all(|&v| v == 0) {
+                return [0.0; 64];
             }
-            let (bx, by) = (block % bw, block / bw);
-            // Most planes of a block are zero (their flag unset): no transform for them.
-            let planes: [[f32; 64]; 3] = std::array::from_fn(|p| {
-                let plane = &coeffs[p * 64..][..64];
-                if plane.iter().all(|&v| v == 0) {
-                    return [0.0; 64];
-                }
-                let c: [f32; 64] = std::array::from_fn(|i| plane[i] as f32 * self.step);
-                self.transform.inverse_in(kernel, &c)
-            });
-            for y in 0..BLOCK {
-                let at = (by * BLOCK + y) * row + 3 * bx * BLOCK;
-                let out = &mut base.data[at..at + 3 * BLOCK];
-                for x in 0..BLOCK {
-                    let i = y * 8 + x;
-                    for c in 0..3 {
-                        // The rotation is orthonormal: its inverse is its transpose.
-                        let d: f32 = (0..3).map(|p| COLOUR[p][c] * planes[p][i]).sum();
-                        let v = f32::from(out[3 * x + c]) + d;
-                        out[3 * x + c] = (v.clamp(0.0, 255.0) + 0.5) as u8;
-                    }
+            let c: [f32; 64] = std::array::from_fn(|i| plane[i] as f32 * self.step);
+            self.transform.inverse_in(kernel, &c)
+        });
+        for y in 0..BLOCK {
+            let at = (by * BLOCK + y) * row + 3 * bx * BLOCK;
+            let out = &mut base.data[at..at + 3 * BLOCK];
+            for x in 0..BLOCK {
+                let i = y * 8 + x;
+                for c in 0..3 {
+                    // The rotation is orthonormal: its inverse is its transpose.
+                    let d: f32 = (0..3).map(|p| COLOUR[p][c] * planes[p][i]).sum();
+                    let v = f32::from(out[3 * x + c]) + d;
+                    out[3 * x + c] = (v.clamp(0.0, 255.0) + 0.5) as u8;
                 }
             }
         }
+    }
+
+    /// Block `block`'s (raster order) `source − base`, colour-rotated: its three planes.
+    pub(super) fn block_residual(
+        &self,
+        source: &RgbFrame,
+        base: &RgbFrame,
+        block: usize,
+    ) -> [[f32; 64]; 3] {
+        let (bw, _) = self.blocks();
+        let (bx, by) = (block % bw, block / bw);
+        let row = 3 * self.width;
+        let mut planes = [[0f32; 64]; 3];
+        for y in 0..BLOCK {
+            let at = (by * BLOCK + y) * row + 3 * bx * BLOCK;
+            let (s, b) = (
+                &source.data[at..at + 3 * BLOCK],
+                &base.data[at..at + 3 * BLOCK],
+            );
+            for x in 0..BLOCK {
+                let d: [f32; 3] =
+                    std::array::from_fn(|c| f32::from(s[3 * x + c]) - f32::from(b[3 * x + c]));
+                for (p, plane) in planes.iter_mut().enumerate() {
+                    plane[y * 8 + x] = (0..3).map(|c| COLOUR[p][c] * d[c]).sum();
+                }
+            }
+        }
+        planes
     }
 }
 

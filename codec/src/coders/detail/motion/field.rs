@@ -30,6 +30,13 @@
 //! left and above keep less, then, where set, a flag "only the cells' means" (else the smooth
 //! picture).
 //!
+//! Version 18 on ([`FieldLayout::Intra`]): as `Modes`, and where the "only the cells' means"
+//! flag is not set, a flag "predicted from its own frame" ([`BlockMode::Intra`]); an intra
+//! block then gives each of its cells inside the frame (Z order) a direction, two flags (its
+//! high bit, then its low bit, each under its own table), and has no split flag and no vector:
+//! its cells take the predicted vector, as if it were coded unchanged, so the blocks after it
+//! predict theirs as from any other block.
+//!
 //! Versions 3 to 7 ([`FieldLayout::Blocks`]): one vector per 16×16 block, its change from the
 //! median always coded under one table.
 //!
@@ -42,6 +49,7 @@ use crate::coders::CoderError;
 use crate::entropy::{self, CategoricalTable, ScaleBank, StreamEnd, SymbolDecoder};
 use crate::varint;
 
+use super::super::intra::Direction;
 use super::super::tables;
 use super::{predicted, BlockMode, MotionField, MotionGrid, Side, MAX_COMPONENT};
 
@@ -57,8 +65,10 @@ pub(crate) enum FieldLayout {
     /// Version 16: as `Classes`, a change of [`COARSE_LENGTH`] bits or more at half-pixel
     /// precision.
     Coarse,
-    /// Version 17 on: as `Coarse`, and a mode per block in a moved frame's field.
+    /// Version 17: as `Coarse`, and a mode per block in a moved frame's field.
     Modes,
+    /// Version 18 on: as `Modes`, and the intra mode with its cells' directions.
+    Intra,
 }
 
 /// From version 16 a change's magnitude of this many bits or more (32 quarter pixels, 8 pixels)
@@ -70,21 +80,31 @@ const COARSE_LENGTH: u32 = 6;
 
 impl FieldLayout {
     /// The layout the encoder writes.
-    pub(crate) const WRITTEN: Self = Self::Modes;
+    pub(crate) const WRITTEN: Self = Self::Intra;
 
     /// Whether changes are coded as flags.
     fn flag_changes(self) -> bool {
-        matches!(self, Self::Classes | Self::Coarse | Self::Modes)
+        matches!(
+            self,
+            Self::Classes | Self::Coarse | Self::Modes | Self::Intra
+        )
     }
 
     /// Whether a field with no guide (a moved frame's) gives each block a mode.
     pub(in crate::coders::detail) fn has_modes(self) -> bool {
-        self == Self::Modes
+        matches!(self, Self::Modes | Self::Intra)
+    }
+
+    /// Whether its modes include [`BlockMode::Intra`].
+    pub(in crate::coders::detail) fn has_intra(self) -> bool {
+        self == Self::Intra
     }
 
     /// Low bits of a change's magnitude of `length` bits that are 0 and not coded.
     pub(super) fn dropped_bits(self, length: u32) -> u32 {
-        u32::from(matches!(self, Self::Coarse | Self::Modes) && length >= COARSE_LENGTH)
+        u32::from(
+            matches!(self, Self::Coarse | Self::Modes | Self::Intra) && length >= COARSE_LENGTH,
+        )
     }
 }
 
@@ -125,6 +145,11 @@ const GROUPS_WITH_CLASSES: usize = LENGTH_GROUP + MAX_LENGTH as usize - 1;
 const MODE_GROUP: usize = GROUPS_WITH_CLASSES;
 const FLAT_GROUP: usize = MODE_GROUP + 3;
 const GROUPS_WITH_MODES: usize = FLAT_GROUP + 1;
+/// In [`FieldLayout::Intra`], the "predicted from its own frame" flag's group, then the two
+/// groups of a cell's direction (its high bit, its low bit).
+const INTRA_GROUP: usize = GROUPS_WITH_MODES;
+const DIRECTION_GROUP: usize = INTRA_GROUP + 1;
+const GROUPS_WITH_INTRA: usize = DIRECTION_GROUP + 2;
 
 /// One unit of a block: its top-left cell and its span in cells.
 pub(super) type Unit = ((usize, usize), (usize, usize));
@@ -313,6 +338,50 @@ impl Walk {
 }
 
 impl MotionField {
+    /// Gives each intra block (a field without a guide) what the parser will give it: no split,
+    /// and the predicted vector in all its cells (which the blocks after it predict from). The
+    /// vectors after it, predicted now from other vectors, are moved where their change from
+    /// the prediction is one the layout cannot hold ([`super::legal_vector`]). Whether any
+    /// vector changed.
+    pub(in crate::coders::detail) fn settle_intra_blocks(&mut self, grid: MotionGrid) -> bool {
+        let Some(modes) = &self.modes else {
+            return false;
+        };
+        let before = self.vectors.clone();
+        let mut walk = Walk::guided(grid, None);
+        let (bcols, brows) = grid.blocks();
+        for by in 0..brows {
+            for bx in 0..bcols {
+                let b = by * bcols + bx;
+                if modes[b].is_intra() {
+                    self.split[b] = false;
+                    let unit = walk.units(bx, by, false)[0];
+                    let p = walk.predictor(unit);
+                    walk.set(unit, p, true);
+                    let ((c, r), (sw, sh)) = unit;
+                    for row in r..r + sh {
+                        for col in c..c + sw {
+                            self.vectors[row * grid.cols + col] = p;
+                        }
+                    }
+                    continue;
+                }
+                for unit in walk.units(bx, by, self.split[b]) {
+                    let ((c, r), (sw, sh)) = unit;
+                    let p = walk.predictor(unit);
+                    let v = super::legal_vector(self.vectors[r * grid.cols + c], p);
+                    for row in r..r + sh {
+                        for col in c..c + sw {
+                            self.vectors[row * grid.cols + col] = v;
+                        }
+                    }
+                    walk.set(unit, v, v == p);
+                }
+            }
+        }
+        self.vectors != before
+    }
+
     /// The symbols of the field in `layout` (`Split`, `Classes` or `Coarse`), in order, each
     /// with its group.
     fn symbols(
@@ -329,11 +398,17 @@ impl MotionField {
                 let b = by * bcols + bx;
                 if walk.codes_modes(layout) {
                     let mode = self.modes.as_ref().map_or(BlockMode::Moved, |m| m[b]);
-                    out.push((walk.mode_group(bx, by), i32::from(mode != BlockMode::Moved)));
-                    if mode != BlockMode::Moved {
-                        out.push((FLAT_GROUP, i32::from(mode == BlockMode::Flat)));
-                    }
+                    push_mode(mode, walk.mode_group(bx, by), layout, &mut out)?;
                     walk.modes[b] = mode;
+                    if let BlockMode::Intra(directions) = mode {
+                        for &direction in &directions[..grid.block_cells(bx, by).1] {
+                            let d = direction.index() as i32;
+                            out.extend([(DIRECTION_GROUP, d >> 1), (DIRECTION_GROUP + 1, d & 1)]);
+                        }
+                        let unit = walk.units(bx, by, false)[0];
+                        walk.set(unit, walk.predictor(unit), true);
+                        continue;
+                    }
                 }
                 let splittable = grid.block_cells(bx, by).1 > 1;
                 let split = splittable && self.split[b];
@@ -349,7 +424,7 @@ impl MotionField {
                     let (dx, dy) = (v.0 - p.0, v.1 - p.1);
                     match layout {
                         _ if v == p => {}
-                        FieldLayout::Classes | FieldLayout::Coarse | FieldLayout::Modes => {
+                        _ if layout.flag_changes() => {
                             push_change(dx, true, layout, &mut out)?;
                             push_change(dy, dx != 0, layout, &mut out)?;
                         }
@@ -504,10 +579,34 @@ impl MotionField {
     }
 }
 
+/// Appends block mode `mode`'s flags (not an intra block's directions), the first under
+/// `group`: "keeps less than its moved picture", then "only the cells' means", then in
+/// [`FieldLayout::Intra`] "predicted from its own frame".
+fn push_mode(
+    mode: BlockMode,
+    group: usize,
+    layout: FieldLayout,
+    out: &mut Vec<(usize, i32)>,
+) -> Result<(), CoderError> {
+    out.push((group, i32::from(mode != BlockMode::Moved)));
+    if mode != BlockMode::Moved {
+        out.push((FLAT_GROUP, i32::from(mode == BlockMode::Flat)));
+    }
+    match mode {
+        BlockMode::Smooth | BlockMode::Intra(_) if layout.has_intra() => {
+            out.push((INTRA_GROUP, i32::from(mode.is_intra())));
+        }
+        BlockMode::Intra(_) => return Err(corrupt("an intra block in a field without them")),
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Table groups a field codes in `layout`: more with a side per unit (`sides`), more again
 /// with flag-coded changes, and the mode flags' in [`FieldLayout::Modes`].
 fn table_groups(layout: FieldLayout, sides: bool) -> usize {
     match layout {
+        _ if layout.has_intra() => GROUPS_WITH_INTRA,
         _ if layout.has_modes() => GROUPS_WITH_MODES,
         _ if layout.flag_changes() => GROUPS_WITH_CLASSES,
         _ if sides => GROUPS_WITH_SIDES,
@@ -688,10 +787,25 @@ impl FieldTables {
         for by in 0..brows {
             for bx in 0..bcols {
                 if modes && flag(walk.mode_group(bx, by), decoder)? {
-                    walk.modes[by * bcols + bx] = match flag(FLAT_GROUP, decoder)? {
+                    let mode = match flag(FLAT_GROUP, decoder)? {
                         true => BlockMode::Flat,
+                        false if self.layout.has_intra() && flag(INTRA_GROUP, decoder)? => {
+                            let mut directions = [Direction::Dc; 4];
+                            for d in &mut directions[..grid.block_cells(bx, by).1] {
+                                let high = usize::from(flag(DIRECTION_GROUP, decoder)?);
+                                let low = usize::from(flag(DIRECTION_GROUP + 1, decoder)?);
+                                *d = Direction::from_index(2 * high + low);
+                            }
+                            BlockMode::Intra(directions)
+                        }
                         false => BlockMode::Smooth,
                     };
+                    walk.modes[by * bcols + bx] = mode;
+                    if mode.is_intra() {
+                        let unit = walk.units(bx, by, false)[0];
+                        walk.set(unit, walk.predictor(unit), true);
+                        continue;
+                    }
                 }
                 let split =
                     grid.block_cells(bx, by).1 > 1 && flag(walk.split_group(bx, by), decoder)?;
@@ -765,6 +879,7 @@ fn parse_blocks(body: &[u8], grid: MotionGrid, end: StreamEnd) -> Result<MotionF
 
 #[cfg(test)]
 mod tests {
+    use super::super::{block_of_cell, cell_directions};
     use super::*;
 
     /// A field of `grid` with some blocks split, some vectors following their neighbours'
@@ -932,7 +1047,7 @@ mod tests {
             let all_moved = parse(&coded(&field, grid, layout));
             assert_eq!(all_moved.modes, Some(vec![BlockMode::Moved; bcols * brows]));
             let modes: Vec<BlockMode> = (0..bcols * brows)
-                .map(|b| BlockMode::ALL[(b * 7 + seed as usize) % 5 % 3])
+                .map(|b| BlockMode::FROM_MOVED[(b * 7 + seed as usize) % 5 % 3])
                 .collect();
             field.modes = Some(modes);
             let bytes = coded(&field, grid, layout);
@@ -973,6 +1088,51 @@ mod tests {
         .0;
         assert_eq!(parsed.modes, None);
         assert_eq!(parsed.vectors, field.vectors);
+    }
+
+    #[test]
+    fn intra_blocks_parse_back_with_their_directions_and_no_vector_of_their_own() {
+        let layout = FieldLayout::Intra;
+        for (w, h, seed) in [(64, 48, 1), (40, 20, 2), (8, 8, 3), (17, 9, 5)] {
+            let grid = MotionGrid::new(w, h);
+            let (bcols, brows) = grid.blocks();
+            let mut field = field(grid, seed);
+            let modes: Vec<BlockMode> = (0..bcols * brows)
+                .map(|b| match (b * 7 + seed as usize) % 6 {
+                    0 | 1 | 3 => BlockMode::Intra(std::array::from_fn(|i| {
+                        Direction::from_index(b + 3 * i + seed as usize)
+                    })),
+                    k => BlockMode::FROM_MOVED[k - 2 - usize::from(k > 3)],
+                })
+                .collect();
+            let intra = modes.iter().filter(|m| m.is_intra()).count();
+            assert!(intra > 0, "{w}x{h}");
+            field.modes = Some(modes);
+            let searched = field.clone();
+            field.settle_intra_blocks(grid);
+            // Blocks not intra keep what was searched for them, within the change the layout
+            // drops (a quarter pixel where it is 32 or more).
+            let modes = field.modes.clone().unwrap();
+            for (c, (&settled, &before)) in field.vectors.iter().zip(&searched.vectors).enumerate()
+            {
+                if !modes[block_of_cell(grid, c)].is_intra() {
+                    let near =
+                        (settled.0 - before.0).abs() <= 1 && (settled.1 - before.1).abs() <= 1;
+                    assert!(near, "{w}x{h} cell {c}: {settled:?} from {before:?}");
+                }
+            }
+            // The directions of cells outside the frame are not coded: they parse as DC.
+            let field = field.with_directions(grid, &cell_directions(grid, &modes));
+            let bytes = coded(&field, grid, layout);
+            let parse =
+                |bytes: &[u8]| MotionField::parse(&mut &bytes[..], grid, StreamEnd::Sealed, layout);
+            assert_eq!(parse(&bytes).unwrap(), field, "{w}x{h}");
+            for cut in 0..bytes.len() {
+                assert!(parse(&bytes[..cut]).is_err());
+            }
+            // A version 17 field cannot hold them.
+            assert!(field.symbols(grid, None, FieldLayout::Modes).is_err());
+        }
     }
 
     #[test]

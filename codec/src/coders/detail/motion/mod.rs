@@ -14,7 +14,9 @@ mod modes;
 mod search;
 
 pub(super) use field::{FieldLayout, FieldTables, Guide, Guided};
-pub(super) use modes::{apply as apply_modes, block_of_cell, mode_bits, BlockMode};
+pub(super) use modes::{
+    apply as apply_modes, block_of_cell, cell_directions, mode_bits, BlockMode,
+};
 pub(super) use search::{
     estimate, estimate_between, split_bits, unit_vector_bits, LAMBDA_PER_STEP,
 };

@@ -6,10 +6,13 @@
 //! put the real texture in. A block may therefore keep only part of its moved picture:
 //! [`BlockMode::Smooth`] its low frequencies (a small blur), [`BlockMode::Flat`] only each
 //! cell's mean colour, from which the layer codes the block as an intra frame would. Both are
-//! computed in integers from the moved picture, so every machine predicts the same.
+//! computed in integers from the moved picture, so every machine predicts the same. From
+//! version 18 a block may also leave its moved picture altogether ([`BlockMode::Intra`]): each
+//! of its cells is predicted from the decoded pixels beside it (`detail::intra`).
 
 use crate::RgbFrame;
 
+use super::super::intra::Direction;
 use super::{MotionGrid, CELL, MOTION_BLOCK};
 
 /// What a block keeps of its motion-compensated picture.
@@ -22,24 +25,50 @@ pub(in crate::coders::detail) enum BlockMode {
     Smooth,
     /// Each 8×8 cell's mean, per channel.
     Flat,
+    /// None of it: each cell (Z order, as [`MotionGrid::block_cells`]) predicted in its
+    /// direction from the decoded pixels beside it.
+    Intra([Direction; 4]),
 }
 
 impl BlockMode {
-    pub(in crate::coders::detail) const ALL: [BlockMode; 3] =
+    /// The modes made from the moved picture alone.
+    pub(in crate::coders::detail) const FROM_MOVED: [BlockMode; 3] =
         [BlockMode::Moved, BlockMode::Smooth, BlockMode::Flat];
 
-    /// Its value in a latent.
+    /// Its value in a latent: 0 to 2, or an intra block's 3 plus its cells' directions, two
+    /// bits each.
     pub(in crate::coders::detail) fn index(self) -> i32 {
-        self as i32
+        match self {
+            BlockMode::Moved => 0,
+            BlockMode::Smooth => 1,
+            BlockMode::Flat => 2,
+            BlockMode::Intra(directions) => {
+                let bits = (0..4)
+                    .map(|i| directions[i].index() << (2 * i))
+                    .sum::<usize>();
+                3 + bits as i32
+            }
+        }
     }
 
-    /// The mode a latent's value stands for (any other value: [`BlockMode::Moved`]).
+    /// The mode a latent's value stands for (a negative value: [`BlockMode::Moved`]).
     pub(in crate::coders::detail) fn from_index(value: i32) -> Self {
         match value {
             1 => BlockMode::Smooth,
             2 => BlockMode::Flat,
+            3.. => {
+                let bits = (value - 3) as usize;
+                BlockMode::Intra(std::array::from_fn(|i| {
+                    Direction::from_index(bits >> (2 * i))
+                }))
+            }
             _ => BlockMode::Moved,
         }
+    }
+
+    /// Whether the block is predicted from its own frame.
+    pub(in crate::coders::detail) fn is_intra(self) -> bool {
+        matches!(self, BlockMode::Intra(_))
     }
 }
 
@@ -73,7 +102,8 @@ pub(in crate::coders::detail) fn apply(moved: &mut RgbFrame, modes: &[BlockMode]
     {
         let area = block_area(grid, b, (w, h));
         match mode {
-            BlockMode::Moved => {}
+            // An intra block's cells are predicted as the layer is added (`detail::intra`).
+            BlockMode::Moved | BlockMode::Intra(_) => {}
             BlockMode::Smooth => smooth(&source, moved, area),
             BlockMode::Flat => flatten(moved, area),
         }
@@ -146,7 +176,58 @@ fn flatten(picture: &mut RgbFrame, (x0, y0, x1, y1): (usize, usize, usize, usize
 pub(in crate::coders::detail) fn mode_bits(mode: BlockMode) -> f64 {
     match mode {
         BlockMode::Moved => 0.2,
+        // Four cells' directions besides the flags.
+        BlockMode::Intra(_) => 4.0 + 4.0 * DIRECTION_BITS,
         _ => 4.0,
+    }
+}
+
+/// Estimated bits of an intra cell's direction.
+pub(in crate::coders::detail) const DIRECTION_BITS: f64 = 1.5;
+
+/// Per cell of `grid` (raster order), the direction it is predicted in where its block is an
+/// intra block of `modes` (one per block, raster order; blocks beyond the list keep their
+/// moved picture).
+pub(in crate::coders::detail) fn cell_directions(
+    grid: MotionGrid,
+    modes: &[BlockMode],
+) -> Vec<Option<Direction>> {
+    let mut out = vec![None; grid.cells()];
+    let bcols = grid.blocks().0;
+    for (b, mode) in modes.iter().enumerate().take(bcols * grid.blocks().1) {
+        if let BlockMode::Intra(directions) = mode {
+            let (cells, n) = grid.block_cells(b % bcols, b / bcols);
+            for (&(c, r), &direction) in cells[..n].iter().zip(directions) {
+                out[r * grid.cols + c] = Some(direction);
+            }
+        }
+    }
+    out
+}
+
+impl super::MotionField {
+    /// The field with its intra blocks' directions taken from `directions` (per cell of
+    /// `grid`, raster order).
+    pub(in crate::coders::detail) fn with_directions(
+        &self,
+        grid: MotionGrid,
+        directions: &[Option<Direction>],
+    ) -> Self {
+        let mut field = self.clone();
+        let bcols = grid.blocks().0;
+        for (b, mode) in field.modes.iter_mut().flatten().enumerate() {
+            if let BlockMode::Intra(cells_directions) = mode {
+                let (cells, n) = grid.block_cells(b % bcols, b / bcols);
+                for (k, d) in cells_directions.iter_mut().enumerate() {
+                    // (A cell outside the frame has no direction coded: the parser gives it DC.)
+                    *d = match cells[..n].get(k) {
+                        Some(&(c, r)) => directions[r * grid.cols + c].unwrap_or(Direction::Dc),
+                        None => Direction::Dc,
+                    };
+                }
+            }
+        }
+        field
     }
 }
 

@@ -1,0 +1,334 @@
+//! Spatial prediction of an 8×8 cell from the decoded pixels beside it (version 18 on).
+//!
+//! In a moved frame a block whose reference shows nothing like it (something comes into view,
+//! motion blur smears what was sharp) may be predicted from its own frame instead: each of its
+//! cells continues the row above it and the column left of it in one of four [`Direction`]s,
+//! as H.264's and VP8's intra blocks do. The pixels read are those the decoder has already
+//! rebuilt (prediction plus layer, before deblocking), so the cells are rebuilt one by one in
+//! raster order, after every cell that is not predicted so. Everything here is integer
+//! arithmetic on 8-bit samples: every machine predicts the same.
+
+use super::rdo::rd_rounding;
+use super::{DetailLayer, Kernel, BLOCK, BLOCK_COEFFS, KERNEL_MARGIN};
+use crate::coders::round_element;
+use crate::entropy::index_for_mean_abs;
+use crate::RgbFrame;
+
+/// Side of a cell, the layer's block.
+const CELL: usize = BLOCK;
+
+/// How a cell continues the pixels beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Direction {
+    /// Every pixel the mean of the row above and the column left.
+    Dc,
+    /// Each column continues the pixel above it.
+    Vertical,
+    /// Each row continues the pixel left of it.
+    Horizontal,
+    /// VP8's TrueMotion: left + above − above-left, a gradient that goes on.
+    Gradient,
+}
+
+impl Direction {
+    pub(super) const ALL: [Direction; 4] = [
+        Direction::Dc,
+        Direction::Vertical,
+        Direction::Horizontal,
+        Direction::Gradient,
+    ];
+
+    /// Its number (two bits).
+    pub(super) fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The direction numbered `index` (only its two low bits are read).
+    pub(super) fn from_index(index: usize) -> Self {
+        Self::ALL[index & 3]
+    }
+}
+
+/// The pixels beside a cell, per channel: the row above, the column left and the corner
+/// above-left. Where the frame has none (its first row or column), the other side's nearest
+/// pixel stands in, and mid-grey where it has neither.
+struct Edges {
+    above: [[i32; CELL]; 3],
+    left: [[i32; CELL]; 3],
+    corner: [i32; 3],
+}
+
+impl Edges {
+    fn of(picture: &RgbFrame, (x0, y0): (usize, usize)) -> Self {
+        let w = picture.width as usize;
+        let at = |x: usize, y: usize, c: usize| i32::from(picture.data[(y * w + x) * 3 + c]);
+        let mut edges = Edges {
+            above: [[128; CELL]; 3],
+            left: [[128; CELL]; 3],
+            corner: [128; 3],
+        };
+        for c in 0..3 {
+            match (x0 > 0, y0 > 0) {
+                (true, true) => {
+                    edges.above[c] = std::array::from_fn(|x| at(x0 + x, y0 - 1, c));
+                    edges.left[c] = std::array::from_fn(|y| at(x0 - 1, y0 + y, c));
+                    edges.corner[c] = at(x0 - 1, y0 - 1, c);
+                }
+                (false, true) => {
+                    edges.above[c] = std::array::from_fn(|x| at(x0 + x, y0 - 1, c));
+                    edges.left[c] = [edges.above[c][0]; CELL];
+                    edges.corner[c] = edges.above[c][0];
+                }
+                (true, false) => {
+                    edges.left[c] = std::array::from_fn(|y| at(x0 - 1, y0 + y, c));
+                    edges.above[c] = [edges.left[c][0]; CELL];
+                    edges.corner[c] = edges.left[c][0];
+                }
+                (false, false) => {}
+            }
+        }
+        edges
+    }
+}
+
+/// Writes into `picture` the cell at `(x0, y0)` (a whole cell inside the frame) predicted in
+/// `direction` from the pixels of `picture` beside it.
+pub(super) fn predict_cell(picture: &mut RgbFrame, (x0, y0): (usize, usize), direction: Direction) {
+    let edges = Edges::of(picture, (x0, y0));
+    write_cell(picture, (x0, y0), direction, &edges);
+}
+
+/// Writes into `out` the cell at `(x0, y0)` predicted in `direction` from the pixels of `source`
+/// beside it (the encoder's guess, before it knows what the decoder will rebuild there).
+pub(super) fn predict_cell_from(
+    source: &RgbFrame,
+    out: &mut RgbFrame,
+    (x0, y0): (usize, usize),
+    direction: Direction,
+) {
+    let edges = Edges::of(source, (x0, y0));
+    write_cell(out, (x0, y0), direction, &edges);
+}
+
+fn write_cell(
+    picture: &mut RgbFrame,
+    (x0, y0): (usize, usize),
+    direction: Direction,
+    edges: &Edges,
+) {
+    let w = picture.width as usize;
+    for c in 0..3 {
+        let (above, left, corner) = (&edges.above[c], &edges.left[c], edges.corner[c]);
+        let dc = (above.iter().sum::<i32>() + left.iter().sum::<i32>() + CELL as i32) >> 4;
+        for y in 0..CELL {
+            for x in 0..CELL {
+                let v = match direction {
+                    Direction::Dc => dc,
+                    Direction::Vertical => above[x],
+                    Direction::Horizontal => left[y],
+                    Direction::Gradient => (left[y] + above[x] - corner).clamp(0, 255),
+                };
+                picture.data[((y0 + y) * w + x0 + x) * 3 + c] = v as u8;
+            }
+        }
+    }
+}
+
+impl DetailLayer {
+    /// The top-left pixel of block `block` (raster order).
+    fn origin(&self, block: usize) -> (usize, usize) {
+        let bw = self.width / BLOCK;
+        ((block % bw) * BLOCK, (block / bw) * BLOCK)
+    }
+
+    /// Adds the layer (`q`, `kernels`) to `picture`, predicting the blocks that `directions`
+    /// (per block, raster order) gives a direction from their own frame: first every other
+    /// block's residual, then in raster order each such block's prediction from what is rebuilt
+    /// beside it, then its residual. With no direction given, as [`add_to`](Self::add_to).
+    pub(super) fn add_predicting(
+        &self,
+        picture: &mut RgbFrame,
+        q: &[i32],
+        kernels: &[Kernel],
+        directions: &[Option<Direction>],
+    ) {
+        let blocks = q.chunks_exact(BLOCK_COEFFS).zip(kernels).enumerate();
+        let direction = |b: usize| directions.get(b).copied().flatten();
+        for (b, (coeffs, &kernel)) in blocks.clone() {
+            if direction(b).is_none() {
+                self.add_block(picture, b, coeffs, kernel);
+            }
+        }
+        for (b, (coeffs, &kernel)) in blocks {
+            if let Some(d) = direction(b) {
+                predict_cell(picture, self.origin(b), d);
+                self.add_block(picture, b, coeffs, kernel);
+            }
+        }
+    }
+
+    /// The encoder's guess of the blocks that `directions` gives a direction: each predicted
+    /// from the pixels of `beside` next to it (a guess of what the decoder will have there),
+    /// written into `under`.
+    pub(super) fn predict_open_loop(
+        &self,
+        beside: &RgbFrame,
+        under: &mut RgbFrame,
+        directions: &[Option<Direction>],
+    ) {
+        for (b, d) in directions.iter().enumerate() {
+            if let Some(d) = *d {
+                predict_cell_from(beside, under, self.origin(b), d);
+            }
+        }
+    }
+
+    /// Encoder: codes again, in the order the decoder rebuilds them, the blocks that
+    /// `directions` predicts from their own frame, whose coefficients `q` (with `kernels` and
+    /// the unrounded `ratios`) were quantized against a guess of their prediction: each block's
+    /// direction and transform are chosen anew against what the decoder will really have beside
+    /// it, its coefficients rounded for rate and distortion under the tables the first
+    /// quantization gets (a plane left out where that costs less). `under` is the picture
+    /// before the layer elsewhere.
+    pub(super) fn code_intra_blocks(
+        &self,
+        frame: &RgbFrame,
+        under: &RgbFrame,
+        directions: &mut [Option<Direction>],
+        (q, kernels, ratios): (&mut [i32], &mut [Kernel], &mut [f32]),
+    ) {
+        if directions.iter().all(Option::is_none) {
+            return;
+        }
+        let (_, groups, indices) = self.plain_rounding(ratios);
+        let fallback = index_for_mean_abs(0.25);
+        let mut rebuilt = under.clone();
+        for (b, coeffs) in q.chunks_exact(BLOCK_COEFFS).enumerate() {
+            if directions[b].is_none() {
+                self.add_block(&mut rebuilt, b, coeffs, kernels[b]);
+            }
+        }
+        for b in 0..directions.len() {
+            if directions[b].is_none() {
+                continue;
+            }
+            let at = b * BLOCK_COEFFS;
+            let index_of = |i: usize| indices[usize::from(groups[at + i])].unwrap_or(fallback);
+            let mut best: Option<(
+                f64,
+                Direction,
+                Kernel,
+                [f32; BLOCK_COEFFS],
+                [i32; BLOCK_COEFFS],
+            )> = None;
+            for d in Direction::ALL {
+                predict_cell(&mut rebuilt, self.origin(b), d);
+                let residual = self.block_residual(frame, &rebuilt, b);
+                for kernel in Kernel::ALL {
+                    let mut r = [0f32; BLOCK_COEFFS];
+                    let mut v = [0i32; BLOCK_COEFFS];
+                    let mut cost = if kernel == Kernel::Dct8 {
+                        0.0
+                    } else {
+                        KERNEL_MARGIN
+                    };
+                    for (p, plane) in residual.iter().enumerate() {
+                        let coeffs = self.transform.forward_in(kernel, plane);
+                        let (mut coded, mut dropped) = (0.0, 0.0);
+                        for i in 0..64 {
+                            let x = coeffs[i] / self.step;
+                            r[p * 64 + i] = x;
+                            let (value, c) = rd_rounding(x, round_element(x), index_of(p * 64 + i));
+                            v[p * 64 + i] = value;
+                            coded += c;
+                            dropped += f64::from(x) * f64::from(x);
+                        }
+                        if dropped <= coded {
+                            v[p * 64..][..64].fill(0);
+                        }
+                        cost += coded.min(dropped);
+                    }
+                    if best.as_ref().is_none_or(|best| cost < best.0) {
+                        best = Some((cost, d, kernel, r, v));
+                    }
+                }
+            }
+            let (_, d, kernel, r, v) = best.expect("four directions tried");
+            let all_zero = v.iter().all(|&x| x == 0);
+            kernels[b] = if all_zero { Kernel::Dct8 } else { kernel };
+            ratios[at..at + BLOCK_COEFFS].copy_from_slice(&r);
+            q[at..at + BLOCK_COEFFS].copy_from_slice(&v);
+            directions[b] = Some(d);
+            predict_cell(&mut rebuilt, self.origin(b), d);
+            self.add_block(&mut rebuilt, b, &v, kernels[b]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(w: u32, h: u32) -> RgbFrame {
+        let data = (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = (i % w, i / w);
+                [(x * 9) as u8, (y * 7) as u8, ((x + y) * 3) as u8]
+            })
+            .collect();
+        RgbFrame::from_data(w, h, data).unwrap()
+    }
+
+    fn pixel(p: &RgbFrame, x: usize, y: usize) -> [u8; 3] {
+        let at = (y * p.width as usize + x) * 3;
+        [p.data[at], p.data[at + 1], p.data[at + 2]]
+    }
+
+    #[test]
+    fn each_direction_continues_the_pixels_beside_the_cell() {
+        let source = ramp(24, 24);
+        for direction in Direction::ALL {
+            let mut p = source.clone();
+            predict_cell(&mut p, (8, 8), direction);
+            for (x, y) in [(8, 8), (15, 8), (8, 15), (15, 15), (11, 13)] {
+                let expected = match direction {
+                    Direction::Vertical => pixel(&source, x, 7),
+                    Direction::Horizontal => pixel(&source, 7, y),
+                    // A plane continues exactly: left + above − corner.
+                    Direction::Gradient => pixel(&source, x, y),
+                    Direction::Dc => {
+                        let mean = |c: usize| {
+                            let s: u32 = (8..16)
+                                .map(|i| u32::from(pixel(&source, i, 7)[c]))
+                                .chain((8..16).map(|i| u32::from(pixel(&source, 7, i)[c])))
+                                .sum();
+                            ((s + 8) >> 4) as u8
+                        };
+                        [mean(0), mean(1), mean(2)]
+                    }
+                };
+                assert_eq!(pixel(&p, x, y), expected, "{direction:?} at ({x}, {y})");
+            }
+            // Nothing outside the cell changes.
+            assert_eq!(pixel(&p, 16, 8), pixel(&source, 16, 8));
+            assert_eq!(pixel(&p, 8, 16), pixel(&source, 8, 16));
+            assert_eq!(Direction::from_index(direction.index()), direction);
+        }
+    }
+
+    #[test]
+    fn cells_on_the_frames_edges_use_what_they_have_and_the_corner_cell_is_grey() {
+        let source = ramp(16, 16);
+        let mut p = source.clone();
+        predict_cell(&mut p, (0, 0), Direction::Gradient);
+        assert_eq!(pixel(&p, 3, 5), [128, 128, 128]);
+        // The first row's cells have only a left column: vertical continues its top pixel.
+        let mut p = source.clone();
+        predict_cell(&mut p, (8, 0), Direction::Vertical);
+        assert_eq!(pixel(&p, 12, 6), pixel(&source, 7, 0));
+        // The first column's: horizontal continues the row above's first pixel.
+        let mut p = source.clone();
+        predict_cell(&mut p, (0, 8), Direction::Horizontal);
+        assert_eq!(pixel(&p, 5, 12), pixel(&source, 0, 7));
+    }
+}
