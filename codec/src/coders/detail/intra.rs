@@ -28,34 +28,51 @@ pub(super) enum Direction {
     Horizontal,
     /// VP8's TrueMotion: left + above − above-left, a gradient that goes on.
     Gradient,
+    /// Down and to the left at 45°, from the row above and the one above-right.
+    DownLeft,
+    /// Down and to the right at 45°, from the row above, the corner and the column left.
+    DownRight,
+    /// Down and a little to the right (one across for two down).
+    VerticalRight,
+    /// Across and a little down (two across for one down).
+    HorizontalDown,
 }
 
 impl Direction {
-    pub(super) const ALL: [Direction; 4] = [
+    pub(super) const ALL: [Direction; 8] = [
         Direction::Dc,
         Direction::Vertical,
         Direction::Horizontal,
         Direction::Gradient,
+        Direction::DownLeft,
+        Direction::DownRight,
+        Direction::VerticalRight,
+        Direction::HorizontalDown,
     ];
 
-    /// Its number (two bits).
+    /// Bits of its number.
+    pub(super) const BITS: usize = 3;
+
+    /// Its number ([`BITS`](Self::BITS) bits).
     pub(super) fn index(self) -> usize {
         self as usize
     }
 
-    /// The direction numbered `index` (only its two low bits are read).
+    /// The direction numbered `index` (only its low [`BITS`](Self::BITS) bits are read).
     pub(super) fn from_index(index: usize) -> Self {
-        Self::ALL[index & 3]
+        Self::ALL[index & 7]
     }
 }
 
-/// The pixels beside a cell, per channel: the row above, the column left and the corner
-/// above-left. Where the frame has none (its first row or column), the other side's nearest
-/// pixel stands in, and mid-grey where it has neither.
+/// The pixels beside a cell, per channel: the row above, the column left, the corner
+/// above-left and the row above-right. Where the frame has none (its first row or column), the
+/// other side's nearest pixel stands in, and mid-grey where it has neither; where the row
+/// above ends at the frame's right edge, its last pixel stands in for the row above-right.
 struct Edges {
     above: [[i32; CELL]; 3],
     left: [[i32; CELL]; 3],
     corner: [i32; 3],
+    above_right: [[i32; CELL]; 3],
 }
 
 impl Edges {
@@ -66,6 +83,7 @@ impl Edges {
             above: [[128; CELL]; 3],
             left: [[128; CELL]; 3],
             corner: [128; 3],
+            above_right: [[128; CELL]; 3],
         };
         for c in 0..3 {
             match (x0 > 0, y0 > 0) {
@@ -86,9 +104,20 @@ impl Edges {
                 }
                 (false, false) => {}
             }
+            edges.above_right[c] = match y0 > 0 && x0 + 2 * CELL <= w {
+                true => std::array::from_fn(|x| at(x0 + CELL + x, y0 - 1, c)),
+                false => [edges.above[c][CELL - 1]; CELL],
+            };
         }
         edges
     }
+}
+
+/// `(v[i − 1] + 2 v[i] + v[i + 1] + 2) >> 2`, the indices clamped to `v`: the samples a
+/// diagonal direction reads, smoothed as H.264's are.
+fn smoothed(v: &[i32], i: usize) -> i32 {
+    let last = v.len() - 1;
+    (v[i.saturating_sub(1)] + 2 * v[i] + v[(i + 1).min(last)] + 2) >> 2
 }
 
 /// Writes into `picture` the cell at `(x0, y0)` (a whole cell inside the frame) predicted in
@@ -120,13 +149,28 @@ fn write_cell(
     for c in 0..3 {
         let (above, left, corner) = (&edges.above[c], &edges.left[c], edges.corner[c]);
         let dc = (above.iter().sum::<i32>() + left.iter().sum::<i32>() + CELL as i32) >> 4;
+        // The row above and above-right, left to right; and the column left (bottom up), the
+        // corner and the row above, so that `around[CELL + k]` is `k` to the right of the
+        // corner along the top (`k > 0`) or `−k` down the left side (`k < 0`).
+        let top: Vec<i32> = above.iter().chain(&edges.above_right[c]).copied().collect();
+        let around: Vec<i32> = (left.iter().rev())
+            .chain([&corner])
+            .chain(above)
+            .copied()
+            .collect();
+        let along = |k: i32| smoothed(&around, (CELL as i32 + k) as usize);
         for y in 0..CELL {
             for x in 0..CELL {
+                let (xi, yi) = (x as i32, y as i32);
                 let v = match direction {
                     Direction::Dc => dc,
                     Direction::Vertical => above[x],
                     Direction::Horizontal => left[y],
                     Direction::Gradient => (left[y] + above[x] - corner).clamp(0, 255),
+                    Direction::DownLeft => smoothed(&top, x + y + 1),
+                    Direction::DownRight => along(xi - yi),
+                    Direction::VerticalRight => along(xi - yi / 2),
+                    Direction::HorizontalDown => along(xi / 2 - yi),
                 };
                 picture.data[((y0 + y) * w + x0 + x) * 3 + c] = v as u8;
             }
@@ -292,6 +336,11 @@ mod tests {
             predict_cell(&mut p, (8, 8), direction);
             for (x, y) in [(8, 8), (15, 8), (8, 15), (15, 15), (11, 13)] {
                 let expected = match direction {
+                    // (The diagonals: `diagonal_directions_continue_lines_at_their_angle`.)
+                    Direction::DownLeft
+                    | Direction::DownRight
+                    | Direction::VerticalRight
+                    | Direction::HorizontalDown => continue,
                     Direction::Vertical => pixel(&source, x, 7),
                     Direction::Horizontal => pixel(&source, 7, y),
                     // A plane continues exactly: left + above − corner.
@@ -313,6 +362,51 @@ mod tests {
             assert_eq!(pixel(&p, 16, 8), pixel(&source, 16, 8));
             assert_eq!(pixel(&p, 8, 16), pixel(&source, 8, 16));
             assert_eq!(Direction::from_index(direction.index()), direction);
+        }
+    }
+
+    #[test]
+    fn diagonal_directions_continue_lines_at_their_angle() {
+        let frame = |f: &dyn Fn(u32, u32) -> u8| {
+            let data = (0..24 * 24).flat_map(|i| [f(i % 24, i / 24); 3]).collect();
+            RgbFrame::from_data(24, 24, data).unwrap()
+        };
+        // Lines at 45° down-left (constant along x + y) and down-right (along x − y); a
+        // linear ramp across them survives the diagonals' smoothing.
+        let down_left = frame(&|x, y| (20 + 3 * (x + y)) as u8);
+        let down_right = frame(&|x, y| (100 + 3 * x as i32 - 3 * y as i32) as u8);
+        for (source, direction) in [
+            (&down_left, Direction::DownLeft),
+            (&down_right, Direction::DownRight),
+        ] {
+            let mut p = source.clone();
+            predict_cell(&mut p, (8, 8), direction);
+            for y in 8..16 {
+                for x in 8..16 {
+                    // (The last sample down-left reads past the row above-right's end.)
+                    if direction == Direction::DownLeft && (x, y) == (15, 15) {
+                        continue;
+                    }
+                    assert_eq!(
+                        pixel(&p, x, y),
+                        pixel(source, x, y),
+                        "{direction:?} ({x}, {y})"
+                    );
+                }
+            }
+        }
+        // Every direction keeps a flat picture flat, and touches nothing outside the cell.
+        let flat = frame(&|_, _| 77);
+        let textured = ramp(24, 24);
+        for direction in Direction::ALL {
+            let mut p = flat.clone();
+            predict_cell(&mut p, (8, 8), direction);
+            assert_eq!(p, flat, "{direction:?}");
+            let mut p = textured.clone();
+            predict_cell(&mut p, (8, 8), direction);
+            for (x, y) in [(7, 8), (16, 8), (8, 16), (16, 16), (7, 7)] {
+                assert_eq!(pixel(&p, x, y), pixel(&textured, x, y), "{direction:?}");
+            }
         }
     }
 

@@ -817,7 +817,18 @@ impl DetailedCoder {
             };
             (field, q, kernels, tables)
         };
-        Ok((field, DetailFrame::plain(q, kernels), tables))
+        let directions = match &field.modes {
+            Some(modes) if modes.iter().any(|m| m.is_intra()) => {
+                motion::cell_directions(grid, modes)
+            }
+            _ => Vec::new(),
+        };
+        let layer = DetailFrame {
+            q,
+            kernels,
+            directions,
+        };
+        Ok((field, layer, tables))
     }
 
     /// Splits the end of a latent into what comes before a layer, the layer's coefficients and

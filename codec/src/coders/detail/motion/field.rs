@@ -32,8 +32,8 @@
 //!
 //! Version 18 on ([`FieldLayout::Intra`]): as `Modes`, and where the "only the cells' means"
 //! flag is not set, a flag "predicted from its own frame" ([`BlockMode::Intra`]); an intra
-//! block then gives each of its cells inside the frame (Z order) a direction, two flags (its
-//! high bit, then its low bit, each under its own table), and has no split flag and no vector:
+//! block then gives each of its cells inside the frame (Z order) a direction, three flags (its
+//! bits, highest first, each under its own table), and has no split flag and no vector:
 //! its cells take the predicted vector, as if it were coded unchanged, so the blocks after it
 //! predict theirs as from any other block.
 //!
@@ -145,11 +145,11 @@ const GROUPS_WITH_CLASSES: usize = LENGTH_GROUP + MAX_LENGTH as usize - 1;
 const MODE_GROUP: usize = GROUPS_WITH_CLASSES;
 const FLAT_GROUP: usize = MODE_GROUP + 3;
 const GROUPS_WITH_MODES: usize = FLAT_GROUP + 1;
-/// In [`FieldLayout::Intra`], the "predicted from its own frame" flag's group, then the two
-/// groups of a cell's direction (its high bit, its low bit).
+/// In [`FieldLayout::Intra`], the "predicted from its own frame" flag's group, then the
+/// groups of a cell's direction's bits, highest first.
 const INTRA_GROUP: usize = GROUPS_WITH_MODES;
 const DIRECTION_GROUP: usize = INTRA_GROUP + 1;
-const GROUPS_WITH_INTRA: usize = DIRECTION_GROUP + 2;
+const GROUPS_WITH_INTRA: usize = DIRECTION_GROUP + Direction::BITS;
 
 /// One unit of a block: its top-left cell and its span in cells.
 pub(super) type Unit = ((usize, usize), (usize, usize));
@@ -403,7 +403,10 @@ impl MotionField {
                     if let BlockMode::Intra(directions) = mode {
                         for &direction in &directions[..grid.block_cells(bx, by).1] {
                             let d = direction.index() as i32;
-                            out.extend([(DIRECTION_GROUP, d >> 1), (DIRECTION_GROUP + 1, d & 1)]);
+                            for k in 0..Direction::BITS {
+                                let bit = (d >> (Direction::BITS - 1 - k)) & 1;
+                                out.push((DIRECTION_GROUP + k, bit));
+                            }
                         }
                         let unit = walk.units(bx, by, false)[0];
                         walk.set(unit, walk.predictor(unit), true);
@@ -792,9 +795,12 @@ impl FieldTables {
                         false if self.layout.has_intra() && flag(INTRA_GROUP, decoder)? => {
                             let mut directions = [Direction::Dc; 4];
                             for d in &mut directions[..grid.block_cells(bx, by).1] {
-                                let high = usize::from(flag(DIRECTION_GROUP, decoder)?);
-                                let low = usize::from(flag(DIRECTION_GROUP + 1, decoder)?);
-                                *d = Direction::from_index(2 * high + low);
+                                let mut index = 0;
+                                for k in 0..Direction::BITS {
+                                    let bit = flag(DIRECTION_GROUP + k, decoder)?;
+                                    index = 2 * index + usize::from(bit);
+                                }
+                                *d = Direction::from_index(index);
                             }
                             BlockMode::Intra(directions)
                         }

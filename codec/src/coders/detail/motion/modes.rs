@@ -35,8 +35,8 @@ impl BlockMode {
     pub(in crate::coders::detail) const FROM_MOVED: [BlockMode; 3] =
         [BlockMode::Moved, BlockMode::Smooth, BlockMode::Flat];
 
-    /// Its value in a latent: 0 to 2, or an intra block's 3 plus its cells' directions, two
-    /// bits each.
+    /// Its value in a latent: 0 to 2, or an intra block's 3 plus its cells' directions,
+    /// [`Direction::BITS`] bits each.
     pub(in crate::coders::detail) fn index(self) -> i32 {
         match self {
             BlockMode::Moved => 0,
@@ -44,7 +44,7 @@ impl BlockMode {
             BlockMode::Flat => 2,
             BlockMode::Intra(directions) => {
                 let bits = (0..4)
-                    .map(|i| directions[i].index() << (2 * i))
+                    .map(|i| directions[i].index() << (Direction::BITS * i))
                     .sum::<usize>();
                 3 + bits as i32
             }
@@ -59,7 +59,7 @@ impl BlockMode {
             3.. => {
                 let bits = (value - 3) as usize;
                 BlockMode::Intra(std::array::from_fn(|i| {
-                    Direction::from_index(bits >> (2 * i))
+                    Direction::from_index(bits >> (Direction::BITS * i))
                 }))
             }
             _ => BlockMode::Moved,
@@ -182,8 +182,9 @@ pub(in crate::coders::detail) fn mode_bits(mode: BlockMode) -> f64 {
     }
 }
 
-/// Estimated bits of an intra cell's direction.
-pub(in crate::coders::detail) const DIRECTION_BITS: f64 = 1.5;
+/// Estimated bits of an intra cell's direction (three flags). Against x264 medium, 30 frames of
+/// `bikes` and its frames 30–109: 2 bits, +17.6 and +31.9 %; 3, +16.9 and +32.7 %.
+pub(in crate::coders::detail) const DIRECTION_BITS: f64 = 2.0;
 
 /// Per cell of `grid` (raster order), the direction it is predicted in where its block is an
 /// intra block of `modes` (one per block, raster order; blocks beyond the list keep their
