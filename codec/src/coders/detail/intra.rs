@@ -159,14 +159,14 @@ fn write_cell(
             .copied()
             .collect();
         let along = |k: i32| smoothed(&around, (CELL as i32 + k) as usize);
-        for y in 0..CELL {
-            for x in 0..CELL {
+        for (y, &l) in left.iter().enumerate() {
+            for (x, &a) in above.iter().enumerate() {
                 let (xi, yi) = (x as i32, y as i32);
                 let v = match direction {
                     Direction::Dc => dc,
-                    Direction::Vertical => above[x],
-                    Direction::Horizontal => left[y],
-                    Direction::Gradient => (left[y] + above[x] - corner).clamp(0, 255),
+                    Direction::Vertical => a,
+                    Direction::Horizontal => l,
+                    Direction::Gradient => (l + a - corner).clamp(0, 255),
                     Direction::DownLeft => smoothed(&top, x + y + 1),
                     Direction::DownRight => along(xi - yi),
                     Direction::VerticalRight => along(xi - yi / 2),
@@ -176,6 +176,14 @@ fn write_cell(
             }
         }
     }
+}
+
+/// An intra cell's coefficients in one transform: unrounded (in steps) and as the encoder
+/// rounds them, and what that costs (squared error plus [`super::RATE_WEIGHT`] per bit).
+struct CodedCell {
+    cost: f64,
+    ratios: [f32; BLOCK_COEFFS],
+    q: [i32; BLOCK_COEFFS],
 }
 
 impl DetailLayer {
@@ -227,6 +235,43 @@ impl DetailLayer {
         }
     }
 
+    /// An intra cell's `residual` in `kernel`, each coefficient rounded for rate and distortion
+    /// under the bank table `index_of` gives its place, each plane left out where that costs
+    /// less; a transform other than the 8×8 DCT costs [`KERNEL_MARGIN`] more, as elsewhere.
+    fn code_cell(
+        &self,
+        residual: &[[f32; 64]; 3],
+        kernel: Kernel,
+        index_of: impl Fn(usize) -> u8,
+    ) -> CodedCell {
+        let mut cell = CodedCell {
+            cost: if kernel == Kernel::Dct8 {
+                0.0
+            } else {
+                KERNEL_MARGIN
+            },
+            ratios: [0.0; BLOCK_COEFFS],
+            q: [0; BLOCK_COEFFS],
+        };
+        for (p, plane) in residual.iter().enumerate() {
+            let coeffs = self.transform.forward_in(kernel, plane);
+            let (mut coded, mut dropped) = (0.0, 0.0);
+            for (i, &c) in coeffs.iter().enumerate() {
+                let x = c / self.step;
+                let (value, cost) = rd_rounding(x, round_element(x), index_of(p * 64 + i));
+                cell.ratios[p * 64 + i] = x;
+                cell.q[p * 64 + i] = value;
+                coded += cost;
+                dropped += f64::from(x) * f64::from(x);
+            }
+            if dropped <= coded {
+                cell.q[p * 64..][..64].fill(0);
+            }
+            cell.cost += coded.min(dropped);
+        }
+        cell
+    }
+
     /// Encoder: codes again, in the order the decoder rebuilds them, the blocks that
     /// `directions` predicts from their own frame, whose coefficients `q` (with `kernels` and
     /// the unrounded `ratios`) were quantized against a guess of their prediction: each block's
@@ -258,46 +303,24 @@ impl DetailLayer {
             }
             let at = b * BLOCK_COEFFS;
             let index_of = |i: usize| indices[usize::from(groups[at + i])].unwrap_or(fallback);
-            let mut best: Option<(
-                f64,
-                Direction,
-                Kernel,
-                [f32; BLOCK_COEFFS],
-                [i32; BLOCK_COEFFS],
-            )> = None;
+            let mut best: Option<(Direction, Kernel, CodedCell)> = None;
             for d in Direction::ALL {
                 predict_cell(&mut rebuilt, self.origin(b), d);
                 let residual = self.block_residual(frame, &rebuilt, b);
                 for kernel in Kernel::ALL {
-                    let mut r = [0f32; BLOCK_COEFFS];
-                    let mut v = [0i32; BLOCK_COEFFS];
-                    let mut cost = if kernel == Kernel::Dct8 {
-                        0.0
-                    } else {
-                        KERNEL_MARGIN
-                    };
-                    for (p, plane) in residual.iter().enumerate() {
-                        let coeffs = self.transform.forward_in(kernel, plane);
-                        let (mut coded, mut dropped) = (0.0, 0.0);
-                        for i in 0..64 {
-                            let x = coeffs[i] / self.step;
-                            r[p * 64 + i] = x;
-                            let (value, c) = rd_rounding(x, round_element(x), index_of(p * 64 + i));
-                            v[p * 64 + i] = value;
-                            coded += c;
-                            dropped += f64::from(x) * f64::from(x);
-                        }
-                        if dropped <= coded {
-                            v[p * 64..][..64].fill(0);
-                        }
-                        cost += coded.min(dropped);
-                    }
-                    if best.as_ref().is_none_or(|best| cost < best.0) {
-                        best = Some((cost, d, kernel, r, v));
+                    let cell = self.code_cell(&residual, kernel, index_of);
+                    if best.as_ref().is_none_or(|best| cell.cost < best.2.cost) {
+                        best = Some((d, kernel, cell));
                     }
                 }
             }
-            let (_, d, kernel, r, v) = best.expect("four directions tried");
+            let (
+                d,
+                kernel,
+                CodedCell {
+                    ratios: r, q: v, ..
+                },
+            ) = best.expect("every direction tried");
             let all_zero = v.iter().all(|&x| x == 0);
             kernels[b] = if all_zero { Kernel::Dct8 } else { kernel };
             ratios[at..at + BLOCK_COEFFS].copy_from_slice(&r);
