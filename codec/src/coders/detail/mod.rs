@@ -1662,34 +1662,12 @@ mod tests {
             }
             frame
         };
-        let grid = motion::MotionGrid::new(w as usize, h as usize);
-        let blocks = grid.blocks().0 * grid.blocks().1;
         for version in [
             crate::container::FIRST_INTRA_BLOCKS_VERSION - 1,
             crate::container::VERSION,
         ] {
-            let mut enc = pixel_base(w, h, 4.0).with_policy(BasePolicy::Cheapest);
-            let mut dec = pixel_base(w, h, 4.0);
-            enc.read_version(version);
-            dec.read_version(version);
-            let mut intra = 0;
-            for t in 0..4 {
-                let frame_type = [FrameType::Predicted, FrameType::Intra][usize::from(t == 0)];
-                let coded = enc.encode(&scene(t), frame_type).unwrap();
-                let (_, detail) = DetailedCoder::split(&coded.payload).unwrap();
-                let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
-                if detail[0] == mode_byte(DetailMode::Motion, WRITTEN) {
-                    // A moved frame's latent: its vectors, then its blocks' modes.
-                    let modes = &latent.values[2 * grid.cells()..][..blocks];
-                    intra += modes.iter().filter(|&&m| m >= 3).count();
-                }
-                let decoded = dec.synthesize(&latent);
-                let same = Some(&decoded) == enc.reference.as_ref();
-                assert!(
-                    same,
-                    "version {version} frame {t}: the decoder rebuilt another picture"
-                );
-            }
+            let modes = moved_modes_rebuilt_exactly(version, (w, h), &scene);
+            let intra = modes.iter().filter(|&&m| m >= 3).count();
             match version {
                 crate::container::VERSION => {
                     assert!(intra > 0, "no block was predicted from its frame")
@@ -1718,11 +1696,26 @@ mod tests {
             }
             frame
         };
+        let modes = moved_modes_rebuilt_exactly(crate::container::VERSION, (w, h), scene);
+        let kept_less = modes.iter().filter(|&&m| m != 0).count();
+        assert!(kept_less > 0, "every block kept its moved picture");
+    }
+
+    /// Codes frames 0 to 3 of `scene` (an intra frame, then predicted frames) in files of
+    /// `version`, checks that a decoder rebuilds each exactly as the encoder did, and returns
+    /// the block modes (latent values) of the moved frames among them.
+    fn moved_modes_rebuilt_exactly(
+        version: u16,
+        (w, h): (u32, u32),
+        scene: impl Fn(i32) -> RgbFrame,
+    ) -> Vec<i32> {
         let mut enc = pixel_base(w, h, 4.0).with_policy(BasePolicy::Cheapest);
         let mut dec = pixel_base(w, h, 4.0);
+        enc.read_version(version);
+        dec.read_version(version);
         let grid = motion::MotionGrid::new(w as usize, h as usize);
         let blocks = grid.blocks().0 * grid.blocks().1;
-        let mut kept_less = 0;
+        let mut modes = Vec::new();
         for t in 0..4 {
             let frame_type = [FrameType::Predicted, FrameType::Intra][usize::from(t == 0)];
             let coded = enc.encode(&scene(t), frame_type).unwrap();
@@ -1730,13 +1723,16 @@ mod tests {
             let latent = dec.parse(coded.frame_type, &coded.payload).unwrap();
             if detail[0] == mode_byte(DetailMode::Motion, WRITTEN) {
                 // A moved frame's latent: its vectors, then its blocks' modes.
-                let modes = &latent.values[2 * grid.cells()..][..blocks];
-                kept_less += modes.iter().filter(|&&m| m != 0).count();
+                modes.extend_from_slice(&latent.values[2 * grid.cells()..][..blocks]);
             }
             let decoded = dec.synthesize(&latent);
-            assert_eq!(Some(&decoded), enc.reference.as_ref(), "frame {t}");
+            let same = Some(&decoded) == enc.reference.as_ref();
+            assert!(
+                same,
+                "version {version} frame {t}: the decoder rebuilt another picture"
+            );
         }
-        assert!(kept_less > 0, "every block kept its moved picture");
+        modes
     }
 
     /// The payloads of the moved frames among `frames` of a moving scene coded without base
