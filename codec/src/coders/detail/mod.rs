@@ -1666,7 +1666,7 @@ mod tests {
             crate::container::FIRST_INTRA_BLOCKS_VERSION - 1,
             crate::container::VERSION,
         ] {
-            let modes = moved_modes_rebuilt_exactly(version, (w, h), &scene);
+            let modes = moved_modes_rebuilt_exactly(version, (w, h), scene);
             let intra = modes.iter().filter(|&&m| m >= 3).count();
             match version {
                 crate::container::VERSION => {
