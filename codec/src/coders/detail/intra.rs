@@ -204,16 +204,28 @@ impl DetailLayer {
         kernels: &[Kernel],
         directions: &[Option<Direction>],
     ) {
+        self.add_unpredicted(picture, q, kernels, directions);
         let blocks = q.chunks_exact(BLOCK_COEFFS).zip(kernels).enumerate();
-        let direction = |b: usize| directions.get(b).copied().flatten();
-        for (b, (coeffs, &kernel)) in blocks.clone() {
-            if direction(b).is_none() {
+        for (b, (coeffs, &kernel)) in blocks {
+            if let Some(Some(d)) = directions.get(b) {
+                predict_cell(picture, self.origin(b), *d);
                 self.add_block(picture, b, coeffs, kernel);
             }
         }
+    }
+
+    /// Adds to `picture` the residual of every block that `directions` does not predict from
+    /// its own frame: what an intra block's prediction may read beside it.
+    fn add_unpredicted(
+        &self,
+        picture: &mut RgbFrame,
+        q: &[i32],
+        kernels: &[Kernel],
+        directions: &[Option<Direction>],
+    ) {
+        let blocks = q.chunks_exact(BLOCK_COEFFS).zip(kernels).enumerate();
         for (b, (coeffs, &kernel)) in blocks {
-            if let Some(d) = direction(b) {
-                predict_cell(picture, self.origin(b), d);
+            if directions.get(b).copied().flatten().is_none() {
                 self.add_block(picture, b, coeffs, kernel);
             }
         }
@@ -292,11 +304,7 @@ impl DetailLayer {
         let (_, groups, indices) = self.plain_rounding(ratios);
         let fallback = index_for_mean_abs(0.25);
         let mut rebuilt = under.clone();
-        for (b, coeffs) in q.chunks_exact(BLOCK_COEFFS).enumerate() {
-            if directions[b].is_none() {
-                self.add_block(&mut rebuilt, b, coeffs, kernels[b]);
-            }
-        }
+        self.add_unpredicted(&mut rebuilt, q, kernels, directions);
         for b in 0..directions.len() {
             if directions[b].is_none() {
                 continue;

@@ -137,17 +137,16 @@ impl DetailLayer {
         let residual = layer.residual(frame, under);
         let (mut q, mut kernels, mut ratios) = layer.quantize(&residual);
         let grid = motion::MotionGrid::new(layer.width, layer.height);
-        let mut directions = Vec::new();
+        let mut directions = field.intra_directions(grid);
         let settled;
-        let field = match &field.modes {
-            Some(modes) if modes.iter().any(|m| m.is_intra()) => {
-                directions = motion::cell_directions(grid, modes);
+        let field = match directions.is_empty() {
+            true => field,
+            false => {
                 let coded = (&mut q[..], &mut kernels[..], &mut ratios[..]);
                 layer.code_intra_blocks(frame, under, &mut directions, coded);
                 settled = field.with_directions(grid, &directions);
                 &settled
             }
-            _ => field,
         };
         let layout = self.field_layout;
         let tables = if self.shares_stream {
@@ -506,8 +505,7 @@ impl DetailedCoder {
     /// says so.
     fn add_layer(&self, picture: &mut RgbFrame, q: &[i32], kernels: &[Kernel]) {
         if self.deblocks_all {
-            self.layer.add_to(picture, q, kernels);
-            deblock::deblock(picture, self.layer.step);
+            add_layer_deblocked(&self.layer, picture, (q, kernels, &[]));
         } else {
             self.layer.add_to(picture, q, kernels);
         }
@@ -533,13 +531,8 @@ impl DetailedCoder {
             if field.settle_intra_blocks(grid) {
                 prediction = motion::compensate(reference, &field.vectors);
             }
-            let modes = field.modes.as_deref().unwrap_or_default();
-            motion::apply_modes(&mut prediction, modes);
-            layer.predict_open_loop(
-                frame,
-                &mut prediction,
-                &motion::cell_directions(grid, modes),
-            );
+            motion::apply_modes(&mut prediction, field.modes.as_deref().unwrap_or_default());
+            layer.predict_open_loop(frame, &mut prediction, &field.intra_directions(grid));
         }
         (field, prediction)
     }
@@ -817,16 +810,10 @@ impl DetailedCoder {
             };
             (field, q, kernels, tables)
         };
-        let directions = match &field.modes {
-            Some(modes) if modes.iter().any(|m| m.is_intra()) => {
-                motion::cell_directions(grid, modes)
-            }
-            _ => Vec::new(),
-        };
         let layer = DetailFrame {
             q,
             kernels,
-            directions,
+            directions: field.intra_directions(grid),
         };
         Ok((field, layer, tables))
     }

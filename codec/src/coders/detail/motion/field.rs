@@ -347,7 +347,6 @@ impl MotionField {
         let Some(modes) = &self.modes else {
             return false;
         };
-        let before = self.vectors.clone();
         let mut walk = Walk::guided(grid, None);
         let (bcols, brows) = grid.blocks();
         for by in 0..brows {
@@ -356,30 +355,21 @@ impl MotionField {
                 if modes[b].is_intra() {
                     self.split[b] = false;
                     let unit = walk.units(bx, by, false)[0];
-                    let p = walk.predictor(unit);
-                    walk.set(unit, p, true);
-                    let ((c, r), (sw, sh)) = unit;
-                    for row in r..r + sh {
-                        for col in c..c + sw {
-                            self.vectors[row * grid.cols + col] = p;
-                        }
-                    }
+                    walk.set(unit, walk.predictor(unit), true);
                     continue;
                 }
                 for unit in walk.units(bx, by, self.split[b]) {
-                    let ((c, r), (sw, sh)) = unit;
+                    let ((c, r), _) = unit;
                     let p = walk.predictor(unit);
                     let v = super::legal_vector(self.vectors[r * grid.cols + c], p);
-                    for row in r..r + sh {
-                        for col in c..c + sw {
-                            self.vectors[row * grid.cols + col] = v;
-                        }
-                    }
                     walk.set(unit, v, v == p);
                 }
             }
         }
-        self.vectors != before
+        // The walk has set every cell's vector, as the parser will.
+        let changed = walk.vectors != self.vectors;
+        self.vectors = walk.vectors;
+        changed
     }
 
     /// The symbols of the field in `layout` (`Split`, `Classes` or `Coarse`), in order, each

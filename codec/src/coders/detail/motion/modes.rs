@@ -188,11 +188,14 @@ pub(in crate::coders::detail) const DIRECTION_BITS: f64 = 2.0;
 
 /// Per cell of `grid` (raster order), the direction it is predicted in where its block is an
 /// intra block of `modes` (one per block, raster order; blocks beyond the list keep their
-/// moved picture).
+/// moved picture); empty where no block is intra.
 pub(in crate::coders::detail) fn cell_directions(
     grid: MotionGrid,
     modes: &[BlockMode],
 ) -> Vec<Option<Direction>> {
+    if !modes.iter().any(|m| m.is_intra()) {
+        return Vec::new();
+    }
     let mut out = vec![None; grid.cells()];
     let bcols = grid.blocks().0;
     for (b, mode) in modes.iter().enumerate().take(bcols * grid.blocks().1) {
@@ -207,6 +210,14 @@ pub(in crate::coders::detail) fn cell_directions(
 }
 
 impl super::MotionField {
+    /// Its intra blocks' cells' directions ([`cell_directions`]; empty where it has none).
+    pub(in crate::coders::detail) fn intra_directions(
+        &self,
+        grid: MotionGrid,
+    ) -> Vec<Option<Direction>> {
+        cell_directions(grid, self.modes.as_deref().unwrap_or_default())
+    }
+
     /// The field with its intra blocks' directions taken from `directions` (per cell of
     /// `grid`, raster order).
     pub(in crate::coders::detail) fn with_directions(
