@@ -4,7 +4,7 @@
 //! frame is (`DetailedCoder::encode`), from frame *t − 1*. Then frame *t* itself, predicted
 //! cell by cell as the mean of frame *t − 1* moved by the cell's vector and the anchor moved by
 //! its opposite (`motion::compensate_between`), plus a layer at a coarser step
-//! (`allocate::between_step_byte`): nothing is predicted from a bidirectional frame, so
+//! (`motion::BIDIRECTIONAL_STEP_BYTE`): nothing is predicted from a bidirectional frame, so
 //! what its layer leaves out goes no further. Its vectors are predicted from half the anchor's
 //! (`motion::Guide`), so a steady motion costs a flag per unit. The packet of frame *t + 1*
 //! then shows the anchor. Packets stay in display order, one frame each, so seeking, segments
@@ -20,9 +20,9 @@
 //! frame where they cost little more). A showing packet's layer is the mode byte [`ANCHOR_MODE`] alone.
 
 use super::{
-    add_layer_deblocked, allocate, assemble, grey, mode_byte, motion, moved_values, tables,
-    vectors_of, DetailLayer, DetailMode, DetailedCoder, FrameType, FROM_ANCHOR, FROM_BETWEEN,
-    RATE_WEIGHT, WRITTEN,
+    add_layer_deblocked, assemble, grey, mode_byte, motion, moved_values, tables, vectors_of,
+    DetailLayer, DetailMode, DetailedCoder, FrameType, FROM_ANCHOR, FROM_BETWEEN, RATE_WEIGHT,
+    WRITTEN,
 };
 use crate::coders::{CoderError, EncodedFrame, FrameCoder, LatentFrame};
 use crate::varint;
@@ -74,11 +74,8 @@ impl DetailedCoder {
             let first = self.encode(frame, FrameType::Predicted)?;
             return Ok((first, self.encode(next, FrameType::Predicted)?));
         }
-        let fractions = (self.probe.look(frame), self.probe.look(next));
-        let anchor_byte = allocate::anchor_step_byte(fractions);
-        let byte = allocate::between_step_byte(anchor_byte);
         let before = self.reference.clone().expect("checked by bridges");
-        let anchor = self.encode_at(next, FrameType::Predicted, anchor_byte)?;
+        let anchor = self.encode(next, FrameType::Predicted)?;
         let after = self
             .reference
             .as_ref()
@@ -91,14 +88,13 @@ impl DetailedCoder {
         // Each side, each block's best side where they differ, and of those the one that
         // costs least (squared error plus `RATE_WEIGHT` per bit).
         let around = (&before, after);
-        let layer = (&self.layer, byte);
-        let mut coded = code_sides(layer, frame, around, &guide, &kept)
+        let mut coded = code_sides(&self.layer, frame, around, &guide, &kept)
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(per_unit) = code_per_unit(layer, frame, around, &coded, &guide, &kept)? {
+        if let Some(per_unit) = code_per_unit(&self.layer, frame, around, &coded, &guide, &kept)? {
             coded.push(per_unit);
         }
-        let rate_weight = between_rate_weight(byte);
+        let rate_weight = between_rate_weight();
         let cost = |c: &CodedSide| c.error + rate_weight * 8.0 * c.bytes.len() as f64;
         let best = coded
             .into_iter()
@@ -266,7 +262,7 @@ impl DetailedCoder {
 /// What [`code_between`] gives for each of [`motion::Side::ALL`], in that order. The three are
 /// independent, so with more than one kernel thread (`AECODEC_THREADS`) they run at once.
 fn code_sides(
-    layer: (&DetailLayer, u8),
+    layer: &DetailLayer,
     frame: &RgbFrame,
     around: (&RgbFrame, &RgbFrame),
     guide: &[(i32, i32)],
@@ -301,41 +297,35 @@ struct CodedSide {
     prediction: RgbFrame,
 }
 
-/// A bidirectional frame coded as predicted from `side`; `layer` is the stream's, with the
-/// frame's step byte.
+/// A bidirectional frame coded as predicted from `side`; `layer` is the stream's.
 fn code_between(
-    (layer, byte): (&DetailLayer, u8),
+    layer: &DetailLayer,
     frame: &RgbFrame,
     around: (&RgbFrame, &RgbFrame),
     side: motion::Side,
     guide: &[(i32, i32)],
     kept: &tables::MovedTables,
 ) -> Result<CodedSide, CoderError> {
+    let byte = motion::BIDIRECTIONAL_STEP_BYTE;
     // Twice a moved frame's: on 30 frames of `bikes` against x264 medium, half as much
     // +43.4 %, twice +36.0 %, four times +35.7 %.
     let lambda = motion::LAMBDA_PER_STEP * f64::from(layer.moved(byte).step) / 2.0;
     let field = motion::estimate_between(frame, around, side, Some(guide), lambda);
     let prediction = motion::compensate_between(around, side, &field.vectors);
-    code_predicted(
-        (layer, byte),
-        frame,
-        (field, prediction),
-        side.byte(),
-        guide,
-        kept,
-    )
+    code_predicted(layer, frame, (field, prediction), side.byte(), guide, kept)
 }
 
 /// A bidirectional frame coded with side byte `side`, its motion `field` and the `prediction`
 /// it makes: the step byte, side byte, field and layer.
 fn code_predicted(
-    (layer, byte): (&DetailLayer, u8),
+    layer: &DetailLayer,
     frame: &RgbFrame,
     (field, prediction): (motion::MotionField, RgbFrame),
     side: u8,
     guide: &[(i32, i32)],
     kept: &tables::MovedTables,
 ) -> Result<CodedSide, CoderError> {
+    let byte = motion::BIDIRECTIONAL_STEP_BYTE;
     let mut bytes = vec![byte, side];
     let (_, error, tables) = layer.code_field_and_layer(
         byte,
@@ -361,8 +351,8 @@ fn code_predicted(
 /// frame's way at `RATE_WEIGHT` +33.1 %; both at `RATE_WEIGHT` +41.1 % (blocks took sides that
 /// did not pay for their flags); without sides per unit +35.7 % (+36.4 % at `RATE_WEIGHT`).
 /// `cityCC0`: +20.9 %, against +22.4 % without sides per unit.
-fn between_rate_weight(byte: u8) -> f64 {
-    RATE_WEIGHT * f64::from(motion::step_factor(byte)).powi(2)
+fn between_rate_weight() -> f64 {
+    RATE_WEIGHT * f64::from(motion::step_factor(motion::BIDIRECTIONAL_STEP_BYTE)).powi(2)
 }
 
 /// Bits a unit's side flags cost, about: "both" is what most units take.
@@ -380,7 +370,7 @@ fn side_bits(side: motion::Side) -> f64 {
 /// least squared error plus [`between_rate_weight`] per bit of vectors, splits and sides.
 /// None where every unit takes one side (that frame is coded already).
 fn code_per_unit(
-    (layer, byte): (&DetailLayer, u8),
+    layer: &DetailLayer,
     frame: &RgbFrame,
     around: (&RgbFrame, &RgbFrame),
     coded: &[CodedSide],
@@ -389,7 +379,7 @@ fn code_per_unit(
 ) -> Result<Option<CodedSide>, CoderError> {
     let grid = motion::MotionGrid::new(layer.width, layer.height);
     let (bcols, brows) = grid.blocks();
-    let rate_weight = between_rate_weight(byte);
+    let rate_weight = between_rate_weight();
     let step_squared = f64::from(layer.step).powi(2);
     let error = |k: usize, cell: (usize, usize), span: (usize, usize)| {
         motion::cells_squared_error(frame, &coded[k].prediction, cell, span) / step_squared
@@ -463,7 +453,7 @@ fn code_per_unit(
     let prediction = motion::compensate_per_cell(around, &sides, &field.vectors);
     field.sides = Some(sides);
     let side = motion::SIDE_PER_UNIT;
-    code_predicted((layer, byte), frame, (field, prediction), side, guide, kept).map(Some)
+    code_predicted(layer, frame, (field, prediction), side, guide, kept).map(Some)
 }
 
 #[cfg(test)]

@@ -19,7 +19,6 @@
 //! Payload: `mode`, the mask of groups used, one table byte per group used, the ANS words.
 //! Where the base layer does not pay for itself the encoder leaves it out ([`DetailedCoder`]).
 
-mod allocate;
 mod between;
 mod context;
 mod deblock;
@@ -272,9 +271,6 @@ pub struct DetailedCoder {
     /// Whether the packet that shows a hidden anchor is empty (version 16 on), or holds its
     /// mode.
     shows_empty: bool,
-    /// The encoder's estimate of each frame's motion, which sets how coarse its layer is
-    /// (`allocate`).
-    probe: allocate::MotionProbe,
     /// Tests: a learned residual in every moved frame, whatever it costs.
     #[cfg(test)]
     always_residual: bool,
@@ -426,7 +422,6 @@ impl DetailedCoder {
             between_tables: None,
             anchor_hidden: false,
             shows_empty: true,
-            probe: allocate::MotionProbe::default(),
             #[cfg(test)]
             always_residual: false,
         }
@@ -523,13 +518,12 @@ impl DetailedCoder {
         &self,
         frame: &RgbFrame,
         reference: &RgbFrame,
-        byte: u8,
     ) -> (motion::MotionField, RgbFrame) {
         let lambda = motion::LAMBDA_PER_STEP * f64::from(self.layer.step);
         let mut field = motion::estimate(frame, reference, lambda);
         let mut prediction = motion::compensate(reference, &field.vectors);
         if self.layer.field_layout.has_modes() {
-            let layer = self.moved_layer(byte);
+            let layer = self.moved_layer(motion::MOVED_STEP_BYTE);
             let intra = self.layer.field_layout.has_intra();
             let modes = layer.choose_modes(frame, &prediction, intra);
             field.modes = Some(modes);
@@ -544,28 +538,27 @@ impl DetailedCoder {
     }
 
     /// A predicted frame without base layer, coded as the previous picture moved block by
-    /// block (`motion`) plus the layer of what that misses at step byte `byte`: the layer,
-    /// with the picture the decoder will show.
+    /// block (`motion`) plus the layer of what that misses: the layer, with the picture the
+    /// decoder will show.
     fn encode_moved(
         &self,
         frame: &RgbFrame,
         reference: &RgbFrame,
-        byte: u8,
     ) -> Result<(CodedLayer, RgbFrame), CoderError> {
-        let (field, prediction) = self.estimate_motion(frame, reference, byte);
-        self.moved_detail(frame, prediction, (&field, byte))
+        let (field, prediction) = self.estimate_motion(frame, reference);
+        self.moved_detail(frame, prediction, &field)
     }
 
     /// The detail layer of a motion-compensated frame whose picture before the layer is
-    /// `under` (the prediction, with the learned residual if there is one), at step byte
-    /// `byte`: the layer (mode byte, step byte, `field`, coefficients) and the picture the
-    /// decoder will show.
+    /// `under` (the prediction, with the learned residual if there is one): the layer (mode
+    /// byte, step byte, `field`, coefficients) and the picture the decoder will show.
     fn moved_detail(
         &self,
         frame: &RgbFrame,
         under: RgbFrame,
-        (field, byte): (&motion::MotionField, u8),
+        field: &motion::MotionField,
     ) -> Result<(CodedLayer, RgbFrame), CoderError> {
+        let byte = motion::MOVED_STEP_BYTE;
         let mut payload = vec![mode_byte(DetailMode::Motion, WRITTEN), byte];
         let kept = self.kept_tables();
         let (frame, error, tables) = self.layer.code_field_and_layer(
@@ -604,30 +597,29 @@ impl DetailedCoder {
     }
 
     /// A predicted frame coded as the previous picture moved, plus the learned residual of
-    /// what that misses where it pays, plus the detail layer of what both miss at step byte
-    /// `byte`: the payload, the layer and the picture shown.
+    /// what that misses where it pays, plus the detail layer of what both miss: the payload,
+    /// the layer and the picture shown.
     fn encode_moved_learned(
         &mut self,
         frame: &RgbFrame,
         reference: &RgbFrame,
-        byte: u8,
     ) -> Result<(Vec<u8>, CodedLayer, RgbFrame), CoderError> {
-        let (field, prediction) = self.estimate_motion(frame, reference, byte);
+        let (field, prediction) = self.estimate_motion(frame, reference);
         let mut coder = self.residual.take().expect("checked by the caller");
-        let best = self.cheapest_residual(coder.as_mut(), frame, &prediction, (&field, byte));
+        let best = self.cheapest_residual(coder.as_mut(), frame, &prediction, &field);
         self.residual = Some(coder);
         best
     }
 
     /// The cheapest (squared error plus [`RATE_WEIGHT`] per bit) of the moved picture
     /// `prediction` with its detail layer alone, or with the learned residual at each of
-    /// `coder`'s rates under it; `field` moved it, and the layer has its step byte.
+    /// `coder`'s rates under it.
     fn cheapest_residual(
         &self,
         coder: &mut dyn ResidualCoding,
         frame: &RgbFrame,
         prediction: &RgbFrame,
-        field: (&motion::MotionField, u8),
+        field: &motion::MotionField,
     ) -> Result<(Vec<u8>, CodedLayer, RgbFrame), CoderError> {
         let (detail, shown) = self.moved_detail(frame, prediction.clone(), field)?;
         let payload = assemble(&[], &detail.payload);
@@ -734,91 +726,6 @@ impl DetailedCoder {
             }
         }
         Ok(best)
-    }
-
-    /// Codes `frame` as [`FrameCoder::encode`] does, a moved frame's layer at step byte
-    /// `byte` (`allocate`).
-    fn encode_at(
-        &mut self,
-        frame: &RgbFrame,
-        frame_type: FrameType,
-        byte: u8,
-    ) -> Result<EncodedFrame, CoderError> {
-        let (width, height) = (self.layer.width, self.layer.height);
-        let grey = || grey(width, height);
-        let predicted = frame_type == FrameType::Predicted && self.previous.is_some();
-        let moves_learned = predicted && self.moves_learned();
-        if let Some(reference) = self.reference.take_if(|_| moves_learned) {
-            let coded = self.encode_moved_learned(frame, &reference, byte);
-            let (payload, layer, shown) = match coded {
-                Ok(coded) => coded,
-                Err(e) => {
-                    self.reference = Some(reference);
-                    return Err(e);
-                }
-            };
-            self.previous = Some(layer.frame);
-            self.moved_tables = layer.tables;
-            self.moved_vectors = layer.vectors;
-            self.reference = Some(shown);
-            self.base_live = false;
-            return Ok(EncodedFrame {
-                frame_type: FrameType::Predicted,
-                payload,
-            });
-        }
-        if predicted && !self.base_live {
-            // A group of pictures whose intra frame has no base layer goes on without: each
-            // frame is the layer alone, or its change, or the previous picture moved plus a
-            // layer, whichever costs least.
-            let residual = self.layer.residual(frame, &grey());
-            let detail = self.encode_detail(&residual, FrameType::Predicted, false)?;
-            let mut payload = assemble(&[], &detail.payload);
-            let cost = frame_cost(&detail, payload.len());
-            let mut shown = self.rebuilt(grey(), &detail.frame);
-            let mut kept = detail;
-            if let Some(reference) = &self.reference {
-                let (moved, moved_shown) = self.encode_moved(frame, reference, byte)?;
-                let moved_payload = assemble(&[], &moved.payload);
-                if frame_cost(&moved, moved_payload.len()) < cost {
-                    (payload, shown, kept) = (moved_payload, moved_shown, moved);
-                }
-            }
-            self.previous = Some(kept.frame);
-            self.moved_tables = kept.tables;
-            self.moved_vectors = kept.vectors;
-            self.reference = Some(shown);
-            return Ok(EncodedFrame {
-                frame_type: FrameType::Predicted,
-                payload,
-            });
-        }
-        let (base, rebuilt, detail, payload) = self.encode_over_base(frame, frame_type)?;
-        if base.frame_type == FrameType::Intra && self.policy == BasePolicy::Cheapest {
-            // Where the base does not help (synthetic pictures, text, fine steps), the detail
-            // layer alone costs less: the encoder tries both.
-            let residual = self.layer.residual(frame, &grey());
-            let alone = self.encode_detail(&residual, FrameType::Intra, false)?;
-            let payload_alone = assemble(&[], &alone.payload);
-            if frame_cost(&alone, payload_alone.len()) < frame_cost(&detail, payload.len()) {
-                self.reference = Some(self.rebuilt(grey(), &alone.frame));
-                self.previous = Some(alone.frame);
-                self.forget_motion();
-                self.base_live = false;
-                return Ok(EncodedFrame {
-                    frame_type: FrameType::Intra,
-                    payload: payload_alone,
-                });
-            }
-        }
-        self.reference = Some(self.rebuilt(rebuilt, &detail.frame));
-        self.previous = Some(detail.frame);
-        self.forget_motion();
-        self.base_live = true;
-        Ok(EncodedFrame {
-            frame_type: base.frame_type,
-            payload,
-        })
     }
 }
 
@@ -946,8 +853,81 @@ impl FrameCoder for DetailedCoder {
         frame_type: FrameType,
     ) -> Result<EncodedFrame, CoderError> {
         check_frame_size(frame, self.layer.width as u32, self.layer.height as u32)?;
-        let byte = allocate::moved_step_byte(self.probe.look(frame));
-        self.encode_at(frame, frame_type, byte)
+        let (width, height) = (self.layer.width, self.layer.height);
+        let grey = || grey(width, height);
+        let predicted = frame_type == FrameType::Predicted && self.previous.is_some();
+        let moves_learned = predicted && self.moves_learned();
+        if let Some(reference) = self.reference.take_if(|_| moves_learned) {
+            let coded = self.encode_moved_learned(frame, &reference);
+            let (payload, layer, shown) = match coded {
+                Ok(coded) => coded,
+                Err(e) => {
+                    self.reference = Some(reference);
+                    return Err(e);
+                }
+            };
+            self.previous = Some(layer.frame);
+            self.moved_tables = layer.tables;
+            self.moved_vectors = layer.vectors;
+            self.reference = Some(shown);
+            self.base_live = false;
+            return Ok(EncodedFrame {
+                frame_type: FrameType::Predicted,
+                payload,
+            });
+        }
+        if predicted && !self.base_live {
+            // A group of pictures whose intra frame has no base layer goes on without: each
+            // frame is the layer alone, or its change, or the previous picture moved plus a
+            // layer, whichever costs least.
+            let residual = self.layer.residual(frame, &grey());
+            let detail = self.encode_detail(&residual, FrameType::Predicted, false)?;
+            let mut payload = assemble(&[], &detail.payload);
+            let cost = frame_cost(&detail, payload.len());
+            let mut shown = self.rebuilt(grey(), &detail.frame);
+            let mut kept = detail;
+            if let Some(reference) = &self.reference {
+                let (moved, moved_shown) = self.encode_moved(frame, reference)?;
+                let moved_payload = assemble(&[], &moved.payload);
+                if frame_cost(&moved, moved_payload.len()) < cost {
+                    (payload, shown, kept) = (moved_payload, moved_shown, moved);
+                }
+            }
+            self.previous = Some(kept.frame);
+            self.moved_tables = kept.tables;
+            self.moved_vectors = kept.vectors;
+            self.reference = Some(shown);
+            return Ok(EncodedFrame {
+                frame_type: FrameType::Predicted,
+                payload,
+            });
+        }
+        let (base, rebuilt, detail, payload) = self.encode_over_base(frame, frame_type)?;
+        if base.frame_type == FrameType::Intra && self.policy == BasePolicy::Cheapest {
+            // Where the base does not help (synthetic pictures, text, fine steps), the detail
+            // layer alone costs less: the encoder tries both.
+            let residual = self.layer.residual(frame, &grey());
+            let alone = self.encode_detail(&residual, FrameType::Intra, false)?;
+            let payload_alone = assemble(&[], &alone.payload);
+            if frame_cost(&alone, payload_alone.len()) < frame_cost(&detail, payload.len()) {
+                self.reference = Some(self.rebuilt(grey(), &alone.frame));
+                self.previous = Some(alone.frame);
+                self.forget_motion();
+                self.base_live = false;
+                return Ok(EncodedFrame {
+                    frame_type: FrameType::Intra,
+                    payload: payload_alone,
+                });
+            }
+        }
+        self.reference = Some(self.rebuilt(rebuilt, &detail.frame));
+        self.previous = Some(detail.frame);
+        self.forget_motion();
+        self.base_live = true;
+        Ok(EncodedFrame {
+            frame_type: base.frame_type,
+            payload,
+        })
     }
 
     fn parse(&mut self, frame_type: FrameType, payload: &[u8]) -> Result<LatentFrame, CoderError> {
