@@ -187,12 +187,6 @@ struct CodedCell {
 }
 
 impl DetailLayer {
-    /// The top-left pixel of block `block` (raster order).
-    fn origin(&self, block: usize) -> (usize, usize) {
-        let bw = self.width / BLOCK;
-        ((block % bw) * BLOCK, (block / bw) * BLOCK)
-    }
-
     /// Adds the layer (`q`, `kernels`) to `picture`, predicting the blocks that `directions`
     /// (per block, raster order) gives a direction from their own frame: first every other
     /// block's residual, then in raster order each such block's prediction from what is rebuilt

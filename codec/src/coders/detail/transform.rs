@@ -250,9 +250,8 @@ impl DetailLayer {
         if coeffs.iter().all(|&v| v == 0) {
             return;
         }
-        let (bw, _) = self.blocks();
         let row = 3 * self.width;
-        let (bx, by) = (block % bw, block / bw);
+        let (x0, y0) = self.origin(block);
         // Most planes of a block are zero (their flag unset): no transform for them.
         let planes: [[f32; 64]; 3] = std::array::from_fn(|p| {
             let plane = &coeffs[p * 64..][..64];
@@ -263,7 +262,7 @@ impl DetailLayer {
             self.transform.inverse_in(kernel, &c)
         });
         for y in 0..BLOCK {
-            let at = (by * BLOCK + y) * row + 3 * bx * BLOCK;
+            let at = (y0 + y) * row + 3 * x0;
             let out = &mut base.data[at..at + 3 * BLOCK];
             for x in 0..BLOCK {
                 let i = y * 8 + x;
@@ -277,6 +276,12 @@ impl DetailLayer {
         }
     }
 
+    /// The top-left pixel of block `block` (raster order).
+    pub(super) fn origin(&self, block: usize) -> (usize, usize) {
+        let bw = self.width / BLOCK;
+        ((block % bw) * BLOCK, (block / bw) * BLOCK)
+    }
+
     /// Block `block`'s (raster order) `source − base`, colour-rotated: its three planes.
     pub(super) fn block_residual(
         &self,
@@ -284,12 +289,11 @@ impl DetailLayer {
         base: &RgbFrame,
         block: usize,
     ) -> [[f32; 64]; 3] {
-        let (bw, _) = self.blocks();
-        let (bx, by) = (block % bw, block / bw);
+        let (x0, y0) = self.origin(block);
         let row = 3 * self.width;
         let mut planes = [[0f32; 64]; 3];
         for y in 0..BLOCK {
-            let at = (by * BLOCK + y) * row + 3 * bx * BLOCK;
+            let at = (y0 + y) * row + 3 * x0;
             let (s, b) = (
                 &source.data[at..at + 3 * BLOCK],
                 &base.data[at..at + 3 * BLOCK],
